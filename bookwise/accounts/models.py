@@ -1,0 +1,73 @@
+"""People who sign in: users, and their role in each calendar."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bookwise.db import Base, utcnow
+
+CALENDAR_ROLES = ("admin", "viewer", "staff")
+
+
+class User(Base):
+    """A back-office user. ``is_superadmin`` manages calendars and users of the whole instance."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_superadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[CalendarRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    # The four members Flask-Login asks of a user object.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class CalendarRole(Base):
+    """A user's role in one calendar: admin, viewer (read only) or staff (their own bookings)."""
+
+    __tablename__ = "calendar_roles"
+    __table_args__ = (
+        UniqueConstraint("user_id", "calendar_id"),
+        CheckConstraint("role IN ('admin', 'viewer', 'staff')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="SET NULL")
+    )
+
+    user: Mapped[User] = relationship(back_populates="roles")

@@ -1,0 +1,141 @@
+"""Users: creation, passwords, sign-in with throttling, roles per calendar."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import cache
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bookwise.accounts.models import CALENDAR_ROLES, CalendarRole, User
+from bookwise.audit.services import record
+from bookwise.db import utcnow
+from bookwise.errors import BookwiseError
+
+MIN_PASSWORD_LENGTH = 10
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class AccountError(BookwiseError):
+    """A user cannot be created or changed as asked."""
+
+
+class SignInFailed(BookwiseError):
+    """Wrong e-mail or password, or the account is locked for a while."""
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (werkzeug's default KDF)."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an e-mail address")
+    return email
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def create_user(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    name: str = "",
+    superadmin: bool = False,
+    actor: str = "cli",
+) -> User:
+    """Create a user; :class:`AccountError` when the e-mail is taken or the password too short."""
+    email = normalise_email(email)
+    check_password_strength(password)
+    if find_user(session, email) is not None:
+        raise AccountError(f"a user with the e-mail {email} already exists")
+    user = User(
+        email=email, name=name, password_hash=hash_password(password), is_superadmin=superadmin
+    )
+    session.add(user)
+    session.flush()
+    record(
+        session,
+        "user.created",
+        actor,
+        object_type="user",
+        object_id=user.id,
+        details={"email": email, "superadmin": superadmin},
+    )
+    return user
+
+
+def grant_role(
+    session: Session, user: User, calendar_id: int, role: str, actor: str = "cli"
+) -> CalendarRole:
+    """Give ``user`` ``role`` in a calendar (replacing the role they had there)."""
+    if role not in CALENDAR_ROLES:
+        raise AccountError(f"unknown role {role!r}; roles are {', '.join(CALENDAR_ROLES)}")
+    existing = session.scalar(
+        select(CalendarRole).where(
+            CalendarRole.user_id == user.id, CalendarRole.calendar_id == calendar_id
+        )
+    )
+    if existing is None:
+        existing = CalendarRole(user_id=user.id, calendar_id=calendar_id, role=role)
+        session.add(existing)
+    else:
+        existing.role = role
+    session.flush()
+    record(
+        session,
+        "user.role",
+        actor,
+        object_type="user",
+        object_id=user.id,
+        calendar_id=calendar_id,
+        details={"role": role},
+    )
+    return existing
+
+
+def authenticate(session: Session, email: str, password: str) -> User:
+    """The user with this e-mail and password, or :class:`SignInFailed`.
+
+    After ``MAX_FAILED_LOGINS`` wrong passwords the account is locked for ``LOCKOUT``; the message
+    does not say whether the e-mail exists. The caller commits (the counter must be kept).
+    """
+    user = find_user(session, email)
+    now = utcnow()
+    if user is None:
+        # Spend the same time as a real check, so timing does not reveal which e-mails exist.
+        check_password_hash(_dummy_hash(), password)
+        raise SignInFailed("wrong e-mail or password")
+    if user.locked_until is not None and user.locked_until > now:
+        raise SignInFailed("too many failed attempts; try again in a few minutes")
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+            record(session, "user.locked", user.email, object_type="user", object_id=user.id)
+        raise SignInFailed("wrong e-mail or password")
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    return user
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password("not a real password, only for constant timing")

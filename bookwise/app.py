@@ -1,0 +1,172 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, g, render_template, request
+from flask_babel import get_locale
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from bookwise.config import Settings, load_settings
+from bookwise.errors import NotFound
+from bookwise.i18n import LANG_COOKIE, LOCALE_DIR, babel, language_choices, select_locale
+from bookwise.instance import Database, open_database
+
+csrf = CSRFProtect()
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class Bookwise:
+    """What the app knows of its instance: ``app.extensions["bookwise"]``."""
+
+    settings: Settings
+    database: Database
+
+
+def create_app(
+    config: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+) -> Flask:
+    """Build the Bookwise web application.
+
+    ``config`` is a :class:`Settings`, a mapping of settings over the configuration file's (for
+    tests), a path to a configuration file, or ``None`` for the usual lookup.
+    """
+    if isinstance(config, Settings):
+        settings = config
+    elif isinstance(config, Mapping):
+        settings = load_settings(overrides=config)
+    else:
+        settings = load_settings(config)
+
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        BABEL_TRANSLATION_DIRECTORIES=str(LOCALE_DIR),
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    app.extensions["bookwise"] = Bookwise(settings, open_database(settings))
+
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+
+    from bookwise.accounts.views import blueprint as accounts_blueprint
+    from bookwise.accounts.views import login_manager
+    from bookwise.public.views import blueprint as public_blueprint
+
+    login_manager.init_app(app)
+    app.register_blueprint(accounts_blueprint)
+    app.register_blueprint(public_blueprint)
+
+    app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
+    app.teardown_appcontext(_close_session)
+    app.after_request(_remember_language)
+    app.after_request(_security_headers)
+    _register_error_pages(app)
+    return app
+
+
+def db_session() -> Session:
+    """The database session of the current request (one unit of work per request)."""
+    if "db_session" not in g:
+        from flask import current_app
+
+        g.db_session = current_app.extensions["bookwise"].database.sessions()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def _remember_language(response: Response) -> Response:
+    lang = g.get("remember_lang")
+    if lang:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="Lax"
+        )
+    return response
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    # No page may be framed unless a view (the embed pages) says otherwise.
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def _register_error_pages(app: Flask) -> None:
+    def render_error(code: int, title: str, message: str) -> tuple[str, int]:
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(NotFound)
+    def not_found(_error: NotFound) -> tuple[str, int]:
+        from flask_babel import gettext
+
+        return render_error(
+            404,
+            gettext("Page not found"),
+            gettext("This page does not exist or is no longer available."),
+        )
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error: CSRFError) -> tuple[str, int]:
+        from flask_babel import gettext
+
+        return render_error(
+            400,
+            gettext("Form expired"),
+            gettext(
+                "The form was open too long or came from elsewhere. "
+                "Go back, reload the page and try again."
+            ),
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
+        from flask_babel import gettext
+
+        code = error.code or 500
+        if request.path.startswith("/api/"):
+            return error
+        titles = {
+            404: gettext("Page not found"),
+            405: gettext("Not allowed"),
+            413: gettext("Too much data"),
+            403: gettext("Access denied"),
+        }
+        return render_error(code, titles.get(code, error.name), error.description or "")
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception) -> tuple[str, int]:
+        from flask_babel import gettext
+
+        app.logger.exception("unexpected error on %s", request.path, exc_info=error)
+        return render_error(
+            500,
+            gettext("Something went wrong"),
+            gettext(
+                "We could not complete your request. Please try again in a "
+                "moment; if it happens again, contact us."
+            ),
+        )

@@ -1,0 +1,134 @@
+"""Bookings, the clients who make them, their consent and the history of each booking."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bookwise.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from bookwise.calendars.models import Calendar, Service, StaffMember
+    from bookwise.workflows.models import WorkflowVersion
+
+
+class Client(Base):
+    """A person who books, per calendar (a clinic's patients are not a school's pupils)."""
+
+    __tablename__ = "clients"
+    __table_args__ = (Index("ix_clients_calendar_email", "calendar_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when retention or an erasure request removed the personal data.
+    erased_at: Mapped[datetime | None]
+
+
+class Booking(Base):
+    """One client's booking of one time with one staff member.
+
+    A group slot (capacity > 1) is several bookings of the same service, staff and start, so that
+    each participant has their own answers, consent, state, manage link and messages.
+    ``blocked_from``/``blocked_until`` are the times the staff member is taken, buffers included.
+    """
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("start_at < end_at", name="range"),
+        CheckConstraint("blocked_from <= start_at AND end_at <= blocked_until", name="blocked"),
+        Index("ix_bookings_staff_time", "staff_id", "blocked_from", "blocked_until"),
+        Index("ix_bookings_service_start", "service_id", "start_at"),
+        Index("ix_bookings_calendar_start", "calendar_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    workflow_version_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_versions.id", ondelete="RESTRICT")
+    )
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="RESTRICT"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    blocked_from: Mapped[datetime]
+    blocked_until: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(40))
+    holds_slot: Mapped[bool] = mapped_column(Boolean, default=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    manage_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # Calendar invitations: the same UID, a SEQUENCE raised by every change.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    meeting_url: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(16), default="public")  # public, api, admin
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    calendar: Mapped[Calendar] = relationship()
+    service: Mapped[Service] = relationship()
+    workflow_version: Mapped[WorkflowVersion] = relationship()
+    staff_member: Mapped[StaffMember] = relationship()
+    client: Mapped[Client] = relationship()
+    consent: Mapped[ConsentRecord | None] = relationship(
+        back_populates="booking", cascade="all, delete-orphan"
+    )
+    history: Mapped[list[BookingEvent]] = relationship(
+        back_populates="booking", order_by="BookingEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class ConsentRecord(Base):
+    """Consent as given: the exact text shown, its hash, the language and the time."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), unique=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    link: Mapped[str | None] = mapped_column(String(500))
+    locale: Mapped[str] = mapped_column(String(16))
+    given_at: Mapped[datetime]
+
+    booking: Mapped[Booking] = relationship(back_populates="consent")
+
+
+class BookingEvent(Base):
+    """One entry of a booking's history: created, a transition, a reschedule, a reassignment."""
+
+    __tablename__ = "booking_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))
+    from_state: Mapped[str | None] = mapped_column(String(40))
+    to_state: Mapped[str | None] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(120))  # client, system, user:<id>, staff:<id>
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    booking: Mapped[Booking] = relationship(back_populates="history")

@@ -1,0 +1,324 @@
+"""Calendar data files (``bookwise load FILE``): read and checked into plain data. Pure.
+
+A day's hours are ``"HH:MM-HH:MM"`` ranges in the calendar's time zone; time off is a whole day
+(``2026-12-24``, the end day included) or a time (``2026-12-24T14:00``, local unless it carries an
+offset).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from babel import localedata
+
+from bookwise.documents import Document, KeyPath, schema_problems
+from bookwise.errors import Problem, errors_only
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# First path segments the application uses itself: a calendar cannot be called so.
+RESERVED_SLUGS = frozenset(
+    {"account", "admin", "api", "embed", "healthz", "login", "logout", "manage", "static"}
+)
+
+
+@dataclass(frozen=True, order=True)
+class HoursRange:
+    """A working range on a weekday (0 = Monday), in minutes since local midnight."""
+
+    weekday: int
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class TimeOffSpec:
+    start: datetime  # aware, UTC
+    end: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StaffSpec:
+    slug: str
+    name: str
+    email: str
+    phone: str | None
+    tags: tuple[str, ...]
+    bookable: bool
+    hours: tuple[HoursRange, ...] | None  # None: the calendar's hours
+    time_off: tuple[TimeOffSpec, ...]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    workflow: str
+    staff: tuple[str, ...] | None  # None: pool by the workflow's tags
+    active: bool
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    slug: str
+    name: str
+    description: dict[str, str]
+    timezone: str
+    locale: str
+    address: str | None
+    phone: str | None
+    reply_to: str | None
+    published: bool
+    search_indexing: bool
+    sign_in_required: bool
+    show_business_timezone: bool
+    embed_origins: tuple[str, ...]
+    hours: tuple[HoursRange, ...]
+    staff: tuple[StaffSpec, ...]
+    services: tuple[ServiceSpec, ...]
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"09:00-12:30"`` -> (540, 750) minutes since midnight."""
+    start, end = text.split("-")
+
+    def minutes(value: str) -> int:
+        hours, mins = value.split(":")
+        return int(hours) * 60 + int(mins)
+
+    return minutes(start), minutes(end)
+
+
+def format_minute(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def check_calendar_data(
+    document: Document,
+    known_workflows: Mapping[str, Iterable[str]] | None = None,
+    default_locale: str = "en",
+) -> tuple[list[CalendarSpec], list[Problem]]:
+    """Check a calendar data document. ``known_workflows`` maps each workflow id to its staff tags
+    (``None`` skips the workflow checks). Returns the calendars when there is no error."""
+    if not isinstance(document.data, dict):
+        return [], [document.problem((), "calendar data is a mapping with a `calendars:` list")]
+    problems = schema_problems(document, "bookwise.calendars", "calendars.schema.json")
+    if problems:
+        return [], problems
+    checker = _Checker(document, known_workflows, default_locale)
+    specs = [
+        checker.calendar(c, ("calendars", i)) for i, c in enumerate(document.data["calendars"])
+    ]
+    seen: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if spec.slug in seen:
+            checker.error(
+                ("calendars", index, "slug"),
+                f"calendar {spec.slug!r} is already defined at calendars[{seen[spec.slug]}]",
+            )
+        seen.setdefault(spec.slug, index)
+    if errors_only(checker.problems):
+        return [], checker.problems
+    return specs, checker.problems
+
+
+def _suggest(value: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Checker:
+    def __init__(
+        self,
+        document: Document,
+        known_workflows: Mapping[str, Iterable[str]] | None,
+        default_locale: str,
+    ) -> None:
+        self.document = document
+        self.known_workflows = known_workflows
+        self.default_locale = default_locale
+        self.problems: list[Problem] = []
+
+    def error(self, path: KeyPath, message: str) -> None:
+        self.problems.append(self.document.problem(path, message))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        self.problems.append(self.document.problem(path, message, "warning"))
+
+    def calendar(self, data: dict[str, Any], at: KeyPath) -> CalendarSpec:
+        if data["slug"] in RESERVED_SLUGS:
+            self.error(
+                (*at, "slug"),
+                f"{data['slug']!r} is a reserved address of Bookwise; choose another slug",
+            )
+        zone_name = data["timezone"]
+        zone: ZoneInfo | None = None
+        if zone_name not in _timezones():
+            self.error(
+                (*at, "timezone"),
+                f"unknown time zone {zone_name!r}{_suggest(zone_name, _timezones())}; "
+                "use an IANA name like Europe/Paris or America/New_York",
+            )
+        else:
+            zone = ZoneInfo(zone_name)
+        locale = data.get("locale", self.default_locale)
+        if not localedata.exists(locale):
+            self.error((*at, "locale"), f"unknown language {locale!r}")
+        description = data.get("description")
+        page = data.get("booking_page", {})
+        staff = [
+            self.staff(s, (*at, "staff", i), zone) for i, s in enumerate(data.get("staff", []))
+        ]
+        seen: dict[str, int] = {}
+        for index, member in enumerate(staff):
+            if member.slug in seen:
+                self.error(
+                    (*at, "staff", index, "id"),
+                    f"staff id {member.slug!r} is already used at staff[{seen[member.slug]}]",
+                )
+            seen.setdefault(member.slug, index)
+        services = [
+            self.service(s, (*at, "services", i), staff)
+            for i, s in enumerate(data.get("services", []))
+        ]
+        workflows_seen: set[str] = set()
+        for index, service in enumerate(services):
+            if service.workflow in workflows_seen:
+                self.error(
+                    (*at, "services", index, "workflow"),
+                    f"workflow {service.workflow!r} is offered twice by this calendar",
+                )
+            workflows_seen.add(service.workflow)
+        return CalendarSpec(
+            slug=data["slug"],
+            name=data["name"],
+            description=(
+                {"": description} if isinstance(description, str) else dict(description or {})
+            ),
+            timezone=zone_name,
+            locale=locale,
+            address=data.get("address"),
+            phone=data.get("phone"),
+            reply_to=data.get("reply_to"),
+            published=page.get("published", True),
+            search_indexing=page.get("indexing", True),
+            sign_in_required=page.get("sign_in_required", False),
+            show_business_timezone=page.get("show_business_timezone", False),
+            embed_origins=tuple(page.get("embed_origins", ())),
+            hours=self.hours(data.get("hours", {}), (*at, "hours")),
+            staff=tuple(staff),
+            services=tuple(services),
+        )
+
+    def hours(self, data: dict[str, list[str]], at: KeyPath) -> tuple[HoursRange, ...]:
+        out: list[HoursRange] = []
+        for day, ranges in data.items():
+            weekday = WEEKDAYS.index(day)
+            parsed = []
+            for index, text in enumerate(ranges):
+                start, end = parse_range(text)
+                if start >= end:
+                    self.error((*at, day, index), f"{text!r} ends before it starts")
+                    continue
+                parsed.append((start, end, index))
+            parsed.sort()
+            for (_, prev_end, _), (start, _, index) in pairwise(parsed):
+                if start < prev_end:
+                    self.error(
+                        (*at, day, index),
+                        f"{ranges[index]!r} overlaps another range of {day}",
+                    )
+            out.extend(HoursRange(weekday, start, end) for start, end, _ in parsed)
+        return tuple(sorted(out))
+
+    def staff(self, data: dict[str, Any], at: KeyPath, zone: ZoneInfo | None) -> StaffSpec:
+        time_off = []
+        for index, item in enumerate(data.get("time_off", [])):
+            spec = self.time_off(item, (*at, "time_off", index), zone)
+            if spec is not None:
+                time_off.append(spec)
+        return StaffSpec(
+            slug=data["id"],
+            name=data["name"],
+            email=data["email"],
+            phone=data.get("phone"),
+            tags=tuple(data.get("tags", ())),
+            bookable=data.get("bookable", True),
+            hours=self.hours(data["hours"], (*at, "hours")) if "hours" in data else None,
+            time_off=tuple(time_off),
+        )
+
+    def time_off(
+        self, data: dict[str, Any], at: KeyPath, zone: ZoneInfo | None
+    ) -> TimeOffSpec | None:
+        if zone is None:
+            return None  # the time zone error is reported already
+        start = self.moment(data["start"], (*at, "start"), zone, end_of_day=False)
+        end = self.moment(data["end"], (*at, "end"), zone, end_of_day=True)
+        if start is None or end is None:
+            return None
+        if end <= start:
+            self.error((*at, "end"), "time off must end after it starts")
+            return None
+        return TimeOffSpec(start=start, end=end, reason=data.get("reason"))
+
+    def moment(
+        self, text: str, at: KeyPath, zone: ZoneInfo, *, end_of_day: bool
+    ) -> datetime | None:
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                if end_of_day:
+                    day += timedelta(days=1)
+                local = datetime.combine(day, time(0), tzinfo=zone)
+            else:
+                parsed = datetime.fromisoformat(text.replace(" ", "T"))
+                local = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+        except ValueError:
+            self.error(at, f"{text!r} is not a real date or time")
+            return None
+        return local.astimezone(UTC)
+
+    def service(self, data: dict[str, Any], at: KeyPath, staff: list[StaffSpec]) -> ServiceSpec:
+        workflow = data["workflow"]
+        known = self.known_workflows
+        if known is not None and workflow not in known:
+            self.error(
+                (*at, "workflow"),
+                f"no workflow {workflow!r}{_suggest(workflow, known)} "
+                f"(known: {', '.join(sorted(known)) or 'none'}); add workflows/{workflow}.yaml",
+            )
+        slugs = {member.slug for member in staff}
+        listed = data.get("staff")
+        for index, slug in enumerate(listed or []):
+            if slug not in slugs:
+                self.error(
+                    (*at, "staff", index),
+                    f"no staff member {slug!r} in this calendar{_suggest(slug, slugs)}",
+                )
+        if listed is None and known is not None and workflow in known:
+            tags = set(known[workflow])
+            pool = [m for m in staff if tags <= set(m.tags)]
+            if not pool:
+                wanted = f"the tags {', '.join(sorted(tags))}" if tags else "no tags"
+                self.warn(
+                    (*at, "workflow"),
+                    f"no staff member of this calendar has {wanted}: nobody can be booked "
+                    "for this service; list staff: or tag members",
+                )
+        return ServiceSpec(
+            workflow=workflow,
+            staff=tuple(listed) if listed is not None else None,
+            active=data.get("active", True),
+        )
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    """The IANA time zone names (read once: listing them walks the tzdata package)."""
+    return frozenset(available_timezones())

@@ -1,0 +1,192 @@
+"""Calendars (a business), their staff, hours, time off and the services they offer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bookwise.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from bookwise.workflows.models import WorkflowRecord
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Calendar(Base):
+    """A booking calendar: one business, with its own time zone, hours, staff and page."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[dict[str, str]] = mapped_column(default=dict)
+    timezone: Mapped[str] = mapped_column(String(64))
+    default_locale: Mapped[str] = mapped_column(String(16), default="en")
+    address: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    # Booking page settings (Microsoft Bookings' "Booking page" tab).
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    search_indexing: Mapped[bool] = mapped_column(Boolean, default=True)
+    sign_in_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_business_timezone: Mapped[bool] = mapped_column(Boolean, default=False)
+    embed_origins: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    staff: Mapped[list[StaffMember]] = relationship(
+        back_populates="calendar", order_by="StaffMember.id", cascade="all, delete-orphan"
+    )
+    services: Mapped[list[Service]] = relationship(
+        back_populates="calendar", order_by="Service.id", cascade="all, delete-orphan"
+    )
+    hours: Mapped[list[WorkingHours]] = relationship(
+        primaryjoin="and_(WorkingHours.calendar_id == Calendar.id, WorkingHours.staff_id == None)",
+        order_by="(WorkingHours.weekday, WorkingHours.start_minute)",
+        viewonly=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"<Calendar {self.slug}>"
+
+
+class StaffMember(Base):
+    """A person who can be booked. Their e-mail can be any address (no account needed)."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (UniqueConstraint("calendar_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    bookable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # pending until the member accepts the invitation e-mail; declined members get no bookings.
+    invitation: Mapped[str] = mapped_column(String(16), default="accepted")
+    uses_calendar_hours: Mapped[bool] = mapped_column(Boolean, default=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    calendar: Mapped[Calendar] = relationship(back_populates="staff")
+    hours: Mapped[list[WorkingHours]] = relationship(
+        back_populates="staff_member",
+        order_by="(WorkingHours.weekday, WorkingHours.start_minute)",
+        cascade="all, delete-orphan",
+    )
+    time_off: Mapped[list[TimeOff]] = relationship(
+        back_populates="staff_member", order_by="TimeOff.start_at", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<StaffMember {self.slug}>"
+
+
+class WorkingHours(Base):
+    """One working range on a weekday, in the calendar's time zone, for the calendar or a member.
+
+    Minutes since midnight, so that 24:00 can close a day.
+    """
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday"),
+        CheckConstraint(
+            "start_minute >= 0 AND start_minute < end_minute AND end_minute <= 1440", name="range"
+        ),
+        Index("ix_working_hours_owner", "calendar_id", "staff_id", "weekday"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    weekday: Mapped[int] = mapped_column(Integer)
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+
+    staff_member: Mapped[StaffMember | None] = relationship(back_populates="hours")
+
+
+class TimeOff(Base):
+    """A period a staff member cannot be booked (holiday, training, sick leave)."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (
+        UniqueConstraint("staff_id", "start_at", "end_at"),
+        CheckConstraint("start_at < end_at", name="range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff_member: Mapped[StaffMember] = relationship(back_populates="time_off")
+
+
+class Service(Base):
+    """A workflow offered by a calendar, with its staff pool.
+
+    The pool is either listed (``ServiceStaff`` rows, in priority order) or, when ``pool_by_tags``
+    is set, every staff member of the calendar whose tags include all the workflow's tags.
+    """
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("calendar_id", "workflow_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    pool_by_tags: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    calendar: Mapped[Calendar] = relationship(back_populates="services")
+    workflow: Mapped[WorkflowRecord] = relationship()
+    staff_links: Mapped[list[ServiceStaff]] = relationship(
+        order_by="ServiceStaff.position", cascade="all, delete-orphan"
+    )
+
+
+class ServiceStaff(Base):
+    """A listed member of a service's pool; ``position`` orders the ``priority`` assignment."""
+
+    __tablename__ = "service_staff"
+    __table_args__ = (UniqueConstraint("service_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    staff_member: Mapped[StaffMember] = relationship()
+
+
+__all__ = [
+    "WEEKDAYS",
+    "Calendar",
+    "Service",
+    "ServiceStaff",
+    "StaffMember",
+    "TimeOff",
+    "WorkingHours",
+]

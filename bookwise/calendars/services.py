@@ -1,0 +1,255 @@
+"""Calendars in the database: loading calendar data files, and the staff pool of a service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bookwise.audit.services import record
+from bookwise.calendars.data import CalendarSpec, HoursRange, StaffSpec
+from bookwise.calendars.models import (
+    Calendar,
+    Service,
+    ServiceStaff,
+    StaffMember,
+    TimeOff,
+    WorkingHours,
+)
+from bookwise.errors import NotFound
+from bookwise.workflows.models import WorkflowRecord
+from bookwise.workflows.services import current_version, workflow_of
+
+
+@dataclass
+class LoadReport:
+    """What loading a calendar data file changed, by kind of thing."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, created: bool) -> None:
+        target = self.created if created else self.updated
+        target[kind] = target.get(kind, 0) + 1
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return "nothing changed"
+        parts = [f"{n} {kind} created" for kind, n in sorted(self.created.items())]
+        parts += [f"{n} {kind} updated" for kind, n in sorted(self.updated.items())]
+        return ", ".join(parts)
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> bool:
+    """Set the attributes that differ; report whether any did (so that a reload changes nothing)."""
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) -> LoadReport:
+    """Create or update calendars, staff, hours, time off and services from checked data.
+
+    Idempotent: loading the same data twice changes nothing the second time. Things the file does
+    not mention (staff or time off added in the back office) are kept. The caller commits.
+    """
+    report = LoadReport()
+    workflows = {
+        w.slug: w
+        for w in session.scalars(
+            select(WorkflowRecord).where(
+                WorkflowRecord.slug.in_({s.workflow for c in specs for s in c.services})
+            )
+        )
+    }
+    for spec in specs:
+        calendar = session.scalar(
+            select(Calendar)
+            .where(Calendar.slug == spec.slug)
+            .options(selectinload(Calendar.staff), selectinload(Calendar.services))
+        )
+        created = calendar is None
+        if calendar is None:
+            calendar = Calendar(slug=spec.slug)
+            session.add(calendar)
+        changed = _assign(
+            calendar,
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "timezone": spec.timezone,
+                "default_locale": spec.locale,
+                "address": spec.address,
+                "phone": spec.phone,
+                "reply_to": spec.reply_to,
+                "published": spec.published,
+                "search_indexing": spec.search_indexing,
+                "sign_in_required": spec.sign_in_required,
+                "show_business_timezone": spec.show_business_timezone,
+                "embed_origins": list(spec.embed_origins),
+            },
+        )
+        session.flush()
+        if _sync_hours(session, calendar.id, None, spec.hours):
+            changed = True
+        if created or changed:
+            report.count("calendars", created)
+            record(
+                session,
+                "calendar.created" if created else "calendar.updated",
+                actor,
+                object_type="calendar",
+                object_id=spec.slug,
+                calendar_id=calendar.id,
+            )
+        members = {m.slug: m for m in calendar.staff} if not created else {}
+        for staff_spec in spec.staff:
+            members[staff_spec.slug] = _load_staff(
+                session, calendar, members.get(staff_spec.slug), staff_spec, report
+            )
+        existing_services = {s.workflow_id: s for s in calendar.services} if not created else {}
+        for service_spec in spec.services:
+            workflow = workflows.get(service_spec.workflow)
+            if workflow is None:
+                raise NotFound(f"no workflow {service_spec.workflow!r}: load the workflows first")
+            service = existing_services.get(workflow.id)
+            service_created = service is None
+            if service is None:
+                service = Service(calendar_id=calendar.id, workflow_id=workflow.id)
+                session.add(service)
+            service_changed = _assign(
+                service,
+                {"active": service_spec.active, "pool_by_tags": service_spec.staff is None},
+            )
+            session.flush()
+            if service_spec.staff is not None:
+                wanted = [members[slug].id for slug in service_spec.staff]
+                current = [link.staff_id for link in service.staff_links]
+                if wanted != current:
+                    service.staff_links.clear()
+                    session.flush()
+                    service.staff_links.extend(
+                        ServiceStaff(staff_id=staff_id, position=position)
+                        for position, staff_id in enumerate(wanted)
+                    )
+                    service_changed = True
+            elif service.staff_links:
+                service.staff_links.clear()
+                service_changed = True
+            if service_created or service_changed:
+                report.count("services", service_created)
+    session.flush()
+    return report
+
+
+def _load_staff(
+    session: Session,
+    calendar: Calendar,
+    member: StaffMember | None,
+    spec: StaffSpec,
+    report: LoadReport,
+) -> StaffMember:
+    created = member is None
+    if member is None:
+        member = StaffMember(calendar_id=calendar.id, slug=spec.slug)
+        session.add(member)
+    changed = _assign(
+        member,
+        {
+            "name": spec.name,
+            "email": spec.email,
+            "phone": spec.phone,
+            "tags": list(spec.tags),
+            "bookable": spec.bookable,
+            "uses_calendar_hours": spec.hours is None,
+        },
+    )
+    session.flush()
+    if _sync_hours(session, calendar.id, member.id, spec.hours or ()):
+        changed = True
+    known = {(t.start_at, t.end_at): t for t in member.time_off} if not created else {}
+    for off in spec.time_off:
+        existing = known.get((off.start, off.end))
+        if existing is None:
+            session.add(
+                TimeOff(staff_id=member.id, start_at=off.start, end_at=off.end, reason=off.reason)
+            )
+            report.count("time off", True)
+        elif _assign(existing, {"reason": off.reason}):
+            report.count("time off", False)
+    if created or changed:
+        report.count("staff", created)
+    return member
+
+
+def _sync_hours(
+    session: Session, calendar_id: int, staff_id: int | None, ranges: Iterable[HoursRange]
+) -> bool:
+    """Make the stored weekly hours equal ``ranges``; report whether anything changed."""
+    rows = list(
+        session.scalars(
+            select(WorkingHours).where(
+                WorkingHours.calendar_id == calendar_id,
+                WorkingHours.staff_id.is_(None)
+                if staff_id is None
+                else WorkingHours.staff_id == staff_id,
+            )
+        )
+    )
+    current = sorted(HoursRange(r.weekday, r.start_minute, r.end_minute) for r in rows)
+    wanted = sorted(ranges)
+    if current == wanted:
+        return False
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    session.add_all(
+        WorkingHours(
+            calendar_id=calendar_id,
+            staff_id=staff_id,
+            weekday=r.weekday,
+            start_minute=r.start_minute,
+            end_minute=r.end_minute,
+        )
+        for r in wanted
+    )
+    return True
+
+
+def get_calendar(session: Session, slug: str) -> Calendar:
+    """The calendar ``slug``, or :class:`NotFound`."""
+    calendar = session.scalar(select(Calendar).where(Calendar.slug == slug))
+    if calendar is None:
+        raise NotFound(f"no calendar {slug!r}")
+    return calendar
+
+
+def service_pool(session: Session, service: Service) -> list[StaffMember]:
+    """The staff members who can take bookings of ``service``, in priority order.
+
+    Listed members when the service lists them; otherwise every member of the calendar whose tags
+    include all the tags of the workflow's current version. Members who are not bookable, or who
+    have not accepted their invitation, are left out.
+    """
+    if service.pool_by_tags:
+        workflow = workflow_of(current_version(session, service.workflow.slug))
+        tags = set(workflow.staff.tags)
+        members = session.scalars(
+            select(StaffMember)
+            .where(StaffMember.calendar_id == service.calendar_id)
+            .order_by(StaffMember.id)
+        )
+        candidates = [m for m in members if tags <= set(m.tags)]
+    else:
+        candidates = [link.staff_member for link in service.staff_links]
+    return [m for m in candidates if m.bookable and m.invitation == "accepted"]

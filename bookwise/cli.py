@@ -1,0 +1,271 @@
+"""The ``bookwise`` command: init, load, validate, run, worker.
+
+Every error is one clear line (or one line per problem, as ``file:line:column: message``) and a
+non-zero exit; never a traceback, unless ``BOOKWISE_DEBUG=1`` asks for one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bookwise.config import Settings, load_settings
+from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(command: F) -> F:
+    """``--config PATH`` on every command (it may also be given before the command name)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Configuration file (default: $BOOKWISE_CONFIG, else ./config.yaml).",
+    )(command)
+
+
+def settings_from(ctx: click.Context, config_path: Path | None) -> Settings:
+    path = config_path or (ctx.obj or {}).get("config_path")
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"configuration file {path} not found")
+    return load_settings(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
+@click.version_option(package_name="bookwise")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Bookwise: booking scenarios as YAML workflows, served as pages, a back office and an API."""
+    ctx.obj = {"config_path": config_path}
+
+
+# --- init ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--admin-email", help="E-mail of the administrator to create.")
+@click.option("--admin-password", help="Their password (asked when --admin-email is given alone).")
+@click.option("--demo", is_flag=True, help="Also load the demo calendars (demo_data).")
+@click.pass_context
+def init(
+    ctx: click.Context,
+    config_path: Path | None,
+    admin_email: str | None,
+    admin_password: str | None,
+    demo: bool,
+) -> None:
+    """Create or upgrade the database, store the workflows, create an administrator."""
+    from bookwise import instance
+
+    settings = settings_from(ctx, config_path)
+    database = instance.open_database(settings)
+    before = instance.prepare_schema(database)
+    click.echo(
+        {
+            "empty": "database created",
+            "outdated": "database upgraded",
+            "current": "database already up to date",
+        }[before]
+    )
+    report = instance.sync_workflows(settings, database, actor="cli")
+    click.echo(report.summary())
+    if admin_email is None and admin_password is not None:
+        raise click.UsageError("--admin-password needs --admin-email")
+    if admin_email is None and sys.stdin.isatty() and not _has_superadmin(database):
+        admin_email = click.prompt("Administrator e-mail")
+    if admin_email is not None:
+        if admin_password is None:
+            admin_password = click.prompt(
+                f"Password for {admin_email}", hide_input=True, confirmation_prompt=True
+            )
+        user, created = instance.ensure_admin(database, admin_email, admin_password)
+        click.echo(f"administrator {user.email} " + ("created" if created else "already exists"))
+    elif not _has_superadmin(database):
+        click.echo("no administrator yet: run bookwise init --admin-email EMAIL to create one")
+    if demo:
+        email, password = instance.set_up_demo(settings, database)
+        click.echo(f"demo data loaded; demo administrator: {email} / {password}")
+
+
+def _has_superadmin(database: Any) -> bool:
+    from sqlalchemy import select
+
+    from bookwise.accounts.models import User
+
+    with database.sessions() as session:
+        return session.scalar(select(User.id).where(User.is_superadmin).limit(1)) is not None
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...]) -> None:
+    """Create or update calendars, staff and services from calendar data FILES."""
+    from bookwise import instance
+
+    settings = settings_from(ctx, config_path)
+    database = instance.open_database(settings)
+    _require_schema(database)
+    instance.sync_workflows(settings, database, actor="cli")
+    for path in files:
+        report, warnings = instance.load_calendar_file(settings, database, path)
+        for warning in warnings:
+            click.echo(warning, err=True)
+        click.echo(f"{path}: {report.summary()}")
+
+
+def _require_schema(database: Any) -> None:
+    from bookwise import migrate
+
+    try:
+        state = migrate.schema_state(database.engine)
+    except Exception as exc:  # driver errors: cannot connect, bad URL, ...
+        raise BookwiseError(f"cannot open the database: {str(exc).splitlines()[0]}") from None
+    if state == "empty":
+        raise BookwiseError("the database is empty: run bookwise init first")
+    if state == "outdated":
+        raise BookwiseError("the database schema is outdated: run bookwise init to upgrade it")
+    if state == "foreign":
+        raise BookwiseError("the database holds tables that are not Bookwise's")
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ...]) -> None:
+    """Check workflow, field set and calendar data files (default: the configured folders).
+
+    Prints every problem as file:line:column: message and exits 1 when there is an error; prints
+    one summary line per clean file otherwise.
+    """
+    from bookwise.validation import validate_paths
+
+    settings = settings_from(ctx, config_path)
+    targets = list(paths) or [settings.forms_dir, settings.workflows_dir]
+    results = validate_paths(settings, targets)
+    failed = False
+    for result in results:
+        for problem in result.problems:
+            click.echo(str(problem), err=problem.severity == "error")
+        if errors_only(result.problems):
+            failed = True
+        else:
+            click.echo(f"{result.file}: ok ({result.summary})")
+    if not results:
+        raise BookwiseError("no YAML files found in " + ", ".join(str(p) for p in targets))
+    if failed:
+        errors = sum(len(errors_only(r.problems)) for r in results)
+        bad = sum(1 for r in results if errors_only(r.problems))
+        raise ProblemsError(
+            [
+                Problem(
+                    "validate", None, None, f"{errors} error(s) in {bad} of {len(results)} file(s)"
+                )
+            ]
+        )
+
+
+# --- run, worker --------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> None:
+    """Serve Bookwise; a new, empty database is set up with the demo data first."""
+    from werkzeug.serving import run_simple
+
+    from bookwise import instance
+    from bookwise.app import create_app
+
+    settings = settings_from(ctx, config_path)
+    database = instance.open_database(settings)
+    before = instance.prepare_schema(database)
+    report = instance.sync_workflows(settings, database)
+    if report.changed:
+        click.echo(report.summary())
+    email: str | None
+    password: str | None
+    if before == "empty":
+        email, password = instance.set_up_demo(settings, database)
+        click.echo("new database: demo calendars loaded")
+    else:
+        email, password = instance.demo_login(settings, database)
+    app = create_app(settings)
+    url = f"http://{host}:{port}/"
+    click.echo(f"Bookwise is running on {url}")
+    if email and password:
+        click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
+    click.echo("Press Ctrl+C to stop.")
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+@cli.command()
+@config_option
+@click.pass_context
+def worker(ctx: click.Context, config_path: Path | None) -> None:
+    """Run the background jobs alone (for deployments that separate web and worker)."""
+    settings_from(ctx, config_path)
+    raise BookwiseError(
+        "the worker has nothing to run yet: message sending is not part of this version; "
+        "bookings are served by bookwise run"
+    )
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI, turning every error into one clear line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="bookwise", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        return 1
+    except BookwiseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("BOOKWISE_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(
+            f"internal error: {type(exc).__name__}: {message} (set BOOKWISE_DEBUG=1 to see where)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

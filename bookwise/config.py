@@ -1,0 +1,233 @@
+"""Instance configuration: ``config.yaml``, overridden by the environment, checked by a schema.
+
+Where the file comes from, first match wins: the ``--config`` option (passed here as ``path``),
+``BOOKWISE_CONFIG``, then ``config.yaml`` in the current folder; without any, the defaults below
+apply with the current folder as root. ``BOOKWISE_DATABASE_URL``, ``BOOKWISE_SECRET_KEY`` and
+``BOOKWISE_BASE_URL`` override their keys. Relative paths are relative to the configuration file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bookwise.documents import Document, DocumentError, read_document, schema_problems
+from bookwise.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "database_url": "sqlite:///instance/bookwise.db",
+    "base_url": "http://127.0.0.1:5000",
+    "instance_dir": "instance",
+    "workflows": "workflows",
+    "forms": "forms",
+    "templates": "templates",
+    "demo_data": None,
+    "locales": ["en", "fr", "de", "es"],
+    "default_locale": "en",
+    "mail": {
+        "host": "127.0.0.1",
+        "port": 25,
+        "username": None,
+        "password": None,
+        "starttls": False,
+        "ssl": False,
+        "sender": "Bookwise <bookings@localhost>",
+        "timeout": 10,
+    },
+    "scheduler": {"enabled": True, "interval": 15},
+    "plugins": {"enabled": []},
+    "log_level": "INFO",
+}
+
+ENV_OVERRIDES = {
+    "BOOKWISE_DATABASE_URL": "database_url",
+    "BOOKWISE_SECRET_KEY": "secret_key",
+    "BOOKWISE_BASE_URL": "base_url",
+}
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    starttls: bool
+    ssl: bool
+    sender: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    enabled: bool
+    interval: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one Bookwise instance."""
+
+    source: str
+    root: Path
+    database_url: str
+    secret_key: str
+    base_url: str
+    instance_dir: Path
+    workflows_dir: Path
+    forms_dir: Path
+    templates_dir: Path
+    demo_data: Path | None
+    locales: tuple[str, ...]
+    default_locale: str
+    mail: MailSettings
+    scheduler: SchedulerSettings
+    plugins: Mapping[str, Any]
+    log_level: str
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+def find_config_file(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path | None:
+    """The configuration file to read, by the precedence in this module's docstring."""
+    if path is not None:
+        return Path(path)
+    if environ.get("BOOKWISE_CONFIG"):
+        return Path(environ["BOOKWISE_CONFIG"])
+    default = Path.cwd() / "config.yaml"
+    return default if default.is_file() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` with one clear line.
+
+    ``overrides`` (used by tests and embedding code) are applied over the file, before the
+    environment variables.
+    """
+    environ = os.environ if environ is None else environ
+    config_file = find_config_file(path, environ)
+    if config_file is not None:
+        try:
+            document = read_document(config_file)
+        except DocumentError as exc:
+            raise ConfigError(f"configuration {exc.problem}") from None
+        if document.data is None:
+            document.data = {}
+        root = config_file.resolve().parent
+        source = str(config_file)
+    else:
+        document = Document(file="<defaults>", data={})
+        root = Path.cwd()
+        source = "<defaults>"
+    if not isinstance(document.data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping of keys to values")
+    problems = schema_problems(document, "bookwise", "config.schema.json")
+    if problems:
+        raise ConfigError("\n".join(f"configuration error: {p}" for p in problems))
+
+    values = _merge(copy.deepcopy(DEFAULTS), document.data)
+    if overrides:
+        values = _merge(values, overrides)
+    for variable, key in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            values[key] = environ[variable]
+    # Check again after merging: overrides and environment variables must obey the same rules.
+    merged = Document(file=f"{source} (with overrides)", data=values)
+    problems = schema_problems(merged, "bookwise", "config.schema.json")
+    if problems:
+        raise ConfigError("\n".join(f"configuration error: {p}" for p in problems))
+    if values["default_locale"] not in values["locales"]:
+        raise ConfigError(
+            f"configuration error: {source}: default_locale {values['default_locale']!r} "
+            f"is not one of locales ({', '.join(values['locales'])})"
+        )
+    if values["mail"]["ssl"] and values["mail"]["starttls"]:
+        raise ConfigError(
+            f"configuration error: {source}: mail.ssl and mail.starttls exclude each other; "
+            "use ssl for port 465, starttls for port 587"
+        )
+
+    instance_dir = _resolve(root, values["instance_dir"])
+    return Settings(
+        source=source,
+        root=root,
+        database_url=_absolute_sqlite_url(values["database_url"], root),
+        secret_key=values.get("secret_key") or _instance_secret(instance_dir),
+        base_url=values["base_url"].rstrip("/"),
+        instance_dir=instance_dir,
+        workflows_dir=_resolve(root, values["workflows"]),
+        forms_dir=_resolve(root, values["forms"]),
+        templates_dir=_resolve(root, values["templates"]),
+        demo_data=_resolve(root, values["demo_data"]) if values.get("demo_data") else None,
+        locales=tuple(values["locales"]),
+        default_locale=values["default_locale"],
+        mail=MailSettings(**values["mail"]),
+        scheduler=SchedulerSettings(**values["scheduler"]),
+        plugins=values["plugins"],
+        log_level=values["log_level"],
+        raw=values,
+    )
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            base[key] = _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _resolve(root: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else root / path
+
+
+def _absolute_sqlite_url(url: str, root: Path) -> str:
+    """Make a relative SQLite path relative to the configuration file, not to the current folder."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix) :]
+    database, sep, query = rest.partition("?")
+    if not database or database == ":memory:" or database.startswith("/"):
+        return url
+    return f"{prefix}{(root / database).resolve()}{sep}{query}"
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """The instance's generated secret key, created (readable by the owner only) on first use."""
+    secret_file = instance_dir / "secret_key"
+    try:
+        existing = secret_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        existing = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read {secret_file}: {exc.strerror}") from None
+    if existing:
+        return existing
+    secret = secrets.token_urlsafe(48)
+    try:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secret + "\n")
+    except FileExistsError:
+        # Another process created it between our read and our write: use theirs.
+        return secret_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the generated secret key to {secret_file}: {exc.strerror}; "
+            "set secret_key in the configuration or BOOKWISE_SECRET_KEY"
+        ) from None
+    return secret

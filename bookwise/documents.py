@@ -1,0 +1,333 @@
+"""YAML documents that remember where each value was written, checked against JSON Schemas.
+
+Every file a person writes (configuration, workflows, field sets, calendar data) is read here, so
+that every error can name the file, the line, the column and the key, and say what to do.
+
+YAML 1.2 is used (ruamel.yaml), not 1.1: in 1.1 the key ``on:`` of a notification rule would be
+read as the boolean ``true`` and ``no`` (Norwegian) as ``false``. Timestamps are kept as the text
+the author wrote; the code that needs a date parses it with the right time zone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from bookwise.errors import Problem, Severity
+
+KeyPath = tuple[str | int, ...]
+
+
+class _Constructor(RoundTripConstructor):
+    """Round-trip constructor that leaves timestamps as the text written."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
+    return yaml
+
+
+@dataclass
+class Document:
+    """Plain data read from a YAML file, with the 1-based position of every key and item."""
+
+    file: str
+    data: Any
+    text: str = ""
+    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath, at_key: bool = False) -> tuple[int | None, int | None]:
+        """Line and column of the value at ``path`` (of its key when ``at_key``), or of the
+        nearest parent that has a position; the document's first key for the document itself."""
+        path = tuple(path)
+        if at_key and path in self.key_positions:
+            return self.key_positions[path]
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            if path in self.key_positions:
+                return self.key_positions[path]
+            path = path[:-1]
+        # The document itself: its first line that is neither blank nor a comment.
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                return (number, 1)
+        return (1, 1) if self.text else (None, None)
+
+    def problem(
+        self, path: KeyPath, message: str, severity: Severity = "error", at_key: bool = False
+    ) -> Problem:
+        """A problem at ``path``, its message prefixed with the dotted key path."""
+        line, column = self.locate(path, at_key)
+        where = format_path(path)
+        return Problem(
+            self.file, line, column, f"{where}: {message}" if where else message, severity
+        )
+
+    def unknown_key(self, path: KeyPath, message: str, severity: Severity = "error") -> Problem:
+        """A problem with the last key of ``path``: placed at the key, named by its parent."""
+        line, column = self.locate(path, at_key=True)
+        where = format_path(path[:-1])
+        return Problem(
+            self.file, line, column, f"{where}: {message}" if where else message, severity
+        )
+
+
+def format_path(path: KeyPath) -> str:
+    """``("fields", 2, "type")`` -> ``fields[2].type``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class DocumentError(Exception):
+    """The file cannot be read as YAML at all; ``problem`` says where."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def read_document(path: Path | str, display_name: str | None = None) -> Document:
+    """Read a YAML file; raise :class:`DocumentError` for an unreadable or malformed file."""
+    name = display_name or str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError(Problem(name, None, None, "file not found")) from None
+    except IsADirectoryError:
+        raise DocumentError(Problem(name, None, None, "is a directory, not a file")) from None
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            Problem(name, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        ) from None
+    except OSError as exc:
+        raise DocumentError(Problem(name, None, None, f"cannot read: {exc.strerror}")) from None
+    return parse_document(text, name)
+
+
+def parse_document(text: str, name: str) -> Document:
+    """Parse YAML ``text`` (shown to people as ``name``) into a :class:`Document`."""
+    try:
+        raw = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        if "duplicate key" in str(problem):
+            problem = problem.split(" with value")[0].replace("found", "this mapping has a")
+            problem += "; each key may appear once"
+        elif exc.context and exc.context_mark and exc.context_mark is not mark:
+            # Say where the unfinished construct began: the error is often found far below it.
+            problem = (
+                f"{problem} ({exc.context} started at line {exc.context_mark.line + 1}, "
+                f"column {exc.context_mark.column + 1})"
+            )
+        raise DocumentError(Problem(name, line, column, f"invalid YAML: {problem}")) from None
+    except YAMLError as exc:
+        raise DocumentError(Problem(name, None, None, f"invalid YAML: {exc}")) from None
+    document = Document(file=name, data=None, text=text)
+    document.data = _to_plain(raw, (), document)
+    return document
+
+
+def _to_plain(node: Any, path: KeyPath, document: Document) -> Any:
+    """ruamel's round-trip types -> dict, list, str, int, float, bool, None; records where each
+    key and value was written."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            skey = str(key) if not isinstance(key, str) else key
+            child = (*path, skey)
+            try:
+                line, column = node.lc.key(key)
+                document.key_positions[child] = (line + 1, column + 1)
+                line, column = node.lc.value(key)
+                document.positions[child] = (line + 1, column + 1)
+            except (KeyError, TypeError, AttributeError):
+                pass
+            out[skey] = _to_plain(value, child, document)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            child = (*path, index)
+            try:
+                line, column = node.lc.item(index)
+                document.positions[child] = (line + 1, column + 1)
+            except (KeyError, TypeError, AttributeError, IndexError):
+                pass
+            items.append(_to_plain(value, child, document))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return str(node)
+
+
+# --- JSON Schema checks ---------------------------------------------------------------------
+
+
+@cache
+def load_schema(package: str, name: str) -> dict[str, Any]:
+    """A JSON Schema shipped inside the package ``package``."""
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@cache
+def _validator(package: str, name: str, definition: str | None) -> Draft202012Validator:
+    schema = load_schema(package, name)
+    if definition is not None:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": definition}
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def schema_problems(
+    document: Document,
+    package: str,
+    schema_name: str,
+    definition: str | None = None,
+    severity: Severity = "error",
+) -> list[Problem]:
+    """Every place where ``document`` breaks the schema, each with a message a person can act on.
+
+    ``definition`` (like ``#/$defs/field_set``) checks against one definition of the schema.
+    """
+    validator = _validator(package, schema_name, definition)
+    problems: list[Problem] = []
+    seen: set[tuple[KeyPath, str]] = set()
+    for error in validator.iter_errors(document.data):
+        for path, message in _explain(error):
+            if (path, message) not in seen:
+                seen.add((path, message))
+                if message.startswith("unknown key"):
+                    problems.append(document.unknown_key(path, message, severity))
+                else:
+                    problems.append(document.problem(path, message, severity))
+    return problems
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
+    """Turn one jsonschema error into (where, message) pairs worded for the author of the file."""
+    path: KeyPath = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    custom = schema.get("x-error")
+    validator = error.validator
+    if validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = sorted(schema.get("properties", {}))
+        for key in error.instance:
+            if key in schema.get("properties", {}):
+                continue
+            message = f"unknown key {key!r}"
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            elif allowed:
+                message += f"; allowed keys are {', '.join(allowed)}"
+            yield (*path, key), message
+        return
+    if custom:
+        yield path, str(custom).format(value=error.instance)
+        return
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        yield path, f"missing required key {missing!r}"
+        return
+    if validator in ("anyOf", "oneOf") and error.context:
+        deepest = best_match(error.context)
+        yield from _explain(deepest)
+        return
+    if validator == "type":
+        yield path, f"expected {_type_name(error.validator_value)}, got {_show(error.instance)}"
+        return
+    if validator == "enum":
+        options = ", ".join(str(v) for v in cast(list[Any], error.validator_value))
+        yield path, f"{_show(error.instance)} is not one of: {options}"
+        return
+    if validator == "minimum":
+        yield path, f"must be at least {error.validator_value}, got {_show(error.instance)}"
+        return
+    if validator == "maximum":
+        yield path, f"must be at most {error.validator_value}, got {_show(error.instance)}"
+        return
+    if validator == "minItems":
+        yield path, f"needs at least {error.validator_value} item(s)"
+        return
+    if validator == "minLength":
+        yield path, "must not be empty"
+        return
+    if validator == "uniqueItems":
+        yield path, "lists the same item twice"
+        return
+    if validator == "pattern":
+        yield path, f"{_show(error.instance)} does not have the expected form"
+        return
+    if validator == "minProperties":
+        yield path, "must not be empty"
+        return
+    if validator == "propertyNames":
+        yield path, f"key {_show(error.instance)} is not allowed here"
+        return
+    yield path, error.message
+
+
+_TYPE_NAMES = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping (key: value)",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return " or ".join(_TYPE_NAMES.get(v, str(v)) for v in value)
+    return _TYPE_NAMES.get(value, str(value))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)

@@ -1,0 +1,40 @@
+"""Every model, imported once so that ``Base.metadata`` knows all tables (migrations, tests)."""
+
+from bookwise.accounts.models import CalendarRole, User
+from bookwise.audit.models import AuditEntry
+from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
+from bookwise.calendars.models import (
+    Calendar,
+    Service,
+    ServiceStaff,
+    StaffMember,
+    TimeOff,
+    WorkingHours,
+)
+from bookwise.db import Base
+from bookwise.notifications.models import MessageTemplate, Notification
+from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Booking",
+    "BookingEvent",
+    "Calendar",
+    "CalendarRole",
+    "Client",
+    "ConsentRecord",
+    "MessageTemplate",
+    "Notification",
+    "Service",
+    "ServiceStaff",
+    "StaffMember",
+    "TimeOff",
+    "User",
+    "WorkflowRecord",
+    "WorkflowVersion",
+    "WorkingHours",
+    "metadata",
+]

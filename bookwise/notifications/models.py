@@ -1,0 +1,70 @@
+"""The outbox (one row per message to send) and the message templates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bookwise.db import Base, utcnow
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "dead", "skipped", "withdrawn")
+
+
+class Notification(Base):
+    """A message to send, written in the same transaction as the change that caused it.
+
+    ``idempotency_key`` (booking, rule, occurrence) is unique: planning the same message twice is
+    impossible. Workers claim due rows with a lease (``claimed_until``) that expires if they die.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    rule_key: Mapped[str | None] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(40))
+    recipient_kind: Mapped[str] = mapped_column(String(20))  # client, staff, calendar_admins, ...
+    recipient: Mapped[str] = mapped_column(String(320))
+    template: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageTemplate(Base):
+    """A message template per (name, audience, channel, locale), seeded from the shipped files
+    and editable in the back office. ``is_default`` rows are still the shipped text."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("name", "audience", "channel", "locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(String(20), default="client")
+    channel: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(320))

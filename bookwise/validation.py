@@ -1,0 +1,114 @@
+"""``bookwise validate``: check workflow, field set and calendar data files without a database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bookwise.calendars.data import check_calendar_data
+from bookwise.config import Settings
+from bookwise.documents import Document, DocumentError, read_document
+from bookwise.errors import Problem, sort_problems
+from bookwise.workflows.loader import (
+    CheckContext,
+    check_field_set,
+    check_workflow,
+    display_path,
+    yaml_files,
+)
+from bookwise.workflows.sources import check_context, check_instance_workflows, workflow_files
+
+
+@dataclass
+class FileResult:
+    file: str
+    kind: str
+    problems: list[Problem] = field(default_factory=list)
+    summary: str = ""
+
+
+def validate_paths(settings: Settings, targets: Iterable[Path]) -> list[FileResult]:
+    """Check every YAML file named or found in the folders named, each by its kind."""
+    context, _ = check_context(settings)
+    results: list[FileResult] = []
+    seen_ids: dict[str, str] = {}
+    for path in _expand(targets):
+        name = display_path(path)
+        try:
+            document = read_document(path, name)
+        except DocumentError as exc:
+            results.append(FileResult(name, "unknown", [exc.problem]))
+            continue
+        kind = _kind(path, document, settings)
+        if kind == "field set":
+            result = _check_field_set(document, path)
+        elif kind == "calendar data":
+            result = _check_calendars(document, settings)
+        else:
+            result = _check_workflow(document, path, context, seen_ids)
+        result.problems = sort_problems(result.problems)
+        results.append(result)
+    return results
+
+
+def _expand(targets: Iterable[Path]) -> list[Path]:
+    paths: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            paths.extend(yaml_files(target))
+        else:
+            paths.append(target)
+    return paths
+
+
+def _kind(path: Path, document: Document, settings: Settings) -> str:
+    if settings.forms_dir.resolve() in path.resolve().parents:
+        return "field set"
+    data = document.data
+    if isinstance(data, dict) and "calendars" in data:
+        return "calendar data"
+    if isinstance(data, dict) and "fields" in data and "duration" not in data and "id" not in data:
+        return "field set"
+    return "workflow"
+
+
+def _check_field_set(document: Document, path: Path) -> FileResult:
+    field_set, problems = check_field_set(document, path.stem)
+    summary = f"field set {path.stem}, {len(field_set.fields)} fields" if field_set else ""
+    return FileResult(document.file, "field set", problems, summary)
+
+
+def _check_workflow(
+    document: Document, path: Path, context: CheckContext, seen_ids: dict[str, str]
+) -> FileResult:
+    checked, problems = check_workflow(document, context, expected_id=path.stem)
+    if checked is None:
+        return FileResult(document.file, "workflow", problems)
+    workflow = checked.workflow
+    if workflow.id in seen_ids:
+        problems.append(
+            document.problem(
+                ("id",), f"{workflow.id!r} is already the id of {seen_ids[workflow.id]}"
+            )
+        )
+        return FileResult(document.file, "workflow", problems)
+    seen_ids[workflow.id] = document.file
+    summary = (
+        f"workflow {workflow.id}, {len(workflow.fields)} fields, "
+        f"{len(workflow.lifecycle.states)} states, {len(workflow.notifications)} notification rules"
+    )
+    return FileResult(document.file, "workflow", problems, summary)
+
+
+def _check_calendars(document: Document, settings: Settings) -> FileResult:
+    workflows, _ = check_instance_workflows(settings)
+    known = {wid: item.workflow.staff.tags for wid, item in workflows.items()}
+    # A broken workflow file is reported when its folder is checked; here only its id matters.
+    for path in workflow_files(settings.workflows_dir):
+        known.setdefault(path.stem, ())
+    specs, found = check_calendar_data(document, known, settings.default_locale)
+    summary = ", ".join(
+        f"{c.slug}: {len(c.staff)} staff, {len(c.services)} services" for c in specs
+    )
+    return FileResult(document.file, "calendar data", found, f"calendar data; {summary}")

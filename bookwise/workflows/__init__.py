@@ -1,0 +1,1 @@
+"""Workflows: the scenario language, its checks, the lifecycle, and the stored versions."""

@@ -1,0 +1,343 @@
+"""The workflow language as plain, immutable data.
+
+A workflow file is checked by :mod:`bookwise.workflows.loader` (schema, then meaning); this module
+turns the checked, include-resolved definition into a :class:`Workflow` with every default
+applied. Pure: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from bookwise.durations import parse_duration
+from bookwise.workflows.lifecycle import (
+    DEFAULT_LIFECYCLE,
+    FOLLOW_UP,
+    REMINDER,
+    RESCHEDULED,
+    Lifecycle,
+)
+
+FIELD_TYPES = (
+    "text",
+    "textarea",
+    "email",
+    "phone",
+    "number",
+    "date",
+    "select",
+    "multiselect",
+    "checkbox",
+    "url",
+)
+# Field ids that fill the client's contact details, with the type each must have.
+CONTACT_FIELDS = {"name": "text", "email": "email", "phone": "phone"}
+ASSIGNMENTS = ("random", "round_robin", "least_busy", "priority")
+RECIPIENT_KINDS = ("client", "staff", "calendar_admins")
+
+DEFAULT_MIN_NOTICE = timedelta(hours=1)
+DEFAULT_MAX_AHEAD = timedelta(days=90)
+DEFAULT_REMINDER = timedelta(hours=24)
+# Longest answer accepted when a field does not say (keeps forms, e-mails and exports sane).
+DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 5000, "email": 320, "phone": 40, "url": 2000}
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text in several languages: locale -> text. A text written without a language has key ''."""
+
+    values: Mapping[str, str]
+
+    @classmethod
+    def of(cls, value: str | Mapping[str, str] | None) -> Text:
+        if value is None:
+            return cls({})
+        if isinstance(value, str):
+            return cls({"": value})
+        return cls(dict(value))
+
+    def get(self, locale: str | None = None, fallback: str | None = None) -> str:
+        """The text for ``locale`` (``fr_CA`` falls back to ``fr``), else ``fallback``, else any."""
+        for candidate in (locale, locale.split("_")[0] if locale else None, fallback, ""):
+            if candidate is not None and candidate in self.values:
+                return self.values[candidate]
+        return next(iter(self.values.values()), "")
+
+    @property
+    def locales(self) -> set[str]:
+        return {key for key in self.values if key}
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str | int
+    label: Text
+
+
+@dataclass(frozen=True)
+class Field:
+    id: str
+    type: str
+    label: Text
+    required: bool = False
+    help: Text = field(default_factory=lambda: Text({}))
+    placeholder: Text = field(default_factory=lambda: Text({}))
+    options: tuple[Option, ...] = ()
+    min: float | str | None = None
+    max: float | str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    default: Any = None
+    sensitive: bool = False
+    # Added by Bookwise (``name`` and ``email`` when the workflow does not ask them itself);
+    # their label is then the platform's own, translated by the catalogs.
+    implicit: bool = False
+
+    @property
+    def is_contact(self) -> bool:
+        return self.id in CONTACT_FIELDS
+
+
+@dataclass(frozen=True)
+class Location:
+    type: Literal["in_person", "online", "phone"] = "in_person"
+    address: Text = field(default_factory=lambda: Text({}))
+    provider: str | None = None
+    url: str | None = None
+    details: Text = field(default_factory=lambda: Text({}))
+
+
+@dataclass(frozen=True)
+class StaffPolicy:
+    tags: tuple[str, ...] = ()
+    client_chooses: bool = False
+    assignment: str = "round_robin"
+
+
+@dataclass(frozen=True)
+class Consent:
+    text: Text
+    required: bool = True
+    link: Text = field(default_factory=lambda: Text({}))
+
+
+@dataclass(frozen=True)
+class NotificationRule:
+    on: str
+    to: tuple[str, ...]
+    channels: tuple[str, ...] = ("email",)
+    template: str = ""
+    before: timedelta | None = None
+    after: timedelta | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable name for this rule: the same rule in a later version keeps its key, so a
+        message planned under one version is not planned again under the next."""
+        spec = [self.on, self.to, self.channels, self.template, str(self.before), str(self.after)]
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Retention:
+    delete_answers_after: timedelta | None = None
+    delete_client_after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A booking scenario with every default applied."""
+
+    id: str
+    name: Text
+    description: Text
+    duration: timedelta
+    slot_step: timedelta
+    buffer_before: timedelta
+    buffer_after: timedelta
+    min_notice: timedelta
+    max_ahead: timedelta
+    cancellation_allowed: bool
+    cancellation_min_notice: timedelta
+    capacity: int
+    location: Location
+    staff: StaffPolicy
+    fields: tuple[Field, ...]
+    consent: Consent | None
+    lifecycle: Lifecycle
+    notifications: tuple[NotificationRule, ...]
+    retention: Retention
+
+    @property
+    def is_group(self) -> bool:
+        return self.capacity > 1
+
+    @property
+    def events(self) -> set[str]:
+        """Every event a notification rule may name."""
+        return {*self.lifecycle.states, RESCHEDULED, REMINDER, FOLLOW_UP}
+
+    def field(self, field_id: str) -> Field | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+    @property
+    def custom_fields(self) -> tuple[Field, ...]:
+        """The questions beyond the client's contact details."""
+        return tuple(f for f in self.fields if not f.is_contact)
+
+    @classmethod
+    def from_definition(cls, definition: Mapping[str, Any]) -> Workflow:
+        """Build from a checked definition whose ``include`` entries are already resolved."""
+        d = definition
+        buffer = d.get("buffer", {})
+        window = d.get("booking_window", {})
+        cancellation = d.get("cancellation", {})
+        duration = parse_duration(d["duration"])
+        if "states" in d:
+            lifecycle = Lifecycle.from_definition(d["states"], d.get("transitions", []))
+        else:
+            lifecycle = DEFAULT_LIFECYCLE
+        fields = tuple(_field(f) for f in d.get("fields", []))
+        return cls(
+            id=d["id"],
+            name=Text.of(d["name"]),
+            description=Text.of(d.get("description")),
+            duration=duration,
+            slot_step=parse_duration(d["slot_step"]) if "slot_step" in d else duration,
+            buffer_before=_duration(buffer.get("before")),
+            buffer_after=_duration(buffer.get("after")),
+            min_notice=_duration(window.get("min_notice"), DEFAULT_MIN_NOTICE),
+            max_ahead=_duration(window.get("max_ahead"), DEFAULT_MAX_AHEAD),
+            cancellation_allowed=bool(cancellation.get("allowed", True)),
+            cancellation_min_notice=_duration(cancellation.get("min_notice")),
+            capacity=int(d.get("capacity", 1)),
+            location=_location(d.get("location")),
+            staff=_staff(d.get("staff", {})),
+            fields=_with_contact_fields(fields),
+            consent=_consent(d.get("consent")),
+            lifecycle=lifecycle,
+            notifications=tuple(
+                _rule(r)
+                for r in (
+                    d["notifications"] if "notifications" in d else default_notifications(lifecycle)
+                )
+            ),
+            retention=Retention(
+                delete_answers_after=_optional_duration(
+                    d.get("retention", {}).get("delete_answers_after")
+                ),
+                delete_client_after=_optional_duration(
+                    d.get("retention", {}).get("delete_client_after")
+                ),
+            ),
+        )
+
+
+def default_notifications(lifecycle: Lifecycle) -> list[dict[str, Any]]:
+    """The message rules of a workflow that has no ``notifications`` key."""
+    states = lifecycle.states
+    rules: list[dict[str, Any]] = []
+    if "requested" in states:
+        rules.append({"on": "requested", "to": ["client", "staff"]})
+    if "confirmed" in states:
+        rules.append({"on": "confirmed", "to": ["client", "staff"]})
+    rules.append({"on": RESCHEDULED, "to": ["client", "staff"]})
+    for event in ("declined", "cancelled"):
+        if event in states:
+            rules.append({"on": event, "to": ["client", "staff"]})
+    rules.append({"on": REMINDER, "before": "24h", "to": "client"})
+    return rules
+
+
+def _duration(value: str | None, default: timedelta = timedelta(0)) -> timedelta:
+    return parse_duration(value) if value is not None else default
+
+
+def _optional_duration(value: str | None) -> timedelta | None:
+    return parse_duration(value) if value is not None else None
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _field(spec: Mapping[str, Any]) -> Field:
+    return Field(
+        id=spec["id"],
+        type=spec["type"],
+        label=Text.of(spec["label"]),
+        required=bool(spec.get("required", spec["id"] in ("name", "email"))),
+        help=Text.of(spec.get("help")),
+        placeholder=Text.of(spec.get("placeholder")),
+        options=tuple(Option(o["value"], Text.of(o["label"])) for o in spec.get("options", [])),
+        min=spec.get("min"),
+        max=spec.get("max"),
+        min_length=spec.get("min_length"),
+        max_length=spec.get("max_length", DEFAULT_MAX_LENGTH.get(spec["type"])),
+        pattern=spec.get("pattern"),
+        default=spec.get("default"),
+        sensitive=bool(spec.get("sensitive", False)),
+    )
+
+
+def _with_contact_fields(fields: tuple[Field, ...]) -> tuple[Field, ...]:
+    """Ask the client's name and e-mail first when the workflow does not ask them itself."""
+    present = {f.id for f in fields}
+    implicit = tuple(
+        Field(id=fid, type=ftype, label=Text({}), required=True, implicit=True)
+        for fid, ftype in (("name", "text"), ("email", "email"))
+        if fid not in present
+    )
+    return implicit + fields
+
+
+def _location(spec: Mapping[str, Any] | None) -> Location:
+    if not spec:
+        return Location()
+    return Location(
+        type=spec["type"],
+        address=Text.of(spec.get("address")),
+        provider=spec.get("provider"),
+        url=spec.get("url"),
+        details=Text.of(spec.get("details")),
+    )
+
+
+def _staff(spec: Mapping[str, Any]) -> StaffPolicy:
+    return StaffPolicy(
+        tags=tuple(spec.get("tags", ())),
+        client_chooses=bool(spec.get("client_chooses", False)),
+        assignment=spec.get("assignment", "round_robin"),
+    )
+
+
+def _consent(spec: Mapping[str, Any] | None) -> Consent | None:
+    if not spec:
+        return None
+    return Consent(
+        text=Text.of(spec["text"]),
+        required=bool(spec.get("required", True)),
+        link=Text.of(spec.get("link")),
+    )
+
+
+def _rule(spec: Mapping[str, Any]) -> NotificationRule:
+    return NotificationRule(
+        on=spec["on"],
+        to=_as_tuple(spec["to"]),
+        channels=_as_tuple(spec.get("channel", "email")),
+        template=spec.get("template", spec["on"]),
+        before=_optional_duration(spec.get("before")),
+        after=_optional_duration(spec.get("after")),
+    )

@@ -1,0 +1,652 @@
+"""Reading and checking workflow files and field sets: first the schema, then the meaning.
+
+Every problem names the file, the line, the column and the key, and says what to do. Pure: no
+Flask, no database; the caller says which templates, channels and locales exist.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from babel import localedata
+
+from bookwise.documents import (
+    Document,
+    DocumentError,
+    KeyPath,
+    format_path,
+    read_document,
+    schema_problems,
+)
+from bookwise.durations import parse_duration
+from bookwise.errors import Problem, errors_only
+from bookwise.workflows.language import CONTACT_FIELDS, Workflow
+from bookwise.workflows.lifecycle import DEFAULT_STATES, FOLLOW_UP, REMINDER, RESCHEDULED
+
+SCHEMA = "workflow.schema.json"
+SCHEMA_PACKAGE = "bookwise.workflows"
+
+
+@dataclass(frozen=True)
+class FieldSet:
+    """A reusable list of fields from ``forms/NAME.yaml``."""
+
+    name: str
+    document: Document
+    fields: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What exists around a workflow: field sets, and (when known) templates, channels, locales.
+
+    ``None`` for templates or channels skips that check (for example before plugins are loaded).
+    """
+
+    field_sets: Mapping[str, FieldSet] = field(default_factory=dict)
+    known_templates: frozenset[str] | None = None
+    known_channels: frozenset[str] | None = None
+    locales: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CheckedWorkflow:
+    """A workflow file that passed every check."""
+
+    workflow: Workflow
+    definition: dict[str, Any]
+    source_text: str
+    file: str
+    content_hash: str
+
+
+def content_hash(definition: Mapping[str, Any]) -> str:
+    """Hash of a resolved definition: equal definitions, equal hashes, whatever the formatting."""
+    canonical = json.dumps(definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def display_path(path: Path) -> str:
+    """A path as people should read it in messages: relative to the current folder when inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def yaml_files(directory: Path) -> list[Path]:
+    """The ``*.yaml`` and ``*.yml`` files of a folder, sorted, hidden files left out."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+    )
+
+
+# --- field sets ---------------------------------------------------------------------------------
+
+
+def check_field_set(document: Document, name: str) -> tuple[FieldSet | None, list[Problem]]:
+    """Check one field set file; return it when it has no error."""
+    if not isinstance(document.data, dict):
+        return None, [document.problem((), "a field set is a mapping with a `fields:` list")]
+    problems = schema_problems(document, SCHEMA_PACKAGE, SCHEMA, "#/$defs/field_set")
+    if not problems:
+        checker = _Checker(document, CheckContext())
+        checker.check_fields(
+            [(f, ("fields", i), None) for i, f in enumerate(document.data["fields"])]
+        )
+        checker.check_texts(document.data)
+        problems = checker.problems
+    if errors_only(problems):
+        return None, problems
+    return FieldSet(name=name, document=document, fields=document.data["fields"]), problems
+
+
+def read_field_sets(forms_dir: Path) -> tuple[dict[str, FieldSet], list[Problem]]:
+    """Every field set of ``forms_dir``, by name, and the problems of the broken ones."""
+    sets: dict[str, FieldSet] = {}
+    problems: list[Problem] = []
+    for path in yaml_files(forms_dir):
+        try:
+            document = read_document(path, display_path(path))
+        except DocumentError as exc:
+            problems.append(exc.problem)
+            continue
+        field_set, found = check_field_set(document, path.stem)
+        problems.extend(found)
+        if field_set is not None:
+            sets[field_set.name] = field_set
+    return sets, problems
+
+
+# --- workflows ----------------------------------------------------------------------------------
+
+
+def check_workflow(
+    document: Document, context: CheckContext, expected_id: str | None = None
+) -> tuple[CheckedWorkflow | None, list[Problem]]:
+    """Check a workflow document: schema, then meaning. Returns the workflow when it has no error
+    (warnings may come with it)."""
+    if not isinstance(document.data, dict):
+        what = "empty" if document.data is None else "not a mapping"
+        return None, [
+            document.problem(
+                (),
+                f"a workflow is a mapping of keys (id, name, duration, ...); this file is {what}",
+            )
+        ]
+    problems = schema_problems(document, SCHEMA_PACKAGE, SCHEMA)
+    if problems:
+        return None, problems
+    checker = _Checker(document, context)
+    definition = checker.check_workflow(expected_id)
+    if errors_only(checker.problems) or definition is None:
+        return None, checker.problems
+    workflow = Workflow.from_definition(definition)
+    return (
+        CheckedWorkflow(
+            workflow=workflow,
+            definition=definition,
+            source_text=document.text,
+            file=document.file,
+            content_hash=content_hash(definition),
+        ),
+        checker.problems,
+    )
+
+
+def check_workflow_file(
+    path: Path, context: CheckContext
+) -> tuple[CheckedWorkflow | None, list[Problem]]:
+    """Read and check one workflow file."""
+    try:
+        document = read_document(path, display_path(path))
+    except DocumentError as exc:
+        return None, [exc.problem]
+    return check_workflow(document, context, expected_id=path.stem)
+
+
+def check_workflow_files(
+    paths: list[Path], context: CheckContext
+) -> tuple[dict[str, CheckedWorkflow], list[Problem]]:
+    """Check several workflow files together; two files may not share an id."""
+    workflows: dict[str, CheckedWorkflow] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        checked, found = check_workflow_file(path, context)
+        problems.extend(found)
+        if checked is None:
+            continue
+        other = workflows.get(checked.workflow.id)
+        if other is not None:
+            problems.append(
+                Problem(
+                    checked.file,
+                    1,
+                    1,
+                    f"id: {checked.workflow.id!r} is already the id of {other.file}; "
+                    "each workflow needs its own id",
+                )
+            )
+            continue
+        workflows[checked.workflow.id] = checked
+    return workflows, problems
+
+
+# --- the meaning ------------------------------------------------------------------------------
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _suggest(value: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(value, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+class _Checker:
+    """The checks a schema cannot express. Collects problems; never raises."""
+
+    def __init__(self, document: Document, context: CheckContext) -> None:
+        self.document = document
+        self.context = context
+        self.problems: list[Problem] = []
+
+    def error(self, path: KeyPath, message: str, at_key: bool = False) -> None:
+        """An error at the value of ``path`` (or at its key, when the key itself is wrong)."""
+        self.problems.append(self.document.problem(path, message, at_key=at_key))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        self.problems.append(self.document.problem(path, message, "warning"))
+
+    # The whole workflow ------------------------------------------------------------------
+
+    def check_workflow(self, expected_id: str | None) -> dict[str, Any] | None:
+        data: dict[str, Any] = self.document.data
+        if expected_id is not None and data["id"] != expected_id:
+            self.warn(
+                ("id",),
+                f"the id {data['id']!r} differs from the file name {expected_id!r}; "
+                "keep them equal so the file is easy to find",
+            )
+        resolved_fields = self.resolve_fields(data.get("fields", []))
+        self.check_fields(resolved_fields)
+        self.check_times(data)
+        self.check_location(data.get("location"))
+        self.check_staff(data.get("staff", {}))
+        states = self.check_lifecycle(data)
+        self.check_notifications(data, states, {spec["id"] for spec, _, _ in resolved_fields})
+        self.check_texts(data)
+        definition = dict(data)
+        if "fields" in data:
+            definition["fields"] = [spec for spec, _, _ in resolved_fields]
+        return definition
+
+    # Fields ------------------------------------------------------------------------------
+
+    def resolve_fields(
+        self, entries: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], KeyPath, str | None]]:
+        """Expand includes: (field spec, where it is written here, field set it came from)."""
+        out: list[tuple[dict[str, Any], KeyPath, str | None]] = []
+        for index, entry in enumerate(entries):
+            if "include" not in entry:
+                out.append((entry, ("fields", index), None))
+                continue
+            name = entry["include"]
+            field_set = self.context.field_sets.get(name)
+            if field_set is None:
+                known = ", ".join(sorted(self.context.field_sets)) or "none"
+                self.error(
+                    ("fields", index, "include"),
+                    f"no field set {name!r} in the forms folder"
+                    f"{_suggest(name, self.context.field_sets)} (known: {known})",
+                )
+                continue
+            out.extend((spec, ("fields", index, "include"), name) for spec in field_set.fields)
+        return out
+
+    def check_fields(self, fields: list[tuple[dict[str, Any], KeyPath, str | None]]) -> None:
+        seen: dict[str, KeyPath] = {}
+        for spec, path, origin in fields:
+            fid = spec["id"]
+            where = f"field {fid!r} of field set {origin!r}" if origin else f"field id {fid!r}"
+            if fid in seen:
+                line, _ = self.document.locate(seen[fid])
+                self.error(
+                    path if origin else (*path, "id"),
+                    f"{where} is already used (line {line}); each field needs its own id",
+                )
+                continue
+            seen[fid] = path
+            self.check_field(spec, path, origin)
+
+    def check_field(self, spec: dict[str, Any], path: KeyPath, origin: str | None) -> None:
+        # Problems inside an included set are reported at the include line of this file.
+        def at(key: str) -> KeyPath:
+            return path if origin else (*path, key)
+
+        prefix = f"field {spec['id']!r} of field set {origin!r}: " if origin else ""
+        ftype = spec["type"]
+        expected = CONTACT_FIELDS.get(spec["id"])
+        if expected and ftype != expected:
+            self.error(
+                at("type"),
+                f"{prefix}the field {spec['id']!r} holds the client's contact details and must "
+                f"have type {expected}, not {ftype}",
+            )
+        if "options" in spec and ftype not in ("select", "multiselect"):
+            self.error(
+                at("options"),
+                f"{prefix}options only apply to select and multiselect fields",
+                at_key=True,
+            )
+        values = [o["value"] for o in spec.get("options", [])]
+        for value in {v for v in values if values.count(v) > 1}:
+            self.error(at("options"), f"{prefix}the option value {value!r} appears twice")
+        for bound in ("min", "max"):
+            if bound in spec:
+                self.check_bound(spec, bound, at(bound), prefix)
+        if (
+            isinstance(spec.get("min"), int | float)
+            and isinstance(spec.get("max"), int | float)
+            and spec["min"] > spec["max"]
+        ):
+            self.error(
+                at("min"), f"{prefix}min ({spec['min']}) is greater than max ({spec['max']})"
+            )
+        for key in ("min_length", "max_length", "pattern"):
+            if key in spec and ftype not in ("text", "textarea"):
+                self.error(
+                    at(key), f"{prefix}{key} only applies to text and textarea fields", at_key=True
+                )
+        if spec.get("min_length", 0) > spec.get("max_length", 10**9):
+            self.error(at("min_length"), f"{prefix}min_length is greater than max_length")
+        if "pattern" in spec:
+            try:
+                re.compile(spec["pattern"])
+            except re.error as exc:
+                self.error(at("pattern"), f"{prefix}invalid regular expression: {exc}")
+        if "default" in spec:
+            self.check_default(spec, at("default"), prefix)
+
+    def check_bound(self, spec: dict[str, Any], bound: str, path: KeyPath, prefix: str) -> None:
+        value, ftype = spec[bound], spec["type"]
+        if ftype == "number":
+            if not isinstance(value, int | float):
+                self.error(path, f"{prefix}{bound} of a number field must be a number")
+        elif ftype == "date":
+            if value != "today" and not _is_date(value):
+                self.error(path, f"{prefix}{bound} of a date field must be YYYY-MM-DD or today")
+        else:
+            self.error(path, f"{prefix}{bound} only applies to number and date fields", at_key=True)
+
+    def check_default(self, spec: dict[str, Any], path: KeyPath, prefix: str) -> None:
+        value, ftype = spec["default"], spec["type"]
+        options = [o["value"] for o in spec.get("options", [])]
+        ok = {
+            "checkbox": isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "select": value in options,
+            "multiselect": isinstance(value, list) and all(v in options for v in value),
+            "date": isinstance(value, str) and (value == "today" or _is_date(value)),
+        }.get(ftype, isinstance(value, str))
+        if not ok:
+            self.error(path, f"{prefix}default {value!r} does not fit a {ftype} field")
+
+    # Times -------------------------------------------------------------------------------
+
+    def check_times(self, data: dict[str, Any]) -> None:
+        duration = parse_duration(data["duration"])
+        if not duration:
+            self.error(("duration",), "a booking must last longer than 0m")
+        if "slot_step" in data and not parse_duration(data["slot_step"]):
+            self.error(("slot_step",), "slot_step must be longer than 0m")
+        if duration > parse_duration("1d"):
+            self.warn(("duration",), "a booking longer than a day rarely fits working hours")
+        window = data.get("booking_window", {})
+        min_notice = parse_duration(window.get("min_notice", "1h"))
+        max_ahead = parse_duration(window.get("max_ahead", "90d"))
+        if min_notice >= max_ahead:
+            path = ("booking_window", "min_notice" if "min_notice" in window else "max_ahead")
+            self.error(
+                path,
+                f"min_notice ({window.get('min_notice', '1h')}) must be shorter than max_ahead "
+                f"({window.get('max_ahead', '90d')}), or no time can ever be booked",
+            )
+        cancellation = data.get("cancellation", {})
+        if "min_notice" in cancellation and cancellation.get("allowed") is False:
+            self.warn(
+                ("cancellation", "min_notice"),
+                "min_notice has no effect when clients may not cancel (allowed: false)",
+            )
+        retention = data.get("retention", {})
+        for key in ("delete_answers_after", "delete_client_after"):
+            if key in retention and not parse_duration(retention[key]):
+                self.error(("retention", key), f"{key} must be longer than 0m")
+
+    def check_location(self, location: dict[str, Any] | None) -> None:
+        if not location:
+            return
+        kind = location["type"]
+        if kind == "online" and not (location.get("provider") or location.get("url")):
+            self.error(
+                ("location", "type"),
+                "an online location needs a provider (for example jitsi) or a fixed url",
+            )
+        for key in ("provider", "url"):
+            if key in location and kind != "online":
+                self.error(("location", key), f"{key} only applies to type: online", at_key=True)
+
+    def check_staff(self, staff: dict[str, Any]) -> None:
+        if staff.get("client_chooses") and "assignment" in staff:
+            self.warn(
+                ("staff", "assignment"),
+                "assignment is only used when the client does not choose the staff member",
+            )
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def check_lifecycle(self, data: dict[str, Any]) -> set[str]:
+        if "states" not in data:
+            if "transitions" in data:
+                self.error(
+                    ("transitions",),
+                    "transitions need states: declare the states, or remove transitions to use "
+                    "the default lifecycle",
+                    at_key=True,
+                )
+            return set(DEFAULT_STATES)
+        states: dict[str, Any] = {k: v or {} for k, v in data["states"].items()}
+        initial = [name for name, opts in states.items() if opts.get("initial")]
+        if not initial:
+            self.error(
+                ("states",),
+                "no initial state: mark the state a new booking starts in with initial: true",
+                at_key=True,
+            )
+        for name in initial[1:]:
+            self.error(
+                ("states", name, "initial"),
+                f"only one state can be initial, and {initial[0]!r} already is",
+            )
+        for name, opts in states.items():
+            if opts.get("initial") and opts.get("final"):
+                self.error(("states", name), f"state {name!r} cannot be both initial and final")
+        transitions = data.get("transitions")
+        if not transitions:
+            self.error(
+                ("states",),
+                "states need transitions: list the moves between them under transitions:",
+                at_key=True,
+            )
+            return set(states)
+        outgoing: dict[str, set[str]] = {name: set() for name in states}
+        seen: dict[tuple[str, str], int] = {}
+        for index, move in enumerate(transitions):
+            for source in _as_list(move["from"]):
+                if source not in states:
+                    self.error(
+                        ("transitions", index, "from"),
+                        f"unknown state {source!r}{_suggest(source, states)}",
+                    )
+                    continue
+                if states[source].get("final"):
+                    self.error(
+                        ("transitions", index, "from"),
+                        f"state {source!r} is final: no transition can leave it",
+                    )
+                if (move["name"], source) in seen:
+                    self.error(
+                        ("transitions", index, "name"),
+                        f"two transitions named {move['name']!r} leave {source!r}",
+                    )
+                seen[(move["name"], source)] = index
+                outgoing[source].add(move["to"])
+            if move["to"] not in states:
+                self.error(
+                    ("transitions", index, "to"),
+                    f"unknown state {move['to']!r}{_suggest(move['to'], states)}",
+                )
+        if initial:
+            reachable, frontier = {initial[0]}, [initial[0]]
+            while frontier:
+                for target in outgoing.get(frontier.pop(), ()):
+                    if target in states and target not in reachable:
+                        reachable.add(target)
+                        frontier.append(target)
+            for name in states:
+                if name not in reachable:
+                    self.warn(
+                        ("states", name),
+                        f"no transition leads to state {name!r}; no booking can reach it",
+                    )
+        for name, opts in states.items():
+            if not opts.get("final") and not outgoing[name]:
+                self.warn(
+                    ("states", name),
+                    f"no transition leaves state {name!r}; mark it final: true if "
+                    "bookings end there",
+                )
+        cancellation = data.get("cancellation", {})
+        if cancellation.get("allowed", True) and not any(
+            m["name"] == "cancel" and "client" in _as_list(m.get("by", "staff"))
+            for m in transitions
+        ):
+            self.warn(
+                ("transitions",),
+                "clients may cancel (cancellation.allowed) but no transition named "
+                "'cancel' is allowed by client; add one or set cancellation.allowed: false",
+            )
+        return set(states)
+
+    # Notifications -----------------------------------------------------------------------
+
+    def check_notifications(
+        self, data: dict[str, Any], states: set[str], field_ids: set[str]
+    ) -> None:
+        events = states | {RESCHEDULED, REMINDER, FOLLOW_UP}
+        for index, rule in enumerate(data.get("notifications", [])):
+            at = ("notifications", index)
+            event = rule["on"]
+            if event not in events:
+                self.error(
+                    (*at, "on"),
+                    f"unknown event {event!r}{_suggest(event, events)}; events are the "
+                    f"states ({', '.join(sorted(states))}), rescheduled, reminder and "
+                    "follow_up",
+                )
+            if event == REMINDER and "before" not in rule:
+                self.error(at, "a reminder needs before: (like before: 24h)")
+            if event == FOLLOW_UP and "after" not in rule:
+                self.error(at, "a follow_up needs after: (like after: 2h)")
+            if "before" in rule and event != REMINDER:
+                self.error((*at, "before"), "before only applies to on: reminder", at_key=True)
+            if "after" in rule and event != FOLLOW_UP:
+                self.error((*at, "after"), "after only applies to on: follow_up", at_key=True)
+            for key in ("before", "after"):
+                if key in rule and not parse_duration(rule[key]):
+                    self.error((*at, key), f"{key} must be longer than 0m")
+            template = rule.get("template", event)
+            known = self.context.known_templates
+            if known is not None and template not in known:
+                hint = "" if "template" in rule else " (the default is the event name)"
+                self.error(
+                    (*at, "template") if "template" in rule else (*at, "on"),
+                    f"no template named {template!r}{hint}{_suggest(template, known)}; "
+                    "add it in the templates folder or the back office",
+                )
+            channels = _as_list(rule.get("channel", "email"))
+            known_channels = self.context.known_channels
+            for channel in channels:
+                if known_channels is not None and channel not in known_channels:
+                    self.error(
+                        (*at, "channel"),
+                        f"unknown channel {channel!r}{_suggest(channel, known_channels)} "
+                        f"(available: {', '.join(sorted(known_channels))})",
+                    )
+            recipients = _as_list(rule["to"])
+            if "sms" in channels and "client" in recipients and "phone" not in field_ids:
+                self.warn(
+                    (*at, "channel"),
+                    "sms to the client needs their phone number: add a phone field "
+                    "(for example include: contact)",
+                )
+
+    # Texts -------------------------------------------------------------------------------
+
+    def check_texts(self, data: dict[str, Any]) -> None:
+        configured = self.context.locales
+        unconfigured: set[str] = set()
+        for path, text in _texts(data):
+            if not isinstance(text, dict):
+                continue
+            for locale in text:
+                if not localedata.exists(locale):
+                    self.error((*path, locale), f"unknown language {locale!r}", at_key=True)
+                elif (
+                    configured is not None
+                    and locale not in configured
+                    and locale.split("_")[0] not in configured
+                    and locale not in unconfigured
+                ):
+                    unconfigured.add(locale)
+                    self.warn(
+                        (*path, locale),
+                        f"language {locale!r} is not among the instance's locales "
+                        f"({', '.join(configured)}); its texts will not be shown",
+                    )
+        consent = data.get("consent")
+        if consent and "link" in consent:
+            links = consent["link"] if isinstance(consent["link"], dict) else {"": consent["link"]}
+            for locale, link in links.items():
+                if not re.match(r"^(https?://|mailto:)\S+$", link):
+                    self.error(
+                        ("consent", "link", locale) if locale else ("consent", "link"),
+                        f"{link!r} is not an address; write https://... or mailto:...",
+                    )
+
+
+def _texts(data: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
+    """Every human text of a workflow, with its key path."""
+    for key in ("name", "description"):
+        if key in data:
+            yield (key,), data[key]
+    for key in ("address", "details"):
+        if key in data.get("location", {}):
+            yield ("location", key), data["location"][key]
+    for index, spec in enumerate(data.get("fields", [])):
+        for key in ("label", "help", "placeholder"):
+            if key in spec:
+                yield ("fields", index, key), spec[key]
+        for o_index, option in enumerate(spec.get("options", [])):
+            yield ("fields", index, "options", o_index, "label"), option["label"]
+    for key in ("text", "link"):
+        if key in data.get("consent", {}):
+            yield ("consent", key), data["consent"][key]
+    for name, opts in (data.get("states") or {}).items():
+        if opts and "label" in opts:
+            yield ("states", name, "label"), opts["label"]
+    for index, move in enumerate(data.get("transitions", [])):
+        if "label" in move:
+            yield ("transitions", index, "label"), move["label"]
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or not _DATE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = [
+    "CheckContext",
+    "CheckedWorkflow",
+    "FieldSet",
+    "check_field_set",
+    "check_workflow",
+    "check_workflow_file",
+    "check_workflow_files",
+    "content_hash",
+    "display_path",
+    "format_path",
+    "read_field_sets",
+    "yaml_files",
+]

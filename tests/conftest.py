@@ -1,0 +1,200 @@
+"""Fixtures: a fresh database per test (SQLite always, PostgreSQL when configured), settings that
+point at the repository's workflows, an app, a test client and a CLI runner.
+
+PostgreSQL: set ``BOOKWISE_TEST_POSTGRES_URL`` (CI does). When it is set and the server does not
+answer, the run stops with an error; it never skips quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from ruamel.yaml import YAML
+
+from bookwise import migrate
+from bookwise.config import Settings, load_settings
+from bookwise.db import make_engine
+from bookwise.instance import Database, open_database
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+POSTGRES_URL = os.environ.get("BOOKWISE_TEST_POSTGRES_URL", "").strip()
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not POSTGRES_URL:
+        return
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        raise pytest.UsageError(
+            f"BOOKWISE_TEST_POSTGRES_URL is set but PostgreSQL does not answer: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database with the migrated schema, copied for each test (faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "bookwise.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own in the test database, migrated once and dropped at the end."""
+    schema = f"bw_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(_with_search_path(POSTGRES_URL, schema))
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield schema
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated database, on each backend in turn."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "bookwise.db"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    schema: str = request.getfixturevalue("postgres_schema")
+    url = _with_search_path(POSTGRES_URL, schema)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        tables = [
+            t
+            for t in sa.inspect(connection).get_table_names(schema=schema)
+            if t != "alembic_version"
+        ]
+        if tables:
+            names = ", ".join(f'"{schema}"."{t}"' for t in tables)
+            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+def write_config(path: Path, values: dict[str, Any]) -> Path:
+    yaml = YAML()
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(values, handle)
+    return path
+
+
+def base_config(tmp_path: Path, database_url: str) -> dict[str, Any]:
+    return {
+        "database_url": database_url,
+        "secret_key": "test-secret-" + "x" * 40,
+        "instance_dir": str(tmp_path / "instance"),
+        "workflows": str(ROOT / "workflows"),
+        "forms": str(ROOT / "forms"),
+        "templates": str(ROOT / "templates"),
+        "demo_data": str(ROOT / "demo" / "calendars.yaml"),
+        "locales": ["en", "fr", "de", "es"],
+        "default_locale": "en",
+    }
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, database_url: str) -> Path:
+    return write_config(tmp_path / "config.yaml", base_config(tmp_path, database_url))
+
+
+@pytest.fixture
+def settings(config_file: Path) -> Settings:
+    return load_settings(config_file, environ={})
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = open_database(settings)
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[sa.orm.Session]:
+    with database.sessions() as s:
+        yield s
+
+
+@dataclass
+class Loaded:
+    settings: Settings
+    database: Database
+
+
+@pytest.fixture
+def demo(settings: Settings, database: Database) -> Loaded:
+    """A database with the repository's workflows and the demo calendars loaded."""
+    from bookwise import instance
+
+    instance.sync_workflows(settings, database)
+    instance.load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
+    return Loaded(settings, database)
+
+
+@pytest.fixture
+def app(settings: Settings, demo: Loaded) -> Any:
+    from bookwise.app import create_app
+
+    application = create_app(settings)
+    application.config.update(TESTING=True)
+    yield application
+    application.extensions["bookwise"].database.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def bookwise_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``bookwise ARGS`` in this process, as the console script does; capture its output."""
+    from bookwise.cli import main
+
+    for variable in ("BOOKWISE_CONFIG", "BOOKWISE_DATABASE_URL", "BOOKWISE_SECRET_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

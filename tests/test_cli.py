@@ -1,0 +1,239 @@
+"""The ``bookwise`` command, run as the console script runs it: output, exit codes, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bookwise.calendars.models import Calendar
+from tests.conftest import ROOT, base_config, write_config
+
+BROKEN = ROOT / "tests" / "data" / "broken-workflows"
+
+
+def test_validate_the_configured_folders(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli("validate", "--config", str(config_file))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(
+        line.endswith("forms/contact.yaml: ok (field set contact, 3 fields)") for line in lines
+    )
+    assert any("workflows/hr-interview.yaml: ok (workflow hr-interview" in line for line in lines)
+    assert len(lines) == 6
+    assert result.stderr == ""
+
+
+def test_validate_reports_every_problem_and_exits_1(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli("--config", str(config_file), "validate", str(BROKEN))
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "warning:" not in line]
+    # One line per problem, file:line:column: message, then a total.
+    assert len(errors) >= 36
+    assert any(
+        line.endswith(
+            "04-bad-duration.yaml:4:11: duration: '45 min' is not a duration; "
+            "write it like 45m, 24h, 30d or 1h30m"
+        )
+        for line in errors
+    )
+    assert errors[-1].startswith("validate: ")
+    assert "error(s) in 36 of 36 file(s)" in errors[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_a_calendar_data_file(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli(
+        "validate", "--config", str(config_file), str(ROOT / "demo/calendars.yaml")
+    )
+    assert result.exit_code == 0
+    assert "calendar data; northwind-hr: 3 staff, 1 services" in result.stdout
+
+
+def test_validate_a_missing_file(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli("validate", "--config", str(config_file), "nowhere.yaml")
+    assert result.exit_code == 1
+    assert "nowhere.yaml: file not found" in result.stderr
+
+
+def test_init_load_and_reload(bookwise_cli: Any, config_file: Path, database_url: str) -> None:
+    result = bookwise_cli(
+        "init",
+        "--config",
+        str(config_file),
+        "--admin-email",
+        "boss@example.org",
+        "--admin-password",
+        "correct horse",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "database already up to date" in result.stdout  # the fixture migrated it
+    assert "workflows: 4 new" in result.stdout
+    assert "administrator boss@example.org created" in result.stdout
+
+    demo = str(ROOT / "demo/calendars.yaml")
+    result = bookwise_cli("load", "--config", str(config_file), demo)
+    assert result.exit_code == 0, result.stderr
+    assert "3 calendars created" in result.stdout
+    result = bookwise_cli("load", "--config", str(config_file), demo)
+    assert result.stdout.strip().endswith("nothing changed")
+
+    again = bookwise_cli(
+        "init",
+        "--config",
+        str(config_file),
+        "--admin-email",
+        "boss@example.org",
+        "--admin-password",
+        "correct horse",
+    )
+    assert "administrator boss@example.org already exists" in again.stdout
+    assert "workflows: 0 new, 0 new version(s), 4 unchanged" in again.stdout
+
+
+def test_init_creates_the_database(bookwise_cli: Any, tmp_path: Path) -> None:
+    values = base_config(tmp_path, f"sqlite:///{tmp_path / 'new' / 'fresh.db'}")
+    config = write_config(tmp_path / "c.yaml", values)
+    result = bookwise_cli("init", "--config", str(config), "--demo")
+    assert result.exit_code == 0, result.stderr
+    assert "database created" in result.stdout
+    assert "demo administrator: admin@bookwise.test / " in result.stdout
+    engine = sa.create_engine(values["database_url"])
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(Calendar)).scalar() == 3
+    engine.dispose()
+
+
+def test_init_refuses_a_short_password(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli(
+        "init",
+        "--config",
+        str(config_file),
+        "--admin-email",
+        "boss@example.org",
+        "--admin-password",
+        "short",
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: the password must have at least 10 characters"
+
+
+def test_load_before_init(bookwise_cli: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", base_config(tmp_path, f"sqlite:///{tmp_path}/x.db"))
+    result = bookwise_cli("load", "--config", str(config), str(ROOT / "demo/calendars.yaml"))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: the database is empty: run bookwise init first"
+
+
+def test_load_a_broken_file(bookwise_cli: Any, config_file: Path, tmp_path: Path) -> None:
+    bookwise_cli("init", "--config", str(config_file))
+    broken = tmp_path / "cal.yaml"
+    broken.write_text("calendars:\n  - {slug: x, name: X, timezone: Mars/Olympus}\n")
+    result = bookwise_cli("load", "--config", str(config_file), str(broken))
+    assert result.exit_code == 1
+    assert "cal.yaml:2:34: calendars[0].timezone: unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_bad_configuration_is_one_line(bookwise_cli: Any, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("mail:\n  port: twenty-five\n")
+    result = bookwise_cli("validate", "--config", str(config))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "c.yaml:2:9: mail.port: expected a whole number, got text 'twenty-five'" in result.stderr
+    missing = bookwise_cli("validate", "--config", str(tmp_path / "none.yaml"))
+    assert missing.exit_code == 1
+    assert "configuration file" in missing.stderr and "not found" in missing.stderr
+
+
+def test_unreachable_database_is_one_line(bookwise_cli: Any, tmp_path: Path) -> None:
+    values = base_config(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    config = write_config(tmp_path / "c.yaml", values)
+    result = bookwise_cli("init", "--config", str(config))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot open the database: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_worker_says_it_has_nothing_to_do(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli("worker", "--config", str(config_file))
+    assert result.exit_code == 1
+    assert "the worker has nothing to run yet" in result.stderr
+
+
+def test_usage_errors_exit_2(bookwise_cli: Any) -> None:
+    assert bookwise_cli("nonsense").exit_code == 2
+    assert bookwise_cli("load").exit_code == 2
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    """The installed ``bookwise`` script itself, in a separate process."""
+    script = Path(sys.executable).parent / "bookwise"
+    workflows = tmp_path / "workflows"
+    shutil.copytree(ROOT / "workflows", workflows)
+    (workflows / "broken.yaml").write_text("id: broken\nname: B\nduration: soon\n")
+    result = subprocess.run(
+        [str(script), "validate", str(workflows / "broken.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "BOOKWISE_SECRET_KEY": "s" * 40},
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].endswith(
+        "broken.yaml:3:11: duration: 'soon' is not a duration; write it like 45m, 24h, 30d or 1h30m"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """``bookwise run`` in a fresh folder: initialises itself, prints the URL and the login."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path / "checkout"
+    for name in ("workflows", "forms", "demo", "config.yaml"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bookwise"), "run", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "Press Ctrl+C" in line or process.poll() is not None:
+                break
+        output = "".join(lines)
+        assert f"Bookwise is running on http://127.0.0.1:{port}/" in output, output
+        assert "Demo administrator: admin@bookwise.test / " in output
+        for _ in range(50):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert b"Northwind Talent" in page
+        assert (folder / "instance" / "secret_key").is_file()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
