@@ -210,13 +210,34 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
         click.echo("new database: demo calendars loaded")
     else:
         email, password = instance.demo_login(settings, database)
+    _check_port_free(host, port)
     app = create_app(settings)
     url = f"http://{host}:{port}/"
     click.echo(f"Bookwise is running on {url}")
     if email and password:
         click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
     click.echo("Press Ctrl+C to stop.")
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    except OSError as exc:
+        raise BookwiseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another port with --port"
+        ) from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind((host, port))
+    except OSError as exc:
+        raise BookwiseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another port with --port"
+        ) from None
 
 
 @cli.command()

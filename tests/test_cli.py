@@ -237,3 +237,17 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_run_on_a_busy_port_is_one_line(bookwise_cli: Any, config_file: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = bookwise_cli("run", "--config", str(config_file), "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another port with --port"
+    )
+    assert "Bookwise is running" not in result.stdout
