@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml plugins/*/pyproject.toml
 PO     := $(wildcard locale/*/LC_MESSAGES/messages.po)
 MO     := $(PO:.po=.mo)
 
-.PHONY: run test lint typecheck check-format format i18n-extract i18n-update i18n-compile clean help
+.PHONY: run test lint typecheck check-format format i18n-extract i18n-update i18n-compile clean help browser screenshots
 
 help:
 	@echo "make run    set up and start the demo on http://127.0.0.1:5000"
@@ -58,6 +58,16 @@ i18n-extract: $(STAMP)
 
 i18n-update: i18n-extract
 	$(BIN)/pybabel update -i locale/messages.pot -d locale --no-fuzzy-matching --ignore-obsolete
+
+# Debian's Chromium, driven by Playwright (a browser download cannot work on our machines).
+browser: /usr/bin/chromium
+/usr/bin/chromium:
+	@command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation
+
+screenshots: $(STAMP) $(MO) browser
+	$(BIN)/python tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(MO)
