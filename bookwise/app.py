@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from bookwise.config import Settings, load_settings
+from bookwise.db import utcnow
 from bookwise.errors import NotFound
 from bookwise.i18n import LANG_COOKIE, LOCALE_DIR, babel, language_choices, select_locale
 from bookwise.instance import Database, open_database
@@ -25,10 +27,22 @@ MAX_BODY = 64 * 1024
 
 @dataclass
 class Bookwise:
-    """What the app knows of its instance: ``app.extensions["bookwise"]``."""
+    """What the app knows of its instance: ``app.extensions["bookwise"]``.
+
+    ``clock`` gives the current time (aware, UTC); tests replace it to stand at a given moment.
+    """
 
     settings: Settings
     database: Database
+    clock: Callable[[], datetime] = utcnow
+
+
+def now() -> datetime:
+    """The current time as the application sees it (see :attr:`Bookwise.clock`)."""
+    from flask import current_app
+
+    moment: datetime = current_app.extensions["bookwise"].clock()
+    return moment
 
 
 def create_app(
@@ -67,9 +81,11 @@ def create_app(
 
     from bookwise.accounts.views import blueprint as accounts_blueprint
     from bookwise.accounts.views import login_manager
+    from bookwise.api.views import blueprint as api_blueprint
     from bookwise.public.views import blueprint as public_blueprint
 
     login_manager.init_app(app)
+    app.register_blueprint(api_blueprint)
     app.register_blueprint(accounts_blueprint)
     app.register_blueprint(public_blueprint)
 
@@ -142,13 +158,20 @@ def _register_error_pages(app: Flask) -> None:
             ),
         )
 
+    def api_error(code: int, name: str, message: str) -> tuple[Response, int]:
+        return jsonify(error={"code": name, "message": message}), code
+
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
+    def http_error(error: HTTPException) -> tuple[str, int] | tuple[Response, int]:
         from flask_babel import gettext
 
         code = error.code or 500
         if request.path.startswith("/api/"):
-            return error
+            name = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+                code, "http_error"
+            )
+            message = "the body is larger than 64 KiB" if code == 413 else error.description
+            return api_error(code, name, message or error.name)
         titles = {
             404: gettext("Page not found"),
             405: gettext("Not allowed"),
@@ -158,10 +181,12 @@ def _register_error_pages(app: Flask) -> None:
         return render_error(code, titles.get(code, error.name), error.description or "")
 
     @app.errorhandler(Exception)
-    def internal_error(error: Exception) -> tuple[str, int]:
+    def internal_error(error: Exception) -> tuple[str, int] | tuple[Response, int]:
         from flask_babel import gettext
 
         app.logger.exception("unexpected error on %s", request.path, exc_info=error)
+        if request.path.startswith("/api/"):
+            return api_error(500, "internal_error", "something went wrong; nothing was booked")
         return render_error(
             500,
             gettext("Something went wrong"),

@@ -117,10 +117,27 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def begin_write(session: Session) -> None:
+    """Begin the session's transaction as a writer.
+
+    On SQLite the write lock is taken at BEGIN (``BEGIN IMMEDIATE``): writers queue for it (up to
+    the busy timeout) instead of failing halfway when a read transaction tries to become a write.
+    Elsewhere this is a plain BEGIN. The session must not have begun already.
+    """
+    if session.in_transaction():
+        raise RuntimeError("begin_write() must come before the first query of the transaction")
+    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
 @contextmanager
-def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit when the block ends normally, roll back on any exception."""
+def unit_of_work(factory: sessionmaker[Session], write: bool = False) -> Iterator[Session]:
+    """One transaction: commit when the block ends normally, roll back on any exception.
+
+    ``write=True`` begins it with :func:`begin_write`, for check-then-write sequences.
+    """
     session = factory()
+    if write:
+        begin_write(session)
     try:
         yield session
         session.commit()

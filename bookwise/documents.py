@@ -10,7 +10,6 @@ the author wrote; the code that needs a date parses it with the right time zone.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from bookwise.errors import Problem, Severity
+from bookwise.errors import Problem, Severity, did_you_mean
 
 KeyPath = tuple[str | int, ...]
 
@@ -249,12 +248,10 @@ def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
         for key in error.instance:
             if key in schema.get("properties", {}):
                 continue
-            message = f"unknown key {key!r}"
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            if close:
-                message += f"; did you mean {close[0]!r}?"
-            elif allowed:
-                message += f"; allowed keys are {', '.join(allowed)}"
+            hint = did_you_mean(str(key), allowed)
+            if not hint and allowed:
+                hint = f"; allowed keys are {', '.join(allowed)}"
+            message = f"unknown key {key!r}{hint}"
             yield (*path, key), message
         return
     if custom:

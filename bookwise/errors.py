@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -50,6 +51,20 @@ class ProblemsError(BookwiseError):
 
 class NotFound(BookwiseError):
     """A calendar, service, workflow or booking that the caller named does not exist."""
+
+
+def did_you_mean(value: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when one candidate is close to ``value`` (a likely typo), else
+    ``""``."""
+    value = str(value)
+    options = sorted(candidates)
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.75) or [
+        option
+        for option in options
+        if min(len(option), len(value)) >= 3
+        and (value.startswith(option) or option.startswith(value))
+    ]
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def errors_only(problems: Iterable[Problem]) -> list[Problem]:

@@ -4,6 +4,8 @@ from bookwise.accounts.models import CalendarRole, User
 from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.calendars.models import (
+    AssignmentState,
+    BusyTime,
     Calendar,
     Service,
     ServiceStaff,
@@ -18,10 +20,12 @@ from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 metadata = Base.metadata
 
 __all__ = [
+    "AssignmentState",
     "AuditEntry",
     "Base",
     "Booking",
     "BookingEvent",
+    "BusyTime",
     "Calendar",
     "CalendarRole",
     "Client",

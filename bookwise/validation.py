@@ -31,25 +31,30 @@ class FileResult:
 def validate_paths(settings: Settings, targets: Iterable[Path]) -> list[FileResult]:
     """Check every YAML file named or found in the folders named, each by its kind."""
     context, _ = check_context(settings)
-    results: list[FileResult] = []
+    results: dict[Path, FileResult] = {}
     seen_ids: dict[str, str] = {}
+    named_workflows: dict[str, tuple[str, ...]] = {}
+    calendar_files: list[tuple[Path, Document]] = []
     for path in _expand(targets):
         name = display_path(path)
         try:
             document = read_document(path, name)
         except DocumentError as exc:
-            results.append(FileResult(name, "unknown", [exc.problem]))
+            results[path] = FileResult(name, "unknown", [exc.problem])
             continue
         kind = _kind(path, document, settings)
         if kind == "field set":
-            result = _check_field_set(document, path)
+            results[path] = _check_field_set(document, path)
         elif kind == "calendar data":
-            result = _check_calendars(document, settings)
+            calendar_files.append((path, document))
+            results[path] = FileResult(name, kind)  # checked below, knowing every workflow
         else:
-            result = _check_workflow(document, path, context, seen_ids)
+            results[path] = _check_workflow(document, path, context, seen_ids, named_workflows)
+    for path, document in calendar_files:
+        results[path] = _check_calendars(document, settings, named_workflows)
+    for result in results.values():
         result.problems = sort_problems(result.problems)
-        results.append(result)
-    return results
+    return list(results.values())
 
 
 def _expand(targets: Iterable[Path]) -> list[Path]:
@@ -80,7 +85,11 @@ def _check_field_set(document: Document, path: Path) -> FileResult:
 
 
 def _check_workflow(
-    document: Document, path: Path, context: CheckContext, seen_ids: dict[str, str]
+    document: Document,
+    path: Path,
+    context: CheckContext,
+    seen_ids: dict[str, str],
+    named: dict[str, tuple[str, ...]],
 ) -> FileResult:
     checked, problems = check_workflow(document, context, expected_id=path.stem)
     if checked is None:
@@ -94,6 +103,7 @@ def _check_workflow(
         )
         return FileResult(document.file, "workflow", problems)
     seen_ids[workflow.id] = document.file
+    named[workflow.id] = workflow.staff.tags
     summary = (
         f"workflow {workflow.id}, {len(workflow.fields)} fields, "
         f"{len(workflow.lifecycle.states)} states, {len(workflow.notifications)} notification rules"
@@ -101,9 +111,12 @@ def _check_workflow(
     return FileResult(document.file, "workflow", problems, summary)
 
 
-def _check_calendars(document: Document, settings: Settings) -> FileResult:
+def _check_calendars(
+    document: Document, settings: Settings, named: dict[str, tuple[str, ...]]
+) -> FileResult:
+    """Calendar data, checked against the instance's workflows and those named alongside it."""
     workflows, _ = check_instance_workflows(settings)
-    known = {wid: item.workflow.staff.tags for wid, item in workflows.items()}
+    known = {wid: item.workflow.staff.tags for wid, item in workflows.items()} | named
     # A broken workflow file is reported when its folder is checked; here only its id matters.
     for path in workflow_files(settings.workflows_dir):
         known.setdefault(path.stem, ())

@@ -198,3 +198,32 @@ def bookwise_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyP
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+SCENARIO = DATA / "scenario"
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, database_url: str) -> Loaded:
+    """The test scenario (tests/data/scenario): the calendar "acme" with three consultants, the
+    workflows consult (1:1, round robin), workshop (5 places) and review (approval, client
+    chooses), and the sign-in-only calendar "private"."""
+    from bookwise import instance
+
+    values = base_config(tmp_path, database_url) | {"workflows": str(SCENARIO / "workflows")}
+    settings = load_settings(write_config(tmp_path / "scenario.yaml", values), environ={})
+    database = open_database(settings)
+    instance.sync_workflows(settings, database)
+    instance.load_calendar_file(settings, database, SCENARIO / "calendars.yaml")
+    yield Loaded(settings, database)
+    database.engine.dispose()
+
+
+@pytest.fixture
+def scenario_app(scenario: Loaded) -> Any:
+    from bookwise.app import create_app
+
+    application = create_app(scenario.settings)
+    application.config.update(TESTING=True)
+    yield application
+    application.extensions["bookwise"].database.engine.dispose()

@@ -56,6 +56,8 @@ class Booking(Base):
         Index("ix_bookings_staff_time", "staff_id", "blocked_from", "blocked_until"),
         Index("ix_bookings_service_start", "service_id", "start_at"),
         Index("ix_bookings_calendar_start", "calendar_id", "start_at"),
+        Index("ix_bookings_slot_key", "slot_key"),
+        CheckConstraint("capacity >= 1", name="capacity"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,6 +75,12 @@ class Booking(Base):
     blocked_until: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(40))
     holds_slot: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bookings that may share their staff member's time: the participants of one group session
+    # share a key; a one-to-one booking has a key of its own. The database refuses two bookings
+    # holding their slot whose blocked times overlap with different keys (see migration 0002),
+    # and more bookings on one key than ``capacity``.
+    slot_key: Mapped[str] = mapped_column(String(120))
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))

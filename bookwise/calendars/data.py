@@ -7,7 +7,6 @@ offset).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from babel import localedata
 
 from bookwise.documents import Document, KeyPath, schema_problems
-from bookwise.errors import Problem, errors_only
+from bookwise.errors import Problem, did_you_mean, errors_only
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # First path segments the application uses itself: a calendar cannot be called so.
@@ -127,11 +126,6 @@ def check_calendar_data(
     return specs, checker.problems
 
 
-def _suggest(value: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(value, sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 class _Checker:
     def __init__(
         self,
@@ -161,7 +155,7 @@ class _Checker:
         if zone_name not in _timezones():
             self.error(
                 (*at, "timezone"),
-                f"unknown time zone {zone_name!r}{_suggest(zone_name, _timezones())}; "
+                f"unknown time zone {zone_name!r}{did_you_mean(zone_name, _timezones())}; "
                 "use an IANA name like Europe/Paris or America/New_York",
             )
         else:
@@ -290,7 +284,7 @@ class _Checker:
         if known is not None and workflow not in known:
             self.error(
                 (*at, "workflow"),
-                f"no workflow {workflow!r}{_suggest(workflow, known)} "
+                f"no workflow {workflow!r}{did_you_mean(workflow, known)} "
                 f"(known: {', '.join(sorted(known)) or 'none'}); add workflows/{workflow}.yaml",
             )
         slugs = {member.slug for member in staff}
@@ -299,7 +293,7 @@ class _Checker:
             if slug not in slugs:
                 self.error(
                     (*at, "staff", index),
-                    f"no staff member {slug!r} in this calendar{_suggest(slug, slugs)}",
+                    f"no staff member {slug!r} in this calendar{did_you_mean(slug, slugs)}",
                 )
         if listed is None and known is not None and workflow in known:
             tags = set(known[workflow])

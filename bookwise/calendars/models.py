@@ -142,6 +142,23 @@ class TimeOff(Base):
     staff_member: Mapped[StaffMember] = relationship(back_populates="time_off")
 
 
+class BusyTime(Base):
+    """A period a staff member is busy elsewhere (imported from their own calendar feed)."""
+
+    __tablename__ = "busy_times"
+    __table_args__ = (
+        CheckConstraint("start_at < end_at", name="range"),
+        Index("ix_busy_times_staff_time", "staff_id", "start_at", "end_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(200), default="manual")
+    summary: Mapped[str | None] = mapped_column(String(500))
+
+
 class Service(Base):
     """A workflow offered by a calendar, with its staff pool.
 
@@ -167,6 +184,21 @@ class Service(Base):
     )
 
 
+class AssignmentState(Base):
+    """Where a service's round-robin rotation stands: kept in the database, so that every process
+    continues the same rotation."""
+
+    __tablename__ = "assignment_state"
+
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class ServiceStaff(Base):
     """A listed member of a service's pool; ``position`` orders the ``priority`` assignment."""
 
@@ -183,6 +215,8 @@ class ServiceStaff(Base):
 
 __all__ = [
     "WEEKDAYS",
+    "AssignmentState",
+    "BusyTime",
     "Calendar",
     "Service",
     "ServiceStaff",

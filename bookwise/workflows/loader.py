@@ -6,7 +6,6 @@ Flask, no database; the caller says which templates, channels and locales exist.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -27,7 +26,7 @@ from bookwise.documents import (
     schema_problems,
 )
 from bookwise.durations import parse_duration
-from bookwise.errors import Problem, errors_only
+from bookwise.errors import Problem, did_you_mean, errors_only
 from bookwise.workflows.language import CONTACT_FIELDS, Workflow
 from bookwise.workflows.lifecycle import DEFAULT_STATES, FOLLOW_UP, REMINDER, RESCHEDULED
 
@@ -209,11 +208,6 @@ def check_workflow_files(
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _suggest(value: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(value, sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
@@ -274,7 +268,7 @@ class _Checker:
                 self.error(
                     ("fields", index, "include"),
                     f"no field set {name!r} in the forms folder"
-                    f"{_suggest(name, self.context.field_sets)} (known: {known})",
+                    f"{did_you_mean(name, self.context.field_sets)} (known: {known})",
                 )
                 continue
             out.extend((spec, ("fields", index, "include"), name) for spec in field_set.fields)
@@ -462,7 +456,7 @@ class _Checker:
                 if source not in states:
                     self.error(
                         ("transitions", index, "from"),
-                        f"unknown state {source!r}{_suggest(source, states)}",
+                        f"unknown state {source!r}{did_you_mean(source, states)}",
                     )
                     continue
                 if states[source].get("final"):
@@ -480,7 +474,7 @@ class _Checker:
             if move["to"] not in states:
                 self.error(
                     ("transitions", index, "to"),
-                    f"unknown state {move['to']!r}{_suggest(move['to'], states)}",
+                    f"unknown state {move['to']!r}{did_you_mean(move['to'], states)}",
                 )
         if initial:
             reachable, frontier = {initial[0]}, [initial[0]]
@@ -526,7 +520,7 @@ class _Checker:
             if event not in events:
                 self.error(
                     (*at, "on"),
-                    f"unknown event {event!r}{_suggest(event, events)}; events are the "
+                    f"unknown event {event!r}{did_you_mean(event, events)}; events are the "
                     f"states ({', '.join(sorted(states))}), rescheduled, reminder and "
                     "follow_up",
                 )
@@ -547,7 +541,7 @@ class _Checker:
                 hint = "" if "template" in rule else " (the default is the event name)"
                 self.error(
                     (*at, "template") if "template" in rule else (*at, "on"),
-                    f"no template named {template!r}{hint}{_suggest(template, known)}; "
+                    f"no template named {template!r}{hint}{did_you_mean(template, known)}; "
                     "add it in the templates folder or the back office",
                 )
             channels = _as_list(rule.get("channel", "email"))
@@ -556,7 +550,7 @@ class _Checker:
                 if known_channels is not None and channel not in known_channels:
                     self.error(
                         (*at, "channel"),
-                        f"unknown channel {channel!r}{_suggest(channel, known_channels)} "
+                        f"unknown channel {channel!r}{did_you_mean(channel, known_channels)} "
                         f"(available: {', '.join(sorted(known_channels))})",
                     )
             recipients = _as_list(rule["to"])

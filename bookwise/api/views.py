@@ -1,0 +1,399 @@
+"""The public JSON API, ``/api/v1``: services, free slots, booking, and the client's manage link.
+
+JSON in and out. Every error is ``{"error": {"code": "...", "message": "...", ...}}`` with a
+4xx status; nothing is written when a request fails. Times are ISO 8601 with their UTC offset.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask_babel import get_locale, gettext
+from flask_login import current_user
+
+from bookwise.app import csrf, db_session, now
+from bookwise.availability.services import local_day_bounds, service_availability
+from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.models import Booking
+from bookwise.bookings.services import (
+    BookingContext,
+    BookingError,
+    BookingRequest,
+    InvalidRequest,
+    NotAllowed,
+    NotASlot,
+    OutsideWindow,
+    SlotTaken,
+    TooLate,
+    cancel_booking,
+    context_of,
+    create_booking,
+    find_by_manage_token,
+    find_service,
+    manage_token,
+    reschedule_booking,
+)
+from bookwise.db import unit_of_work
+from bookwise.errors import NotFound
+from bookwise.workflows.language import Field, Workflow
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(blueprint)  # JSON only (enforced below): a cross-site form cannot send it
+
+MAX_DAYS = 93
+STATUS = {
+    SlotTaken: 409,
+    TooLate: 409,
+    NotAllowed: 409,
+    NotASlot: 422,
+    OutsideWindow: 422,
+    InvalidRequest: 422,
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses before any business rule: bad JSON, types, dates, zones."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.extra = status, code, extra
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify(error={"code": code, "message": message, **extra}), status
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(error: ApiError) -> tuple[Response, int]:
+    return error_response(error.status, error.code, str(error), **error.extra)
+
+
+@blueprint.errorhandler(NotFound)
+def _not_found(error: NotFound) -> tuple[Response, int]:
+    return error_response(404, "not_found", str(error))
+
+
+@blueprint.errorhandler(BookingError)
+def _booking_error(error: BookingError) -> tuple[Response, int]:
+    status = next((s for kind, s in STATUS.items() if isinstance(error, kind)), 409)
+    return error_response(status, error.code, str(error), **error.details)
+
+
+@blueprint.errorhandler(InvalidAnswers)
+def _invalid(error: InvalidAnswers) -> tuple[Response, int]:
+    fields = {key: problem.message(gettext) for key, problem in error.problems.items()}
+    return error_response(
+        422, "invalid", gettext("Some answers are missing or wrong."), fields=fields
+    )
+
+
+# --- reading the request ------------------------------------------------------------------------
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+        )
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return body
+
+
+def _zone(name: str | None, default: str) -> tuple[str, ZoneInfo]:
+    name = name or default
+    try:
+        if "/" not in name and name != "UTC":
+            raise ZoneInfoNotFoundError(name)
+        return name, ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(
+            400,
+            "invalid_timezone",
+            f"unknown time zone {name!r}; use an IANA name like Europe/Paris",
+        ) from None
+
+
+def _date_param(name: str) -> date:
+    value = request.args.get(name)
+    if not value:
+        raise ApiError(400, "invalid_request", f"the parameter {name!r} is required (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_date", f"{name}={value!r} is not a date (YYYY-MM-DD)"
+        ) from None
+
+
+def _moment(value: Any, name: str = "start") -> datetime:
+    if not isinstance(value, str):
+        raise ApiError(
+            400,
+            "invalid_start",
+            f"{name} must be an ISO 8601 time with its offset, like 2026-12-01T09:30:00+01:00",
+        )
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "invalid_start", f"{name} {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(
+            400, "invalid_start", f"{name} {value!r} needs its UTC offset, like +01:00 or Z"
+        )
+    return moment
+
+
+def _optional_text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "invalid_request", f"{key} must be text")
+    return value
+
+
+# --- presenting ---------------------------------------------------------------------------------
+
+
+def _field_json(spec: Field, locale: str, fallback: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": spec.id,
+        "type": spec.type,
+        "label": spec.label.get(locale, fallback) or _contact_label(spec.id),
+        "required": spec.required,
+    }
+    if spec.help:
+        data["help"] = spec.help.get(locale, fallback)
+    if spec.options:
+        data["options"] = [
+            {"value": o.value, "label": o.label.get(locale, fallback)} for o in spec.options
+        ]
+    for key in ("min", "max", "min_length", "max_length", "pattern"):
+        if getattr(spec, key) is not None:
+            data[key] = getattr(spec, key)
+    return data
+
+
+def _contact_label(field_id: str) -> str:
+    labels: dict[str, str] = {
+        "name": gettext("Your name"),
+        "email": gettext("Your e-mail address"),
+    }
+    return labels.get(field_id, field_id)
+
+
+def _service_json(context: BookingContext, locale: str) -> dict[str, Any]:
+    workflow: Workflow = context.workflow
+    fallback = context.calendar.default_locale
+    data: dict[str, Any] = {
+        "id": workflow.id,
+        "name": workflow.name.get(locale, fallback),
+        "description": workflow.description.get(locale, fallback) or None,
+        "duration_minutes": int(workflow.duration.total_seconds() // 60),
+        "capacity": workflow.capacity,
+        "location": {"type": workflow.location.type},
+        "staff_choice": workflow.staff.client_chooses,
+        "fields": [_field_json(f, locale, fallback) for f in workflow.fields],
+        "consent": None,
+    }
+    if workflow.consent is not None:
+        data["consent"] = {
+            "required": workflow.consent.required,
+            "text": workflow.consent.text.get(locale, fallback),
+            "link": workflow.consent.link.get(locale, fallback) or None,
+        }
+    return data
+
+
+def _booking_json(booking: Booking) -> dict[str, Any]:
+    zone = ZoneInfo(booking.timezone)
+    context = context_of(booking)
+    workflow = context.workflow
+    token = manage_token(booking)
+    settings = current_app.extensions["bookwise"].settings
+    deadline = booking.start_at - workflow.cancellation_min_notice
+    changeable = (
+        workflow.cancellation_allowed
+        and booking.holds_slot
+        and not workflow.lifecycle.is_final(booking.state)
+        and now() < deadline
+    )
+    return {
+        "id": booking.uid,
+        "status": booking.state,
+        "calendar": booking.calendar.slug,
+        "service": workflow.id,
+        "start": booking.start_at.astimezone(zone).isoformat(),
+        "end": booking.end_at.astimezone(zone).isoformat(),
+        "timezone": booking.timezone,
+        "staff": booking.staff_member.slug,
+        "client": {"name": booking.client.name, "email": booking.client.email},
+        "can_change": changeable,
+        "change_deadline": deadline.astimezone(zone).isoformat(),
+        "manage_token": token,
+        "manage_url": f"{settings.base_url}/manage/{token}",
+    }
+
+
+def _check_sign_in(context: BookingContext) -> None:
+    if context.calendar.sign_in_required and not current_user.is_authenticated:
+        raise ApiError(
+            401, "sign_in_required", "this calendar only takes bookings from signed-in users"
+        )
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+@blueprint.get("/calendars/<calendar>/services")
+def services(calendar: str) -> Response:
+    session = db_session()
+    locale = str(get_locale())
+    from bookwise.calendars.services import get_calendar
+
+    found = get_calendar(session, calendar)
+    if not found.published:
+        raise NotFound(f"no calendar {calendar!r}")
+    contexts = [
+        find_service(session, calendar, service.workflow.slug)
+        for service in found.services
+        if service.active
+    ]
+    return jsonify(
+        calendar={"id": found.slug, "name": found.name, "timezone": found.timezone},
+        services=[_service_json(c, locale) for c in contexts],
+    )
+
+
+@blueprint.get("/calendars/<calendar>/services/<service>/slots")
+def slots(calendar: str, service: str) -> Response:
+    session = db_session()
+    context = find_service(session, calendar, service)
+    first, last = _date_param("from"), _date_param("to")
+    if first > last:
+        raise ApiError(400, "invalid_range", "from must not be after to")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ApiError(400, "range_too_long", f"ask for at most {MAX_DAYS} days at a time")
+    name, zone = _zone(request.args.get("tz"), context.calendar.timezone)
+    staff_slug = request.args.get("staff")
+    window_start, window_end = local_day_bounds(first, last, zone)
+    found = service_availability(
+        session,
+        context.calendar,
+        context.service,
+        context.workflow,
+        window_start,
+        window_end,
+        now(),
+    )
+    choose = context.workflow.staff.client_chooses
+    out = []
+    for slot in found.slots:
+        members = [found.slug_of(s) for s in slot.staff]
+        if staff_slug is not None:
+            if staff_slug not in members:
+                continue
+            remaining = slot.remaining_by_staff[slot.staff[members.index(staff_slug)]]
+        else:
+            remaining = slot.remaining
+        item: dict[str, Any] = {
+            "start": slot.start.astimezone(zone).isoformat(),
+            "end": slot.end.astimezone(zone).isoformat(),
+            "remaining": remaining,
+        }
+        if choose:
+            item["staff"] = members
+        out.append(item)
+    return jsonify(timezone=name, slots=out)
+
+
+@blueprint.post("/calendars/<calendar>/services/<service>/bookings")
+def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
+    find_service(db_session(), calendar, service)  # 404 first, before judging the body
+    body = _json_body()
+    client = body.get("client", {})
+    answers = body.get("answers", {})
+    if not isinstance(client, dict):
+        raise ApiError(400, "invalid_request", "client must be an object")
+    if not isinstance(answers, dict):
+        raise ApiError(400, "invalid_request", "answers must be an object")
+    consent = body.get("consent")
+    if consent is not None and not isinstance(consent, bool):
+        raise ApiError(400, "invalid_request", "consent must be true or false")
+    start = _moment(body.get("start"))
+    staff = _optional_text(body, "staff")
+    locale = _optional_text(client, "locale")
+    settings = current_app.extensions["bookwise"].settings
+    if locale is not None and locale not in settings.locales:
+        raise ApiError(
+            400, "invalid_locale", f"locale must be one of {', '.join(settings.locales)}"
+        )
+    values = {k: v for k, v in client.items() if k in ("name", "email", "phone")}
+    duplicated = set(values) & set(answers)
+    if duplicated:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"give {', '.join(sorted(duplicated))} in client, not in answers",
+        )
+    values.update(answers)
+    database = current_app.extensions["bookwise"].database
+    with unit_of_work(database.sessions, write=True) as session:
+        context = find_service(session, calendar, service)
+        _check_sign_in(context)
+        timezone = client.get("timezone")
+        if timezone is not None:
+            timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
+        booking = create_booking(
+            session,
+            context,
+            BookingRequest(
+                start=start,
+                values=values,
+                consent=consent,
+                staff=staff,
+                locale=locale,
+                timezone=timezone,
+                source="api",
+            ),
+            now(),
+        )
+        payload = _booking_json(booking)
+    location = url_for("api.manage", token=payload["manage_token"])
+    return jsonify(payload), 201, {"Location": location}
+
+
+@blueprint.get("/manage/<token>")
+def manage(token: str) -> Response:
+    return jsonify(_booking_json(find_by_manage_token(db_session(), token)))
+
+
+@blueprint.post("/manage/<token>/reschedule")
+def reschedule(token: str) -> Response:
+    body = _json_body()
+    start = _moment(body.get("start"))
+    database = current_app.extensions["bookwise"].database
+    with unit_of_work(database.sessions, write=True) as session:
+        booking = find_by_manage_token(session, token)
+        reschedule_booking(session, booking, start, now())
+        payload = _booking_json(booking)
+    return jsonify(payload)
+
+
+@blueprint.post("/manage/<token>/cancel")
+def cancel(token: str) -> Response:
+    body = _json_body() if request.content_length else {}
+    reason = _optional_text(body, "reason")
+    if reason is not None and len(reason) > 500:
+        raise ApiError(400, "invalid_request", "reason must be at most 500 characters")
+    database = current_app.extensions["bookwise"].database
+    with unit_of_work(database.sessions, write=True) as session:
+        booking = find_by_manage_token(session, token)
+        cancel_booking(session, booking, now(), reason=reason)
+        payload = _booking_json(booking)
+    return jsonify(payload)

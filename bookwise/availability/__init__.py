@@ -1,0 +1,1 @@
+"""Availability: which times can be booked, and by whom."""

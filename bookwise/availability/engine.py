@@ -1,0 +1,269 @@
+"""The availability engine: which start times can be booked. Pure: plain data in, plain data out.
+
+The rules, for each staff member of a service's pool:
+
+- Working hours are local ranges on weekdays, in the calendar's time zone. A range is real time
+  from its local start to its local end: on the day clocks go back, 00:00-06:00 holds 7 real hours
+  (the repeated hour counts twice); on the day they go forward, 5. A local time that does not exist
+  (inside the skipped hour) is taken as the moment the clocks jump.
+- Slots start every ``slot_step`` of real time from the start of each range, and must end by the
+  end of the range. A slot lasts ``duration`` of real time, even across a clock change.
+- A booking blocks its staff member from ``start - buffer_before`` to ``end + buffer_after``. A
+  start is offered only when its own blocked interval overlaps no other blocked interval of that
+  staff member: existing bookings (as stored, with their own buffers), time off, external busy
+  times. Intervals are half-open, so touching is fine.
+- For a group service (capacity > 1), the bookings of this service at a start form one session:
+  that start stays open, with ``remaining`` places, until the session is full.
+- ``min_notice`` and ``max_ahead`` count from ``now``, which is an input so that tests can fix it.
+
+All datetimes are aware; the engine works in UTC seconds internally.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bookwise.calendars.data import HoursRange
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open period of real time ``[start, end)``; aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class ExistingBooking:
+    """A booking that takes its staff member's time (its state holds the slot)."""
+
+    start: datetime
+    end: datetime
+    blocked_from: datetime
+    blocked_until: datetime
+    service_id: int
+
+
+@dataclass(frozen=True)
+class StaffTime:
+    """What the engine needs to know of one staff member."""
+
+    staff_id: int
+    hours: tuple[HoursRange, ...]
+    unavailable: tuple[Interval, ...] = ()  # time off and external busy times
+    bookings: tuple[ExistingBooking, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    """The workflow's timing rules, and the calendar's time zone."""
+
+    timezone: str
+    duration: timedelta
+    slot_step: timedelta
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    min_notice: timedelta = timedelta(0)
+    max_ahead: timedelta = timedelta(days=365)
+    capacity: int = 1
+    service_id: int = 0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A start time that can be booked, with the staff who can take it and the places left."""
+
+    start: datetime
+    end: datetime
+    staff: tuple[int, ...]
+    remaining: int
+    remaining_by_staff: dict[int, int] = field(default_factory=dict, compare=False)
+
+
+def _seconds(moment: datetime) -> int:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the engine needs aware datetimes")
+    return int(moment.timestamp())
+
+
+def _moment(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def local_instant(day: date, minute: int, zone: ZoneInfo, earliest: bool = True) -> int:
+    """The UTC second at which the wall clock of ``zone`` shows ``day`` + ``minute`` minutes.
+
+    A time that occurs twice (clocks going back) gives its first occurrence when ``earliest``,
+    its last otherwise; a time that does not occur (clocks going forward) gives the moment of the
+    jump, the first real time after it.
+    """
+    naive = datetime.combine(day, time()) + timedelta(minutes=minute)
+    candidates = []
+    for fold in (0, 1):
+        aware = naive.replace(tzinfo=zone, fold=fold)
+        seconds = int(aware.timestamp())
+        if datetime.fromtimestamp(seconds, zone).replace(tzinfo=None) == naive:
+            candidates.append(seconds)
+    if candidates:
+        return min(candidates) if earliest else max(candidates)
+    # In the gap: search the jump between the two readings of the wall time.
+    low, high = sorted(int(naive.replace(tzinfo=zone, fold=f).timestamp()) for f in (0, 1))
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def working_intervals(
+    hours: Iterable[HoursRange], zone: ZoneInfo, first_day: date, last_day: date
+) -> list[tuple[int, int]]:
+    """The real-time working ranges, in UTC seconds, of the local days first_day..last_day."""
+    by_weekday: dict[int, list[HoursRange]] = defaultdict(list)
+    for item in hours:
+        by_weekday[item.weekday].append(item)
+    out: list[tuple[int, int]] = []
+    day = first_day
+    while day <= last_day:
+        for item in by_weekday.get(day.weekday(), ()):
+            start = local_instant(day, item.start_minute, zone, earliest=True)
+            end = local_instant(day, item.end_minute, zone, earliest=False)
+            if end > start:
+                out.append((start, end))
+        day += timedelta(days=1)
+    out.sort()
+    return out
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge open intervals ``(lo, hi)``; two that only touch stay apart (the point between them
+    is allowed)."""
+    intervals.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in intervals:
+        if merged and lo < merged[-1][1]:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _free_starts(
+    first: int, last: int, step: int, forbidden: list[tuple[int, int]], lows: list[int]
+) -> list[int]:
+    """Starts ``first + k * step`` up to ``last`` that fall in no forbidden open interval."""
+    out: list[int] = []
+    if last < first:
+        return out
+    index = max(0, bisect.bisect_right(lows, first) - 1)
+    start = first
+    while start <= last:
+        while index < len(forbidden) and forbidden[index][1] <= start:
+            index += 1
+        if index < len(forbidden) and forbidden[index][0] < start < forbidden[index][1]:
+            # Jump to the first grid point at or after the end of this forbidden interval.
+            end = forbidden[index][1]
+            start = first + -(-(end - first) // step) * step
+            continue
+        out.append(start)
+        start += step
+    return out
+
+
+def find_free_slots(
+    rules: SlotRules,
+    staff: Sequence[StaffTime],
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+) -> list[Slot]:
+    """Every start in ``[window_start, window_end)`` that at least one staff member can take.
+
+    Slots are sorted by start and unique; each lists its staff in the order given.
+    """
+    zone = ZoneInfo(rules.timezone)
+    duration = int(rules.duration.total_seconds())
+    step = int(rules.slot_step.total_seconds())
+    before = int(rules.buffer_before.total_seconds())
+    after = int(rules.buffer_after.total_seconds())
+    if duration <= 0 or step <= 0:
+        raise ValueError("duration and slot_step must be positive")
+    now_s = _seconds(now)
+    earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
+    latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
+    if latest < earliest:
+        return []
+    # Local days that can hold a start in the window (a day's range may start the day before).
+    first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
+    last_day = datetime.fromtimestamp(latest, zone).date()
+    interval_cache: dict[tuple[HoursRange, ...], list[tuple[int, int]]] = {}
+
+    offers: dict[int, dict[int, int]] = defaultdict(dict)  # start -> staff -> places left
+    for member in staff:
+        ranges = interval_cache.get(member.hours)
+        if ranges is None:
+            ranges = interval_cache[member.hours] = working_intervals(
+                member.hours, zone, first_day, last_day
+            )
+        if not ranges:
+            continue
+        sessions: dict[int, int] = defaultdict(int)
+        session_blocks: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        blockers: list[tuple[int, int]] = []
+        for booking in member.bookings:
+            lo, hi = _seconds(booking.blocked_from), _seconds(booking.blocked_until)
+            if rules.capacity > 1 and booking.service_id == rules.service_id:
+                start = _seconds(booking.start)
+                sessions[start] += 1
+                session_blocks[start].append((lo, hi))
+            blockers.append((lo, hi))
+        for period in member.unavailable:
+            blockers.append((_seconds(period.start), _seconds(period.end)))
+        # A start s is forbidden when [s - before, s + duration + after) meets [lo, hi).
+        forbidden = _merge([(lo - duration - after, hi + before) for lo, hi in blockers])
+        lows = [lo for lo, _ in forbidden]
+        for range_start, range_end in ranges:
+            first = range_start
+            if first < earliest:
+                first = range_start + -(-(earliest - range_start) // step) * step
+            last = min(range_end - duration, latest)
+            for start in _free_starts(first, last, step, forbidden, lows):
+                offers[start][member.staff_id] = rules.capacity
+        for start, count in sessions.items():
+            if count >= rules.capacity or not earliest <= start <= latest:
+                continue
+            if not any(a <= start and start + duration <= b for a, b in ranges):
+                continue
+            own = session_blocks[start]
+            others = list(blockers)
+            for block in own:
+                others.remove(block)
+            if all(
+                not (start - before < hi and lo < start + duration + after) for lo, hi in others
+            ):
+                offers[start][member.staff_id] = rules.capacity - count
+
+    order = {member.staff_id: position for position, member in enumerate(staff)}
+    slots = []
+    for start in sorted(offers):
+        by_staff = offers[start]
+        members = tuple(sorted(by_staff, key=order.__getitem__))
+        slots.append(
+            Slot(
+                start=_moment(start),
+                end=_moment(start + duration),
+                staff=members,
+                remaining=sum(by_staff.values()),
+                remaining_by_staff=dict(by_staff),
+            )
+        )
+    return slots

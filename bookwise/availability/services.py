@@ -1,0 +1,219 @@
+"""Feeding the availability engine from the database, in a few Core queries read into tuples.
+
+What is read grows with the staff and the days asked for, not with the size of the database:
+every query is bounded by the pool's staff ids and by the time window (indexes on
+``(staff_id, blocked_from, blocked_until)``, ``(staff_id, start_at, end_at)``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from bookwise.availability.engine import (
+    ExistingBooking,
+    Interval,
+    Slot,
+    SlotRules,
+    StaffTime,
+    find_free_slots,
+    local_instant,
+)
+from bookwise.bookings.models import Booking
+from bookwise.calendars.data import HoursRange
+from bookwise.calendars.models import (
+    BusyTime,
+    Calendar,
+    Service,
+    ServiceStaff,
+    StaffMember,
+    TimeOff,
+    WorkingHours,
+)
+from bookwise.workflows.language import Workflow
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    id: int
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The free slots of a service in a window, and the staff they refer to."""
+
+    slots: list[Slot]
+    pool: list[PoolMember]
+
+    def slug_of(self, staff_id: int) -> str:
+        return next(m.slug for m in self.pool if m.id == staff_id)
+
+
+def slot_rules(calendar: Calendar, service: Service, workflow: Workflow) -> SlotRules:
+    return SlotRules(
+        timezone=calendar.timezone,
+        duration=workflow.duration,
+        slot_step=workflow.slot_step,
+        buffer_before=workflow.buffer_before,
+        buffer_after=workflow.buffer_after,
+        min_notice=workflow.min_notice,
+        max_ahead=workflow.max_ahead,
+        capacity=workflow.capacity,
+        service_id=service.id,
+    )
+
+
+def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The real-time window of the local days ``first`` to ``last`` (inclusive) in ``zone``."""
+    start = local_instant(first, 0, zone, earliest=True)
+    end = local_instant(last + timedelta(days=1), 0, zone, earliest=True)
+    return datetime.fromtimestamp(start, ZoneInfo("UTC")), datetime.fromtimestamp(
+        end, ZoneInfo("UTC")
+    )
+
+
+def read_pool(session: Session, service: Service, workflow: Workflow) -> list[PoolMember]:
+    """The staff who can take bookings of ``service``, in priority order, with one query."""
+    columns = (StaffMember.id, StaffMember.slug, StaffMember.name, StaffMember.tags)
+    available = and_(StaffMember.bookable, StaffMember.invitation == "accepted")
+    if service.pool_by_tags:
+        rows = session.execute(
+            select(*columns)
+            .where(StaffMember.calendar_id == service.calendar_id, available)
+            .order_by(StaffMember.id)
+        ).all()
+        wanted = set(workflow.staff.tags)
+        return [PoolMember(r.id, r.slug, r.name) for r in rows if wanted <= set(r.tags or ())]
+    rows = session.execute(
+        select(*columns)
+        .join(ServiceStaff, ServiceStaff.staff_id == StaffMember.id)
+        .where(ServiceStaff.service_id == service.id, available)
+        .order_by(ServiceStaff.position)
+    ).all()
+    return [PoolMember(r.id, r.slug, r.name) for r in rows]
+
+
+def read_staff_time(
+    session: Session,
+    calendar_id: int,
+    staff_ids: list[int],
+    window_start: datetime,
+    window_end: datetime,
+    margin: timedelta,
+    exclude_booking: int | None = None,
+) -> list[StaffTime]:
+    """Hours, time off, busy times and bookings of ``staff_ids`` around the window: four queries."""
+    if not staff_ids:
+        return []
+    low, high = window_start - margin, window_end + margin
+    hours_rows = session.execute(
+        select(
+            WorkingHours.staff_id,
+            WorkingHours.weekday,
+            WorkingHours.start_minute,
+            WorkingHours.end_minute,
+        ).where(
+            WorkingHours.calendar_id == calendar_id,
+            or_(WorkingHours.staff_id.is_(None), WorkingHours.staff_id.in_(staff_ids)),
+        )
+    ).all()
+    own_hours_rows = session.execute(
+        select(StaffMember.id, StaffMember.uses_calendar_hours).where(StaffMember.id.in_(staff_ids))
+    ).all()
+    calendar_hours = tuple(
+        sorted(HoursRange(w, s, e) for staff, w, s, e in hours_rows if staff is None)
+    )
+    member_hours: dict[int, list[HoursRange]] = defaultdict(list)
+    for staff, weekday, start, end in hours_rows:
+        if staff is not None:
+            member_hours[staff].append(HoursRange(weekday, start, end))
+    uses_calendar = dict(own_hours_rows)
+
+    unavailable: dict[int, list[Interval]] = defaultdict(list)
+    for table in (TimeOff, BusyTime):
+        for member, period_start, period_end in session.execute(
+            select(table.staff_id, table.start_at, table.end_at).where(
+                table.staff_id.in_(staff_ids), table.end_at > low, table.start_at < high
+            )
+        ):
+            unavailable[member].append(Interval(period_start, period_end))
+
+    query = select(
+        Booking.staff_id,
+        Booking.start_at,
+        Booking.end_at,
+        Booking.blocked_from,
+        Booking.blocked_until,
+        Booking.service_id,
+    ).where(
+        Booking.staff_id.in_(staff_ids),
+        Booking.holds_slot,
+        Booking.blocked_until > low,
+        Booking.blocked_from < high,
+    )
+    if exclude_booking is not None:
+        query = query.where(Booking.id != exclude_booking)
+    bookings: dict[int, list[ExistingBooking]] = defaultdict(list)
+    for row in session.execute(query):
+        bookings[row.staff_id].append(
+            ExistingBooking(
+                row.start_at, row.end_at, row.blocked_from, row.blocked_until, row.service_id
+            )
+        )
+
+    return [
+        StaffTime(
+            staff_id=staff_id,
+            hours=calendar_hours
+            if uses_calendar.get(staff_id, True)
+            else tuple(sorted(member_hours[staff_id])),
+            unavailable=tuple(unavailable[staff_id]),
+            bookings=tuple(bookings[staff_id]),
+        )
+        for staff_id in staff_ids
+    ]
+
+
+def service_availability(
+    session: Session,
+    calendar: Calendar,
+    service: Service,
+    workflow: Workflow,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    *,
+    staff_ids: list[int] | None = None,
+    exclude_booking: int | None = None,
+    ignore_bookings: bool = False,
+) -> Availability:
+    """Free slots of ``service`` starting in ``[window_start, window_end)``.
+
+    ``staff_ids`` narrows the pool (a client's choice, a reschedule that keeps its staff);
+    ``exclude_booking`` leaves one booking out (the one being moved); ``ignore_bookings`` gives
+    the slots as if nothing were booked (to tell "taken" from "never offered").
+    """
+    pool = read_pool(session, service, workflow)
+    if staff_ids is not None:
+        pool = [m for m in pool if m.id in staff_ids]
+    rules = slot_rules(calendar, service, workflow)
+    margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+    staff_time = read_staff_time(
+        session,
+        calendar.id,
+        [m.id for m in pool],
+        window_start,
+        window_end,
+        margin,
+        exclude_booking,
+    )
+    if ignore_bookings:
+        staff_time = [StaffTime(t.staff_id, t.hours, t.unavailable, ()) for t in staff_time]
+    return Availability(find_free_slots(rules, staff_time, window_start, window_end, now), pool)

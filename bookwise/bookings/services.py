@@ -1,0 +1,528 @@
+"""Booking, rescheduling, cancelling, and moving a booking through its lifecycle.
+
+There is one way to book: the public pages, the API and the back office all call these
+functions. They take a ``Session`` and never commit; a booking is written in one transaction that
+cannot double-book:
+
+- the transaction is begun as a writer (:func:`bookwise.db.begin_write`: ``BEGIN IMMEDIATE`` on
+  SQLite, which serialises writers), and on PostgreSQL the pool's staff rows are locked
+  (``SELECT ... FOR UPDATE``, in id order so that two bookings never deadlock);
+- availability is then computed again inside the transaction, from what is committed;
+- the database refuses what would still slip through (migration 0002: an exclusion constraint on
+  PostgreSQL, triggers on SQLite), and that refusal becomes :class:`SlotTaken`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bookwise.availability.assignment import AssignmentContext, assign
+from bookwise.availability.engine import Slot
+from bookwise.availability.services import PoolMember, read_pool, service_availability
+from bookwise.bookings.answers import check_answers
+from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
+from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
+from bookwise.errors import BookwiseError, NotFound
+from bookwise.workflows.language import Workflow
+from bookwise.workflows.lifecycle import Role, TransitionNotAllowed
+from bookwise.workflows.models import WorkflowVersion
+from bookwise.workflows.services import current_version, workflow_of
+
+
+class BookingError(BookwiseError):
+    """A booking request that cannot be honoured; ``code`` is stable, for the API."""
+
+    code = "booking_error"
+
+    def __init__(self, message: str, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class SlotTaken(BookingError):
+    """The time was free a moment ago and is not any more: pick another."""
+
+    code = "slot_taken"
+
+
+class NotASlot(BookingError):
+    """The time is not one this service offers (outside hours, off the grid, time off)."""
+
+    code = "not_a_slot"
+
+
+class OutsideWindow(BookingError):
+    """The time is in the past, too soon or too far ahead for the workflow's booking window."""
+
+    code = "outside_booking_window"
+
+
+class TooLate(BookingError):
+    """Too close to the start to cancel or reschedule online."""
+
+    code = "too_late"
+
+
+class NotAllowed(BookingError):
+    """The workflow or the booking's state does not allow this."""
+
+    code = "not_allowed"
+
+
+class InvalidRequest(BookingError):
+    """The request itself is wrong (an unknown staff member, a choice the client cannot make)."""
+
+    code = "invalid_request"
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """What a client asks for. ``values`` holds every field's answer, contact details included."""
+
+    start: datetime
+    values: dict[str, Any]
+    consent: bool | None = None
+    staff: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    source: str = "public"
+    actor: str = "client"
+
+
+@dataclass
+class BookingContext:
+    """A service with its calendar and the workflow version in force."""
+
+    calendar: Calendar
+    service: Service
+    version: WorkflowVersion
+    workflow: Workflow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workflow = workflow_of(self.version)
+
+
+def find_service(
+    session: Session, calendar_slug: str, workflow_slug: str, *, public: bool = True
+) -> BookingContext:
+    """The service ``workflow_slug`` of the calendar ``calendar_slug``, or :class:`NotFound`.
+
+    ``public`` requires the calendar to be published and the service active.
+    """
+    calendar = session.scalar(select(Calendar).where(Calendar.slug == calendar_slug))
+    if calendar is None or (public and not calendar.published):
+        raise NotFound(f"no calendar {calendar_slug!r}")
+    for service in calendar.services:
+        if service.workflow.slug == workflow_slug and (service.active or not public):
+            return BookingContext(calendar, service, current_version(session, workflow_slug))
+    raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
+
+
+def manage_token(booking: Booking) -> str:
+    """The client's secret link token: the public id and a 176-bit secret."""
+    return f"{booking.uid}-{booking.manage_token}"
+
+
+def find_by_manage_token(session: Session, token: str) -> Booking:
+    """The booking of a manage token, or :class:`NotFound` (the same for a bad id or secret).
+
+    The secret is compared in constant time, so timing tells nothing about it.
+    """
+    uid, _, secret = token.partition("-")
+    if len(uid) != 32 or not secret or len(token) > 128:
+        raise NotFound("no such booking")
+    booking = session.scalar(select(Booking).where(Booking.uid == uid))
+    if booking is None or not hmac.compare_digest(booking.manage_token, secret):
+        raise NotFound("no such booking")
+    return booking
+
+
+def _lock_staff(session: Session, staff_ids: list[int]) -> None:
+    """On PostgreSQL, lock the staff rows (in id order) until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql" and staff_ids:
+        session.execute(
+            select(StaffMember.id)
+            .where(StaffMember.id.in_(sorted(staff_ids)))
+            .order_by(StaffMember.id)
+            .with_for_update()
+        ).all()
+
+
+def _check_window(workflow: Workflow, start: datetime, now: datetime) -> None:
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
+    if start <= now:
+        raise OutsideWindow("this time is in the past", "in_the_past")
+    if start < now + workflow.min_notice:
+        raise OutsideWindow("this time is too soon to be booked online", "too_soon")
+    if start > now + workflow.max_ahead:
+        raise OutsideWindow("this time is too far ahead to be booked yet", "too_far")
+
+
+def _slot_at(
+    session: Session,
+    context: BookingContext,
+    start: datetime,
+    now: datetime,
+    staff_ids: list[int] | None,
+    exclude_booking: int | None = None,
+) -> Slot:
+    """The free slot starting exactly at ``start``; :class:`SlotTaken` when it is booked up,
+    :class:`NotASlot` when it was never offered."""
+    window = (start, start + timedelta(seconds=1))
+    found = service_availability(
+        session,
+        context.calendar,
+        context.service,
+        context.workflow,
+        *window,
+        now,
+        staff_ids=staff_ids,
+        exclude_booking=exclude_booking,
+    )
+    for slot in found.slots:
+        if slot.start == start:
+            return slot
+    unbooked = service_availability(
+        session,
+        context.calendar,
+        context.service,
+        context.workflow,
+        *window,
+        now,
+        staff_ids=staff_ids,
+        exclude_booking=exclude_booking,
+        ignore_bookings=True,
+    )
+    if any(slot.start == start for slot in unbooked.slots):
+        raise SlotTaken("this time was just taken; please pick another")
+    raise NotASlot("this service is not offered at this time")
+
+
+def _choose_staff(
+    session: Session,
+    context: BookingContext,
+    slot: Slot,
+    pool: list[PoolMember],
+    prefer: int | None = None,
+) -> int:
+    """Who takes the slot: ``prefer`` when free, else the workflow's assignment strategy."""
+    if prefer is not None and prefer in slot.staff:
+        return prefer
+    state = session.get(AssignmentState, context.service.id)
+    week_counts: dict[int, int] = {}
+    if context.workflow.staff.assignment == "least_busy":
+        week_counts = _week_counts(session, context, slot)
+    chosen = assign(
+        context.workflow.staff.assignment,
+        AssignmentContext(
+            free=list(slot.staff),
+            pool=[m.id for m in pool],
+            last_assigned=state.last_staff_id if state else None,
+            week_counts=week_counts,
+            rng=random.SystemRandom(),
+        ),
+    )
+    if state is None:
+        session.add(AssignmentState(service_id=context.service.id, last_staff_id=chosen))
+    else:
+        state.last_staff_id = chosen
+    return chosen
+
+
+def _week_counts(session: Session, context: BookingContext, slot: Slot) -> dict[int, int]:
+    """Bookings per free staff member in the (local, Monday to Sunday) week of the slot."""
+    zone = ZoneInfo(context.calendar.timezone)
+    local = slot.start.astimezone(zone)
+    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time())
+    start = monday.replace(tzinfo=zone)
+    end = (monday + timedelta(days=7)).replace(tzinfo=zone)
+    rows = session.execute(
+        select(Booking.staff_id, func.count())
+        .where(
+            Booking.staff_id.in_(slot.staff),
+            Booking.holds_slot,
+            Booking.start_at >= start,
+            Booking.start_at < end,
+        )
+        .group_by(Booking.staff_id)
+    )
+    return dict(rows.tuples().all())
+
+
+def _slot_key(context: BookingContext, staff_id: int, start: datetime, uid: str) -> str:
+    if context.workflow.capacity > 1:
+        moment = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{context.service.id}:{staff_id}:{moment}"
+    return uid
+
+
+def _flush_or_taken(session: Session) -> None:
+    """Flush; a refusal by the database's double-booking guard becomes :class:`SlotTaken`."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        text = str(exc.orig)
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate == "23P01" or "booking_overlap" in text or "slot_full" in text:
+            raise SlotTaken("this time was just taken; please pick another") from None
+        raise
+
+
+def _find_client(
+    session: Session, calendar_id: int, name: str, email: str | None, phone: str | None
+) -> Client:
+    client = None
+    if email:
+        client = session.scalar(
+            select(Client)
+            .where(
+                Client.calendar_id == calendar_id, Client.email == email, Client.erased_at.is_(None)
+            )
+            .order_by(Client.id)
+            .limit(1)
+        )
+    if client is None:
+        client = Client(calendar_id=calendar_id, name=name, email=email, phone=phone)
+        session.add(client)
+    else:
+        client.name = name
+        if phone:
+            client.phone = phone
+    return client
+
+
+def history(
+    session: Session,
+    booking: Booking,
+    action: str,
+    actor: str,
+    *,
+    from_state: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        BookingEvent(
+            booking_id=booking.id,
+            action=action,
+            from_state=from_state,
+            to_state=booking.state,
+            actor=actor,
+            details=details or {},
+        )
+    )
+
+
+def create_booking(
+    session: Session, context: BookingContext, request: BookingRequest, now: datetime
+) -> Booking:
+    """Book ``request.start`` for a client; raises a :class:`BookingError` or
+    :class:`~bookwise.bookings.answers.InvalidAnswers`, leaving nothing written.
+
+    The session must be fresh: this begins its transaction as a writer.
+    """
+    begin_write_if_fresh(session)
+    workflow = context.workflow
+    answers = check_answers(workflow, request.values, request.consent, now.date())
+    start = request.start.astimezone(UTC) if request.start.tzinfo else request.start
+    _check_window(workflow, start, now)
+
+    pool = read_pool(session, context.service, workflow)
+    wanted: list[int] | None = None
+    if request.staff is not None:
+        if not workflow.staff.client_chooses:
+            raise InvalidRequest("this service assigns its staff itself", "staff_not_choosable")
+        member = next((m for m in pool if m.slug == request.staff), None)
+        if member is None:
+            raise InvalidRequest(
+                f"no staff member {request.staff!r} for this service", "unknown_staff"
+            )
+        wanted = [member.id]
+    _lock_staff(session, wanted or [m.id for m in pool])
+    slot = _slot_at(session, context, start, now, wanted)
+    staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool)
+
+    client = _find_client(session, context.calendar.id, answers.name, answers.email, answers.phone)
+    client.locale = request.locale or context.calendar.default_locale
+    client.timezone = request.timezone or context.calendar.timezone
+    uid = uuid.uuid4().hex
+    end = start + workflow.duration
+    booking = Booking(
+        uid=uid,
+        calendar_id=context.calendar.id,
+        service_id=context.service.id,
+        workflow_version_id=context.version.id,
+        staff_id=staff_id,
+        client=client,
+        start_at=start,
+        end_at=end,
+        blocked_from=start - workflow.buffer_before,
+        blocked_until=end + workflow.buffer_after,
+        state=workflow.lifecycle.initial,
+        holds_slot=workflow.lifecycle.holds_slot(workflow.lifecycle.initial),
+        slot_key=_slot_key(context, staff_id, start, uid),
+        capacity=workflow.capacity,
+        answers=answers.answers,
+        locale=client.locale,
+        timezone=client.timezone,
+        manage_token=secrets.token_urlsafe(22),
+        source=request.source,
+    )
+    session.add(booking)
+    _flush_or_taken(session)
+    if workflow.consent is not None and request.consent:
+        text = workflow.consent.text.get(booking.locale, context.calendar.default_locale)
+        link = workflow.consent.link.get(booking.locale, context.calendar.default_locale)
+        session.add(
+            ConsentRecord(
+                booking_id=booking.id,
+                text=text,
+                text_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                link=link or None,
+                locale=booking.locale,
+                given_at=now,
+            )
+        )
+    history(
+        session,
+        booking,
+        "created",
+        request.actor,
+        details={"start": start.isoformat(), "source": request.source},
+    )
+    session.flush()
+    return booking
+
+
+def begin_write_if_fresh(session: Session) -> None:
+    """Begin as a writer unless the caller already began (then it is the caller's choice)."""
+    from bookwise.db import begin_write
+
+    if not session.in_transaction():
+        begin_write(session)
+
+
+def context_of(booking: Booking) -> BookingContext:
+    """The context a booking lives in: its service, calendar and *its own* workflow version."""
+    return BookingContext(booking.calendar, booking.service, booking.workflow_version)
+
+
+def _check_client_may_change(workflow: Workflow, booking: Booking, now: datetime) -> None:
+    if not workflow.cancellation_allowed:
+        raise NotAllowed("this booking cannot be changed online; please contact us", "not_allowed")
+    deadline = booking.start_at - workflow.cancellation_min_notice
+    if now >= deadline:
+        raise TooLate(
+            "it is too late to change this booking online; please contact us",
+            "too_late",
+            deadline=deadline.isoformat(),
+        )
+
+
+def reschedule_booking(
+    session: Session,
+    booking: Booking,
+    new_start: datetime,
+    now: datetime,
+    role: Role = "client",
+    actor: str = "client",
+) -> Booking:
+    """Move a booking to ``new_start`` under the rules of the version it was made under.
+
+    Keeps its staff member when free (always when the client chose them); otherwise assigns
+    another by the workflow's strategy.
+    """
+    context = context_of(booking)
+    workflow = context.workflow
+    if workflow.lifecycle.is_final(booking.state) or not booking.holds_slot:
+        raise NotAllowed(f"a {booking.state} booking cannot be moved", "invalid_state")
+    if role == "client":
+        _check_client_may_change(workflow, booking, now)
+    start = new_start.astimezone(UTC)
+    _check_window(workflow, start, now)
+    pool = read_pool(session, context.service, workflow)
+    keep_staff = workflow.staff.client_chooses
+    wanted = [booking.staff_id] if keep_staff else None
+    _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
+    slot = _slot_at(session, context, start, now, wanted, exclude_booking=booking.id)
+    staff_id = _choose_staff(session, context, slot, pool, prefer=booking.staff_id)
+    previous = booking.start_at
+    booking.staff_id = staff_id
+    booking.start_at = start
+    booking.end_at = start + workflow.duration
+    booking.blocked_from = start - workflow.buffer_before
+    booking.blocked_until = booking.end_at + workflow.buffer_after
+    booking.slot_key = _slot_key(context, staff_id, start, booking.uid)
+    booking.sequence += 1
+    _flush_or_taken(session)
+    history(
+        session,
+        booking,
+        "rescheduled",
+        actor,
+        from_state=booking.state,
+        details={"from": previous.isoformat(), "to": start.isoformat()},
+    )
+    session.flush()
+    return booking
+
+
+def transition_booking(
+    session: Session,
+    booking: Booking,
+    name: str,
+    role: Role,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> Booking:
+    """Make the lifecycle move ``name`` as ``role``; :class:`NotAllowed` when the workflow does
+    not allow it from the booking's state or for that role."""
+    workflow = workflow_of(booking.workflow_version)
+    try:
+        move = workflow.lifecycle.find(booking.state, name, role)
+    except TransitionNotAllowed as exc:
+        raise NotAllowed(str(exc), exc.code) from None
+    if role == "client":
+        _check_client_may_change(workflow, booking, now)
+    previous = booking.state
+    booking.state = move.target
+    booking.holds_slot = workflow.lifecycle.holds_slot(move.target)
+    booking.sequence += 1
+    _flush_or_taken(session)  # a booking brought back to a slot-holding state is checked too
+    history(
+        session,
+        booking,
+        name,
+        actor,
+        from_state=previous,
+        details={"reason": reason} if reason else None,
+    )
+    session.flush()
+    return booking
+
+
+def cancel_booking(
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    role: Role = "client",
+    actor: str = "client",
+    reason: str | None = None,
+) -> Booking:
+    """Cancel one booking (for a group, this participant only) by the transition ``cancel``."""
+    return transition_booking(session, booking, "cancel", role, actor, now, reason)
