@@ -4,45 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import get_locale
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.orm import Session
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from bookwise.config import Settings, load_settings
-from bookwise.db import utcnow
+from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.errors import NotFound
 from bookwise.i18n import LANG_COOKIE, LOCALE_DIR, babel, language_choices, select_locale
-from bookwise.instance import Database, open_database
+from bookwise.instance import open_database
+from bookwise.web import Bookwise, close_session, csrf
 
-csrf = CSRFProtect()
 MAX_BODY = 64 * 1024
-
-
-@dataclass
-class Bookwise:
-    """What the app knows of its instance: ``app.extensions["bookwise"]``.
-
-    ``clock`` gives the current time (aware, UTC); tests replace it to stand at a given moment.
-    """
-
-    settings: Settings
-    database: Database
-    clock: Callable[[], datetime] = utcnow
-
-
-def now() -> datetime:
-    """The current time as the application sees it (see :attr:`Bookwise.clock`)."""
-    from flask import current_app
-
-    moment: datetime = current_app.extensions["bookwise"].clock()
-    return moment
 
 
 def create_app(
@@ -62,7 +38,7 @@ def create_app(
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=secret_key_of(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
@@ -90,27 +66,11 @@ def create_app(
     app.register_blueprint(public_blueprint)
 
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
-    app.teardown_appcontext(_close_session)
+    app.teardown_appcontext(close_session)
     app.after_request(_remember_language)
     app.after_request(_security_headers)
     _register_error_pages(app)
     return app
-
-
-def db_session() -> Session:
-    """The database session of the current request (one unit of work per request)."""
-    if "db_session" not in g:
-        from flask import current_app
-
-        g.db_session = current_app.extensions["bookwise"].database.sessions()
-    session: Session = g.db_session
-    return session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
 
 
 def _remember_language(response: Response) -> Response:

@@ -6,6 +6,7 @@ non-zero exit; never a traceback, unless ``BOOKWISE_DEBUG=1`` asks for one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bookwise.config import Settings, load_settings
-from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
+from bookwise.errors import BookwiseError, ConfigError, ProblemsError, errors_only
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +55,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 @config_option
 @click.option("--admin-email", help="E-mail of the administrator to create.")
 @click.option("--admin-password", help="Their password (asked when --admin-email is given alone).")
-@click.option("--demo", is_flag=True, help="Also load the demo calendars (demo_data).")
+@click.option("--demo", is_flag=True, help="Load the demo calendars into a new instance.")
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -65,8 +66,14 @@ def init(
 ) -> None:
     """Create or upgrade the database, store the workflows, create an administrator."""
     from bookwise import instance
+    from bookwise.accounts.services import has_superadmin
 
+    if admin_email is None and admin_password is not None:
+        raise click.UsageError("--admin-password needs --admin-email")
     settings = settings_from(ctx, config_path)
+    if demo and settings.demo_data is None:
+        raise BookwiseError("--demo needs demo_data in the configuration (a calendar data file)")
+    checked = instance.checked_workflows(settings)  # before touching the database
     database = instance.open_database(settings)
     before = instance.prepare_schema(database)
     click.echo(
@@ -74,13 +81,19 @@ def init(
             "empty": "database created",
             "outdated": "database upgraded",
             "current": "database already up to date",
+            "foreign": "",
         }[before]
     )
-    report = instance.sync_workflows(settings, database, actor="cli")
-    click.echo(report.summary())
-    if admin_email is None and admin_password is not None:
-        raise click.UsageError("--admin-password needs --admin-email")
-    if admin_email is None and sys.stdin.isatty() and not _has_superadmin(database):
+    started = instance.start_instance(settings, database, checked, demo=demo, actor="cli")
+    click.echo(started.workflows.summary())
+    for warning in started.warnings:
+        click.echo(str(warning), err=True)
+    if started.demo_loaded:
+        email, password = instance.demo_credentials(settings)
+        click.echo(f"demo data loaded; demo administrator: {email} / {password}")
+    with database.sessions() as session:
+        admin_exists = has_superadmin(session)
+    if admin_email is None and sys.stdin.isatty() and not admin_exists:
         admin_email = click.prompt("Administrator e-mail")
     if admin_email is not None:
         if admin_password is None:
@@ -88,21 +101,14 @@ def init(
                 f"Password for {admin_email}", hide_input=True, confirmation_prompt=True
             )
         user, created = instance.ensure_admin(database, admin_email, admin_password)
-        click.echo(f"administrator {user.email} " + ("created" if created else "already exists"))
-    elif not _has_superadmin(database):
+        click.echo(
+            f"administrator {user.email} created"
+            if created
+            else f"administrator {user.email} already exists; password unchanged"
+        )
+    elif not admin_exists:
         click.echo("no administrator yet: run bookwise init --admin-email EMAIL to create one")
-    if demo:
-        email, password = instance.set_up_demo(settings, database)
-        click.echo(f"demo data loaded; demo administrator: {email} / {password}")
-
-
-def _has_superadmin(database: Any) -> bool:
-    from sqlalchemy import select
-
-    from bookwise.accounts.models import User
-
-    with database.sessions() as session:
-        return session.scalar(select(User.id).where(User.is_superadmin).limit(1)) is not None
+    database.engine.dispose()
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -113,33 +119,21 @@ def _has_superadmin(database: Any) -> bool:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...]) -> None:
-    """Create or update calendars, staff and services from calendar data FILES."""
+    """Create or update calendars, staff and services from calendar data FILES.
+
+    Every file is checked first; when one has an error, nothing is written.
+    """
     from bookwise import instance
 
     settings = settings_from(ctx, config_path)
     database = instance.open_database(settings)
-    _require_schema(database)
-    instance.sync_workflows(settings, database, actor="cli")
-    for path in files:
-        report, warnings = instance.load_calendar_file(settings, database, path)
-        for warning in warnings:
-            click.echo(warning, err=True)
+    instance.require_current_schema(database)
+    result = instance.load_calendar_files(settings, database, list(files))
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    for path, report in result.reports:
         click.echo(f"{path}: {report.summary()}")
-
-
-def _require_schema(database: Any) -> None:
-    from bookwise import migrate
-
-    try:
-        state = migrate.schema_state(database.engine)
-    except Exception as exc:  # driver errors: cannot connect, bad URL, ...
-        raise BookwiseError(f"cannot open the database: {str(exc).splitlines()[0]}") from None
-    if state == "empty":
-        raise BookwiseError("the database is empty: run bookwise init first")
-    if state == "outdated":
-        raise BookwiseError("the database schema is outdated: run bookwise init to upgrade it")
-    if state == "foreign":
-        raise BookwiseError("the database holds tables that are not Bookwise's")
+    database.engine.dispose()
 
 
 # --- validate -----------------------------------------------------------------------------------
@@ -173,13 +167,8 @@ def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ..
     if failed:
         errors = sum(len(errors_only(r.problems)) for r in results)
         bad = sum(1 for r in results if errors_only(r.problems))
-        raise ProblemsError(
-            [
-                Problem(
-                    "validate", None, None, f"{errors} error(s) in {bad} of {len(results)} file(s)"
-                )
-            ]
-        )
+        click.echo(f"{errors} error(s) in {bad} of {len(results)} file(s)", err=True)
+        ctx.exit(1)
 
 
 # --- run, worker --------------------------------------------------------------------------------
@@ -198,32 +187,30 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
     from bookwise.app import create_app
 
     settings = settings_from(ctx, config_path)
-    database = instance.open_database(settings)
-    before = instance.prepare_schema(database)
-    report = instance.sync_workflows(settings, database)
-    if report.changed:
-        click.echo(report.summary())
-    email: str | None
-    password: str | None
-    if before == "empty":
-        email, password = instance.set_up_demo(settings, database)
-        click.echo("new database: demo calendars loaded")
-    else:
-        email, password = instance.demo_login(settings, database)
     _check_port_free(host, port)
+    checked = instance.checked_workflows(settings)  # before touching the database
+    database = instance.open_database(settings)
+    instance.prepare_schema(database)
+    started = instance.start_instance(settings, database, checked, demo=True)
+    if started.workflows.changed:
+        click.echo(started.workflows.summary())
+    for warning in started.warnings:
+        click.echo(str(warning), err=True)
+    if started.demo_loaded:
+        click.echo("new instance: demo calendars loaded")
+    email, password = instance.demo_login(settings, database)
+    database.engine.dispose()
     app = create_app(settings)
     url = f"http://{host}:{port}/"
     click.echo(f"Bookwise is running on {url}")
     if email and password:
         click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
     click.echo("Press Ctrl+C to stop.")
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     except OSError as exc:
-        raise BookwiseError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            "choose another port with --port"
-        ) from None
+        raise _cannot_listen(host, port, exc) from None
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -234,10 +221,13 @@ def _check_port_free(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
             probe.bind((host, port))
     except OSError as exc:
-        raise BookwiseError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            "choose another port with --port"
-        ) from None
+        raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> BookwiseError:
+    return BookwiseError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port with --port"
+    )
 
 
 @cli.command()
@@ -258,7 +248,9 @@ def worker(ctx: click.Context, config_path: Path | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, turning every error into one clear line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="bookwise", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="bookwise", standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code  # a command's ctx.exit(code), returned by click in this mode
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -13,14 +13,16 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from babel import localedata
+
 from bookwise.documents import Document, DocumentError, read_document, schema_problems
-from bookwise.errors import ConfigError
+from bookwise.errors import ConfigError, did_you_mean
 
 DEFAULTS: dict[str, Any] = {
-    "database_url": "sqlite:///instance/bookwise.db",
     "base_url": "http://127.0.0.1:5000",
     "instance_dir": "instance",
     "workflows": "workflows",
@@ -76,7 +78,8 @@ class Settings:
     source: str
     root: Path
     database_url: str
-    secret_key: str
+    # None until first needed: see :func:`secret_key_of` (validating files writes nothing).
+    secret_key: str | None
     base_url: str
     instance_dir: Path
     workflows_dir: Path
@@ -146,6 +149,12 @@ def load_settings(
     problems = schema_problems(merged, "bookwise", "config.schema.json")
     if problems:
         raise ConfigError("\n".join(f"configuration error: {p}" for p in problems))
+    unknown = [code for code in values["locales"] if not localedata.exists(code)]
+    if unknown:
+        raise ConfigError(
+            f"configuration error: {source}: locales: unknown language {unknown[0]!r}; "
+            "use codes like en, fr, de, es or pt_BR"
+        )
     if values["default_locale"] not in values["locales"]:
         raise ConfigError(
             f"configuration error: {source}: default_locale {values['default_locale']!r} "
@@ -157,12 +166,21 @@ def load_settings(
             "use ssl for port 465, starttls for port 587"
         )
 
+    installed = {entry.name for entry in entry_points(group="bookwise.plugins")}
+    for name in values["plugins"].get("enabled", []):
+        if name not in installed:
+            raise ConfigError(
+                f"configuration error: {source}: plugins.enabled: no plugin named {name!r} is "
+                f"installed{did_you_mean(name, installed)} "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
     instance_dir = _resolve(root, values["instance_dir"])
+    database_url = values.get("database_url") or f"sqlite:///{instance_dir / 'bookwise.db'}"
     return Settings(
         source=source,
         root=root,
-        database_url=_absolute_sqlite_url(values["database_url"], root),
-        secret_key=values.get("secret_key") or _instance_secret(instance_dir),
+        database_url=_absolute_sqlite_url(database_url, root),
+        secret_key=values.get("secret_key"),
         base_url=values["base_url"].rstrip("/"),
         instance_dir=instance_dir,
         workflows_dir=_resolve(root, values["workflows"]),
@@ -203,6 +221,12 @@ def _absolute_sqlite_url(url: str, root: Path) -> str:
     if not database or database == ":memory:" or database.startswith("/"):
         return url
     return f"{prefix}{(root / database).resolve()}{sep}{query}"
+
+
+def secret_key_of(settings: Settings) -> str:
+    """The secret key: the configured one, else the instance's generated one (created, readable by
+    its owner only, the first time it is needed)."""
+    return settings.secret_key or _instance_secret(settings.instance_dir)
 
 
 def _instance_secret(instance_dir: Path) -> str:

@@ -92,6 +92,8 @@ def make_engine(url: str, **options: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 20)
     return create_engine(url, **options)
 
 

@@ -11,6 +11,7 @@ the author wrote; the code that needs a date parses it with the right time zone.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -149,13 +150,27 @@ def parse_document(text: str, name: str) -> Document:
     except YAMLError as exc:
         raise DocumentError(Problem(name, None, None, f"invalid YAML: {exc}")) from None
     document = Document(file=name, data=None, text=text)
-    document.data = _to_plain(raw, (), document)
+    document.data = _to_plain(raw, (), document, [MAX_VALUES])
     return document
 
 
-def _to_plain(node: Any, path: KeyPath, document: Document) -> Any:
+# Anchors and aliases can make a small file stand for billions of values ("billion laughs").
+MAX_VALUES = 100_000
+
+
+def _to_plain(node: Any, path: KeyPath, document: Document, budget: list[int]) -> Any:
     """ruamel's round-trip types -> dict, list, str, int, float, bool, None; records where each
-    key and value was written."""
+    key and value was written. Refuses non-finite numbers and documents of more than
+    ``MAX_VALUES`` values."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise DocumentError(
+            document.problem(
+                (),
+                f"more than {MAX_VALUES} values (are aliases repeating "
+                "large parts?); split the file or repeat less",
+            )
+        )
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -168,7 +183,7 @@ def _to_plain(node: Any, path: KeyPath, document: Document) -> Any:
                 document.positions[child] = (line + 1, column + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
-            out[skey] = _to_plain(value, child, document)
+            out[skey] = _to_plain(value, child, document, budget)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -179,13 +194,15 @@ def _to_plain(node: Any, path: KeyPath, document: Document) -> Any:
                 document.positions[child] = (line + 1, column + 1)
             except (KeyError, TypeError, AttributeError, IndexError):
                 pass
-            items.append(_to_plain(value, child, document))
+            items.append(_to_plain(value, child, document, budget))
         return items
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
+        if not math.isfinite(node):
+            raise DocumentError(document.problem(path, f"{node} is not a usable number"))
         return float(node)
     if isinstance(node, str):
         return str(node)

@@ -6,8 +6,9 @@ import re
 from datetime import timedelta
 
 # Days, hours, minutes, each optional but in that order, and at least one of them.
-DURATION_PATTERN = r"^(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m)?$"
-_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?$")
+# At most 9999 days, 99999 hours, 999999 minutes: beyond that a duration is a mistake.
+DURATION_PATTERN = r"^(?=\d)(?:\d{1,4}d)?(?:\d{1,5}h)?(?:\d{1,6}m)?$"
+_DURATION = re.compile(r"^(?:(?P<d>\d{1,4})d)?(?:(?P<h>\d{1,5})h)?(?:(?P<m>\d{1,6})m)?$")
 
 DURATION_HINT = "write it like 45m, 24h, 30d or 1h30m"
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_babel import Babel
+
+from bookwise.web import instance
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANG_COOKIE = "bookwise_lang"
@@ -18,7 +20,7 @@ babel = Babel()
 
 
 def offered_locales() -> tuple[str, ...]:
-    locales: tuple[str, ...] = current_app.extensions["bookwise"].settings.locales
+    locales: tuple[str, ...] = instance().settings.locales
     return locales
 
 
@@ -38,7 +40,7 @@ def select_locale() -> str:
     calendar_locale = g.get("calendar_locale")
     if calendar_locale in offered:
         return str(calendar_locale)
-    default: str = current_app.extensions["bookwise"].settings.default_locale
+    default: str = instance().settings.default_locale
     return default
 
 

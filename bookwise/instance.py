@@ -1,15 +1,18 @@
 """Operations on a whole instance: the database, the workflow files, calendar data, the demo.
 
-Used by the CLI and at start-up; each operation is one transaction, so a failure writes nothing.
+Used by the CLI and at start-up. Files are checked before the database is touched, and every
+operation that writes data is one transaction: a failure anywhere writes nothing.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash
 
@@ -22,10 +25,9 @@ from bookwise.calendars.services import LoadReport, load_calendars
 from bookwise.config import Settings
 from bookwise.db import make_engine, make_session_factory, unit_of_work
 from bookwise.documents import DocumentError, read_document
-from bookwise.errors import BookwiseError, ProblemsError, errors_only
-from bookwise.workflows.loader import display_path
-from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
-from bookwise.workflows.services import SyncReport, sync_workflow_files, workflow_of
+from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
+from bookwise.workflows.loader import CheckedWorkflow, display_path
+from bookwise.workflows.services import SyncReport, sync_workflow_files, workflow_tags
 from bookwise.workflows.sources import check_instance_workflows
 
 DEMO_ADMIN_EMAIL = "admin@bookwise.test"
@@ -39,20 +41,37 @@ class Database:
 
 def open_database(settings: Settings) -> Database:
     """Connect to the configured database (creating the SQLite folder when needed)."""
-    if settings.database_url.startswith("sqlite:///"):
-        path = settings.database_url.removeprefix("sqlite:///").split("?")[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    url = settings.database_url
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///").split("?")[0]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"database_url {url!r} is not a database address Bookwise can use "
+            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host/name"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"database_url {url!r}: cannot create its folder ({exc.strerror})"
+        ) from None
     return Database(engine, make_session_factory(engine))
 
 
-def prepare_schema(database: Database) -> str:
-    """Create or upgrade the schema; return what was there before (``empty``, ``outdated`` ...)."""
+def schema_state(database: Database) -> migrate.SchemaState:
+    """What the database holds: ``empty``, ``current``, ``outdated`` or ``foreign``."""
     try:
-        state = migrate.schema_state(database.engine)
+        return migrate.schema_state(database.engine)
     except Exception as exc:  # the driver's own errors vary; all mean "cannot reach it"
         raise BookwiseError(f"cannot open the database: {_first_line(exc)}") from None
+
+
+def prepare_schema(database: Database) -> migrate.SchemaState:
+    """Create or upgrade the schema; return what was there before."""
+    state = schema_state(database)
     if state == "foreign":
         raise BookwiseError(
             "the database holds tables that are not Bookwise's; point database_url at an "
@@ -63,46 +82,132 @@ def prepare_schema(database: Database) -> str:
     return state
 
 
-def sync_workflows(settings: Settings, database: Database, actor: str = "system") -> SyncReport:
-    """Check every workflow file and store the changed ones; :class:`ProblemsError` if any is
-    broken (then nothing is stored)."""
+def require_current_schema(database: Database) -> None:
+    """:class:`BookwiseError` with what to do, unless the schema is there and up to date."""
+    state = schema_state(database)
+    if state == "empty":
+        raise BookwiseError("the database is empty: run bookwise init first")
+    if state == "outdated":
+        raise BookwiseError("the database schema is outdated: run bookwise init to upgrade it")
+    if state == "foreign":
+        raise BookwiseError("the database holds tables that are not Bookwise's")
+
+
+def checked_workflows(settings: Settings) -> dict[str, CheckedWorkflow]:
+    """Every workflow file, checked; :class:`ProblemsError` when any is broken."""
     checked, problems = check_instance_workflows(settings)
     if errors_only(problems):
         raise ProblemsError(problems)
+    return checked
+
+
+def sync_workflows(settings: Settings, database: Database, actor: str = "system") -> SyncReport:
+    """Check every workflow file and store the changed ones in one transaction."""
+    checked = checked_workflows(settings)
     with unit_of_work(database.sessions) as session:
         return sync_workflow_files(session, checked, actor)
+
+
+@dataclass
+class LoadResult:
+    reports: list[tuple[Path, LoadReport]] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    workflows: SyncReport | None = None
+
+
+def load_into(
+    session: Session,
+    settings: Settings,
+    paths: Sequence[Path],
+    actor: str,
+    checked: dict[str, CheckedWorkflow] | None = None,
+) -> LoadResult:
+    """In the caller's transaction: store the workflow files, then check every calendar file and,
+    when none has an error, load them all. :class:`ProblemsError` lists every problem found."""
+    result = LoadResult()
+    result.workflows = sync_workflow_files(
+        session, checked if checked is not None else checked_workflows(settings), actor
+    )
+    known = workflow_tags(session)
+    problems: list[Problem] = []
+    documents = []
+    for path in paths:
+        try:
+            documents.append((path, read_document(path, display_path(path))))
+        except DocumentError as exc:
+            problems.append(exc.problem)
+    loaded = []
+    for path, document in documents:
+        specs, found = check_calendar_data(
+            document, known, settings.default_locale, settings.locales
+        )
+        problems.extend(found)
+        loaded.append((path, specs))
+    if errors_only(problems):
+        raise ProblemsError(problems)
+    result.warnings = problems
+    for path, specs in loaded:
+        result.reports.append((path, load_calendars(session, specs, actor)))
+    return result
+
+
+def load_calendar_files(
+    settings: Settings, database: Database, paths: Sequence[Path], actor: str = "cli"
+) -> LoadResult:
+    """Store the workflows and load calendar data files, all in one transaction."""
+    checked = checked_workflows(settings)
+    with unit_of_work(database.sessions) as session:
+        return load_into(session, settings, paths, actor, checked)
 
 
 def load_calendar_file(
     settings: Settings, database: Database, path: Path, actor: str = "cli"
 ) -> tuple[LoadReport, list[str]]:
-    """Check and load a calendar data file in one transaction. Returns the report and warnings."""
-    try:
-        document = read_document(path, display_path(path))
-    except DocumentError as exc:
-        raise ProblemsError([exc.problem]) from None
+    """Load one calendar data file (see :func:`load_calendar_files`): its report and warnings."""
+    result = load_calendar_files(settings, database, [path], actor)
+    return result.reports[0][1], [str(p) for p in result.warnings]
+
+
+# --- start-up and the demo ----------------------------------------------------------------------
+
+
+@dataclass
+class StartReport:
+    workflows: SyncReport
+    demo_loaded: bool = False
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def is_empty(session: Session) -> bool:
+    """No calendar and no user yet: a new instance."""
+    return (
+        session.scalar(select(Calendar.id).limit(1)) is None
+        and session.scalar(select(User.id).limit(1)) is None
+    )
+
+
+def start_instance(
+    settings: Settings,
+    database: Database,
+    checked: dict[str, CheckedWorkflow],
+    demo: bool,
+    actor: str = "system",
+) -> StartReport:
+    """Store the workflows and, when ``demo`` and the instance is new, load the demo calendars
+    with their administrator; all in one transaction, so a failure leaves the instance new and
+    the next start tries again."""
     with unit_of_work(database.sessions) as session:
-        known = _workflow_tags(session)
-        specs, problems = check_calendar_data(document, known, settings.default_locale)
-        if errors_only(problems):
-            raise ProblemsError(problems)
-        report = load_calendars(session, specs, actor)
-    return report, [str(p) for p in problems]
-
-
-def _workflow_tags(session: Session) -> dict[str, tuple[str, ...]]:
-    """Each stored workflow's id with the staff tags of its current version."""
-    out: dict[str, tuple[str, ...]] = {}
-    for record_ in session.scalars(select(WorkflowRecord)):
-        version = session.scalar(
-            select(WorkflowVersion)
-            .where(WorkflowVersion.workflow_id == record_.id)
-            .order_by(WorkflowVersion.number.desc())
-            .limit(1)
-        )
-        if version is not None:
-            out[record_.slug] = workflow_of(version).staff.tags
-    return out
+        if demo and settings.demo_data is not None and is_empty(session):
+            result = load_into(session, settings, [settings.demo_data], "demo", checked)
+            assert result.workflows is not None
+            email, password = demo_credentials(settings)
+            user = create_user(
+                session, email, password, name="Demo administrator", superadmin=True, actor="demo"
+            )
+            for calendar in session.scalars(select(Calendar)):
+                grant_role(session, user, calendar.id, "admin", actor="demo")
+            return StartReport(result.workflows, demo_loaded=True, warnings=result.warnings)
+        return StartReport(sync_workflow_files(session, checked, actor))
 
 
 def ensure_admin(
@@ -143,21 +248,6 @@ def demo_login(settings: Settings, database: Database) -> tuple[str | None, str 
         user = find_user(session, email)
         if user is None or not check_password_hash(user.password_hash, password):
             return None, None
-    return email, password
-
-
-def set_up_demo(settings: Settings, database: Database) -> tuple[str, str]:
-    """Load the demo calendars (when configured) and the demo admin, who administers them all."""
-    if settings.demo_data is not None:
-        load_calendar_file(settings, database, settings.demo_data, actor="demo")
-    email, password = demo_credentials(settings)
-    ensure_admin(database, email, password, actor="demo")
-    with unit_of_work(database.sessions) as session:
-        user = find_user(session, email)
-        assert user is not None
-        for calendar in session.scalars(select(Calendar)):
-            if not any(r.calendar_id == calendar.id for r in user.roles):
-                grant_role(session, user, calendar.id, "admin", actor="demo")
     return email, password
 
 

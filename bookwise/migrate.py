@@ -42,8 +42,28 @@ def schema_state(engine: Engine) -> SchemaState:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` (default: the latest) in one transaction."""
+    """Run the migrations up to ``revision`` (default: the latest) in one transaction.
+
+    On SQLite, altering a table means copying it and dropping the original; with foreign keys
+    enforced, that drop would cascade into (and delete) the rows that refer to it. So foreign
+    keys are off while migrating, and checked before the transaction commits.
+    """
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        # The pragma is ignored inside a transaction: send it on the driver's connection, which
+        # Bookwise keeps in autocommit mode (see bookwise.db).
+        raw = connection.connection.dbapi_connection
+        if sqlite and raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite and raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")

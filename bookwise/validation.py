@@ -12,9 +12,11 @@ from bookwise.documents import Document, DocumentError, read_document
 from bookwise.errors import Problem, sort_problems
 from bookwise.workflows.loader import (
     CheckContext,
+    CheckedWorkflow,
     check_field_set,
     check_workflow,
     display_path,
+    register,
     yaml_files,
 )
 from bookwise.workflows.sources import check_context, check_instance_workflows, workflow_files
@@ -32,8 +34,7 @@ def validate_paths(settings: Settings, targets: Iterable[Path]) -> list[FileResu
     """Check every YAML file named or found in the folders named, each by its kind."""
     context, _ = check_context(settings)
     results: dict[Path, FileResult] = {}
-    seen_ids: dict[str, str] = {}
-    named_workflows: dict[str, tuple[str, ...]] = {}
+    seen: dict[str, CheckedWorkflow] = {}
     calendar_files: list[tuple[Path, Document]] = []
     for path in _expand(targets):
         name = display_path(path)
@@ -49,9 +50,10 @@ def validate_paths(settings: Settings, targets: Iterable[Path]) -> list[FileResu
             calendar_files.append((path, document))
             results[path] = FileResult(name, kind)  # checked below, knowing every workflow
         else:
-            results[path] = _check_workflow(document, path, context, seen_ids, named_workflows)
+            results[path] = _check_workflow(document, path, context, seen)
+    named = {wid: item.workflow.staff.tags for wid, item in seen.items()}
     for path, document in calendar_files:
-        results[path] = _check_calendars(document, settings, named_workflows)
+        results[path] = _check_calendars(document, settings, named)
     for result in results.values():
         result.problems = sort_problems(result.problems)
     return list(results.values())
@@ -68,8 +70,11 @@ def _expand(targets: Iterable[Path]) -> list[Path]:
 
 
 def _kind(path: Path, document: Document, settings: Settings) -> str:
+    """A file's kind by its folder (forms, workflows), else by its keys."""
     if settings.forms_dir.resolve() in path.resolve().parents:
         return "field set"
+    if settings.workflows_dir.resolve() in path.resolve().parents:
+        return "workflow"
     data = document.data
     if isinstance(data, dict) and "calendars" in data:
         return "calendar data"
@@ -88,22 +93,15 @@ def _check_workflow(
     document: Document,
     path: Path,
     context: CheckContext,
-    seen_ids: dict[str, str],
-    named: dict[str, tuple[str, ...]],
+    seen: dict[str, CheckedWorkflow],
 ) -> FileResult:
     checked, problems = check_workflow(document, context, expected_id=path.stem)
     if checked is None:
         return FileResult(document.file, "workflow", problems)
+    clash = register(seen, checked)
+    if clash is not None:
+        return FileResult(document.file, "workflow", [*problems, clash])
     workflow = checked.workflow
-    if workflow.id in seen_ids:
-        problems.append(
-            document.problem(
-                ("id",), f"{workflow.id!r} is already the id of {seen_ids[workflow.id]}"
-            )
-        )
-        return FileResult(document.file, "workflow", problems)
-    seen_ids[workflow.id] = document.file
-    named[workflow.id] = workflow.staff.tags
     summary = (
         f"workflow {workflow.id}, {len(workflow.fields)} fields, "
         f"{len(workflow.lifecycle.states)} states, {len(workflow.notifications)} notification rules"

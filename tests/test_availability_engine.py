@@ -17,9 +17,9 @@ from bookwise.availability.engine import (
     SlotRules,
     StaffTime,
     find_free_slots,
-    local_instant,
 )
 from bookwise.calendars.data import HoursRange
+from bookwise.timezones import local_instant
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

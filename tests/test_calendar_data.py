@@ -146,6 +146,17 @@ def test_hours_and_time_off_are_parsed() -> None:
             "calendars[0].locale: unknown language 'zz'",
         ),
         (
+            "tags: [doctor]}",
+            "tags: [doctor], time_off: [{start: '2026-03-29T02:30', end: '2026-03-29T04:00'}]}",
+            "'2026-03-29T02:30' does not exist in Europe/Paris: the clocks skip that hour",
+        ),
+        (
+            "tags: [doctor]}",
+            "tags: [doctor], time_off: [{start: 2026-12-24, end: 2026-12-24},\n"
+            "                           {start: 2026-12-24, end: 2026-12-24}]}",
+            "calendars[0].staff[0].time_off[1]: the same time off is listed twice",
+        ),
+        (
             "slug: clinic",
             "slug: admin",
             "c.yaml:2:11: calendars[0].slug: 'admin' is a reserved address of Bookwise",
@@ -170,6 +181,36 @@ def test_duplicates_are_refused() -> None:
     )
     _, problems = check(doubled_staff)
     assert any("staff id 'ann' is already used at staff[0]" in p for p in problems)
+
+
+def test_an_ambiguous_local_time_is_a_warning() -> None:
+    specs, problems = check(
+        BASE.replace(
+            "tags: [doctor]}",
+            "tags: [doctor], time_off: [{start: '2026-10-25T02:30', end: '2026-10-25T05:00'}]}",
+        )
+    )
+    assert specs
+    assert any("happens twice in Europe/Paris" in p and "warning:" in p for p in problems)
+    assert specs[0].staff[0].time_off[0].start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_a_calendar_language_the_instance_does_not_offer() -> None:
+    specs, problems = check_calendar_data(
+        parse_document(
+            BASE.replace(
+                "    timezone: Europe/Paris\n", "    timezone: Europe/Paris\n    locale: it\n"
+            ),
+            "c.yaml",
+        ),
+        KNOWN,
+        "en",
+        ("en", "fr"),
+    )
+    assert specs
+    assert "warning: calendars[0].locale: language 'it' is not among the instance's locales" in (
+        str(problems[0])
+    )
 
 
 def test_empty_pool_is_a_warning() -> None:

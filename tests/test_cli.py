@@ -42,8 +42,7 @@ def test_validate_reports_every_problem_and_exits_1(bookwise_cli: Any, config_fi
         )
         for line in errors
     )
-    assert errors[-1].startswith("validate: ")
-    assert "error(s) in 36 of 36 file(s)" in errors[-1]
+    assert errors[-1].endswith("error(s) in 36 of 36 file(s)")
     assert "Traceback" not in result.stderr
 
 
@@ -102,7 +101,8 @@ def test_init_creates_the_database(bookwise_cli: Any, tmp_path: Path) -> None:
     result = bookwise_cli("init", "--config", str(config), "--demo")
     assert result.exit_code == 0, result.stderr
     assert "database created" in result.stdout
-    assert "demo administrator: admin@bookwise.test / " in result.stdout
+    assert "demo data loaded; demo administrator: admin@bookwise.test / " in result.stdout
+    assert "no administrator yet" not in result.stdout
     engine = sa.create_engine(values["database_url"])
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(Calendar)).scalar() == 3
@@ -251,3 +251,44 @@ def test_run_on_a_busy_port_is_one_line(bookwise_cli: Any, config_file: Path) ->
         "choose another port with --port"
     )
     assert "Bookwise is running" not in result.stdout
+
+
+def test_validate_judges_files_by_their_folder(
+    bookwise_cli: Any, tmp_path: Path, database_url: str
+) -> None:
+    """A workflow that lacks its id and duration is a broken workflow, not a field set."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "quick.yaml").write_text("name: Quick\nfields:\n  - {id: a, type: text, label: A}\n")
+    values = base_config(tmp_path, database_url) | {"workflows": str(folder)}
+    config = write_config(tmp_path / "c.yaml", values)
+    result = bookwise_cli("validate", "--config", str(config), str(folder))
+    assert result.exit_code == 1
+    assert "quick.yaml:1:1: missing required key 'id'" in result.stderr
+
+
+def test_a_broken_field_set_is_named_where_it_is_used(
+    bookwise_cli: Any, tmp_path: Path, database_url: str
+) -> None:
+    forms = tmp_path / "forms"
+    shutil.copytree(ROOT / "forms", forms)
+    (forms / "contact.yaml").write_text("fields:\n  - {id: name, type: txt, label: Name}\n")
+    values = base_config(tmp_path, database_url) | {"forms": str(forms)}
+    config = write_config(tmp_path / "c.yaml", values)
+    result = bookwise_cli("validate", "--config", str(config), str(ROOT / "workflows"))
+    assert result.exit_code == 1
+    assert "fields[0].include: the field set 'contact' has errors; see" in result.stderr
+    assert "forms/contact.yaml" in result.stderr
+
+
+def test_validate_refuses_unknown_channels(
+    bookwise_cli: Any, tmp_path: Path, config_file: Path
+) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "id: flow\nname: F\nduration: 30m\n"
+        "notifications: [{on: confirmed, to: client, channel: emial}]\n"
+    )
+    result = bookwise_cli("validate", "--config", str(config_file), str(flow))
+    assert result.exit_code == 1
+    assert "unknown channel 'emial'; did you mean 'email'?" in result.stderr

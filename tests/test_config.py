@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bookwise.config import load_settings
+from bookwise.config import load_settings, secret_key_of
 from bookwise.errors import ConfigError
 
 
@@ -57,12 +57,22 @@ def test_environment_overrides(tmp_path: Path) -> None:
 
 def test_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
     config = write(tmp_path / "c.yaml", "instance_dir: inst\n")
-    first = load_settings(config, environ={}).secret_key
-    second = load_settings(config, environ={}).secret_key
+    settings = load_settings(config, environ={})
+    secret_file = tmp_path / "inst" / "secret_key"
+    assert settings.secret_key is None
+    assert not secret_file.exists(), "reading the configuration writes nothing"
+    first = secret_key_of(settings)
+    second = secret_key_of(load_settings(config, environ={}))
     assert first == second
     assert len(first) >= 32
-    secret_file = tmp_path / "inst" / "secret_key"
     assert secret_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_default_database_lives_in_the_instance_folder(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.yaml", "instance_dir: data\n")
+    assert load_settings(config, environ={}).database_url == (
+        f"sqlite:///{tmp_path / 'data' / 'bookwise.db'}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,6 +81,7 @@ def test_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
         ("mail:\n  port: abc\n", "c.yaml:2:9: mail.port: expected a whole number, got text 'abc'"),
         ("databse_url: x\n", "c.yaml:1:1: unknown key 'databse_url'; did you mean 'database_url'?"),
         ("locales: [en, french]\n", "c.yaml:1:15: locales[1]: 'french' is not a locale"),
+        ("locales: [en, xx]\ndefault_locale: en\n", "locales: unknown language 'xx'"),
         ("scheduler: {enabled: maybe}\n", "scheduler.enabled: expected true or false"),
         ("secret_key: short\n", "secret_key must be a random text of at least 32 characters"),
         ("base_url: bookings.example.org\n", "base_url must be an http:// or https:// address"),
@@ -98,3 +109,9 @@ def test_repository_config_is_valid() -> None:
     root = Path(__file__).resolve().parent.parent
     settings = load_settings(root / "config.yaml", environ={"BOOKWISE_SECRET_KEY": "s" * 40})
     assert settings.demo_data == root / "demo" / "calendars.yaml"
+
+
+def test_enabling_a_plugin_that_is_not_installed(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.yaml", "plugins: {enabled: [bookwise-nope]}\n")
+    with pytest.raises(ConfigError, match=r"plugins\.enabled: no plugin named 'bookwise-nope'"):
+        load_settings(config, environ={})

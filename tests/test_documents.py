@@ -59,6 +59,25 @@ def test_malformed_yaml_names_the_line(text: str, line: int, fragment: str) -> N
     assert fragment in problem.message
 
 
+def test_alias_bombs_are_refused_quickly() -> None:
+    import time
+
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for name, previous in zip("bcdefg", "abcdef", strict=False):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    started = time.monotonic()
+    with pytest.raises(DocumentError, match="more than 100000 values"):
+        parse_document("\n".join(levels) + "\n", "bomb.yaml")
+    assert time.monotonic() - started < 10  # generous: the point is "not minutes"
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_numbers_that_are_not_numbers(value: str) -> None:
+    with pytest.raises(DocumentError, match="is not a usable number") as caught:
+        parse_document(f"fields:\n  - min: {value}\n", "n.yaml")
+    assert (caught.value.problem.line, caught.value.problem.column) == (2, 10)
+
+
 def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="file not found"):
         read_document(tmp_path / "missing.yaml")

@@ -39,3 +39,17 @@ def test_format_duration_is_short() -> None:
     assert format_duration(timedelta(minutes=90)) == "1h30m"
     assert format_duration(timedelta(days=1)) == "1d"
     assert format_duration(timedelta(0)) == "0m"
+
+
+def test_the_schema_spells_durations_as_the_parser_does() -> None:
+    from bookwise.documents import load_schema
+
+    schema = load_schema("bookwise.workflows", "workflow.schema.json")
+    from bookwise.durations import DURATION_PATTERN
+
+    assert schema["$defs"]["duration"]["pattern"] == DURATION_PATTERN
+
+
+def test_absurd_durations_are_refused_not_crashed() -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration("99999999999999999999d")

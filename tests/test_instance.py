@@ -3,6 +3,7 @@ calendar data loading, the demo. Each test starts from an empty, migrated databa
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,20 +207,64 @@ def test_service_pool_by_tags_and_by_list(demo: Any) -> None:
         assert [m.slug for m in service_pool(session, services["tutoring-group"])] == ["maya"]
 
 
-def test_demo_setup_creates_an_admin_of_every_calendar(
+def test_a_new_instance_gets_the_demo_and_its_administrator(
     settings: Settings, database: Database
 ) -> None:
-    instance.sync_workflows(settings, database)
-    email, password = instance.set_up_demo(settings, database)
+    checked = instance.checked_workflows(settings)
+    started = instance.start_instance(settings, database, checked, demo=True)
+    assert started.demo_loaded and sorted(started.workflows.created)[0] == "hr-interview"
+    email, password = instance.demo_login(settings, database)
+    assert email == "admin@bookwise.test" and password
     assert (settings.instance_dir / "demo-admin.txt").stat().st_mode & 0o777 == 0o600
-    assert instance.demo_login(settings, database) == (email, password)
     with database.sessions() as session:
         user = session.scalar(sa.select(User).where(User.email == email))
         assert user is not None and user.is_superadmin
         roles = session.scalars(sa.select(CalendarRole).where(CalendarRole.user_id == user.id))
         assert sorted(r.role for r in roles) == ["admin", "admin", "admin"]
-    # A second run keeps the same login.
-    assert instance.set_up_demo(settings, database) == (email, password)
+    # Started again, the instance is not new: nothing is loaded twice, the login stays.
+    again = instance.start_instance(settings, database, checked, demo=True)
+    assert not again.demo_loaded and not again.workflows.changed
+    assert instance.demo_login(settings, database) == (email, password)
+
+
+def test_a_failed_first_start_leaves_the_instance_new(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    """A broken demo file writes nothing; once fixed, the next start loads the demo."""
+    broken = tmp_path / "demo.yaml"
+    broken.write_text(
+        (ROOT / "demo/calendars.yaml").read_text().replace("Europe/Paris", "Europe/Nowhere")
+    )
+    checked = instance.checked_workflows(settings)
+    broken_settings = dataclasses.replace(settings, demo_data=broken)
+    before = snapshot(database)
+    with pytest.raises(ProblemsError):
+        instance.start_instance(broken_settings, database, checked, demo=True)
+    assert snapshot(database) == before
+    assert instance.start_instance(settings, database, checked, demo=True).demo_loaded
+
+
+def test_no_demo_and_no_administrator_without_demo_data(
+    settings: Settings, database: Database
+) -> None:
+    plain = dataclasses.replace(settings, demo_data=None)
+    started = instance.start_instance(plain, database, instance.checked_workflows(plain), True)
+    assert not started.demo_loaded
+    with database.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_loading_several_files_is_one_transaction(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    good = ROOT / "demo/calendars.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("calendars:\n  - {slug: x, name: X, timezone: Mars/Olympus}\n")
+    before = snapshot(database)
+    with pytest.raises(ProblemsError) as caught:
+        instance.load_calendar_files(settings, database, [good, bad])
+    assert "unknown time zone 'Mars/Olympus'" in str(caught.value)
+    assert snapshot(database) == before  # neither the good file nor the workflows
 
 
 def test_datetimes_are_stored_in_utc_and_naive_ones_refused(demo: Any) -> None:
@@ -250,3 +295,52 @@ def test_datetimes_are_stored_in_utc_and_naive_ones_refused(demo: Any) -> None:
         with pytest.raises(sa.exc.StatementError) as caught:
             session.flush()
         assert isinstance(caught.value.orig, NaiveDatetimeError)
+
+
+def test_the_file_manages_what_it_loaded(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    """Editing time off in the file moves it; staff and services the file drops are retired;
+    what the back office added is kept."""
+    instance.sync_workflows(settings, database)
+    instance.load_calendar_file(settings, database, ROOT / "demo/calendars.yaml")
+    with database.sessions() as session, session.begin():
+        tom = session.scalar(sa.select(StaffMember).where(StaffMember.slug == "tom"))
+        assert tom is not None
+        session.add(
+            TimeOff(
+                staff_id=tom.id,
+                start_at=datetime(2027, 2, 1, tzinfo=UTC),
+                end_at=datetime(2027, 2, 2, tzinfo=UTC),
+                reason="back office",
+                origin="admin",
+            )
+        )
+    edited = tmp_path / "calendars.yaml"
+    edited.write_text(
+        (ROOT / "demo/calendars.yaml")
+        .read_text()
+        .replace("{start: 2026-12-24, end: 2027-01-01", "{start: 2026-12-26, end: 2027-01-02")
+        .replace(
+            "      - {id: leo, name: Léo Dubois, email: leo@brightminds.example, tags: [tutor]}\n",
+            "",
+        )
+        .replace("      - workflow: tutoring-group\n", "")
+    )
+    report, _ = instance.load_calendar_file(settings, database, edited)
+    assert report.created == {"time off": 1}
+    assert report.removed == {"time off": 1, "staff": 1, "services": 1}
+    with database.sessions() as session:
+        sara = session.scalar(sa.select(StaffMember).where(StaffMember.slug == "sara"))
+        assert sara is not None
+        assert [t.start_at.date().isoformat() for t in sara.time_off] == ["2026-12-25"]
+        leo = session.scalar(sa.select(StaffMember).where(StaffMember.slug == "leo"))
+        assert leo is not None and not leo.bookable
+        group = session.scalar(
+            sa.select(Service).join(Service.workflow).where(WorkflowRecord.slug == "tutoring-group")
+        )
+        assert group is not None and not group.active
+        tom = session.scalar(sa.select(StaffMember).where(StaffMember.slug == "tom"))
+        assert tom is not None and [t.reason for t in tom.time_off] == ["back office"]
+    again, _ = instance.load_calendar_file(settings, database, edited)
+    assert not again.changed

@@ -31,3 +31,79 @@ def test_an_empty_database_is_reported_empty(tmp_path) -> None:
     migrate.upgrade(engine)
     assert migrate.schema_state(engine) == "current"
     engine.dispose()
+
+
+def test_upgrading_keeps_existing_bookings(tmp_path) -> None:
+    """A database at the first revision, holding a booking with its consent and history, keeps
+    every row through every later migration. (SQLite: where altering a table means copying it
+    and dropping the original.)"""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0001")
+    now = "2026-01-01 09:00:00.000000"
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        run(
+            "INSERT INTO calendars (id, slug, name, description, timezone, default_locale, "
+            "published, search_indexing, sign_in_required, show_business_timezone, "
+            f"embed_origins, created_at, updated_at) VALUES (1, 'c', 'C', '{{}}', 'UTC', 'en', "
+            f"1, 1, 0, 0, '[]', '{now}', '{now}')"
+        )
+        run(
+            "INSERT INTO staff_members (id, calendar_id, slug, name, email, tags, bookable, "
+            f"invitation, uses_calendar_hours, created_at, updated_at) VALUES (1, 1, 's', 'S', "
+            f"'s@x.org', '[]', 1, 'accepted', 1, '{now}', '{now}')"
+        )
+        run(
+            f"INSERT INTO time_off (id, staff_id, start_at, end_at, created_at) VALUES "
+            f"(1, 1, '{now}', '2026-01-02 00:00:00.000000', '{now}')"
+        )
+        run(f"INSERT INTO workflows (id, slug, archived, created_at) VALUES (1, 'w', 0, '{now}')")
+        run(
+            "INSERT INTO workflow_versions (id, workflow_id, number, source_text, definition, "
+            f"content_hash, origin, created_at) VALUES (1, 1, 1, 'x', '{{\"id\": \"w\"}}', 'h', "
+            f"'file', '{now}')"
+        )
+        run(
+            f"INSERT INTO services (id, calendar_id, workflow_id, active, pool_by_tags, "
+            f"created_at, updated_at) VALUES (1, 1, 1, 1, 1, '{now}', '{now}')"
+        )
+        run(f"INSERT INTO clients (id, calendar_id, name, created_at) VALUES (1, 1, 'K', '{now}')")
+        run(
+            "INSERT INTO bookings (id, uid, calendar_id, service_id, workflow_version_id, "
+            "staff_id, client_id, start_at, end_at, blocked_from, blocked_until, state, "
+            "holds_slot, answers, locale, timezone, manage_token, sequence, source, created_at, "
+            f"updated_at) VALUES (1, 'u1', 1, 1, 1, 1, 1, '2026-02-01 09:00:00.000000', "
+            "'2026-02-01 10:00:00.000000', '2026-02-01 09:00:00.000000', "
+            "'2026-02-01 10:00:00.000000', 'confirmed', 1, '{}', 'en', 'UTC', 't', 0, "
+            f"'public', '{now}', '{now}')"
+        )
+        run(
+            f"INSERT INTO consents (id, booking_id, text, text_hash, locale, given_at) VALUES "
+            f"(1, 1, 'yes', 'h', 'en', '{now}')"
+        )
+        run(
+            f"INSERT INTO booking_history (id, booking_id, at, action, actor, details) VALUES "
+            f"(1, 1, '{now}', 'created', 'client', '{{}}')"
+        )
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        for table in ("bookings", "consents", "booking_history", "time_off", "staff_members"):
+            count = connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+            assert count == 1, table
+        assert connection.execute(sa.text("SELECT slot_key, capacity FROM bookings")).one() == (
+            "u1",
+            1,
+        )
+        triggers = (
+            connection.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+            .scalars()
+            .all()
+        )
+        assert sorted(triggers) == [
+            "bookings_no_double_booking_insert",
+            "bookings_no_double_booking_update",
+        ]
+    engine.dispose()

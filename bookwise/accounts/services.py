@@ -46,6 +46,10 @@ def normalise_email(email: str) -> str:
     return email
 
 
+def has_superadmin(session: Session) -> bool:
+    return session.scalar(select(User.id).where(User.is_superadmin).limit(1)) is not None
+
+
 def find_user(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 

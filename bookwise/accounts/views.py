@@ -13,8 +13,8 @@ from wtforms.validators import DataRequired, Email, Length
 
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.accounts.services import SignInFailed, authenticate
-from bookwise.app import db_session
 from bookwise.calendars.models import Calendar
+from bookwise.web import db_session
 
 blueprint = Blueprint("accounts", __name__, template_folder="templates")
 login_manager = LoginManager()

@@ -10,11 +10,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import get_locale, gettext
 from flask_login import current_user
 
-from bookwise.app import csrf, db_session, now
 from bookwise.availability.services import local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.models import Booking
@@ -38,6 +37,7 @@ from bookwise.bookings.services import (
 )
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
+from bookwise.web import csrf, db_session, instance, now
 from bookwise.workflows.language import Field, Workflow
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -215,7 +215,7 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
     context = context_of(booking)
     workflow = context.workflow
     token = manage_token(booking)
-    settings = current_app.extensions["bookwise"].settings
+    settings = instance().settings
     deadline = booking.start_at - workflow.cancellation_min_notice
     changeable = (
         workflow.cancellation_allowed
@@ -315,6 +315,9 @@ def slots(calendar: str, service: str) -> Response:
 @blueprint.post("/calendars/<calendar>/services/<service>/bookings")
 def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     find_service(db_session(), calendar, service)  # 404 first, before judging the body
+    # Give the request's connection back before the write transaction takes one: a request must
+    # never hold two, or many concurrent bookings would wait on each other for connections.
+    db_session().close()
     body = _json_body()
     client = body.get("client", {})
     answers = body.get("answers", {})
@@ -328,7 +331,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     start = _moment(body.get("start"))
     staff = _optional_text(body, "staff")
     locale = _optional_text(client, "locale")
-    settings = current_app.extensions["bookwise"].settings
+    settings = instance().settings
     if locale is not None and locale not in settings.locales:
         raise ApiError(
             400, "invalid_locale", f"locale must be one of {', '.join(settings.locales)}"
@@ -342,7 +345,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
             f"give {', '.join(sorted(duplicated))} in client, not in answers",
         )
     values.update(answers)
-    database = current_app.extensions["bookwise"].database
+    database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
         context = find_service(session, calendar, service)
         _check_sign_in(context)
@@ -377,7 +380,7 @@ def manage(token: str) -> Response:
 def reschedule(token: str) -> Response:
     body = _json_body()
     start = _moment(body.get("start"))
-    database = current_app.extensions["bookwise"].database
+    database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
         booking = find_by_manage_token(session, token)
         reschedule_booking(session, booking, start, now())
@@ -391,7 +394,7 @@ def cancel(token: str) -> Response:
     reason = _optional_text(body, "reason")
     if reason is not None and len(reason) > 500:
         raise ApiError(400, "invalid_request", "reason must be at most 500 characters")
-    database = current_app.extensions["bookwise"].database
+    database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
         booking = find_by_manage_token(session, token)
         cancel_booking(session, booking, now(), reason=reason)

@@ -25,10 +25,11 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bookwise.calendars.data import HoursRange
+from bookwise.timezones import local_instant
 
 
 @dataclass(frozen=True)
@@ -94,33 +95,6 @@ def _seconds(moment: datetime) -> int:
 
 def _moment(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def local_instant(day: date, minute: int, zone: ZoneInfo, earliest: bool = True) -> int:
-    """The UTC second at which the wall clock of ``zone`` shows ``day`` + ``minute`` minutes.
-
-    A time that occurs twice (clocks going back) gives its first occurrence when ``earliest``,
-    its last otherwise; a time that does not occur (clocks going forward) gives the moment of the
-    jump, the first real time after it.
-    """
-    naive = datetime.combine(day, time()) + timedelta(minutes=minute)
-    candidates = []
-    for fold in (0, 1):
-        aware = naive.replace(tzinfo=zone, fold=fold)
-        seconds = int(aware.timestamp())
-        if datetime.fromtimestamp(seconds, zone).replace(tzinfo=None) == naive:
-            candidates.append(seconds)
-    if candidates:
-        return min(candidates) if earliest else max(candidates)
-    # In the gap: search the jump between the two readings of the wall time.
-    low, high = sorted(int(naive.replace(tzinfo=zone, fold=f).timestamp()) for f in (0, 1))
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= naive:
-            high = middle
-        else:
-            low = middle
-    return high
 
 
 def working_intervals(

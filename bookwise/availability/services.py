@@ -22,7 +22,6 @@ from bookwise.availability.engine import (
     SlotRules,
     StaffTime,
     find_free_slots,
-    local_instant,
 )
 from bookwise.bookings.models import Booking
 from bookwise.calendars.data import HoursRange
@@ -35,6 +34,7 @@ from bookwise.calendars.models import (
     TimeOff,
     WorkingHours,
 )
+from bookwise.timezones import local_instant
 from bookwise.workflows.language import Workflow
 
 

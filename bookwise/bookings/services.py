@@ -409,11 +409,22 @@ def create_booking(
 
 
 def begin_write_if_fresh(session: Session) -> None:
-    """Begin as a writer unless the caller already began (then it is the caller's choice)."""
+    """Begin as a writer, or check that the caller did (``unit_of_work(..., write=True)``).
+
+    On SQLite a transaction begun as a reader fails ("database is locked") when it comes to write
+    while another writer went first; that would turn a lost race into an error instead of
+    :class:`SlotTaken`, so it is refused here as the programming mistake it is.
+    """
     from bookwise.db import begin_write
 
     if not session.in_transaction():
         begin_write(session)
+        return
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and (
+        connection.get_execution_options().get("sqlite_begin") != "IMMEDIATE"
+    ):
+        raise RuntimeError("bookings are written in a unit_of_work(..., write=True)")
 
 
 def context_of(booking: Booking) -> BookingContext:

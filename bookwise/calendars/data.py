@@ -7,7 +7,7 @@ offset).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -19,6 +19,7 @@ from babel import localedata
 
 from bookwise.documents import Document, KeyPath, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
+from bookwise.timezones import local_to_utc
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # First path segments the application uses itself: a calendar cannot be called so.
@@ -101,15 +102,17 @@ def check_calendar_data(
     document: Document,
     known_workflows: Mapping[str, Iterable[str]] | None = None,
     default_locale: str = "en",
+    offered_locales: Sequence[str] | None = None,
 ) -> tuple[list[CalendarSpec], list[Problem]]:
     """Check a calendar data document. ``known_workflows`` maps each workflow id to its staff tags
-    (``None`` skips the workflow checks). Returns the calendars when there is no error."""
+    (``None`` skips the workflow checks); ``offered_locales`` are the instance's languages.
+    Returns the calendars when there is no error."""
     if not isinstance(document.data, dict):
         return [], [document.problem((), "calendar data is a mapping with a `calendars:` list")]
     problems = schema_problems(document, "bookwise.calendars", "calendars.schema.json")
     if problems:
         return [], problems
-    checker = _Checker(document, known_workflows, default_locale)
+    checker = _Checker(document, known_workflows, default_locale, offered_locales)
     specs = [
         checker.calendar(c, ("calendars", i)) for i, c in enumerate(document.data["calendars"])
     ]
@@ -132,10 +135,12 @@ class _Checker:
         document: Document,
         known_workflows: Mapping[str, Iterable[str]] | None,
         default_locale: str,
+        offered_locales: Sequence[str] | None,
     ) -> None:
         self.document = document
         self.known_workflows = known_workflows
         self.default_locale = default_locale
+        self.offered_locales = offered_locales
         self.problems: list[Problem] = []
 
     def error(self, path: KeyPath, message: str) -> None:
@@ -163,6 +168,12 @@ class _Checker:
         locale = data.get("locale", self.default_locale)
         if not localedata.exists(locale):
             self.error((*at, "locale"), f"unknown language {locale!r}")
+        elif self.offered_locales is not None and locale not in self.offered_locales:
+            self.warn(
+                (*at, "locale"),
+                f"language {locale!r} is not among the instance's locales "
+                f"({', '.join(self.offered_locales)}); pages will use {self.default_locale!r}",
+            )
         description = data.get("description")
         page = data.get("booking_page", {})
         staff = [
@@ -231,11 +242,15 @@ class _Checker:
         return tuple(sorted(out))
 
     def staff(self, data: dict[str, Any], at: KeyPath, zone: ZoneInfo | None) -> StaffSpec:
-        time_off = []
+        time_off: list[TimeOffSpec] = []
         for index, item in enumerate(data.get("time_off", [])):
             spec = self.time_off(item, (*at, "time_off", index), zone)
-            if spec is not None:
-                time_off.append(spec)
+            if spec is None:
+                continue
+            if any((spec.start, spec.end) == (o.start, o.end) for o in time_off):
+                self.error((*at, "time_off", index), "the same time off is listed twice")
+                continue
+            time_off.append(spec)
         return StaffSpec(
             slug=data["id"],
             name=data["name"],
@@ -266,17 +281,29 @@ class _Checker:
     ) -> datetime | None:
         try:
             if len(text) == 10:
-                day = date.fromisoformat(text)
-                if end_of_day:
-                    day += timedelta(days=1)
-                local = datetime.combine(day, time(0), tzinfo=zone)
+                day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)
+                naive = datetime.combine(day, time(0))
             else:
-                parsed = datetime.fromisoformat(text.replace(" ", "T"))
-                local = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+                naive = datetime.fromisoformat(text.replace(" ", "T"))
         except ValueError:
             self.error(at, f"{text!r} is not a real date or time")
             return None
-        return local.astimezone(UTC)
+        if naive.tzinfo is not None:
+            return naive.astimezone(UTC)
+        moment, occurs = local_to_utc(naive, zone)
+        if occurs == "never" and len(text) > 10:
+            self.error(
+                at,
+                f"{text!r} does not exist in {zone.key}: the clocks skip that hour; "
+                "give a time before or after it, or its UTC offset",
+            )
+        elif occurs == "twice" and len(text) > 10:
+            self.warn(
+                at,
+                f"{text!r} happens twice in {zone.key} (the clocks go back); the first "
+                "is taken; add a UTC offset, like +02:00, to choose",
+            )
+        return moment
 
     def service(self, data: dict[str, Any], at: KeyPath, staff: list[StaffSpec]) -> ServiceSpec:
         workflow = data["workflow"]

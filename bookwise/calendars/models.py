@@ -21,8 +21,6 @@ from bookwise.db import Base, utcnow
 if TYPE_CHECKING:
     from bookwise.workflows.models import WorkflowRecord
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 
 class Calendar(Base):
     """A booking calendar: one business, with its own time zone, hours, staff and page."""
@@ -80,6 +78,8 @@ class StaffMember(Base):
     # pending until the member accepts the invitation e-mail; declined members get no bookings.
     invitation: Mapped[str] = mapped_column(String(16), default="accepted")
     uses_calendar_hours: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "file" when a calendar data file manages it, "admin" when added in the back office.
+    origin: Mapped[str] = mapped_column(String(16), default="file")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -137,6 +137,7 @@ class TimeOff(Base):
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     reason: Mapped[str | None] = mapped_column(String(500))
+    origin: Mapped[str] = mapped_column(String(16), default="file")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff_member: Mapped[StaffMember] = relationship(back_populates="time_off")
@@ -174,6 +175,7 @@ class Service(Base):
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     pool_by_tags: Mapped[bool] = mapped_column(Boolean, default=True)
+    origin: Mapped[str] = mapped_column(String(16), default="file")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -214,7 +216,6 @@ class ServiceStaff(Base):
 
 
 __all__ = [
-    "WEEKDAYS",
     "AssignmentState",
     "BusyTime",
     "Calendar",

@@ -30,20 +30,25 @@ class LoadReport:
 
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str, created: bool) -> None:
         target = self.created if created else self.updated
         target[kind] = target.get(kind, 0) + 1
 
+    def count_removed(self, kind: str) -> None:
+        self.removed[kind] = self.removed.get(kind, 0) + 1
+
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated)
+        return bool(self.created or self.updated or self.removed)
 
     def summary(self) -> str:
         if not self.changed:
             return "nothing changed"
         parts = [f"{n} {kind} created" for kind, n in sorted(self.created.items())]
         parts += [f"{n} {kind} updated" for kind, n in sorted(self.updated.items())]
+        parts += [f"{n} {kind} no longer in the file" for kind, n in sorted(self.removed.items())]
         return ", ".join(parts)
 
 
@@ -60,8 +65,10 @@ def _assign(obj: Any, values: dict[str, Any]) -> bool:
 def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) -> LoadReport:
     """Create or update calendars, staff, hours, time off and services from checked data.
 
-    Idempotent: loading the same data twice changes nothing the second time. Things the file does
-    not mention (staff or time off added in the back office) are kept. The caller commits.
+    Idempotent: loading the same data twice changes nothing the second time. The file manages
+    what it loaded (``origin = "file"``): its time off is replaced by the file's, and staff or
+    services it no longer lists are made not bookable or inactive (never deleted: bookings may
+    refer to them). What the back office added is left alone. The caller commits.
     """
     report = LoadReport()
     workflows = {
@@ -117,6 +124,11 @@ def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) 
             members[staff_spec.slug] = _load_staff(
                 session, calendar, members.get(staff_spec.slug), staff_spec, report
             )
+        listed_staff = {s.slug for s in spec.staff}
+        for slug, member in members.items():
+            if member.origin == "file" and slug not in listed_staff and member.bookable:
+                member.bookable = False
+                report.count_removed("staff")
         existing_services = {s.workflow_id: s for s in calendar.services} if not created else {}
         for service_spec in spec.services:
             workflow = workflows.get(service_spec.workflow)
@@ -146,8 +158,20 @@ def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) 
             elif service.staff_links:
                 service.staff_links.clear()
                 service_changed = True
+            if service.origin != "file":
+                service.origin = "file"
+                service_changed = True
             if service_created or service_changed:
                 report.count("services", service_created)
+        listed_workflows = {workflows[s.workflow].id for s in spec.services}
+        for service in existing_services.values():
+            if (
+                service.origin == "file"
+                and service.workflow_id not in listed_workflows
+                and service.active
+            ):
+                service.active = False
+                report.count_removed("services")
     session.flush()
     return report
 
@@ -172,6 +196,7 @@ def _load_staff(
             "tags": list(spec.tags),
             "bookable": spec.bookable,
             "uses_calendar_hours": spec.hours is None,
+            "origin": "file",
         },
     )
     session.flush()
@@ -179,14 +204,19 @@ def _load_staff(
         changed = True
     known = {(t.start_at, t.end_at): t for t in member.time_off} if not created else {}
     for off in spec.time_off:
-        existing = known.get((off.start, off.end))
+        existing = known.pop((off.start, off.end), None)
         if existing is None:
             session.add(
                 TimeOff(staff_id=member.id, start_at=off.start, end_at=off.end, reason=off.reason)
             )
             report.count("time off", True)
-        elif _assign(existing, {"reason": off.reason}):
+        elif _assign(existing, {"reason": off.reason, "origin": "file"}):
             report.count("time off", False)
+    # The file's time off that the file no longer lists: moved or removed there.
+    for stale in known.values():
+        if stale.origin == "file":
+            session.delete(stale)
+            report.count_removed("time off")
     if created or changed:
         report.count("staff", created)
     return member

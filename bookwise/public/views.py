@@ -9,10 +9,10 @@ from flask_babel import get_locale
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
-from bookwise.app import db_session
 from bookwise.calendars.models import Calendar, Service
 from bookwise.errors import NotFound
 from bookwise.formatting import human_duration
+from bookwise.web import db_session
 from bookwise.workflows.language import Text
 from bookwise.workflows.services import current_version, workflow_of
 

@@ -21,6 +21,7 @@ from bookwise.workflows.lifecycle import (
     REMINDER,
     RESCHEDULED,
     Lifecycle,
+    one_or_many,
 )
 
 FIELD_TYPES = (
@@ -63,10 +64,11 @@ class Text:
 
     def get(self, locale: str | None = None, fallback: str | None = None) -> str:
         """The text for ``locale`` (``fr_CA`` falls back to ``fr``), else ``fallback``, else any."""
-        for candidate in (locale, locale.split("_")[0] if locale else None, fallback, ""):
+        for candidate in (locale, locale.split("_")[0] if locale else None, fallback, "", "en"):
             if candidate is not None and candidate in self.values:
                 return self.values[candidate]
-        return next(iter(self.values.values()), "")
+        # Any other language, always the same one (JSONB on PostgreSQL does not keep key order).
+        return self.values[min(self.values)] if self.values else ""
 
     @property
     def locales(self) -> set[str]:
@@ -266,12 +268,6 @@ def _optional_duration(value: str | None) -> timedelta | None:
     return parse_duration(value) if value is not None else None
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    return tuple(value) if isinstance(value, list | tuple) else (value,)
-
-
 def _field(spec: Mapping[str, Any]) -> Field:
     return Field(
         id=spec["id"],
@@ -335,8 +331,8 @@ def _consent(spec: Mapping[str, Any] | None) -> Consent | None:
 def _rule(spec: Mapping[str, Any]) -> NotificationRule:
     return NotificationRule(
         on=spec["on"],
-        to=_as_tuple(spec["to"]),
-        channels=_as_tuple(spec.get("channel", "email")),
+        to=one_or_many(spec["to"]),
+        channels=one_or_many(spec.get("channel", "email")),
         template=spec.get("template", spec["on"]),
         before=_optional_duration(spec.get("before")),
         after=_optional_duration(spec.get("after")),

@@ -102,9 +102,9 @@ class Lifecycle:
         moves = tuple(
             Transition(
                 name=t["name"],
-                sources=tuple(_as_list(t["from"])),
+                sources=one_or_many(t["from"]),
                 target=t["to"],
-                by=tuple(_as_list(t.get("by", "staff"))),
+                by=one_or_many(t.get("by", "staff")),
                 label=_text(t.get("label")),
             )
             for t in transitions
@@ -112,8 +112,11 @@ class Lifecycle:
         return cls(states=MappingProxyType(built), transitions=moves)
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
+def one_or_many(value: Any) -> tuple[Any, ...]:
+    """The language lets one value stand for a list of one: ``to: client`` = ``to: [client]``."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 def _text(value: Any) -> Mapping[str, str]:

@@ -28,7 +28,13 @@ from bookwise.documents import (
 from bookwise.durations import parse_duration
 from bookwise.errors import Problem, did_you_mean, errors_only
 from bookwise.workflows.language import CONTACT_FIELDS, Workflow
-from bookwise.workflows.lifecycle import DEFAULT_STATES, FOLLOW_UP, REMINDER, RESCHEDULED
+from bookwise.workflows.lifecycle import (
+    DEFAULT_STATES,
+    FOLLOW_UP,
+    REMINDER,
+    RESCHEDULED,
+    one_or_many,
+)
 
 SCHEMA = "workflow.schema.json"
 SCHEMA_PACKAGE = "bookwise.workflows"
@@ -51,6 +57,8 @@ class CheckContext:
     """
 
     field_sets: Mapping[str, FieldSet] = field(default_factory=dict)
+    # Field sets that exist but have errors: name -> file, to point the author at the real problem.
+    broken_field_sets: Mapping[str, str] = field(default_factory=dict)
     known_templates: frozenset[str] | None = None
     known_channels: frozenset[str] | None = None
     locales: tuple[str, ...] | None = None
@@ -65,6 +73,7 @@ class CheckedWorkflow:
     source_text: str
     file: str
     content_hash: str
+    id_position: tuple[int | None, int | None] = (None, None)
 
 
 def content_hash(definition: Mapping[str, Any]) -> str:
@@ -129,6 +138,11 @@ def read_field_sets(forms_dir: Path) -> tuple[dict[str, FieldSet], list[Problem]
     return sets, problems
 
 
+def broken_field_sets(forms_dir: Path, sets: Mapping[str, FieldSet]) -> dict[str, str]:
+    """The field set files of ``forms_dir`` that could not be read: name -> file."""
+    return {p.stem: display_path(p) for p in yaml_files(forms_dir) if p.stem not in sets}
+
+
 # --- workflows ----------------------------------------------------------------------------------
 
 
@@ -160,6 +174,7 @@ def check_workflow(
             source_text=document.text,
             file=document.file,
             content_hash=content_hash(definition),
+            id_position=document.locate(("id",)),
         ),
         checker.problems,
     )
@@ -185,31 +200,32 @@ def check_workflow_files(
     for path in paths:
         checked, found = check_workflow_file(path, context)
         problems.extend(found)
-        if checked is None:
-            continue
-        other = workflows.get(checked.workflow.id)
-        if other is not None:
-            problems.append(
-                Problem(
-                    checked.file,
-                    1,
-                    1,
-                    f"id: {checked.workflow.id!r} is already the id of {other.file}; "
-                    "each workflow needs its own id",
-                )
-            )
-            continue
-        workflows[checked.workflow.id] = checked
+        if checked is not None:
+            clash = register(workflows, checked)
+            if clash is not None:
+                problems.append(clash)
     return workflows, problems
+
+
+def register(workflows: dict[str, CheckedWorkflow], checked: CheckedWorkflow) -> Problem | None:
+    """Add ``checked`` to ``workflows`` by id, or say why not: the id is another file's."""
+    other = workflows.get(checked.workflow.id)
+    if other is not None:
+        line, column = checked.id_position
+        return Problem(
+            checked.file,
+            line,
+            column,
+            f"id: {checked.workflow.id!r} is already the id of {other.file}; "
+            "each workflow needs its own id",
+        )
+    workflows[checked.workflow.id] = checked
+    return None
 
 
 # --- the meaning ------------------------------------------------------------------------------
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
 
 
 class _Checker:
@@ -263,6 +279,13 @@ class _Checker:
                 continue
             name = entry["include"]
             field_set = self.context.field_sets.get(name)
+            if name in self.context.broken_field_sets:
+                self.error(
+                    ("fields", index, "include"),
+                    f"the field set {name!r} has errors; see "
+                    f"{self.context.broken_field_sets[name]}",
+                )
+                continue
             if field_set is None:
                 known = ", ".join(sorted(self.context.field_sets)) or "none"
                 self.error(
@@ -452,7 +475,7 @@ class _Checker:
         outgoing: dict[str, set[str]] = {name: set() for name in states}
         seen: dict[tuple[str, str], int] = {}
         for index, move in enumerate(transitions):
-            for source in _as_list(move["from"]):
+            for source in one_or_many(move["from"]):
                 if source not in states:
                     self.error(
                         ("transitions", index, "from"),
@@ -498,7 +521,7 @@ class _Checker:
                 )
         cancellation = data.get("cancellation", {})
         if cancellation.get("allowed", True) and not any(
-            m["name"] == "cancel" and "client" in _as_list(m.get("by", "staff"))
+            m["name"] == "cancel" and "client" in one_or_many(m.get("by", "staff"))
             for m in transitions
         ):
             self.warn(
@@ -544,7 +567,7 @@ class _Checker:
                     f"no template named {template!r}{hint}{did_you_mean(template, known)}; "
                     "add it in the templates folder or the back office",
                 )
-            channels = _as_list(rule.get("channel", "email"))
+            channels = one_or_many(rule.get("channel", "email"))
             known_channels = self.context.known_channels
             for channel in channels:
                 if known_channels is not None and channel not in known_channels:
@@ -553,7 +576,7 @@ class _Checker:
                         f"unknown channel {channel!r}{did_you_mean(channel, known_channels)} "
                         f"(available: {', '.join(sorted(known_channels))})",
                     )
-            recipients = _as_list(rule["to"])
+            recipients = one_or_many(rule["to"])
             if "sms" in channels and "client" in recipients and "phone" not in field_ids:
                 self.warn(
                     (*at, "channel"),
@@ -588,11 +611,13 @@ class _Checker:
         if consent and "link" in consent:
             links = consent["link"] if isinstance(consent["link"], dict) else {"": consent["link"]}
             for locale, link in links.items():
+                where = ("consent", "link", locale) if locale else ("consent", "link")
                 if not re.match(r"^(https?://|mailto:)\S+$", link):
                     self.error(
-                        ("consent", "link", locale) if locale else ("consent", "link"),
-                        f"{link!r} is not an address; write https://... or mailto:...",
+                        where, f"{link!r} is not an address; write https://... or mailto:..."
                     )
+                elif len(link) > 500:
+                    self.error(where, "the link is longer than 500 characters")
 
 
 def _texts(data: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:

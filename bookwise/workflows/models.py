@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bookwise.db import Base, utcnow
@@ -46,7 +46,8 @@ class WorkflowVersion(Base):
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     source_text: Mapped[str] = mapped_column(Text)
-    definition: Mapped[dict[str, Any]]
+    # Plain JSON, not JSONB: the definition keeps the order its author wrote.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     origin: Mapped[str] = mapped_column(String(16))  # file, admin, import, restore
     author: Mapped[str | None] = mapped_column(String(320))

@@ -105,6 +105,8 @@ def render() -> str:
         properties = definition.get("properties", {})
         out += _table(properties, definition.get("required", []), defs)
         out.append("")
+        for example in definition.get("examples", []):
+            out += ["```yaml", _yaml(example), "```", ""]
     out += [END]
     return "\n".join(out)
 

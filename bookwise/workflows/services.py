@@ -165,5 +165,22 @@ def workflow_of(version: WorkflowVersion) -> Workflow:
     return built
 
 
-def known_workflow_slugs(session: Session) -> set[str]:
-    return set(session.scalars(select(WorkflowRecord.slug)))
+def workflow_tags(session: Session) -> dict[str, tuple[str, ...]]:
+    """Each workflow in use (not archived) with the staff tags of its current version, in one
+    query."""
+    latest = (
+        select(WorkflowVersion.workflow_id, func.max(WorkflowVersion.number).label("number"))
+        .group_by(WorkflowVersion.workflow_id)
+        .subquery()
+    )
+    versions = session.execute(
+        select(WorkflowRecord.slug, WorkflowVersion)
+        .join(WorkflowVersion, WorkflowVersion.workflow_id == WorkflowRecord.id)
+        .join(
+            latest,
+            (latest.c.workflow_id == WorkflowVersion.workflow_id)
+            & (latest.c.number == WorkflowVersion.number),
+        )
+        .where(WorkflowRecord.archived.is_(False))
+    )
+    return {slug: workflow_of(version).staff.tags for slug, version in versions}

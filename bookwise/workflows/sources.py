@@ -11,10 +11,14 @@ from bookwise.notifications.templates import SHIPPED_TEMPLATES, template_names
 from bookwise.workflows.loader import (
     CheckContext,
     CheckedWorkflow,
+    broken_field_sets,
     check_workflow_files,
     read_field_sets,
     yaml_files,
 )
+
+# The channels Bookwise knows without plugins. (Plugins will add theirs.)
+CORE_CHANNELS = frozenset({"email", "sms", "webhook", "log"})
 
 
 def check_context(
@@ -24,8 +28,9 @@ def check_context(
     field_sets, problems = read_field_sets(settings.forms_dir)
     context = CheckContext(
         field_sets=field_sets,
+        broken_field_sets=broken_field_sets(settings.forms_dir, field_sets),
         known_templates=template_names([SHIPPED_TEMPLATES, settings.templates_dir]),
-        known_channels=frozenset(known_channels) if known_channels is not None else None,
+        known_channels=frozenset(known_channels if known_channels is not None else CORE_CHANNELS),
         locales=settings.locales,
     )
     return context, problems

@@ -1,0 +1,56 @@
+"""Wall-clock times in a time zone, turned into real instants. Pure.
+
+A local time can occur once, twice (clocks going back: the repeated hour) or never (clocks going
+forward: the skipped hour). These functions say which, instead of guessing silently.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Occurrence = Literal["once", "twice", "never"]
+
+
+def occurrences(naive: datetime, zone: ZoneInfo) -> tuple[list[int], Occurrence]:
+    """The UTC seconds at which the wall clock of ``zone`` shows ``naive``, and how often."""
+    found = []
+    for fold in (0, 1):
+        seconds = int(naive.replace(tzinfo=zone, fold=fold).timestamp())
+        if datetime.fromtimestamp(seconds, zone).replace(tzinfo=None) == naive and (
+            seconds not in found
+        ):
+            found.append(seconds)
+    found.sort()
+    return found, ("once" if len(found) == 1 else "twice" if found else "never")
+
+
+def local_instant(day: date, minute: int, zone: ZoneInfo, earliest: bool = True) -> int:
+    """The UTC second at which the wall clock of ``zone`` shows ``day`` + ``minute`` minutes.
+
+    A time that occurs twice gives its first occurrence when ``earliest``, its last otherwise; a
+    time that does not occur gives the moment of the jump, the first real time after it.
+    """
+    naive = datetime.combine(day, time()) + timedelta(minutes=minute)
+    found, _ = occurrences(naive, zone)
+    if found:
+        return found[0] if earliest else found[-1]
+    # In the gap: search the jump between the two readings of the wall time.
+    low, high = sorted(int(naive.replace(tzinfo=zone, fold=f).timestamp()) for f in (0, 1))
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def local_to_utc(naive: datetime, zone: ZoneInfo) -> tuple[datetime, Occurrence]:
+    """``naive`` read on the wall clock of ``zone`` as a UTC instant (to the second): its first
+    occurrence, or the jump when it does not occur; with how often that wall time occurs."""
+    found, kind = occurrences(naive.replace(microsecond=0), zone)
+    if not found:
+        found = [local_instant(naive.date(), naive.hour * 60 + naive.minute, zone)]
+    return datetime.fromtimestamp(found[0], UTC), kind

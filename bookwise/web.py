@@ -1,0 +1,56 @@
+"""Plumbing the web views share: the request's database session, the clock, CSRF protection.
+
+Views import from here, never from ``bookwise.app`` (which imports the views).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app, g
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from bookwise.config import Settings
+from bookwise.db import utcnow
+from bookwise.instance import Database
+
+csrf = CSRFProtect()
+
+
+@dataclass
+class Bookwise:
+    """What the app knows of its instance: ``app.extensions["bookwise"]``.
+
+    ``clock`` gives the current time (aware, UTC); tests replace it to stand at a given moment.
+    """
+
+    settings: Settings
+    database: Database
+    clock: Callable[[], datetime] = utcnow
+
+
+def instance() -> Bookwise:
+    bookwise: Bookwise = current_app.extensions["bookwise"]
+    return bookwise
+
+
+def now() -> datetime:
+    """The current time as the application sees it (see :attr:`Bookwise.clock`)."""
+    return instance().clock()
+
+
+def db_session() -> Session:
+    """The database session of the current request (one unit of work per request)."""
+    if "db_session" not in g:
+        g.db_session = instance().database.sessions()
+    session: Session = g.db_session
+    return session
+
+
+def close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
