@@ -457,3 +457,27 @@ def test_staff_approve_and_client_cannot(scenario: Any) -> None:
         assert refused.value.code == "invalid_state"
         transition_booking(session, booking, "cancel", "admin", "user:1", now, reason="moved")
         assert booking.state == "cancelled" and not booking.holds_slot
+
+
+def test_slot_search_reads_a_fixed_number_of_queries(api: Any, scenario_app: Any) -> None:
+    """The slots endpoint costs the same few queries however many bookings exist (the rows read
+    are bounded by the pool and the window; the number of queries does not grow at all)."""
+    engine = scenario_app.extensions["bookwise"].database.engine
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    day = datetime.now(PARIS).date() + timedelta(days=3)
+    url = f"{URL}/consult/slots?from={day}&to={day + timedelta(days=30)}"
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        api.get(url)
+        empty = len(statements)
+        for hour in range(8, 20):
+            api.post(f"{URL}/consult/bookings", json=consult(tomorrow_at(hour, days=5)))
+        statements.clear()
+        api.get(url)
+        assert len(statements) == empty <= 12
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
