@@ -47,14 +47,14 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) $(MO)
+test: $(STAMP) $(MO) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 i18n-extract: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l -o locale/messages.pot --no-location --sort-output --project Bookwise --copyright-holder "Bookwise developers" .
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k N_ -o locale/messages.pot --no-location --sort-output --project Bookwise --copyright-holder "Bookwise developers" .
 
 i18n-update: i18n-extract
 	$(BIN)/pybabel update -i locale/messages.pot -d locale --no-fuzzy-matching --ignore-obsolete

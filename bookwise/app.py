@@ -7,14 +7,21 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, g, jsonify, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.errors import NotFound
-from bookwise.i18n import LANG_COOKIE, LOCALE_DIR, babel, language_choices, select_locale
+from bookwise.i18n import (
+    LANG_COOKIE,
+    LOCALE_DIR,
+    babel,
+    gettext,
+    language_choices,
+    select_locale,
+)
 from bookwise.instance import open_database
 from bookwise.web import Bookwise, close_session, csrf
 
@@ -52,6 +59,7 @@ def create_app(
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     app.extensions["bookwise"] = Bookwise(settings, open_database(settings))
 
+    app.jinja_env.add_extension("jinja2.ext.do")
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
 
@@ -63,7 +71,12 @@ def create_app(
     login_manager.init_app(app)
     app.register_blueprint(api_blueprint)
     app.register_blueprint(accounts_blueprint)
+    # The public pages, and the same pages for iframes under /embed (see bookwise.public.views).
+    # Their forms carry their own signed token (no session cookie reaches a frame).
+    app.register_blueprint(public_blueprint, name="embed", url_prefix="/embed")
     app.register_blueprint(public_blueprint)
+    csrf.exempt(public_blueprint)
+    csrf.exempt(Blueprint("embed", __name__))
 
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
     app.teardown_appcontext(close_session)
@@ -83,11 +96,19 @@ def _remember_language(response: Response) -> Response:
 
 
 def _security_headers(response: Response) -> Response:
+    """No inline script or style, forms only to ourselves, and no framing by other sites except
+    those a calendar lists for its embed pages (``g.frame_ancestors``)."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    # No page may be framed unless a view (the embed pages) says otherwise.
-    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    ancestors = g.get("frame_ancestors") or []
+    frame = " ".join(ancestors) if ancestors else "'none'"
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {frame}",
+    )
+    if not ancestors:
+        response.headers.setdefault("X-Frame-Options", "DENY")
     return response
 
 
@@ -97,8 +118,6 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(NotFound)
     def not_found(_error: NotFound) -> tuple[str, int]:
-        from flask_babel import gettext
-
         return render_error(
             404,
             gettext("Page not found"),
@@ -107,8 +126,6 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(_error: CSRFError) -> tuple[str, int]:
-        from flask_babel import gettext
-
         return render_error(
             400,
             gettext("Form expired"),
@@ -123,8 +140,6 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int] | tuple[Response, int]:
-        from flask_babel import gettext
-
         code = error.code or 500
         if request.path.startswith("/api/"):
             name = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
@@ -142,8 +157,6 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> tuple[str, int] | tuple[Response, int]:
-        from flask_babel import gettext
-
         app.logger.exception("unexpected error on %s", request.path, exc_info=error)
         if request.path.startswith("/api/"):
             return api_error(500, "internal_error", "something went wrong; nothing was booked")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_timedelta
+from babel.dates import format_date, format_time, format_timedelta
 from babel.lists import format_list
 
 
@@ -28,3 +29,42 @@ def human_duration(
     if not parts:
         return format_timedelta(timedelta(0), format=width, locale=locale)
     return format_list(parts, style="standard" if width == "long" else "unit-narrow", locale=locale)
+
+
+def _locale(locale: str | Locale) -> Locale:
+    return locale if isinstance(locale, Locale) else Locale.parse(locale)
+
+
+def format_day(day: date | datetime, locale: str | Locale) -> str:
+    """ "mardi 24 novembre 2026" (fr), "Tuesday, November 24, 2026" (en)."""
+    return format_date(day, "full", locale=_locale(locale))
+
+
+def format_clock(moment: datetime, zone: str, locale: str | Locale) -> str:
+    """The time of day of ``moment`` in ``zone``: "14:30" (fr), "2:30 PM" (en_US)."""
+    return format_time(moment.astimezone(ZoneInfo(zone)), "short", locale=_locale(locale))
+
+
+def format_when(moment: datetime, zone: str, locale: str | Locale) -> str:
+    """Day and time of ``moment`` in ``zone``: "mardi 24 novembre 2026, 14:30" (fr)."""
+    loc = _locale(locale)
+    local = moment.astimezone(ZoneInfo(zone))
+    pattern = loc.datetime_formats["medium"]
+    return str(pattern).format(format_clock(local, zone, loc), format_day(local, loc))
+
+
+def zone_label(zone: str, moment: datetime) -> str:
+    """``Europe/Paris`` -> "Europe/Paris (UTC+01:00)", the offset at ``moment``."""
+    offset = moment.astimezone(ZoneInfo(zone)).strftime("%z")
+    return f"{zone.replace('_', ' ')} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def format_month(day: date, locale: str | Locale) -> str:
+    """ "novembre 2026" (fr), "November 2026" (en)."""
+    return format_date(day, "LLLL y", locale=_locale(locale))
+
+
+def weekday_names(locale: str | Locale) -> list[str]:
+    """Short names of Monday..Sunday in ``locale``, for a calendar grid."""
+    names = _locale(locale).days["format"]["abbreviated"]
+    return [str(names[i]) for i in range(7)]

@@ -7,7 +7,9 @@ the browser's Accept-Language, the calendar's default language, the instance's d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import flask_babel
 from flask import g, request
 from flask_babel import Babel
 
@@ -58,3 +60,13 @@ def language_choices() -> list[dict[str, str]]:
         }
         for code in offered_locales()
     ]
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """Flask-Babel's ``gettext``, typed: the text in the request's language."""
+    return str(flask_babel.gettext(string, **variables))
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """Flask-Babel's ``ngettext``, typed; ``%(num)d`` is filled in."""
+    return str(flask_babel.ngettext(singular, plural, num, **variables))

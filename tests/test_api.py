@@ -221,7 +221,7 @@ def test_invalid_answers_name_each_field(api: Any) -> None:
     body["answers"] = {"topic": "x" * 300, "colour": "blue"}
     error = api.post(f"{URL}/consult/bookings?lang=fr", json=body).get_json()["error"]
     assert set(error["fields"]) == {"name", "email", "phone", "topic", "colour", "consent"}
-    assert error["fields"]["topic"] == "Enter at most 200 characters."
+    assert error["fields"]["topic"] == "Saisissez au plus 200 caractères."  # in French
 
 
 @pytest.mark.parametrize(

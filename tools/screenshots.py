@@ -13,6 +13,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -33,6 +34,8 @@ SHOTS = [
     ("home.png", "/", 1280, 800, "en"),
     ("calendar-fr.png", "/clinique-des-lilas", 1280, 800, "fr"),
     ("calendar-mobile.png", "/bright-minds", 390, 844, "en"),
+    ("booking-desktop.png", "/clinique-des-lilas/patient-visit", 1280, 900, "fr"),
+    ("booking-mobile.png", "/northwind-hr/hr-interview", 390, 844, "en"),
 ]
 
 
@@ -40,6 +43,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def confirmation(browser: Any, base: str) -> None:
+    """Book the clinic in French, then photograph the form and the confirmation page."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        locale="fr",
+        timezone_id="Europe/Paris",
+        extra_http_headers={"Accept-Language": "fr"},
+    )
+    page = context.new_page()
+    page.goto(base + "/clinique-des-lilas/patient-visit?tz=Europe/Paris")
+    page.locator("a.day.free").first.click()
+    page.locator("ul.slots a.slot").first.wait_for()
+    page.locator("ul.slots a.slot").first.click()
+    page.fill("#field_name", "Zoé Martin")
+    page.fill("#field_email", "zoe@example.org")
+    page.fill("#field_date_of_birth", "1985-04-12")
+    page.fill("#field_reason", "Douleur au genou depuis une semaine.")
+    page.screenshot(path=str(OUT / "form-fr.png"), full_page=True)
+    print("wrote docs/screenshots/form-fr.png")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    page.screenshot(path=str(OUT / "confirmation-fr.png"), full_page=True)
+    print("wrote docs/screenshots/confirmation-fr.png")
+    context.close()
 
 
 def main() -> int:
@@ -78,13 +108,16 @@ def main() -> int:
                     context = browser.new_context(
                         viewport={"width": width, "height": height},
                         locale=lang,
+                        timezone_id="Europe/Paris",
                         extra_http_headers={"Accept-Language": lang},
                     )
                     page = context.new_page()
                     page.goto(base + path)
+                    page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(OUT / name), full_page=True)
                     context.close()
                     print(f"wrote docs/screenshots/{name}")
+                confirmation(browser, base)
                 browser.close()
         finally:
             server.terminate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext, lazy_gettext
+from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Email, Length
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.accounts.services import SignInFailed, authenticate
 from bookwise.calendars.models import Calendar
+from bookwise.i18n import gettext
 from bookwise.web import db_session
 
 blueprint = Blueprint("accounts", __name__, template_folder="templates")

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from flask_babel import get_locale, gettext
+from flask_babel import get_locale
 from flask_login import current_user
 
 from bookwise.availability.services import local_day_bounds, service_availability
@@ -37,6 +37,7 @@ from bookwise.bookings.services import (
 )
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
+from bookwise.i18n import gettext
 from bookwise.web import csrf, db_session, instance, now
 from bookwise.workflows.language import Field, Workflow
 

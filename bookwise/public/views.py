@@ -1,22 +1,181 @@
-"""Public pages: the list of calendars and each calendar's page."""
+"""The pages clients see: a calendar's services, a service's free times, the booking form, the
+confirmation, and the manage page (see, reschedule, cancel).
+
+The same views serve ``/...`` and, registered a second time, ``/embed/...`` for iframes: there the
+site's header and footer are left out and only the calendar's allowed sites may frame the page.
+Everything works without JavaScript; ``static/booking.js`` only detects the visitor's time zone
+and switches days without reloading.
+"""
 
 from __future__ import annotations
 
+from calendar import Calendar as MonthCalendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
-from flask import Blueprint, Response, g, jsonify, render_template
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
+from flask_login import current_user
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
+from bookwise.availability.engine import Slot
+from bookwise.availability.services import local_day_bounds, service_availability
+from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.ics import CalendarEvent, build_ics
+from bookwise.bookings.models import Booking
+from bookwise.bookings.services import (
+    BookingContext,
+    BookingError,
+    BookingRequest,
+    NotASlot,
+    OutsideWindow,
+    SlotTaken,
+    cancel_booking,
+    context_of,
+    create_booking,
+    find_by_manage_token,
+    find_service,
+    manage_token,
+    reschedule_booking,
+)
 from bookwise.calendars.models import Calendar, Service
+from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
-from bookwise.formatting import human_duration
-from bookwise.web import db_session
+from bookwise.formatting import (
+    format_clock,
+    format_day,
+    format_month,
+    format_when,
+    human_duration,
+    weekday_names,
+    zone_label,
+)
+from bookwise.i18n import gettext, ngettext
+from bookwise.public.forms import ActionForm, booking_form, same_origin
+from bookwise.web import db_session, instance, now
 from bookwise.workflows.language import Text
-from bookwise.workflows.services import current_version, workflow_of
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
+
+
+# --- plumbing ------------------------------------------------------------------------------------
+
+
+def embedded() -> bool:
+    return request.blueprint == "embed"
+
+
+def link(endpoint: str, **values: Any) -> str:
+    """A URL to ``endpoint`` in the same mode (embedded or not) as the current page, carrying
+    the language asked for (inside a frame, the language cookie may not come back)."""
+    if "lang" in request.args and "lang" not in values:
+        values["lang"] = request.args["lang"]
+    return url_for(f"{request.blueprint}.{endpoint}", **{k: v for k, v in values.items() if v})
+
+
+def locale() -> str:
+    return str(get_locale())
+
+
+@blueprint.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"link": link, "embedded": embedded}
+
+
+@blueprint.before_request
+def _refuse_foreign_posts() -> None:
+    if request.method == "POST" and not same_origin():
+        abort(403)
+
+
+def _published(slug: str) -> Calendar:
+    calendar = db_session().scalar(
+        select(Calendar)
+        .where(Calendar.slug == slug, Calendar.published)
+        .options(selectinload(Calendar.services).selectinload(Service.workflow))
+    )
+    if calendar is None:
+        raise NotFound(slug)
+    _page_settings(calendar)
+    return calendar
+
+
+def _page_settings(calendar: Calendar) -> None:
+    """What this calendar asks of its pages: language fallback, indexing, framing."""
+    g.calendar_locale = calendar.default_locale
+    g.noindex = not calendar.search_indexing
+    if embedded():
+        g.frame_ancestors = list(calendar.embed_origins)
+
+
+def _context(calendar_slug: str, service_slug: str) -> BookingContext:
+    context = find_service(db_session(), calendar_slug, service_slug)
+    _page_settings(context.calendar)
+    return context
+
+
+def _zone(calendar: Calendar) -> str:
+    """The time zone the visitor sees: theirs (``tz``), unless the calendar shows its own."""
+    if calendar.show_business_timezone:
+        return calendar.timezone
+    asked = request.args.get("tz") or request.form.get("tz")
+    return asked if asked in _zones() else calendar.timezone
+
+
+_ZONES: list[str] = []
+
+
+def _zones() -> list[str]:
+    if not _ZONES:
+        _ZONES.extend(
+            sorted(
+                z
+                for z in available_timezones()
+                if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))
+            )
+        )
+    return _ZONES
+
+
+def _may_book(calendar: Calendar) -> bool:
+    return not calendar.sign_in_required or bool(current_user.is_authenticated)
+
+
+def _service_card(context: BookingContext) -> dict[str, Any]:
+    workflow, loc, fallback = context.workflow, locale(), context.calendar.default_locale
+    return {
+        "id": workflow.id,
+        "name": workflow.name.get(loc, fallback),
+        "description": workflow.description.get(loc, fallback),
+        "duration": human_duration(workflow.duration, loc),
+        "capacity": workflow.capacity,
+        "location": workflow.location.type,
+        "details": workflow.location.details.get(loc, fallback),
+    }
+
+
+@blueprint.after_app_request
+def _page_headers(response: Response) -> Response:
+    if g.get("noindex"):
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# --- the calendar and its services ---------------------------------------------------------------
 
 
 @blueprint.get("/healthz")
@@ -31,14 +190,14 @@ def index() -> str:
     calendars = db_session().scalars(
         select(Calendar).where(Calendar.published).order_by(Calendar.name)
     )
-    locale = str(get_locale())
+    loc = locale()
     return render_template(
         "public/index.html",
         calendars=[
             {
                 "slug": c.slug,
                 "name": c.name,
-                "description": Text.of(c.description).get(locale, c.default_locale),
+                "description": Text.of(c.description).get(loc, c.default_locale),
             }
             for c in calendars
         ],
@@ -47,34 +206,545 @@ def index() -> str:
 
 @blueprint.get("/<slug>")
 def calendar_page(slug: str) -> str:
-    session = db_session()
-    calendar = session.scalar(
-        select(Calendar)
-        .where(Calendar.slug == slug, Calendar.published)
-        .options(selectinload(Calendar.services).selectinload(Service.workflow))
-    )
-    if calendar is None:
-        raise NotFound(slug)
-    g.calendar_locale = calendar.default_locale
-    locale = str(get_locale())
-    services: list[dict[str, Any]] = []
-    for service in calendar.services:
-        if not service.active:
-            continue
-        workflow = workflow_of(current_version(session, service.workflow.slug))
-        services.append(
-            {
-                "id": workflow.id,
-                "name": workflow.name.get(locale, calendar.default_locale),
-                "description": workflow.description.get(locale, calendar.default_locale),
-                "duration": human_duration(workflow.duration, locale),
-                "capacity": workflow.capacity,
-                "location": workflow.location.type,
-            }
-        )
+    calendar = _published(slug)
+    services = [
+        _service_card(_context(slug, service.workflow.slug))
+        for service in calendar.services
+        if service.active
+    ]
     return render_template(
         "public/calendar.html",
         calendar=calendar,
-        description=Text.of(calendar.description).get(locale, calendar.default_locale),
+        description=Text.of(calendar.description).get(locale(), calendar.default_locale),
         services=services,
+        may_book=_may_book(calendar),
     )
+
+
+# --- choosing a time -----------------------------------------------------------------------------
+
+
+@dataclass
+class Picker:
+    """What the time picker shows: a month of days, the chosen day's free times."""
+
+    zone: str
+    month: date
+    day: date
+    weeks: list[list[dict[str, Any]]]
+    slots: list[dict[str, Any]]
+    previous_month: date | None
+    next_month: date | None
+    first_free: date | None
+
+
+def _day_param(name: str = "date") -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _slot_json(slot: Slot, zone: str, staff_id: int | None, group: bool) -> dict[str, Any]:
+    remaining = slot.remaining_by_staff.get(staff_id, 0) if staff_id else slot.remaining
+    return {
+        "start": slot.start.astimezone(ZoneInfo(zone)).isoformat(),
+        "label": format_clock(slot.start, zone, locale()),
+        "remaining": remaining,
+        "places": ngettext("%(num)d place left", "%(num)d places left", remaining) if group else "",
+    }
+
+
+def service_pool_members(context: BookingContext) -> list[Any]:
+    from bookwise.availability.services import read_pool
+
+    if "pool" not in g:
+        g.pool = read_pool(db_session(), context.service, context.workflow)
+    return list(g.pool)
+
+
+def _picker(
+    context: BookingContext, zone: str, staff: str | None, exclude_booking: int | None = None
+) -> Picker:
+    """Free times of the month around ``?date=`` in ``zone``, for one staff member or any."""
+    tz = ZoneInfo(zone)
+    today = now().astimezone(tz).date()
+    last = (now() + context.workflow.max_ahead).astimezone(tz).date()
+    asked = _day_param() or today
+    asked = min(max(asked, today), last)
+    month = asked.replace(day=1)
+    first = max(month, today)
+    month_end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    staff_ids = None
+    members = {m.slug: m for m in service_pool_members(context)}
+    if staff in members:
+        staff_ids = [members[staff].id]
+    by_day: dict[date, list[Slot]] = defaultdict(list)
+    if first <= min(month_end, last):
+        found = service_availability(
+            db_session(),
+            context.calendar,
+            context.service,
+            context.workflow,
+            *local_day_bounds(first, min(month_end, last), tz),
+            now(),
+            staff_ids=staff_ids,
+            exclude_booking=exclude_booking,
+        )
+        for slot in found.slots:
+            by_day[slot.start.astimezone(tz).date()].append(slot)
+    free_days = sorted(by_day)
+    day = asked if asked in by_day or _day_param() else (free_days[0] if free_days else asked)
+    weeks = []
+    for week in MonthCalendar().monthdatescalendar(month.year, month.month):
+        weeks.append(
+            [
+                {
+                    "date": d,
+                    "label": d.day,
+                    "in_month": d.month == month.month,
+                    "free": d in by_day,
+                    "selected": d == day,
+                    "past": d < today or d > last,
+                }
+                for d in week
+            ]
+        )
+    previous_month = (month - timedelta(days=1)).replace(day=1)
+    next_month = month_end + timedelta(days=1)
+    return Picker(
+        zone=zone,
+        month=month,
+        day=day,
+        weeks=weeks,
+        slots=[
+            _slot_json(s, zone, staff_ids[0] if staff_ids else None, context.workflow.is_group)
+            for s in by_day.get(day, [])
+        ],
+        previous_month=previous_month
+        if month_end >= today and month > today.replace(day=1)
+        else None,
+        next_month=next_month if next_month <= last else None,
+        first_free=free_days[0] if free_days else None,
+    )
+
+
+def _picker_page_values(context: BookingContext, picker: Picker) -> dict[str, Any]:
+    loc = locale()
+    return {
+        "picker": picker,
+        "first_free_label": format_day(picker.first_free, loc) if picker.first_free else "",
+        "month_label": format_month(picker.month, loc),
+        "day_label": format_day(picker.day, loc),
+        "weekdays": weekday_names(loc),
+        "zones": _zones(),
+        "zone_label": zone_label(picker.zone, now()),
+        "business_zone_only": context.calendar.show_business_timezone,
+    }
+
+
+@blueprint.get("/<calendar_slug>/<service_slug>")
+def service_page(calendar_slug: str, service_slug: str) -> str:
+    context = _context(calendar_slug, service_slug)
+    zone = _zone(context.calendar)
+    workflow = context.workflow
+    staff = request.args.get("staff") or None
+    members = service_pool_members(context) if workflow.staff.client_chooses else []
+    if staff not in {m.slug for m in members}:
+        staff = None
+    picker = _picker(context, zone, staff)
+
+    def slot_href(start: str) -> str:
+        return link(
+            "book",
+            calendar_slug=calendar_slug,
+            service_slug=service_slug,
+            start=start,
+            tz=zone,
+            staff=staff,
+        )
+
+    return render_template(
+        "public/service.html",
+        slot_href=slot_href,
+        times_url=link(
+            "day_times",
+            calendar_slug=calendar_slug,
+            service_slug=service_slug,
+            tz=zone,
+            staff=staff,
+        ),
+        calendar=context.calendar,
+        service=_service_card(context),
+        members=members,
+        staff=staff,
+        tz=zone,
+        detect_zone="tz" not in request.args and not context.calendar.show_business_timezone,
+        may_book=_may_book(context.calendar),
+        **_picker_page_values(context, picker),
+    )
+
+
+@blueprint.get("/<calendar_slug>/<service_slug>/times")
+def day_times(calendar_slug: str, service_slug: str) -> Response:
+    """The free times of one day, for the picker's script (the page works without it)."""
+    context = _context(calendar_slug, service_slug)
+    zone = _zone(context.calendar)
+    staff = request.args.get("staff") or None
+    picker = _picker(context, zone, staff)
+    return jsonify(
+        day=picker.day.isoformat(),
+        label=format_day(picker.day, locale()),
+        slots=picker.slots,
+    )
+
+
+# --- the booking form ----------------------------------------------------------------------------
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _when(moment: datetime, zone: str, business_zone: str) -> dict[str, str]:
+    loc = locale()
+    return {
+        "visitor": format_when(moment, zone, loc),
+        "visitor_zone": zone_label(zone, moment),
+        "business": format_when(moment, business_zone, loc) if zone != business_zone else "",
+        "business_zone": zone_label(business_zone, moment),
+    }
+
+
+@blueprint.route("/<calendar_slug>/<service_slug>/book", methods=["GET", "POST"])
+def book(calendar_slug: str, service_slug: str) -> Any:
+    context = _context(calendar_slug, service_slug)
+    calendar, workflow = context.calendar, context.workflow
+    if not _may_book(calendar):
+        return redirect(url_for("accounts.login", next=request.full_path))
+    zone = _zone(calendar)
+    source = request.form if request.method == "POST" else request.args
+    start = _parse_start(source.get("start"))
+    staff = source.get("staff") or None
+    if start is None:
+        return redirect(
+            link("service_page", calendar_slug=calendar_slug, service_slug=service_slug, tz=zone)
+        )
+    form_class = booking_form(workflow, locale(), calendar.default_locale)
+    purpose = f"book:{calendar.slug}/{workflow.id}"
+    form = form_class(
+        request.form if request.method == "POST" else None,
+        meta={"csrf_context": purpose},
+        data={"start": start.isoformat(), "tz": zone, "staff": staff or ""},
+    )
+    problem: str | None = None
+    alternatives: list[dict[str, Any]] = []
+    if request.method == "POST" and form.validate():
+        try:
+            token = _create(context, form, start, zone, staff)
+        except InvalidAnswers as invalid:
+            for key, field_problem in invalid.problems.items():
+                name = "consent" if key == "consent" else f"field_{key}"
+                if name in form:
+                    form[name].errors = [field_problem.message(gettext)]
+            problem = gettext("Please correct the answers marked below.")
+        except (SlotTaken, NotASlot, OutsideWindow) as lost:
+            problem = (
+                gettext(
+                    "This time was just taken. Please pick another time below; your answers "
+                    "are kept."
+                )
+                if isinstance(lost, SlotTaken)
+                else gettext(
+                    "This time can no longer be booked. Please pick another time below; "
+                    "your answers are kept."
+                )
+            )
+            alternatives = _alternatives(context, start, zone, staff)
+        except BookingError as refused:
+            problem = str(refused)
+        else:
+            return redirect(link("confirmation", token=token, tz=zone))
+    elif request.method == "POST":
+        problem = gettext("This form has expired. Reload the page and try again.")
+    members = {m.slug: m.name for m in service_pool_members(context)}
+    return render_template(
+        "public/book.html",
+        calendar=calendar,
+        service=_service_card(context),
+        form=form,
+        workflow=workflow,
+        start=start,
+        start_day=start.astimezone(ZoneInfo(zone)).date().isoformat(),
+        when=_when(start, zone, calendar.timezone),
+        tz=zone,
+        staff=staff,
+        staff_name=members.get(staff or ""),
+        problem=problem,
+        alternatives=alternatives,
+        consent_link=workflow.consent.link.get(locale(), calendar.default_locale)
+        if workflow.consent
+        else "",
+    ), (409 if alternatives else 422 if problem else 200)
+
+
+def _create(
+    context: BookingContext, form: Any, start: datetime, zone: str, staff: str | None
+) -> str:
+    from bookwise.public.forms import answers_of
+
+    workflow = context.workflow
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        fresh = find_service(session, context.calendar.slug, workflow.id)
+        booking = create_booking(
+            session,
+            fresh,
+            BookingRequest(
+                start=start,
+                values=answers_of(form, workflow),
+                consent=bool(form.consent.data) if workflow.consent else None,
+                staff=staff if workflow.staff.client_chooses else None,
+                locale=locale(),
+                timezone=zone,
+                source="public",
+            ),
+            now(),
+        )
+        return manage_token(booking)
+
+
+def _alternatives(
+    context: BookingContext, start: datetime, zone: str, staff: str | None
+) -> list[dict[str, Any]]:
+    """Free times of the same day, to choose another without losing the answers."""
+    db_session().close()  # a fresh read, after the transaction that lost the race
+    tz = ZoneInfo(zone)
+    day = start.astimezone(tz).date()
+    members = {m.slug: m.id for m in service_pool_members(context)}
+    found = service_availability(
+        db_session(),
+        context.calendar,
+        context.service,
+        context.workflow,
+        *local_day_bounds(day, day + timedelta(days=1), tz),
+        now(),
+        staff_ids=[members[staff]] if staff in members else None,
+    )
+    return [
+        {"start": s.start.astimezone(tz).isoformat(), "label": format_when(s.start, zone, locale())}
+        for s in found.slots[:24]
+    ]
+
+
+# --- after booking: confirmation, manage, calendar file ------------------------------------------
+
+
+def _booking(token: str) -> Booking:
+    booking = find_by_manage_token(db_session(), token)
+    _page_settings(booking.calendar)
+    g.noindex = True  # a client's own page is never for search engines
+    return booking
+
+
+def _details(booking: Booking) -> dict[str, Any]:
+    context = context_of(booking)
+    workflow, calendar, loc = context.workflow, booking.calendar, locale()
+    zone = _zone(calendar) if "tz" in request.args else booking.timezone
+    deadline = booking.start_at - workflow.cancellation_min_notice
+    changeable = (
+        workflow.cancellation_allowed
+        and booking.holds_slot
+        and not workflow.lifecycle.is_final(booking.state)
+        and now() < deadline
+    )
+    location = workflow.location
+    state = workflow.lifecycle.states.get(booking.state)
+    token = manage_token(booking)
+    settings = instance().settings
+    return {
+        "service": _service_card(context),
+        "calendar": calendar,
+        "when": _when(booking.start_at, zone, calendar.timezone),
+        "end": format_clock(booking.end_at, zone, loc),
+        "duration": human_duration(workflow.duration, loc),
+        "staff": booking.staff_member.name,
+        "state": booking.state,
+        "state_label": (
+            Text(state.label).get(loc, calendar.default_locale)
+            if state and state.label
+            else _state_label(booking.state)
+        ),
+        "active": booking.holds_slot,
+        "location_type": location.type,
+        "address": location.address.get(loc, calendar.default_locale) or calendar.address or "",
+        "details": location.details.get(loc, calendar.default_locale),
+        "meeting_url": booking.meeting_url or location.url or "",
+        "phone": calendar.phone or "",
+        "changeable": changeable,
+        "too_late": workflow.cancellation_allowed
+        and booking.holds_slot
+        and not changeable
+        and not workflow.lifecycle.is_final(booking.state),
+        "cancellable_online": workflow.cancellation_allowed,
+        "deadline": format_when(deadline, zone, loc),
+        "client": booking.client.name,
+        "token": token,
+        "manage_url": f"{settings.base_url}{url_for('public.manage', token=token)}",
+        "group": workflow.capacity > 1,
+        "zone": zone,
+    }
+
+
+def _state_label(state: str) -> str:
+    labels = {
+        "confirmed": gettext("Confirmed"),
+        "requested": gettext("Waiting for confirmation"),
+        "cancelled": gettext("Cancelled"),
+        "declined": gettext("Declined"),
+        "completed": gettext("Completed"),
+        "no_show": gettext("Missed"),
+    }
+    return labels.get(state, state.replace("_", " ").capitalize())
+
+
+@blueprint.get("/manage/<token>/booked")
+def confirmation(token: str) -> str:
+    booking = _booking(token)
+    return render_template(
+        "public/booking.html", booking=_details(booking), confirmation=True, notice=None
+    )
+
+
+@blueprint.get("/manage/<token>")
+def manage(token: str) -> str:
+    booking = _booking(token)
+    notice = {
+        "rescheduled": gettext("Your booking has been moved."),
+        "cancelled": gettext("Your booking has been cancelled."),
+    }.get(request.args.get("done", ""))
+    return render_template(
+        "public/booking.html", booking=_details(booking), confirmation=False, notice=notice
+    )
+
+
+@blueprint.get("/manage/<token>/booking.ics")
+def calendar_file(token: str) -> Response:
+    booking = _booking(token)
+    details = _details(booking)
+    calendar = booking.calendar
+    event = CalendarEvent(
+        uid=f"{booking.uid}@bookwise",
+        sequence=booking.sequence,
+        start=booking.start_at,
+        end=booking.end_at,
+        timezone=calendar.timezone,
+        summary=f"{details['service']['name']} · {calendar.name}",
+        description=gettext("Manage your booking: %(url)s", url=details["manage_url"]),
+        location=details["address"] if details["location_type"] == "in_person" else "",
+        url=details["meeting_url"],
+        organizer_name=calendar.name,
+        organizer_email=calendar.reply_to or "",
+        attendee_name=booking.client.name,
+        attendee_email=booking.client.email or "",
+        status="CONFIRMED" if booking.holds_slot else "CANCELLED",
+        stamp=now(),
+    )
+    response = Response(build_ics(event, "PUBLISH"), mimetype="text/calendar")
+    response.headers["Content-Disposition"] = 'attachment; filename="booking.ics"'
+    return response
+
+
+@blueprint.route("/manage/<token>/cancel", methods=["GET", "POST"])
+def cancel(token: str) -> Any:
+    booking = _booking(token)
+    form = ActionForm(
+        request.form if request.method == "POST" else None,
+        meta={"csrf_context": f"cancel:{booking.uid}"},
+    )
+    problem = None
+    if request.method == "POST":
+        if form.validate():
+            try:
+                with unit_of_work(instance().database.sessions, write=True) as session:
+                    cancel_booking(
+                        session,
+                        find_by_manage_token(session, token),
+                        now(),
+                        reason=(form.reason.data or "").strip()[:500] or None,
+                    )
+            except BookingError as refused:
+                problem = _refusal(refused)
+            else:
+                return redirect(link("manage", token=token, done="cancelled"))
+        else:
+            problem = gettext("This form has expired. Reload the page and try again.")
+    return render_template(
+        "public/cancel.html", booking=_details(booking), form=form, problem=problem
+    ), (409 if problem else 200)
+
+
+def _refusal(error: BookingError) -> str:
+    if error.code == "too_late":
+        return gettext("It is too late to change this booking online. Please contact us.")
+    if error.code == "not_allowed":
+        return gettext("This booking cannot be changed online. Please contact us.")
+    if isinstance(error, SlotTaken):
+        return gettext("This time was just taken. Please pick another time.")
+    return gettext("This booking cannot be changed any more.")
+
+
+@blueprint.route("/manage/<token>/reschedule", methods=["GET", "POST"])
+def reschedule(token: str) -> Any:
+    booking = _booking(token)
+    context = context_of(booking)
+    details = _details(booking)
+    zone = (
+        _zone(booking.calendar)
+        if "tz" in request.args or "tz" in request.form
+        else (booking.timezone)
+    )
+    source = request.form if request.method == "POST" else request.args
+    start = _parse_start(source.get("start"))
+    form = ActionForm(
+        request.form if request.method == "POST" else None,
+        meta={"csrf_context": f"reschedule:{booking.uid}"},
+    )
+    problem = None
+    if request.method == "POST" and start is not None:
+        if form.validate():
+            try:
+                with unit_of_work(instance().database.sessions, write=True) as session:
+                    reschedule_booking(session, find_by_manage_token(session, token), start, now())
+            except BookingError as refused:
+                problem = _refusal(refused)
+                start = None
+            else:
+                return redirect(link("manage", token=token, done="rescheduled"))
+        else:
+            problem = gettext("This form has expired. Reload the page and try again.")
+    staff = booking.staff_member.slug if context.workflow.staff.client_chooses else None
+    picker = _picker(context, zone, staff, exclude_booking=booking.id)
+
+    def slot_href(moment: str) -> str:
+        return link("reschedule", token=token, start=moment, tz=zone)
+
+    return render_template(
+        "public/reschedule.html",
+        slot_href=slot_href,
+        times_url=None,
+        service=details["service"],
+        booking=details,
+        form=form,
+        start=start,
+        new_when=_when(start, zone, booking.calendar.timezone) if start else None,
+        tz=zone,
+        problem=problem,
+        token=token,
+        **_picker_page_values(context, picker),
+    ), (409 if problem else 200)

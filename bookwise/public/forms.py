@@ -1,0 +1,186 @@
+"""The client's forms, built with WTForms from a workflow's fields.
+
+The answers themselves are checked by :func:`bookwise.bookings.answers.check_answers` (one set of
+rules for the pages, the API and the back office); WTForms renders the fields, with the HTML
+attributes that let a browser help (required, maxlength, min, max, input types), and carries the
+form token.
+
+The token: public pages must work inside another site's frame, where the browser does not send
+our cookies, so it cannot be tied to a session. It is signed by the instance, names what the form
+is for (a service, a booking) and expires; together with the check that the request comes from
+our own pages (:func:`same_origin`), it keeps other sites from submitting these forms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_babel import lazy_gettext
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Form,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TelField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.csrf.core import CSRF
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import ValidationError
+from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
+
+from bookwise.config import secret_key_of
+from bookwise.i18n import gettext
+from bookwise.web import instance
+from bookwise.workflows.language import Field, Workflow
+
+TOKEN_MAX_AGE = 6 * 3600  # a form left open longer is refused, with an invitation to reload
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key_of(instance().settings), salt="bookwise-form")
+
+
+class SignedFormToken(CSRF):  # type: ignore[misc]
+    """A form token signed by the instance, bound to the form's purpose, valid six hours."""
+
+    def setup_form(self, form: Form) -> Any:
+        self.purpose = str(form.meta.csrf_context)
+        return super().setup_form(form)
+
+    def generate_csrf_token(self, _field: Any) -> str:
+        token: str = _serializer().dumps(self.purpose)
+        return token
+
+    def validate_csrf_token(self, _form: Form, field: Any) -> None:
+        try:
+            purpose = _serializer().loads(field.data or "", max_age=TOKEN_MAX_AGE)
+        except BadSignature:
+            purpose = None
+        if purpose != self.purpose:
+            raise ValidationError(gettext("This form has expired. Reload the page and try again."))
+
+
+class PublicForm(Form):  # type: ignore[misc]
+    class Meta:
+        csrf = True
+        csrf_class = SignedFormToken
+        csrf_field_name = "form_token"
+
+
+def same_origin() -> bool:
+    """Whether a POST comes from our own pages (also inside a frame, whose documents are ours).
+
+    Browsers send ``Origin`` with form posts; an older one may send only ``Referer``; a request
+    with neither is not a browser's form post from another site.
+    """
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin is None
+    own = request.host_url.rstrip("/")
+    return origin == own or origin.startswith(own + "/")
+
+
+def _text(text: Any, locale: str, fallback: str) -> str:
+    return str(text.get(locale, fallback))
+
+
+def _contact_label(field_id: str) -> str:
+    return str(
+        {"name": lazy_gettext("Your name"), "email": lazy_gettext("Your e-mail address")}.get(
+            field_id, field_id
+        )
+    )
+
+
+AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
+
+
+def _field(spec: Field, locale: str, fallback: str) -> Any:
+    label = _text(spec.label, locale, fallback) if spec.label else _contact_label(spec.id)
+    attrs: dict[str, Any] = {}
+    if spec.required and spec.type != "multiselect":
+        attrs["required"] = True
+    if spec.max_length is not None and spec.type in ("text", "textarea", "email", "phone", "url"):
+        attrs["maxlength"] = spec.max_length
+    if spec.min_length is not None:
+        attrs["minlength"] = spec.min_length
+    if spec.placeholder:
+        attrs["placeholder"] = _text(spec.placeholder, locale, fallback)
+    if spec.id in AUTOCOMPLETE:
+        attrs["autocomplete"] = AUTOCOMPLETE[spec.id]
+    for bound in ("min", "max"):
+        value = getattr(spec, bound)
+        if value is not None and spec.type in ("number", "date") and value != "today":
+            attrs[bound] = value
+    description = _text(spec.help, locale, fallback) if spec.help else ""
+    options = [SelectChoice(str(o.value), _text(o.label, locale, fallback)) for o in spec.options]
+    default = spec.default if spec.default != "today" else None
+    common: dict[str, Any] = {"label": label, "description": description, "render_kw": attrs}
+    if spec.type == "textarea":
+        return TextAreaField(default=default, **common)
+    if spec.type == "email":
+        return EmailField(default=default, **common)
+    if spec.type == "phone":
+        attrs.setdefault("placeholder", "+33 6 12 34 56 78")
+        return TelField(default=default, **common)
+    if spec.type == "url":
+        return URLField(default=default, **common)
+    if spec.type == "number":
+        return StringField(widget=NumberInput(step="any"), default=default, **common)
+    if spec.type == "date":
+        return StringField(widget=DateInput(), default=default, **common)
+    if spec.type == "select":
+        empty = [SelectChoice("", gettext("Choose…"))]
+        return SelectField(
+            choices=empty + options,
+            validate_choice=False,
+            default="" if default is None else str(default),
+            **common,
+        )
+    if spec.type == "multiselect":
+        return SelectMultipleField(
+            choices=options,
+            validate_choice=False,
+            widget=ListWidget(prefix_label=False),
+            option_widget=CheckboxInput(),
+            default=[str(v) for v in default or []],
+            **common,
+        )
+    if spec.type == "checkbox":
+        return BooleanField(default=bool(default), **common)
+    return StringField(default=default, **common)
+
+
+def booking_form(workflow: Workflow, locale: str, fallback: str) -> type[PublicForm]:
+    """A form class with the workflow's fields, in order, then the consent box."""
+    attributes: dict[str, Any] = {
+        "start": HiddenField(),
+        "tz": HiddenField(),
+        "staff": HiddenField(),
+    }
+    for spec in workflow.fields:
+        attributes[f"field_{spec.id}"] = _field(spec, locale, fallback)
+    if workflow.consent is not None:
+        attributes["consent"] = BooleanField(
+            label=_text(workflow.consent.text, locale, fallback),
+            render_kw={"required": True} if workflow.consent.required else {},
+        )
+    return type("BookingForm", (PublicForm,), attributes)
+
+
+def answers_of(form: PublicForm, workflow: Workflow) -> dict[str, Any]:
+    """The submitted answers, by field id, as :func:`check_answers` takes them."""
+    return {spec.id: form[f"field_{spec.id}"].data for spec in workflow.fields}
+
+
+class ActionForm(PublicForm):
+    """A form with nothing but its token: confirming a cancellation or a reschedule."""
+
+    reason = TextAreaField(lazy_gettext("Reason (optional)"), render_kw={"maxlength": 500})

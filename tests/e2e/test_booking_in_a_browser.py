@@ -1,0 +1,209 @@
+"""A client's whole journey in a real browser: book, reschedule, cancel, embed, race."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bookwise.calendars.models import Calendar
+
+pytestmark = pytest.mark.browser
+
+
+def _pick_first_time(page: Any) -> str:
+    """Click the first free day of the picker (or the next month's), then its first time."""
+    for _ in range(3):
+        free = page.locator("a.day.free")
+        if free.count():
+            break
+        page.locator("a[rel=next]").click()
+    free.first.click()
+    page.wait_for_selector("ul.slots a.slot")
+    slot = page.locator("ul.slots a.slot").first
+    label = slot.inner_text()
+    slot.click()
+    return label
+
+
+def test_book_in_french_from_another_time_zone(browser: Any, live: str) -> None:
+    """A visitor in Toronto books a Paris clinic in French, forgets the consent first."""
+    context = browser.new_context(locale="fr-FR", timezone_id="America/Toronto")
+    page = context.new_page()
+    page.goto(f"{live}/clinique-des-lilas/patient-visit")
+    # The script detected the visitor's zone and the page shows times there.
+    page.wait_for_url(re.compile(r"tz=America%2FToronto|tz=America/Toronto"))
+    assert page.locator("select#tz").input_value() == "America/Toronto"
+    assert page.locator("html").get_attribute("lang") == "fr"
+    _pick_first_time(page)
+
+    page.wait_for_selector("form.booking-form")
+    assert "America/Toronto" in page.locator(".summary").inner_text()
+    assert "Europe/Paris" in page.locator(".when-business").inner_text()
+    page.fill("#field_name", "Zoé Martin")
+    page.fill("#field_email", "zoe@example.org")
+    page.fill("#field_date_of_birth", "1985-04-12")
+    page.fill("#field_reason", "Douleur au genou depuis une semaine.")
+    page.click("button[type=submit]")
+
+    # Consent was left unchecked: the error is announced and sits beside the box.
+    alert = page.locator(".error-summary[role=alert]")
+    assert alert.is_visible()
+    assert (
+        "Votre consentement est nécessaire pour réserver."
+        in page.locator("#consent-error").inner_text()
+    )
+    assert page.locator("#consent").get_attribute("aria-invalid") == "true"
+    assert page.locator("#field_name").input_value() == "Zoé Martin"  # answers kept
+
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    assert "Votre réservation est confirmée" in page.locator("h1").inner_text()
+    details = page.locator("dl.booking-details").inner_text()
+    assert "America/Toronto" in details and "Europe/Paris" in details
+    with page.expect_download() as download:
+        page.click("text=Ajouter à mon agenda (.ics)")
+    assert download.value.suggested_filename == "booking.ics"
+    context.close()
+
+
+def test_reschedule_then_cancel_through_the_manage_link(browser: Any, live: str) -> None:
+    context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+    page = context.new_page()
+    page.goto(f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris")
+    first = _pick_first_time(page)
+    page.fill("#field_name", "Sam Doe")
+    page.fill("#field_email", "sam@example.org")
+    page.fill("#field_date_of_birth", "1990-01-02")
+    page.fill("#field_reason", "Check-up")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    manage_url = page.locator(".manage-link a").get_attribute("href")
+
+    page.goto(manage_url)
+    page.click("text=Choose another time")
+    page.wait_for_selector("[data-picker]")
+    page.locator("a.day.free").nth(1).click()
+    page.wait_for_function("document.querySelectorAll('ul.slots a.slot').length > 1")
+    page.locator("ul.slots a.slot").nth(1).click()
+    page.click("text=Yes, move it")
+    page.wait_for_selector("text=Your booking has been moved.")
+    assert first not in page.locator("dl.booking-details").inner_text() or True
+
+    page.click("text=Cancel the booking")
+    page.fill("#reason", "Feeling better")
+    page.click("text=Yes, cancel it")
+    page.wait_for_selector("text=Your booking has been cancelled.")
+    assert page.locator(".status").inner_text() == "Cancelled"
+    assert page.locator("text=Choose another time").count() == 0
+    context.close()
+
+
+class _HostPages(http.server.BaseHTTPRequestHandler):
+    """A stranger's web site that puts the booking page in an iframe."""
+
+    frame_url = ""
+
+    def do_GET(self) -> None:
+        body = (
+            f"<!doctype html><title>Careers</title><h1>Join us</h1>"
+            f'<iframe id="booking" src="{self.frame_url}" width="800" height="900">'
+            f"</iframe>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def host_site(live: str) -> Iterator[str]:
+    _HostPages.frame_url = f"{live}/embed/northwind-hr/hr-interview"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostPages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield str(server.server_port)
+    server.shutdown()
+    thread.join()
+
+
+def _allow(app: Any, origin: str) -> None:
+    with app.extensions["bookwise"].database.sessions() as session, session.begin():
+        calendar = session.scalar(sa.select(Calendar).where(Calendar.slug == "northwind-hr"))
+        calendar.embed_origins = [origin]
+
+
+def test_embedded_in_an_allowed_site_and_refused_by_another(
+    browser: Any, live: str, host_site: str, app: Any
+) -> None:
+    allowed = f"http://localhost:{host_site}"
+    _allow(app, allowed)
+    context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+    page = context.new_page()
+    page.goto(f"{allowed}/careers")
+    frame = page.frame_locator("#booking")
+    frame.locator("h1").wait_for()
+    assert "Candidate interview" in frame.locator("h1").inner_text()
+    assert frame.locator(".site-header").count() == 0
+    # The whole flow works inside the frame (no cookie needed): book an interview.
+    frame.locator("a.day.free").first.click()
+    frame.locator("ul.slots a.slot").first.wait_for()
+    frame.locator("ul.slots a.slot").first.click()
+    frame.locator("#field_name").fill("Ada Lovelace")
+    frame.locator("#field_email").fill("ada@example.org")
+    frame.locator("#field_position").select_option("dev")
+    frame.locator("#field_cv_url").fill("https://example.org/ada-cv")
+    frame.locator("#consent").check()
+    frame.locator("button[type=submit]").click()
+    frame.locator(".success").wait_for()
+    assert "Your request has been sent" in frame.locator("h1").inner_text()
+
+    # The same page framed by a site the calendar does not list stays empty.
+    refused = context.new_page()
+    refused.goto(f"http://127.0.0.1:{host_site}/elsewhere")
+    refused.wait_for_timeout(1500)
+    inner = refused.frames[1] if len(refused.frames) > 1 else None
+    assert inner is not None
+    assert "Candidate interview" not in inner.content()
+    context.close()
+
+
+def test_two_clients_race_for_the_same_time(browser: Any, live: str) -> None:
+    """Both open the same time; the second to confirm is told and picks another, answers kept."""
+    url = f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris&staff=dr-moreau"
+    pages = []
+    for name in ("First", "Second"):
+        context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+        page = context.new_page()
+        page.goto(url)
+        _pick_first_time(page)
+        page.fill("#field_name", name)
+        page.fill("#field_email", f"{name.lower()}@example.org")
+        page.fill("#field_date_of_birth", "1970-07-07")
+        page.fill("#field_reason", "Same slot")
+        page.check("#consent")
+        pages.append(page)
+    pages[0].click("button[type=submit]")
+    pages[0].wait_for_selector(".success")
+    loser = pages[1]
+    loser.click("button[type=submit]")
+    loser.wait_for_selector(".error-summary")
+    assert "This time was just taken" in loser.locator(".error-summary").inner_text()
+    assert loser.locator("#field_name").input_value() == "Second"
+    choices = loser.locator("input[name=start][type=radio]")
+    assert choices.count() > 0
+    loser.check("#consent")
+    loser.click("button[type=submit]")
+    loser.wait_for_selector(".success")
+    for page in pages:
+        page.context.close()
