@@ -6,6 +6,7 @@ non-zero exit; never a traceback, unless ``BOOKWISE_DEBUG=1`` asks for one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -207,6 +208,12 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
         click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
     click.echo("Press Ctrl+C to stop.")
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if settings.scheduler.enabled:
+        from bookwise.jobs import scheduler_for
+
+        scheduler_for(settings, app.extensions["bookwise"].database).start()
+        how = "written to instance/messages.log" if settings.mail.transport == "log" else "by SMTP"
+        click.echo(f"Messages are sent every {settings.scheduler.interval} s ({how}).")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     except OSError as exc:
@@ -232,14 +239,33 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> BookwiseError:
 
 @cli.command()
 @config_option
+@click.option("--once", is_flag=True, help="Send what is due now, then stop (for cron).")
 @click.pass_context
-def worker(ctx: click.Context, config_path: Path | None) -> None:
-    """Run the background jobs alone (for deployments that separate web and worker)."""
-    settings_from(ctx, config_path)
-    raise BookwiseError(
-        "the worker has nothing to run yet: message sending is not part of this version; "
-        "bookings are served by bookwise run"
+def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
+    """Send the messages of the outbox, alone (for deployments that separate web and worker).
+
+    Any number of workers may run, on one machine or several: each claims its own rows.
+    """
+    from bookwise import instance
+    from bookwise.jobs import scheduler_for
+
+    settings = settings_from(ctx, config_path)
+    database = instance.open_database(settings)
+    instance.require_current_schema(database)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if once:
+        from bookwise.notifications.delivery import Dispatcher
+
+        handled = Dispatcher(settings, database).drain()
+        click.echo(f"{handled} message(s) handled")
+        return
+    click.echo(
+        f"Bookwise worker: sending due messages every {settings.scheduler.interval} s. "
+        "Press Ctrl+C to stop."
     )
+    scheduler = scheduler_for(settings, database, blocking=True)
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "ssl": False,
         "sender": "Bookwise <bookings@localhost>",
         "timeout": 10,
+        "transport": "smtp",
     },
     "scheduler": {"enabled": True, "interval": 15},
     "plugins": {"enabled": []},
@@ -63,6 +64,7 @@ class MailSettings:
     ssl: bool
     sender: str
     timeout: float
+    transport: str = "smtp"
 
 
 @dataclass(frozen=True)

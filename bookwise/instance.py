@@ -26,6 +26,8 @@ from bookwise.config import Settings
 from bookwise.db import make_engine, make_session_factory, unit_of_work
 from bookwise.documents import DocumentError, read_document
 from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
+from bookwise.notifications.services import seed_templates
+from bookwise.notifications.templates import SHIPPED_TEMPLATES
 from bookwise.workflows.loader import CheckedWorkflow, display_path
 from bookwise.workflows.services import SyncReport, sync_workflow_files, workflow_tags
 from bookwise.workflows.sources import check_instance_workflows
@@ -197,6 +199,7 @@ def start_instance(
     with their administrator; all in one transaction, so a failure leaves the instance new and
     the next start tries again."""
     with unit_of_work(database.sessions) as session:
+        seed_templates(session, [SHIPPED_TEMPLATES])
         if demo and settings.demo_data is not None and is_empty(session):
             result = load_into(session, settings, [settings.demo_data], "demo", checked)
             assert result.workflows is not None

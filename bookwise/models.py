@@ -14,7 +14,7 @@ from bookwise.calendars.models import (
     WorkingHours,
 )
 from bookwise.db import Base
-from bookwise.notifications.models import MessageTemplate, Notification
+from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 
 metadata = Base.metadata
@@ -34,6 +34,7 @@ __all__ = [
     "Notification",
     "Service",
     "ServiceStaff",
+    "SmsOptOut",
     "StaffMember",
     "TimeOff",
     "User",

@@ -7,16 +7,23 @@ answer, the run stops with an error; it never skips quietly.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import http.server
 import os
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from ruamel.yaml import YAML
 
 from bookwise import migrate
@@ -227,3 +234,87 @@ def scenario_app(scenario: Loaded) -> Any:
     application.config.update(TESTING=True)
     yield application
     application.extensions["bookwise"].database.engine.dispose()
+
+
+# --- messages: a real SMTP server and a real HTTP receiver on loopback -------------------------
+
+
+class Inbox:
+    """An SMTP server on loopback that keeps what it receives (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refuse: int | None = None  # answer this code to every message instead
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return f"{self.refuse} refused for the test"
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        handler.port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def mailing(inbox: Inbox, receiver: str, tmp_path: Any, database_url: str) -> Loaded:
+    """The scenario, with e-mail going to the loopback SMTP server and a webhook receiver."""
+    from bookwise import instance
+
+    values = base_config(tmp_path, database_url) | {
+        "workflows": str(SCENARIO / "workflows"),
+        "mail": {
+            "host": "127.0.0.1",
+            "port": inbox.port,
+            "sender": "Acme <bookings@acme.example>",
+            "timeout": 5,
+        },
+        "plugins": {"enabled": [], "webhook": {"url": receiver, "secret": SECRET}},
+        "base_url": "https://book.acme.example",
+    }
+    settings = load_settings(write_config(tmp_path / "mail.yaml", values), environ={})
+    database = open_database(settings)
+    instance.load_calendar_files(settings, database, [SCENARIO / "calendars.yaml"])
+    yield Loaded(settings, database)
+    database.engine.dispose()

@@ -58,7 +58,7 @@ def test_services_are_listed_with_their_fields(api: Any) -> None:
     data = api.get(f"{URL}?lang=fr").get_json()
     assert data["calendar"] == {"id": "acme", "name": "Acme Advice", "timezone": "Europe/Paris"}
     by_id = {s["id"]: s for s in data["services"]}
-    assert set(by_id) == {"consult", "workshop", "review"}
+    assert set(by_id) == {"consult", "workshop", "review", "visit"}
     consult_service = by_id["consult"]
     assert consult_service["duration_minutes"] == 30
     assert consult_service["consent"]["required"] is True

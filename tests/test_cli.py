@@ -160,10 +160,18 @@ def test_unreachable_database_is_one_line(bookwise_cli: Any, tmp_path: Path) -> 
     assert result.stderr.count("\n") == 1
 
 
-def test_worker_says_it_has_nothing_to_do(bookwise_cli: Any, config_file: Path) -> None:
-    result = bookwise_cli("worker", "--config", str(config_file))
+def test_worker_once_sends_what_is_due(bookwise_cli: Any, config_file: Path) -> None:
+    bookwise_cli("init", "--config", str(config_file))
+    result = bookwise_cli("worker", "--once", "--config", str(config_file))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "0 message(s) handled"
+
+
+def test_worker_needs_an_initialised_database(bookwise_cli: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", base_config(tmp_path, f"sqlite:///{tmp_path}/w.db"))
+    result = bookwise_cli("worker", "--once", "--config", str(config))
     assert result.exit_code == 1
-    assert "the worker has nothing to run yet" in result.stderr
+    assert result.stderr.strip() == "error: the database is empty: run bookwise init first"
 
 
 def test_usage_errors_exit_2(bookwise_cli: Any) -> None:

@@ -88,6 +88,8 @@ class Booking(Base):
     # Calendar invitations: the same UID, a SEQUENCE raised by every change.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     meeting_url: Mapped[str | None] = mapped_column(String(500))
+    # The client agreed, on this booking, to receive text messages about it.
+    sms_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="public")  # public, api, admin
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -35,8 +35,9 @@ from bookwise.bookings.answers import check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import BookwiseError, NotFound
+from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
 from bookwise.workflows.language import Workflow
-from bookwise.workflows.lifecycle import Role, TransitionNotAllowed
+from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -101,6 +102,7 @@ class BookingRequest:
     timezone: str | None = None
     source: str = "public"
     actor: str = "client"
+    sms_opt_in: bool = False
 
 
 @dataclass
@@ -381,6 +383,7 @@ def create_booking(
         timezone=client.timezone,
         manage_token=secrets.token_urlsafe(22),
         source=request.source,
+        sms_opt_in=request.sms_opt_in and workflow.texts_client,
     )
     session.add(booking)
     _flush_or_taken(session)
@@ -404,6 +407,10 @@ def create_booking(
         request.actor,
         details={"start": start.isoformat(), "source": request.source},
     )
+    session.flush()
+    plan_event(session, booking, workflow, booking.state, now)
+    if booking.holds_slot:
+        plan_timed(session, booking, workflow, now)
     session.flush()
     return booking
 
@@ -488,6 +495,16 @@ def reschedule_booking(
         from_state=booking.state,
         details={"from": previous.isoformat(), "to": start.isoformat()},
     )
+    withdraw_timed(session, booking)
+    plan_event(
+        session,
+        booking,
+        workflow,
+        RESCHEDULED,
+        now,
+        payload={"previous_start": previous.isoformat()},
+    )
+    plan_timed(session, booking, workflow, now)
     session.flush()
     return booking
 
@@ -522,6 +539,16 @@ def transition_booking(
         actor,
         from_state=previous,
         details={"reason": reason} if reason else None,
+    )
+    if not booking.holds_slot:
+        withdraw_timed(session, booking)
+    plan_event(
+        session,
+        booking,
+        workflow,
+        booking.state,
+        now,
+        payload={"reason": reason} if reason else None,
     )
     session.flush()
     return booking

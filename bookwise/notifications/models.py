@@ -50,6 +50,17 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class SmsOptOut(Base):
+    """A phone number that replied STOP: it gets no more text messages."""
+
+    __tablename__ = "sms_opt_outs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(40), unique=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(120))
+
+
 class MessageTemplate(Base):
     """A message template per (name, audience, channel, locale), seeded from the shipped files
     and editable in the back office. ``is_default`` rows are still the shipped text."""

@@ -192,6 +192,11 @@ class Workflow:
         return next((f for f in self.fields if f.id == field_id), None)
 
     @property
+    def texts_client(self) -> bool:
+        """Whether a rule sends text messages to the client (then the form asks their consent)."""
+        return any("sms" in rule.channels and "client" in rule.to for rule in self.notifications)
+
+    @property
     def custom_fields(self) -> tuple[Field, ...]:
         """The questions beyond the client's contact details."""
         return tuple(f for f in self.fields if not f.is_contact)

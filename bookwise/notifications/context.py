@@ -1,0 +1,136 @@
+"""The values a message template sees (``VARIABLES`` in rendering.py), for one outbox row:
+written in the recipient's language and time zone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bookwise.bookings.models import Booking
+from bookwise.calendars.models import StaffMember, TimeOff
+from bookwise.config import Settings
+from bookwise.formatting import format_clock, format_day, format_when, human_duration
+from bookwise.notifications.models import Notification
+from bookwise.workflows.services import workflow_of
+
+
+def reference(booking: Booking) -> str:
+    """A short code people can read out on the phone: ``BW-`` and six characters of the id."""
+    return f"BW-{booking.uid[:6].upper()}"
+
+
+def manage_url(settings: Settings, booking: Booking) -> str:
+    from bookwise.bookings.services import manage_token
+
+    return f"{settings.base_url}/manage/{manage_token(booking)}"
+
+
+def booking_context(
+    booking: Booking, locale: str, zone: str, settings: Settings, audience: str
+) -> dict[str, Any]:
+    """Everything about a booking, written for the recipient. Sensitive answers, and every answer
+    for a client's own copy of the message, are left out."""
+    workflow = workflow_of(booking.workflow_version)
+    calendar = booking.calendar
+    fallback = calendar.default_locale
+    location = workflow.location
+    answers = []
+    if audience != "client":
+        for spec in workflow.custom_fields:
+            if spec.sensitive or spec.id not in booking.answers:
+                continue
+            answers.append(
+                {
+                    "label": spec.label.get(locale, fallback),
+                    "value": _answer(spec, booking.answers[spec.id], locale, fallback),
+                }
+            )
+    address = location.address.get(locale, fallback) or calendar.address or ""
+    return {
+        "calendar": {
+            "name": calendar.name,
+            "address": calendar.address or "",
+            "phone": calendar.phone or "",
+            "reply_to": calendar.reply_to or "",
+        },
+        "service": {
+            "name": workflow.name.get(locale, fallback),
+            "duration": human_duration(workflow.duration, locale),
+        },
+        "booking": {
+            "start": format_when(booking.start_at, zone, locale),
+            "end": format_clock(booking.end_at, zone, locale),
+            "date": format_day(booking.start_at.astimezone(_zone(zone)), locale),
+            "time": format_clock(booking.start_at, zone, locale),
+            "timezone": zone,
+            "state": booking.state,
+            "location": address if location.type == "in_person" else "",
+            "meeting_url": booking.meeting_url or location.url or "",
+            "reference": reference(booking),
+        },
+        "client": {
+            "name": booking.client.name,
+            "email": booking.client.email or "",
+            "phone": booking.client.phone or "",
+        },
+        "staff": {"name": booking.staff_member.name, "email": booking.staff_member.email},
+        "manage_url": manage_url(settings, booking),
+        "booking_url": f"{settings.base_url}/{calendar.slug}/{workflow.id}",
+        "answers": answers,
+        "reason": "",
+        "previous": {"start": ""},
+    }
+
+
+def _zone(zone: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(zone)
+
+
+def _answer(spec: Any, value: Any, locale: str, fallback: str) -> str:
+    labels = {str(o.value): o.label.get(locale, fallback) for o in spec.options}
+    if isinstance(value, list):
+        return ", ".join(labels.get(str(v), str(v)) for v in value)
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    return str(labels.get(str(value), str(value)))
+
+
+def message_context(session: Session, row: Notification, settings: Settings) -> dict[str, Any]:
+    """The template values of an outbox row."""
+    audience = "client" if row.recipient_kind == "client" else "staff"
+    if row.booking_id is not None:
+        booking = session.get(Booking, row.booking_id)
+        assert booking is not None
+        context = booking_context(booking, row.locale, row.timezone, settings, audience)
+        payload = row.payload or {}
+        if payload.get("previous_start"):
+            from datetime import datetime
+
+            previous = datetime.fromisoformat(payload["previous_start"])
+            context["previous"] = {"start": format_when(previous, row.timezone, row.locale)}
+        if payload.get("reason"):
+            context["reason"] = payload["reason"]
+        return context
+    if row.event == "time-off":
+        time_off = session.get(TimeOff, (row.payload or {}).get("time_off_id"))
+        member = session.get(StaffMember, (row.payload or {}).get("staff_id"))
+        if time_off is None or member is None:
+            return {}
+        return {
+            "calendar": {
+                "name": member.calendar.name,
+                "address": member.calendar.address or "",
+                "phone": member.calendar.phone or "",
+                "reply_to": member.calendar.reply_to or "",
+            },
+            "staff": {"name": member.name, "email": member.email},
+            "time_off": {
+                "start": format_when(time_off.start_at, row.timezone, row.locale),
+                "end": format_when(time_off.end_at, row.timezone, row.locale),
+            },
+            "reason": time_off.reason or "",
+        }
+    return dict(row.payload or {})

@@ -1,0 +1,384 @@
+"""Sending what the outbox holds: claim due rows, render, hand to the channel, record the result.
+
+The outbox table is the single source of truth. Any number of workers (threads or processes,
+on one machine or several) run :meth:`Dispatcher.run_once`; each claims a small batch in one
+short transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the claiming
+transaction holds the write lock) and marks it ``sending`` with a lease. A worker that dies
+leaves rows whose lease expires; another worker takes them then. APScheduler only ticks.
+
+Results: ``sent`` (with the time and the channel's message id), ``failed`` (tried again after
+1, 2, 4, ... minutes), ``dead`` after the last attempt or a permanent refusal (shown in the back
+office for a manual retry), ``skipped`` (no longer useful: the booking started, changed, or the
+channel is not enabled; the reason is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from bookwise.bookings.ics import CalendarEvent, build_ics
+from bookwise.bookings.models import Booking
+from bookwise.config import Settings
+from bookwise.db import unit_of_work, utcnow
+from bookwise.instance import Database
+from bookwise.notifications.channels import (
+    Attachment,
+    Channel,
+    ChannelError,
+    EmailChannel,
+    LogChannel,
+    OutgoingMessage,
+    WebhookChannel,
+)
+from bookwise.notifications.context import booking_context, message_context
+from bookwise.notifications.models import MessageTemplate, Notification
+from bookwise.notifications.planning import INVITATION_METHOD, opted_out
+from bookwise.notifications.rendering import (
+    Rendered,
+    TemplateParts,
+    TemplateProblem,
+    file_template,
+    locale_chain,
+    render,
+    text_to_html,
+)
+from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
+from bookwise.workflows.services import workflow_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    batch: int = 50
+    lease: timedelta = timedelta(minutes=5)
+    max_attempts: int = 6
+    backoff: timedelta = timedelta(minutes=1)  # 1, 2, 4, 8, 16 minutes between attempts
+
+
+def enabled_channels(settings: Settings) -> dict[str, Channel]:
+    """The channels this instance can send through, by name."""
+    log_file = settings.instance_dir / "messages.log"
+    channels: dict[str, Channel] = {"log": LogChannel(log_file)}
+    if settings.mail.transport == "log":
+        # Development and the demo: e-mails are written to the log file, not sent.
+        channels["email"] = _LoggedEmail(log_file)
+    else:
+        channels["email"] = EmailChannel(settings.mail)
+    webhook = settings.plugins.get("webhook") or {}
+    if webhook.get("url"):
+        channels["webhook"] = WebhookChannel(
+            webhook["url"], webhook.get("secret", ""), float(webhook.get("timeout", 10))
+        )
+    return channels
+
+
+class _LoggedEmail(LogChannel):
+    name = "email"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Dispatcher:
+    """Claims due outbox rows and delivers them. Safe to run in many threads and processes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        channels: Mapping[str, Channel] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rules: DeliveryRules = DeliveryRules(),
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.channels = dict(channels if channels is not None else enabled_channels(settings))
+        self.clock = clock
+        self.rules = rules
+        self.name = name or worker_name()
+
+    # Claiming ------------------------------------------------------------------------------
+
+    def claim(self) -> list[int]:
+        """Take up to ``batch`` due rows (and rows whose worker's lease ran out)."""
+        now = self.clock()
+        with unit_of_work(self.database.sessions, write=True) as session:
+            due = or_(
+                and_(Notification.state.in_(("pending", "failed")), Notification.due_at <= now),
+                and_(Notification.state == "sending", Notification.claimed_until < now),
+            )
+            ids = list(
+                session.scalars(
+                    select(Notification.id)
+                    .where(due)
+                    .order_by(Notification.due_at, Notification.id)
+                    .limit(self.rules.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(Notification)
+                    .where(Notification.id.in_(ids))
+                    .values(
+                        state="sending", claimed_by=self.name, claimed_until=now + self.rules.lease
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            return ids
+
+    def run_once(self) -> int:
+        """Claim one batch and deliver it; the number of rows handled."""
+        ids = self.claim()
+        if not ids:
+            return 0
+        try:
+            for row_id in ids:
+                self.deliver(row_id)
+        finally:
+            for channel in self.channels.values():
+                channel.close()
+        return len(ids)
+
+    def drain(self, limit: int | None = None) -> int:
+        """Deliver batches until nothing is due (or ``limit`` rows were handled)."""
+        handled = 0
+        while limit is None or handled < limit:
+            count = self.run_once()
+            if not count:
+                break
+            handled += count
+        return handled
+
+    # Delivering ----------------------------------------------------------------------------
+
+    def deliver(self, row_id: int) -> None:
+        """Deliver one claimed row and record what happened. Never raises for one bad row.
+
+        Three steps, so that no transaction stays open while the channel talks to the network:
+        read and render (a read), send (no transaction), record the result (a short write).
+        """
+        try:
+            with self.database.sessions() as session:
+                row = session.get(Notification, row_id)
+                if row is None or row.state != "sending" or row.claimed_by != self.name:
+                    return  # the lease ran out and another worker took it
+                attempts = row.attempts
+                message, outcome = self._prepare(session, row)
+            if message is not None:
+                outcome = {**outcome, **self._send(message, attempts)}
+        except Exception as exc:
+            log.exception("outbox row %s failed unexpectedly", row_id)
+            outcome = self._failure(attempts, f"{type(exc).__name__}: {exc}", temporary=True)
+        self._record(row_id, outcome)
+
+    def _record(self, row_id: int, outcome: dict[str, Any]) -> None:
+        with unit_of_work(self.database.sessions, write=True) as session:
+            row = session.get(Notification, row_id)
+            if row is None or row.claimed_by != self.name or row.state != "sending":
+                return
+            for attribute, value in outcome.items():
+                setattr(row, attribute, value)
+            row.claimed_until = None
+            if row.state == "dead":
+                log.error("message %s to %s given up: %s", row.id, row.recipient, row.last_error)
+
+    def _prepare(
+        self, session: Session, row: Notification
+    ) -> tuple[OutgoingMessage | None, dict[str, Any]]:
+        """The message to send, or (None, the outcome) when there is nothing to send."""
+        now = self.clock()
+        booking = session.get(Booking, row.booking_id) if row.booking_id else None
+        reason = self._not_useful(row, booking, now)
+        if reason is None and row.channel not in self.channels:
+            reason = f"no channel {row.channel!r} is enabled on this instance"
+        if reason is None and row.channel == "sms" and opted_out(session, row.recipient):
+            reason = "this number asked for no more text messages (STOP)"
+        if reason is not None:
+            return None, {"state": "skipped", "last_error": reason}
+        channel = self.channels[row.channel]
+        try:
+            rendered, note = self._render(session, row, booking)
+        except TemplateProblem as exc:
+            return None, self._failure(row.attempts, str(exc), temporary=False)
+        message = OutgoingMessage(
+            channel=row.channel,
+            recipient=row.recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=(rendered.html or text_to_html(rendered.text)) if channel.supports_html else None,
+            reply_to=booking.calendar.reply_to if booking is not None else None,
+            sender_name=booking.calendar.name if booking is not None else None,
+            attachments=self._attachments(row, booking) if channel.supports_attachments else (),
+            event=row.event,
+            data=self._event_data(row, booking),
+        )
+        return message, {"last_error": note}
+
+    def _send(self, message: OutgoingMessage, attempts: int) -> dict[str, Any]:
+        try:
+            message_id = self.channels[message.channel].send(message)
+        except ChannelError as exc:
+            return self._failure(attempts, str(exc), temporary=exc.temporary)
+        return {
+            "state": "sent",
+            "sent_at": self.clock(),
+            "provider_message_id": message_id,
+            "attempts": attempts + 1,
+        }
+
+    def _failure(self, attempts: int, error: str, temporary: bool) -> dict[str, Any]:
+        """Failed: try again after 1, 2, 4 ... minutes, or dead after the last attempt."""
+        attempts += 1
+        outcome: dict[str, Any] = {"attempts": attempts, "last_error": error[:2000]}
+        if temporary and attempts < self.rules.max_attempts:
+            outcome["state"] = "failed"
+            outcome["due_at"] = self.clock() + self.rules.backoff * (2 ** (attempts - 1))
+        else:
+            outcome["state"] = "dead"
+        return outcome
+
+    def _not_useful(self, row: Notification, booking: Booking | None, now: datetime) -> str | None:
+        """Why a message would be pointless now (None when it is still worth sending)."""
+        if booking is None:
+            return None if row.booking_id is None else "the booking no longer exists"
+        if row.event == REMINDER:
+            if booking.start_at <= now:
+                return "the booking had already started when the reminder came due"
+            if not booking.holds_slot:
+                return "the booking no longer takes place"
+        if row.event == FOLLOW_UP and not booking.holds_slot:
+            return "the booking did not take place"
+        planned = (row.payload or {}).get("sequence", booking.sequence)
+        if row.event == RESCHEDULED and planned < booking.sequence:
+            return "the booking changed again since"
+        workflow = workflow_of(booking.workflow_version)
+        if row.event in workflow.lifecycle.states and booking.state != row.event:
+            return f"the booking is now {booking.state}"
+        return None
+
+    def _render(
+        self, session: Session, row: Notification, booking: Booking | None
+    ) -> tuple[Rendered, str | None]:
+        """The message, from the back office's version of the template when there is one, else
+        the shipped file. A back-office version that fails falls back to the file, and says so."""
+        audience = "client" if row.recipient_kind == "client" else "staff"
+        fallback = booking.calendar.default_locale if booking is not None else "en"
+        context = message_context(session, row, self.settings)
+        edited = stored_template(session, row.template, audience, row.channel, row.locale, fallback)
+        if edited is not None:
+            try:
+                return render(edited, context), None
+            except TemplateProblem as exc:
+                log.error(
+                    "template %s (%s, %s) failed, the default is used: %s",
+                    row.template,
+                    audience,
+                    row.channel,
+                    exc,
+                )
+                note = f"the edited template failed ({exc}); the default was sent"
+                return render(self._file(row, audience, fallback), context), note
+        return render(self._file(row, audience, fallback), context), None
+
+    def _file(self, row: Notification, audience: str, fallback: str) -> TemplateParts:
+        folders = [self.settings.templates_dir, SHIPPED_TEMPLATES]
+        parts = file_template(folders, row.template, audience, row.channel, row.locale, fallback)
+        if parts is None and row.channel not in ("email", "sms"):
+            # A channel without wording of its own (a webhook, a chat) uses the e-mail's.
+            parts = file_template(folders, row.template, audience, "email", row.locale, fallback)
+        if parts is None:
+            raise TemplateProblem(f"no template {row.template!r} for {audience} on {row.channel}")
+        return parts
+
+    def _attachments(self, row: Notification, booking: Booking | None) -> tuple[Attachment, ...]:
+        method = INVITATION_METHOD.get(row.event)
+        if booking is None or method is None or row.channel != "email":
+            return ()
+        if method == "CANCEL" and booking.holds_slot:
+            return ()
+        context = _booking_values(row, booking, self.settings)
+        event = CalendarEvent(
+            uid=f"{booking.uid}@bookwise",
+            sequence=booking.sequence,
+            start=booking.start_at,
+            end=booking.end_at,
+            timezone=booking.calendar.timezone,
+            summary=f"{context['service']['name']} · {booking.calendar.name}",
+            description=context["manage_url"] if row.recipient_kind == "client" else "",
+            location=context["booking"]["location"],
+            url=context["booking"]["meeting_url"],
+            organizer_name=booking.calendar.name,
+            organizer_email=booking.calendar.reply_to or self._sender(),
+            attendee_name=booking.client.name,
+            attendee_email=booking.client.email or "",
+            status="CONFIRMED",
+            stamp=self.clock(),
+        )
+        method_name = "CANCEL" if method == "CANCEL" else "REQUEST"
+        return (
+            Attachment(
+                filename="invite.ics",
+                content_type=f"text/calendar; method={method_name}; charset=UTF-8",
+                data=build_ics(event, method_name),  # type: ignore[arg-type]
+            ),
+        )
+
+    def _sender(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.settings.mail.sender)[1]
+
+    def _event_data(self, row: Notification, booking: Booking | None) -> dict[str, Any]:
+        if booking is None:
+            return dict(row.payload or {})
+        return {
+            "booking": booking.uid,
+            "calendar": booking.calendar.slug,
+            "service": booking.workflow_version.workflow.slug,
+            "state": booking.state,
+            "start": booking.start_at.isoformat(),
+            "end": booking.end_at.isoformat(),
+            "staff": booking.staff_member.slug,
+            "sequence": booking.sequence,
+        }
+
+
+def _booking_values(row: Notification, booking: Booking, settings: Settings) -> dict[str, Any]:
+    audience = "client" if row.recipient_kind == "client" else "staff"
+    return booking_context(booking, row.locale, row.timezone, settings, audience)
+
+
+def stored_template(
+    session: Session, name: str, audience: str, channel: str, locale: str, fallback: str
+) -> TemplateParts | None:
+    """The back office's version of a template (edited, not the shipped default), if any."""
+    for candidate in locale_chain(locale, fallback):
+        stored = session.scalar(
+            select(MessageTemplate).where(
+                MessageTemplate.name == name,
+                MessageTemplate.audience == audience,
+                MessageTemplate.channel == channel,
+                MessageTemplate.locale == candidate,
+                MessageTemplate.is_default.is_(False),
+            )
+        )
+        if stored is not None:
+            return TemplateParts(
+                text=stored.body_text, subject=stored.subject, html=stored.body_html
+            )
+    return None

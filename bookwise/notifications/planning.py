@@ -1,0 +1,207 @@
+"""Turning booking events into outbox rows, in the same transaction as the change.
+
+The workflow's rules say which messages an event causes. Each message is one row of the outbox,
+keyed by (booking, rule, recipient, channel, occurrence) with a unique constraint: the same
+message can never be planned twice. Reminders and follow-ups are rows due later; a reschedule
+or a cancellation withdraws those that no longer hold and plans the new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bookwise.accounts.models import CalendarRole, User
+from bookwise.bookings.models import Booking
+from bookwise.calendars.models import StaffMember, TimeOff
+from bookwise.notifications.models import Notification, SmsOptOut
+from bookwise.workflows.language import NotificationRule, Workflow
+from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER
+
+log = logging.getLogger(__name__)
+
+# Events whose e-mails carry the calendar invitation, and with which method.
+INVITATION_METHOD = {
+    "confirmed": "REQUEST",
+    "rescheduled": "REQUEST",
+    "reminder": "REQUEST",
+    "cancelled": "CANCEL",
+    "declined": "CANCEL",
+}
+
+
+def _recipients(
+    session: Session, booking: Booking, who: str, channel: str
+) -> list[tuple[str, str, str, str]]:
+    """(kind, address, locale, time zone) of each recipient of ``who`` on ``channel``."""
+    calendar = booking.calendar
+    staff_locale, staff_zone = calendar.default_locale, calendar.timezone
+
+    def address(email: str | None, phone: str | None) -> str | None:
+        return phone if channel == "sms" else email
+
+    if who == "client":
+        client = booking.client
+        if channel == "sms" and not booking.sms_opt_in:
+            return []
+        target = address(client.email, client.phone)
+        return [("client", target, booking.locale, booking.timezone)] if target else []
+    if who == "staff":
+        member = booking.staff_member
+        target = address(member.email, member.phone)
+        return [("staff", target, staff_locale, staff_zone)] if target else []
+    if who == "calendar_admins":
+        rows = session.execute(
+            select(User.email, User.locale)
+            .join(CalendarRole, CalendarRole.user_id == User.id)
+            .where(
+                CalendarRole.calendar_id == calendar.id, CalendarRole.role == "admin", User.active
+            )
+        )
+        if channel == "sms":
+            return []
+        return [
+            ("calendar_admins", email, locale or staff_locale, staff_zone) for email, locale in rows
+        ]
+    # A fixed address written in the workflow.
+    return [("address", who, staff_locale, staff_zone)] if channel != "sms" else []
+
+
+def plan_rule(
+    session: Session,
+    booking: Booking,
+    rule: NotificationRule,
+    due: datetime,
+    occurrence: str,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Add the rows of one rule (each recipient, each channel); return how many were added.
+
+    Every channel the rule names gets its rows; the worker skips, and says why, a channel the
+    instance has not enabled.
+    """
+    added = 0
+    for channel in rule.channels:
+        for who in rule.to:
+            for kind, recipient, locale, zone in _recipients(session, booking, who, channel):
+                key = f"{booking.uid}:{rule.key}:{kind}:{recipient}:{channel}:{occurrence}"
+                if (
+                    session.scalar(
+                        select(Notification.id).where(Notification.idempotency_key == key)
+                    )
+                    is not None
+                ):
+                    continue  # planned already (the unique constraint is the last word)
+                row = Notification(
+                    idempotency_key=key[:200],
+                    booking_id=booking.id,
+                    calendar_id=booking.calendar_id,
+                    event=rule.on,
+                    rule_key=rule.key,
+                    channel=channel,
+                    recipient_kind=kind,
+                    recipient=recipient,
+                    template=rule.template,
+                    locale=locale,
+                    timezone=zone,
+                    due_at=due,
+                    state="pending",
+                    payload={"sequence": booking.sequence, **(payload or {})},
+                )
+                if channel == "sms" and opted_out(session, recipient):
+                    row.state = "skipped"
+                    row.last_error = "this number asked for no more text messages (STOP)"
+                session.add(row)
+                added += 1
+    return added
+
+
+def opted_out(session: Session, phone: str) -> bool:
+    """Whether ``phone`` replied STOP to our text messages."""
+    return session.scalar(select(SmsOptOut.id).where(SmsOptOut.phone == phone)) is not None
+
+
+def plan_event(
+    session: Session,
+    booking: Booking,
+    workflow: Workflow,
+    event: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Plan the messages of ``event`` (a state entered, or ``rescheduled``), due now.
+
+    The occurrence is the booking's sequence: the same event after another change is another
+    message; the same event planned twice for one change is one.
+    """
+    occurrence = f"{event}#{booking.sequence}"
+    return sum(
+        plan_rule(session, booking, rule, now, occurrence, payload)
+        for rule in workflow.notifications
+        if rule.on == event
+    )
+
+
+def plan_timed(session: Session, booking: Booking, workflow: Workflow, now: datetime) -> int:
+    """Plan the reminders and follow-ups of the booking's current time.
+
+    A reminder whose time has already passed when the booking is made (a booking for tomorrow
+    with a 48-hour reminder) is not planned: the confirmation says the same, just now.
+    """
+    added = 0
+    occurrence = f"at#{int(booking.start_at.timestamp())}"
+    for rule in workflow.notifications:
+        if rule.on == REMINDER and rule.before is not None:
+            due = booking.start_at - rule.before
+        elif rule.on == FOLLOW_UP and rule.after is not None:
+            due = booking.end_at + rule.after
+        else:
+            continue
+        if rule.on == REMINDER and due <= now:
+            continue
+        added += plan_rule(session, booking, rule, due, occurrence)
+    return added
+
+
+def withdraw_timed(session: Session, booking: Booking) -> int:
+    """Withdraw the reminders and follow-ups not sent yet (the time changed, or it is off)."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.booking_id == booking.id,
+            Notification.event.in_((REMINDER, FOLLOW_UP)),
+            Notification.state.in_(("pending", "failed")),
+        )
+        .values(state="withdrawn", last_error="the booking changed")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def plan_time_off_notice(session: Session, time_off: TimeOff, now: datetime) -> Notification | None:
+    """Tell a staff member that time off was recorded for them, with its reason."""
+    member = session.get(StaffMember, time_off.staff_id)
+    if member is None or not member.email:
+        return None
+    calendar = member.calendar
+    row = Notification(
+        idempotency_key=f"time-off:{time_off.id}:{member.email}",
+        booking_id=None,
+        calendar_id=calendar.id,
+        event="time-off",
+        rule_key=None,
+        channel="email",
+        recipient_kind="staff",
+        recipient=member.email,
+        template="time-off",
+        locale=calendar.default_locale,
+        timezone=calendar.timezone,
+        due_at=now,
+        payload={"time_off_id": time_off.id, "staff_id": member.id},
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,247 @@
+"""Message templates: where they come from, how they are checked, how they are rendered. Pure.
+
+Templates are Jinja2 rendered in an ``ImmutableSandboxedEnvironment``: a template edited in the
+back office can read the documented variables and nothing else of the application (no
+attribute starting with ``_``, no method that changes data). Text parts are rendered as text,
+HTML parts with autoescape on.
+
+Each template is a folder named after it with one ``<locale>.yaml`` per language; each file maps
+an audience (``client`` or ``staff``) to its channels (``email``, ``sms``, ...) and their parts
+(``subject``, ``text``, optionally ``html``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError, Undefined, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from ruamel.yaml import YAML
+
+# The variables a template may use, documented in docs/notifications.md.
+VARIABLES: dict[str, str] = {
+    "calendar": "the business: .name, .address, .phone, .reply_to",
+    "service": "what is booked: .name, .duration (written out, like '45 minutes')",
+    "booking": (
+        "the booking: .start (day and time), .end (time), .date, .time, .timezone, .state, "
+        ".location, .meeting_url, .reference"
+    ),
+    "previous": "for rescheduled: .start, the time before the change",
+    "client": "the client: .name, .email, .phone",
+    "staff": "the staff member: .name, .email",
+    "manage_url": "the client's link to see, move or cancel the booking",
+    "booking_url": "the service's booking page, to book again",
+    "reason": "the reason given for a decline, a cancellation or time off (may be empty)",
+    "answers": "the client's answers, each with .label and .value (sensitive ones left out)",
+    "time_off": "for time-off: .start, .end",
+    "invitation": "for staff-invitation: .accept_url, .decline_url",
+}
+AUDIENCES = ("client", "staff")
+PARTS = ("subject", "text", "html")
+
+
+class _Blank(Undefined):
+    """A value the message does not have (no meeting link, no reason) renders as nothing."""
+
+    def __str__(self) -> str:
+        return ""
+
+
+@cache
+def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        autoescape=autoescape, undefined=_Blank, keep_trailing_newline=False
+    )
+
+
+@dataclass(frozen=True)
+class TemplateParts:
+    """The parts of one template for one audience, channel and language."""
+
+    text: str
+    subject: str | None = None
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    subject: str = ""
+    html: str | None = None
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be used: a syntax error, an unknown variable, a sandbox refusal."""
+
+
+def check_parts(parts: TemplateParts) -> list[str]:
+    """Problems of a template, worded for the person editing it (empty when it is fine)."""
+    problems: list[str] = []
+    for name in PARTS:
+        source = getattr(parts, name)
+        if source is None:
+            continue
+        try:
+            tree = _environment(name == "html").parse(source)
+        except TemplateError as exc:
+            number = getattr(exc, "lineno", None)
+            line = f" (line {number})" if number else ""
+            problems.append(f"{name}: {exc.message}{line}")
+            continue
+        unknown = sorted(meta.find_undeclared_variables(tree) - set(VARIABLES) - {"a", "loop"})
+        if unknown:
+            problems.append(
+                f"{name}: unknown variable {', '.join(unknown)}; available: {', '.join(VARIABLES)}"
+            )
+    if not problems:
+        try:
+            render(parts, sample_context())
+        except TemplateProblem as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def render(parts: TemplateParts, context: Mapping[str, Any]) -> Rendered:
+    """Render ``parts`` with ``context``; :class:`TemplateProblem` when the template fails."""
+    try:
+        text = _environment(False).from_string(parts.text).render(context)
+        subject = (
+            _environment(False).from_string(parts.subject).render(context) if parts.subject else ""
+        )
+        page = _environment(True).from_string(parts.html).render(context) if parts.html else None
+    except SecurityError as exc:
+        raise TemplateProblem(f"not allowed in a template: {exc}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"the template does not render: {exc}") from None
+    except Exception as exc:
+        raise TemplateProblem(
+            f"the template does not render: {type(exc).__name__}: {exc}"
+        ) from None
+    return Rendered(text=_tidy(text), subject=" ".join(subject.split()), html=page)
+
+
+def _tidy(text: str) -> str:
+    """No trailing spaces, at most one blank line in a row, no blank lines at either end."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out)
+
+
+_URL = re.compile(r"(https?://[^\s<>\"']+)")
+
+
+def text_to_html(text: str) -> str:
+    """An HTML body for an e-mail that has only text: paragraphs, line breaks, links."""
+    paragraphs = []
+    for block in text.split("\n\n"):
+        escaped = html.escape(block)
+        linked = _URL.sub(r'<a href="\1">\1</a>', escaped)
+        paragraphs.append("<p>" + linked.replace("\n", "<br>\n") + "</p>")
+    body = "\n".join(paragraphs)
+    return (
+        '<!doctype html><html><body style="font-family: Arial, Helvetica, sans-serif; '
+        f'font-size: 15px; line-height: 1.5; color: #1f2933">\n{body}\n</body></html>'
+    )
+
+
+# --- the shipped templates -----------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+_FILES: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def read_template_file(path: Path) -> dict[str, Any]:
+    """A template file's content (audience -> channel -> parts), read again when it changes."""
+    modified = path.stat().st_mtime
+    cached = _FILES.get(path)
+    if cached is None or cached[0] != modified:
+        data: dict[str, Any] = _yaml().load(path.read_text(encoding="utf-8")) or {}
+        cached = _FILES[path] = (modified, data)
+    return cached[1]
+
+
+def locale_chain(locale: str, fallback: str) -> list[str]:
+    """The languages to try, in order: ``fr_CA`` -> ``fr_CA``, ``fr``, the fallback, ``en``."""
+    chain = [
+        locale,
+        locale.split("_", maxsplit=1)[0],
+        fallback,
+        fallback.split("_", maxsplit=1)[0],
+        "en",
+    ]
+    return list(dict.fromkeys(c for c in chain if c))
+
+
+def file_template(
+    folders: Iterable[Path], name: str, audience: str, channel: str, locale: str, fallback: str
+) -> TemplateParts | None:
+    """The template ``name`` from the first folder that has it, in the best language available.
+
+    A staff message without a staff version uses the client version.
+    """
+    for folder in folders:
+        base = folder / name
+        if not base.is_dir():
+            continue
+        for candidate in locale_chain(locale, fallback):
+            path = base / f"{candidate}.yaml"
+            if not path.is_file():
+                continue
+            content = read_template_file(path)
+            for who in (audience, "client") if audience != "client" else ("client",):
+                parts = (content.get(who) or {}).get(channel)
+                if parts and parts.get("text"):
+                    return TemplateParts(
+                        text=parts["text"], subject=parts.get("subject"), html=parts.get("html")
+                    )
+    return None
+
+
+def sample_context() -> dict[str, Any]:
+    """Values of every documented variable, to check and preview templates."""
+    return {
+        "calendar": {
+            "name": "Cabinet médical des Lilas",
+            "address": "12 rue des Lilas, Paris",
+            "phone": "+33 1 42 00 00 00",
+            "reply_to": "secretariat@example.org",
+        },
+        "service": {"name": "Consultation", "duration": "20 minutes"},
+        "booking": {
+            "start": "mardi 24 novembre 2026, 14:30",
+            "end": "14:50",
+            "date": "mardi 24 novembre 2026",
+            "time": "14:30",
+            "timezone": "Europe/Paris",
+            "state": "confirmed",
+            "location": "12 rue des Lilas, Paris",
+            "meeting_url": "",
+            "reference": "BW-7K2Q9A",
+        },
+        "previous": {"start": "lundi 23 novembre 2026, 10:00"},
+        "client": {"name": "Zoé Martin", "email": "zoe@example.org", "phone": "+33612345678"},
+        "staff": {"name": "Dr Claire Moreau", "email": "c.moreau@example.org"},
+        "manage_url": "https://bookings.example.org/manage/abc",
+        "booking_url": "https://bookings.example.org/clinique-des-lilas/patient-visit",
+        "reason": "",
+        "answers": [{"label": "Motif", "value": "Contrôle annuel"}],
+        "time_off": {"start": "24 décembre 2026", "end": "1 janvier 2027"},
+        "invitation": {
+            "accept_url": "https://bookings.example.org/staff/accept",
+            "decline_url": "https://bookings.example.org/staff/decline",
+        },
+    }
