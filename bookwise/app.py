@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -75,8 +75,6 @@ def create_app(
     # Their forms carry their own signed token (no session cookie reaches a frame).
     app.register_blueprint(public_blueprint, name="embed", url_prefix="/embed")
     app.register_blueprint(public_blueprint)
-    csrf.exempt(public_blueprint)
-    csrf.exempt(Blueprint("embed", __name__))
 
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
     app.teardown_appcontext(close_session)
@@ -147,13 +145,34 @@ def _register_error_pages(app: Flask) -> None:
             )
             message = "the body is larger than 64 KiB" if code == 413 else error.description
             return api_error(code, name, message or error.name)
-        titles = {
-            404: gettext("Page not found"),
-            405: gettext("Not allowed"),
-            413: gettext("Too much data"),
-            403: gettext("Access denied"),
+        pages = {
+            400: (
+                gettext("Something is wrong with this request"),
+                gettext("Go back, reload the page and try again."),
+            ),
+            403: (
+                gettext("Access denied"),
+                gettext(
+                    "This page cannot be used from here. Go back and try again from our own pages."
+                ),
+            ),
+            404: (
+                gettext("Page not found"),
+                gettext("This page does not exist or is no longer available."),
+            ),
+            405: (
+                gettext("Not allowed"),
+                gettext("This page cannot be used this way. Go back and try again."),
+            ),
+            413: (
+                gettext("Too much data"),
+                gettext("What was sent is too large. Shorten your answers and try again."),
+            ),
         }
-        return render_error(code, titles.get(code, error.name), error.description or "")
+        title, message = pages.get(
+            code, (gettext("Something went wrong"), gettext("Please try again in a moment."))
+        )
+        return render_error(code, title, message)
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> tuple[str, int] | tuple[Response, int]:

@@ -7,6 +7,7 @@ non-zero exit; never a traceback, unless ``BOOKWISE_DEBUG=1`` asks for one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bookwise.config import Settings, load_settings
+from bookwise.config import DEFAULTS, Settings, load_settings
 from bookwise.errors import BookwiseError, ConfigError, ProblemsError, errors_only
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,6 +190,9 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
 
     settings = settings_from(ctx, config_path)
     _check_port_free(host, port)
+    if settings.base_url == DEFAULTS["base_url"] and not os.environ.get("BOOKWISE_BASE_URL"):
+        # Links in pages and messages must reach this server when it runs elsewhere.
+        settings = dataclasses.replace(settings, base_url=f"http://{host}:{port}")
     checked = instance.checked_workflows(settings)  # before touching the database
     database = instance.open_database(settings)
     instance.prepare_schema(database)

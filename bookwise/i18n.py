@@ -70,3 +70,9 @@ def gettext(string: str, **variables: Any) -> str:
 def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     """Flask-Babel's ``ngettext``, typed; ``%(num)d`` is filled in."""
     return str(flask_babel.ngettext(singular, plural, num, **variables))
+
+
+def contact_label(field_id: str) -> str:
+    """The platform's own label of a contact field a workflow did not word itself."""
+    labels = {"name": gettext("Your name"), "email": gettext("Your e-mail address")}
+    return labels.get(field_id, field_id)

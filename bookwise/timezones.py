@@ -7,8 +7,9 @@ forward: the skipped hour). These functions say which, instead of guessing silen
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 Occurrence = Literal["once", "twice", "never"]
 
@@ -54,3 +55,27 @@ def local_to_utc(naive: datetime, zone: ZoneInfo) -> tuple[datetime, Occurrence]
     if not found:
         found = [local_instant(naive.date(), naive.hour * 60 + naive.minute, zone)]
     return datetime.fromtimestamp(found[0], UTC), kind
+
+
+# Datetimes outside these years are typing mistakes or probes; near the limits of Python's
+# datetime, converting between zones would overflow.
+FIRST_YEAR, LAST_YEAR = 1971, 2199
+
+
+def sane(moment: datetime) -> bool:
+    """Whether ``moment`` is within the years Bookwise deals in."""
+    return FIRST_YEAR <= moment.year <= LAST_YEAR
+
+
+@cache
+def zone_names() -> frozenset[str]:
+    """Every IANA zone name Bookwise accepts (the tz database's, without its posix/ and right/
+    copies)."""
+    return frozenset(
+        name for name in available_timezones() if not name.startswith(("posix/", "right/"))
+    )
+
+
+def parse_zone(name: str | None) -> str | None:
+    """``name`` when it is a time zone Bookwise accepts, else None."""
+    return name if name in zone_names() else None

@@ -144,7 +144,7 @@ def test_book_then_the_slot_is_taken(api: Any, scenario_app: Any) -> None:
     assert fourth.status_code == 409
     assert fourth.get_json()["error"] == {
         "code": "slot_taken",
-        "message": "this time was just taken; please pick another",
+        "message": "This time was just taken. Please pick another time.",
     }
     day = start.date()
     slots = api.get(f"{URL}/consult/slots?from={day}&to={day}").get_json()["slots"]
@@ -481,3 +481,47 @@ def test_slot_search_reads_a_fixed_number_of_queries(api: Any, scenario_app: Any
         assert len(statements) == empty <= 12
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_known_e_mail_cannot_rewrite_another_booking(api: Any) -> None:
+    """Booking with someone else's address changes nothing of their booking."""
+    first = api.post(f"{URL}/consult/bookings", json=consult(tomorrow_at(10))).get_json()
+    intruder = consult(tomorrow_at(12))
+    intruder["client"] = {
+        "name": "Mallory",
+        "email": "zoe@example.org",
+        "phone": "+33698765432",
+        "locale": "en",
+        "timezone": "Asia/Tokyo",
+    }
+    assert api.post(f"{URL}/consult/bookings", json=intruder).status_code == 201
+    again = api.get(f"/api/v1/manage/{first['manage_token']}").get_json()
+    assert again["client"] == {"name": "Zoé Martin", "email": "zoe@example.org"}
+    assert again["timezone"] == "Europe/Paris"
+
+
+def test_a_group_fills_one_session_before_opening_another(scenario: Any) -> None:
+    """Two hosts can run the workshop at the same time: clients join the same one until full."""
+    from bookwise.bookings.services import BookingRequest, create_booking, find_service
+    from bookwise.calendars.models import StaffMember
+    from bookwise.db import unit_of_work
+
+    with unit_of_work(scenario.database.sessions) as session:
+        ben = session.scalar(sa.select(StaffMember).where(StaffMember.slug == "ben"))
+        ben.tags = ["consultant", "host"]
+    start = tomorrow_at(14)
+    chosen = []
+    for number in range(7):
+        with unit_of_work(scenario.database.sessions, write=True) as session:
+            context = find_service(session, "acme", "workshop")
+            booking = create_booking(
+                session,
+                context,
+                BookingRequest(
+                    start=start, values={"name": f"P{number}", "email": f"p{number}@example.org"}
+                ),
+                datetime.now(UTC),
+            )
+            chosen.append(booking.staff_id)
+    assert len(set(chosen[:5])) == 1, "the first five share one session"
+    assert chosen[5] == chosen[6] != chosen[0], "the sixth opens the second session"

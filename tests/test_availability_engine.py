@@ -367,7 +367,12 @@ def test_properties_of_every_slot(scenario: tuple) -> None:
     for slot in slots:
         assert start <= slot.start < end
         assert slot.end - slot.start == slot_rules.duration
-        assert 0 < slot.remaining == sum(slot.remaining_by_staff.values())
+        places = slot.remaining_by_staff.values()
+        if slot_rules.capacity == 1:
+            assert 0 < slot.remaining == sum(places)
+        else:  # the session a new client joins: the fullest one not yet full, or a new one
+            partial = [p for p in places if p < slot_rules.capacity]
+            assert slot.remaining == (min(partial) if partial else slot_rules.capacity) > 0
         for staff_id in slot.staff:
             member = members[staff_id]
             # Inside a working range, in real time.
@@ -456,3 +461,30 @@ def test_priority_and_random() -> None:
         for seed in range(40)
     }
     assert chosen == {1, 2, 3}
+
+
+def test_a_required_checkbox_cannot_be_skipped_with_a_false_word() -> None:
+    from bookwise.bookings.answers import InvalidAnswers, check_answers
+    from bookwise.workflows.language import Workflow
+
+    workflow = Workflow.from_definition(
+        {
+            "id": "w",
+            "name": "W",
+            "duration": "30m",
+            "fields": [{"id": "agree", "type": "checkbox", "required": True, "label": "Agree"}],
+        }
+    )
+    for word in ("false", "no", "0", "off", False):
+        with pytest.raises(InvalidAnswers) as refused:
+            check_answers(
+                workflow,
+                {"name": "A", "email": "a@example.org", "agree": word},
+                None,
+                date(2026, 1, 1),
+            )
+        assert refused.value.problems["agree"].code == "required"
+    clean = check_answers(
+        workflow, {"name": "A", "email": "a@example.org", "agree": "on"}, None, date(2026, 1, 1)
+    )
+    assert clean.answers == {"agree": True}

@@ -240,7 +240,7 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        assert b"Northwind Talent" in page
+        assert "Cabinet médical des Lilas".encode() in page
         assert (folder / "instance" / "secret_key").is_file()
     finally:
         process.terminate()

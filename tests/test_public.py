@@ -410,3 +410,148 @@ def test_a_french_booking_page(app: Any) -> None:
     assert "J&#39;accepte que le cabinet" in form or "J'accepte que le cabinet" in form
     assert "Lire la notice de confidentialité" in form
     assert "(obligatoire)" in form
+
+
+# --- refusals, checked one by one (review of 2026-11-25) ---------------------------------------
+
+
+def test_a_time_that_cannot_be_booked_goes_back_to_the_picker(web: Any) -> None:
+    for start in (
+        "2020-01-01T09:00:00+01:00",
+        start_at(10).replace(":00:00", ":07:00"),
+        start_at(23),
+    ):
+        response = web.get(
+            "/acme/consult/book", query_string={"start": start, "tz": "Europe/Paris"}
+        )
+        assert response.status_code == 302
+        assert "notice=unavailable" in response.headers["Location"]
+    page = web.get(response.headers["Location"]).get_data(as_text=True)
+    assert "That time is no longer available" in page
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=9999-12-31T23:59:59%2B00:00",
+        "start=0001-01-01T00:00:00%2B14:00",
+        "date=9999-12-31",
+        "tz=America/Argentina",
+        "date=garbage&tz=%00",
+        "staff=%C3%A9",
+    ],
+)
+def test_strange_parameters_never_break_a_page(web: Any, query: str) -> None:
+    for url in (
+        f"/acme/consult?{query}",
+        f"/acme/consult/book?{query}",
+        f"/acme/consult/times?{query}",
+    ):
+        assert web.get(url).status_code in (200, 302), url
+
+
+def test_a_non_ascii_token_is_simply_unknown(web: Any, scenario_app: Any) -> None:
+    token = booked(web)
+    uid = token.split("-")[0]
+    for url in (f"/manage/{uid}-%C3%A9", f"/api/v1/manage/{uid}-%C3%A9"):
+        assert web.get(url).status_code == 404
+
+
+def test_staff_cannot_be_imposed_on_a_service_that_assigns_its_own(web: Any) -> None:
+    _, page = open_form(web, hour=10, staff="cleo")
+    assert "With Cléo" not in page and 'name="staff" type="hidden" value=""' in page
+    data = web.get(f"/acme/consult/times?date={day_after()}&tz=Europe/Paris&staff=ben").get_json()
+    assert data["slots"][0]["remaining"] == 3  # everyone's times, not Ben's
+
+
+def test_client_pages_are_not_cached(web: Any) -> None:
+    token = booked(web)
+    for url in (f"/manage/{token}", f"/manage/{token}/booking.ics", f"/manage/{token}/cancel"):
+        assert web.get(url).headers["Cache-Control"] == "no-store"
+
+
+def test_a_cancelled_booking_is_not_called_confirmed(web: Any) -> None:
+    token = booked(web)
+    page = web.get(f"/manage/{token}/cancel").get_data(as_text=True)
+    web.post(f"/manage/{token}/cancel", data=form_values(page), headers=ORIGIN)
+    response = web.get(f"/manage/{token}/booked")
+    assert response.status_code == 302 and response.headers["Location"] == f"/manage/{token}"
+
+
+def test_posts_through_a_proxy_at_the_public_address(web: Any, scenario_app: Any) -> None:
+    """Behind a proxy the request reaches us at another address than the public one."""
+    import dataclasses
+
+    bookwise = scenario_app.extensions["bookwise"]
+    bookwise.settings = dataclasses.replace(bookwise.settings, base_url="https://book.acme.example")
+    url, page = open_form(web)
+    response = web.post(
+        url, data=consult_answers(page), headers={"Origin": "https://book.acme.example"}
+    )
+    assert response.status_code == 302
+
+
+def test_moving_an_approved_booking_asks_for_approval_again(scenario: Any) -> None:
+    from bookwise.bookings.services import (
+        BookingRequest,
+        create_booking,
+        find_service,
+        reschedule_booking,
+        transition_booking,
+    )
+    from bookwise.db import unit_of_work
+
+    now = datetime.now(ZoneInfo("UTC"))
+    with unit_of_work(scenario.database.sessions, write=True) as session:
+        context = find_service(session, "acme", "review")
+        booking = create_booking(
+            session,
+            context,
+            BookingRequest(
+                start=datetime.fromisoformat(start_at(10)),
+                staff="ana",
+                values={"name": "R", "email": "r@example.org"},
+            ),
+            now,
+        )
+        transition_booking(session, booking, "approve", "staff", "staff:ana", now)
+        assert booking.state == "confirmed"
+        reschedule_booking(session, booking, datetime.fromisoformat(start_at(15)), now)
+        assert booking.state == "requested"
+
+
+def test_a_booking_cannot_come_back_over_another(scenario: Any) -> None:
+    """Put on hold, then its time taken by someone else: resuming it is refused."""
+    from bookwise.bookings.services import (
+        BookingRequest,
+        SlotTaken,
+        create_booking,
+        find_service,
+        transition_booking,
+    )
+    from bookwise.db import unit_of_work
+
+    now = datetime.now(ZoneInfo("UTC"))
+    start = datetime.fromisoformat(start_at(10))
+    with unit_of_work(scenario.database.sessions, write=True) as session:
+        context = find_service(session, "acme", "review")
+        first = create_booking(
+            session,
+            context,
+            BookingRequest(
+                start=start, staff="ana", values={"name": "A", "email": "a@example.org"}
+            ),
+            now,
+        )
+        transition_booking(session, first, "hold", "staff", "staff:ana", now)
+        assert not first.holds_slot
+        create_booking(
+            session,
+            context,
+            BookingRequest(
+                start=start, staff="ana", values={"name": "B", "email": "b@example.org"}
+            ),
+            now,
+        )
+        with pytest.raises(SlotTaken):
+            transition_booking(session, first, "resume", "staff", "staff:ana", now)

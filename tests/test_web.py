@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from bookwise.accounts.services import create_user
@@ -27,9 +28,12 @@ def test_home_lists_published_calendars(client: Any, app: Any) -> None:
         hidden = session.scalar(sa.select(Calendar).where(Calendar.slug == "bright-minds"))
         hidden.published = False
     page = client.get("/").get_data(as_text=True)
-    assert "Northwind Talent" in page and "Cabinet médical des Lilas" in page
-    assert "Bright Minds" not in page
+    assert "Cabinet médical des Lilas" in page
+    assert "Bright Minds" not in page  # unpublished
     assert client.get("/bright-minds").status_code == 404
+    # Kept out of search engines: not listed, but its link works.
+    assert "Northwind Talent" not in page
+    assert client.get("/northwind-hr").status_code == 200
 
 
 def test_calendar_page_in_each_language(app: Any) -> None:
@@ -148,11 +152,21 @@ def test_login_without_csrf_token_is_refused(client: Any, app: Any) -> None:
     assert client.get("/account").status_code == 302
 
 
-def test_no_open_redirect_after_sign_in(client: Any, app: Any) -> None:
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "/\\evil.example", "https://evil.example", "/\\/evil.example"]
+)
+def test_no_open_redirect_after_sign_in(client: Any, app: Any, target: str) -> None:
     make_user(app)
     token = csrf_token(client.get("/login").get_data(as_text=True))
     response = client.post(
-        "/login?next=//evil.example/x",
+        "/login",
+        query_string={"next": target},
         data={"email": "ann@example.org", "password": "a long password", "csrf_token": token},
     )
     assert response.headers["Location"] == "/account"
+
+
+def test_error_pages_speak_the_visitors_language(client: Any) -> None:
+    page = client.post("/northwind-hr?lang=fr").get_data(as_text=True)
+    assert "Action non autorisée" in page
+    assert "method is not allowed" not in page

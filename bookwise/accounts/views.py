@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
@@ -61,12 +63,24 @@ def login() -> str | Response:
             session.commit()
             login_user(user)
             target = request.args.get("next", "")
-            # Only local paths: an absolute URL here would make us an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
+            if not _local_path(target):
                 target = url_for("accounts.account")
             return redirect(target)
     status = 401 if error else 200
     return render_template("accounts/login.html", form=form, error=error), status  # type: ignore[return-value]
+
+
+def _local_path(target: str) -> bool:
+    """Only a path of this site may follow sign-in: anything else would make us an open redirect
+    (``//evil.example``, ``/\\evil.example`` that browsers read as ``//``, ``https:...``)."""
+    parts = urlsplit(target)
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not parts.scheme
+        and not parts.netloc
+    )
 
 
 @blueprint.post("/logout")

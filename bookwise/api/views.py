@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import get_locale
@@ -16,6 +16,7 @@ from flask_login import current_user
 
 from bookwise.availability.services import local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingContext,
@@ -28,6 +29,8 @@ from bookwise.bookings.services import (
     SlotTaken,
     TooLate,
     cancel_booking,
+    change_deadline,
+    client_may_change,
     context_of,
     create_booking,
     find_by_manage_token,
@@ -37,7 +40,9 @@ from bookwise.bookings.services import (
 )
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
-from bookwise.i18n import gettext
+from bookwise.i18n import contact_label, gettext
+from bookwise.notifications.context import manage_url
+from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
 from bookwise.web import csrf, db_session, instance, now
 from bookwise.workflows.language import Field, Workflow
 
@@ -80,7 +85,7 @@ def _not_found(error: NotFound) -> tuple[Response, int]:
 @blueprint.errorhandler(BookingError)
 def _booking_error(error: BookingError) -> tuple[Response, int]:
     status = next((s for kind, s in STATUS.items() if isinstance(error, kind)), 409)
-    return error_response(status, error.code, str(error), **error.details)
+    return error_response(status, error.code, describe(error.code, gettext), **error.details)
 
 
 @blueprint.errorhandler(InvalidAnswers)
@@ -108,17 +113,14 @@ def _json_body() -> dict[str, Any]:
 
 
 def _zone(name: str | None, default: str) -> tuple[str, ZoneInfo]:
-    name = name or default
-    try:
-        if "/" not in name and name != "UTC":
-            raise ZoneInfoNotFoundError(name)
-        return name, ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = parse_zone(name or default)
+    if zone is None:
         raise ApiError(
             400,
             "invalid_timezone",
             f"unknown time zone {name!r}; use an IANA name like Europe/Paris",
-        ) from None
+        )
+    return zone, ZoneInfo(zone)
 
 
 def _date_param(name: str) -> date:
@@ -126,11 +128,14 @@ def _date_param(name: str) -> date:
     if not value:
         raise ApiError(400, "invalid_request", f"the parameter {name!r} is required (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ApiError(
             400, "invalid_date", f"{name}={value!r} is not a date (YYYY-MM-DD)"
         ) from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ApiError(400, "invalid_date", f"{name}={value!r} is out of range")
+    return day
 
 
 def _moment(value: Any, name: str = "start") -> datetime:
@@ -148,6 +153,8 @@ def _moment(value: Any, name: str = "start") -> datetime:
         raise ApiError(
             400, "invalid_start", f"{name} {value!r} needs its UTC offset, like +01:00 or Z"
         )
+    if not sane(moment):
+        raise ApiError(400, "invalid_start", f"{name} {value!r} is out of range")
     return moment
 
 
@@ -165,7 +172,7 @@ def _field_json(spec: Field, locale: str, fallback: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": spec.id,
         "type": spec.type,
-        "label": spec.label.get(locale, fallback) or _contact_label(spec.id),
+        "label": spec.label.get(locale, fallback) or contact_label(spec.id),
         "required": spec.required,
     }
     if spec.help:
@@ -178,14 +185,6 @@ def _field_json(spec: Field, locale: str, fallback: str) -> dict[str, Any]:
         if getattr(spec, key) is not None:
             data[key] = getattr(spec, key)
     return data
-
-
-def _contact_label(field_id: str) -> str:
-    labels: dict[str, str] = {
-        "name": gettext("Your name"),
-        "email": gettext("Your e-mail address"),
-    }
-    return labels.get(field_id, field_id)
 
 
 def _service_json(context: BookingContext, locale: str) -> dict[str, Any]:
@@ -216,14 +215,7 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
     context = context_of(booking)
     workflow = context.workflow
     token = manage_token(booking)
-    settings = instance().settings
-    deadline = booking.start_at - workflow.cancellation_min_notice
-    changeable = (
-        workflow.cancellation_allowed
-        and booking.holds_slot
-        and not workflow.lifecycle.is_final(booking.state)
-        and now() < deadline
-    )
+    deadline = change_deadline(workflow, booking)
     return {
         "id": booking.uid,
         "status": booking.state,
@@ -234,10 +226,10 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "timezone": booking.timezone,
         "staff": booking.staff_member.slug,
         "client": {"name": booking.client.name, "email": booking.client.email},
-        "can_change": changeable,
+        "can_change": client_may_change(workflow, booking, now()),
         "change_deadline": deadline.astimezone(zone).isoformat(),
         "manage_token": token,
-        "manage_url": f"{settings.base_url}/manage/{token}",
+        "manage_url": manage_url(instance().settings, booking),
     }
 
 
@@ -281,7 +273,9 @@ def slots(calendar: str, service: str) -> Response:
     if (last - first).days + 1 > MAX_DAYS:
         raise ApiError(400, "range_too_long", f"ask for at most {MAX_DAYS} days at a time")
     name, zone = _zone(request.args.get("tz"), context.calendar.timezone)
-    staff_slug = request.args.get("staff")
+    # Filtering by one staff member is for services where the client chooses; elsewhere it would
+    # only reveal one person's diary.
+    staff_slug = request.args.get("staff") if context.workflow.staff.client_chooses else None
     window_start, window_end = local_day_bounds(first, last, zone)
     found = service_availability(
         session,

@@ -12,8 +12,9 @@ The rules, for each staff member of a service's pool:
   start is offered only when its own blocked interval overlaps no other blocked interval of that
   staff member: existing bookings (as stored, with their own buffers), time off, external busy
   times. Intervals are half-open, so touching is fine.
-- For a group service (capacity > 1), the bookings of this service at a start form one session:
-  that start stays open, with ``remaining`` places, until the session is full.
+- For a group service (capacity > 1), the bookings of this service at a start with one staff
+  member form a session: that start stays open until the session is full. ``remaining`` is the
+  places of the session a new client joins: sessions are filled one at a time.
 - ``min_notice`` and ``max_ahead`` count from ``now``, which is an input so that tests can fix it.
 
 All datetimes are aware; the engine works in UTC seconds internally.
@@ -153,6 +154,15 @@ def _free_starts(
     return out
 
 
+def _remaining(by_staff: dict[int, int], capacity: int) -> int:
+    """Places left at a time. One-to-one: one per free staff member. A group: the places of the
+    session a new client joins (the fullest one not yet full, see assignment), or a new one's."""
+    if capacity == 1:
+        return sum(by_staff.values())
+    partial = [left for left in by_staff.values() if left < capacity]
+    return min(partial) if partial else capacity
+
+
 def find_free_slots(
     rules: SlotRules,
     staff: Sequence[StaffTime],
@@ -236,7 +246,7 @@ def find_free_slots(
                 start=_moment(start),
                 end=_moment(start + duration),
                 staff=members,
-                remaining=sum(by_staff.values()),
+                remaining=_remaining(by_staff, rules.capacity),
                 remaining_by_staff=dict(by_staff),
             )
         )

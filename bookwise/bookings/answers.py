@@ -53,8 +53,16 @@ class FieldProblem:
     code: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def message(self, translate: Callable[[str], str] = str) -> str:
-        return translate(MESSAGES[self.code]) % dict(self.params)
+    def message(
+        self,
+        translate: Callable[[str], str] = str,
+        format_date: Callable[[str], str] | None = None,
+    ) -> str:
+        """The message, translated; dates (``YYYY-MM-DD``) written by ``format_date`` if given."""
+        params = dict(self.params)
+        if format_date is not None and self.code in ("date_min", "date_max"):
+            params = {k: format_date(v) for k, v in params.items()}
+        return translate(MESSAGES[self.code]) % params
 
 
 class InvalidAnswers(Exception):
@@ -97,6 +105,12 @@ def check_answers(
         raw = values.get(spec.id)
         if isinstance(raw, str):
             raw = raw.strip()
+        if spec.type == "checkbox" and raw not in _BLANK:
+            try:
+                raw = _checkbox(spec, raw, today)
+            except _Refused as refused:
+                problems[spec.id] = refused.problem
+                continue
         if raw in _BLANK or (spec.type == "checkbox" and raw is False and spec.required):
             if spec.required:
                 problems[spec.id] = FieldProblem("required")

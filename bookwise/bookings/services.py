@@ -145,10 +145,10 @@ def find_by_manage_token(session: Session, token: str) -> Booking:
     The secret is compared in constant time, so timing tells nothing about it.
     """
     uid, _, secret = token.partition("-")
-    if len(uid) != 32 or not secret or len(token) > 128:
+    if len(uid) != 32 or not secret or len(token) > 128 or not token.isascii():
         raise NotFound("no such booking")
     booking = session.scalar(select(Booking).where(Booking.uid == uid))
-    if booking is None or not hmac.compare_digest(booking.manage_token, secret):
+    if booking is None or not hmac.compare_digest(booking.manage_token.encode(), secret.encode()):
         raise NotFound("no such booking")
     return booking
 
@@ -222,9 +222,17 @@ def _choose_staff(
     pool: list[PoolMember],
     prefer: int | None = None,
 ) -> int:
-    """Who takes the slot: ``prefer`` when free, else the workflow's assignment strategy."""
+    """Who takes the slot: ``prefer`` when free; for a group, the staff member whose session at that
+    time is the fullest not yet full (a class fills before another opens); else the workflow's
+    assignment strategy."""
     if prefer is not None and prefer in slot.staff:
         return prefer
+    capacity = context.workflow.capacity
+    if capacity > 1:
+        started = [s for s in slot.staff if slot.remaining_by_staff.get(s, capacity) < capacity]
+        if started:
+            order = [m.id for m in pool]
+            return min(started, key=lambda s: (slot.remaining_by_staff[s], order.index(s)))
     state = session.get(AssignmentState, context.service.id)
     week_counts: dict[int, int] = {}
     if context.workflow.staff.assignment == "least_busy":
@@ -285,29 +293,6 @@ def _flush_or_taken(session: Session) -> None:
         raise
 
 
-def _find_client(
-    session: Session, calendar_id: int, name: str, email: str | None, phone: str | None
-) -> Client:
-    client = None
-    if email:
-        client = session.scalar(
-            select(Client)
-            .where(
-                Client.calendar_id == calendar_id, Client.email == email, Client.erased_at.is_(None)
-            )
-            .order_by(Client.id)
-            .limit(1)
-        )
-    if client is None:
-        client = Client(calendar_id=calendar_id, name=name, email=email, phone=phone)
-        session.add(client)
-    else:
-        client.name = name
-        if phone:
-            client.phone = phone
-    return client
-
-
 def history(
     session: Session,
     booking: Booking,
@@ -358,9 +343,18 @@ def create_booking(
     slot = _slot_at(session, context, start, now, wanted)
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool)
 
-    client = _find_client(session, context.calendar.id, answers.name, answers.email, answers.phone)
-    client.locale = request.locale or context.calendar.default_locale
-    client.timezone = request.timezone or context.calendar.timezone
+    # The contact details as given for this booking. Never an update of an earlier client with
+    # the same e-mail: whoever knows an address could otherwise rename, re-route or relocate
+    # someone else's bookings.
+    client = Client(
+        calendar_id=context.calendar.id,
+        name=answers.name,
+        email=answers.email,
+        phone=answers.phone,
+        locale=request.locale or context.calendar.default_locale,
+        timezone=request.timezone or context.calendar.timezone,
+    )
+    session.add(client)
     uid = uuid.uuid4().hex
     end = start + workflow.duration
     booking = Booking(
@@ -439,16 +433,55 @@ def context_of(booking: Booking) -> BookingContext:
     return BookingContext(booking.calendar, booking.service, booking.workflow_version)
 
 
-def _check_client_may_change(workflow: Workflow, booking: Booking, now: datetime) -> None:
+def client_may_change(
+    workflow: Workflow, booking: Booking, now: datetime, raise_if_not: bool = False
+) -> bool:
+    """Whether the client may still move or cancel the booking online (the workflow's
+    ``cancellation`` rules, and a booking that still takes place)."""
     if not workflow.cancellation_allowed:
-        raise NotAllowed("this booking cannot be changed online; please contact us", "not_allowed")
-    deadline = booking.start_at - workflow.cancellation_min_notice
+        if raise_if_not:
+            raise NotAllowed(
+                "this booking cannot be changed online; please contact us", "not_allowed"
+            )
+        return False
+    deadline = change_deadline(workflow, booking)
     if now >= deadline:
-        raise TooLate(
-            "it is too late to change this booking online; please contact us",
-            "too_late",
-            deadline=deadline.isoformat(),
+        if raise_if_not:
+            raise TooLate(
+                "it is too late to change this booking online; please contact us",
+                "too_late",
+                deadline=deadline.isoformat(),
+            )
+        return False
+    return booking.holds_slot and not workflow.lifecycle.is_final(booking.state)
+
+
+def change_deadline(workflow: Workflow, booking: Booking) -> datetime:
+    """Until when the client may change the booking online."""
+    return booking.start_at - workflow.cancellation_min_notice
+
+
+def _check_still_free(session: Session, booking: Booking) -> None:
+    """The rule the database enforces, checked before a booking takes its time back."""
+    overlapping = session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.staff_id == booking.staff_id,
+            Booking.holds_slot,
+            Booking.id != booking.id,
+            Booking.slot_key != booking.slot_key,
+            Booking.blocked_from < booking.blocked_until,
+            booking.blocked_from < Booking.blocked_until,
         )
+    )
+    taken = session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(Booking.slot_key == booking.slot_key, Booking.holds_slot, Booking.id != booking.id)
+    )
+    if overlapping or (taken or 0) >= booking.capacity:
+        raise SlotTaken("this time was taken in the meantime")
 
 
 def reschedule_booking(
@@ -462,14 +495,16 @@ def reschedule_booking(
     """Move a booking to ``new_start`` under the rules of the version it was made under.
 
     Keeps its staff member when free (always when the client chose them); otherwise assigns
-    another by the workflow's strategy.
+    another by the workflow's strategy. When the client moves a booking that staff approved, it
+    goes back to waiting for approval: the approval was for the other time.
     """
+    begin_write_if_fresh(session)
     context = context_of(booking)
     workflow = context.workflow
     if workflow.lifecycle.is_final(booking.state) or not booking.holds_slot:
         raise NotAllowed(f"a {booking.state} booking cannot be moved", "invalid_state")
     if role == "client":
-        _check_client_may_change(workflow, booking, now)
+        client_may_change(workflow, booking, now, raise_if_not=True)
     start = new_start.astimezone(UTC)
     _check_window(workflow, start, now)
     pool = read_pool(session, context.service, workflow)
@@ -479,6 +514,13 @@ def reschedule_booking(
     slot = _slot_at(session, context, start, now, wanted, exclude_booking=booking.id)
     staff_id = _choose_staff(session, context, slot, pool, prefer=booking.staff_id)
     previous = booking.start_at
+    state_before = booking.state
+    initial = workflow.lifecycle.initial
+    back_to_approval = (
+        role == "client" and booking.state != initial and workflow.lifecycle.needs_approval
+    )
+    if back_to_approval:
+        booking.state = initial
     booking.staff_id = staff_id
     booking.start_at = start
     booking.end_at = start + workflow.duration
@@ -492,10 +534,12 @@ def reschedule_booking(
         booking,
         "rescheduled",
         actor,
-        from_state=booking.state,
+        from_state=state_before,
         details={"from": previous.isoformat(), "to": start.isoformat()},
     )
     withdraw_timed(session, booking)
+    if back_to_approval:
+        plan_event(session, booking, workflow, initial, now)
     plan_event(
         session,
         booking,
@@ -519,15 +563,20 @@ def transition_booking(
     reason: str | None = None,
 ) -> Booking:
     """Make the lifecycle move ``name`` as ``role``; :class:`NotAllowed` when the workflow does
-    not allow it from the booking's state or for that role."""
+    not allow it from the booking's state or for that role. A move that brings a booking back
+    to a state that holds its time checks, under lock, that the time is still free."""
+    begin_write_if_fresh(session)
     workflow = workflow_of(booking.workflow_version)
     try:
         move = workflow.lifecycle.find(booking.state, name, role)
     except TransitionNotAllowed as exc:
         raise NotAllowed(str(exc), exc.code) from None
     if role == "client":
-        _check_client_may_change(workflow, booking, now)
+        client_may_change(workflow, booking, now, raise_if_not=True)
     previous = booking.state
+    if not booking.holds_slot and workflow.lifecycle.holds_slot(move.target):
+        _lock_staff(session, [booking.staff_id])
+        _check_still_free(session, booking)
     booking.state = move.target
     booking.holds_slot = workflow.lifecycle.holds_slot(move.target)
     booking.sequence += 1

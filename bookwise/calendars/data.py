@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
 from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from babel import localedata
 
 from bookwise.documents import Document, KeyPath, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
-from bookwise.timezones import local_to_utc
+from bookwise.timezones import local_to_utc, zone_names
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # First path segments the application uses itself: a calendar cannot be called so.
@@ -157,10 +156,10 @@ class _Checker:
             )
         zone_name = data["timezone"]
         zone: ZoneInfo | None = None
-        if zone_name not in _timezones():
+        if zone_name not in zone_names():
             self.error(
                 (*at, "timezone"),
-                f"unknown time zone {zone_name!r}{did_you_mean(zone_name, _timezones())}; "
+                f"unknown time zone {zone_name!r}{did_you_mean(zone_name, zone_names())}; "
                 "use an IANA name like Europe/Paris or America/New_York",
             )
         else:
@@ -337,9 +336,3 @@ class _Checker:
             staff=tuple(listed) if listed is not None else None,
             active=data.get("active", True),
         )
-
-
-@cache
-def _timezones() -> frozenset[str]:
-    """The IANA time zone names (read once: listing them walks the tzdata package)."""
-    return frozenset(available_timezones())

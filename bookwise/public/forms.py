@@ -36,7 +36,7 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 
 from bookwise.config import secret_key_of
-from bookwise.i18n import gettext
+from bookwise.i18n import contact_label, gettext
 from bookwise.web import instance
 from bookwise.workflows.language import Field, Workflow
 
@@ -77,36 +77,32 @@ class PublicForm(Form):  # type: ignore[misc]
 def same_origin() -> bool:
     """Whether a POST comes from our own pages (also inside a frame, whose documents are ours).
 
-    Browsers send ``Origin`` with form posts; an older one may send only ``Referer``; a request
-    with neither is not a browser's form post from another site.
+    Our pages are at the address the request reached, or at the instance's public address
+    (``base_url``: behind a proxy that terminates TLS the two differ). Browsers send ``Origin``
+    with form posts; an older one may send only ``Referer``; a request with neither is not a
+    browser's form post from another site.
     """
     origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin or origin == "null":
-        return origin is None
-    own = request.host_url.rstrip("/")
-    return origin == own or origin.startswith(own + "/")
+    if origin is None:
+        return True
+    own = {request.host_url.rstrip("/"), instance().settings.base_url.rstrip("/")}
+    return any(origin == site or origin.startswith(site + "/") for site in own)
 
 
 def _text(text: Any, locale: str, fallback: str) -> str:
     return str(text.get(locale, fallback))
 
 
-def _contact_label(field_id: str) -> str:
-    return str(
-        {"name": lazy_gettext("Your name"), "email": lazy_gettext("Your e-mail address")}.get(
-            field_id, field_id
-        )
-    )
-
-
 AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
 
 
 def _field(spec: Field, locale: str, fallback: str) -> Any:
-    label = _text(spec.label, locale, fallback) if spec.label else _contact_label(spec.id)
+    label = _text(spec.label, locale, fallback) if spec.label else contact_label(spec.id)
     attrs: dict[str, Any] = {}
     if spec.required and spec.type != "multiselect":
         attrs["required"] = True
+    elif spec.required:
+        attrs["data-required"] = True  # no "required" on the boxes: one of them is enough
     if spec.max_length is not None and spec.type in ("text", "textarea", "email", "phone", "url"):
         attrs["maxlength"] = spec.max_length
     if spec.min_length is not None:
@@ -128,7 +124,6 @@ def _field(spec: Field, locale: str, fallback: str) -> Any:
     if spec.type == "email":
         return EmailField(default=default, **common)
     if spec.type == "phone":
-        attrs.setdefault("placeholder", "+33 6 12 34 56 78")
         return TelField(default=default, **common)
     if spec.type == "url":
         return URLField(default=default, **common)

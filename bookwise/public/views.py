@@ -13,8 +13,9 @@ from calendar import Calendar as MonthCalendar
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -36,6 +37,7 @@ from bookwise.availability.engine import Slot
 from bookwise.availability.services import local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.ics import CalendarEvent, build_ics
+from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingContext,
@@ -45,6 +47,8 @@ from bookwise.bookings.services import (
     OutsideWindow,
     SlotTaken,
     cancel_booking,
+    change_deadline,
+    client_may_change,
     context_of,
     create_booking,
     find_by_manage_token,
@@ -65,8 +69,10 @@ from bookwise.formatting import (
     zone_label,
 )
 from bookwise.i18n import gettext, ngettext
+from bookwise.notifications.context import manage_url
 from bookwise.public.forms import ActionForm, booking_form, same_origin
-from bookwise.web import db_session, instance, now
+from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane, zone_names
+from bookwise.web import csrf, db_session, instance, now
 from bookwise.workflows.language import Text
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
@@ -133,22 +139,15 @@ def _zone(calendar: Calendar) -> str:
     if calendar.show_business_timezone:
         return calendar.timezone
     asked = request.args.get("tz") or request.form.get("tz")
-    return asked if asked in _zones() else calendar.timezone
+    return parse_zone(asked) or calendar.timezone
 
 
-_ZONES: list[str] = []
-
-
+@cache
 def _zones() -> list[str]:
-    if not _ZONES:
-        _ZONES.extend(
-            sorted(
-                z
-                for z in available_timezones()
-                if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))
-            )
-        )
-    return _ZONES
+    """The zones offered in the selector: places (``Europe/Paris``), not aliases."""
+    return sorted(
+        z for z in zone_names() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))
+    )
 
 
 def _may_book(calendar: Calendar) -> bool:
@@ -172,6 +171,9 @@ def _service_card(context: BookingContext) -> dict[str, Any]:
 def _page_headers(response: Response) -> Response:
     if g.get("noindex"):
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    if g.get("private"):
+        # A client's own booking: names, times, a secret link. No cache may keep it.
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -187,8 +189,9 @@ def health() -> Response:
 
 @blueprint.get("/")
 def index() -> str:
+    # Calendars that keep out of search engines are shared by their link, not listed here.
     calendars = db_session().scalars(
-        select(Calendar).where(Calendar.published).order_by(Calendar.name)
+        select(Calendar).where(Calendar.published, Calendar.search_indexing).order_by(Calendar.name)
     )
     loc = locale()
     return render_template(
@@ -240,9 +243,10 @@ class Picker:
 
 def _day_param(name: str = "date") -> date | None:
     try:
-        return date.fromisoformat(request.args.get(name, ""))
+        day = date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return None
+    return day if FIRST_YEAR <= day.year <= LAST_YEAR else None
 
 
 def _slot_json(slot: Slot, zone: str, staff_id: int | None, group: bool) -> dict[str, Any]:
@@ -306,6 +310,7 @@ def _picker(
                     "free": d in by_day,
                     "selected": d == day,
                     "past": d < today or d > last,
+                    "full": format_day(d, locale()) if d in by_day else "",
                 }
                 for d in week
             ]
@@ -348,10 +353,8 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
     context = _context(calendar_slug, service_slug)
     zone = _zone(context.calendar)
     workflow = context.workflow
-    staff = request.args.get("staff") or None
+    staff = _chosen_staff(context, request.args.get("staff"))
     members = service_pool_members(context) if workflow.staff.client_chooses else []
-    if staff not in {m.slug for m in members}:
-        staff = None
     picker = _picker(context, zone, staff)
 
     def slot_href(start: str) -> str:
@@ -381,6 +384,9 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         tz=zone,
         detect_zone="tz" not in request.args and not context.calendar.show_business_timezone,
         may_book=_may_book(context.calendar),
+        notice=gettext("That time is no longer available. Please pick another.")
+        if request.args.get("notice") == "unavailable"
+        else None,
         **_picker_page_values(context, picker),
     )
 
@@ -390,8 +396,7 @@ def day_times(calendar_slug: str, service_slug: str) -> Response:
     """The free times of one day, for the picker's script (the page works without it)."""
     context = _context(calendar_slug, service_slug)
     zone = _zone(context.calendar)
-    staff = request.args.get("staff") or None
-    picker = _picker(context, zone, staff)
+    picker = _picker(context, zone, _chosen_staff(context, request.args.get("staff")))
     return jsonify(
         day=picker.day.isoformat(),
         label=format_day(picker.day, locale()),
@@ -409,7 +414,7 @@ def _parse_start(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else None
+    return moment if moment.tzinfo is not None and sane(moment) else None
 
 
 def _when(moment: datetime, zone: str, business_zone: str) -> dict[str, str]:
@@ -423,56 +428,59 @@ def _when(moment: datetime, zone: str, business_zone: str) -> dict[str, str]:
 
 
 @blueprint.route("/<calendar_slug>/<service_slug>/book", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
 def book(calendar_slug: str, service_slug: str) -> Any:
     context = _context(calendar_slug, service_slug)
     calendar, workflow = context.calendar, context.workflow
     if not _may_book(calendar):
         return redirect(url_for("accounts.login", next=request.full_path))
+    g.private = True
     zone = _zone(calendar)
-    source = request.form if request.method == "POST" else request.args
+    posted = request.method == "POST"
+    source = request.form if posted else request.args
+    staff = _chosen_staff(context, source.get("staff"))
+    taken = _parse_start(source.get("taken"))  # the time lost in a race, when choosing another
     start = _parse_start(source.get("start"))
-    staff = source.get("staff") or None
-    if start is None:
-        return redirect(
-            link("service_page", calendar_slug=calendar_slug, service_slug=service_slug, tz=zone)
-        )
+    back = link(
+        "service_page", calendar_slug=calendar_slug, service_slug=service_slug, tz=zone, staff=staff
+    )
+    if start is None and taken is None:
+        return redirect(back)
+    if not posted and not _still_free(context, start, staff):
+        day = start.astimezone(ZoneInfo(zone)).date().isoformat() if start else None
+        return redirect(f"{back}&date={day}&notice=unavailable" if day else back)
     form_class = booking_form(workflow, locale(), calendar.default_locale)
-    purpose = f"book:{calendar.slug}/{workflow.id}"
     form = form_class(
-        request.form if request.method == "POST" else None,
-        meta={"csrf_context": purpose},
-        data={"start": start.isoformat(), "tz": zone, "staff": staff or ""},
+        request.form if posted else None,
+        meta={"csrf_context": f"book:{calendar.slug}/{workflow.id}"},
+        data={"start": start.isoformat() if start else "", "tz": zone, "staff": staff or ""},
     )
     problem: str | None = None
     alternatives: list[dict[str, Any]] = []
-    if request.method == "POST" and form.validate():
-        try:
-            token = _create(context, form, start, zone, staff)
-        except InvalidAnswers as invalid:
-            for key, field_problem in invalid.problems.items():
-                name = "consent" if key == "consent" else f"field_{key}"
-                if name in form:
-                    form[name].errors = [field_problem.message(gettext)]
-            problem = gettext("Please correct the answers marked below.")
-        except (SlotTaken, NotASlot, OutsideWindow) as lost:
-            problem = (
-                gettext(
-                    "This time was just taken. Please pick another time below; your answers "
-                    "are kept."
-                )
-                if isinstance(lost, SlotTaken)
-                else gettext(
-                    "This time can no longer be booked. Please pick another time below; "
-                    "your answers are kept."
-                )
-            )
-            alternatives = _alternatives(context, start, zone, staff)
-        except BookingError as refused:
-            problem = str(refused)
+    status = 200
+    if posted:
+        db_session().close()  # one connection at a time: the write below takes its own
+        if not form.validate():
+            problem, status = gettext("This form has expired. Reload the page and try again."), 422
+        elif start is None:
+            problem, status = gettext("Please choose one of the times below."), 422
+            alternatives = _alternatives(context, taken or now(), zone, staff)
         else:
-            return redirect(link("confirmation", token=token, tz=zone))
-    elif request.method == "POST":
-        problem = gettext("This form has expired. Reload the page and try again.")
+            try:
+                token = _create(context, form, start, zone, staff)
+            except InvalidAnswers as invalid:
+                _mark_problems(form, invalid)
+                problem, status = gettext("Please correct the answers marked below."), 422
+            except (SlotTaken, NotASlot, OutsideWindow) as lost:
+                problem = describe(lost.code, gettext) + " " + gettext("Your answers are kept.")
+                alternatives, status = _alternatives(context, start, zone, staff), 409
+                taken, start = start, None
+            except BookingError as refused:
+                problem, status = describe(refused.code, gettext), 409
+            else:
+                return redirect(link("confirmation", token=token, tz=zone))
+    shown = start or taken
+    assert shown is not None
     members = {m.slug: m.name for m in service_pool_members(context)}
     return render_template(
         "public/book.html",
@@ -480,18 +488,57 @@ def book(calendar_slug: str, service_slug: str) -> Any:
         service=_service_card(context),
         form=form,
         workflow=workflow,
-        start=start,
-        start_day=start.astimezone(ZoneInfo(zone)).date().isoformat(),
-        when=_when(start, zone, calendar.timezone),
+        start=shown,
+        taken=taken,
+        start_day=shown.astimezone(ZoneInfo(zone)).date().isoformat(),
+        when=_when(shown, zone, calendar.timezone),
         tz=zone,
         staff=staff,
         staff_name=members.get(staff or ""),
         problem=problem,
         alternatives=alternatives,
+        request_only=workflow.lifecycle.needs_approval,
         consent_link=workflow.consent.link.get(locale(), calendar.default_locale)
         if workflow.consent
         else "",
-    ), (409 if alternatives else 422 if problem else 200)
+    ), status
+
+
+def _chosen_staff(context: BookingContext, asked: str | None) -> str | None:
+    """The staff member the client chose: only when the workflow lets them, and one who works
+    for this service (anything else is ignored, so no one's time can be probed)."""
+    if not asked or not context.workflow.staff.client_chooses:
+        return None
+    return asked if asked in {m.slug for m in service_pool_members(context)} else None
+
+
+def _still_free(context: BookingContext, start: datetime | None, staff: str | None) -> bool:
+    if start is None:
+        return False
+    members = {m.slug: m.id for m in service_pool_members(context)}
+    found = service_availability(
+        db_session(),
+        context.calendar,
+        context.service,
+        context.workflow,
+        start,
+        start + timedelta(seconds=1),
+        now(),
+        staff_ids=[members[staff]] if staff in members else None,
+    )
+    return any(slot.start == start for slot in found.slots)
+
+
+def _mark_problems(form: Any, invalid: InvalidAnswers) -> None:
+    """Put each problem beside its field, dates written for the visitor."""
+    for key, field_problem in invalid.problems.items():
+        name = "consent" if key == "consent" else f"field_{key}"
+        if name in form:
+            form[name].errors = [field_problem.message(gettext, format_date=_local_date)]
+
+
+def _local_date(value: str) -> str:
+    return format_day(date.fromisoformat(value), locale())
 
 
 def _create(
@@ -522,7 +569,7 @@ def _create(
 def _alternatives(
     context: BookingContext, start: datetime, zone: str, staff: str | None
 ) -> list[dict[str, Any]]:
-    """Free times of the same day, to choose another without losing the answers."""
+    """The other free times of that day, to choose one without losing the answers."""
     db_session().close()  # a fresh read, after the transaction that lost the race
     tz = ZoneInfo(zone)
     day = start.astimezone(tz).date()
@@ -532,7 +579,7 @@ def _alternatives(
         context.calendar,
         context.service,
         context.workflow,
-        *local_day_bounds(day, day + timedelta(days=1), tz),
+        *local_day_bounds(day, day, tz),
         now(),
         staff_ids=[members[staff]] if staff in members else None,
     )
@@ -549,6 +596,7 @@ def _booking(token: str) -> Booking:
     booking = find_by_manage_token(db_session(), token)
     _page_settings(booking.calendar)
     g.noindex = True  # a client's own page is never for search engines
+    g.private = True
     return booking
 
 
@@ -556,17 +604,11 @@ def _details(booking: Booking) -> dict[str, Any]:
     context = context_of(booking)
     workflow, calendar, loc = context.workflow, booking.calendar, locale()
     zone = _zone(calendar) if "tz" in request.args else booking.timezone
-    deadline = booking.start_at - workflow.cancellation_min_notice
-    changeable = (
-        workflow.cancellation_allowed
-        and booking.holds_slot
-        and not workflow.lifecycle.is_final(booking.state)
-        and now() < deadline
-    )
+    deadline = change_deadline(workflow, booking)
+    changeable = client_may_change(workflow, booking, now())
     location = workflow.location
     state = workflow.lifecycle.states.get(booking.state)
     token = manage_token(booking)
-    settings = instance().settings
     return {
         "service": _service_card(context),
         "calendar": calendar,
@@ -575,11 +617,9 @@ def _details(booking: Booking) -> dict[str, Any]:
         "duration": human_duration(workflow.duration, loc),
         "staff": booking.staff_member.name,
         "state": booking.state,
-        "state_label": (
-            Text(state.label).get(loc, calendar.default_locale)
-            if state and state.label
-            else _state_label(booking.state)
-        ),
+        "state_label": _state_name(state.label if state else {}, booking.state, loc),
+        "awaiting": booking.state == workflow.lifecycle.initial
+        and workflow.lifecycle.needs_approval,
         "active": booking.holds_slot,
         "location_type": location.type,
         "address": location.address.get(loc, calendar.default_locale) or calendar.address or "",
@@ -595,10 +635,22 @@ def _details(booking: Booking) -> dict[str, Any]:
         "deadline": format_when(deadline, zone, loc),
         "client": booking.client.name,
         "token": token,
-        "manage_url": f"{settings.base_url}{url_for('public.manage', token=token)}",
+        "manage_url": manage_url(instance().settings, booking),
         "group": workflow.capacity > 1,
         "zone": zone,
     }
+
+
+def _state_name(label: Any, state: str, loc: str) -> str:
+    """The workflow's own name for a state in the visitor's language; else ours, translated;
+    else the workflow's in another language; else the state's id."""
+    text = Text.of(label)
+    if loc in text.values or loc.split("_", maxsplit=1)[0] in text.values:
+        return text.get(loc)
+    ours = _state_label(state)
+    if ours != state.replace("_", " ").capitalize() or not text:
+        return ours
+    return text.get(loc)
 
 
 def _state_label(state: str) -> str:
@@ -614,8 +666,10 @@ def _state_label(state: str) -> str:
 
 
 @blueprint.get("/manage/<token>/booked")
-def confirmation(token: str) -> str:
+def confirmation(token: str) -> Any:
     booking = _booking(token)
+    if not booking.holds_slot:  # cancelled or declined since: the manage page says so
+        return redirect(link("manage", token=token))
     return render_template(
         "public/booking.html", booking=_details(booking), confirmation=True, notice=None
     )
@@ -661,15 +715,17 @@ def calendar_file(token: str) -> Response:
 
 
 @blueprint.route("/manage/<token>/cancel", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
 def cancel(token: str) -> Any:
     booking = _booking(token)
+    posted = request.method == "POST"
     form = ActionForm(
-        request.form if request.method == "POST" else None,
-        meta={"csrf_context": f"cancel:{booking.uid}"},
+        request.form if posted else None, meta={"csrf_context": f"cancel:{booking.uid}"}
     )
     problem = None
-    if request.method == "POST":
+    if posted:
         if form.validate():
+            db_session().close()  # one connection at a time: the write below takes its own
             try:
                 with unit_of_work(instance().database.sessions, write=True) as session:
                     cancel_booking(
@@ -679,7 +735,8 @@ def cancel(token: str) -> Any:
                         reason=(form.reason.data or "").strip()[:500] or None,
                     )
             except BookingError as refused:
-                problem = _refusal(refused)
+                problem = describe(refused.code, gettext)
+                booking = _booking(token)
             else:
                 return redirect(link("manage", token=token, done="cancelled"))
         else:
@@ -689,45 +746,33 @@ def cancel(token: str) -> Any:
     ), (409 if problem else 200)
 
 
-def _refusal(error: BookingError) -> str:
-    if error.code == "too_late":
-        return gettext("It is too late to change this booking online. Please contact us.")
-    if error.code == "not_allowed":
-        return gettext("This booking cannot be changed online. Please contact us.")
-    if isinstance(error, SlotTaken):
-        return gettext("This time was just taken. Please pick another time.")
-    return gettext("This booking cannot be changed any more.")
-
-
 @blueprint.route("/manage/<token>/reschedule", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
 def reschedule(token: str) -> Any:
     booking = _booking(token)
-    context = context_of(booking)
-    details = _details(booking)
-    zone = (
-        _zone(booking.calendar)
-        if "tz" in request.args or "tz" in request.form
-        else (booking.timezone)
-    )
-    source = request.form if request.method == "POST" else request.args
-    start = _parse_start(source.get("start"))
+    posted = request.method == "POST"
+    zone = _zone(booking.calendar) if "tz" in request.values else booking.timezone
+    start = _parse_start((request.form if posted else request.args).get("start"))
     form = ActionForm(
-        request.form if request.method == "POST" else None,
-        meta={"csrf_context": f"reschedule:{booking.uid}"},
+        request.form if posted else None, meta={"csrf_context": f"reschedule:{booking.uid}"}
     )
     problem = None
-    if request.method == "POST" and start is not None:
+    if posted and start is not None:
         if form.validate():
+            db_session().close()  # one connection at a time: the write below takes its own
             try:
                 with unit_of_work(instance().database.sessions, write=True) as session:
                     reschedule_booking(session, find_by_manage_token(session, token), start, now())
             except BookingError as refused:
-                problem = _refusal(refused)
+                problem = describe(refused.code, gettext)
                 start = None
+                booking = _booking(token)
             else:
                 return redirect(link("manage", token=token, done="rescheduled"))
         else:
             problem = gettext("This form has expired. Reload the page and try again.")
+    context = context_of(booking)
+    details = _details(booking)
     staff = booking.staff_member.slug if context.workflow.staff.client_chooses else None
     picker = _picker(context, zone, staff, exclude_booking=booking.id)
 

@@ -15,13 +15,7 @@
     }
   }
 
-  // 2. Changing the staff member or the time zone shows the times at once.
-  var options = document.querySelector("form[data-picker-options]");
-  if (options) {
-    options.addEventListener("change", function () { options.submit(); });
-  }
-
-  // 3. Switch days without reloading the page.
+  // 2. Switch days without reloading the page.
   var picker = document.querySelector("[data-picker]");
   if (!picker || !picker.dataset.timesUrl) { return; }
   var list = picker.querySelector("[data-slots]");

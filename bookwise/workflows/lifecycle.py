@@ -57,6 +57,19 @@ class Lifecycle:
         """Whether a booking in ``state`` keeps its time taken."""
         return self.states[state].holds_slot if state in self.states else False
 
+    @property
+    def needs_approval(self) -> bool:
+        """A booking starts waiting: staff move it from the initial state to one that goes on
+        (``requested`` -> ``approve`` -> ``confirmed``), not only to an end."""
+        initial = self.initial
+        return any(
+            initial in t.sources
+            and "client" not in t.by
+            and t.target in self.states
+            and not self.states[t.target].final
+            for t in self.transitions
+        )
+
     def is_final(self, state: str) -> bool:
         return state in self.states and self.states[state].final
 

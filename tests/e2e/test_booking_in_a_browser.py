@@ -202,6 +202,8 @@ def test_two_clients_race_for_the_same_time(browser: Any, live: str) -> None:
     assert loser.locator("#field_name").input_value() == "Second"
     choices = loser.locator("input[name=start][type=radio]")
     assert choices.count() > 0
+    assert not any(choices.nth(i).is_checked() for i in range(choices.count()))  # none for them
+    choices.first.check()
     loser.check("#consent")
     loser.click("button[type=submit]")
     loser.wait_for_selector(".success")

@@ -1,0 +1,33 @@
+"""What to tell a person when a booking request is refused, in their language. Pure.
+
+The services raise errors with stable codes; the pages and the API word them with
+:func:`describe`, through the translation function they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bookwise.bookings.answers import N_
+
+REFUSALS = {
+    "slot_taken": N_("This time was just taken. Please pick another time."),
+    "not_a_slot": N_("This time cannot be booked for this service. Please pick another time."),
+    "in_the_past": N_("This time has already passed. Please pick another time."),
+    "too_soon": N_("This time is too soon to be booked online. Please pick a later time."),
+    "too_far": N_("This time is too far ahead to be booked yet. Please pick an earlier time."),
+    "staff_not_choosable": N_("This service chooses its staff itself."),
+    "unknown_staff": N_("This person does not take bookings for this service."),
+    "too_late": N_("It is too late to change this booking online. Please contact us."),
+    "not_allowed": N_("This booking cannot be changed online. Please contact us."),
+    "invalid_state": N_("This booking cannot be changed any more."),
+    "forbidden": N_("This booking cannot be changed any more."),
+    "unknown_transition": N_("This booking cannot be changed any more."),
+    "invalid_start": N_("This time cannot be booked for this service. Please pick another time."),
+}
+GENERIC = N_("Your request could not be completed. Please try again.")
+
+
+def describe(code: str, translate: Callable[[str], str] = str) -> str:
+    """The message for a refusal code, translated."""
+    return translate(REFUSALS.get(code, GENERIC))
