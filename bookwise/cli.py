@@ -272,6 +272,93 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
         scheduler.start()
 
 
+# --- simulate -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.argument("workflow_id")
+@click.option(
+    "--start",
+    "start_text",
+    required=True,
+    help="When the booking starts: 2026-12-01T10:00 (in --tz) or with an offset.",
+)
+@click.option(
+    "--tz",
+    "zone",
+    default=None,
+    help="Time zone of the booking (default: UTC or the offset given).",
+)
+@click.option("--locale", default=None, help="Language of the messages (default: the instance's).")
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    config_path: Path | None,
+    workflow_id: str,
+    start_text: str,
+    zone: str | None,
+    locale: str | None,
+) -> None:
+    """Print every message WORKFLOW_ID would send for a booking at --start, rendered; send none."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bookwise import instance
+    from bookwise.notifications.simulation import simulate as run_simulation
+    from bookwise.notifications.templates import SHIPPED_TEMPLATES
+    from bookwise.timezones import parse_zone
+
+    settings = settings_from(ctx, config_path)
+    workflows = instance.checked_workflows(settings)
+    if workflow_id not in workflows:
+        raise BookwiseError(
+            f"no workflow {workflow_id!r} in {settings.workflows_dir}; "
+            f"known: {', '.join(sorted(workflows))}"
+        )
+    if zone is not None and parse_zone(zone) is None:
+        raise BookwiseError(f"unknown time zone {zone!r}; use an IANA name like Europe/Paris")
+    try:
+        start = datetime.fromisoformat(start_text)
+    except ValueError:
+        raise BookwiseError(
+            f"--start {start_text!r} is not a date and time like 2026-12-01T10:00"
+        ) from None
+    zone = zone or "UTC"
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(zone))
+    language = locale or settings.default_locale
+    if language not in settings.locales:
+        raise BookwiseError(f"--locale must be one of {', '.join(settings.locales)}")
+    messages = run_simulation(
+        workflows[workflow_id].workflow,
+        start,
+        zone,
+        language,
+        [settings.templates_dir, SHIPPED_TEMPLATES],
+    )
+    click.echo(
+        f"{workflow_id}: {len(messages)} message(s) for a booking at "
+        f"{start.isoformat()} ({zone}), in {language}. Nothing is sent."
+    )
+    problems = 0
+    for message in messages:
+        due = f" (due {message.due.astimezone(ZoneInfo(zone)).isoformat()})" if message.due else ""
+        click.echo(
+            f"\n=== {message.when}{due}: {message.event} -> {message.recipient} "
+            f"by {message.channel}"
+        )
+        if message.rendered is None:
+            problems += 1
+            click.echo(f"PROBLEM: {message.problem}")
+            continue
+        if message.rendered.subject:
+            click.echo(f"Subject: {message.rendered.subject}")
+        click.echo(message.rendered.text)
+    if problems:
+        ctx.exit(1)
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 

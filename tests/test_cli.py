@@ -300,3 +300,37 @@ def test_validate_refuses_unknown_channels(
     result = bookwise_cli("validate", "--config", str(config_file), str(flow))
     assert result.exit_code == 1
     assert "unknown channel 'emial'; did you mean 'email'?" in result.stderr
+
+
+def test_simulate_prints_every_message(bookwise_cli: Any, config_file: Path) -> None:
+    result = bookwise_cli(
+        "simulate",
+        "patient-visit",
+        "--start",
+        "2026-12-01T10:00",
+        "--tz",
+        "Europe/Paris",
+        "--locale",
+        "fr",
+        "--config",
+        str(config_file),
+    )
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("patient-visit: 10 message(s) for a booking at 2026-12-01T10:00:00+01:00")
+    assert "=== 2d before (due 2026-11-29T10:00:00+01:00): reminder -> client by email" in out
+    assert "=== 2h before (due 2026-12-01T08:00:00+01:00): reminder -> client by sms" in out
+    assert "Subject: Rendez-vous confirmé : Consultation, mardi 1 décembre 2026, 10:00" in out
+    assert "Nothing is sent." in out
+
+
+def test_simulate_refuses_what_it_cannot_do(bookwise_cli: Any, config_file: Path) -> None:
+    base = ("--config", str(config_file))
+    unknown = bookwise_cli("simulate", "nope", "--start", "2026-12-01T10:00", *base)
+    assert unknown.exit_code == 1 and "no workflow 'nope'" in unknown.stderr
+    bad = bookwise_cli("simulate", "tutoring", "--start", "tomorrow", *base)
+    assert bad.exit_code == 1 and "is not a date and time" in bad.stderr
+    zone = bookwise_cli(
+        "simulate", "tutoring", "--start", "2026-12-01T10:00", "--tz", "Mars", *base
+    )
+    assert zone.exit_code == 1 and "unknown time zone 'Mars'" in zone.stderr

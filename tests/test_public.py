@@ -555,3 +555,25 @@ def test_a_booking_cannot_come_back_over_another(scenario: Any) -> None:
         )
         with pytest.raises(SlotTaken):
             transition_booking(session, first, "resume", "staff", "staff:ana", now)
+
+
+def test_text_messages_are_asked_on_each_booking(web: Any, scenario_app: Any) -> None:
+    from bookwise.notifications.models import Notification
+
+    url, page = open_form(web, service="visit", staff="ben")
+    assert 'name="sms_opt_in"' in page and "Reply STOP to stop them." in page
+    data = {
+        **form_values(page),
+        "field_name": "T",
+        "field_email": "t@example.org",
+        "field_phone": "+33612345678",
+        "sms_opt_in": "y",
+    }
+    assert web.post(url, data=data, headers=ORIGIN).status_code == 302
+    with scenario_app.extensions["bookwise"].database.sessions() as session:
+        booking = session.scalar(sa.select(Booking))
+        assert booking.sms_opt_in
+        channels = set(session.scalars(sa.select(Notification.channel)))
+    assert "sms" in channels
+    _, plain = open_form(web, service="consult")
+    assert 'name="sms_opt_in"' not in plain  # the consult workflow sends no text messages

@@ -323,6 +323,9 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     consent = body.get("consent")
     if consent is not None and not isinstance(consent, bool):
         raise ApiError(400, "invalid_request", "consent must be true or false")
+    sms_opt_in = body.get("sms_opt_in", False)
+    if not isinstance(sms_opt_in, bool):
+        raise ApiError(400, "invalid_request", "sms_opt_in must be true or false")
     start = _moment(body.get("start"))
     staff = _optional_text(body, "staff")
     locale = _optional_text(client, "locale")
@@ -358,6 +361,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
                 locale=locale,
                 timezone=timezone,
                 source="api",
+                sms_opt_in=sms_opt_in,
             ),
             now(),
         )

@@ -8,7 +8,8 @@ time zone, with its VTIMEZONE.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -75,13 +76,18 @@ def build_ics(event: CalendarEvent, method: Literal["PUBLISH", "REQUEST", "CANCE
                 "PARTSTAT": "ACCEPTED",
             },
         )
+    calendar.add_component(_timezone(event.timezone, event.start.astimezone(zone).year))
     calendar.add_component(vevent)
-    day = event.start.astimezone(zone).date()
-    calendar.add_missing_timezones(
-        first_date=day - timedelta(days=366), last_date=day + timedelta(days=366)
-    )
     data: bytes = calendar.to_ical()
     return data
+
+
+@lru_cache(maxsize=256)
+def _timezone(zone: str, year: int) -> icalendar.Timezone:
+    """The zone's VTIMEZONE around ``year`` (built once: it is the same for every event)."""
+    return icalendar.Timezone.from_tzid(
+        zone, first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1)
+    )
 
 
 __all__ = ["CalendarEvent", "build_ics"]

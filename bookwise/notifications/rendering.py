@@ -16,11 +16,11 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, Undefined, meta
+from jinja2 import Template, TemplateError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
@@ -61,6 +61,12 @@ def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=2048)
+def _compiled(source: str, autoescape: bool) -> Template:
+    """A template compiled once per text (compiling costs more than rendering)."""
+    return _environment(autoescape).from_string(source)
+
+
 @dataclass(frozen=True)
 class TemplateParts:
     """The parts of one template for one audience, channel and language."""
@@ -95,6 +101,17 @@ def check_parts(parts: TemplateParts) -> list[str]:
             line = f" (line {number})" if number else ""
             problems.append(f"{name}: {exc.message}{line}")
             continue
+        private = sorted(
+            {node.attr for node in tree.find_all(nodes.Getattr) if node.attr.startswith("_")}
+            | {
+                str(node.arg.value)
+                for node in tree.find_all(nodes.Getitem)
+                if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_")
+            }
+        )
+        if private:
+            problems.append(f"{name}: not allowed in a template: {', '.join(private)}")
+            continue
         unknown = sorted(meta.find_undeclared_variables(tree) - set(VARIABLES) - {"a", "loop"})
         if unknown:
             problems.append(
@@ -111,11 +128,9 @@ def check_parts(parts: TemplateParts) -> list[str]:
 def render(parts: TemplateParts, context: Mapping[str, Any]) -> Rendered:
     """Render ``parts`` with ``context``; :class:`TemplateProblem` when the template fails."""
     try:
-        text = _environment(False).from_string(parts.text).render(context)
-        subject = (
-            _environment(False).from_string(parts.subject).render(context) if parts.subject else ""
-        )
-        page = _environment(True).from_string(parts.html).render(context) if parts.html else None
+        text = _compiled(parts.text, False).render(context)
+        subject = _compiled(parts.subject, False).render(context) if parts.subject else ""
+        page = _compiled(parts.html, True).render(context) if parts.html else None
     except SecurityError as exc:
         raise TemplateProblem(f"not allowed in a template: {exc}") from None
     except TemplateError as exc:

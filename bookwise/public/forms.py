@@ -162,6 +162,14 @@ def booking_form(workflow: Workflow, locale: str, fallback: str) -> type[PublicF
     }
     for spec in workflow.fields:
         attributes[f"field_{spec.id}"] = _field(spec, locale, fallback)
+    if workflow.texts_client:
+        # Asked on every booking: agreeing once does not mean agreeing for good.
+        attributes["sms_opt_in"] = BooleanField(
+            label=lazy_gettext(
+                "Send me text messages about this booking (confirmation, reminders). "
+                "Reply STOP to stop them."
+            )
+        )
     if workflow.consent is not None:
         attributes["consent"] = BooleanField(
             label=_text(workflow.consent.text, locale, fallback),

@@ -560,6 +560,7 @@ def _create(
                 locale=locale(),
                 timezone=zone,
                 source="public",
+                sms_opt_in=bool(form.sms_opt_in.data) if "sms_opt_in" in form else False,
             ),
             now(),
         )

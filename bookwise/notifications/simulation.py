@@ -1,0 +1,149 @@
+"""``bookwise simulate``: every message a workflow would send for a booking, rendered, sent to no
+one. Business users check their rules and wording before publishing a workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bookwise.formatting import format_clock, format_day, format_when, human_duration
+from bookwise.notifications.rendering import (
+    Rendered,
+    TemplateProblem,
+    file_template,
+    render,
+    sample_context,
+)
+from bookwise.workflows.language import Workflow
+from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
+
+
+@dataclass(frozen=True)
+class SimulatedMessage:
+    when: str  # "at booking", "24h before", ...
+    due: datetime | None
+    event: str
+    recipient: str
+    channel: str
+    rendered: Rendered | None
+    problem: str | None = None
+
+
+def _context(workflow: Workflow, start: datetime, zone: str, locale: str) -> dict[str, Any]:
+    context = sample_context()
+    context["calendar"] = {
+        "name": "Example Business",
+        "address": "1 Example Street",
+        "phone": "+44 20 7946 0000",
+        "reply_to": "hello@example.org",
+    }
+    context["staff"] = {"name": "Alex Morgan", "email": "alex@example.org"}
+    context["client"] = {"name": "Sam Taylor", "email": "sam@example.org", "phone": "+447700900123"}
+    context["answers"] = [
+        {
+            "label": spec.label.get(locale),
+            "value": spec.options[0].label.get(locale) if spec.options else "…",
+        }
+        for spec in workflow.custom_fields
+        if not spec.sensitive
+    ]
+    end = start + workflow.duration
+    context["service"] = {
+        "name": workflow.name.get(locale),
+        "duration": human_duration(workflow.duration, locale),
+    }
+    context["booking"] = dict(
+        context["booking"],
+        start=format_when(start, zone, locale),
+        end=format_clock(end, zone, locale),
+        date=format_day(start, locale),
+        time=format_clock(start, zone, locale),
+        timezone=zone,
+        location=workflow.location.address.get(locale)
+        if workflow.location.type == "in_person"
+        else "",
+        meeting_url="https://meet.example.org/room" if workflow.location.type == "online" else "",
+    )
+    context["previous"] = {"start": format_when(start - timedelta(days=1), zone, locale)}
+    return context
+
+
+def _stage(event: str, workflow: Workflow) -> str:
+    lifecycle = workflow.lifecycle
+    if event == lifecycle.initial:
+        return "at booking"
+    if event == RESCHEDULED:
+        return "if it is rescheduled"
+    state = lifecycle.states.get(event)
+    if state is not None and state.final:
+        return f"if it becomes {event}"
+    return f"when it becomes {event}"
+
+
+def simulate(
+    workflow: Workflow,
+    start: datetime,
+    zone: str,
+    locale: str,
+    template_folders: Iterable[Path],
+) -> list[SimulatedMessage]:
+    """The messages of ``workflow`` for a booking at ``start``: the immediate ones in the order of
+    the lifecycle, then the reminders and follow-ups in time order."""
+    folders = list(template_folders)
+    context = _context(workflow, start, zone, locale)
+    out: list[SimulatedMessage] = []
+    order = [*workflow.lifecycle.states, RESCHEDULED]
+    rules = sorted(
+        workflow.notifications,
+        key=lambda r: (
+            r.on in (REMINDER, FOLLOW_UP),
+            start - r.before if r.before else start + workflow.duration + (r.after or timedelta()),
+            order.index(r.on) if r.on in order else len(order),
+        ),
+    )
+    for rule in rules:
+        if rule.on == REMINDER and rule.before is not None:
+            due: datetime | None = start - rule.before
+            when = f"{_span(rule.before)} before"
+        elif rule.on == FOLLOW_UP and rule.after is not None:
+            due = start + workflow.duration + rule.after
+            when = f"{_span(rule.after)} after the end"
+        else:
+            due, when = None, _stage(rule.on, workflow)
+        for recipient in rule.to:
+            audience = "client" if recipient == "client" else "staff"
+            for channel in rule.channels:
+                parts = file_template(folders, rule.template, audience, channel, locale, "en")
+                if parts is None and channel not in ("email", "sms"):
+                    parts = file_template(folders, rule.template, audience, "email", locale, "en")
+                if parts is None:
+                    out.append(
+                        SimulatedMessage(
+                            when,
+                            due,
+                            rule.on,
+                            recipient,
+                            channel,
+                            None,
+                            f"no template {rule.template!r} for {audience} on {channel}",
+                        )
+                    )
+                    continue
+                try:
+                    rendered = render(parts, context)
+                except TemplateProblem as exc:
+                    out.append(
+                        SimulatedMessage(when, due, rule.on, recipient, channel, None, str(exc))
+                    )
+                    continue
+                out.append(SimulatedMessage(when, due, rule.on, recipient, channel, rendered))
+    return out
+
+
+def _span(value: timedelta) -> str:
+    from bookwise.durations import format_duration
+
+    return format_duration(value)
