@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request, send_from_directory
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -65,6 +66,7 @@ def create_app(
 
     from bookwise.accounts.views import blueprint as accounts_blueprint
     from bookwise.accounts.views import login_manager
+    from bookwise.admin import init_admin
     from bookwise.api.views import blueprint as api_blueprint
     from bookwise.public.views import blueprint as public_blueprint
 
@@ -75,13 +77,22 @@ def create_app(
     # Their forms carry their own signed token (no session cookie reaches a frame).
     app.register_blueprint(public_blueprint, name="embed", url_prefix="/embed")
     app.register_blueprint(public_blueprint)
+    init_admin(app)
 
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
     app.teardown_appcontext(close_session)
     app.after_request(_remember_language)
     app.after_request(_security_headers)
     _register_error_pages(app)
     return app
+
+
+def _favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says."""
+    return send_from_directory(
+        Path(__file__).parent / "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 def _remember_language(response: Response) -> Response:
@@ -100,9 +111,13 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     ancestors = g.get("frame_ancestors") or []
     frame = " ".join(ancestors) if ancestors else "'none'"
+    # The back office's pages (Flask-Admin's templates) carry a few inline scripts, each with
+    # this response's nonce; every other page has none at all.
+    nonce = g.get("csp_nonce")
+    scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"default-src 'self'; script-src {scripts}; style-src {scripts}; img-src 'self' data:; "
         f"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {frame}",
     )
     if not ancestors:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -47,6 +47,33 @@ class ProblemsError(BookwiseError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = sorted(problems, key=_problem_order)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def N_(text: str) -> str:
+    """Marks ``text`` for the catalogs without translating it here (pure code words its messages
+    with this; the web layer translates them in the reader's language)."""
+    return text
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to translate later: its catalog id and the values it names."""
+
+    text: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def translate(self, gettext: Callable[..., str]) -> str:
+        return gettext(self.text, **self.values)
+
+
+class InvalidInput(BookwiseError):
+    """Values typed in a form cannot be saved: field name -> what is wrong with it."""
+
+    def __init__(self, problems: Mapping[str, Message]) -> None:
+        self.problems = dict(problems)
+        super().__init__(
+            "; ".join(f"{name}: {m.text % dict(m.values)}" for name, m in self.problems.items())
+        )
 
 
 class NotFound(BookwiseError):

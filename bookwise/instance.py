@@ -6,6 +6,7 @@ operation that writes data is one transaction: a failure anywhere writes nothing
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from bookwise.workflows.services import SyncReport, sync_workflow_files, workflo
 from bookwise.workflows.sources import check_instance_workflows
 
 DEMO_ADMIN_EMAIL = "admin@bookwise.test"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -209,8 +211,24 @@ def start_instance(
             )
             for calendar in session.scalars(select(Calendar)):
                 grant_role(session, user, calendar.id, "admin", actor="demo")
-            return StartReport(result.workflows, demo_loaded=True, warnings=result.warnings)
-        return StartReport(sync_workflow_files(session, checked, actor))
+            report = StartReport(result.workflows, demo_loaded=True, warnings=result.warnings)
+        else:
+            return StartReport(sync_workflow_files(session, checked, actor))
+    _seed_demo_bookings(database)
+    return report
+
+
+def _seed_demo_bookings(database: Database) -> None:
+    """Sample bookings for the demo; without them the demo still works, so a failure is logged."""
+    from bookwise.db import utcnow
+    from bookwise.demo import seed_demo_bookings
+
+    try:
+        with unit_of_work(database.sessions, write=True) as session:
+            count = seed_demo_bookings(session, utcnow())
+        log.info("demo: %d sample bookings", count)
+    except Exception:
+        log.exception("demo: the sample bookings could not be made")
 
 
 def ensure_admin(

@@ -72,6 +72,41 @@ def confirmation(browser: Any, base: str) -> None:
     context.close()
 
 
+ADMIN_SHOTS = [
+    # (file name, path, language)
+    ("admin-home.png", "/admin/", "en"),
+    ("admin-week.png", "/admin/bookings/grid?view=week", "en"),
+    ("admin-bookings.png", "/admin/bookings/", "en"),
+    ("admin-editor.png", "/admin/workflows/hr-interview/edit", "en"),
+    ("admin-template-fr.png", "/admin/templates/confirmed/client/email/fr", "fr"),
+    ("admin-reports.png", "/admin/reports/", "en"),
+]
+
+
+def back_office(browser: Any, base: str, folder: str) -> None:
+    """Sign in as the demo administrator, choose the HR calendar, photograph the back office."""
+    email, password = (Path(folder) / "instance" / "demo-admin.txt").read_text().split()
+    for name, path, lang in ADMIN_SHOTS:
+        context = browser.new_context(
+            viewport={"width": 1360, "height": 900},
+            locale=lang,
+            timezone_id="Europe/Paris",
+            extra_http_headers={"Accept-Language": lang},
+        )
+        page = context.new_page()
+        page.goto(base + "/login")
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.select_option("#bw-calendar", label="Northwind Talent")
+        page.click(".calendar-switcher button")
+        page.goto(base + path)
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(OUT / name), full_page=name != "admin-editor.png")
+        print(f"wrote docs/screenshots/{name}")
+        context.close()
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -118,6 +153,7 @@ def main() -> int:
                     context.close()
                     print(f"wrote docs/screenshots/{name}")
                 confirmation(browser, base)
+                back_office(browser, base, folder)
                 browser.close()
         finally:
             server.terminate()

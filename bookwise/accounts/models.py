@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
@@ -47,7 +48,13 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """The id kept in the session cookie, with a fingerprint of the password hash: changing
+        the password signs out every other session."""
+        return f"{self.id}.{self.session_fingerprint}"
+
+    @property
+    def session_fingerprint(self) -> str:
+        return hashlib.sha256(self.password_hash.encode("utf-8")).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

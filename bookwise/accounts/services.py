@@ -113,6 +113,18 @@ def grant_role(
     return existing
 
 
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """Replace the user's password after checking the current one; :class:`AccountError` when
+    it is wrong or the new one is too short. Other sessions of the user end (see ``get_id``)."""
+    if not check_password_hash(user.password_hash, current):
+        raise AccountError("the current password is not right")
+    check_password_strength(new)
+    if new == current:
+        raise AccountError("the new password must differ from the current one")
+    user.password_hash = hash_password(new)
+    record(session, "user.password", user.email, object_type="user", object_id=user.id)
+
+
 def authenticate(session: Session, email: str, password: str) -> User:
     """The user with this e-mail and password, or :class:`SignInFailed`.
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from bookwise.accounts.models import CalendarRole, User
-from bookwise.accounts.services import SignInFailed, authenticate
+from bookwise.accounts.services import AccountError, SignInFailed, authenticate, change_password
 from bookwise.calendars.models import Calendar
+from bookwise.errors import NotFound
 from bookwise.i18n import gettext
 from bookwise.web import db_session
 
@@ -27,17 +29,39 @@ login_manager.login_message = lazy_gettext("Please sign in to see this page.")
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    """The user of a session, while their account is active and their password unchanged."""
+    number, _, fingerprint = user_id.partition(".")
+    if not number.isdigit() or len(number) > 12:
         return None
-    user = db_session().get(User, int(user_id))
-    return user if user is not None and user.active else None
+    user = db_session().get(User, int(number))
+    if user is None or not user.active:
+        return None
+    return user if hmac.compare_digest(fingerprint, user.session_fingerprint) else None
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
-    email = EmailField(
-        lazy_gettext("E-mail"), validators=[DataRequired(), Email(), Length(max=320)]
-    )
+    # No address validation here: signing in only looks the address up (and a strict
+    # validator refuses reserved domains such as the demo's admin@bookwise.test).
+    email = EmailField(lazy_gettext("E-mail"), validators=[DataRequired(), Length(max=320)])
     password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordForm(FlaskForm):  # type: ignore[misc]
+    current = PasswordField(
+        lazy_gettext("Current password"), validators=[DataRequired(), Length(max=200)]
+    )
+    new = PasswordField(
+        lazy_gettext("New password"),
+        validators=[DataRequired(), Length(min=10, max=200)],
+        description=lazy_gettext("At least 10 characters."),
+    )
+    repeat = PasswordField(
+        lazy_gettext("New password again"),
+        validators=[
+            DataRequired(),
+            EqualTo("new", message=lazy_gettext("The two new passwords differ.")),
+        ],
+    )
 
 
 class LogoutForm(FlaskForm):  # type: ignore[misc]
@@ -63,14 +87,16 @@ def login() -> str | Response:
             session.commit()
             login_user(user)
             target = request.args.get("next", "")
-            if not _local_path(target):
-                target = url_for("accounts.account")
+            if not local_path(target):
+                target = (
+                    url_for("admin.index") if _works_here(user) else url_for("accounts.account")
+                )
             return redirect(target)
     status = 401 if error else 200
     return render_template("accounts/login.html", form=form, error=error), status  # type: ignore[return-value]
 
 
-def _local_path(target: str) -> bool:
+def local_path(target: str) -> bool:
     """Only a path of this site may follow sign-in: anything else would make us an open redirect
     (``//evil.example``, ``/\\evil.example`` that browsers read as ``//``, ``https:...``)."""
     parts = urlsplit(target)
@@ -101,3 +127,73 @@ def account() -> str:
         .order_by(Calendar.name)
     )
     return render_template("accounts/account.html", roles=list(rows), logout_form=LogoutForm())
+
+
+def _works_here(user: User) -> bool:
+    """Whether the user has a back office to go to (a role somewhere, or the whole instance)."""
+    if user.is_superadmin:
+        return True
+    return (
+        db_session().scalar(select(CalendarRole.id).where(CalendarRole.user_id == user.id).limit(1))
+        is not None
+    )
+
+
+@blueprint.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password_page() -> str | Response:
+    form = PasswordForm()
+    error = None
+    if form.validate_on_submit():
+        session = db_session()
+        user = session.get(User, current_user.id)
+        assert user is not None
+        try:
+            change_password(session, user, form.current.data, form.new.data)
+        except AccountError as exc:
+            session.rollback()
+            error = {
+                "the current password is not right": gettext("The current password is not right."),
+                "the new password must differ from the current one": gettext(
+                    "The new password must differ from the current one."
+                ),
+            }.get(str(exc), gettext("The new password must have at least 10 characters."))
+        else:
+            session.commit()
+            login_user(user)  # this session goes on with the new fingerprint; the others end
+            flash(gettext("Your password is changed. Other sessions are signed out."))
+            return redirect(url_for("accounts.account"))
+    status = 422 if (error or form.errors) else 200
+    return render_template("accounts/password.html", form=form, error=error), status  # type: ignore[return-value]
+
+
+# --- a staff member answers their invitation (a link in an e-mail; no account needed) ---------
+
+
+@blueprint.route("/staff-invitation/<token>/<answer>", methods=["GET", "POST"])
+def staff_invitation(token: str, answer: str) -> str | Response:
+    """Accept or decline being bookable. The e-mail's link opens a page with a button: a link
+    alone must not change anything (mail scanners open links)."""
+    from bookwise.calendars.editing import answer_invitation, find_invitation
+    from bookwise.config import secret_key_of
+    from bookwise.web import instance
+
+    if answer not in ("accept", "decline") or len(token) > 512:
+        raise NotFound("no such invitation")
+    session = db_session()
+    member = find_invitation(session, secret_key_of(instance().settings), token)
+    form = LogoutForm()  # only the CSRF token
+    done = False
+    if request.method == "POST" and form.validate_on_submit():
+        answer_invitation(session, member, accept=answer == "accept")
+        session.commit()
+        done = True
+    g.noindex = True
+    return render_template(
+        "accounts/invitation.html",
+        member=member,
+        calendar=member.calendar,
+        answer=answer,
+        form=form,
+        done=done,
+    )

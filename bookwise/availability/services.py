@@ -8,7 +8,7 @@ every query is bounded by the pool's staff ids and by the time window (indexes o
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,7 +56,21 @@ class Availability:
         return next(m.slug for m in self.pool if m.id == staff_id)
 
 
-def slot_rules(calendar: Calendar, service: Service, workflow: Workflow) -> SlotRules:
+# How far ahead staff may book on a client's behalf (the workflow's window binds clients only).
+STAFF_MAX_AHEAD = timedelta(days=730)
+
+
+def slot_rules(
+    calendar: Calendar, service: Service, workflow: Workflow, by_staff: bool = False
+) -> SlotRules:
+    """The engine's rules for a service. ``by_staff``: the workflow's booking window is for
+    clients; staff booking for a client (a phone call) may book any future time."""
+    if by_staff:
+        return replace(
+            slot_rules(calendar, service, workflow),
+            min_notice=timedelta(0),
+            max_ahead=STAFF_MAX_AHEAD,
+        )
     return SlotRules(
         timezone=calendar.timezone,
         duration=workflow.duration,
@@ -193,17 +207,19 @@ def service_availability(
     staff_ids: list[int] | None = None,
     exclude_booking: int | None = None,
     ignore_bookings: bool = False,
+    by_staff: bool = False,
 ) -> Availability:
     """Free slots of ``service`` starting in ``[window_start, window_end)``.
 
     ``staff_ids`` narrows the pool (a client's choice, a reschedule that keeps its staff);
     ``exclude_booking`` leaves one booking out (the one being moved); ``ignore_bookings`` gives
-    the slots as if nothing were booked (to tell "taken" from "never offered").
+    the slots as if nothing were booked (to tell "taken" from "never offered"); ``by_staff``
+    lifts the workflow's booking window (see :func:`slot_rules`).
     """
     pool = read_pool(session, service, workflow)
     if staff_ids is not None:
         pool = [m for m in pool if m.id in staff_ids]
-    rules = slot_rules(calendar, service, workflow)
+    rules = slot_rules(calendar, service, workflow, by_staff)
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
     staff_time = read_staff_time(
         session,

@@ -17,13 +17,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from bookwise.errors import N_
 from bookwise.workflows.language import Field, Workflow
-
-
-def N_(text: str) -> str:
-    """Marks ``text`` for the catalogs without translating it here."""
-    return text
-
 
 MESSAGES = {
     "required": N_("This field is required."),

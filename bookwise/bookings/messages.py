@@ -6,9 +6,11 @@ The services raise errors with stable codes; the pages and the API word them wit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from bookwise.bookings.answers import N_
+from bookwise.errors import N_
+from bookwise.workflows.language import Text
 
 REFUSALS = {
     "slot_taken": N_("This time was just taken. Please pick another time."),
@@ -31,3 +33,29 @@ GENERIC = N_("Your request could not be completed. Please try again.")
 def describe(code: str, translate: Callable[[str], str] = str) -> str:
     """The message for a refusal code, translated."""
     return translate(REFUSALS.get(code, GENERIC))
+
+
+# The platform's names of the usual states, for workflows that do not name them in a language.
+STATES = {
+    "confirmed": N_("Confirmed"),
+    "requested": N_("Waiting for confirmation"),
+    "cancelled": N_("Cancelled"),
+    "declined": N_("Declined"),
+    "completed": N_("Completed"),
+    "no_show": N_("Missed"),
+}
+
+
+def state_name(
+    label: Mapping[str, str] | Any, state: str, locale: str, translate: Callable[[str], str] = str
+) -> str:
+    """The workflow's own name for a state in ``locale``; else ours, translated; else the
+    workflow's in another language; else the state's id made readable."""
+    text = Text.of(label)
+    if locale in text.values or locale.split("_", maxsplit=1)[0] in text.values:
+        return text.get(locale)
+    if state in STATES:
+        return translate(STATES[state])
+    if text:
+        return text.get(locale)
+    return state.replace("_", " ").capitalize()

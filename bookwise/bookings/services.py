@@ -103,6 +103,9 @@ class BookingRequest:
     source: str = "public"
     actor: str = "client"
     sms_opt_in: bool = False
+    # Made by staff for a client (a phone booking): the workflow's booking window does not apply,
+    # and the staff member may be chosen even where the workflow assigns staff itself.
+    by_staff: bool = False
 
 
 @dataclass
@@ -164,11 +167,17 @@ def _lock_staff(session: Session, staff_ids: list[int]) -> None:
         ).all()
 
 
-def _check_window(workflow: Workflow, start: datetime, now: datetime) -> None:
+def _check_window(
+    workflow: Workflow, start: datetime, now: datetime, by_staff: bool = False
+) -> None:
+    """The workflow's booking window, for clients; staff booking for a client may book any
+    future time."""
     if start.tzinfo is None or start.utcoffset() is None:
         raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
     if start <= now:
         raise OutsideWindow("this time is in the past", "in_the_past")
+    if by_staff:
+        return
     if start < now + workflow.min_notice:
         raise OutsideWindow("this time is too soon to be booked online", "too_soon")
     if start > now + workflow.max_ahead:
@@ -182,6 +191,7 @@ def _slot_at(
     now: datetime,
     staff_ids: list[int] | None,
     exclude_booking: int | None = None,
+    by_staff: bool = False,
 ) -> Slot:
     """The free slot starting exactly at ``start``; :class:`SlotTaken` when it is booked up,
     :class:`NotASlot` when it was never offered."""
@@ -195,6 +205,7 @@ def _slot_at(
         now,
         staff_ids=staff_ids,
         exclude_booking=exclude_booking,
+        by_staff=by_staff,
     )
     for slot in found.slots:
         if slot.start == start:
@@ -209,6 +220,7 @@ def _slot_at(
         staff_ids=staff_ids,
         exclude_booking=exclude_booking,
         ignore_bookings=True,
+        by_staff=by_staff,
     )
     if any(slot.start == start for slot in unbooked.slots):
         raise SlotTaken("this time was just taken; please pick another")
@@ -271,7 +283,7 @@ def _week_counts(session: Session, context: BookingContext, slot: Slot) -> dict[
         )
         .group_by(Booking.staff_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def _slot_key(context: BookingContext, staff_id: int, start: datetime, uid: str) -> str:
@@ -326,12 +338,12 @@ def create_booking(
     workflow = context.workflow
     answers = check_answers(workflow, request.values, request.consent, now.date())
     start = request.start.astimezone(UTC) if request.start.tzinfo else request.start
-    _check_window(workflow, start, now)
+    _check_window(workflow, start, now, request.by_staff)
 
     pool = read_pool(session, context.service, workflow)
     wanted: list[int] | None = None
     if request.staff is not None:
-        if not workflow.staff.client_chooses:
+        if not workflow.staff.client_chooses and not request.by_staff:
             raise InvalidRequest("this service assigns its staff itself", "staff_not_choosable")
         member = next((m for m in pool if m.slug == request.staff), None)
         if member is None:
@@ -340,7 +352,7 @@ def create_booking(
             )
         wanted = [member.id]
     _lock_staff(session, wanted or [m.id for m in pool])
-    slot = _slot_at(session, context, start, now, wanted)
+    slot = _slot_at(session, context, start, now, wanted, by_staff=request.by_staff)
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool)
 
     # The contact details as given for this booking. Never an update of an earlier client with
@@ -506,12 +518,15 @@ def reschedule_booking(
     if role == "client":
         client_may_change(workflow, booking, now, raise_if_not=True)
     start = new_start.astimezone(UTC)
-    _check_window(workflow, start, now)
+    by_staff = role != "client"
+    _check_window(workflow, start, now, by_staff)
     pool = read_pool(session, context.service, workflow)
     keep_staff = workflow.staff.client_chooses
     wanted = [booking.staff_id] if keep_staff else None
     _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
-    slot = _slot_at(session, context, start, now, wanted, exclude_booking=booking.id)
+    slot = _slot_at(
+        session, context, start, now, wanted, exclude_booking=booking.id, by_staff=by_staff
+    )
     staff_id = _choose_staff(session, context, slot, pool, prefer=booking.staff_id)
     previous = booking.start_at
     state_before = booking.state
@@ -613,3 +628,75 @@ def cancel_booking(
 ) -> Booking:
     """Cancel one booking (for a group, this participant only) by the transition ``cancel``."""
     return transition_booking(session, booking, "cancel", role, actor, now, reason)
+
+
+def reassign_booking(
+    session: Session, booking: Booking, staff_id: int, now: datetime, actor: str
+) -> Booking:
+    """Give a booking to another staff member of its service's pool, free at its time (manual
+    load balancing). Its reminders are planned again for the new staff member."""
+    begin_write_if_fresh(session)
+    context = context_of(booking)
+    workflow = context.workflow
+    if workflow.lifecycle.is_final(booking.state) or not booking.holds_slot:
+        raise NotAllowed(
+            f"a {booking.state} booking cannot be given to someone else", "invalid_state"
+        )
+    if booking.start_at <= now:
+        raise OutsideWindow("this booking has already started", "in_the_past")
+    if staff_id == booking.staff_id:
+        return booking
+    pool = read_pool(session, context.service, workflow)
+    if staff_id not in {m.id for m in pool}:
+        raise InvalidRequest("this person does not take bookings for this service", "unknown_staff")
+    _lock_staff(session, sorted({booking.staff_id, staff_id}))
+    _slot_at(
+        session,
+        context,
+        booking.start_at,
+        now,
+        [staff_id],
+        exclude_booking=booking.id,
+        by_staff=True,
+    )
+    previous = booking.staff_id
+    booking.staff_id = staff_id
+    booking.slot_key = _slot_key(context, staff_id, booking.start_at, booking.uid)
+    booking.sequence += 1
+    _flush_or_taken(session)
+    history(
+        session,
+        booking,
+        "reassigned",
+        actor,
+        from_state=booking.state,
+        details={"from_staff": previous, "to_staff": staff_id},
+    )
+    withdraw_timed(session, booking)
+    plan_timed(session, booking, workflow, now)
+    session.flush()
+    return booking
+
+
+def reassign_to_anyone(
+    session: Session, booking: Booking, now: datetime, actor: str, excluded: int
+) -> Booking:
+    """Give a booking to whoever else in its pool is free at its time, chosen by the workflow's
+    assignment strategy; :class:`SlotTaken` when no one is."""
+    begin_write_if_fresh(session)
+    context = context_of(booking)
+    pool = [m for m in read_pool(session, context.service, context.workflow) if m.id != excluded]
+    if not pool:
+        raise SlotTaken("no one else takes bookings of this service")
+    _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
+    slot = _slot_at(
+        session,
+        context,
+        booking.start_at,
+        now,
+        [m.id for m in pool],
+        exclude_booking=booking.id,
+        by_staff=True,
+    )
+    staff_id = _choose_staff(session, context, slot, pool)
+    return reassign_booking(session, booking, staff_id, now, actor)

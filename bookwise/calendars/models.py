@@ -81,6 +81,8 @@ class StaffMember(Base):
     # "file" when a calendar data file manages it, "admin" when added in the back office.
     origin: Mapped[str] = mapped_column(String(16), default="file")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Removed in the back office: kept for the history of their bookings, never bookable again.
+    removed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bookwise.bookings.models import Booking
-from bookwise.calendars.models import StaffMember, TimeOff
+from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
 from bookwise.formatting import format_clock, format_day, format_when, human_duration
 from bookwise.notifications.models import Notification
@@ -17,13 +17,27 @@ from bookwise.workflows.services import workflow_of
 
 def reference(booking: Booking) -> str:
     """A short code people can read out on the phone: ``BW-`` and six characters of the id."""
-    return f"BW-{booking.uid[:6].upper()}"
+    return reference_code(booking.uid)
+
+
+def reference_code(uid: str) -> str:
+    return f"BW-{uid[:6].upper()}"
 
 
 def manage_url(settings: Settings, booking: Booking) -> str:
     from bookwise.bookings.services import manage_token
 
     return f"{settings.base_url}/manage/{manage_token(booking)}"
+
+
+def calendar_values(calendar: Calendar) -> dict[str, str]:
+    """The ``calendar`` variable of every message."""
+    return {
+        "name": calendar.name,
+        "address": calendar.address or "",
+        "phone": calendar.phone or "",
+        "reply_to": calendar.reply_to or "",
+    }
 
 
 def booking_context(
@@ -43,17 +57,12 @@ def booking_context(
             answers.append(
                 {
                     "label": spec.label.get(locale, fallback),
-                    "value": _answer(spec, booking.answers[spec.id], locale, fallback),
+                    "value": answer_text(spec, booking.answers[spec.id], locale, fallback),
                 }
             )
     address = location.address.get(locale, fallback) or calendar.address or ""
     return {
-        "calendar": {
-            "name": calendar.name,
-            "address": calendar.address or "",
-            "phone": calendar.phone or "",
-            "reply_to": calendar.reply_to or "",
-        },
+        "calendar": calendar_values(calendar),
         "service": {
             "name": workflow.name.get(locale, fallback),
             "duration": human_duration(workflow.duration, locale),
@@ -89,7 +98,7 @@ def _zone(zone: str) -> Any:
     return ZoneInfo(zone)
 
 
-def _answer(spec: Any, value: Any, locale: str, fallback: str) -> str:
+def answer_text(spec: Any, value: Any, locale: str, fallback: str) -> str:
     labels = {str(o.value): o.label.get(locale, fallback) for o in spec.options}
     if isinstance(value, list):
         return ", ".join(labels.get(str(v), str(v)) for v in value)
@@ -120,12 +129,7 @@ def message_context(session: Session, row: Notification, settings: Settings) -> 
         if time_off is None or member is None:
             return {}
         return {
-            "calendar": {
-                "name": member.calendar.name,
-                "address": member.calendar.address or "",
-                "phone": member.calendar.phone or "",
-                "reply_to": member.calendar.reply_to or "",
-            },
+            "calendar": calendar_values(member.calendar),
             "staff": {"name": member.name, "email": member.email},
             "time_off": {
                 "start": format_when(time_off.start_at, row.timezone, row.locale),

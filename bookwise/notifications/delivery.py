@@ -279,7 +279,9 @@ class Dispatcher:
         audience = "client" if row.recipient_kind == "client" else "staff"
         fallback = booking.calendar.default_locale if booking is not None else "en"
         context = message_context(session, row, self.settings)
-        edited = stored_template(session, row.template, audience, row.channel, row.locale, fallback)
+        edited = stored_template(
+            session, row.template, audience, row.channel, row.locale, fallback, row.calendar_id
+        )
         if edited is not None:
             try:
                 return render(edited, context), None
@@ -364,20 +366,32 @@ def _booking_values(row: Notification, booking: Booking, settings: Settings) -> 
 
 
 def stored_template(
-    session: Session, name: str, audience: str, channel: str, locale: str, fallback: str
+    session: Session,
+    name: str,
+    audience: str,
+    channel: str,
+    locale: str,
+    fallback: str,
+    calendar_id: int | None = None,
 ) -> TemplateParts | None:
-    """The back office's version of a template (edited, not the shipped default), if any."""
+    """The back office's version of a template, if any: the calendar's own copy first, then the
+    instance's edited one, language by language (the shipped default is the caller's)."""
     for candidate in locale_chain(locale, fallback):
-        stored = session.scalar(
+        rows = session.scalars(
             select(MessageTemplate).where(
                 MessageTemplate.name == name,
                 MessageTemplate.audience == audience,
                 MessageTemplate.channel == channel,
                 MessageTemplate.locale == candidate,
                 MessageTemplate.is_default.is_(False),
+                or_(
+                    MessageTemplate.calendar_id.is_(None),
+                    MessageTemplate.calendar_id == calendar_id,
+                ),
             )
-        )
-        if stored is not None:
+        ).all()
+        if rows:
+            stored = min(rows, key=lambda t: t.calendar_id is None)
             return TemplateParts(
                 text=stored.body_text, subject=stored.subject, html=stored.body_html
             )

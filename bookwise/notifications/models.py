@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bookwise.db import Base, utcnow
@@ -63,12 +63,39 @@ class SmsOptOut(Base):
 
 class MessageTemplate(Base):
     """A message template per (name, audience, channel, locale), seeded from the shipped files
-    and editable in the back office. ``is_default`` rows are still the shipped text."""
+    and editable in the back office. ``is_default`` rows are still the shipped text.
+
+    Rows without a calendar are the instance's wording (edited by a superadmin); a calendar's
+    admins edit their own copy (``calendar_id`` set), which wins for that calendar's messages.
+    """
 
     __tablename__ = "message_templates"
-    __table_args__ = (UniqueConstraint("name", "audience", "channel", "locale"),)
+    __table_args__ = (
+        Index(
+            "uq_message_templates_instance",
+            "name",
+            "audience",
+            "channel",
+            "locale",
+            unique=True,
+            sqlite_where=text("calendar_id IS NULL"),
+            postgresql_where=text("calendar_id IS NULL"),
+        ),
+        Index(
+            "uq_message_templates_calendar",
+            "calendar_id",
+            "name",
+            "audience",
+            "channel",
+            "locale",
+            unique=True,
+            sqlite_where=text("calendar_id IS NOT NULL"),
+            postgresql_where=text("calendar_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
     audience: Mapped[str] = mapped_column(String(20), default="client")
     channel: Mapped[str] = mapped_column(String(40))

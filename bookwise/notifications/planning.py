@@ -182,26 +182,46 @@ def withdraw_timed(session: Session, booking: Booking) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def plan_staff_notice(
+    session: Session,
+    member: StaffMember,
+    event: str,
+    key: str,
+    now: datetime,
+    payload: dict[str, Any],
+) -> Notification:
+    """An e-mail to a staff member about something other than a booking (time off, an
+    invitation), in the calendar's language; ``key`` makes it unique."""
+    calendar = member.calendar
+    row = Notification(
+        idempotency_key=f"{event}:{key}",
+        booking_id=None,
+        calendar_id=calendar.id,
+        event=event,
+        rule_key=None,
+        channel="email",
+        recipient_kind="staff",
+        recipient=member.email,
+        template=event,
+        locale=calendar.default_locale,
+        timezone=calendar.timezone,
+        due_at=now,
+        payload=payload,
+    )
+    session.add(row)
+    return row
+
+
 def plan_time_off_notice(session: Session, time_off: TimeOff, now: datetime) -> Notification | None:
     """Tell a staff member that time off was recorded for them, with its reason."""
     member = session.get(StaffMember, time_off.staff_id)
     if member is None or not member.email:
         return None
-    calendar = member.calendar
-    row = Notification(
-        idempotency_key=f"time-off:{time_off.id}:{member.email}",
-        booking_id=None,
-        calendar_id=calendar.id,
-        event="time-off",
-        rule_key=None,
-        channel="email",
-        recipient_kind="staff",
-        recipient=member.email,
-        template="time-off",
-        locale=calendar.default_locale,
-        timezone=calendar.timezone,
-        due_at=now,
-        payload={"time_off_id": time_off.id, "staff_id": member.id},
+    return plan_staff_notice(
+        session,
+        member,
+        "time-off",
+        f"{time_off.id}:{member.email}",
+        now,
+        {"time_off_id": time_off.id, "staff_id": member.id},
     )
-    session.add(row)
-    return row

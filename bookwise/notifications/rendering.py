@@ -25,23 +25,25 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 
+from bookwise.errors import N_
+
 # The variables a template may use, documented in docs/notifications.md.
 VARIABLES: dict[str, str] = {
-    "calendar": "the business: .name, .address, .phone, .reply_to",
-    "service": "what is booked: .name, .duration (written out, like '45 minutes')",
-    "booking": (
+    "calendar": N_("the business: .name, .address, .phone, .reply_to"),
+    "service": N_("what is booked: .name, .duration (written out, like '45 minutes')"),
+    "booking": N_(
         "the booking: .start (day and time), .end (time), .date, .time, .timezone, .state, "
         ".location, .meeting_url, .reference"
     ),
-    "previous": "for rescheduled: .start, the time before the change",
-    "client": "the client: .name, .email, .phone",
-    "staff": "the staff member: .name, .email",
-    "manage_url": "the client's link to see, move or cancel the booking",
-    "booking_url": "the service's booking page, to book again",
-    "reason": "the reason given for a decline, a cancellation or time off (may be empty)",
-    "answers": "the client's answers, each with .label and .value (sensitive ones left out)",
-    "time_off": "for time-off: .start, .end",
-    "invitation": "for staff-invitation: .accept_url, .decline_url",
+    "previous": N_("for rescheduled: .start, the time before the change"),
+    "client": N_("the client: .name, .email, .phone"),
+    "staff": N_("the staff member: .name, .email"),
+    "manage_url": N_("the client's link to see, move or cancel the booking"),
+    "booking_url": N_("the service's booking page, to book again"),
+    "reason": N_("the reason given for a decline, a cancellation or time off (may be empty)"),
+    "answers": N_("the client's answers, each with .label and .value (sensitive ones left out)"),
+    "time_off": N_("for time-off: .start, .end"),
+    "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
 }
 AUDIENCES = ("client", "staff")
 PARTS = ("subject", "text", "html")
@@ -226,8 +228,21 @@ def file_template(
     return None
 
 
-def sample_context() -> dict[str, Any]:
-    """Values of every documented variable, to check and preview templates."""
+def sample_context(locale: str = "fr") -> dict[str, Any]:
+    """Values of every documented variable, to check and preview templates (dates and times
+    written in ``locale``)."""
+    from datetime import UTC, datetime, timedelta
+
+    from bookwise.formatting import format_clock, format_day, format_when, human_duration
+
+    zone = "Europe/Paris"
+    start = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)
+    end = start + timedelta(minutes=20)
+    try:
+        when = format_when(start, zone, locale)
+    except Exception:  # an unknown locale: the preview still shows something readable
+        locale = "en"
+        when = format_when(start, zone, locale)
     return {
         "calendar": {
             "name": "Cabinet médical des Lilas",
@@ -235,28 +250,42 @@ def sample_context() -> dict[str, Any]:
             "phone": "+33 1 42 00 00 00",
             "reply_to": "secretariat@example.org",
         },
-        "service": {"name": "Consultation", "duration": "20 minutes"},
+        "service": {
+            "name": "Consultation",
+            "duration": human_duration(end - start, locale),
+        },
         "booking": {
-            "start": "mardi 24 novembre 2026, 14:30",
-            "end": "14:50",
-            "date": "mardi 24 novembre 2026",
-            "time": "14:30",
-            "timezone": "Europe/Paris",
+            "start": when,
+            "end": format_clock(end, zone, locale),
+            "date": format_day(start.astimezone(_paris()), locale),
+            "time": format_clock(start, zone, locale),
+            "timezone": zone,
             "state": "confirmed",
             "location": "12 rue des Lilas, Paris",
             "meeting_url": "",
             "reference": "BW-7K2Q9A",
         },
-        "previous": {"start": "lundi 23 novembre 2026, 10:00"},
+        "previous": {
+            "start": format_when(start - timedelta(days=1, hours=3, minutes=30), zone, locale)
+        },
         "client": {"name": "Zoé Martin", "email": "zoe@example.org", "phone": "+33612345678"},
         "staff": {"name": "Dr Claire Moreau", "email": "c.moreau@example.org"},
         "manage_url": "https://bookings.example.org/manage/abc",
         "booking_url": "https://bookings.example.org/clinique-des-lilas/patient-visit",
         "reason": "",
         "answers": [{"label": "Motif", "value": "Contrôle annuel"}],
-        "time_off": {"start": "24 décembre 2026", "end": "1 janvier 2027"},
+        "time_off": {
+            "start": format_when(datetime(2026, 12, 24, 7, tzinfo=UTC), zone, locale),
+            "end": format_when(datetime(2027, 1, 1, 18, tzinfo=UTC), zone, locale),
+        },
         "invitation": {
             "accept_url": "https://bookings.example.org/staff/accept",
             "decline_url": "https://bookings.example.org/staff/decline",
         },
     }
+
+
+def _paris() -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Europe/Paris")

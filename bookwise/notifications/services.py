@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bookwise.audit.services import record
 from bookwise.db import utcnow
 from bookwise.errors import BookwiseError, NotFound
 from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
-from bookwise.notifications.rendering import read_template_file
+from bookwise.notifications.rendering import (
+    TemplateParts,
+    check_parts,
+    file_template,
+    read_template_file,
+)
+from bookwise.notifications.templates import SHIPPED_TEMPLATES
 
 
 def seed_templates(session: Session, folders: Iterable[Path]) -> int:
@@ -22,7 +30,9 @@ def seed_templates(session: Session, folders: Iterable[Path]) -> int:
     """
     existing = {
         (t.name, t.audience, t.channel, t.locale): t
-        for t in session.scalars(select(MessageTemplate))
+        for t in session.scalars(
+            select(MessageTemplate).where(MessageTemplate.calendar_id.is_(None))
+        )
     }
     changed = 0
     for folder in folders:
@@ -80,3 +90,183 @@ def retry(session: Session, row_id: int) -> Notification:
         )
     row.state, row.due_at, row.claimed_until = "pending", utcnow(), None
     return row
+
+
+# --- the template editor ------------------------------------------------------------------------
+
+
+class InvalidTemplate(BookwiseError):
+    """A template that cannot be saved: each problem starts with its part (subject, text, html)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class TemplateKey:
+    name: str
+    audience: str
+    channel: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class EffectiveTemplate:
+    """The wording in force for a calendar, and where it comes from: ``calendar`` (its own copy),
+    ``instance`` (edited for every calendar) or ``default`` (the shipped text)."""
+
+    parts: TemplateParts
+    origin: str
+
+
+def template_keys(session: Session) -> list[TemplateKey]:
+    """Every template of the instance (the seeded rows), by name, audience, channel, language."""
+    rows = session.execute(
+        select(
+            MessageTemplate.name,
+            MessageTemplate.audience,
+            MessageTemplate.channel,
+            MessageTemplate.locale,
+        )
+        .where(MessageTemplate.calendar_id.is_(None))
+        .order_by(
+            MessageTemplate.name,
+            MessageTemplate.audience,
+            MessageTemplate.channel,
+            MessageTemplate.locale,
+        )
+    )
+    return [TemplateKey(*row) for row in rows]
+
+
+def _row(session: Session, key: TemplateKey, calendar_id: int | None) -> MessageTemplate | None:
+    return session.scalar(
+        select(MessageTemplate).where(
+            MessageTemplate.name == key.name,
+            MessageTemplate.audience == key.audience,
+            MessageTemplate.channel == key.channel,
+            MessageTemplate.locale == key.locale,
+            MessageTemplate.calendar_id.is_(None)
+            if calendar_id is None
+            else MessageTemplate.calendar_id == calendar_id,
+        )
+    )
+
+
+def _parts(row: MessageTemplate) -> TemplateParts:
+    return TemplateParts(text=row.body_text, subject=row.subject, html=row.body_html)
+
+
+def effective_template(
+    session: Session, key: TemplateKey, calendar_id: int | None
+) -> EffectiveTemplate | None:
+    """The wording a calendar's messages use for ``key`` (None: no such template)."""
+    if calendar_id is not None:
+        own = _row(session, key, calendar_id)
+        if own is not None:
+            return EffectiveTemplate(_parts(own), "calendar")
+    shared = _row(session, key, None)
+    if shared is None:
+        return None
+    return EffectiveTemplate(_parts(shared), "default" if shared.is_default else "instance")
+
+
+def template_origins(session: Session, calendar_id: int | None) -> dict[TemplateKey, str]:
+    """Where each template's wording comes from for a calendar, in two queries."""
+    origins = {}
+    for row in session.scalars(
+        select(MessageTemplate).where(MessageTemplate.calendar_id.is_(None))
+    ):
+        key = TemplateKey(row.name, row.audience, row.channel, row.locale)
+        origins[key] = "default" if row.is_default else "instance"
+    if calendar_id is not None:
+        for row in session.scalars(
+            select(MessageTemplate).where(MessageTemplate.calendar_id == calendar_id)
+        ):
+            origins[TemplateKey(row.name, row.audience, row.channel, row.locale)] = "calendar"
+    return origins
+
+
+def save_template(
+    session: Session,
+    key: TemplateKey,
+    parts: TemplateParts,
+    *,
+    calendar_id: int | None,
+    author: str,
+    ip: str | None = None,
+) -> MessageTemplate:
+    """Save an edited template for one calendar (or, ``calendar_id`` None, for the instance),
+    after checking it renders: :class:`InvalidTemplate` otherwise, and nothing is written."""
+    shared = _row(session, key, None)
+    if shared is None:
+        raise NotFound(f"no template {key.name} for {key.audience} on {key.channel}")
+    problems = check_parts(parts)
+    if problems:
+        raise InvalidTemplate(problems)
+    row = shared if calendar_id is None else _row(session, key, calendar_id)
+    if row is None:
+        row = MessageTemplate(
+            name=key.name,
+            audience=key.audience,
+            channel=key.channel,
+            locale=key.locale,
+            calendar_id=calendar_id,
+            body_text="",
+        )
+        session.add(row)
+    row.subject = parts.subject
+    row.body_text = parts.text
+    row.body_html = parts.html
+    row.is_default = False
+    row.updated_by = author
+    session.flush()
+    record(
+        session,
+        "template.saved",
+        author,
+        object_type="template",
+        object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
+        calendar_id=calendar_id,
+        ip=ip,
+    )
+    return row
+
+
+def reset_template(
+    session: Session,
+    key: TemplateKey,
+    *,
+    calendar_id: int | None,
+    folders: Sequence[Path],
+    author: str,
+    ip: str | None = None,
+) -> None:
+    """Back to the default: a calendar's copy is dropped (the instance's wording applies again);
+    the instance's edited wording gets the shipped text back."""
+    if calendar_id is not None:
+        own = _row(session, key, calendar_id)
+        if own is not None:
+            session.delete(own)
+    else:
+        shared = _row(session, key, None)
+        if shared is None:
+            raise NotFound(f"no template {key.name}")
+        parts = file_template(
+            [*folders, SHIPPED_TEMPLATES], key.name, key.audience, key.channel, key.locale, "en"
+        )
+        if parts is None:
+            raise NotFound(f"no default for template {key.name}")
+        shared.subject, shared.body_text, shared.body_html = parts.subject, parts.text, parts.html
+        shared.is_default = True
+        shared.updated_by = author
+    record(
+        session,
+        "template.reset",
+        author,
+        object_type="template",
+        object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
+        calendar_id=calendar_id,
+        ip=ip,
+    )

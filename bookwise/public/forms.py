@@ -153,8 +153,11 @@ def _field(spec: Field, locale: str, fallback: str) -> Any:
     return StringField(default=default, **common)
 
 
-def booking_form(workflow: Workflow, locale: str, fallback: str) -> type[PublicForm]:
-    """A form class with the workflow's fields, in order, then the consent box."""
+def booking_form(
+    workflow: Workflow, locale: str, fallback: str, base: type[Form] = PublicForm
+) -> type[PublicForm]:
+    """A form class with the workflow's fields, in order, then the consent box. ``base`` gives
+    the form its token (the back office's forms carry the session's)."""
     attributes: dict[str, Any] = {
         "start": HiddenField(),
         "tz": HiddenField(),
@@ -175,7 +178,7 @@ def booking_form(workflow: Workflow, locale: str, fallback: str) -> type[PublicF
             label=_text(workflow.consent.text, locale, fallback),
             render_kw={"required": True} if workflow.consent.required else {},
         )
-    return type("BookingForm", (PublicForm,), attributes)
+    return type("BookingForm", (base,), attributes)
 
 
 def answers_of(form: PublicForm, workflow: Workflow) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from bookwise.availability.engine import Slot
 from bookwise.availability.services import local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.ics import CalendarEvent, build_ics
-from bookwise.bookings.messages import describe
+from bookwise.bookings.messages import describe, state_name
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingContext,
@@ -618,7 +618,7 @@ def _details(booking: Booking) -> dict[str, Any]:
         "duration": human_duration(workflow.duration, loc),
         "staff": booking.staff_member.name,
         "state": booking.state,
-        "state_label": _state_name(state.label if state else {}, booking.state, loc),
+        "state_label": state_name(state.label if state else {}, booking.state, loc, gettext),
         "awaiting": booking.state == workflow.lifecycle.initial
         and workflow.lifecycle.needs_approval,
         "active": booking.holds_slot,
@@ -640,30 +640,6 @@ def _details(booking: Booking) -> dict[str, Any]:
         "group": workflow.capacity > 1,
         "zone": zone,
     }
-
-
-def _state_name(label: Any, state: str, loc: str) -> str:
-    """The workflow's own name for a state in the visitor's language; else ours, translated;
-    else the workflow's in another language; else the state's id."""
-    text = Text.of(label)
-    if loc in text.values or loc.split("_", maxsplit=1)[0] in text.values:
-        return text.get(loc)
-    ours = _state_label(state)
-    if ours != state.replace("_", " ").capitalize() or not text:
-        return ours
-    return text.get(loc)
-
-
-def _state_label(state: str) -> str:
-    labels = {
-        "confirmed": gettext("Confirmed"),
-        "requested": gettext("Waiting for confirmation"),
-        "cancelled": gettext("Cancelled"),
-        "declined": gettext("Declined"),
-        "completed": gettext("Completed"),
-        "no_show": gettext("Missed"),
-    }
-    return labels.get(state, state.replace("_", " ").capitalize())
 
 
 @blueprint.get("/manage/<token>/booked")

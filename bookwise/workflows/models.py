@@ -26,6 +26,8 @@ class WorkflowRecord(Base):
     source_path: Mapped[str | None] = mapped_column(String(500))
     file_hash: Mapped[str | None] = mapped_column(String(64))
     archived: Mapped[bool] = mapped_column(default=False)
+    # The calendar whose admins created it in the back office; None for the instance's files.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     versions: Mapped[list[WorkflowVersion]] = relationship(

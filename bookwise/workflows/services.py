@@ -184,3 +184,98 @@ def workflow_tags(session: Session) -> dict[str, tuple[str, ...]]:
         .where(WorkflowRecord.archived.is_(False))
     )
     return {slug: workflow_of(version).staff.tags for slug, version in versions}
+
+
+# --- the back office ------------------------------------------------------------------------
+
+
+def calendars_of_workflow(session: Session, record: WorkflowRecord) -> set[int]:
+    """The calendars a workflow concerns: the one that owns it and those that offer it."""
+    from bookwise.calendars.models import Service
+
+    offering = set(
+        session.scalars(select(Service.calendar_id).where(Service.workflow_id == record.id))
+    )
+    return offering | ({record.calendar_id} if record.calendar_id is not None else set())
+
+
+def workflows_of_calendars(
+    session: Session, calendar_ids: list[int] | None
+) -> list[WorkflowRecord]:
+    """Workflows offered by or owned by these calendars (every workflow for ``None``)."""
+    from bookwise.calendars.models import Service
+
+    query = select(WorkflowRecord).order_by(WorkflowRecord.slug)
+    if calendar_ids is not None:
+        offered = select(Service.workflow_id).where(Service.calendar_id.in_(calendar_ids))
+        query = query.where(
+            WorkflowRecord.id.in_(offered) | WorkflowRecord.calendar_id.in_(calendar_ids)
+        )
+    return list(session.scalars(query))
+
+
+def save_version(
+    session: Session,
+    record: WorkflowRecord,
+    checked: CheckedWorkflow,
+    *,
+    origin: str,
+    author: str,
+    comment: str | None = None,
+) -> WorkflowVersion | None:
+    """A new version of ``record`` from a checked text, or None when it says what the current
+    version already says (saving twice adds nothing)."""
+    if checked.workflow.id != record.slug:
+        raise ValueError("the text's id is not the workflow's")
+    latest = latest_version(session, record.id)
+    if (
+        latest is not None
+        and latest.content_hash == checked.content_hash
+        and latest.source_text == checked.source_text
+    ):
+        return None
+    return add_version(
+        session,
+        record,
+        source_text=checked.source_text,
+        definition=checked.definition,
+        origin=origin,
+        author=author,
+        comment=comment,
+    )
+
+
+def create_workflow(
+    session: Session, checked: CheckedWorkflow, calendar_id: int, *, origin: str, author: str
+) -> WorkflowRecord:
+    """A new workflow owned by a calendar, with its first version."""
+    record = WorkflowRecord(slug=checked.workflow.id, calendar_id=calendar_id)
+    session.add(record)
+    session.flush()
+    add_version(
+        session,
+        record,
+        source_text=checked.source_text,
+        definition=checked.definition,
+        origin=origin,
+        author=author,
+    )
+    return record
+
+
+def find_workflow(session: Session, slug: str) -> WorkflowRecord:
+    record = session.scalar(select(WorkflowRecord).where(WorkflowRecord.slug == slug))
+    if record is None:
+        raise NotFound(f"no workflow {slug!r}")
+    return record
+
+
+def find_version(session: Session, record: WorkflowRecord, number: int) -> WorkflowVersion:
+    version = session.scalar(
+        select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == record.id, WorkflowVersion.number == number
+        )
+    )
+    if version is None:
+        raise NotFound(f"no version {number} of {record.slug}")
+    return version

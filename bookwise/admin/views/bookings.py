@@ -1,0 +1,792 @@
+"""Bookings in the back office: the list with its filters, a booking with its history and the
+moves its workflow allows, a day or week grid per staff member, and booking for a client.
+
+Every change goes through :mod:`bookwise.bookings.services`, the same rules the public pages and
+the API follow (no double booking, the state machine, messages planned in the same transaction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import redirect, request, url_for
+from flask_admin import expose
+from flask_babel import get_locale, lazy_gettext
+from sqlalchemy import func, or_, select
+from wtforms import DateField, SelectField, StringField, TextAreaField
+from wtforms import Form as PlainForm
+from wtforms.validators import Length, Optional
+
+from bookwise.admin.access import bookings_visible, may_see_booking
+from bookwise.admin.base import ActionForm, AdminView, Form, options
+from bookwise.admin.display import (
+    booking_row,
+    booking_rows,
+    listed_bookings,
+    state_label,
+    transition_label,
+    workflow_name,
+)
+from bookwise.admin.paging import paginate
+from bookwise.availability.services import local_day_bounds, read_pool, service_availability
+from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.messages import describe
+from bookwise.bookings.models import Booking, BookingEvent, Client
+from bookwise.bookings.services import (
+    BookingContext,
+    BookingError,
+    BookingRequest,
+    context_of,
+    create_booking,
+    reassign_booking,
+    reschedule_booking,
+    transition_booking,
+)
+from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff
+from bookwise.db import begin_write
+from bookwise.errors import NotFound
+from bookwise.formatting import format_clock, format_day, format_when
+from bookwise.i18n import gettext
+from bookwise.notifications.context import answer_text, reference
+from bookwise.notifications.models import Notification
+from bookwise.public.forms import answers_of, booking_form
+from bookwise.web import now
+from bookwise.workflows.lifecycle import Role
+from bookwise.workflows.services import current_version, workflow_of
+
+PER_PAGE = 50
+GRID_STEP = timedelta(minutes=15)
+
+
+class BookingFilters(PlainForm):  # type: ignore[misc]
+    """The list's filters: a GET form (nothing changes, so no token)."""
+
+    start = DateField(lazy_gettext("From"), validators=[Optional()])
+    end = DateField(lazy_gettext("To"), validators=[Optional()])
+    service = SelectField(lazy_gettext("Service"), validate_choice=False, default="")
+    staff = SelectField(lazy_gettext("Staff member"), validate_choice=False, default="")
+    state = SelectField(lazy_gettext("State"), validate_choice=False, default="")
+    q = StringField(lazy_gettext("Client"), validators=[Length(max=100)])
+
+
+class ReasonForm(Form):
+    reason = TextAreaField(
+        lazy_gettext("Reason (optional, sent to the client)"),
+        validators=[Optional(), Length(max=500)],
+        render_kw={"rows": 2, "maxlength": 500},
+    )
+
+
+class ReassignForm(Form):
+    staff_id = SelectField(lazy_gettext("Give to"), coerce=int, validate_choice=True)
+
+
+def _locale() -> str:
+    return str(get_locale())
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        day = date.fromisoformat(value or "")
+    except ValueError:
+        return None
+    return day if 1971 <= day.year <= 2199 else None
+
+
+def _services(calendar: Calendar) -> list[Service]:
+    return list(calendar.services)
+
+
+def _service_choices(calendar: Calendar, locale: str) -> list[tuple[str, str]]:
+    choices = []
+    for service in _services(calendar):
+        workflow = workflow_of(service.workflow.versions[-1])
+        choices.append((str(service.id), workflow_name(workflow, locale, calendar.default_locale)))
+    return sorted(choices, key=lambda c: c[1].casefold())
+
+
+@dataclass
+class GridCell:
+    rowspan: int
+    bookings: list[dict[str, Any]]
+    kind: str = "booking"  # booking, off
+    label: str = ""
+
+
+class BookingsView(AdminView):
+    need = "read"
+
+    # --- the list ------------------------------------------------------------------------------
+
+    @expose("/")
+    def index(self) -> str:
+        access, session, calendar = self.access, self.db, self.calendar
+        locale = _locale()
+        zone = ZoneInfo(calendar.timezone)
+        filters = BookingFilters(request.args, meta={"locale": locale})
+        filters.service.choices = options(
+            [("", gettext("All")), *_service_choices(calendar, locale)]
+        )
+        staff_members = self._staff_choices(calendar)
+        filters.staff.choices = options(
+            [("", gettext("All"))] + [(str(m.id), m.name) for m in staff_members]
+        )
+        filters.state.choices = options(
+            [("", gettext("All")), *self._state_choices(calendar, locale)]
+        )
+        filters.validate()
+        query = listed_bookings().where(bookings_visible(access, calendar.id))
+        today = now().astimezone(zone).date()
+        first = filters.start.data if not filters.start.errors else None
+        last = filters.end.data if not filters.end.errors else None
+        if "start" not in request.args and "end" not in request.args:
+            first = today
+            filters.start.data = today
+        if first is not None:
+            query = query.where(Booking.start_at >= local_day_bounds(first, first, zone)[0])
+        if last is not None:
+            query = query.where(Booking.start_at < local_day_bounds(last, last, zone)[1])
+        if filters.service.data and filters.service.data.isdigit():
+            query = query.where(Booking.service_id == int(filters.service.data))
+        if filters.staff.data and filters.staff.data.isdigit():
+            query = query.where(Booking.staff_id == int(filters.staff.data))
+        if filters.state.data:
+            query = query.where(Booking.state == filters.state.data)
+        needle = (filters.q.data or "").strip()
+        if needle and not filters.q.errors:
+            pattern = f"%{needle.lower()}%"
+            query = query.join(Client, Client.id == Booking.client_id).where(
+                or_(
+                    func.lower(Client.name).like(pattern),
+                    func.lower(Client.email).like(pattern),
+                    Client.phone.like(pattern),
+                )
+            )
+        page = paginate(
+            session, query.order_by(Booking.start_at, Booking.id), request.args, PER_PAGE
+        )
+        return self.render(
+            "bookwise_admin/bookings/list.html",
+            filters=filters,
+            page=page,
+            rows=booking_rows(page.items, locale),
+            may_book=access.allows(calendar.id, "admin"),
+            calendar=calendar,
+        )
+
+    def _staff_choices(self, calendar: Calendar) -> list[StaffMember]:
+        own = self.access.staff_id(calendar.id)
+        members = [m for m in calendar.staff if own is None or m.id == own]
+        return sorted(members, key=lambda m: m.name.casefold())
+
+    def _state_choices(self, calendar: Calendar, locale: str) -> list[tuple[str, str]]:
+        seen: dict[str, str] = {}
+        for service in _services(calendar):
+            workflow = workflow_of(service.workflow.versions[-1])
+            for state in workflow.lifecycle.states:
+                seen.setdefault(state, state_label(workflow, state, locale))
+        return sorted(seen.items(), key=lambda c: c[1].casefold())
+
+    # --- one booking --------------------------------------------------------------------------
+
+    def _booking(self, booking_id: int, need: str = "read") -> Booking:
+        booking = self.db.get(Booking, booking_id)
+        if booking is None:
+            raise NotFound("no such booking")
+        access = self.access
+        if not may_see_booking(access, booking.calendar_id, booking.staff_id):
+            from bookwise.admin.access import deny
+
+            deny(access, "booking", booking.calendar_id, {"booking": booking_id})
+        self.require(booking.calendar_id, need, "change booking")  # type: ignore[arg-type]
+        return booking
+
+    def _for_writing(self, booking_id: int, need: str) -> Booking:
+        """The booking again, in a transaction begun as a writer (what the booking services
+        need: on SQLite a check-then-write must hold the write lock from its first read)."""
+        session = self.db
+        session.rollback()
+        begin_write(session)
+        return self._booking(booking_id, need)
+
+    def _audited(self, action: str, booking: Booking, **details: Any) -> None:
+        self.audit(
+            f"booking.{action}",
+            object_type="booking",
+            object_id=booking.id,
+            calendar_id=booking.calendar_id,
+            details=details or None,
+        )
+
+    def _role(self, booking: Booking) -> Role:
+        return "admin" if self.access.allows(booking.calendar_id, "admin") else "staff"
+
+    @expose("/<int:booking_id>")
+    def details(self, booking_id: int) -> str:
+        booking = self._booking(booking_id)
+        return self._details_page(booking)
+
+    def _details_page(
+        self,
+        booking: Booking,
+        reason_form: ReasonForm | None = None,
+        reassign_form: ReassignForm | None = None,
+        status: int = 200,
+    ) -> Any:
+        access = self.access
+        locale = _locale()
+        workflow = workflow_of(booking.workflow_version)
+        calendar = booking.calendar
+        fallback = calendar.default_locale
+        acting = access.allows(booking.calendar_id, "staff")
+        moves = []
+        if acting and booking.start_at is not None:
+            for transition in workflow.lifecycle.available(booking.state, self._role(booking)):
+                moves.append(
+                    {
+                        "name": transition.name,
+                        "label": transition_label(workflow, transition.name, locale),
+                        "danger": not workflow.lifecycle.holds_slot(transition.target),
+                    }
+                )
+        sensitive_hidden = access.role(booking.calendar_id) == "viewer"
+        answers = []
+        shown_sensitive = False
+        for spec in workflow.custom_fields:
+            if spec.id not in booking.answers:
+                continue
+            hidden = spec.sensitive and sensitive_hidden
+            shown_sensitive = shown_sensitive or (spec.sensitive and not hidden)
+            answers.append(
+                {
+                    "label": spec.label.get(locale, fallback),
+                    "value": ""
+                    if hidden
+                    else answer_text(spec, booking.answers[spec.id], locale, fallback),
+                    "hidden": hidden,
+                    "sensitive": spec.sensitive,
+                }
+            )
+        if shown_sensitive:
+            # Reading health or HR answers is itself recorded (who saw whose data, when).
+            self.audit(
+                "booking.sensitive_viewed",
+                object_type="booking",
+                object_id=booking.id,
+                calendar_id=booking.calendar_id,
+            )
+            self.db.commit()
+        is_admin = access.allows(booking.calendar_id, "admin")
+        if reassign_form is None and is_admin:
+            reassign_form = self._reassign_form(booking)
+        messages = self.db.scalars(
+            select(Notification)
+            .where(Notification.booking_id == booking.id)
+            .order_by(Notification.due_at, Notification.id)
+        ).all()
+        zone = calendar.timezone
+        return self.render(
+            "bookwise_admin/bookings/details.html",
+            booking=booking,
+            row=booking_row(booking, locale),
+            reference=reference(booking),
+            workflow=workflow,
+            answers=answers,
+            consent=booking.consent,
+            consent_at=format_when(booking.consent.given_at, zone, locale)
+            if booking.consent
+            else "",
+            history=[self._history_entry(e, workflow, locale, zone) for e in booking.history],
+            messages=[
+                {
+                    "row": m,
+                    "due": format_when(m.due_at, zone, locale),
+                    "sent": format_when(m.sent_at, zone, locale) if m.sent_at else "",
+                }
+                for m in messages
+            ],
+            moves=moves,
+            reason_form=reason_form or ReasonForm(),
+            reassign_form=reassign_form,
+            may_reschedule=is_admin and booking.holds_slot and booking.start_at > now(),
+            client_zone=booking.timezone,
+            client_when=format_when(booking.start_at, booking.timezone, locale)
+            if booking.timezone != zone
+            else "",
+        ), status
+
+    def _history_entry(
+        self, event: BookingEvent, workflow: Any, locale: str, zone: str
+    ) -> dict[str, Any]:
+        actor = event.actor
+        if actor.startswith("user:") and actor[5:].isdigit():
+            from bookwise.accounts.models import User
+
+            user = self.db.get(User, int(actor[5:]))
+            actor = user.email if user else gettext("a former user")
+        elif actor == "client":
+            actor = gettext("the client")
+        elif actor == "system":
+            actor = gettext("Bookwise")
+        actions = {
+            "created": gettext("Booked"),
+            "rescheduled": gettext("Moved"),
+            "reassigned": gettext("Given to another staff member"),
+        }
+        details = dict(event.details or {})
+        note = ""
+        if event.action == "rescheduled" and "from" in details:
+            note = gettext(
+                "from %(before)s",
+                before=format_when(datetime.fromisoformat(details["from"]), zone, locale),
+            )
+        if event.action == "reassigned":
+            names = {
+                m.id: m.name
+                for m in self.db.scalars(
+                    select(StaffMember).where(
+                        StaffMember.id.in_([details.get("from_staff"), details.get("to_staff")])
+                    )
+                )
+            }
+            before = names.get(int(details.get("from_staff") or 0), "?")
+            after = names.get(int(details.get("to_staff") or 0), "?")
+            note = f"{before} → {after}"
+        if details.get("reason"):
+            note = (note + " · " if note else "") + str(details["reason"])
+        return {
+            "at": format_when(event.at, zone, locale),
+            "action": actions.get(event.action) or transition_label(workflow, event.action, locale),
+            "from": state_label(workflow, event.from_state, locale) if event.from_state else "",
+            "to": state_label(workflow, event.to_state, locale) if event.to_state else "",
+            "actor": actor,
+            "note": note,
+        }
+
+    def _reassign_form(self, booking: Booking, formdata: Any = None) -> ReassignForm | None:
+        """Who else could take the booking: the pool members free at its time."""
+        if not booking.holds_slot or booking.start_at <= now():
+            return None
+        context = context_of(booking)
+        found = service_availability(
+            self.db,
+            context.calendar,
+            context.service,
+            context.workflow,
+            booking.start_at,
+            booking.start_at + timedelta(seconds=1),
+            now(),
+            exclude_booking=booking.id,
+            by_staff=True,
+        )
+        free: set[int] = set()
+        for slot in found.slots:
+            if slot.start == booking.start_at:
+                free.update(slot.staff)
+        free.discard(booking.staff_id)
+        members = [m for m in read_pool(self.db, context.service, context.workflow) if m.id in free]
+        if not members:
+            return None
+        form = ReassignForm(formdata)
+        form.staff_id.choices = options([(m.id, m.name) for m in members])
+        return form
+
+    @expose("/<int:booking_id>/move", methods=("POST",))
+    def transition(self, booking_id: int) -> Any:
+        booking = self._booking(booking_id, "staff")
+        form = ReasonForm()
+        name = request.form.get("transition", "")
+        if not form.validate_on_submit():
+            return self._details_page(booking, reason_form=form, status=422)
+        workflow = workflow_of(booking.workflow_version)
+        label = transition_label(workflow, name, _locale())
+        session = self.db
+        booking = self._for_writing(booking_id, "staff")
+        try:
+            transition_booking(
+                session,
+                booking,
+                name,
+                self._role(booking),
+                self.access.booking_actor,
+                now(),
+                reason=(form.reason.data or "").strip() or None,
+            )
+        except BookingError as refused:
+            self.fail(describe(refused.code, gettext))
+            return redirect(url_for(".details", booking_id=booking_id))
+        self._audited("transition", booking, transition=name, state=booking.state)
+        self.commit(gettext("Done: %(action)s.", action=label))
+        return redirect(url_for(".details", booking_id=booking_id))
+
+    @expose("/<int:booking_id>/reassign", methods=("POST",))
+    def reassign(self, booking_id: int) -> Any:
+        booking = self._booking(booking_id, "admin")
+        form = self._reassign_form(booking, request.form)
+        if form is None:
+            self.fail(gettext("No one else is free at this time."))
+            return redirect(url_for(".details", booking_id=booking_id))
+        if not form.validate_on_submit():
+            return self._details_page(booking, reassign_form=form, status=422)
+        session = self.db
+        booking = self._for_writing(booking_id, "admin")
+        previous = booking.staff_member.name
+        try:
+            reassign_booking(session, booking, form.staff_id.data, now(), self.access.booking_actor)
+        except BookingError as refused:
+            self.fail(describe(refused.code, gettext))
+            return redirect(url_for(".details", booking_id=booking_id))
+        self._audited("reassigned", booking, to_staff=booking.staff_id)
+        session.flush()
+        self.commit(
+            gettext(
+                "The booking is now with %(name)s (was %(previous)s).",
+                name=self.db.get(StaffMember, booking.staff_id).name,  # type: ignore[union-attr]
+                previous=previous,
+            )
+        )
+        return redirect(url_for(".details", booking_id=booking_id))
+
+    @expose("/<int:booking_id>/reschedule", methods=("GET", "POST"))
+    def reschedule(self, booking_id: int) -> Any:
+        booking = self._booking(booking_id, "admin")
+        context = context_of(booking)
+        zone = context.calendar.timezone
+        locale = _locale()
+        if request.method == "POST":
+            form = ActionForm()
+            start = _parse_start(request.form.get("start"))
+            if not form.validate_on_submit() or start is None:
+                self.fail(gettext("Please choose one of the times."))
+                return redirect(url_for(".reschedule", booking_id=booking_id))
+            session = self.db
+            booking = self._for_writing(booking_id, "admin")
+            try:
+                reschedule_booking(
+                    session, booking, start, now(), role="admin", actor=self.access.booking_actor
+                )
+            except BookingError as refused:
+                self.fail(describe(refused.code, gettext))
+                asked = start.astimezone(ZoneInfo(zone)).date().isoformat()
+                return redirect(url_for(".reschedule", booking_id=booking_id, date=asked))
+            self._audited("rescheduled", booking, start=start.isoformat())
+            self.commit(gettext("Moved to %(when)s.", when=format_when(start, zone, locale)))
+            return redirect(url_for(".details", booking_id=booking_id))
+        day = _day(request.args.get("date")) or booking.start_at.astimezone(ZoneInfo(zone)).date()
+        staff_ids = [booking.staff_id] if context.workflow.staff.client_chooses else None
+        times = self._free_times(context, day, staff_ids, exclude_booking=booking.id)
+        return self.render(
+            "bookwise_admin/bookings/reschedule.html",
+            booking=booking,
+            row=booking_row(booking, locale),
+            day=day,
+            day_label=format_day(day, locale),
+            times=times,
+            form=ActionForm(),
+            previous_day=day - timedelta(days=1),
+            next_day=day + timedelta(days=1),
+        )
+
+    def _free_times(
+        self,
+        context: BookingContext,
+        day: date,
+        staff_ids: list[int] | None = None,
+        exclude_booking: int | None = None,
+    ) -> list[dict[str, Any]]:
+        zone = context.calendar.timezone
+        found = service_availability(
+            self.db,
+            context.calendar,
+            context.service,
+            context.workflow,
+            *local_day_bounds(day, day, ZoneInfo(zone)),
+            now(),
+            staff_ids=staff_ids,
+            exclude_booking=exclude_booking,
+            by_staff=True,
+        )
+        names = {m.id: m.name for m in found.pool}
+        return [
+            {
+                "start": slot.start.isoformat(),
+                "label": format_clock(slot.start, zone, _locale()),
+                "staff": [names[s] for s in slot.staff if s in names],
+                "remaining": slot.remaining if context.workflow.is_group else None,
+            }
+            for slot in found.slots
+        ]
+
+    # --- booking for a client ----------------------------------------------------------------
+
+    @expose("/new", methods=("GET", "POST"))
+    def create(self) -> Any:
+        calendar = self.calendar
+        self.require(calendar.id, "admin", "book for a client")
+        locale = _locale()
+        services = _services(calendar)
+        choices = _service_choices(calendar, locale)
+        source = request.form if request.method == "POST" else request.args
+        service_id = source.get("service", "")
+        service = next((s for s in services if str(s.id) == service_id), None)
+        if service is None:
+            return self.render(
+                "bookwise_admin/bookings/new_service.html",
+                choices=choices,
+                calendar=calendar,
+            )
+        context = BookingContext(calendar, service, current_version(self.db, service.workflow.slug))
+        zone = calendar.timezone
+        start = _parse_start(source.get("start"))
+        if start is None:
+            day = _day(source.get("date")) or now().astimezone(ZoneInfo(zone)).date()
+            return self.render(
+                "bookwise_admin/bookings/new_time.html",
+                service=service,
+                service_name=workflow_name(context.workflow, locale, calendar.default_locale),
+                day=day,
+                day_label=format_day(day, locale),
+                times=self._free_times(context, day),
+                previous_day=day - timedelta(days=1),
+                next_day=day + timedelta(days=1),
+            )
+        form_class = booking_form(context.workflow, locale, calendar.default_locale, base=Form)
+        form = form_class(
+            request.form if request.method == "POST" else None,
+            data={"start": start.isoformat(), "tz": zone},
+        )
+        pool = read_pool(self.db, service, context.workflow)
+        problem = None
+        status = 200
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                problem, status = gettext("The form expired; please try again."), 400
+            else:
+                staff_slug = request.form.get("staff_member") or None
+                if staff_slug not in {m.slug for m in pool}:
+                    staff_slug = None
+                session = self.db
+                session.rollback()
+                begin_write(session)
+                fresh = BookingContext(
+                    session.get(Calendar, calendar.id),  # type: ignore[arg-type]
+                    session.get(Service, service.id),  # type: ignore[arg-type]
+                    current_version(session, service.workflow.slug),
+                )
+                try:
+                    booking = create_booking(
+                        session,
+                        fresh,
+                        BookingRequest(
+                            start=start,
+                            values=answers_of(form, context.workflow),
+                            consent=bool(form.consent.data) if context.workflow.consent else None,
+                            staff=staff_slug,
+                            locale=request.form.get("client_locale") or calendar.default_locale,
+                            timezone=zone,
+                            source="admin",
+                            actor=self.access.booking_actor,
+                            sms_opt_in=bool(form.sms_opt_in.data)
+                            if "sms_opt_in" in form
+                            else False,
+                            by_staff=True,
+                        ),
+                        now(),
+                    )
+                except InvalidAnswers as invalid:
+                    session.rollback()
+                    for key, field_problem in invalid.problems.items():
+                        name = "consent" if key == "consent" else f"field_{key}"
+                        if name in form:
+                            form[name].errors = [field_problem.message(gettext)]
+                    problem, status = gettext("Please correct the answers marked below."), 422
+                except BookingError as refused:
+                    session.rollback()
+                    problem, status = describe(refused.code, gettext), 409
+                else:
+                    self.audit(
+                        "booking.created",
+                        object_type="booking",
+                        object_id=booking.id,
+                        calendar_id=calendar.id,
+                        details={"service": service.workflow.slug, "start": start.isoformat()},
+                    )
+                    self.commit(gettext("Booked."))
+                    return redirect(url_for(".details", booking_id=booking.id))
+        return self.render(
+            "bookwise_admin/bookings/new_form.html",
+            service=service,
+            service_name=workflow_name(context.workflow, locale, calendar.default_locale),
+            when=format_when(start, zone, locale),
+            start=start,
+            form=form,
+            workflow=context.workflow,
+            pool=pool,
+            problem=problem,
+            locales=self.render_locales(),
+        ), status
+
+    def render_locales(self) -> list[str]:
+        from bookwise.web import instance
+
+        return list(instance().settings.locales)
+
+    # --- day and week grid --------------------------------------------------------------------
+
+    @expose("/grid")
+    def grid(self) -> str:
+        access, session, calendar = self.access, self.db, self.calendar
+        locale = _locale()
+        zone = ZoneInfo(calendar.timezone)
+        today = now().astimezone(zone).date()
+        day = _day(request.args.get("date")) or today
+        mode = "week" if request.args.get("view") == "week" else "day"
+        members = self._staff_choices(calendar)
+        members = [m for m in members if m.removed_at is None] or members
+        chosen = request.args.get("staff", "")
+        if mode == "week":
+            day = day - timedelta(days=day.weekday())
+            member = next(
+                (m for m in members if str(m.id) == chosen), members[0] if members else None
+            )
+            columns: list[tuple[str, str, Any]] = [
+                (f"d{i}", format_day(day + timedelta(days=i), locale), day + timedelta(days=i))
+                for i in range(7)
+            ]
+            first, last = day, day + timedelta(days=6)
+            staff_ids = [member.id] if member else []
+        else:
+            member = None
+            columns = [(f"s{m.id}", m.name, m.id) for m in members]
+            first = last = day
+            staff_ids = [m.id for m in members]
+        window = local_day_bounds(first, last, zone)
+        bookings = list(
+            session.scalars(
+                listed_bookings()
+                .where(
+                    bookings_visible(access, calendar.id),
+                    Booking.staff_id.in_(staff_ids or [-1]),
+                    Booking.holds_slot,
+                    Booking.start_at < window[1],
+                    Booking.end_at > window[0],
+                )
+                .order_by(Booking.start_at)
+            )
+        )
+        time_off = list(
+            session.scalars(
+                select(TimeOff).where(
+                    TimeOff.staff_id.in_(staff_ids or [-1]),
+                    TimeOff.start_at < window[1],
+                    TimeOff.end_at > window[0],
+                )
+            )
+        )
+        grid = _build_grid(columns, mode, bookings, time_off, zone, locale, first)
+        return self.render(
+            "bookwise_admin/bookings/grid.html",
+            mode=mode,
+            day=day,
+            day_label=format_day(day, locale),
+            columns=columns,
+            grid=grid,
+            members=members,
+            member=member,
+            previous=day - timedelta(days=7 if mode == "week" else 1),
+            following=day + timedelta(days=7 if mode == "week" else 1),
+            today=today,
+        )
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value or "")
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not (1971 <= moment.year <= 2199):
+        return None
+    return moment
+
+
+def _build_grid(
+    columns: list[tuple[str, str, Any]],
+    mode: str,
+    bookings: list[Booking],
+    time_off: list[TimeOff],
+    zone: ZoneInfo,
+    locale: str,
+    first: date,
+) -> dict[str, Any]:
+    """Rows of 15 minutes from the earliest to the latest event (08:00-18:00 at least), each
+    column a staff member (day) or a day (week); an event spans its rows (rowspan)."""
+
+    def column_of(staff_id: int, moment: datetime) -> str:
+        if mode == "week":
+            return f"d{(moment.astimezone(zone).date() - first).days}"
+        return f"s{staff_id}"
+
+    def minutes(moment: datetime) -> int:
+        local = moment.astimezone(zone)
+        return local.hour * 60 + local.minute
+
+    events: dict[str, list[tuple[int, int, GridCell]]] = {key: [] for key, _, _ in columns}
+    groups: dict[tuple[str, int, str], GridCell] = {}
+    for booking in bookings:
+        key = column_of(booking.staff_id, booking.start_at)
+        if key not in events:
+            continue
+        begin = minutes(booking.start_at)
+        end = begin + max(15, int((booking.end_at - booking.start_at).total_seconds() // 60))
+        group_key = (key, begin, booking.slot_key)
+        row = booking_row(booking, locale)
+        if group_key in groups:
+            groups[group_key].bookings.append(row)
+            continue
+        cell = GridCell(rowspan=0, bookings=[row])
+        groups[group_key] = cell
+        events[key].append((begin, min(end, 24 * 60), cell))
+    for off in time_off:
+        for key, _label, value in columns:
+            if mode == "day" and value != off.staff_id:
+                continue
+            if mode == "week":
+                day_start, day_end = local_day_bounds(value, value, zone)
+            else:
+                day_start, day_end = local_day_bounds(first, first, zone)
+            off_start, off_end = max(off.start_at, day_start), min(off.end_at, day_end)
+            if off_start >= off_end:
+                continue
+            begin = minutes(off_start)
+            finish = 24 * 60 if off_end >= day_end else minutes(off_end)
+            label = off.reason or gettext("Time off")
+            events[key].append((begin, finish, GridCell(0, [], kind="off", label=label)))
+    lowest = min([8 * 60] + [b for column in events.values() for b, _, _ in column])
+    highest = max([18 * 60] + [e for column in events.values() for _, e, _ in column])
+    step = int(GRID_STEP.total_seconds() // 60)
+    lowest -= lowest % step
+    highest += (-highest) % step
+    rows = []
+    busy_until = dict.fromkeys(events, lowest)
+    starts = {key: sorted(column, key=lambda e: e[0]) for key, column in events.items()}
+    for minute in range(lowest, highest, step):
+        cells: list[GridCell | str | None] = []
+        for key, _label, _value in columns:
+            if busy_until[key] > minute:
+                cells.append("covered")
+                continue
+            here = [e for e in starts[key] if minute <= e[0] < minute + step]
+            if here:
+                begin, end, cell = here[0]
+                span = max(1, -(-(end - minute) // step))
+                cell.rowspan = span
+                busy_until[key] = minute + span * step
+                cells.append(cell)
+            else:
+                cells.append(None)
+        label = f"{minute // 60:02d}:{minute % 60:02d}" if minute % 60 == 0 else ""
+        rows.append({"label": label, "cells": cells, "hour": minute % 60 == 0})
+    return {"rows": rows}

@@ -1,0 +1,924 @@
+"""Calendars, their staff and their services in the back office.
+
+Calendars: settings (time zone, hours, booking page options, embedding), the link and iframe
+snippet to copy, new calendars and clones (superadmins). Staff: members with their hours, time
+off and tags, invitations, removal without orphaned bookings. Services: which workflows the
+calendar offers and with whom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import redirect, request, url_for
+from flask_admin import expose
+from flask_babel import get_locale, lazy_gettext
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    EmailField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from bookwise.admin.access import deny, visible_calendars
+from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
+from bookwise.admin.display import booking_rows, workflow_name
+from bookwise.calendars.editing import (
+    REMOVAL_MODES,
+    CalendarSettings,
+    CannotReassign,
+    StaffValues,
+    add_staff,
+    add_time_off,
+    clone_calendar,
+    create_calendar,
+    format_hours,
+    future_bookings,
+    parse_hours_text,
+    parse_origins,
+    parse_tags,
+    plan_invitation,
+    remove_staff,
+    remove_time_off,
+    set_hours,
+    update_calendar,
+    update_service,
+    update_staff,
+)
+from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff
+from bookwise.config import secret_key_of
+from bookwise.db import begin_write
+from bookwise.errors import InvalidInput, NotFound
+from bookwise.formatting import format_when
+from bookwise.i18n import gettext, ngettext
+from bookwise.timezones import local_to_utc, zone_names
+from bookwise.web import instance, now
+from bookwise.workflows.services import workflow_of
+
+WEEKDAYS = (
+    lazy_gettext("Monday"),
+    lazy_gettext("Tuesday"),
+    lazy_gettext("Wednesday"),
+    lazy_gettext("Thursday"),
+    lazy_gettext("Friday"),
+    lazy_gettext("Saturday"),
+    lazy_gettext("Sunday"),
+)
+
+
+def _locale() -> str:
+    return str(get_locale())
+
+
+def show_problems(form: Any, invalid: InvalidInput) -> list[str]:
+    """Put each problem beside its field; the ones without a field are returned."""
+    loose = []
+    for name, message in invalid.problems.items():
+        text = message.translate(gettext)
+        if name in form:
+            form[name].errors = [*form[name].errors, text]
+        else:
+            loose.append(text)
+    return loose
+
+
+# --- calendars -----------------------------------------------------------------------------
+
+
+def calendar_form(locales: tuple[str, ...]) -> type[Form]:
+    class CalendarForm(Form):
+        name = StringField(lazy_gettext("Name"), validators=[DataRequired(), Length(max=200)])
+        slug = StringField(
+            lazy_gettext("Address of the booking page"),
+            validators=[DataRequired(), Length(max=64)],
+            description=lazy_gettext(
+                "Lowercase letters, digits and dashes. Changing it breaks links already shared."
+            ),
+        )
+        timezone = SelectField(lazy_gettext("Time zone"), validate_choice=False)
+        default_locale = SelectField(lazy_gettext("Default language"), validate_choice=False)
+        address = StringField(lazy_gettext("Address"), validators=[Length(max=500)])
+        phone = TelField(lazy_gettext("Phone"), validators=[Length(max=40)])
+        reply_to = EmailField(
+            lazy_gettext("Reply-to address"),
+            validators=[Length(max=320)],
+            description=lazy_gettext("Clients' replies to our e-mails go here."),
+        )
+        published = BooleanField(lazy_gettext("Published: clients can book on the page"))
+        search_indexing = BooleanField(lazy_gettext("Search engines may index the page"))
+        sign_in_required = BooleanField(
+            lazy_gettext("Only signed-in users of this instance may book")
+        )
+        show_business_timezone = BooleanField(
+            lazy_gettext("Always show times in the business's time zone")
+        )
+        embed_origins = TextAreaField(
+            lazy_gettext("Sites allowed to embed the page"),
+            description=lazy_gettext(
+                "One per line, like https://www.example.org. None: the page cannot be framed."
+            ),
+            render_kw={"rows": 3},
+        )
+
+    per_language(
+        CalendarForm,
+        "description",
+        locales,
+        lambda code: lazy_gettext("Description (%(language)s)", language=code),
+        2000,
+        rows=2,
+    )
+    return CalendarForm
+
+
+def _settings_of(form: Any, locales: tuple[str, ...]) -> CalendarSettings:
+    return CalendarSettings(
+        name=(form.name.data or "").strip(),
+        slug=(form.slug.data or "").strip().lower(),
+        timezone=form.timezone.data or "",
+        default_locale=form.default_locale.data or "",
+        description={code: form[f"description_{code}"].data or "" for code in locales},
+        address=form.address.data or "",
+        phone=form.phone.data or "",
+        reply_to=form.reply_to.data or "",
+        published=bool(form.published.data),
+        search_indexing=bool(form.search_indexing.data),
+        sign_in_required=bool(form.sign_in_required.data),
+        show_business_timezone=bool(form.show_business_timezone.data),
+        embed_origins=parse_origins(form.embed_origins.data or ""),
+    )
+
+
+def _calendar_data(calendar: Calendar, locales: tuple[str, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": calendar.name,
+        "slug": calendar.slug,
+        "timezone": calendar.timezone,
+        "default_locale": calendar.default_locale,
+        "address": calendar.address or "",
+        "phone": calendar.phone or "",
+        "reply_to": calendar.reply_to or "",
+        "published": calendar.published,
+        "search_indexing": calendar.search_indexing,
+        "sign_in_required": calendar.sign_in_required,
+        "show_business_timezone": calendar.show_business_timezone,
+        "embed_origins": "\n".join(calendar.embed_origins or []),
+    }
+    for code in locales:
+        data[f"description_{code}"] = (calendar.description or {}).get(code, "")
+    return data
+
+
+def _prepare(form: Any, locales: tuple[str, ...]) -> None:
+    form.timezone.choices = options(sorted(zone_names()))
+    form.default_locale.choices = options(list(locales))
+
+
+class HoursForm(Form):
+    pass
+
+
+def hours_form(data: dict[str, str] | None = None) -> Form:
+    class WeekForm(HoursForm):
+        pass
+
+    for weekday, label in enumerate(WEEKDAYS):
+        setattr(
+            WeekForm,
+            f"day_{weekday}",
+            StringField(
+                label,
+                validators=[Length(max=200)],
+                render_kw={"placeholder": gettext("closed"), "spellcheck": "false"},
+            ),
+        )
+    return WeekForm(data=data)
+
+
+def _hours_data(rows: Any) -> dict[str, str]:
+    by_day: dict[int, list[tuple[int, int]]] = {}
+    for row in rows:
+        by_day.setdefault(row.weekday, []).append((row.start_minute, row.end_minute))
+    return {f"day_{d}": format_hours(sorted(by_day.get(d, []))) for d in range(7)}
+
+
+def _read_hours(form: Any) -> list[tuple[int, int, int]] | None:
+    """The week's ranges, or None after marking the unreadable days."""
+    hours: list[tuple[int, int, int]] = []
+    good = True
+    for weekday in range(7):
+        field = form[f"day_{weekday}"]
+        try:
+            hours += [(weekday, s, e) for s, e in parse_hours_text(field.data or "")]
+        except ValueError as exc:
+            field.errors = [
+                gettext(
+                    "%(text)s is not a time range; write it like 09:00-12:30 (24-hour clock).",
+                    text=str(exc),
+                )
+            ]
+            good = False
+    return hours if good else None
+
+
+class CloneForm(Form):
+    name = StringField(
+        lazy_gettext("Name of the copy"), validators=[DataRequired(), Length(max=200)]
+    )
+    slug = StringField(
+        lazy_gettext("Address of its booking page"), validators=[DataRequired(), Length(max=64)]
+    )
+
+
+class CalendarsView(AdminView):
+    need = None
+
+    def _locales(self) -> tuple[str, ...]:
+        return tuple(instance().settings.locales)
+
+    def _calendar(self, calendar_id: int, need: str = "view") -> Calendar:
+        calendar = self.db.get(Calendar, calendar_id)
+        if calendar is None:
+            raise NotFound("no such calendar")
+        self.require(calendar.id, need, "calendar")  # type: ignore[arg-type]
+        return calendar
+
+    @expose("/")
+    def index(self) -> str:
+        access = self.access
+        calendars = visible_calendars(self.db, access)
+        return self.render(
+            "bookwise_admin/calendars/list.html",
+            calendars=[(c, access.role(c.id)) for c in calendars],
+            superadmin=access.superadmin,
+        )
+
+    @expose("/new", methods=("GET", "POST"))
+    def create(self) -> Any:
+        access = self.access
+        if not access.superadmin:
+            deny(access, "create calendar")
+        locales = self._locales()
+        form = calendar_form(locales)(
+            data={"timezone": "Europe/Paris", "default_locale": locales[0], "published": False}
+            if request.method == "GET"
+            else None
+        )
+        _prepare(form, locales)
+        problems: list[str] = []
+        if form.validate_on_submit():
+            try:
+                calendar = create_calendar(
+                    self.db, _settings_of(form, locales), locales, access.actor, request.remote_addr
+                )
+            except InvalidInput as invalid:
+                self.db.rollback()
+                problems = show_problems(form, invalid)
+            else:
+                self.commit(gettext("Calendar created. Add its staff and services next."))
+                from bookwise.admin.access import choose_calendar
+
+                choose_calendar(calendar.id)
+                return redirect(url_for(".settings", calendar_id=calendar.id))
+        return self.render(
+            "bookwise_admin/calendars/edit.html",
+            form=form,
+            problems=problems,
+            calendar=None,
+            editable=True,
+            locales=locales,
+        ), (422 if request.method == "POST" else 200)
+
+    @expose("/<int:calendar_id>/", methods=("GET", "POST"))
+    def settings(self, calendar_id: int) -> Any:
+        calendar = self._calendar(calendar_id)
+        access = self.access
+        editable = access.allows(calendar.id, "admin")
+        locales = self._locales()
+        form_class = calendar_form(locales)
+        posted = request.method == "POST"
+        if posted and not editable:
+            deny(access, "edit calendar", calendar.id)
+        form = form_class() if posted else form_class(data=_calendar_data(calendar, locales))
+        _prepare(form, locales)
+        problems: list[str] = []
+        status = 200
+        if posted:
+            if form.validate_on_submit():
+                try:
+                    changes = update_calendar(
+                        self.db,
+                        calendar,
+                        _settings_of(form, locales),
+                        locales,
+                        access.actor,
+                        request.remote_addr,
+                    )
+                except InvalidInput as invalid:
+                    self.db.rollback()
+                    problems = show_problems(form, invalid)
+                    status = 422
+                else:
+                    self.commit(gettext("Saved.") if changes else gettext("Nothing changed."))
+                    return redirect(url_for(".settings", calendar_id=calendar.id))
+            else:
+                status = 422
+        week = hours_form(_hours_data(calendar.hours))
+        return self._settings_page(calendar, form, week, problems, editable, status)
+
+    def _settings_page(
+        self,
+        calendar: Calendar,
+        form: Any,
+        week: Any,
+        problems: list[str],
+        editable: bool,
+        status: int,
+    ) -> Any:
+        base = instance().settings.base_url
+        page_url = f"{base}/{calendar.slug}"
+        embed_url = f"{base}/embed/{calendar.slug}"
+        services = []
+        for service in calendar.services:
+            workflow = workflow_of(service.workflow.versions[-1])
+            services.append(
+                {
+                    "name": workflow_name(workflow, _locale(), calendar.default_locale),
+                    "page": f"{page_url}/{workflow.id}",
+                    "embed": f"{embed_url}/{workflow.id}",
+                    "active": service.active,
+                }
+            )
+        return self.render(
+            "bookwise_admin/calendars/edit.html",
+            form=form,
+            week=week,
+            problems=problems,
+            calendar=calendar,
+            editable=editable,
+            locales=self._locales(),
+            page_url=page_url,
+            embed_snippet=_iframe(embed_url, calendar.name),
+            services=services,
+            clone_form=CloneForm(data={"name": gettext("Copy of %(name)s", name=calendar.name)})
+            if self.access.superadmin
+            else None,
+            action_form=ActionForm(),
+        ), status
+
+    @expose("/<int:calendar_id>/hours", methods=("POST",))
+    def hours(self, calendar_id: int) -> Any:
+        calendar = self._calendar(calendar_id, "admin")
+        week = hours_form()
+        if not week.validate_on_submit():
+            deny(self.access, "calendar hours without a valid form", calendar.id)
+        hours = _read_hours(week)
+        if hours is not None:
+            try:
+                set_hours(self.db, calendar, None, hours, self.access.actor, request.remote_addr)
+            except InvalidInput as invalid:
+                self.db.rollback()
+                show_problems(week, invalid)
+            else:
+                self.commit(gettext("Opening hours saved."))
+                return redirect(url_for(".settings", calendar_id=calendar.id) + "#hours")
+        locales = self._locales()
+        form = calendar_form(locales)(data=_calendar_data(calendar, locales))
+        _prepare(form, locales)
+        return self._settings_page(calendar, form, week, [], True, 422)
+
+    @expose("/<int:calendar_id>/clone", methods=("POST",))
+    def clone(self, calendar_id: int) -> Any:
+        access = self.access
+        if not access.superadmin:
+            deny(access, "clone calendar", calendar_id)
+        calendar = self._calendar(calendar_id)
+        form = CloneForm()
+        if form.validate_on_submit():
+            try:
+                copy = clone_calendar(
+                    self.db,
+                    calendar,
+                    (form.slug.data or "").strip().lower(),
+                    (form.name.data or "").strip(),
+                    self._locales(),
+                    access.actor,
+                    request.remote_addr,
+                )
+            except InvalidInput as invalid:
+                self.db.rollback()
+                for text in show_problems(form, invalid):
+                    form.slug.errors = [*form.slug.errors, text]
+            else:
+                self.commit(
+                    gettext(
+                        "%(name)s created from %(source)s, unpublished: check it, then publish it.",
+                        name=copy.name,
+                        source=calendar.name,
+                    )
+                )
+                from bookwise.admin.access import choose_calendar
+
+                choose_calendar(copy.id)
+                return redirect(url_for(".settings", calendar_id=copy.id))
+        locales = self._locales()
+        settings_form = calendar_form(locales)(data=_calendar_data(calendar, locales))
+        _prepare(settings_form, locales)
+        page = self._settings_page(
+            calendar, settings_form, hours_form(_hours_data(calendar.hours)), [], True, 422
+        )
+        return page
+
+
+def _iframe(url: str, title: str) -> str:
+    return (
+        f'<iframe src="{Markup.escape(url)}" title="{Markup.escape(title)}" '
+        'width="100%" height="760" loading="lazy"></iframe>'
+    )
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+class StaffForm(Form):
+    name = StringField(lazy_gettext("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(
+        lazy_gettext("E-mail"),
+        validators=[DataRequired(), Length(max=320)],
+        description=lazy_gettext("The invitation and their booking notices go here."),
+    )
+    phone = TelField(lazy_gettext("Phone"), validators=[Length(max=40)])
+    tags = StringField(
+        lazy_gettext("Tags"),
+        validators=[Length(max=400)],
+        description=lazy_gettext(
+            "Separated by commas, like doctor, french. Services pick their staff by tags."
+        ),
+    )
+    bookable = BooleanField(lazy_gettext("Takes bookings"), default=True)
+
+
+class TimeOffForm(Form):
+    start = DateTimeLocalField(
+        lazy_gettext("From"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
+    )
+    end = DateTimeLocalField(
+        lazy_gettext("Until"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
+    )
+    reason = StringField(
+        lazy_gettext("Reason"),
+        validators=[Optional(), Length(max=500)],
+        description=lazy_gettext("Sent to the staff member with the notice."),
+    )
+
+
+class RemoveForm(Form):
+    mode = SelectField(
+        lazy_gettext("Their future bookings"),
+        choices=options(
+            [
+                ("reassign", lazy_gettext("Give them to other staff members")),
+                (
+                    "reassign_or_cancel",
+                    lazy_gettext("Give them to others; cancel those no one can take"),
+                ),
+                ("cancel", lazy_gettext("Cancel them and tell the clients")),
+            ]
+        ),
+        default="reassign",
+    )
+    reason = StringField(
+        lazy_gettext("Reason given to clients whose booking is cancelled"),
+        validators=[Optional(), Length(max=500)],
+    )
+
+
+def _staff_values(form: StaffForm) -> StaffValues:
+    return StaffValues(
+        name=(form.name.data or "").strip(),
+        email=(form.email.data or "").strip(),
+        phone=(form.phone.data or "").strip(),
+        tags=parse_tags(form.tags.data or ""),
+        bookable=bool(form.bookable.data),
+    )
+
+
+def _local(value: datetime, zone: str) -> datetime | None:
+    """A wall time typed in the calendar's zone, as UTC (None outside the years we accept)."""
+    if not 1971 <= value.year <= 2199:
+        return None
+    moment, _ = local_to_utc(value, ZoneInfo(zone))
+    return moment
+
+
+class StaffView(AdminView):
+    need = "read"
+
+    def _member(self, staff_id: int, need: str = "read") -> StaffMember:
+        member = self.db.get(StaffMember, staff_id)
+        if member is None:
+            raise NotFound("no such staff member")
+        access = self.access
+        own = access.staff_id(member.calendar_id)
+        if access.role(member.calendar_id) == "staff":
+            if own != member.id or need == "admin":
+                deny(access, "staff member", member.calendar_id, {"staff": staff_id})
+            self.require(member.calendar_id, "read", "staff member")
+        else:
+            self.require(member.calendar_id, need, "staff member")  # type: ignore[arg-type]
+        return member
+
+    def _secret(self) -> str:
+        return secret_key_of(instance().settings)
+
+    @expose("/")
+    def index(self) -> Any:
+        calendar = self.calendar
+        access = self.access
+        own = access.staff_id(calendar.id)
+        if access.role(calendar.id) == "staff":
+            if own is None:
+                return self.render("bookwise_admin/staff/list.html", members=[], admin=False)
+            return redirect(url_for(".details", staff_id=own))
+        members = sorted(
+            (m for m in calendar.staff if m.removed_at is None), key=lambda m: m.name.casefold()
+        )
+        removed = [m for m in calendar.staff if m.removed_at is not None]
+        return self.render(
+            "bookwise_admin/staff/list.html",
+            members=members,
+            removed=removed,
+            admin=access.allows(calendar.id, "admin"),
+        )
+
+    @expose("/new", methods=("GET", "POST"))
+    def create(self) -> Any:
+        calendar = self.calendar
+        self.require(calendar.id, "admin", "add staff member")
+        form = StaffForm()
+        problems: list[str] = []
+        if form.validate_on_submit():
+            try:
+                member = add_staff(
+                    self.db,
+                    calendar,
+                    _staff_values(form),
+                    secret=self._secret(),
+                    base_url=instance().settings.base_url,
+                    now=now(),
+                    actor=self.access.actor,
+                    ip=request.remote_addr,
+                )
+            except InvalidInput as invalid:
+                self.db.rollback()
+                problems = show_problems(form, invalid)
+            else:
+                self.commit(
+                    gettext(
+                        "%(name)s is invited by e-mail; they take bookings once they accept.",
+                        name=member.name,
+                    )
+                )
+                return redirect(url_for(".details", staff_id=member.id))
+        return self.render(
+            "bookwise_admin/staff/edit.html", form=form, member=None, problems=problems
+        ), (422 if request.method == "POST" else 200)
+
+    @expose("/<int:staff_id>/", methods=("GET", "POST"))
+    def details(self, staff_id: int) -> Any:
+        member = self._member(staff_id)
+        access = self.access
+        is_admin = access.allows(member.calendar_id, "admin")
+        posted = request.method == "POST"
+        if posted and not is_admin:
+            deny(access, "edit staff member", member.calendar_id, {"staff": staff_id})
+        form = StaffForm() if posted else _member_form(member)
+        problems: list[str] = []
+        status = 200
+        if posted:
+            if form.validate_on_submit():
+                try:
+                    changes = update_staff(
+                        self.db,
+                        member,
+                        _staff_values(form),
+                        secret=self._secret(),
+                        base_url=instance().settings.base_url,
+                        now=now(),
+                        actor=access.actor,
+                        ip=request.remote_addr,
+                    )
+                except InvalidInput as invalid:
+                    self.db.rollback()
+                    problems = show_problems(form, invalid)
+                    status = 422
+                else:
+                    message = gettext("Saved.") if changes else gettext("Nothing changed.")
+                    if "email" in changes:
+                        message += " " + gettext("The new address is invited again.")
+                    self.commit(message)
+                    return redirect(url_for(".details", staff_id=member.id))
+            else:
+                status = 422
+        return self._details_page(member, form, problems=problems, status=status)
+
+    def _details_page(
+        self,
+        member: StaffMember,
+        form: Any,
+        week: Any = None,
+        time_off_form: Any = None,
+        problems: list[str] | None = None,
+        status: int = 200,
+    ) -> Any:
+        access = self.access
+        calendar = member.calendar
+        locale = _locale()
+        zone = calendar.timezone
+        is_admin = access.allows(member.calendar_id, "admin")
+        is_self = access.staff_id(member.calendar_id) == member.id
+        own_hours = list(member.hours)
+        return self.render(
+            "bookwise_admin/staff/edit.html",
+            member=member,
+            form=form,
+            problems=problems or [],
+            admin=is_admin,
+            week=week or hours_form(_hours_data(own_hours or calendar.hours)),
+            uses_calendar_hours=member.uses_calendar_hours or not own_hours,
+            time_off=[
+                {
+                    "row": t,
+                    "start": format_when(t.start_at, zone, locale),
+                    "end": format_when(t.end_at, zone, locale),
+                }
+                for t in member.time_off
+                if t.end_at > now()
+            ],
+            time_off_form=time_off_form or TimeOffForm(),
+            may_add_time_off=is_admin or is_self,
+            action_form=ActionForm(),
+            zone=zone,
+        ), status
+
+    @expose("/<int:staff_id>/hours", methods=("POST",))
+    def hours(self, staff_id: int) -> Any:
+        member = self._member(staff_id, "admin")
+        week = hours_form()
+        if not week.validate_on_submit():
+            deny(self.access, "staff hours without a valid form", member.calendar_id)
+        own = request.form.get("own_hours") == "1"
+        hours = _read_hours(week) if own else []
+        if hours is not None:
+            try:
+                set_hours(
+                    self.db, member.calendar, member, hours, self.access.actor, request.remote_addr
+                )
+            except InvalidInput as invalid:
+                self.db.rollback()
+                show_problems(week, invalid)
+            else:
+                self.commit(gettext("Working hours saved."))
+                return redirect(url_for(".details", staff_id=member.id) + "#hours")
+        return self._details_page(member, _member_form(member), week=week, status=422)
+
+    @expose("/<int:staff_id>/time-off", methods=("POST",))
+    def time_off(self, staff_id: int) -> Any:
+        member = self._member(staff_id, "staff")
+        form = TimeOffForm()
+        zone = member.calendar.timezone
+        if form.validate_on_submit():
+            start = _local(form.start.data, zone)
+            end = _local(form.end.data, zone)
+            if start is None or end is None:
+                form.start.errors = [gettext("Choose a date between 1971 and 2199.")]
+            else:
+                try:
+                    _, clashes = add_time_off(
+                        self.db,
+                        member,
+                        start,
+                        end,
+                        form.reason.data or "",
+                        now=now(),
+                        actor=self.access.actor,
+                        ip=request.remote_addr,
+                    )
+                except InvalidInput as invalid:
+                    self.db.rollback()
+                    show_problems(form, invalid)
+                else:
+                    message = gettext("Time off recorded; %(name)s is notified.", name=member.name)
+                    if clashes:
+                        message += " " + ngettext(
+                            "%(num)d booking already falls in this time: move or reassign it.",
+                            "%(num)d bookings already fall in this time: move or reassign them.",
+                            len(clashes),
+                        )
+                    self.commit(message)
+                    return redirect(url_for(".details", staff_id=member.id) + "#time-off")
+        return self._details_page(member, _member_form(member), time_off_form=form, status=422)
+
+    @expose("/<int:staff_id>/time-off/<int:time_off_id>/delete", methods=("POST",))
+    def delete_time_off(self, staff_id: int, time_off_id: int) -> Response:
+        member = self._member(staff_id, "staff")
+        time_off = self.db.get(TimeOff, time_off_id)
+        if time_off is None or time_off.staff_id != member.id:
+            deny(self.access, "time off of someone else", member.calendar_id)
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "delete time off without a valid form", member.calendar_id)
+        remove_time_off(self.db, time_off, self.access.actor, request.remote_addr)
+        self.commit(gettext("Time off removed."))
+        return redirect(url_for(".details", staff_id=member.id) + "#time-off")
+
+    @expose("/<int:staff_id>/invite", methods=("POST",))
+    def invite(self, staff_id: int) -> Response:
+        member = self._member(staff_id, "admin")
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "invite without a valid form", member.calendar_id)
+        member.invitation = "pending" if member.invitation != "accepted" else member.invitation
+        plan_invitation(
+            self.db,
+            member,
+            secret=self._secret(),
+            base_url=instance().settings.base_url,
+            now=now(),
+        )
+        self.audit(
+            "staff.invited",
+            object_type="staff",
+            object_id=member.slug,
+            calendar_id=member.calendar_id,
+        )
+        self.commit(gettext("The invitation is sent again to %(email)s.", email=member.email))
+        return redirect(url_for(".details", staff_id=member.id))
+
+    @expose("/<int:staff_id>/remove", methods=("GET", "POST"))
+    def remove(self, staff_id: int) -> Any:
+        member = self._member(staff_id, "admin")
+        if member.removed_at is not None:
+            return redirect(url_for(".index"))
+        form = RemoveForm()
+        locale = _locale()
+        stuck: list[Any] = []
+        if form.validate_on_submit():
+            session = self.db
+            session.rollback()
+            begin_write(session)  # bookings are moved or cancelled: a writer from the start
+            member = self._member(staff_id, "admin")
+            try:
+                result = remove_staff(
+                    session,
+                    member,
+                    form.mode.data,
+                    now=now(),
+                    actor=self.access.actor,
+                    booking_actor=self.access.booking_actor,
+                    reason=(form.reason.data or "").strip() or None,
+                    ip=request.remote_addr,
+                )
+            except CannotReassign as cannot:
+                stuck = booking_rows(cannot.bookings, locale)
+                session.rollback()
+                member = self._member(staff_id, "admin")
+            else:
+                self.commit(
+                    gettext("%(name)s is removed.", name=member.name)
+                    + " "
+                    + ngettext(
+                        "%(num)d booking given to others.",
+                        "%(num)d bookings given to others.",
+                        len(result.reassigned),
+                    )
+                    + " "
+                    + ngettext(
+                        "%(num)d booking cancelled.",
+                        "%(num)d bookings cancelled.",
+                        len(result.cancelled),
+                    )
+                )
+                return redirect(url_for(".index"))
+        upcoming = booking_rows(future_bookings(self.db, member, now()), locale)
+        return self.render(
+            "bookwise_admin/staff/remove.html",
+            member=member,
+            form=form,
+            upcoming=upcoming,
+            stuck=stuck,
+            modes=REMOVAL_MODES,
+        ), (409 if stuck else 200)
+
+
+def _member_form(member: StaffMember) -> StaffForm:
+    return StaffForm(
+        formdata=None,
+        data={
+            "name": member.name,
+            "email": member.email,
+            "phone": member.phone or "",
+            "tags": ", ".join(member.tags),
+            "bookable": member.bookable,
+        },
+    )
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+class ServicesView(AdminView):
+    need = "view"
+
+    @expose("/")
+    def index(self) -> str:
+        calendar = self.calendar
+        locale = _locale()
+        rows = []
+        for service in calendar.services:
+            workflow = workflow_of(service.workflow.versions[-1])
+            if service.pool_by_tags:
+                members = [
+                    m
+                    for m in calendar.staff
+                    if set(workflow.staff.tags) <= set(m.tags) and m.removed_at is None
+                ]
+            else:
+                members = [link.staff_member for link in service.staff_links]
+            rows.append(
+                {
+                    "service": service,
+                    "name": workflow_name(workflow, locale, calendar.default_locale),
+                    "workflow": workflow,
+                    "members": members,
+                }
+            )
+        rows.sort(key=lambda r: str(r["name"]).casefold())
+        return self.render(
+            "bookwise_admin/services/list.html",
+            rows=rows,
+            admin=self.access.allows(calendar.id, "admin"),
+            calendar=calendar,
+        )
+
+    @expose("/<int:service_id>/", methods=("GET", "POST"))
+    def edit(self, service_id: int) -> Any:
+        service = self.db.get(Service, service_id)
+        if service is None:
+            raise NotFound("no such service")
+        access = self.access
+        self.require(service.calendar_id, "view", "service")
+        editable = access.allows(service.calendar_id, "admin")
+        calendar = service.calendar
+        workflow = workflow_of(service.workflow.versions[-1])
+        problems: list[str] = []
+        status = 200
+        if request.method == "POST":
+            if not editable:
+                deny(access, "edit service", service.calendar_id)
+            if not ActionForm().validate_on_submit():
+                deny(access, "edit service without a valid form", service.calendar_id)
+            ordered = [int(v) for v in request.form.getlist("staff") if v.isdigit() and len(v) < 12]
+            try:
+                update_service(
+                    self.db,
+                    service,
+                    active=request.form.get("active") == "1",
+                    pool_by_tags=request.form.get("pool") != "listed",
+                    staff_ids=ordered,
+                    actor=access.actor,
+                    ip=request.remote_addr,
+                )
+            except InvalidInput as invalid:
+                self.db.rollback()
+                problems = [m.translate(gettext) for m in invalid.problems.values()]
+                status = 422
+            except NotFound:
+                self.db.rollback()
+                deny(access, "staff of another calendar", service.calendar_id)
+            else:
+                self.commit(gettext("Saved."))
+                return redirect(url_for(".index"))
+        listed = [link.staff_id for link in service.staff_links]
+        members = [m for m in calendar.staff if m.removed_at is None]
+        members.sort(
+            key=lambda m: (m.id not in listed, listed.index(m.id) if m.id in listed else 0, m.name)
+        )
+        return self.render(
+            "bookwise_admin/services/edit.html",
+            service=service,
+            name=workflow_name(workflow, _locale(), calendar.default_locale),
+            workflow=workflow,
+            members=members,
+            listed=listed,
+            tagged=[m for m in members if set(workflow.staff.tags) <= set(m.tags)],
+            editable=editable,
+            problems=problems,
+            form=ActionForm(),
+        ), status

@@ -1,0 +1,267 @@
+"""Message templates in the back office: every event, channel and language, edited with the list of
+variables beside the editor and a live preview rendered with a sample booking.
+
+A calendar's admins edit the calendar's own copy (its messages only); a superadmin may also edit
+the instance's wording, used by every calendar without a copy. A template is checked (syntax,
+sandbox, variables) before it is saved; "reset" goes back to the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import lazy_gettext
+from werkzeug.wrappers import Response
+from wtforms import StringField, TextAreaField
+from wtforms.validators import Length
+
+from bookwise.admin.access import deny
+from bookwise.admin.base import ActionForm, AdminView, Form
+from bookwise.errors import NotFound
+from bookwise.i18n import gettext
+from bookwise.notifications.rendering import (
+    VARIABLES,
+    TemplateParts,
+    TemplateProblem,
+    check_parts,
+    render,
+    sample_context,
+    text_to_html,
+)
+from bookwise.notifications.services import (
+    InvalidTemplate,
+    TemplateKey,
+    effective_template,
+    reset_template,
+    save_template,
+    template_keys,
+    template_origins,
+)
+from bookwise.web import instance
+
+MAX_PART = 20_000
+
+
+class TemplateForm(Form):
+    subject = StringField(lazy_gettext("Subject"), validators=[Length(max=500)])
+    text = TextAreaField(
+        lazy_gettext("Text"),
+        validators=[Length(max=MAX_PART)],
+        render_kw={"rows": 14, "spellcheck": "true", "class": "code-editor"},
+    )
+    html = TextAreaField(
+        lazy_gettext("HTML (optional)"),
+        validators=[Length(max=MAX_PART)],
+        render_kw={"rows": 8, "spellcheck": "false", "class": "code-editor"},
+        description=lazy_gettext("Empty: the text is sent as simple HTML."),
+    )
+
+
+def event_name(name: str) -> str:
+    names = {
+        "requested": gettext("Booking requested"),
+        "confirmed": gettext("Booking confirmed"),
+        "declined": gettext("Booking declined"),
+        "cancelled": gettext("Booking cancelled"),
+        "rescheduled": gettext("Booking moved"),
+        "completed": gettext("Booking completed"),
+        "no_show": gettext("Client did not come"),
+        "reminder": gettext("Reminder"),
+        "follow_up": gettext("Follow-up"),
+        "time-off": gettext("Time off recorded"),
+        "staff-invitation": gettext("Staff invitation"),
+    }
+    return names.get(name, name)
+
+
+def audience_name(audience: str) -> str:
+    return gettext("to the client") if audience == "client" else gettext("to staff")
+
+
+class TemplatesView(AdminView):
+    need = "admin"
+
+    def _scope(self) -> int | None:
+        """The calendar whose copy is edited, or None for the instance's wording (superadmins)."""
+        if request.values.get("scope") == "instance":
+            if not self.access.superadmin:
+                deny(self.access, "instance templates", self.calendar.id)
+            return None
+        return self.calendar.id
+
+    def _key(self, template: str, audience: str, channel: str, locale: str) -> TemplateKey:
+        key = TemplateKey(template, audience, channel, locale)
+        if key not in set(template_keys(self.db)):
+            raise NotFound("no such template")
+        return key
+
+    @expose("/")
+    def index(self) -> str:
+        scope = self._scope()
+        origins = template_origins(self.db, scope)
+        locales = list(instance().settings.locales)
+        groups: dict[tuple[str, str, str], dict[str, str]] = {}
+        for key in template_keys(self.db):
+            groups.setdefault((key.name, key.audience, key.channel), {})[key.locale] = origins.get(
+                key, "default"
+            )
+        rows = [
+            {
+                "name": name,
+                "label": event_name(name),
+                "audience": audience,
+                "audience_label": audience_name(audience),
+                "channel": channel,
+                "locales": [(code, by_locale.get(code)) for code in locales],
+            }
+            for (name, audience, channel), by_locale in sorted(
+                groups.items(), key=lambda item: (event_name(item[0][0]).casefold(), item[0][1:])
+            )
+        ]
+        return self.render(
+            "bookwise_admin/templates/list.html",
+            rows=rows,
+            locales=locales,
+            scope="instance" if scope is None else "calendar",
+            superadmin=self.access.superadmin,
+        )
+
+    @expose("/<template>/<audience>/<channel>/<locale>", methods=("GET", "POST"))
+    def edit(self, template: str, audience: str, channel: str, locale: str) -> Any:
+        key = self._key(template, audience, channel, locale)
+        scope = self._scope()
+        current = effective_template(self.db, key, scope)
+        assert current is not None
+        posted = request.method == "POST"
+        form = (
+            TemplateForm()
+            if posted
+            else TemplateForm(
+                data={
+                    "subject": current.parts.subject or "",
+                    "text": current.parts.text,
+                    "html": current.parts.html or "",
+                }
+            )
+        )
+        status = 200
+        preview = None
+        if posted:
+            if not form.validate_on_submit():
+                if form.csrf_token.errors:
+                    deny(self.access, "template without a valid form", self.calendar.id)
+                status = 422
+            else:
+                parts = _parts(form, channel)
+                if request.form.get("op") == "preview":
+                    preview = _preview(parts, locale)
+                    _mark(form, preview["problems"])
+                    status = 422 if preview["problems"] else 200
+                else:
+                    try:
+                        save_template(
+                            self.db,
+                            key,
+                            parts,
+                            calendar_id=scope,
+                            author=self.access.actor,
+                            ip=request.remote_addr,
+                        )
+                    except InvalidTemplate as invalid:
+                        self.db.rollback()
+                        _mark(form, invalid.problems)
+                        status = 422
+                    else:
+                        self.commit(gettext("Template saved; the next messages use it."))
+                        return redirect(self._url(key, scope))
+        if preview is None and status == 200:
+            preview = _preview(_parts(form, channel), locale)
+        return self.render(
+            "bookwise_admin/templates/edit.html",
+            form=form,
+            key=key,
+            label=event_name(template),
+            audience_label=audience_name(audience),
+            origin=current.origin,
+            scope="instance" if scope is None else "calendar",
+            variables=[(v, gettext(d)) for v, d in VARIABLES.items()],
+            preview=preview,
+            action_form=ActionForm(),
+            email=channel == "email",
+        ), status
+
+    def _url(self, key: TemplateKey, scope: int | None) -> str:
+        values: dict[str, Any] = {
+            "template": key.name,
+            "audience": key.audience,
+            "channel": key.channel,
+            "locale": key.locale,
+        }
+        if scope is None:
+            values["scope"] = "instance"
+        return url_for(".edit", **values)
+
+    @expose("/<template>/<audience>/<channel>/<locale>/preview", methods=("POST",))
+    def live_preview(self, template: str, audience: str, channel: str, locale: str) -> Response:
+        """The live preview (the editor's script posts the form here as the user types)."""
+        key = self._key(template, audience, channel, locale)
+        self._scope()
+        form = TemplateForm()
+        if not form.validate_on_submit():
+            return jsonify(problems=[gettext("The form expired; reload the page.")]), 400  # type: ignore[return-value]
+        return jsonify(_preview(_parts(form, channel), key.locale))
+
+    @expose("/<template>/<audience>/<channel>/<locale>/reset", methods=("POST",))
+    def reset(self, template: str, audience: str, channel: str, locale: str) -> Response:
+        key = self._key(template, audience, channel, locale)
+        scope = self._scope()
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "reset template without a valid form", self.calendar.id)
+        reset_template(
+            self.db,
+            key,
+            calendar_id=scope,
+            folders=[instance().settings.templates_dir],
+            author=self.access.actor,
+            ip=request.remote_addr,
+        )
+        self.commit(gettext("Back to the default wording."))
+        return redirect(self._url(key, scope))
+
+
+def _parts(form: TemplateForm, channel: str) -> TemplateParts:
+    text = (form.text.data or "").replace("\r\n", "\n")
+    subject = (form.subject.data or "").strip() or None
+    html = (form.html.data or "").replace("\r\n", "\n").strip() or None
+    if channel != "email":  # a text message has neither subject nor HTML
+        subject = html = None
+    return TemplateParts(text=text, subject=subject, html=html)
+
+
+def _preview(parts: TemplateParts, locale: str) -> dict[str, Any]:
+    problems = check_parts(parts) if parts.text.strip() else [gettext("text: the text is empty")]
+    if problems:
+        return {"problems": problems, "subject": "", "text": "", "html": ""}
+    try:
+        rendered = render(parts, sample_context(locale))
+    except TemplateProblem as exc:
+        return {"problems": [str(exc)], "subject": "", "text": "", "html": ""}
+    return {
+        "problems": [],
+        "subject": rendered.subject,
+        "text": rendered.text,
+        "html": rendered.html or text_to_html(rendered.text),
+    }
+
+
+def _mark(form: TemplateForm, problems: list[str]) -> None:
+    """Each problem beside its part ("subject: ...", "text: ...", "html: ...")."""
+    for problem in problems:
+        part, _, message = problem.partition(": ")
+        target = {"subject": form.subject, "text": form.text, "html": form.html}.get(part)
+        if target is None:
+            form.text.errors = [*form.text.errors, problem]
+        else:
+            target.errors = [*target.errors, message]

@@ -1,0 +1,876 @@
+"""Changing calendars, staff, hours, time off and services from the back office.
+
+The rules a calendar data file follows (the JSON Schema's patterns for identifiers, e-mails,
+phones and web origins) are the rules here, read from the same schema. Errors are
+:class:`~bookwise.errors.InvalidInput` naming each field, worded for translation. Every function
+adds an audit entry to the caller's transaction; the caller commits.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from itertools import pairwise
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bookwise.audit.services import record
+from bookwise.bookings.models import Booking
+from bookwise.calendars.models import (
+    Calendar,
+    Service,
+    ServiceStaff,
+    StaffMember,
+    TimeOff,
+    WorkingHours,
+)
+from bookwise.documents import load_schema
+from bookwise.errors import N_, BookwiseError, InvalidInput, Message, NotFound
+from bookwise.notifications.context import calendar_values
+from bookwise.notifications.models import Notification
+from bookwise.notifications.planning import plan_staff_notice, plan_time_off_notice
+from bookwise.timezones import parse_zone
+from bookwise.workflows.models import WorkflowRecord
+
+INVITATION_DAYS = 30
+# Weekday ranges: (weekday 0-6, start minute, end minute), in the calendar's time zone.
+Hours = Sequence[tuple[int, int, int]]
+
+
+@cache
+def _pattern(name: str) -> re.Pattern[str]:
+    schema = load_schema("bookwise.calendars", "calendars.schema.json")
+    return re.compile(schema["$defs"][name]["pattern"])
+
+
+def _problem(text: str, **values: object) -> Message:
+    return Message(text, values)
+
+
+def check_email(value: str) -> bool:
+    return len(value) <= 320 and bool(_pattern("email").match(value))
+
+
+def check_phone(value: str) -> bool:
+    return bool(_pattern("phone").match(value))
+
+
+def check_slug(value: str) -> bool:
+    return bool(_pattern("slug").match(value))
+
+
+def check_origin(value: str) -> bool:
+    return len(value) <= 200 and bool(_pattern("origin").match(value))
+
+
+def slugify(text: str) -> str:
+    """``"Cléo Martin"`` -> ``"cleo-martin"``: an identifier for a name (may be empty)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:60]
+
+
+def _audit(
+    session: Session,
+    actor: str,
+    action: str,
+    calendar_id: int | None,
+    object_type: str,
+    object_id: Any,
+    details: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> None:
+    record(
+        session,
+        action,
+        actor,
+        object_type=object_type,
+        object_id=object_id,
+        calendar_id=calendar_id,
+        details=details,
+        ip=ip,
+    )
+
+
+# --- calendars -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalendarSettings:
+    """What the settings form of a calendar holds."""
+
+    name: str
+    slug: str
+    timezone: str
+    default_locale: str
+    description: Mapping[str, str]
+    address: str = ""
+    phone: str = ""
+    reply_to: str = ""
+    published: bool = True
+    search_indexing: bool = True
+    sign_in_required: bool = False
+    show_business_timezone: bool = False
+    embed_origins: tuple[str, ...] = ()
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """One web origin per line (or separated by spaces or commas), lowercased, without doubles."""
+    seen: list[str] = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        origin = item.strip().rstrip("/").lower()
+        if origin and origin not in seen:
+            seen.append(origin)
+    return tuple(seen)
+
+
+def check_settings(
+    session: Session, values: CalendarSettings, locales: Sequence[str], calendar_id: int | None
+) -> None:
+    """:class:`InvalidInput` naming every field that cannot be saved."""
+    problems: dict[str, Message] = {}
+    if not values.name.strip() or len(values.name) > 200:
+        problems["name"] = _problem(N_("Give the calendar a name (200 characters at most)."))
+    if not check_slug(values.slug):
+        problems["slug"] = _problem(
+            N_("Use lowercase letters, digits and dashes, like city-clinic.")
+        )
+    else:
+        taken = session.scalar(
+            select(Calendar.id).where(Calendar.slug == values.slug, Calendar.id != calendar_id)
+        )
+        if taken is not None:
+            problems["slug"] = _problem(N_("Another calendar already has this address."))
+    if parse_zone(values.timezone) is None:
+        problems["timezone"] = _problem(N_("Choose a time zone from the list, like Europe/Paris."))
+    if values.default_locale not in locales:
+        problems["default_locale"] = _problem(
+            N_("Choose one of the languages of this instance: %(locales)s."),
+            locales=", ".join(locales),
+        )
+    if values.phone and not check_phone(values.phone):
+        problems["phone"] = _problem(
+            N_("Write the number in international format, like +33 1 23 45 67 89.")
+        )
+    if values.reply_to and not check_email(values.reply_to):
+        problems["reply_to"] = _problem(N_("This is not an e-mail address."))
+    if len(values.address) > 500:
+        problems["address"] = _problem(N_("The address is too long (500 characters at most)."))
+    wrong = [o for o in values.embed_origins if not check_origin(o)]
+    if wrong:
+        problems["embed_origins"] = _problem(
+            N_("%(origin)s is not a web origin; write it like https://www.example.org (no path)."),
+            origin=wrong[0],
+        )
+    if len(values.embed_origins) > 20:
+        problems["embed_origins"] = _problem(N_("At most 20 sites may embed the page."))
+    for locale, text in values.description.items():
+        if len(text) > 2000:
+            problems[f"description_{locale}"] = _problem(
+                N_("The description is too long (2,000 characters at most).")
+            )
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    fields = {
+        "name": values.name.strip(),
+        "slug": values.slug,
+        "timezone": values.timezone,
+        "default_locale": values.default_locale,
+        "description": {k: v.strip() for k, v in values.description.items() if v.strip()},
+        "address": values.address.strip() or None,
+        "phone": values.phone.strip() or None,
+        "reply_to": values.reply_to.strip() or None,
+        "published": values.published,
+        "search_indexing": values.search_indexing,
+        "sign_in_required": values.sign_in_required,
+        "show_business_timezone": values.show_business_timezone,
+        "embed_origins": list(values.embed_origins),
+    }
+    for name, value in fields.items():
+        if getattr(calendar, name) != value:
+            changes[name] = value
+            setattr(calendar, name, value)
+    return changes
+
+
+def create_calendar(
+    session: Session, values: CalendarSettings, locales: Sequence[str], actor: str, ip: str | None
+) -> Calendar:
+    check_settings(session, values, locales, None)
+    calendar = Calendar(slug=values.slug, name=values.name, timezone=values.timezone)
+    _apply_settings(calendar, values)
+    session.add(calendar)
+    session.flush()
+    for weekday in range(5):  # a new calendar opens Monday to Friday, 09:00-17:00
+        session.add(
+            WorkingHours(
+                calendar_id=calendar.id, weekday=weekday, start_minute=540, end_minute=1020
+            )
+        )
+    _audit(session, actor, "calendar.created", calendar.id, "calendar", calendar.slug, ip=ip)
+    return calendar
+
+
+def update_calendar(
+    session: Session,
+    calendar: Calendar,
+    values: CalendarSettings,
+    locales: Sequence[str],
+    actor: str,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Save the settings; the changed fields (for the audit log and the message)."""
+    check_settings(session, values, locales, calendar.id)
+    changes = _apply_settings(calendar, values)
+    if changes:
+        _audit(
+            session,
+            actor,
+            "calendar.updated",
+            calendar.id,
+            "calendar",
+            calendar.slug,
+            {"changed": sorted(changes)},
+            ip,
+        )
+    return changes
+
+
+def check_hours(hours: Hours) -> dict[str, Message]:
+    """Ranges that end before they start or overlap another of the same day."""
+    problems: dict[str, Message] = {}
+    by_day: dict[int, list[tuple[int, int]]] = {}
+    for weekday, start, end in hours:
+        if not (0 <= start < end <= 1440):
+            problems[f"day_{weekday}"] = _problem(N_("A range ends before it starts."))
+            continue
+        by_day.setdefault(weekday, []).append((start, end))
+    for weekday, ranges in by_day.items():
+        ranges.sort()
+        for (_, previous_end), (start, _) in pairwise(ranges):
+            if start < previous_end:
+                problems[f"day_{weekday}"] = _problem(N_("Two ranges of this day overlap."))
+    return problems
+
+
+def parse_hours_text(text: str) -> list[tuple[int, int]]:
+    """``"09:00-12:00, 13:00-17:30"`` -> minute ranges; :class:`ValueError` when unreadable."""
+    ranges = []
+    for part in re.split(r"[,;\s]+", text.strip()):
+        if not part:
+            continue
+        if not _pattern("range").match(part):
+            raise ValueError(part)
+        start, end = part.split("-")
+        ranges.append((_minutes(start), _minutes(end)))
+    return ranges
+
+
+def _minutes(value: str) -> int:
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def format_hours(ranges: Iterable[tuple[int, int]]) -> str:
+    return ", ".join(f"{_clock(s)}-{_clock(e)}" for s, e in ranges)
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def set_hours(
+    session: Session,
+    calendar: Calendar,
+    member: StaffMember | None,
+    hours: Hours,
+    actor: str,
+    ip: str | None,
+) -> None:
+    """Replace the working hours of the calendar (``member`` None) or of one staff member."""
+    problems = check_hours(hours)
+    if problems:
+        raise InvalidInput(problems)
+    staff_id = member.id if member is not None else None
+    existing = session.scalars(
+        select(WorkingHours).where(
+            WorkingHours.calendar_id == calendar.id,
+            WorkingHours.staff_id.is_(None)
+            if staff_id is None
+            else WorkingHours.staff_id == staff_id,
+        )
+    ).all()
+    for row in existing:
+        session.delete(row)
+    session.flush()
+    for weekday, start, end in sorted(hours):
+        session.add(
+            WorkingHours(
+                calendar_id=calendar.id,
+                staff_id=staff_id,
+                weekday=weekday,
+                start_minute=start,
+                end_minute=end,
+            )
+        )
+    if member is not None:
+        member.uses_calendar_hours = not hours
+    _audit(
+        session,
+        actor,
+        "hours.updated",
+        calendar.id,
+        "staff" if member else "calendar",
+        member.slug if member else calendar.slug,
+        {"ranges": len(hours)},
+        ip,
+    )
+
+
+def clone_calendar(
+    session: Session,
+    source: Calendar,
+    slug: str,
+    name: str,
+    locales: Sequence[str],
+    actor: str,
+    ip: str | None,
+) -> Calendar:
+    """A new calendar with the settings, hours, staff (and their hours) and services of
+    ``source`` (Microsoft Bookings' "clone a calendar"); bookings and time off stay behind."""
+    values = CalendarSettings(
+        name=name,
+        slug=slug,
+        timezone=source.timezone,
+        default_locale=source.default_locale,
+        description=dict(source.description or {}),
+        address=source.address or "",
+        phone=source.phone or "",
+        reply_to=source.reply_to or "",
+        published=False,  # a clone is prepared before it is opened to clients
+        search_indexing=source.search_indexing,
+        sign_in_required=source.sign_in_required,
+        show_business_timezone=source.show_business_timezone,
+        embed_origins=tuple(source.embed_origins or ()),
+    )
+    check_settings(session, values, locales, None)
+    clone = Calendar(slug=slug, name=name, timezone=source.timezone)
+    _apply_settings(clone, values)
+    session.add(clone)
+    session.flush()
+    for hours in source.hours:
+        session.add(
+            WorkingHours(
+                calendar_id=clone.id,
+                weekday=hours.weekday,
+                start_minute=hours.start_minute,
+                end_minute=hours.end_minute,
+            )
+        )
+    members: dict[int, StaffMember] = {}
+    for member in source.staff:
+        if member.removed_at is not None:
+            continue
+        copy = StaffMember(
+            calendar_id=clone.id,
+            slug=member.slug,
+            name=member.name,
+            email=member.email,
+            phone=member.phone,
+            tags=list(member.tags),
+            bookable=member.bookable,
+            invitation=member.invitation,
+            uses_calendar_hours=member.uses_calendar_hours,
+            origin="admin",
+            user_id=member.user_id,
+        )
+        session.add(copy)
+        session.flush()
+        members[member.id] = copy
+        for hours in member.hours:
+            session.add(
+                WorkingHours(
+                    calendar_id=clone.id,
+                    staff_id=copy.id,
+                    weekday=hours.weekday,
+                    start_minute=hours.start_minute,
+                    end_minute=hours.end_minute,
+                )
+            )
+    for service in source.services:
+        copy_service = Service(
+            calendar_id=clone.id,
+            workflow_id=service.workflow_id,
+            active=service.active,
+            pool_by_tags=service.pool_by_tags,
+            origin="admin",
+        )
+        session.add(copy_service)
+        session.flush()
+        for link in service.staff_links:
+            if link.staff_id in members:
+                session.add(
+                    ServiceStaff(
+                        service_id=copy_service.id,
+                        staff_id=members[link.staff_id].id,
+                        position=link.position,
+                    )
+                )
+    _audit(
+        session,
+        actor,
+        "calendar.cloned",
+        clone.id,
+        "calendar",
+        clone.slug,
+        {"from": source.slug},
+        ip,
+    )
+    return clone
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffValues:
+    name: str
+    email: str
+    phone: str = ""
+    tags: tuple[str, ...] = ()
+    bookable: bool = True
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    tags: list[str] = []
+    for item in re.split(r"[\s,]+", text.strip().lower()):
+        if item and item not in tags:
+            tags.append(item)
+    return tuple(tags)
+
+
+def check_staff(values: StaffValues) -> None:
+    problems: dict[str, Message] = {}
+    if not values.name.strip() or len(values.name) > 200:
+        problems["name"] = _problem(N_("Give the name (200 characters at most)."))
+    if not check_email(values.email.strip()):
+        problems["email"] = _problem(N_("This is not an e-mail address."))
+    if values.phone and not check_phone(values.phone.strip()):
+        problems["phone"] = _problem(
+            N_("Write the number in international format, like +33 1 23 45 67 89.")
+        )
+    bad = [t for t in values.tags if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", t) or len(t) > 40]
+    if bad:
+        problems["tags"] = _problem(
+            N_("%(tag)s is not a tag; use lowercase letters, digits, dashes and underscores."),
+            tag=bad[0],
+        )
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _unique_slug(session: Session, calendar_id: int, name: str) -> str:
+    base = slugify(name) or "staff"
+    taken = set(
+        session.scalars(select(StaffMember.slug).where(StaffMember.calendar_id == calendar_id))
+    )
+    slug, number = base, 2
+    while slug in taken:
+        slug = f"{base[:56]}-{number}"
+        number += 1
+    return slug
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="bookwise-staff-invitation")
+
+
+def invitation_token(secret: str, member: StaffMember) -> str:
+    """A link token naming the member and their e-mail: a changed address voids old links."""
+    return _serializer(secret).dumps({"staff": member.id, "email": member.email})
+
+
+def add_staff(
+    session: Session,
+    calendar: Calendar,
+    values: StaffValues,
+    *,
+    secret: str,
+    base_url: str,
+    now: datetime,
+    actor: str,
+    ip: str | None,
+) -> StaffMember:
+    """Add a staff member, pending until they accept the invitation e-mailed to them."""
+    check_staff(values)
+    member = StaffMember(
+        calendar_id=calendar.id,
+        slug=_unique_slug(session, calendar.id, values.name),
+        name=values.name.strip(),
+        email=values.email.strip(),
+        phone=values.phone.strip() or None,
+        tags=list(values.tags),
+        bookable=values.bookable,
+        invitation="pending",
+        origin="admin",
+    )
+    session.add(member)
+    session.flush()
+    plan_invitation(session, member, secret=secret, base_url=base_url, now=now)
+    _audit(
+        session,
+        actor,
+        "staff.added",
+        calendar.id,
+        "staff",
+        member.slug,
+        {"email": member.email},
+        ip,
+    )
+    return member
+
+
+def plan_invitation(
+    session: Session, member: StaffMember, *, secret: str, base_url: str, now: datetime
+) -> Notification:
+    """The invitation e-mail, with its accept and decline links, in the outbox."""
+    token = invitation_token(secret, member)
+    return plan_staff_notice(
+        session,
+        member,
+        "staff-invitation",
+        # Each invitation is its own message (a member may be invited again).
+        f"{member.id}:{secrets.token_hex(8)}",
+        now,
+        {
+            "staff_id": member.id,
+            "calendar": calendar_values(member.calendar),
+            "staff": {"name": member.name, "email": member.email},
+            "invitation": {
+                "accept_url": f"{base_url}/staff-invitation/{token}/accept",
+                "decline_url": f"{base_url}/staff-invitation/{token}/decline",
+            },
+        },
+    )
+
+
+def find_invitation(session: Session, secret: str, token: str) -> StaffMember:
+    """The staff member of an invitation link; :class:`NotFound` when the link is wrong, too old
+    or was sent to an address the member no longer has."""
+    try:
+        data = _serializer(secret).loads(token, max_age=INVITATION_DAYS * 86400)
+    except BadSignature:
+        raise NotFound("no such invitation") from None
+    member = session.get(StaffMember, data.get("staff")) if isinstance(data, dict) else None
+    if member is None or member.email != data.get("email") or member.removed_at is not None:
+        raise NotFound("no such invitation")
+    return member
+
+
+def answer_invitation(session: Session, member: StaffMember, accept: bool) -> None:
+    member.invitation = "accepted" if accept else "declined"
+    _audit(
+        session,
+        member.email,
+        "staff.invitation_" + ("accepted" if accept else "declined"),
+        member.calendar_id,
+        "staff",
+        member.slug,
+    )
+
+
+def update_staff(
+    session: Session,
+    member: StaffMember,
+    values: StaffValues,
+    *,
+    secret: str,
+    base_url: str,
+    now: datetime,
+    actor: str,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Save a member's details. A new e-mail address is invited again (the person behind it has
+    not agreed to be booked)."""
+    check_staff(values)
+    wanted = {
+        "name": values.name.strip(),
+        "email": values.email.strip(),
+        "phone": values.phone.strip() or None,
+        "tags": list(values.tags),
+        "bookable": values.bookable,
+    }
+    changes = {k: v for k, v in wanted.items() if getattr(member, k) != v}
+    for name, value in changes.items():
+        setattr(member, name, value)
+    if "email" in changes:
+        member.invitation = "pending"
+        session.flush()
+        plan_invitation(session, member, secret=secret, base_url=base_url, now=now)
+    if changes:
+        _audit(
+            session,
+            actor,
+            "staff.updated",
+            member.calendar_id,
+            "staff",
+            member.slug,
+            {"changed": sorted(changes)},
+            ip,
+        )
+    return changes
+
+
+def add_time_off(
+    session: Session,
+    member: StaffMember,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    *,
+    now: datetime,
+    actor: str,
+    ip: str | None,
+) -> tuple[TimeOff, list[Booking]]:
+    """Record time off and tell the member (the time-off e-mail, with its reason). Returns the
+    bookings that already fall in it: they are not moved by themselves."""
+    problems: dict[str, Message] = {}
+    if end <= start:
+        problems["end"] = _problem(N_("The end must come after the start."))
+    if len(reason) > 500:
+        problems["reason"] = _problem(N_("The reason is too long (500 characters at most)."))
+    duplicate = session.scalar(
+        select(TimeOff.id).where(
+            TimeOff.staff_id == member.id, TimeOff.start_at == start, TimeOff.end_at == end
+        )
+    )
+    if duplicate is not None:
+        problems["start"] = _problem(N_("This time off is already recorded."))
+    if problems:
+        raise InvalidInput(problems)
+    time_off = TimeOff(
+        staff_id=member.id,
+        start_at=start,
+        end_at=end,
+        reason=reason.strip() or None,
+        origin="admin",
+    )
+    session.add(time_off)
+    session.flush()
+    plan_time_off_notice(session, time_off, now)
+    clashes = list(
+        session.scalars(
+            select(Booking)
+            .where(
+                Booking.staff_id == member.id,
+                Booking.holds_slot,
+                Booking.start_at < end,
+                Booking.end_at > start,
+            )
+            .order_by(Booking.start_at)
+        )
+    )
+    _audit(
+        session,
+        actor,
+        "time_off.added",
+        member.calendar_id,
+        "staff",
+        member.slug,
+        {"start": start.isoformat(), "end": end.isoformat()},
+        ip,
+    )
+    return time_off, clashes
+
+
+def remove_time_off(session: Session, time_off: TimeOff, actor: str, ip: str | None) -> None:
+    member = time_off.staff_member
+    _audit(
+        session,
+        actor,
+        "time_off.removed",
+        member.calendar_id,
+        "staff",
+        member.slug,
+        {"start": time_off.start_at.isoformat(), "end": time_off.end_at.isoformat()},
+        ip,
+    )
+    session.delete(time_off)
+
+
+def future_bookings(session: Session, member: StaffMember, now: datetime) -> list[Booking]:
+    return list(
+        session.scalars(
+            select(Booking)
+            .where(Booking.staff_id == member.id, Booking.holds_slot, Booking.start_at > now)
+            .order_by(Booking.start_at)
+        )
+    )
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def offer_workflow(
+    session: Session, calendar: Calendar, workflow: WorkflowRecord, actor: str, ip: str | None
+) -> Service:
+    """Offer a workflow in a calendar (inactive until published), pool chosen by tags."""
+    existing = session.scalar(
+        select(Service).where(
+            Service.calendar_id == calendar.id, Service.workflow_id == workflow.id
+        )
+    )
+    if existing is not None:
+        return existing
+    service = Service(
+        calendar_id=calendar.id,
+        workflow_id=workflow.id,
+        active=False,
+        pool_by_tags=True,
+        origin="admin",
+    )
+    session.add(service)
+    session.flush()
+    _audit(session, actor, "service.added", calendar.id, "service", workflow.slug, ip=ip)
+    return service
+
+
+def update_service(
+    session: Session,
+    service: Service,
+    *,
+    active: bool,
+    pool_by_tags: bool,
+    staff_ids: Sequence[int],
+    actor: str,
+    ip: str | None,
+) -> None:
+    """Publish or withdraw a service and set its pool: by tags, or these members in this order."""
+    members = {
+        m.id
+        for m in session.scalars(
+            select(StaffMember).where(
+                StaffMember.calendar_id == service.calendar_id, StaffMember.removed_at.is_(None)
+            )
+        )
+    }
+    unknown = [s for s in staff_ids if s not in members]
+    if unknown:
+        raise NotFound(f"no staff member {unknown[0]} in this calendar")
+    if not pool_by_tags and not staff_ids:
+        raise InvalidInput(
+            {"staff": _problem(N_("Choose at least one staff member, or the pool by tags."))}
+        )
+    service.active = active
+    service.pool_by_tags = pool_by_tags
+    for link in list(service.staff_links):
+        session.delete(link)
+    session.flush()
+    if not pool_by_tags:
+        for position, staff_id in enumerate(dict.fromkeys(staff_ids)):
+            session.add(ServiceStaff(service_id=service.id, staff_id=staff_id, position=position))
+    _audit(
+        session,
+        actor,
+        "service.updated",
+        service.calendar_id,
+        "service",
+        service.workflow.slug,
+        {"active": active, "pool_by_tags": pool_by_tags, "staff": list(staff_ids)},
+        ip,
+    )
+
+
+# --- removing a staff member ------------------------------------------------------------------
+
+REMOVAL_MODES = ("reassign", "cancel", "reassign_or_cancel")
+
+
+class CannotReassign(BookwiseError):
+    """No one else is free for these bookings: the admin must choose what to do with them."""
+
+    def __init__(self, bookings: list[Booking]) -> None:
+        self.bookings = bookings
+        super().__init__(f"{len(bookings)} booking(s) cannot be given to anyone else")
+
+
+@dataclass
+class Removal:
+    reassigned: list[Booking] = field(default_factory=list)
+    cancelled: list[Booking] = field(default_factory=list)
+
+
+def remove_staff(
+    session: Session,
+    member: StaffMember,
+    mode: str,
+    *,
+    now: datetime,
+    actor: str,
+    booking_actor: str,
+    reason: str | None,
+    ip: str | None,
+) -> Removal:
+    """Take a member out of the calendar without orphaning a booking: their future bookings are
+    given to someone free (``reassign``), cancelled with notice to the client (``cancel``), or
+    given where possible and cancelled otherwise (``reassign_or_cancel``). With ``reassign``,
+    :class:`CannotReassign` lists the bookings no one can take, and nothing changes."""
+    from bookwise.bookings.services import BookingError, reassign_to_anyone, transition_booking
+
+    if mode not in REMOVAL_MODES:
+        raise InvalidInput({"mode": _problem(N_("Choose what happens to their bookings."))})
+    result = Removal()
+    stuck: list[Booking] = []
+    for booking in future_bookings(session, member, now):
+        if mode != "cancel":
+            try:
+                with session.begin_nested():
+                    reassign_to_anyone(session, booking, now, booking_actor, excluded=member.id)
+            except BookingError:
+                if mode == "reassign":
+                    stuck.append(booking)
+                    continue
+            else:
+                result.reassigned.append(booking)
+                continue
+        try:
+            with session.begin_nested():
+                transition_booking(
+                    session, booking, "cancel", "admin", booking_actor, now, reason=reason
+                )
+        except BookingError:
+            stuck.append(booking)
+        else:
+            result.cancelled.append(booking)
+    if stuck:
+        raise CannotReassign(stuck)
+    member.bookable = False
+    member.removed_at = now
+    for link in session.scalars(select(ServiceStaff).where(ServiceStaff.staff_id == member.id)):
+        session.delete(link)
+    _audit(
+        session,
+        actor,
+        "staff.removed",
+        member.calendar_id,
+        "staff",
+        member.slug,
+        {
+            "mode": mode,
+            "reassigned": [b.id for b in result.reassigned],
+            "cancelled": [b.id for b in result.cancelled],
+        },
+        ip,
+    )
+    return result

@@ -1,0 +1,189 @@
+"""The back office in a real browser: a business user sets up a scenario with the structured
+editor only, publishes it, a client books it; an admin rewords the French confirmation and the
+next booking's e-mail (a real SMTP server on loopback) carries the change."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from bookwise.accounts.services import create_user, grant_role
+from bookwise.calendars.models import Calendar
+from bookwise.config import load_settings
+from bookwise.db import unit_of_work
+from bookwise.instance import load_calendar_file, open_database, sync_workflows
+from bookwise.notifications.delivery import Dispatcher
+from bookwise.notifications.services import seed_templates
+from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from tests.conftest import ROOT, Inbox, base_config, write_config
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "a long business password"
+
+
+@dataclasses.dataclass
+class Office:
+    base: str
+    settings: Any
+    database: Any
+
+
+@pytest.fixture
+def office(tmp_path: Path, database_url: str, inbox: Inbox) -> Iterator[Office]:
+    """The demo instance with e-mail to the loopback SMTP server, served on loopback; a business
+    user administers the Northwind HR calendar."""
+    from bookwise.app import create_app
+
+    values = base_config(tmp_path, database_url) | {
+        "mail": {
+            "host": "127.0.0.1",
+            "port": inbox.port,
+            "sender": "Northwind <jobs@northwind.example>",
+            "timeout": 5,
+        },
+    }
+    settings = load_settings(write_config(tmp_path / "office.yaml", values), environ={})
+    database = open_database(settings)
+    sync_workflows(settings, database)
+    load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
+    with unit_of_work(database.sessions) as session:
+        seed_templates(session, [SHIPPED_TEMPLATES])
+        user = create_user(session, "hr@northwind.example", PASSWORD, name="Hana HR")
+        calendar = session.scalar(select(Calendar).where(Calendar.slug == "northwind-hr"))
+        assert calendar is not None
+        grant_role(session, user, calendar.id, "admin")
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    bookwise = app.extensions["bookwise"]
+    bookwise.settings = dataclasses.replace(bookwise.settings, base_url=base)
+    yield Office(base, bookwise.settings, database)
+    server.shutdown()
+    thread.join()
+    app.extensions["bookwise"].database.engine.dispose()
+    database.engine.dispose()
+
+
+def sign_in(page: Any, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#email", "hr@northwind.example")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/admin/")
+
+
+def book_as_client(browser: Any, base: str, name: str, email: str) -> None:
+    context = browser.new_context(
+        locale="fr", timezone_id="Europe/Paris", extra_http_headers={"Accept-Language": "fr"}
+    )
+    page = context.new_page()
+    page.goto(base + "/northwind-hr/legal-consultation")
+    assert "Consultation juridique" in page.inner_text("h1")
+    page.locator("a.day.free").first.click()
+    page.locator("ul.slots a.slot").first.wait_for()
+    page.locator("ul.slots a.slot").first.click()
+    page.fill("#field_name", name)
+    page.fill("#field_email", email)
+    page.select_option("#field_matter", "work")
+    page.fill("#field_summary", "Mon employeur ne paie pas mes heures supplémentaires.")
+    assert "conservées un an" in page.inner_text("label[for=consent]")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    context.close()
+
+
+def send_messages(office: Office) -> None:
+    Dispatcher(office.settings, office.database).drain()
+
+
+def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
+    browser: Any, office: Office, inbox: Inbox
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on(
+        "response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None
+    )
+    sign_in(page, office.base)
+
+    # The structured editor, and nothing else.
+    page.click("text=Scenarios")
+    page.click("text=New scenario")
+    page.fill("#id", "legal-consultation")
+    page.fill("#name_en", "Legal consultation")
+    page.fill("#name_fr", "Consultation juridique")
+    page.fill("#duration", "30m")
+    page.click("button[value=add_field]")
+    page.click("button[value=add_field]")
+    page.fill("#fields-0-id", "matter")
+    page.select_option("#fields-0-type", "select")
+    page.fill("#fields-0-label_en", "Area of law")
+    page.fill("#fields-0-label_fr", "Domaine du droit")
+    page.check("#fields-0-required")
+    page.fill("#fields-0-options", "family | Family | Famille\nwork | Work | Travail")
+    page.fill("#fields-1-id", "summary")
+    page.select_option("#fields-1-type", "textarea")
+    page.fill("#fields-1-label_en", "Your question")
+    page.fill("#fields-1-label_fr", "Votre question")
+    page.check("#consent")
+    page.fill("#consent_text_en", "I agree that my answers are kept for one year.")
+    page.fill("#consent_text_fr", "J'accepte que mes réponses soient conservées un an.")
+    # The usual messages are there already, the 24-hour reminder among them.
+    reminder = page.locator("select[name$='-on'] >> nth=3")
+    assert reminder.input_value() == "reminder"
+    assert page.locator("#rules-3-offset").input_value() == "24h"
+    page.click("button[value=save]")
+    page.wait_for_selector("text=Scenario created (version 1)")
+    page.click("button:has-text('Publish')")
+    page.wait_for_selector("text=Published: clients can book it now.")
+
+    book_as_client(browser, office.base, "Léa Dupont", "lea@client.example")
+    send_messages(office)
+    first = inbox.to("lea@client.example")
+    assert len(first) == 1 and "Consultation juridique" in first[0]["Subject"]
+
+    # The admin rewords the French confirmation of this calendar.
+    page.click("text=Settings")
+    page.click("a.dropdown-item:has-text('Messages')")
+    page.click("a[href='/admin/templates/confirmed/client/email/fr']")
+    page.fill("#subject", "Northwind confirme votre rendez-vous : {{ service.name }}")
+    # The live preview follows the typing (the page's script; the CSP forbids eval here).
+    expect(page.locator(".preview-subject")).to_contain_text(
+        "Northwind confirme votre rendez-vous : Consultation"
+    )
+    page.click("button[value=save]")
+    page.wait_for_selector("text=Template saved")
+
+    book_as_client(browser, office.base, "Marc Petit", "marc@client.example")
+    send_messages(office)
+    second = inbox.to("marc@client.example")
+    assert len(second) == 1
+    assert second[0]["Subject"] == "Northwind confirme votre rendez-vous : Consultation juridique"
+    assert not problems, problems
+    context.close()
+
+
+def test_the_back_office_in_french(browser: Any, office: Office) -> None:
+    context = browser.new_context(locale="fr", extra_http_headers={"Accept-Language": "fr"})
+    page = context.new_page()
+    sign_in(page, office.base)
+    page.goto(office.base + "/admin/bookings/")
+    assert "Réservations" in page.inner_text("nav")
+    page.goto(office.base + "/admin/workflows/new")
+    assert "Nouveau scénario" in page.inner_text("h1")
+    context.close()
