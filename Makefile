@@ -21,6 +21,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(wildcard plugins/*/))
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -78,6 +78,7 @@ def create_app(
     app.register_blueprint(public_blueprint, name="embed", url_prefix="/embed")
     app.register_blueprint(public_blueprint)
     init_admin(app)
+    _mount_plugins(app)
 
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
@@ -86,6 +87,20 @@ def create_app(
     app.after_request(_security_headers)
     _register_error_pages(app)
     return app
+
+
+def _mount_plugins(app: Flask) -> None:
+    """Each plugin's web endpoints under /plugins/<name>/ (they check their callers themselves:
+    no session, no CSRF token). One that cannot be mounted is reported; the rest starts."""
+    plugins = app.extensions["bookwise"].database.plugins
+    for name, blueprint in plugins.blueprints():
+        try:
+            csrf.exempt(blueprint)
+            app.register_blueprint(
+                blueprint, url_prefix=f"/plugins/{name}", name=f"plugin_{name}_{blueprint.name}"
+            )
+        except Exception as exc:
+            plugins.failed(name, "mounting its web endpoints", exc)
 
 
 def _favicon() -> Response:

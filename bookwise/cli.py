@@ -195,6 +195,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
         settings = dataclasses.replace(settings, base_url=f"http://{host}:{port}")
     checked = instance.checked_workflows(settings)  # before touching the database
     database = instance.open_database(settings)
+    _report_plugins(database)
     instance.prepare_schema(database)
     started = instance.start_instance(settings, database, checked, demo=True)
     if started.workflows.changed:
@@ -222,6 +223,12 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     except OSError as exc:
         raise _cannot_listen(host, port, exc) from None
+
+
+def _report_plugins(database: Any) -> None:
+    """Plugins that could not be loaded: said at start-up; the rest of Bookwise starts."""
+    for problem in database.plugins.problems():
+        click.echo(f"warning: {problem}", err=True)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -255,6 +262,7 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
 
     settings = settings_from(ctx, config_path)
     database = instance.open_database(settings)
+    _report_plugins(database)
     instance.require_current_schema(database)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if once:
@@ -270,6 +278,40 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
     scheduler = scheduler_for(settings, database, blocking=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.pass_context
+def plugins(ctx: click.Context, config_path: Path | None) -> None:
+    """List the installed plugins: enabled or not, version, what each adds, and problems.
+
+    Exits 1 when an enabled plugin cannot be used (it failed to load, or its settings in
+    config.yaml are wrong), so that a deployment script can stop there.
+    """
+    from bookwise.plugins.api import API_VERSION
+    from bookwise.plugins.host import load_plugins
+
+    settings = settings_from(ctx, config_path)
+    host = load_plugins(settings)
+    click.echo(f"Plugin API {API_VERSION}; configuration {settings.source}")
+    for info in sorted(host.plugins.values(), key=lambda i: (not i.core, i.name)):
+        version = f"{info.distribution} {info.version}" if info.distribution else info.target
+        status = "core" if info.core else ("enabled" if info.enabled else "installed, not enabled")
+        click.echo(f"{info.name:<16} {status:<24} {info.state:<15} {version}")
+        for kind, names in info.provides.items():
+            click.echo(f"{'':<16} {kind}: {', '.join(names)}")
+        for problem in info.problems:
+            click.echo(f"{'':<16} problem: {problem}", err=True)
+    problems = host.problems()
+    if not host.plugins:
+        click.echo("no plugins installed (not even the core's: reinstall Bookwise)", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        ctx.exit(1)
 
 
 # --- simulate -----------------------------------------------------------------------------------

@@ -254,6 +254,20 @@ def schema_problems(
     return problems
 
 
+def schema_messages(schema: Mapping[str, Any], data: Any, prefix: KeyPath = ()) -> list[str]:
+    """Where ``data`` breaks ``schema`` (a schema given as data, like a plugin's settings schema),
+    as ``path: message`` lines, the path starting with ``prefix``."""
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    messages: list[str] = []
+    for error in validator.iter_errors(data):
+        for path, message in _explain(error):
+            where = format_path(prefix + path)
+            line = f"{where}: {message}" if where else message
+            if line not in messages:
+                messages.append(line)
+    return messages
+
+
 def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
     """Turn one jsonschema error into (where, message) pairs worded for the author of the file."""
     path: KeyPath = tuple(error.absolute_path)

@@ -29,6 +29,8 @@ from bookwise.documents import DocumentError, read_document
 from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from bookwise.plugins.bookings import attach
+from bookwise.plugins.host import PluginHost
 from bookwise.workflows.loader import CheckedWorkflow, display_path
 from bookwise.workflows.services import SyncReport, sync_workflow_files, workflow_tags
 from bookwise.workflows.sources import check_instance_workflows
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 class Database:
     engine: Engine
     sessions: sessionmaker[Session]
+    # The instance's plugins (see bookwise.plugins.host); the sessions carry them too.
+    plugins: PluginHost
 
 
 def open_database(settings: Settings) -> Database:
@@ -62,7 +66,12 @@ def open_database(settings: Settings) -> Database:
         raise ConfigError(
             f"database_url {url!r}: cannot create its folder ({exc.strerror})"
         ) from None
-    return Database(engine, make_session_factory(engine))
+    # The plugins come with the database: every session reaches them (see bookwise.plugins).
+    host = PluginHost(settings)
+    database = Database(engine, make_session_factory(engine), host)
+    host.database = database
+    attach(database, host.load())
+    return database
 
 
 def schema_state(database: Database) -> migrate.SchemaState:
@@ -97,9 +106,11 @@ def require_current_schema(database: Database) -> None:
         raise BookwiseError("the database holds tables that are not Bookwise's")
 
 
-def checked_workflows(settings: Settings) -> dict[str, CheckedWorkflow]:
+def checked_workflows(
+    settings: Settings, plugins: PluginHost | None = None
+) -> dict[str, CheckedWorkflow]:
     """Every workflow file, checked; :class:`ProblemsError` when any is broken."""
-    checked, problems = check_instance_workflows(settings)
+    checked, problems = check_instance_workflows(settings, plugins=plugins)
     if errors_only(problems):
         raise ProblemsError(problems)
     return checked
@@ -107,7 +118,7 @@ def checked_workflows(settings: Settings) -> dict[str, CheckedWorkflow]:
 
 def sync_workflows(settings: Settings, database: Database, actor: str = "system") -> SyncReport:
     """Check every workflow file and store the changed ones in one transaction."""
-    checked = checked_workflows(settings)
+    checked = checked_workflows(settings, database.plugins)
     with unit_of_work(database.sessions) as session:
         return sync_workflow_files(session, checked, actor)
 
@@ -159,7 +170,7 @@ def load_calendar_files(
     settings: Settings, database: Database, paths: Sequence[Path], actor: str = "cli"
 ) -> LoadResult:
     """Store the workflows and load calendar data files, all in one transaction."""
-    checked = checked_workflows(settings)
+    checked = checked_workflows(settings, database.plugins)
     with unit_of_work(database.sessions) as session:
         return load_into(session, settings, paths, actor, checked)
 

@@ -36,7 +36,7 @@ from bookwise.admin.access import (
 from bookwise.audit.services import record
 from bookwise.calendars.models import Calendar
 from bookwise.errors import BookwiseError, NotFound
-from bookwise.web import db_session
+from bookwise.web import db_session, instance
 
 T = TypeVar("T")
 
@@ -192,6 +192,8 @@ class BackOffice:
             args["bw_access"] = access
             args["bw_calendars"] = visible_calendars(session, access)
             args["bw_calendar"] = current_calendar(session, access)
+            if access.superadmin:
+                args["bw_plugin_problems"] = instance().database.plugins.problems()
             args["bw_switch_form"] = ActionForm()
         return args
 

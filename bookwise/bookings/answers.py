@@ -11,14 +11,18 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from bookwise.errors import N_
+from bookwise.plugins.api import InvalidValue
 from bookwise.workflows.language import Field, Workflow
+
+if TYPE_CHECKING:
+    from bookwise.plugins.api import FieldType
 
 MESSAGES = {
     "required": N_("This field is required."),
@@ -55,6 +59,8 @@ class FieldProblem:
     ) -> str:
         """The message, translated; dates (``YYYY-MM-DD``) written by ``format_date`` if given."""
         params = dict(self.params)
+        if self.code == "custom":  # worded by a plugin's field type
+            return str(params.get("message", ""))
         if format_date is not None and self.code in ("date_min", "date_max"):
             params = {k: format_date(v) for k, v in params.items()}
         return translate(MESSAGES[self.code]) % params
@@ -84,11 +90,13 @@ def check_answers(
     values: Mapping[str, Any],
     consent: bool | None,
     today: date,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> CleanAnswers:
     """Check every field's value (contact details included) and the consent.
 
     Returns normalised values (an e-mail in its normal form, a phone in E.164); raises
-    :class:`InvalidAnswers` naming every problem at once.
+    :class:`InvalidAnswers` naming every problem at once. ``field_types`` are the plugins' field
+    types, by name.
     """
     problems: dict[str, FieldProblem] = {}
     clean: dict[str, Any] = {}
@@ -113,7 +121,7 @@ def check_answers(
                 clean[spec.id] = False
             continue
         try:
-            clean[spec.id] = _check(spec, raw, today)
+            clean[spec.id] = _check(spec, raw, today, field_types or {})
         except _Refused as refused:
             problems[spec.id] = refused.problem
     if workflow.consent is not None and workflow.consent.required and consent is not True:
@@ -134,8 +142,17 @@ class _Refused(Exception):
         self.problem = FieldProblem(code, params)
 
 
-def _check(spec: Field, raw: Any, today: date) -> Any:
-    return _CHECKS[spec.type](spec, raw, today)
+def _check(spec: Field, raw: Any, today: date, field_types: Mapping[str, FieldType]) -> Any:
+    if spec.type in _CHECKS:
+        return _CHECKS[spec.type](spec, raw, today)
+    kind = field_types.get(spec.type)
+    if kind is None:
+        # The field's plugin is not enabled any more: keep the answer as text, do not refuse it.
+        return _text(spec, raw if isinstance(raw, str) else str(raw), today)
+    try:
+        return kind.clean(raw, spec)
+    except InvalidValue as exc:
+        raise _Refused("custom", message=str(exc)) from None
 
 
 def _text(spec: Field, raw: Any, _today: date) -> str:

@@ -88,6 +88,9 @@ class Booking(Base):
     # Calendar invitations: the same UID, a SEQUENCE raised by every change.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     meeting_url: Mapped[str | None] = mapped_column(String(500))
+    # The plugin that made the link, and its id for the meeting (to delete it on cancellation).
+    meeting_provider: Mapped[str | None] = mapped_column(String(64))
+    meeting_id: Mapped[str | None] = mapped_column(String(500))
     # The client agreed, on this booking, to receive text messages about it.
     sms_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="public")  # public, api, admin

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import random
 import secrets
 import uuid
@@ -28,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bookwise.availability.assignment import AssignmentContext, assign
+from bookwise.availability.assignment import STRATEGIES, AssignmentContext, assign
 from bookwise.availability.engine import Slot
 from bookwise.availability.services import PoolMember, read_pool, service_availability
 from bookwise.bookings.answers import check_answers
@@ -36,10 +37,13 @@ from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecor
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import BookwiseError, NotFound
 from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
+from bookwise.plugins.bookings import create_meeting, host_of, move_meeting, note_change
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
+
+log = logging.getLogger(__name__)
 
 
 class BookingError(BookwiseError):
@@ -246,11 +250,13 @@ def _choose_staff(
             order = [m.id for m in pool]
             return min(started, key=lambda s: (slot.remaining_by_staff[s], order.index(s)))
     state = session.get(AssignmentState, context.service.id)
+    strategy = context.workflow.staff.assignment
     week_counts: dict[int, int] = {}
-    if context.workflow.staff.assignment == "least_busy":
+    if strategy not in ("random", "round_robin", "priority"):
         week_counts = _week_counts(session, context, slot)
-    chosen = assign(
-        context.workflow.staff.assignment,
+    chosen = _assign(
+        session,
+        strategy,
         AssignmentContext(
             free=list(slot.staff),
             pool=[m.id for m in pool],
@@ -264,6 +270,26 @@ def _choose_staff(
     else:
         state.last_staff_id = chosen
     return chosen
+
+
+def _assign(session: Session, strategy: str, context: AssignmentContext) -> int:
+    """The strategy's choice; a plugin's strategy that fails, or names someone not free, is
+    reported and the fair rotation decides instead."""
+    if strategy in STRATEGIES:
+        return assign(strategy, context)
+    host = host_of(session)
+    chosen: Any = None
+    if host is not None and strategy in host.assignment_strategies:
+        try:
+            chosen = host.assignment_strategies[strategy](context)
+            if chosen not in context.free:
+                raise ValueError(f"it chose {chosen!r}, who is not among the free {context.free}")
+        except Exception as exc:
+            host.failed(host.strategy_owner(strategy), f"assignment strategy {strategy!r}", exc)
+            chosen = None
+    else:
+        log.error("assignment strategy %r is not enabled; round_robin decides", strategy)
+    return int(chosen) if chosen is not None else assign("round_robin", context)
 
 
 def _week_counts(session: Session, context: BookingContext, slot: Slot) -> dict[int, int]:
@@ -324,6 +350,7 @@ def history(
             details=details or {},
         )
     )
+    note_change(session, booking, action, actor, from_state, details)
 
 
 def create_booking(
@@ -336,7 +363,14 @@ def create_booking(
     """
     begin_write_if_fresh(session)
     workflow = context.workflow
-    answers = check_answers(workflow, request.values, request.consent, now.date())
+    host = host_of(session)
+    answers = check_answers(
+        workflow,
+        request.values,
+        request.consent,
+        now.date(),
+        field_types=host.field_types if host is not None else None,
+    )
     start = request.start.astimezone(UTC) if request.start.tzinfo else request.start
     _check_window(workflow, start, now, request.by_staff)
 
@@ -393,6 +427,8 @@ def create_booking(
     )
     session.add(booking)
     _flush_or_taken(session)
+    if workflow.location.type == "online":
+        create_meeting(session, booking, workflow.location.provider)
     if workflow.consent is not None and request.consent:
         text = workflow.consent.text.get(booking.locale, context.calendar.default_locale)
         link = workflow.consent.link.get(booking.locale, context.calendar.default_locale)
@@ -544,6 +580,7 @@ def reschedule_booking(
     booking.slot_key = _slot_key(context, staff_id, start, booking.uid)
     booking.sequence += 1
     _flush_or_taken(session)
+    move_meeting(session, booking)
     history(
         session,
         booking,

@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bookwise.config import MailSettings
 from bookwise.db import utcnow
+
+if TYPE_CHECKING:
+    from bookwise.plugins.host import PluginContext
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ class Channel:
     supports_attachments: ClassVar[bool] = False
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
 
+    @classmethod
+    def from_settings(cls, context: PluginContext) -> Channel:
+        """Build the channel from its plugin's checked settings (``context.settings``, the
+        mapping under ``plugins.<plugin>`` in config.yaml). The default passes them as keyword
+        arguments to the class."""
+        return cls(**context.settings)
+
     def open(self) -> None:
         """Prepare for a batch (a connection to reuse). The default does nothing."""
 
@@ -89,6 +99,15 @@ class EmailChannel(Channel):
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_settings(cls, context: PluginContext) -> Channel:
+        """E-mail takes the instance's ``mail`` settings; with ``transport: log`` (development,
+        the demo) e-mails are written to instance/messages.log instead of being sent."""
+        mail = context.instance.mail
+        if mail.transport == "log":
+            return _LoggedEmail(context.instance_dir / "messages.log")
+        return cls(mail)
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -184,6 +203,7 @@ class WebhookChannel(Channel):
     name = "webhook"
     settings_schema = {
         "type": "object",
+        "additionalProperties": False,
         "required": ["url"],
         "properties": {
             "url": {"type": "string", "pattern": "^https?://"},
@@ -236,6 +256,10 @@ class LogChannel(Channel):
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @classmethod
+    def from_settings(cls, context: PluginContext) -> Channel:
+        return cls(context.instance_dir / "messages.log")
+
     def send(self, message: OutgoingMessage) -> str:
         identifier = make_msgid(domain="log.bookwise")
         line = json.dumps(
@@ -257,3 +281,9 @@ class LogChannel(Channel):
         except OSError as exc:
             raise ChannelError(f"cannot write {self.path}: {exc.strerror}") from None
         return identifier
+
+
+class _LoggedEmail(LogChannel):
+    """E-mail written to the log file (``mail.transport: log``)."""
+
+    name = "email"

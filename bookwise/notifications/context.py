@@ -3,16 +3,24 @@ written in the recipient's language and time zone."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from bookwise.bookings.models import Booking
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
 from bookwise.formatting import format_clock, format_day, format_when, human_duration
 from bookwise.notifications.models import Notification
+from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.services import workflow_of
+
+if TYPE_CHECKING:
+    from bookwise.plugins.api import FieldType
+
+log = logging.getLogger(__name__)
 
 
 def reference(booking: Booking) -> str:
@@ -50,6 +58,7 @@ def booking_context(
     fallback = calendar.default_locale
     location = workflow.location
     answers = []
+    field_types = plugin_field_types(object_session(booking))
     if audience != "client":
         for spec in workflow.custom_fields:
             if spec.sensitive or spec.id not in booking.answers:
@@ -57,7 +66,9 @@ def booking_context(
             answers.append(
                 {
                     "label": spec.label.get(locale, fallback),
-                    "value": answer_text(spec, booking.answers[spec.id], locale, fallback),
+                    "value": answer_text(
+                        spec, booking.answers[spec.id], locale, fallback, field_types
+                    ),
                 }
             )
     address = location.address.get(locale, fallback) or calendar.address or ""
@@ -98,7 +109,22 @@ def _zone(zone: str) -> Any:
     return ZoneInfo(zone)
 
 
-def answer_text(spec: Any, value: Any, locale: str, fallback: str) -> str:
+def answer_text(
+    spec: Any,
+    value: Any,
+    locale: str,
+    fallback: str,
+    field_types: Mapping[str, FieldType] | None = None,
+) -> str:
+    """An answer as text (for messages, the back office and exports); a plugin's field type
+    writes its own (``field_types``: the enabled ones, by name)."""
+    kind = (field_types or {}).get(spec.type)
+    if kind is not None:
+        try:
+            return str(kind.export(value))
+        except Exception:
+            log.exception("field type %s could not write the answer %r", spec.type, spec.id)
+            return str(value)
     labels = {str(o.value): o.label.get(locale, fallback) for o in spec.options}
     if isinstance(value, list):
         return ", ".join(labels.get(str(v), str(v)) for v in value)

@@ -31,15 +31,7 @@ from bookwise.bookings.models import Booking
 from bookwise.config import Settings
 from bookwise.db import unit_of_work, utcnow
 from bookwise.instance import Database
-from bookwise.notifications.channels import (
-    Attachment,
-    Channel,
-    ChannelError,
-    EmailChannel,
-    LogChannel,
-    OutgoingMessage,
-    WebhookChannel,
-)
+from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
 from bookwise.notifications.context import booking_context, message_context
 from bookwise.notifications.models import MessageTemplate, Notification
 from bookwise.notifications.planning import INVITATION_METHOD, opted_out
@@ -67,27 +59,6 @@ class DeliveryRules:
     backoff: timedelta = timedelta(minutes=1)  # 1, 2, 4, 8, 16 minutes between attempts
 
 
-def enabled_channels(settings: Settings) -> dict[str, Channel]:
-    """The channels this instance can send through, by name."""
-    log_file = settings.instance_dir / "messages.log"
-    channels: dict[str, Channel] = {"log": LogChannel(log_file)}
-    if settings.mail.transport == "log":
-        # Development and the demo: e-mails are written to the log file, not sent.
-        channels["email"] = _LoggedEmail(log_file)
-    else:
-        channels["email"] = EmailChannel(settings.mail)
-    webhook = settings.plugins.get("webhook") or {}
-    if webhook.get("url"):
-        channels["webhook"] = WebhookChannel(
-            webhook["url"], webhook.get("secret", ""), float(webhook.get("timeout", 10))
-        )
-    return channels
-
-
-class _LoggedEmail(LogChannel):
-    name = "email"
-
-
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -106,7 +77,9 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.database = database
-        self.channels = dict(channels if channels is not None else enabled_channels(settings))
+        self.channels = dict(
+            channels if channels is not None else database.plugins.make_channels(settings)
+        )
         self.clock = clock
         self.rules = rules
         self.name = name or worker_name()
@@ -150,8 +123,11 @@ class Dispatcher:
             for row_id in ids:
                 self.deliver(row_id)
         finally:
-            for channel in self.channels.values():
-                channel.close()
+            for name, channel in self.channels.items():
+                try:
+                    channel.close()
+                except Exception as exc:  # a plugin's channel: report it, go on
+                    self.database.plugins.failed(self._owner(name), f"closing {name!r}", exc)
         return len(ids)
 
     def drain(self, limit: int | None = None) -> int:
@@ -231,15 +207,27 @@ class Dispatcher:
 
     def _send(self, message: OutgoingMessage, attempts: int) -> dict[str, Any]:
         try:
-            message_id = self.channels[message.channel].send(message)
+            message_id: Any = self.channels[message.channel].send(message)
         except ChannelError as exc:
             return self._failure(attempts, str(exc), temporary=exc.temporary)
+        except Exception as exc:
+            # A bug in a plugin's channel: the message fails and is tried again later.
+            owner = self._owner(message.channel)
+            self.database.plugins.failed(owner, f"sending on {message.channel!r}", exc)
+            return self._failure(
+                attempts, f"plugin {owner} raised {type(exc).__name__}: {exc}", temporary=True
+            )
+        if not isinstance(message_id, str):
+            message_id = "" if message_id is None else str(message_id)
         return {
             "state": "sent",
             "sent_at": self.clock(),
             "provider_message_id": message_id,
             "attempts": attempts + 1,
         }
+
+    def _owner(self, channel: str) -> str:
+        return self.database.plugins.channel_owner(channel)
 
     def _failure(self, attempts: int, error: str, temporary: bool) -> dict[str, Any]:
         """Failed: try again after 1, 2, 4 ... minutes, or dead after the last attempt."""

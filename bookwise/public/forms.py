@@ -38,7 +38,7 @@ from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 from bookwise.config import secret_key_of
 from bookwise.i18n import contact_label, gettext
 from bookwise.web import instance
-from bookwise.workflows.language import Field, Workflow
+from bookwise.workflows.language import FIELD_TYPES, Field, Workflow
 
 TOKEN_MAX_AGE = 6 * 3600  # a form left open longer is refused, with an invitation to reload
 
@@ -150,7 +150,22 @@ def _field(spec: Field, locale: str, fallback: str) -> Any:
         )
     if spec.type == "checkbox":
         return BooleanField(default=bool(default), **common)
+    if spec.type not in FIELD_TYPES:
+        return _plugin_field(spec, {"default": default, **common})
     return StringField(default=default, **common)
+
+
+def _plugin_field(spec: Field, options: dict[str, Any]) -> Any:
+    """A field type a plugin adds builds its own WTForms field; one that fails (or whose plugin
+    is no longer enabled) is asked as a line of text, and the failure is reported."""
+    plugins = instance().database.plugins
+    kind = plugins.field_types.get(spec.type)
+    if kind is not None:
+        try:
+            return kind.form_field(spec, options)
+        except Exception as exc:
+            plugins.failed(plugins.field_type_owner(spec.type), "form_field", exc)
+    return StringField(**options)
 
 
 def booking_form(

@@ -24,6 +24,7 @@ from bookwise.bookings.models import Booking, Client, ConsentRecord
 from bookwise.calendars.models import StaffMember
 from bookwise.errors import N_
 from bookwise.notifications.context import answer_text, reference_code
+from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import workflow_of
 
@@ -217,6 +218,7 @@ def export_rows(
         for version_id, workflow in workflows.items()
     }
     rows = []
+    field_types = plugin_field_types(session)
     for (
         uid,
         version_id,
@@ -260,7 +262,7 @@ def export_rows(
             row.append(
                 ""
                 if value is None or question is None
-                else answer_text(question, value, locale, fallback)
+                else answer_text(question, value, locale, fallback, field_types)
             )
         rows.append(row)
     return header, rows

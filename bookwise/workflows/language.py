@@ -100,6 +100,8 @@ class Field:
     pattern: str | None = None
     default: Any = None
     sensitive: bool = False
+    # A plugin field type's own settings (checked against its schema by the loader).
+    settings: Mapping[str, Any] = field(default_factory=dict)
     # Added by Bookwise (``name`` and ``email`` when the workflow does not ask them itself);
     # their label is then the platform's own, translated by the catalogs.
     implicit: bool = False
@@ -289,6 +291,7 @@ def _field(spec: Mapping[str, Any]) -> Field:
         pattern=spec.get("pattern"),
         default=spec.get("default"),
         sensitive=bool(spec.get("sensitive", False)),
+        settings=dict(spec.get("settings") or {}),
     )
 
 

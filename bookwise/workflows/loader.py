@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,11 +23,12 @@ from bookwise.documents import (
     KeyPath,
     format_path,
     read_document,
+    schema_messages,
     schema_problems,
 )
 from bookwise.durations import parse_duration
 from bookwise.errors import Problem, did_you_mean, errors_only
-from bookwise.workflows.language import CONTACT_FIELDS, Workflow
+from bookwise.workflows.language import ASSIGNMENTS, CONTACT_FIELDS, FIELD_TYPES, Workflow
 from bookwise.workflows.lifecycle import (
     DEFAULT_STATES,
     FOLLOW_UP,
@@ -62,6 +63,11 @@ class CheckContext:
     known_templates: frozenset[str] | None = None
     known_channels: frozenset[str] | None = None
     locales: tuple[str, ...] | None = None
+    # What enabled plugins add: field types (name -> JSON Schema of the field's ``settings``),
+    # assignment strategies, and meeting providers (``None``: not known, not checked).
+    field_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    assignments: frozenset[str] = frozenset()
+    meeting_providers: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,8 @@ class _Checker:
 
         prefix = f"field {spec['id']!r} of field set {origin!r}: " if origin else ""
         ftype = spec["type"]
+        if not self.check_field_type(spec, at, prefix):
+            return
         expected = CONTACT_FIELDS.get(spec["id"])
         if expected and ftype != expected:
             self.error(
@@ -428,8 +436,53 @@ class _Checker:
         for key in ("provider", "url"):
             if key in location and kind != "online":
                 self.error(("location", key), f"{key} only applies to type: online", at_key=True)
+        providers = self.context.meeting_providers
+        provider = location.get("provider")
+        if kind == "online" and provider and providers is not None and provider not in providers:
+            fallback = "the fixed url" if location.get("url") else "no link"
+            self.warn(
+                ("location", "provider"),
+                f"no meeting provider {provider!r} is enabled{did_you_mean(provider, providers)}; "
+                f"bookings get {fallback} until its plugin is enabled in config.yaml "
+                f"(enabled: {', '.join(sorted(providers)) or 'none'})",
+            )
+
+    def check_field_type(
+        self, spec: dict[str, Any], at: Callable[[str], KeyPath], prefix: str
+    ) -> bool:
+        """A core type, or one an enabled plugin adds (with its ``settings`` checked)."""
+        ftype = spec["type"]
+        plugin_types = self.context.field_types
+        if ftype in FIELD_TYPES:
+            if "settings" in spec:
+                self.error(
+                    at("settings"),
+                    f"{prefix}settings only apply to field types added by plugins",
+                    at_key=True,
+                )
+            return True
+        if ftype not in plugin_types:
+            known = [*FIELD_TYPES, *sorted(plugin_types)]
+            self.error(
+                at("type"),
+                f"{prefix}unknown field type {ftype!r}{did_you_mean(ftype, known)} "
+                f"(available: {', '.join(known)}); plugins may add others",
+            )
+            return False
+        base = at("settings") if "settings" in spec else at("type")
+        for line in schema_messages(plugin_types[ftype], spec.get("settings", {})):
+            self.error(base, f"{prefix}settings of the {ftype} field: {line}")
+        return True
 
     def check_staff(self, staff: dict[str, Any]) -> None:
+        assignment = staff.get("assignment")
+        known = [*ASSIGNMENTS, *sorted(self.context.assignments)]
+        if assignment is not None and assignment not in known:
+            self.error(
+                ("staff", "assignment"),
+                f"unknown assignment strategy {assignment!r}{did_you_mean(assignment, known)} "
+                f"(available: {', '.join(known)}); plugins may add others",
+            )
         if staff.get("client_chooses") and "assignment" in staff:
             self.warn(
                 ("staff", "assignment"),

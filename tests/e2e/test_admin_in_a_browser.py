@@ -161,6 +161,7 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     page.click("text=Settings")
     page.click("a.dropdown-item:has-text('Messages')")
     page.click("a[href='/admin/templates/confirmed/client/email/fr']")
+    page.wait_for_load_state("load")  # the preview's script listens once the page has loaded
     page.fill("#subject", "Northwind confirme votre rendez-vous : {{ service.name }}")
     # The live preview follows the typing (the page's script; the CSP forbids eval here).
     expect(page.locator(".preview-subject")).to_contain_text(

@@ -53,7 +53,7 @@ from bookwise.i18n import gettext
 from bookwise.notifications.context import answer_text, reference
 from bookwise.notifications.models import Notification
 from bookwise.public.forms import answers_of, booking_form
-from bookwise.web import now
+from bookwise.web import instance, now
 from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -265,7 +265,13 @@ class BookingsView(AdminView):
                     "label": spec.label.get(locale, fallback),
                     "value": ""
                     if hidden
-                    else answer_text(spec, booking.answers[spec.id], locale, fallback),
+                    else answer_text(
+                        spec,
+                        booking.answers[spec.id],
+                        locale,
+                        fallback,
+                        instance().database.plugins.field_types,
+                    ),
                     "hidden": hidden,
                     "sensitive": spec.sensitive,
                 }
@@ -630,7 +636,6 @@ class BookingsView(AdminView):
         ), status
 
     def render_locales(self) -> list[str]:
-        from bookwise.web import instance
 
         return list(instance().settings.locales)
 

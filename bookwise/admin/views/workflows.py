@@ -90,7 +90,10 @@ def _context() -> CheckContext:
     """What a workflow is checked against (field sets, templates, channels), read once per
     request."""
     if "bw_check_context" not in g:
-        g.bw_check_context, _problems = check_context(instance().settings)
+        bookwise = instance()
+        g.bw_check_context, _problems = check_context(
+            bookwise.settings, plugins=bookwise.database.plugins
+        )
     context: CheckContext = g.bw_check_context
     return context
 
@@ -111,7 +114,10 @@ def _field_type_choices() -> list[tuple[str, str]]:
         "checkbox": gettext("Checkbox (yes or no)"),
         "url": gettext("Web address"),
     }
-    return [(t, names.get(t, t)) for t in FIELD_TYPES]
+    plugin_types = instance().database.plugins.field_types
+    return [(t, names.get(t, t)) for t in FIELD_TYPES] + [
+        (name, kind.label or name) for name, kind in sorted(plugin_types.items())
+    ]
 
 
 def _event_label(event: str) -> str:

@@ -1,0 +1,33 @@
+"""The plugin API: everything a plugin imports comes from here (and ``hookimpl`` from
+:mod:`bookwise.hookspecs`, also re-exported here). See docs/plugins.md."""
+
+from bookwise.hookspecs import hookimpl
+from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
+from bookwise.plugins.api import (
+    API_VERSION,
+    BookingChange,
+    BookingData,
+    FieldType,
+    InvalidValue,
+    Meeting,
+    MeetingError,
+    MeetingProvider,
+)
+from bookwise.plugins.host import PluginContext
+
+__all__ = [
+    "API_VERSION",
+    "Attachment",
+    "BookingChange",
+    "BookingData",
+    "Channel",
+    "ChannelError",
+    "FieldType",
+    "InvalidValue",
+    "Meeting",
+    "MeetingError",
+    "MeetingProvider",
+    "OutgoingMessage",
+    "PluginContext",
+    "hookimpl",
+]

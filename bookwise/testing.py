@@ -1,0 +1,171 @@
+"""Helpers for testing plugins against a real Bookwise instance (a SQLite file in a temporary
+folder, the repository's demo calendars and workflows, the plugins of your choice enabled).
+
+    from bookwise.testing import make_instance, book
+
+    def test_my_channel(tmp_path):
+        bw = make_instance(tmp_path, plugins={"enabled": ["shout"], "shout": {"url": ...}})
+        booking = book(bw, "tutoring")
+        bw.send_due()
+
+Used by the plugins in ``plugins/`` and by Bookwise's own tests. Not part of the runtime.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from bookwise.config import Settings, load_settings
+from bookwise.instance import Database, open_database
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository (an editable install)
+
+
+@dataclass
+class RunningInstance:
+    settings: Settings
+    database: Database
+
+    def app(self) -> Any:
+        """The Flask application of this instance, for its test client."""
+        from bookwise.app import create_app
+
+        application = create_app(self.settings)
+        application.config.update(TESTING=True)
+        return application
+
+    def send_due(self, at: datetime | None = None) -> int:
+        """Deliver every message due (now, or at ``at``); the number handled."""
+        from bookwise.notifications.delivery import Dispatcher
+
+        moment = at or datetime.now(UTC)
+        return Dispatcher(self.settings, self.database, clock=lambda: moment).drain()
+
+
+def make_instance(
+    tmp_path: Path,
+    plugins: Mapping[str, Any] | None = None,
+    **config: Any,
+) -> RunningInstance:
+    """A new instance in ``tmp_path`` with the demo calendars and workflows loaded."""
+    from bookwise import instance
+
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'bookwise.db'}",
+        "secret_key": "plugin-tests-" + "x" * 40,
+        "instance_dir": str(tmp_path / "instance"),
+        "workflows": str(ROOT / "workflows"),
+        "forms": str(ROOT / "forms"),
+        "templates": str(ROOT / "templates"),
+        "demo_data": None,
+        "locales": ["en", "fr", "de", "es"],
+        "default_locale": "en",
+        "mail": {"transport": "log"},
+        "plugins": dict(plugins or {"enabled": []}),
+        **config,
+    }
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        YAML().dump(values, handle)
+    settings = load_settings(path, environ={})
+    database = open_database(settings)
+    instance.prepare_schema(database)
+    instance.sync_workflows(settings, database)
+    instance.load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
+    return RunningInstance(settings, database)
+
+
+def book(
+    bw: RunningInstance,
+    calendar: str,
+    service: str,
+    answers: Mapping[str, Any] | None = None,
+    days_ahead: int = 7,
+    **request: Any,
+) -> Any:
+    """Book the first free slot of ``service`` (a workflow id) of ``calendar`` (a slug), at
+    least ``days_ahead`` days from now; the booking, as committed."""
+    from bookwise.availability.services import service_availability
+    from bookwise.bookings.services import BookingRequest, create_booking, find_service
+    from bookwise.db import unit_of_work
+
+    now = datetime.now(UTC)
+    with unit_of_work(bw.database.sessions, write=True) as session:
+        context = find_service(session, calendar, service)
+        free = service_availability(
+            session,
+            context.calendar,
+            context.service,
+            context.workflow,
+            now + timedelta(days=days_ahead),
+            now + timedelta(days=days_ahead + 21),
+            now,
+        ).slots
+        if not free:
+            raise AssertionError(f"no free slot for {calendar}/{service}")
+        values = {"name": "Zoe Client", "email": "zoe@example.org", **(answers or {})}
+        return create_booking(
+            session,
+            context,
+            BookingRequest(start=free[0].start, values=values, consent=True, **request),
+            now,
+        )
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """What a loopback HTTP server received, and what it answers (status, body)."""
+
+    url: str
+    requests: list[Received] = field(default_factory=list)
+    status: int = 200
+    answer: bytes = b"{}"
+    content_type: str = "application/json"
+
+
+@contextmanager
+def http_receiver() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 that records every POST (a gateway, a chat service)."""
+    receiver = Receiver(url="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            receiver.requests.append(
+                Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+            )
+            self.send_response(receiver.status)
+            self.send_header("Content-Type", receiver.content_type)
+            self.send_header("Content-Length", str(len(receiver.answer)))
+            self.end_headers()
+            self.wfile.write(receiver.answer)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

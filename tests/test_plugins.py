@@ -1,0 +1,352 @@
+"""The plugin platform: discovery through entry points, enabling, settings, isolation.
+
+The throwaway plugin is a real distribution, written to a temporary folder and installed with
+pip into this environment (then uninstalled), found through its entry point like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bookwise.bookings.models import BookingEvent
+from bookwise.hookspecs import hookimpl
+from bookwise.notifications.models import Notification
+from bookwise.plugins import BookingData, Channel, ChannelError, Meeting, MeetingProvider
+from bookwise.plugins.host import PluginHost, load_plugins
+from bookwise.testing import book, make_instance
+
+HR = {"position": "dev", "cv_url": "https://example.org/cv.pdf"}
+
+THROWAWAY = '''
+"""A channel that appends each message to a file, and a booking listener."""
+import json
+from pathlib import Path
+
+from bookwise.plugins import Channel, hookimpl
+
+BOOKWISE_API = "1.0"
+CREATED = []
+
+
+class FileChannel(Channel):
+    name = "tofile"
+    settings_schema = {
+        "type": "object", "required": ["path"], "additionalProperties": False,
+        "properties": {"path": {"type": "string"}},
+    }
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def send(self, message):
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"to": message.recipient, "subject": message.subject}) + "\\n")
+        return "line"
+
+
+@hookimpl
+def bookwise_register_channels():
+    return [FileChannel]
+
+
+@hookimpl
+def bookwise_booking_created(booking):
+    CREATED.append(booking.uid)
+'''
+
+
+@pytest.fixture(scope="module")
+def throwaway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Install the plugin ``bookwise-throwaway`` from a temporary folder; remove it after."""
+    folder = tmp_path_factory.mktemp("throwaway")
+    (folder / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "bookwise-throwaway"
+            version = "0.0.1"
+
+            [project.entry-points."bookwise.plugins"]
+            throwaway = "bookwise_throwaway"
+            """
+        )
+    )
+    (folder / "bookwise_throwaway.py").write_text(THROWAWAY)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(folder)], check=True)
+    try:
+        yield "throwaway"
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "bookwise-throwaway"], check=True)
+
+
+@pytest.mark.slow
+def test_an_installed_plugin_is_listed_enabled_and_used(tmp_path: Path, throwaway: str) -> None:
+    out = tmp_path / "out.jsonl"
+    bw = make_instance(tmp_path, plugins={"enabled": []})
+    # Installed, not enabled: listed by `bookwise plugins`, not used.
+    listing = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("bookwise")),
+            "--config",
+            str(bw.settings.source),
+            "plugins",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "throwaway" in listing.stdout and "installed, not enabled" in listing.stdout
+    assert "tofile" not in load_plugins(bw.settings).channel_names
+
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    from bookwise.testing import ROOT
+
+    for path in (ROOT / "workflows").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "hr-interview.yaml":
+            text = text.replace(
+                "{on: requested, to: client, channel: email}",
+                "{on: requested, to: client, channel: [email, tofile]}",
+            )
+        (workflows / path.name).write_text(text, encoding="utf-8")
+    plugins = {"enabled": [throwaway], throwaway: {"path": str(out)}}
+    bw = make_instance(tmp_path / "on", plugins=plugins, workflows=str(workflows))
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    bw.send_due()
+    assert '"to": "zoe@example.org"' in out.read_text()
+    import bookwise_throwaway  # type: ignore[import-not-found]
+
+    assert booking.uid in bookwise_throwaway.CREATED
+
+
+# --- isolation, with plugins given as entry points of this module -------------------------
+
+
+class Broken(Exception):
+    pass
+
+
+class ExplodingChannel(Channel):
+    name = "boom"
+
+    def send(self, message: Any) -> str:
+        raise Broken("the channel's bug")
+
+
+class RefusingChannel(Channel):
+    name = "refuse"
+
+    def send(self, message: Any) -> str:
+        raise ChannelError("no route", temporary=True)
+
+
+class ExplodingProvider(MeetingProvider):
+    name = "jitsi"  # what the demo's HR workflow asks for
+
+    def create(self, booking: BookingData) -> Meeting:
+        raise Broken("the provider's bug")
+
+
+class Channels:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_channels(self) -> list[type[Channel]]:
+        return [ExplodingChannel, RefusingChannel]
+
+
+class Provider:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_meeting_providers(self) -> list[type[MeetingProvider]]:
+        return [ExplodingProvider]
+
+
+SEEN: list[str] = []
+
+
+class Listeners:
+    BOOKWISE_API = "1.0"
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    @hookimpl
+    def bookwise_booking_created(self, booking: BookingData) -> None:
+        if self.fail:
+            raise Broken("the listener's bug")
+        SEEN.append(booking.uid)
+
+
+class Old:
+    BOOKWISE_API = "0.9"
+
+
+class Unversioned:
+    pass
+
+
+PLUGINS = {
+    "channels": Channels(),
+    "provider": Provider(),
+    "bad_listener": Listeners(fail=True),
+    "good_listener": Listeners(fail=False),
+    "old": Old(),
+    "unversioned": Unversioned(),
+}
+
+
+def entry(name: str) -> EntryPoint:
+    return EntryPoint(name, f"{__name__}:PLUGINS", "bookwise.plugins")
+
+
+@pytest.fixture
+def host_for(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Load the given test plugins (each an "entry point" of this module) into an instance."""
+    real_load = EntryPoint.load
+    monkeypatch.setattr(EntryPoint, "load", lambda self: PLUGINS.get(self.name) or real_load(self))
+
+    def make(bw: Any, *names: str) -> PluginHost:
+        settings = dataclasses.replace(bw.settings, plugins={"enabled": list(names)})
+        host = PluginHost(settings, bw.database)
+        core = [e for e in entry_points(group="bookwise.plugins") if e.dist.name == "bookwise"]
+        host.load([*core, *(entry(name) for name in names)])
+        from bookwise.plugins.bookings import attach
+
+        bw.database.plugins = host
+        attach(bw.database, host)
+        return host
+
+    return make
+
+
+def test_a_plugin_that_cannot_load_is_reported_and_the_rest_starts(
+    tmp_path: Path, host_for: Any
+) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "old", "unversioned", "channels")
+    assert host.plugins["old"].state == "failed"
+    assert "written for plugin API 0.9" in host.plugins["old"].problems[0]
+    assert 'BOOKWISE_API = "1.0"' in host.plugins["unversioned"].problems[0]
+    assert host.plugins["channels"].state == "loaded"
+    assert {"boom", "refuse"} <= host.channel_names
+
+
+def test_a_failing_listener_does_not_stop_the_booking_or_the_others(
+    tmp_path: Path, host_for: Any
+) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "bad_listener", "good_listener")
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    assert booking.uid in SEEN
+    assert host.plugins["bad_listener"].errors == 1
+    assert "the listener's bug" in (host.plugins["bad_listener"].last_error or "")
+
+
+def test_a_failing_meeting_provider_leaves_the_booking_without_a_link(
+    tmp_path: Path, host_for: Any
+) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "provider")
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    assert booking.meeting_url is None and booking.state == "requested"
+    with bw.database.sessions() as session:
+        (event,) = session.scalars(
+            select(BookingEvent).where(
+                BookingEvent.booking_id == booking.id, BookingEvent.action == "meeting_failed"
+            )
+        )
+        assert "the provider's bug" in event.details["error"]
+    assert host.plugins["provider"].errors == 1
+
+
+def test_a_failing_channel_marks_its_message_failed_for_a_retry(
+    tmp_path: Path, host_for: Any
+) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "channels")
+    book(bw, "northwind-hr", "hr-interview", HR)
+    with bw.database.sessions() as session, session.begin():
+        # The client's "requested" e-mail, also on the two test channels.
+        (email,) = session.scalars(
+            select(Notification).where(
+                Notification.event == "requested", Notification.recipient_kind == "client"
+            )
+        )
+        for channel in ("boom", "refuse"):
+            copy = {
+                column.key: getattr(email, column.key)
+                for column in Notification.__table__.columns
+                if column.key != "id"
+            }
+            copy.update(channel=channel, idempotency_key=f"{email.idempotency_key}:{channel}")
+            session.add(Notification(**copy))
+    bw.send_due()
+    with bw.database.sessions() as session:
+        rows = {
+            row.channel: row
+            for row in session.scalars(
+                select(Notification).where(Notification.event == "requested")
+            )
+            if row.recipient_kind == "client"
+        }
+    assert rows["email"].state == "sent"  # the others went on
+    assert rows["boom"].state == "failed" and "Broken: the channel's bug" in rows["boom"].last_error
+    assert rows["refuse"].state == "failed" and rows["refuse"].last_error == "no route"
+    assert host.plugins["channels"].errors == 1
+
+
+def test_settings_of_an_enabled_plugin_are_checked(tmp_path: Path) -> None:
+    bw = make_instance(tmp_path, plugins={"enabled": ["jitsi"], "jitsi": {"servr": "x"}})
+    host = load_plugins(bw.settings)
+    problem = host.problems()[0]
+    assert "plugins.jitsi" in problem and "servr" in problem
+
+
+def test_the_core_channels_come_through_the_entry_points(tmp_path: Path) -> None:
+    bw = make_instance(tmp_path)
+    host = load_plugins(bw.settings)
+    assert {"email", "log"} <= host.channel_names
+    assert {host.plugins[name].core for name in ("email", "log", "webhook")} == {True}
+    assert host.plugins["webhook"].state == "not configured"
+
+
+def test_the_admin_lists_plugins_and_their_problems(tmp_path: Path) -> None:
+    from bookwise.accounts.services import create_user
+    from bookwise.db import unit_of_work
+    from tests.admin.conftest import token
+
+    bw = make_instance(tmp_path, plugins={"enabled": ["jitsi"], "jitsi": {"server": "nope"}})
+    with unit_of_work(bw.database.sessions) as session:
+        create_user(session, "root@example.org", "a long password 1", superadmin=True)
+    client = bw.app().test_client()
+    signed_in = client.post(
+        "/login",
+        data={
+            "email": "root@example.org",
+            "password": "a long password 1",
+            "csrf_token": token(client, "/login"),
+        },
+    )
+    assert signed_in.status_code == 302
+    text = client.get("/admin/plugins/").get_data(as_text=True)
+    assert "jitsi" in text and "https:// address of a Jitsi" in text
+    banner = client.get("/admin/bookings/").get_data(as_text=True)
+    assert "1 plugin is not working" in banner
