@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,14 @@ from bookwise.testing import book, make_instance
 HR = {"position": "dev", "cv_url": "https://example.org/cv.pdf"}
 
 THROWAWAY = '''
-"""A channel that appends each message to a file, and a booking listener."""
+"""One of each: a channel, a field type, an assignment strategy, a meeting provider, listeners."""
 import json
 from pathlib import Path
 
-from bookwise.plugins import Channel, hookimpl
+from bookwise.plugins import Channel, FieldType, InvalidValue, Meeting, MeetingProvider, hookimpl
 
 BOOKWISE_API = "1.0"
-CREATED = []
+EVENTS = []
 
 
 class FileChannel(Channel):
@@ -54,14 +55,88 @@ class FileChannel(Channel):
         return "line"
 
 
+class Rating(FieldType):
+    name = "rating"
+    label = "Rating (stars)"
+    settings_schema = {
+        "type": "object", "additionalProperties": False,
+        "properties": {"max": {"type": "integer", "minimum": 2, "maximum": 10}},
+    }
+
+    def clean(self, value, spec):
+        top = spec.settings.get("max", 5)
+        try:
+            stars = int(value)
+        except (TypeError, ValueError):
+            raise InvalidValue("Give a number of stars.") from None
+        if not 1 <= stars <= top:
+            raise InvalidValue(f"Give between 1 and {top} stars.")
+        return stars
+
+    def form_field(self, spec, options):
+        from wtforms import RadioField
+
+        top = spec.settings.get("max", 5)
+        stars = [(str(n), "*" * n) for n in range(1, top + 1)]
+        return RadioField(choices=stars, validate_choice=False, **options)
+
+    def export(self, value):
+        return f"{value} stars"
+
+
+class FakeMeet(MeetingProvider):
+    name = "fakemeet"
+
+    @classmethod
+    def from_settings(cls, context):  # the plugin's settings are the channel's, not needed here
+        return cls()
+
+    def create(self, booking):
+        EVENTS.append(("meeting created", booking.uid))
+        return Meeting(f"https://meet.invalid/{booking.uid}", booking.uid)
+
+    def delete(self, meeting):
+        EVENTS.append(("meeting deleted", meeting.id))
+
+
 @hookimpl
 def bookwise_register_channels():
     return [FileChannel]
 
 
 @hookimpl
+def bookwise_register_field_types():
+    return [Rating()]
+
+
+@hookimpl
+def bookwise_register_assignment_strategies():
+    return {"last_in_pool": lambda context: list(context.free)[-1]}
+
+
+@hookimpl
+def bookwise_register_meeting_providers():
+    return [FakeMeet]
+
+
+@hookimpl
 def bookwise_booking_created(booking):
-    CREATED.append(booking.uid)
+    EVENTS.append(("created", booking.uid))
+
+
+@hookimpl
+def bookwise_booking_rescheduled(booking, previous_start):
+    EVENTS.append(("rescheduled", booking.uid, previous_start.isoformat()))
+
+
+@hookimpl
+def bookwise_booking_cancelled(booking, reason):
+    EVENTS.append(("cancelled", booking.uid, reason))
+
+
+@hookimpl
+def bookwise_booking_changed(booking, change):
+    EVENTS.append(("changed", booking.uid, change.action, change.from_state, booking.state))
 '''
 
 
@@ -132,7 +207,106 @@ def test_an_installed_plugin_is_listed_enabled_and_used(tmp_path: Path, throwawa
     assert '"to": "zoe@example.org"' in out.read_text()
     import bookwise_throwaway  # type: ignore[import-not-found]
 
-    assert booking.uid in bookwise_throwaway.CREATED
+    assert ("created", booking.uid) in bookwise_throwaway.EVENTS
+
+
+def rated_workflows(folder: Path, stars: int = 4) -> str:
+    """The demo's workflows; tutoring asks a rating, assigns by the plugin's strategy and meets
+    online through the plugin's provider."""
+    from bookwise.testing import ROOT
+
+    folder.mkdir(parents=True)
+    for path in (ROOT / "workflows").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "tutoring.yaml":
+            text = text.replace(
+                "staff: {tags: [tutor], client_chooses: true}",
+                "staff: {tags: [tutor], assignment: last_in_pool}\n"
+                "location: {type: online, provider: fakemeet}",
+            ).replace(
+                "  - include: contact\n",
+                "  - include: contact\n"
+                f"  - {{id: stars, type: rating, settings: {{max: {stars}}}, label: Rating}}\n",
+            )
+        (folder / path.name).write_text(text, encoding="utf-8")
+    return str(folder)
+
+
+TUTORING = {"student_name": "Tom", "level": "high", "subjects": ["maths"]}
+
+
+@pytest.mark.slow
+def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwaway: str) -> None:
+    import bookwise_throwaway
+
+    from bookwise.bookings.models import Booking
+    from bookwise.reports.services import export_rows
+
+    plugins = {"enabled": [throwaway], throwaway: {"path": str(tmp_path / "out")}}
+    bw = make_instance(tmp_path, plugins=plugins, workflows=rated_workflows(tmp_path / "wf"))
+    client = bw.app().test_client()
+    url = "/api/v1/calendars/bright-minds/services/tutoring"
+
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    found = client.get(f"{url}/slots?from={day}&to={day + timedelta(days=7)}").get_json()
+    slots = found["slots"]
+    assert slots, found
+
+    # The public form asks the rating with the plugin's own field (four radio buttons).
+    start = slots[0]["start"].replace("+", "%2B")
+    form = client.get(f"/bright-minds/tutoring/book?start={start}").get_data(as_text=True)
+    assert form.count('name="field_stars"') == 4 and 'value="4"' in form and "****" in form
+
+    # The API checks the answer with the plugin's clean() and says what it said.
+    body = {
+        "start": slots[0]["start"],
+        "client": {"name": "Zoe", "email": "zoe@example.org"},
+        "answers": {**TUTORING, "stars": 9},
+        "consent": True,
+    }
+    refused = client.post(f"{url}/bookings", json=body)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"]["stars"] == "Give between 1 and 4 stars."
+    made = client.post(f"{url}/bookings", json={**body, "answers": {**TUTORING, "stars": "3"}})
+    assert made.status_code == 201, made.get_json()
+    token = made.get_json()["manage_token"]
+    with bw.database.sessions() as session:
+        booking = session.scalars(select(Booking)).one()
+        assert booking.answers["stars"] == 3
+        # The plugin's strategy: the last free tutor of the pool.
+        assert booking.staff_member.slug == "priya"
+        assert booking.meeting_url == f"https://meet.invalid/{booking.uid}"
+        calendar_id, uid = booking.calendar_id, booking.uid
+        day = booking.start_at.date()
+        header, rows = export_rows(session, calendar_id, day, day, "UTC", "en", "en", True)
+        assert rows[0][header.index("Rating (stars)")] == "3 stars"
+
+    # Cancelled by the client: the meeting is deleted, the listeners hear it after commit.
+    cancelled = client.post(f"/api/v1/manage/{token}/cancel", json={"reason": "ill"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    events = [e for e in bookwise_throwaway.EVENTS if e[1] == uid]
+    assert events == [
+        ("meeting created", uid),
+        ("created", uid),
+        ("changed", uid, "created", None, "confirmed"),
+        ("meeting deleted", uid),
+        ("cancelled", uid, "ill"),
+        ("changed", uid, "cancel", "confirmed", "cancelled"),
+    ]
+
+
+@pytest.mark.slow
+def test_a_plugin_field_types_settings_are_checked_in_workflow_files(
+    tmp_path: Path, throwaway: str
+) -> None:
+    from bookwise.errors import ProblemsError
+
+    plugins = {"enabled": [throwaway], throwaway: {"path": str(tmp_path / "out")}}
+    with pytest.raises(ProblemsError) as raised:
+        make_instance(tmp_path, plugins=plugins, workflows=rated_workflows(tmp_path / "wf", 50))
+    # Where the field is written (its settings), with the plugin's schema's words.
+    expected = "tutoring.yaml:19:41: fields[1].settings: settings of the rating field: max: "
+    assert expected + "must be at most 10, got 50" in str(raised.value)
 
 
 # --- isolation, with plugins given as entry points of this module -------------------------
@@ -350,3 +524,17 @@ def test_the_admin_lists_plugins_and_their_problems(tmp_path: Path) -> None:
     assert "jitsi" in text and "https:// address of a Jitsi" in text
     banner = client.get("/admin/bookings/").get_data(as_text=True)
     assert "1 plugin is not working" in banner
+
+
+def test_the_plugins_command_says_what_is_wrong(tmp_path: Path, bookwise_cli: Any) -> None:
+    bw = make_instance(tmp_path, plugins={"enabled": ["jitsi"], "jitsi": {"server": "nope"}})
+    result = bookwise_cli("--config", str(bw.settings.source), "plugins")
+    assert result.exit_code == 1
+    assert "jitsi" in result.stdout and "failed" in result.stdout
+    assert "plugins.jitsi.server: server must be the https:// address" in result.stderr
+    fine = make_instance(
+        tmp_path / "ok",
+        plugins={"enabled": ["jitsi"], "jitsi": {"server": "https://meet.example.org"}},
+    )
+    result = bookwise_cli("--config", str(fine.settings.source), "plugins")
+    assert result.exit_code == 0 and "meeting providers: jitsi" in result.stdout

@@ -209,5 +209,5 @@ def test_field_set_errors_are_reported(tmp_path: Path) -> None:
     assert len(problems) == 1
     assert problems[0].file.endswith("forms/broken.yaml")
     assert (problems[0].line, problems[0].column) == (2, 19)
-    assert "'colour' is not one of" in problems[0].message
+    assert "unknown field type 'colour'" in problems[0].message
     assert errors_only(problems)
