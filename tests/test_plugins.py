@@ -270,6 +270,7 @@ def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwa
     made = client.post(f"{url}/bookings", json={**body, "answers": {**TUTORING, "stars": "3"}})
     assert made.status_code == 201, made.get_json()
     token = made.get_json()["manage_token"]
+    assert made.get_json()["meeting_url"].startswith("https://meet.invalid/")
     with bw.database.sessions() as session:
         booking = session.scalars(select(Booking)).one()
         assert booking.answers["stars"] == 3

@@ -226,6 +226,8 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "timezone": booking.timezone,
         "staff": booking.staff_member.slug,
         "client": {"name": booking.client.name, "email": booking.client.email},
+        # An online meeting's link (from the workflow's meeting provider, or its fixed url).
+        "meeting_url": booking.meeting_url or workflow.location.url or None,
         "can_change": client_may_change(workflow, booking, now()),
         "change_deadline": deadline.astimezone(zone).isoformat(),
         "manage_token": token,
