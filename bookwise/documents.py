@@ -313,7 +313,8 @@ def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
         yield path, f"needs at least {error.validator_value} item(s)"
         return
     if validator == "minLength":
-        yield path, "must not be empty"
+        minimum = int(cast(int, error.validator_value))
+        yield path, "must not be empty" if minimum <= 1 else f"needs at least {minimum} characters"
         return
     if validator == "uniqueItems":
         yield path, "lists the same item twice"

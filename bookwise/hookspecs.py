@@ -23,7 +23,8 @@ Two kinds of hooks:
 
 - *register* hooks are called once, when the plugin is loaded; they return the classes or
   functions the plugin adds. Each name (a channel, a field type...) must be unique.
-- *booking* hooks are called after a booking change was committed, with the booking as data
+- *booking* hooks are called after a booking change was committed (the outermost transaction;
+  nothing is called for what is rolled back), with the booking as data
   (:class:`bookwise.plugins.BookingData`). Each plugin is called on its own: one that raises is
   logged with its name and the others are still called. They run in the process that made the
   change, right after the commit: keep them short, and hand slow work to a queue of your own.

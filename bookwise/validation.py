@@ -45,7 +45,7 @@ def validate_paths(settings: Settings, targets: Iterable[Path]) -> list[FileResu
             continue
         kind = _kind(path, document, settings)
         if kind == "field set":
-            results[path] = _check_field_set(document, path)
+            results[path] = _check_field_set(document, path, context)
         elif kind == "calendar data":
             calendar_files.append((path, document))
             results[path] = FileResult(name, kind)  # checked below, knowing every workflow
@@ -83,8 +83,8 @@ def _kind(path: Path, document: Document, settings: Settings) -> str:
     return "workflow"
 
 
-def _check_field_set(document: Document, path: Path) -> FileResult:
-    field_set, problems = check_field_set(document, path.stem)
+def _check_field_set(document: Document, path: Path, context: CheckContext) -> FileResult:
+    field_set, problems = check_field_set(document, path.stem, context)
     summary = f"field set {path.stem}, {len(field_set.fields)} fields" if field_set else ""
     return FileResult(document.file, "field set", problems, summary)
 

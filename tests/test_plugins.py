@@ -22,7 +22,14 @@ from sqlalchemy import select
 from bookwise.bookings.models import BookingEvent
 from bookwise.hookspecs import hookimpl
 from bookwise.notifications.models import Notification
-from bookwise.plugins import BookingData, Channel, ChannelError, Meeting, MeetingProvider
+from bookwise.plugins import (
+    BookingData,
+    Channel,
+    ChannelError,
+    FieldType,
+    Meeting,
+    MeetingProvider,
+)
 from bookwise.plugins.host import PluginHost, load_plugins
 from bookwise.testing import book, make_instance
 
@@ -378,7 +385,99 @@ class Unversioned:
     pass
 
 
+RECORDED: list[tuple[Any, ...]] = []
+
+
+class RecordingProvider(MeetingProvider):
+    name = "jitsi"
+
+    @classmethod
+    def from_settings(cls, context: Any) -> RecordingProvider:
+        return cls()
+
+    def create(self, booking: BookingData) -> Meeting:
+        RECORDED.append(("meeting created", booking.uid))
+        return Meeting(f"https://meet.invalid/{booking.uid}", booking.uid)
+
+    def delete(self, meeting: Meeting) -> None:
+        RECORDED.append(("meeting deleted", meeting.id))
+
+
+class Recorder:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_meeting_providers(self) -> list[type[MeetingProvider]]:
+        return [RecordingProvider]
+
+    @hookimpl
+    def bookwise_booking_changed(self, booking: BookingData, change: Any) -> None:
+        RECORDED.append((change.action, booking.uid, booking.state))
+
+
+class NotAList:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_meeting_providers(self) -> Any:
+        return RecordingProvider  # forgot the list
+
+
+class StrategiesAsList:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_assignment_strategies(self) -> Any:
+        return ["fair"]
+
+
+class NumberedChannel(ExplodingChannel):
+    name = 42  # type: ignore[assignment]
+
+
+class BadName:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_channels(self) -> Any:
+        return [NumberedChannel]
+
+
+class BadPatternChannel(RefusingChannel):
+    name = "badpattern"
+    settings_schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(["}}}
+
+
+class BadSchema:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_channels(self) -> Any:
+        return [BadPatternChannel]
+
+
+class UnstartableChannel(RefusingChannel):
+    name = "unstartable"
+
+    def __init__(self) -> None:
+        raise OSError("no such device")
+
+
+class Unstartable:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_channels(self) -> Any:
+        return [UnstartableChannel]
+
+
 PLUGINS = {
+    "unstartable": Unstartable(),
+    "notalist": NotAList(),
+    "strategies_as_list": StrategiesAsList(),
+    "bad_name": BadName(),
+    "bad_schema": BadSchema(),
+    "recorder": Recorder(),
     "channels": Channels(),
     "provider": Provider(),
     "bad_listener": Listeners(fail=True),
@@ -539,3 +638,169 @@ def test_the_plugins_command_says_what_is_wrong(tmp_path: Path, bookwise_cli: An
     )
     result = bookwise_cli("--config", str(fine.settings.source), "plugins")
     assert result.exit_code == 0 and "meeting providers: jitsi" in result.stdout
+
+
+# --- only what is committed reaches plugins -------------------------------------------------
+
+
+def cancel_in(session: Any, booking_id: int) -> None:
+    from bookwise.bookings.models import Booking
+    from bookwise.bookings.services import cancel_booking
+
+    booking = session.get(Booking, booking_id)
+    cancel_booking(session, booking, datetime.now(UTC), role="staff", actor="admin")
+
+
+def test_a_released_savepoint_is_not_a_commit(tmp_path: Path, host_for: Any) -> None:
+    from bookwise.db import unit_of_work
+
+    bw = make_instance(tmp_path)
+    host_for(bw, "recorder")
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    RECORDED.clear()
+    with pytest.raises(RuntimeError), unit_of_work(bw.database.sessions, write=True) as session:
+        with session.begin_nested():
+            cancel_in(session, booking.id)
+        raise RuntimeError("the outer transaction fails")
+    assert RECORDED == []  # nothing happened: no event, the meeting kept
+
+
+def test_a_rolled_back_savepoint_forgets_only_its_own(tmp_path: Path, host_for: Any) -> None:
+    from bookwise.db import unit_of_work
+
+    bw = make_instance(tmp_path)
+    host_for(bw, "recorder")
+    first = book(bw, "northwind-hr", "hr-interview", HR)
+    second = book(bw, "northwind-hr", "hr-interview", HR, days_ahead=9)
+    RECORDED.clear()
+    with unit_of_work(bw.database.sessions, write=True) as session:
+        cancel_in(session, first.id)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            cancel_in(session, second.id)
+            raise RuntimeError("this part fails")
+    assert [
+        ("meeting deleted", first.uid),
+        ("cancel", first.uid, "cancelled"),
+    ] == RECORDED
+
+
+def test_a_meeting_made_in_a_rolled_back_transaction_is_deleted(
+    tmp_path: Path, host_for: Any
+) -> None:
+    from bookwise.availability.services import service_availability
+    from bookwise.bookings.models import Booking
+    from bookwise.bookings.services import BookingRequest, create_booking, find_service
+    from bookwise.db import unit_of_work
+
+    bw = make_instance(tmp_path)
+    host_for(bw, "recorder")
+    RECORDED.clear()
+    now = datetime.now(UTC)
+    with pytest.raises(RuntimeError), unit_of_work(bw.database.sessions, write=True) as session:
+        context = find_service(session, "northwind-hr", "hr-interview")
+        free = service_availability(
+            session,
+            context.calendar,
+            context.service,
+            context.workflow,
+            now + timedelta(days=7),
+            now + timedelta(days=14),
+            now,
+        ).slots
+        values = {"name": "Zoe", "email": "zoe@example.org", **HR}
+        request = BookingRequest(start=free[0].start, values=values, consent=True)
+        create_booking(session, context, request, now)
+        raise RuntimeError("something after the booking fails: the transaction rolls back")
+    with bw.database.sessions() as session:
+        assert session.scalars(select(Booking)).all() == []
+    (created, deleted) = RECORDED
+    assert created[0] == "meeting created" and deleted == ("meeting deleted", created[1])
+
+
+@pytest.mark.parametrize(
+    ("plugin", "problem"),
+    [
+        ("notalist", "registered something unusable: TypeError"),
+        ("strategies_as_list", "registered something unusable: ValueError"),
+        ("bad_name", "its channel has no valid name (42"),
+        ("bad_schema", "its settings_schema is not a valid JSON Schema"),
+        ("unstartable", "channel 'unstartable' could not start: OSError: no such device"),
+    ],
+)
+def test_a_plugin_registering_nonsense_is_left_out_with_a_reason(
+    tmp_path: Path, host_for: Any, plugin: str, problem: str
+) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, plugin)
+    assert host.plugins[plugin].state == "failed"
+    assert problem in host.problems()[0], host.problems()
+    assert "email" in host.channel_names  # the rest works
+
+
+def test_settings_that_are_not_a_mapping(tmp_path: Path) -> None:
+    bw = make_instance(
+        tmp_path, plugins={"enabled": ["jitsi"], "jitsi": "https://meet.example.org"}
+    )
+    (problem,) = load_plugins(bw.settings).problems()
+    assert "plugins.jitsi must be a mapping of settings" in problem
+
+
+# --- the workflow language with plugins' field types -----------------------------------------
+
+
+class BuggyRating(FieldType):
+    name = "rating"
+    settings_schema = {"type": "object", "properties": {"max": {"type": "integer"}}}
+
+    def clean(self, value: Any, spec: Any) -> Any:
+        raise ZeroDivisionError("the plugin's bug")
+
+
+RATED = """
+id: rated
+name: Rated
+duration: 30m
+fields:
+  - {id: stars, type: rating, settings: {max: 4}, label: Stars}
+"""
+
+
+def checked(text: str, **context: Any) -> Any:
+    from bookwise.documents import parse_document
+    from bookwise.workflows.loader import CheckContext, check_workflow
+
+    return check_workflow(parse_document(text, "w.yaml"), CheckContext(**context))
+
+
+def test_a_field_type_that_raises_refuses_the_answer_and_says_so() -> None:
+    from bookwise.bookings.answers import InvalidAnswers, check_answers
+
+    workflow = checked(RATED, field_types={"rating": BuggyRating.settings_schema})[0].workflow
+    values = {"name": "Zoe", "email": "zoe@example.org", "stars": "3"}
+    with pytest.raises(InvalidAnswers) as raised:
+        check_answers(workflow, values, None, datetime.now(UTC).date(), {"rating": BuggyRating()})
+    assert raised.value.problems["stars"].message() == (
+        "This answer could not be checked just now; please try again later."
+    )
+
+
+def test_an_unknown_field_type_is_a_warning_when_a_plugin_failed() -> None:
+    workflow, problems = checked(RATED)
+    assert workflow is None and "unknown field type 'rating'" in str(problems[0])
+    workflow, problems = checked(RATED, plugins_failed=True)
+    assert workflow is not None  # the instance starts; the field is asked as text
+    assert problems[0].severity == "warning" and "failed to load" in problems[0].message
+
+
+def test_field_sets_may_use_a_plugins_field_type(tmp_path: Path) -> None:
+    from bookwise.workflows.loader import CheckContext, read_field_sets
+
+    (tmp_path / "rated.yaml").write_text(
+        "fields:\n  - {id: stars, type: rating, settings: {max: 4}, label: Stars}\n"
+    )
+    _, problems = read_field_sets(tmp_path)
+    assert "unknown field type 'rating'" in str(problems[0])
+    sets, problems = read_field_sets(
+        tmp_path, CheckContext(field_types={"rating": BuggyRating.settings_schema})
+    )
+    assert problems == [] and "rated" in sets

@@ -6,6 +6,7 @@ translation function when one is given (the messages are in the Babel catalogs).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from bookwise.workflows.language import Field, Workflow
 
 if TYPE_CHECKING:
     from bookwise.plugins.api import FieldType
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     "required": N_("This field is required."),
@@ -44,6 +47,7 @@ MESSAGES = {
     "checkbox": N_("Tick the box or leave it empty."),
     "url": N_("Enter a web address starting with https:// or http://."),
     "consent": N_("Your consent is needed to book."),
+    "unchecked": N_("This answer could not be checked just now; please try again later."),
 }
 
 
@@ -153,6 +157,9 @@ def _check(spec: Field, raw: Any, today: date, field_types: Mapping[str, FieldTy
         return kind.clean(raw, spec)
     except InvalidValue as exc:
         raise _Refused("custom", message=str(exc)) from None
+    except Exception:  # a bug in the plugin: the client is told, the log says which plugin
+        log.exception("field type %r failed to check the answer to %r", spec.type, spec.id)
+        raise _Refused("unchecked") from None
 
 
 def _text(spec: Field, raw: Any, _today: date) -> str:

@@ -37,7 +37,13 @@ from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecor
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import BookwiseError, NotFound
 from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
-from bookwise.plugins.bookings import create_meeting, host_of, move_meeting, note_change
+from bookwise.plugins.bookings import (
+    create_meeting,
+    forget_meeting,
+    host_of,
+    move_meeting,
+    note_change,
+)
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
@@ -643,6 +649,7 @@ def transition_booking(
     )
     if not booking.holds_slot:
         withdraw_timed(session, booking)
+        forget_meeting(session, booking)
     plan_event(
         session,
         booking,

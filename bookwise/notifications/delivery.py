@@ -181,6 +181,10 @@ class Dispatcher:
         booking = session.get(Booking, row.booking_id) if row.booking_id else None
         reason = self._not_useful(row, booking, now)
         if reason is None and row.channel not in self.channels:
+            if row.channel in self.database.plugins.channel_names:
+                # Enabled, but it could not start (reported): try again later, do not give up.
+                problem = f"the channel {row.channel!r} could not start; see the plugins page"
+                return None, self._failure(row.attempts, problem, temporary=True)
             reason = f"no channel {row.channel!r} is enabled on this instance"
         if reason is None and row.channel == "sms" and opted_out(session, row.recipient):
             reason = "this number asked for no more text messages (STOP)"

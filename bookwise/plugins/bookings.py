@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bookwise.plugins.api import BookingChange, BookingData, FieldType, Meeting
 
@@ -27,17 +27,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("bookwise.plugins")
 
 HOST_KEY = "bookwise.plugins"
-_CHANGES = "bookwise.plugins.changes"
+# What the transaction did that plugins must hear of once it commits, in order: booking changes,
+# meetings created (deleted again if the transaction rolls back) and meetings to delete.
+_PENDING = "bookwise.plugins.pending"
+_MARKS = "bookwise.plugins.savepoints"  # savepoint -> length of the pending list at its start
 _READY = "bookwise.plugins.ready"
+
+Pending = tuple[str, Any, Any]  # ("change", booking, change) | ("created"|"delete", name, meeting)
 
 
 def attach(database: Database, host: PluginHost) -> None:
-    """Give every session of ``database`` the plugin host, and call plugins after commits."""
+    """Give every session of ``database`` the plugin host, and call plugins after commits.
+
+    Only the outermost transaction counts: a savepoint released is not a commit, and a savepoint
+    rolled back forgets only what was noted inside it."""
     database.sessions.configure(info={HOST_KEY: host})
     if not event.contains(database.sessions, "before_commit", _before_commit):
+        event.listen(database.sessions, "after_transaction_create", _transaction_created)
         event.listen(database.sessions, "before_commit", _before_commit)
         event.listen(database.sessions, "after_commit", _after_commit)
         event.listen(database.sessions, "after_soft_rollback", _after_rollback)
+        event.listen(database.sessions, "after_transaction_end", _transaction_ended)
+
+
+def _pending(session: Session) -> list[Pending]:
+    pending: list[Pending] = session.info.setdefault(_PENDING, [])
+    return pending
 
 
 def host_of(session: Session) -> PluginHost | None:
@@ -95,29 +110,73 @@ def note_change(
     if host is None or not host.listens_to_bookings():
         return
     change = BookingChange(action, from_state, actor, dict(details or {}))
-    session.info.setdefault(_CHANGES, []).append((booking, change))
+    _pending(session).append(("change", booking, change))
+
+
+def _transaction_created(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(_pending(session))
 
 
 def _before_commit(session: Session) -> None:
-    changes = session.info.pop(_CHANGES, None)
-    if changes:
-        session.info[_READY] = [(booking, snapshot(booking), change) for booking, change in changes]
-
-
-def _after_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(_CHANGES, None)
-    session.info.pop(_READY, None)
+    """The outermost transaction is about to commit: read each changed booking as data now,
+    while the session can still query."""
+    if session.in_nested_transaction():
+        return  # a savepoint released: not a commit
+    ready = []
+    for kind, subject, detail in _pending(session):
+        if kind == "change":
+            try:
+                ready.append(("change", snapshot(subject), detail))
+            except Exception:  # never let the plugins' bookkeeping stop a booking's commit
+                log.exception("booking %s could not be read for the plugins", subject.uid)
+        elif kind == "delete":
+            ready.append((kind, subject, detail))
+    session.info[_READY] = ready
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    session.info[_PENDING] = []  # committed: meetings created stay
     ready = session.info.pop(_READY, None)
     host = host_of(session)
     if not ready or host is None:
         return
-    for booking, data, change in ready:
-        if change.from_state != data.state and not booking.holds_slot:
-            _delete_meeting(host, booking)
-        booking_event(host, data, change)
+    # Meetings of bookings that no longer take place are deleted first, then plugins hear of
+    # the changes, in the order they were made.
+    for kind, subject, detail in ready:
+        if kind == "delete":
+            _delete_meeting(host, subject, detail)
+    for kind, subject, detail in ready:
+        if kind == "change":
+            booking_event(host, subject, detail)
+
+
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rolled back forgets what was noted inside it; the outermost transaction
+    rolled back forgets everything. Meetings created in what was rolled back are deleted."""
+    pending = _pending(session)
+    start = session.info.get(_MARKS, {}).pop(id(previous), 0) if previous.nested else 0
+    _discard(session, pending[start:])
+    del pending[start:]
+    if not previous.nested:
+        session.info.pop(_READY, None)
+
+
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """The outermost transaction is over (committed, rolled back, or the session closed)."""
+    if transaction.parent is None and not transaction.nested:
+        _discard(session, session.info.pop(_PENDING, []))
+        session.info.pop(_MARKS, None)
+        session.info.pop(_READY, None)
+
+
+def _discard(session: Session, entries: list[Pending]) -> None:
+    host = host_of(session)
+    for kind, name, meeting in entries:
+        if kind == "created" and host is not None:
+            _delete_meeting(host, name, meeting)
 
 
 def booking_event(host: PluginHost, data: BookingData, change: BookingChange) -> None:
@@ -163,6 +222,18 @@ def create_meeting(session: Session, booking: Booking, provider_name: str | None
     booking.meeting_url = meeting.url[:500]
     booking.meeting_provider = provider_name
     booking.meeting_id = meeting.id[:500] or None
+    _pending(session).append(("created", provider_name, meeting))
+
+
+def forget_meeting(session: Session, booking: Booking) -> None:
+    """The booking no longer takes place: its meeting is deleted once that is committed, and the
+    link is no longer shown."""
+    if booking.meeting_provider is None or booking.meeting_url is None:
+        return
+    meeting = Meeting(booking.meeting_url, booking.meeting_id or "")
+    _pending(session).append(("delete", booking.meeting_provider, meeting))
+    booking.meeting_url = None
+    booking.meeting_id = None
 
 
 def move_meeting(session: Session, booking: Booking) -> None:
@@ -184,15 +255,14 @@ def move_meeting(session: Session, booking: Booking) -> None:
     booking.meeting_id = meeting.id[:500] or None
 
 
-def _delete_meeting(host: PluginHost, booking: Booking) -> None:
-    name = booking.meeting_provider
-    provider = host.meeting_providers.get(name) if name else None
-    if provider is None or not booking.meeting_url:
+def _delete_meeting(host: PluginHost, name: str, meeting: Meeting) -> None:
+    provider = host.meeting_providers.get(name)
+    if provider is None:
         return
     try:
-        provider.delete(Meeting(booking.meeting_url, booking.meeting_id or ""))
+        provider.delete(meeting)
     except Exception as exc:
-        host.failed(host.meeting_provider_owner(name or ""), "delete a meeting", exc)
+        host.failed(host.meeting_provider_owner(name), "delete a meeting", exc)
 
 
 def _meeting_problem(session: Session, booking: Booking, provider: str, problem: str) -> None:

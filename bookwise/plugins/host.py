@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -170,6 +171,9 @@ class PluginHost:
         except PluginProblem as exc:
             self._refuse(info, str(exc))
             return
+        except Exception as exc:  # what it registered is not what the hooks ask for
+            self._refuse(info, f"registered something unusable: {type(exc).__name__}: {exc}")
+            return
         if info.state != "not configured":
             info.state = "loaded"
         log.debug("plugin %s loaded: %s", info.name, info.provides)
@@ -197,6 +201,11 @@ class PluginHost:
                 else:
                     registered[part] = list(result or [])
         section = self.settings.plugins.get(info.name)
+        if section is not None and not isinstance(section, Mapping):
+            raise PluginProblem(
+                f"{self.settings.source}: plugins.{info.name} must be a mapping of settings "
+                f"(key: value lines under it), got {section!r}"
+            )
         context = PluginContext(info.name, dict(section or {}), self.settings, self.database)
         channels = [
             self._check_channel(info, cls, section) for cls in registered.get("channels", [])
@@ -211,6 +220,13 @@ class PluginHost:
             for name, fn in registered.get("assignment_strategies", [])
         ]
         configured = [cls for cls in channels if cls is not None]
+        for cls in configured:  # built once now, so that a channel that cannot start says so
+            try:
+                cls.from_settings(context)
+            except Exception as exc:
+                raise PluginProblem(
+                    f"channel {cls.name!r} could not start: {type(exc).__name__}: {exc}"
+                ) from None
         for cls in configured:
             self._channels[cls.name] = _ChannelFactory(info.name, cls, context)
         for kind in fields:
@@ -241,6 +257,7 @@ class PluginHost:
     def _settings_problems(
         self, info: PluginInfo, schema: Mapping[str, Any], section: Any
     ) -> list[str]:
+        _check_schema(schema)
         where = f"{self.settings.source}: plugins.{info.name}"
         if section is None:
             problems = schema_messages(schema, {})
@@ -255,7 +272,7 @@ class PluginHost:
         ]
 
     def _check_unique(self, kind: str, name: str, taken: Iterable[str]) -> None:
-        if not name or not name.replace("_", "").isalnum() or not name.islower():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
             raise PluginProblem(f"its {kind} has no valid name ({name!r}: use lowercase letters)")
         if name in taken:
             raise PluginProblem(f"another plugin already registers the {kind} {name!r}")
@@ -281,6 +298,7 @@ class PluginHost:
                 f"bookwise_register_field_types returned {kind!r}, not a FieldType instance"
             )
         self._check_unique("field type", kind.name, [*FIELD_TYPES, *self.field_types])
+        _check_schema(kind.settings_schema)
         return kind
 
     def _build_provider(
@@ -427,6 +445,23 @@ class PluginHost:
 
     def failure_counts(self) -> Counter[str]:
         return Counter({name: info.errors for name, info in self.plugins.items() if info.errors})
+
+
+def _check_schema(schema: Any) -> None:
+    """A part's settings schema must itself be a valid JSON Schema."""
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+        Draft202012Validator(schema).is_valid({})  # compiles patterns, resolves types
+    except SchemaError as exc:
+        raise PluginProblem(
+            f"its settings_schema is not a valid JSON Schema: {exc.message}"
+        ) from None
+    except Exception as exc:
+        raise PluginProblem(
+            f"its settings_schema cannot be used: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _is_core(entry: EntryPoint) -> bool:

@@ -68,6 +68,9 @@ class CheckContext:
     field_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     assignments: frozenset[str] = frozenset()
     meeting_providers: frozenset[str] | None = None
+    # Some enabled plugin failed to load: a field type or strategy it would add is unknown, and
+    # that is a warning (Bookwise runs without the plugin), not an error.
+    plugins_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,16 @@ def yaml_files(directory: Path) -> list[Path]:
 # --- field sets ---------------------------------------------------------------------------------
 
 
-def check_field_set(document: Document, name: str) -> tuple[FieldSet | None, list[Problem]]:
-    """Check one field set file; return it when it has no error."""
+def check_field_set(
+    document: Document, name: str, context: CheckContext | None = None
+) -> tuple[FieldSet | None, list[Problem]]:
+    """Check one field set file; return it when it has no error. ``context`` gives what plugins
+    add (field types)."""
     if not isinstance(document.data, dict):
         return None, [document.problem((), "a field set is a mapping with a `fields:` list")]
     problems = schema_problems(document, SCHEMA_PACKAGE, SCHEMA, "#/$defs/field_set")
     if not problems:
-        checker = _Checker(document, CheckContext())
+        checker = _Checker(document, context or CheckContext())
         checker.check_fields(
             [(f, ("fields", i), None) for i, f in enumerate(document.data["fields"])]
         )
@@ -127,7 +133,9 @@ def check_field_set(document: Document, name: str) -> tuple[FieldSet | None, lis
     return FieldSet(name=name, document=document, fields=document.data["fields"]), problems
 
 
-def read_field_sets(forms_dir: Path) -> tuple[dict[str, FieldSet], list[Problem]]:
+def read_field_sets(
+    forms_dir: Path, context: CheckContext | None = None
+) -> tuple[dict[str, FieldSet], list[Problem]]:
     """Every field set of ``forms_dir``, by name, and the problems of the broken ones."""
     sets: dict[str, FieldSet] = {}
     problems: list[Problem] = []
@@ -137,7 +145,7 @@ def read_field_sets(forms_dir: Path) -> tuple[dict[str, FieldSet], list[Problem]
         except DocumentError as exc:
             problems.append(exc.problem)
             continue
-        field_set, found = check_field_set(document, path.stem)
+        field_set, found = check_field_set(document, path.stem, context)
         problems.extend(found)
         if field_set is not None:
             sets[field_set.name] = field_set
@@ -463,11 +471,18 @@ class _Checker:
             return True
         if ftype not in plugin_types:
             known = [*FIELD_TYPES, *sorted(plugin_types)]
-            self.error(
-                at("type"),
+            message = (
                 f"{prefix}unknown field type {ftype!r}{did_you_mean(ftype, known)} "
-                f"(available: {', '.join(known)}); plugins may add others",
+                f"(available: {', '.join(known)}); plugins may add others"
             )
+            if self.context.plugins_failed:
+                self.warn(
+                    at("type"),
+                    f"{message}; a plugin that failed to load may be the one adding it "
+                    "(see `bookwise plugins`): until it works, the field is asked as text",
+                )
+            else:
+                self.error(at("type"), message)
             return False
         base = at("settings") if "settings" in spec else at("type")
         for line in schema_messages(plugin_types[ftype], spec.get("settings", {})):
@@ -478,11 +493,18 @@ class _Checker:
         assignment = staff.get("assignment")
         known = [*ASSIGNMENTS, *sorted(self.context.assignments)]
         if assignment is not None and assignment not in known:
-            self.error(
-                ("staff", "assignment"),
+            message = (
                 f"unknown assignment strategy {assignment!r}{did_you_mean(assignment, known)} "
-                f"(available: {', '.join(known)}); plugins may add others",
+                f"(available: {', '.join(known)}); plugins may add others"
             )
+            if self.context.plugins_failed:
+                self.warn(
+                    ("staff", "assignment"),
+                    f"{message}; a plugin that failed to load may be the one adding it "
+                    "(see `bookwise plugins`): until it works, round_robin assigns",
+                )
+            else:
+                self.error(("staff", "assignment"), message)
         if staff.get("client_chooses") and "assignment" in staff:
             self.warn(
                 ("staff", "assignment"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,19 +39,28 @@ def check_context(
         from bookwise.plugins.host import load_plugins
 
         plugins = load_plugins(settings)
-    field_sets, problems = read_field_sets(settings.forms_dir)
+    added = plugin_context(plugins)
+    field_sets, problems = read_field_sets(settings.forms_dir, added)
     channels = set(known_channels if known_channels is not None else CORE_CHANNELS)
-    context = CheckContext(
+    context = dataclasses.replace(
+        added,
         field_sets=field_sets,
         broken_field_sets=broken_field_sets(settings.forms_dir, field_sets),
         known_templates=template_names([SHIPPED_TEMPLATES, settings.templates_dir]),
         known_channels=frozenset(channels | plugins.channel_names),
         locales=settings.locales,
+    )
+    return context, problems
+
+
+def plugin_context(plugins: PluginHost) -> CheckContext:
+    """What the enabled plugins add to the workflow language."""
+    return CheckContext(
         field_types={name: kind.settings_schema for name, kind in plugins.field_types.items()},
         assignments=frozenset(plugins.assignment_strategies),
         meeting_providers=frozenset(plugins.meeting_providers),
+        plugins_failed=bool(plugins.problems()),
     )
-    return context, problems
 
 
 def check_instance_workflows(

@@ -56,9 +56,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
-def signature(token: str, url: str, params: dict[str, str]) -> str:
-    """The gateway's signature of a request to ``url`` with form ``params``."""
-    payload = url + "".join(key + params[key] for key in sorted(params))
+def signature(token: str, url: str, params: dict[str, str] | list[tuple[str, str]]) -> str:
+    """The gateway's signature of a request to ``url`` with form ``params`` (every value of a
+    repeated key counts): the URL, then each key and value, sorted, signed with HMAC-SHA1."""
+    pairs = sorted(params.items() if isinstance(params, dict) else params)
+    payload = url + "".join(key + value for key, value in pairs)
     digest = hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -134,13 +136,13 @@ def inbound_blueprint(context: PluginContext) -> Blueprint:
 
     @blueprint.post("/inbound")
     def inbound() -> Response:
-        params = {key: request.form[key] for key in request.form}
+        params = list(request.form.items(multi=True))
         url = context.base_url + request.full_path.rstrip("?")
-        given = request.headers.get("X-Twilio-Signature", "")
-        if not token or not hmac.compare_digest(given, signature(token, url, params)):
+        given = request.headers.get("X-Twilio-Signature", "").encode("utf-8", "replace")
+        if not token or not hmac.compare_digest(given, signature(token, url, params).encode()):
             abort(403)
-        sender = params.get("From", "")
-        word = params.get("Body", "").strip().upper()
+        sender = request.form.get("From", "")
+        word = request.form.get("Body", "").strip().upper()
         if sender.startswith("+") and word in STOP_WORDS:
             context.record_sms_stop(sender, "sms_http")
         # An empty answer: no automatic reply (the gateway confirms the opt-out itself).

@@ -96,6 +96,8 @@ def test_stop_replies_record_the_opt_out(tmp_path: Path, gateway: Receiver) -> N
     url = bw.settings.base_url + "/plugins/sms_http/inbound"
     forged = client.post(url, data=params, headers={"X-Twilio-Signature": "forged"})
     assert forged.status_code == 403
+    strange = client.post(url, data=params, headers={"X-Twilio-Signature": "é€"})
+    assert strange.status_code == 403  # not a 500
     signed = {"X-Twilio-Signature": signature(TOKEN, url, params)}
     answer = client.post(url, data=params, headers=signed)
     assert answer.status_code == 200 and answer.mimetype == "application/xml"
