@@ -82,9 +82,10 @@ class Rating(FieldType):
 
     def form_field(self, spec, options):
         from wtforms import RadioField
+        from wtforms.fields.choices import SelectChoice
 
         top = spec.settings.get("max", 5)
-        stars = [(str(n), "*" * n) for n in range(1, top + 1)]
+        stars = [SelectChoice(str(n), "*" * n) for n in range(1, top + 1)]
         return RadioField(choices=stars, validate_choice=False, **options)
 
     def export(self, value):

@@ -72,6 +72,28 @@ def confirmation(browser: Any, base: str) -> None:
     context.close()
 
 
+def meeting_confirmation(browser: Any, base: str) -> None:
+    """A candidate books an HR interview: the confirmation carries the Jitsi room of the plugin."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en", timezone_id="Europe/Paris"
+    )
+    page = context.new_page()
+    page.goto(base + "/northwind-hr/hr-interview")
+    page.locator("a.day.free").first.click()
+    page.locator("ul.slots a.slot").first.wait_for()
+    page.locator("ul.slots a.slot").first.click()
+    page.fill("#field_name", "Sam Candidate")
+    page.fill("#field_email", "sam@example.org")
+    page.select_option("#field_position", "dev")
+    page.fill("#field_cv_url", "https://example.org/cv.pdf")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    page.screenshot(path=str(OUT / "confirmation-meeting.png"), full_page=True)
+    print("wrote docs/screenshots/confirmation-meeting.png")
+    context.close()
+
+
 ADMIN_SHOTS = [
     # (file name, path, language)
     ("admin-home.png", "/admin/", "en"),
@@ -80,6 +102,7 @@ ADMIN_SHOTS = [
     ("admin-editor.png", "/admin/workflows/hr-interview/edit", "en"),
     ("admin-template-fr.png", "/admin/templates/confirmed/client/email/fr", "fr"),
     ("admin-reports.png", "/admin/reports/", "en"),
+    ("admin-plugins.png", "/admin/plugins/", "en"),
 ]
 
 
@@ -98,6 +121,7 @@ def back_office(browser: Any, base: str, folder: str) -> None:
         page.fill("#email", email)
         page.fill("#password", password)
         page.click("button[type=submit]")
+        page.wait_for_url("**/admin/**")  # signed in (slow when the machine is busy)
         page.select_option("#bw-calendar", label="Northwind Talent")
         page.click(".calendar-switcher button")
         page.goto(base + path)
@@ -116,6 +140,12 @@ def main() -> int:
             f"database_url: sqlite:///{folder}/shots.db\ninstance_dir: {folder}/instance\n"
             f"workflows: {ROOT / 'workflows'}\nforms: {ROOT / 'forms'}\n"
             f"demo_data: {ROOT / 'demo' / 'calendars.yaml'}\n"
+            # The demo's plugins (config.yaml), so that the HR interview has its meeting link.
+            "plugins:\n  enabled: [jitsi, sms_http, chat_webhook]\n"
+            "  jitsi: {server: 'https://meet.jit.si'}\n"
+            "  sms_http: {api_url: 'https://sms-gateway.invalid', account: DEMO,"
+            " token: demo-token-not-secret, from_number: '+33700000000', dry_run: true}\n"
+            "  chat_webhook: {url: 'https://chat.invalid/hooks/demo', dry_run: true}\n"
         )
         server = subprocess.Popen(
             [
@@ -153,6 +183,7 @@ def main() -> int:
                     context.close()
                     print(f"wrote docs/screenshots/{name}")
                 confirmation(browser, base)
+                meeting_confirmation(browser, base)
                 back_office(browser, base, folder)
                 browser.close()
         finally:
