@@ -10,6 +10,7 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
@@ -472,7 +473,24 @@ class Unstartable:
         return [UnstartableChannel]
 
 
+class SlowProvider(RecordingProvider):
+    timeout = 0.2
+
+    def create(self, booking: BookingData) -> Meeting:
+        time.sleep(0.6)
+        return super().create(booking)
+
+
+class Slow:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_meeting_providers(self) -> list[type[MeetingProvider]]:
+        return [SlowProvider]
+
+
 PLUGINS = {
+    "slow": Slow(),
     "unstartable": Unstartable(),
     "notalist": NotAList(),
     "strategies_as_list": StrategiesAsList(),
@@ -805,3 +823,23 @@ def test_field_sets_may_use_a_plugins_field_type(tmp_path: Path) -> None:
         tmp_path, CheckContext(field_types={"rating": BuggyRating.settings_schema})
     )
     assert problems == [] and "rated" in sets
+
+
+def test_a_slow_meeting_provider_does_not_hold_the_booking(tmp_path: Path, host_for: Any) -> None:
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "slow")
+    RECORDED.clear()
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    assert booking.meeting_url is None  # the booking went on without waiting for the provider
+    with bw.database.sessions() as session:
+        (event,) = session.scalars(
+            select(BookingEvent).where(BookingEvent.action == "meeting_failed")
+        )
+        assert "no answer within 0.2 s" in event.details["error"]
+    assert host.plugins["slow"].errors == 1
+    # The meeting the provider made afterwards is deleted.
+    for _ in range(50):
+        if ("meeting deleted", booking.uid) in RECORDED:
+            break
+        time.sleep(0.05)
+    assert [("meeting created", booking.uid), ("meeting deleted", booking.uid)] == RECORDED

@@ -119,12 +119,15 @@ class MeetingProvider:
     ``bookwise_register_meeting_providers``.
 
     :meth:`create` is called inside the booking's transaction, so that the link is in the
-    booking from the first message on: keep it quick (a few seconds at most, with a timeout).
+    booking from the first message on; it has ``timeout`` seconds (5 by default) to answer.
     :meth:`delete` is called after a cancellation was committed.
     """
 
     name: ClassVar[str] = ""
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    # Seconds :meth:`create` may take; after that the booking goes on without a link (and a
+    # meeting created later is deleted).
+    timeout: ClassVar[float] = 5.0
 
     @classmethod
     def from_settings(cls, context: PluginContext) -> Self:

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from bookwise.plugins.api import BookingChange, BookingData, FieldType, Meeting
+from bookwise.plugins.api import (
+    BookingChange,
+    BookingData,
+    FieldType,
+    Meeting,
+    MeetingError,
+    MeetingProvider,
+)
 
 if TYPE_CHECKING:
     from bookwise.bookings.models import Booking
@@ -212,7 +221,7 @@ def create_meeting(session: Session, booking: Booking, provider_name: str | None
         )
         return
     try:
-        meeting = provider.create(snapshot(booking))
+        meeting = _create_in_time(host, provider_name, provider, snapshot(booking))
         if not isinstance(meeting, Meeting) or not meeting.url.startswith(("https://", "http://")):
             raise TypeError(f"create() returned {meeting!r}, not a Meeting with an http(s) url")
     except Exception as exc:
@@ -223,6 +232,28 @@ def create_meeting(session: Session, booking: Booking, provider_name: str | None
     booking.meeting_provider = provider_name
     booking.meeting_id = meeting.id[:500] or None
     _pending(session).append(("created", provider_name, meeting))
+
+
+# Providers answer within their ``timeout``, so that a slow one cannot hold the booking's
+# write transaction for long; one that answers later has its meeting deleted.
+_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bookwise-meetings")
+
+
+def _create_in_time(
+    host: PluginHost, name: str, provider: MeetingProvider, data: BookingData
+) -> Meeting:
+    call = _CALLS.submit(provider.create, data)
+    try:
+        return call.result(timeout=provider.timeout)
+    except FutureTimeout:
+        call.add_done_callback(lambda done: _delete_late(host, name, done))
+        raise MeetingError(f"no answer within {provider.timeout:g} s") from None
+
+
+def _delete_late(host: PluginHost, name: str, done: Future[Meeting]) -> None:
+    """A meeting created after its booking went on without it: delete it."""
+    if done.exception() is None and isinstance(done.result(), Meeting):
+        _delete_meeting(host, name, done.result())
 
 
 def forget_meeting(session: Session, booking: Booking) -> None:
