@@ -27,14 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bookwise.availability.services import service_availability  # noqa: E402
 from bookwise.bookings.services import BookingRequest, create_booking, find_service  # noqa: E402
 from bookwise.db import unit_of_work  # noqa: E402
 from bookwise.hookspecs import hookimpl  # noqa: E402
 from bookwise.plugins import Meeting, MeetingProvider  # noqa: E402
 from bookwise.plugins.bookings import attach  # noqa: E402
 from bookwise.plugins.host import PluginHost  # noqa: E402
-from bookwise.testing import make_instance  # noqa: E402
+from bookwise.testing import free_starts, make_instance  # noqa: E402
 
 BOOKINGS = 80
 HR = {"position": "dev", "cv_url": "https://example.org/cv.pdf"}
@@ -83,20 +82,7 @@ def run(folder: Path, plugin: str | None) -> list[float]:
     now = datetime.now(UTC)
     with bw.database.sessions() as session:
         context = find_service(session, "northwind-hr", "hr-interview")
-        starts = sorted(
-            {
-                slot.start
-                for slot in service_availability(
-                    session,
-                    context.calendar,
-                    context.service,
-                    context.workflow,
-                    now + timedelta(days=1),
-                    now + timedelta(days=60),
-                    now,
-                ).slots
-            }
-        )
+        starts = free_starts(session, context, now, days_ahead=1, days=59)
     spaced: list[datetime] = []
     for start in starts:  # far enough apart for buffers not to matter
         if not spaced or start >= spaced[-1] + timedelta(hours=2):

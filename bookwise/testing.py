@@ -85,6 +85,50 @@ def make_instance(
     return RunningInstance(settings, database)
 
 
+def free_starts(
+    session: Any, context: Any, now: datetime, days_ahead: int = 7, days: int = 21
+) -> list[datetime]:
+    """The free start times of a service (a ``BookingContext``), from ``days_ahead`` days from
+    now, for ``days`` days, earliest first."""
+    from bookwise.availability.services import service_availability
+
+    found = service_availability(
+        session,
+        context.calendar,
+        context.service,
+        context.workflow,
+        now + timedelta(days=days_ahead),
+        now + timedelta(days=days_ahead + days),
+        now,
+    )
+    return sorted({slot.start for slot in found.slots})
+
+
+def book_in(
+    session: Any,
+    calendar: str,
+    service: str,
+    answers: Mapping[str, Any] | None = None,
+    days_ahead: int = 7,
+    **request: Any,
+) -> Any:
+    """Book the first free slot of ``service`` in the caller's write transaction."""
+    from bookwise.bookings.services import BookingRequest, create_booking, find_service
+
+    now = datetime.now(UTC)
+    context = find_service(session, calendar, service)
+    free = free_starts(session, context, now, days_ahead)
+    if not free:
+        raise AssertionError(f"no free slot for {calendar}/{service}")
+    values = {"name": "Zoe Client", "email": "zoe@example.org", **(answers or {})}
+    return create_booking(
+        session,
+        context,
+        BookingRequest(start=free[0], values=values, consent=True, **request),
+        now,
+    )
+
+
 def book(
     bw: RunningInstance,
     calendar: str,
@@ -95,31 +139,10 @@ def book(
 ) -> Any:
     """Book the first free slot of ``service`` (a workflow id) of ``calendar`` (a slug), at
     least ``days_ahead`` days from now; the booking, as committed."""
-    from bookwise.availability.services import service_availability
-    from bookwise.bookings.services import BookingRequest, create_booking, find_service
     from bookwise.db import unit_of_work
 
-    now = datetime.now(UTC)
     with unit_of_work(bw.database.sessions, write=True) as session:
-        context = find_service(session, calendar, service)
-        free = service_availability(
-            session,
-            context.calendar,
-            context.service,
-            context.workflow,
-            now + timedelta(days=days_ahead),
-            now + timedelta(days=days_ahead + 21),
-            now,
-        ).slots
-        if not free:
-            raise AssertionError(f"no free slot for {calendar}/{service}")
-        values = {"name": "Zoe Client", "email": "zoe@example.org", **(answers or {})}
-        return create_booking(
-            session,
-            context,
-            BookingRequest(start=free[0].start, values=values, consent=True, **request),
-            now,
-        )
+        return book_in(session, calendar, service, answers, days_ahead, **request)
 
 
 @dataclass

@@ -706,29 +706,15 @@ def test_a_rolled_back_savepoint_forgets_only_its_own(tmp_path: Path, host_for: 
 def test_a_meeting_made_in_a_rolled_back_transaction_is_deleted(
     tmp_path: Path, host_for: Any
 ) -> None:
-    from bookwise.availability.services import service_availability
     from bookwise.bookings.models import Booking
-    from bookwise.bookings.services import BookingRequest, create_booking, find_service
     from bookwise.db import unit_of_work
+    from bookwise.testing import book_in
 
     bw = make_instance(tmp_path)
     host_for(bw, "recorder")
     RECORDED.clear()
-    now = datetime.now(UTC)
     with pytest.raises(RuntimeError), unit_of_work(bw.database.sessions, write=True) as session:
-        context = find_service(session, "northwind-hr", "hr-interview")
-        free = service_availability(
-            session,
-            context.calendar,
-            context.service,
-            context.workflow,
-            now + timedelta(days=7),
-            now + timedelta(days=14),
-            now,
-        ).slots
-        values = {"name": "Zoe", "email": "zoe@example.org", **HR}
-        request = BookingRequest(start=free[0].start, values=values, consent=True)
-        create_booking(session, context, request, now)
+        book_in(session, "northwind-hr", "hr-interview", HR)
         raise RuntimeError("something after the booking fails: the transaction rolls back")
     with bw.database.sessions() as session:
         assert session.scalars(select(Booking)).all() == []
