@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,6 +60,50 @@ class ChannelError(Exception):
     def __init__(self, message: str, temporary: bool = True) -> None:
         super().__init__(message)
         self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: Message  # case-insensitive .get()
+    body: bytes
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    service: str,
+    error_detail: bool = False,
+) -> HttpAnswer:
+    """POST ``body`` to ``url`` for a channel; a refusal or an unreachable server is a
+    :class:`ChannelError` naming ``service`` ("the webhook"): 5xx and 429 are temporary, other
+    4xx permanent. ``error_detail`` adds the ``message`` of a JSON error body to the error."""
+    # The address is the operator's own setting, checked to be http(s) by the settings schema.
+    request = urllib.request.Request(  # noqa: S310
+        url, data=body, headers={"User-Agent": "Bookwise", **headers}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return HttpAnswer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as exc:
+        detail = _json_message(exc) if error_detail else ""
+        raise ChannelError(
+            f"{service} answered {exc.code}{detail}",
+            temporary=exc.code >= 500 or exc.code == 429,
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ChannelError(f"{service} could not be reached: {exc}") from None
+
+
+def _json_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return f": {message}" if message else ""
 
 
 class Channel:
@@ -227,23 +271,12 @@ class WebhookChannel(Channel):
             ensure_ascii=False,
             sort_keys=True,
         ).encode("utf-8")
-        headers = {"Content-Type": "application/json", "User-Agent": "Bookwise"}
+        headers = {"Content-Type": "application/json"}
         if self.secret:
             digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Bookwise-Signature"] = f"sha256={digest}"
-        # The URL is the operator's own setting, checked to be http(s) by the settings schema.
-        request = urllib.request.Request(  # noqa: S310
-            self.url, data=body, headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return response.headers.get("X-Request-Id") or f"http-{response.status}"
-        except urllib.error.HTTPError as exc:
-            raise ChannelError(
-                f"the webhook answered {exc.code}", temporary=exc.code >= 500 or exc.code == 429
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ChannelError(f"the webhook could not be reached: {exc}") from None
+        answer = post(self.url, body, headers, self.timeout, "the webhook")
+        return answer.headers.get("X-Request-Id") or f"http-{answer.status}"
 
 
 class LogChannel(Channel):

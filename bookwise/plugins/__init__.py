@@ -2,7 +2,14 @@
 :mod:`bookwise.hookspecs`, also re-exported here). See docs/plugins.md."""
 
 from bookwise.hookspecs import hookimpl
-from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
+from bookwise.notifications.channels import (
+    Attachment,
+    Channel,
+    ChannelError,
+    HttpAnswer,
+    OutgoingMessage,
+    post,
+)
 from bookwise.plugins.api import (
     API_VERSION,
     BookingChange,
@@ -23,6 +30,7 @@ __all__ = [
     "Channel",
     "ChannelError",
     "FieldType",
+    "HttpAnswer",
     "InvalidValue",
     "Meeting",
     "MeetingError",
@@ -30,4 +38,5 @@ __all__ = [
     "OutgoingMessage",
     "PluginContext",
     "hookimpl",
+    "post",
 ]

@@ -8,12 +8,10 @@ serves a whole team channel.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bookwise.plugins import Channel, ChannelError, OutgoingMessage, PluginContext, hookimpl
+from bookwise.plugins import Channel, OutgoingMessage, PluginContext, hookimpl, post
 
 BOOKWISE_API = "1.0"
 __version__ = "1.0.0"
@@ -85,23 +83,9 @@ class ChatWebhookChannel(Channel):
                 with self.log_file.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps({"channel": "chat", "post": body.decode()}) + "\n")
             return "dry-run"
-        # The address is the operator's own setting, checked to be http(s) at start-up.
-        call = urllib.request.Request(  # noqa: S310
-            self.url,
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "Bookwise"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(call, timeout=self.timeout) as answer:  # noqa: S310
-                return f"{self.format}-{answer.status}"
-        except urllib.error.HTTPError as exc:
-            raise ChannelError(
-                f"the chat webhook answered {exc.code}",
-                temporary=exc.code >= 500 or exc.code == 429,
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ChannelError(f"the chat webhook could not be reached: {exc}") from None
+        headers = {"Content-Type": "application/json"}
+        answer = post(self.url, body, headers, self.timeout, "the chat webhook")
+        return f"{self.format}-{answer.status}"
 
 
 @hookimpl
