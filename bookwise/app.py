@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.errors import NotFound
 from bookwise.i18n import (
@@ -31,11 +32,13 @@ MAX_BODY = 64 * 1024
 
 def create_app(
     config: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    clock: Clock = system_clock,
 ) -> Flask:
     """Build the Bookwise web application.
 
     ``config`` is a :class:`Settings`, a mapping of settings over the configuration file's (for
-    tests), a path to a configuration file, or ``None`` for the usual lookup.
+    tests), a path to a configuration file, or ``None`` for the usual lookup. ``clock`` is what
+    every page and API call takes as the current time (see :mod:`bookwise.clock`).
     """
     if isinstance(config, Settings):
         settings = config
@@ -58,7 +61,7 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    app.extensions["bookwise"] = Bookwise(settings, open_database(settings))
+    app.extensions["bookwise"] = Bookwise(settings, open_database(settings), clock)
 
     app.jinja_env.add_extension("jinja2.ext.do")
     babel.init_app(app, locale_selector=select_locale)

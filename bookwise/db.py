@@ -72,7 +72,8 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
+    """The current time, aware, in UTC (the system's: see :mod:`bookwise.clock` for the
+    application's clock, which services receive as ``now``)."""
     return datetime.now(UTC)
 
 

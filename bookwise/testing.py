@@ -9,37 +9,65 @@ folder, the repository's demo calendars and workflows, the plugins of your choic
         bw.send_due()
 
 Used by the plugins in ``plugins/`` and by Bookwise's own tests. Not part of the runtime.
+
+Time: an instance made here stands at :func:`test_instant` (``BOOKWISE_TEST_NOW`` when set, else
+:data:`DEFAULT_NOW`) and its clock runs on from there, so a test gives the same result at any
+hour; run your tests with ``BOOKWISE_TEST_NOW="2027-03-28T08:30 Europe/Paris"`` (any instant) to
+check they hold on other days and hours, as Bookwise's CI does.
 """
 
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from bookwise.clock import Clock, clock_from, parse_instant
 from bookwise.config import Settings, load_settings
 from bookwise.instance import Database, open_database
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (an editable install)
+
+# A Monday early afternoon in Paris: inside the working day, when a booking "as soon as
+# possible" falls within the usual notice and cancellation periods.
+DEFAULT_NOW = "2026-12-07T13:00 Europe/Paris"
+
+
+def test_instant() -> datetime:
+    """The instant tests stand at: ``BOOKWISE_TEST_NOW`` when set, else :data:`DEFAULT_NOW`."""
+    text = os.environ.get("BOOKWISE_TEST_NOW") or DEFAULT_NOW
+    try:
+        return parse_instant(text)
+    except ValueError as error:
+        raise ValueError(f"BOOKWISE_TEST_NOW: {error}") from None
+
+
+test_instant.__test__ = False  # type: ignore[attr-defined]  # not a test, for pytest
 
 
 @dataclass
 class RunningInstance:
     settings: Settings
     database: Database
+    clock: Clock = field(default_factory=lambda: clock_from(test_instant()))
+
+    def now(self) -> datetime:
+        """The instance's current time (see the module docstring)."""
+        return self.clock()
 
     def app(self) -> Any:
         """The Flask application of this instance, for its test client."""
         from bookwise.app import create_app
 
-        application = create_app(self.settings)
+        application = create_app(self.settings, clock=self.clock)
         application.config.update(TESTING=True)
         return application
 
@@ -47,16 +75,18 @@ class RunningInstance:
         """Deliver every message due (now, or at ``at``); the number handled."""
         from bookwise.notifications.delivery import Dispatcher
 
-        moment = at or datetime.now(UTC)
+        moment = at or self.now()
         return Dispatcher(self.settings, self.database, clock=lambda: moment).drain()
 
 
 def make_instance(
     tmp_path: Path,
     plugins: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
     **config: Any,
 ) -> RunningInstance:
-    """A new instance in ``tmp_path`` with the demo calendars and workflows loaded."""
+    """A new instance in ``tmp_path`` with the demo calendars and workflows loaded, standing at
+    ``now`` (by default :func:`test_instant`)."""
     from bookwise import instance
 
     values: dict[str, Any] = {
@@ -82,7 +112,7 @@ def make_instance(
     instance.prepare_schema(database)
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
-    return RunningInstance(settings, database)
+    return RunningInstance(settings, database, clock_from(now or test_instant()))
 
 
 def free_starts(
@@ -110,12 +140,14 @@ def book_in(
     service: str,
     answers: Mapping[str, Any] | None = None,
     days_ahead: int = 7,
+    now: datetime | None = None,
     **request: Any,
 ) -> Any:
-    """Book the first free slot of ``service`` in the caller's write transaction."""
+    """Book the first free slot of ``service`` in the caller's write transaction, ``days_ahead``
+    days or more after ``now`` (by default :func:`test_instant`)."""
     from bookwise.bookings.services import BookingRequest, create_booking, find_service
 
-    now = datetime.now(UTC)
+    now = now or test_instant()
     context = find_service(session, calendar, service)
     free = free_starts(session, context, now, days_ahead)
     if not free:
@@ -142,7 +174,7 @@ def book(
     from bookwise.db import unit_of_work
 
     with unit_of_work(bw.database.sessions, write=True) as session:
-        return book_in(session, calendar, service, answers, days_ahead, **request)
+        return book_in(session, calendar, service, answers, days_ahead, bw.now(), **request)
 
 
 @dataclass

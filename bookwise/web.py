@@ -5,7 +5,6 @@ Views import from here, never from ``bookwise.app`` (which imports the views).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,8 +12,8 @@ from flask import current_app, g
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
+from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings
-from bookwise.db import utcnow
 from bookwise.instance import Database
 
 csrf = CSRFProtect()
@@ -29,7 +28,7 @@ class Bookwise:
 
     settings: Settings
     database: Database
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = system_clock
 
 
 def instance() -> Bookwise:

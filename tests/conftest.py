@@ -3,6 +3,13 @@ point at the repository's workflows, an app, a test client and a CLI runner.
 
 PostgreSQL: set ``BOOKWISE_TEST_POSTGRES_URL`` (CI does). When it is set and the server does not
 answer, the run stops with an error; it never skips quietly.
+
+Time: no test reads the wall clock. The suite stands at one instant, ``BOOKWISE_TEST_NOW``
+(``2027-03-28T08:30 Europe/Paris`` or an ISO 8601 time with an offset), by default
+``bookwise.testing.DEFAULT_NOW``; the ``now`` fixture gives it and the ``clock`` fixture is a
+clock starting there, which the apps and servers of the tests run on. Tests that depend on the
+time of day are marked ``clock`` (automatically when they ask for ``now`` or ``clock``, and the
+browser tests); CI runs them again at several instants (``tools/clock-matrix``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -27,19 +35,51 @@ from aiosmtpd.controller import Controller
 from ruamel.yaml import YAML
 
 from bookwise import migrate
+from bookwise.clock import Clock, clock_from
 from bookwise.config import Settings, load_settings
 from bookwise.db import make_engine
 from bookwise.instance import Database, open_database
+from bookwise.testing import test_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 POSTGRES_URL = os.environ.get("BOOKWISE_TEST_POSTGRES_URL", "").strip()
 BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
+try:
+    TEST_NOW = test_instant()
+except ValueError as error:
+    raise SystemExit(str(error)) from None
+
 
 def _with_search_path(url: str, schema: str) -> str:
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def pytest_report_header() -> str:
+    return f"clock: the tests stand at {TEST_NOW.isoformat()} (BOOKWISE_TEST_NOW)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that depend on the time of day (they ask for ``now`` or ``clock``, or drive a
+    browser) are marked ``clock``: CI runs them again at other instants."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "now" in names or "clock" in names or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.clock)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The instant the test stands at (aware, UTC): see the module docstring."""
+    return TEST_NOW
+
+
+@pytest.fixture
+def clock(now: datetime) -> Clock:
+    """A clock that starts at ``now`` and runs on: for apps, servers and dispatchers."""
+    return clock_from(now)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -169,10 +209,10 @@ def demo(settings: Settings, database: Database) -> Loaded:
 
 
 @pytest.fixture
-def app(settings: Settings, demo: Loaded) -> Any:
+def app(settings: Settings, demo: Loaded, clock: Clock) -> Any:
     from bookwise.app import create_app
 
-    application = create_app(settings)
+    application = create_app(settings, clock=clock)
     application.config.update(TESTING=True)
     yield application
     application.extensions["bookwise"].database.engine.dispose()
@@ -227,10 +267,10 @@ def scenario(tmp_path: Path, database_url: str) -> Loaded:
 
 
 @pytest.fixture
-def scenario_app(scenario: Loaded) -> Any:
+def scenario_app(scenario: Loaded, clock: Clock) -> Any:
     from bookwise.app import create_app
 
-    application = create_app(scenario.settings)
+    application = create_app(scenario.settings, clock=clock)
     application.config.update(TESTING=True)
     yield application
     application.extensions["bookwise"].database.engine.dispose()

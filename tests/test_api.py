@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,12 +11,15 @@ import sqlalchemy as sa
 
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.models import metadata
+from tests.conftest import TEST_NOW
 
 PARIS = ZoneInfo("Europe/Paris")
+# Times here are chosen from the instant the suite stands at: CI runs these at several.
+pytestmark = pytest.mark.clock
 
 
 def tomorrow_at(hour: int, minute: int = 0, days: int = 1) -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=days)
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
 
 
@@ -70,7 +73,7 @@ def test_services_are_listed_with_their_fields(api: Any) -> None:
 
 
 def test_slots_in_the_visitors_time_zone(api: Any) -> None:
-    day = datetime.now(PARIS).date() + timedelta(days=2)
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=2)
     data = api.get(f"{URL}/consult/slots?from={day}&to={day}&tz=America/New_York").get_json()
     assert data["timezone"] == "America/New_York"
     first = data["slots"][0]
@@ -229,7 +232,7 @@ def test_invalid_answers_name_each_field(api: Any) -> None:
     [
         (lambda: tomorrow_at(10, 10), "not_a_slot"),  # off the 30-minute grid
         (lambda: tomorrow_at(21), "not_a_slot"),  # after hours
-        (lambda: datetime.now(UTC) - timedelta(hours=1), "in_the_past"),
+        (lambda: TEST_NOW - timedelta(hours=1), "in_the_past"),
         (lambda: tomorrow_at(10, days=500), "too_far"),
     ],
 )
@@ -391,8 +394,8 @@ def test_round_robin_spreads_300_bookings_within_one(scenario: Any) -> None:
     from bookwise.bookings.services import BookingRequest, create_booking, find_service
     from bookwise.db import unit_of_work
 
-    now = datetime.now(UTC)
-    first = date.today() + timedelta(days=1)
+    now = TEST_NOW
+    first = TEST_NOW.astimezone(PARIS).date() + timedelta(days=1)
     made = 0
     day = first
     while made < 300:
@@ -436,7 +439,7 @@ def test_staff_approve_and_client_cannot(scenario: Any) -> None:
     )
     from bookwise.db import unit_of_work
 
-    now = datetime.now(UTC)
+    now = TEST_NOW
     with unit_of_work(scenario.database.sessions, write=True) as session:
         context = find_service(session, "acme", "review")
         booking = create_booking(
@@ -468,7 +471,7 @@ def test_slot_search_reads_a_fixed_number_of_queries(api: Any, scenario_app: Any
     def count(*args: Any) -> None:
         statements.append(args[2])
 
-    day = datetime.now(PARIS).date() + timedelta(days=3)
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=3)
     url = f"{URL}/consult/slots?from={day}&to={day + timedelta(days=30)}"
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
@@ -520,7 +523,7 @@ def test_a_group_fills_one_session_before_opening_another(scenario: Any) -> None
                 BookingRequest(
                     start=start, values={"name": f"P{number}", "email": f"p{number}@example.org"}
                 ),
-                datetime.now(UTC),
+                TEST_NOW,
             )
             chosen.append(booking.staff_id)
     assert len(set(chosen[:5])) == 1, "the first five share one session"

@@ -26,13 +26,16 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from bookwise.bookings.models import Booking
+from tests.conftest import TEST_NOW
 
 PARIS = ZoneInfo("Europe/Paris")
+# Times here are chosen from the instant the suite stands at: CI runs these at several.
+pytestmark = pytest.mark.clock
 CLIENTS = 50
 
 
 def _start(days: int = 2, hour: int = 10) -> str:
-    day = datetime.now(PARIS).date() + timedelta(days=days)
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS).isoformat()
 
 
@@ -120,8 +123,10 @@ SERVE = """
 import sys
 from werkzeug.serving import make_server
 from bookwise.app import create_app
+from bookwise.clock import clock_from, parse_instant
 from bookwise.config import load_settings
-app = create_app(load_settings(sys.argv[1], environ={}))
+settings = load_settings(sys.argv[1], environ={})
+app = create_app(settings, clock=clock_from(parse_instant(sys.argv[3])))
 server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True)
 print("ready", flush=True)
 server.serve_forever()
@@ -147,7 +152,7 @@ def four_servers(scenario: Any, tmp_path: Path) -> Any:
     for _ in range(4):
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(config), str(port)],
+            [sys.executable, "-c", SERVE, str(config), str(port), TEST_NOW.isoformat()],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -190,7 +195,7 @@ def test_the_database_refuses_an_overlap_on_its_own(scenario: Any) -> None:
     """Even a write that skips the service's checks cannot double-book: the constraint (on
     PostgreSQL) or the trigger (on SQLite) refuses it."""
     from bookwise.bookings.services import BookingRequest, create_booking, find_service
-    from bookwise.db import unit_of_work, utcnow
+    from bookwise.db import unit_of_work
 
     start = datetime.fromisoformat(_start())
     with unit_of_work(scenario.database.sessions, write=True) as session:
@@ -201,7 +206,7 @@ def test_the_database_refuses_an_overlap_on_its_own(scenario: Any) -> None:
             BookingRequest(
                 start=start, staff="ben", values={"name": "A", "email": "a@example.org"}
             ),
-            utcnow(),
+            TEST_NOW,
         )
         first_values = {
             c.name: getattr(first, c.name)

@@ -5,25 +5,26 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from bookwise.notifications.models import Notification
-from tests.conftest import SCENARIO, base_config, write_config
+from tests.conftest import SCENARIO, TEST_NOW, base_config, write_config
 from tests.test_notifications import book, start_in
 
 ROWS = 2000
 
 DRAIN = """
 import sys
+from bookwise.clock import clock_from, parse_instant
 from bookwise.config import load_settings
 from bookwise.instance import open_database
 from bookwise.notifications.delivery import Dispatcher
 settings = load_settings(sys.argv[1], environ={})
-print(Dispatcher(settings, open_database(settings)).drain(), flush=True)
+clock = clock_from(parse_instant(sys.argv[2]))
+print(Dispatcher(settings, open_database(settings), clock=clock).drain(), flush=True)
 """
 
 
@@ -33,7 +34,7 @@ def test_two_workers_send_each_message_once(mailing: Any, inbox: Any, tmp_path: 
     with mailing.database.sessions() as session, session.begin():
         booking_id, uid = session.execute(sa.text("SELECT id, uid FROM bookings")).one()
         session.execute(sa.delete(Notification))
-        now = datetime.now(UTC)
+        now = TEST_NOW
         session.execute(
             sa.insert(Notification),
             [
@@ -65,7 +66,7 @@ def test_two_workers_send_each_message_once(mailing: Any, inbox: Any, tmp_path: 
     config = write_config(tmp_path / "workers.yaml", values)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", DRAIN, str(config)],
+            [sys.executable, "-c", DRAIN, str(config), TEST_NOW.isoformat()],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

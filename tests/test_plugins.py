@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from bookwise.plugins import (
 )
 from bookwise.plugins.host import PluginHost, load_plugins
 from bookwise.testing import book, make_instance
+from tests.conftest import TEST_NOW
 
 HR = {"position": "dev", "cv_url": "https://example.org/cv.pdf"}
 
@@ -256,7 +257,7 @@ def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwa
     client = bw.app().test_client()
     url = "/api/v1/calendars/bright-minds/services/tutoring"
 
-    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    day = (TEST_NOW + timedelta(days=3)).date()
     found = client.get(f"{url}/slots?from={day}&to={day + timedelta(days=7)}").get_json()
     slots = found["slots"]
     assert slots, found
@@ -667,7 +668,7 @@ def cancel_in(session: Any, booking_id: int) -> None:
     from bookwise.bookings.services import cancel_booking
 
     booking = session.get(Booking, booking_id)
-    cancel_booking(session, booking, datetime.now(UTC), role="staff", actor="admin")
+    cancel_booking(session, booking, TEST_NOW, role="staff", actor="admin")
 
 
 def test_a_released_savepoint_is_not_a_commit(tmp_path: Path, host_for: Any) -> None:
@@ -783,7 +784,7 @@ def test_a_field_type_that_raises_refuses_the_answer_and_says_so() -> None:
     workflow = checked(RATED, field_types={"rating": BuggyRating.settings_schema})[0].workflow
     values = {"name": "Zoe", "email": "zoe@example.org", "stars": "3"}
     with pytest.raises(InvalidAnswers) as raised:
-        check_answers(workflow, values, None, datetime.now(UTC).date(), {"rating": BuggyRating()})
+        check_answers(workflow, values, None, TEST_NOW.date(), {"rating": BuggyRating()})
     assert raised.value.problems["stars"].message() == (
         "This answer could not be checked just now; please try again later."
     )

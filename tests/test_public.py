@@ -14,17 +14,20 @@ import pytest
 import sqlalchemy as sa
 
 from bookwise.bookings.models import Booking, ConsentRecord
+from tests.conftest import TEST_NOW
 
 PARIS = ZoneInfo("Europe/Paris")
+# Times here are chosen from the instant the suite stands at: CI runs these at several.
+pytestmark = pytest.mark.clock
 ORIGIN = {"Origin": "http://localhost"}
 
 
 def day_after(days: int = 2) -> str:
-    return (datetime.now(PARIS).date() + timedelta(days=days)).isoformat()
+    return (TEST_NOW.astimezone(PARIS).date() + timedelta(days=days)).isoformat()
 
 
 def start_at(hour: int, days: int = 2) -> str:
-    day = datetime.now(PARIS).date() + timedelta(days=days)
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS).isoformat()
 
 
@@ -501,7 +504,7 @@ def test_moving_an_approved_booking_asks_for_approval_again(scenario: Any) -> No
     )
     from bookwise.db import unit_of_work
 
-    now = datetime.now(ZoneInfo("UTC"))
+    now = TEST_NOW
     with unit_of_work(scenario.database.sessions, write=True) as session:
         context = find_service(session, "acme", "review")
         booking = create_booking(
@@ -531,7 +534,7 @@ def test_a_booking_cannot_come_back_over_another(scenario: Any) -> None:
     )
     from bookwise.db import unit_of_work
 
-    now = datetime.now(ZoneInfo("UTC"))
+    now = TEST_NOW
     start = datetime.fromisoformat(start_at(10))
     with unit_of_work(scenario.database.sessions, write=True) as session:
         context = find_service(session, "acme", "review")

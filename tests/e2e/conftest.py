@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,23 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def open_context(browser: Any, now: datetime) -> Iterator[Callable[..., Any]]:
+    """``open_context(**options)``: a new browser context whose clock starts at the test's
+    instant, as the server's does (so page and server agree on "today"); closed at the end."""
+    contexts: list[Any] = []
+
+    def open_(**options: Any) -> Any:
+        context = browser.new_context(**options)
+        context.clock.install(time=now)
+        contexts.append(context)
+        return context
+
+    yield open_
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from bookwise.accounts.services import create_user, grant_role
 from bookwise.calendars.models import Calendar
+from bookwise.clock import Clock
 from bookwise.config import load_settings
 from bookwise.db import unit_of_work
 from bookwise.instance import load_calendar_file, open_database, sync_workflows
@@ -35,10 +36,11 @@ class Office:
     base: str
     settings: Any
     database: Any
+    clock: Clock
 
 
 @pytest.fixture
-def office(tmp_path: Path, database_url: str, inbox: Inbox) -> Iterator[Office]:
+def office(tmp_path: Path, database_url: str, inbox: Inbox, clock: Clock) -> Iterator[Office]:
     """The demo instance with e-mail to the loopback SMTP server, served on loopback; a business
     user administers the Northwind HR calendar."""
     from bookwise.app import create_app
@@ -61,14 +63,14 @@ def office(tmp_path: Path, database_url: str, inbox: Inbox) -> Iterator[Office]:
         calendar = session.scalar(select(Calendar).where(Calendar.slug == "northwind-hr"))
         assert calendar is not None
         grant_role(session, user, calendar.id, "admin")
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
     bookwise = app.extensions["bookwise"]
     bookwise.settings = dataclasses.replace(bookwise.settings, base_url=base)
-    yield Office(base, bookwise.settings, database)
+    yield Office(base, bookwise.settings, database, clock)
     server.shutdown()
     thread.join()
     app.extensions["bookwise"].database.engine.dispose()
@@ -83,10 +85,12 @@ def sign_in(page: Any, base: str) -> None:
     page.wait_for_url(base + "/admin/")
 
 
-def book_as_client(browser: Any, base: str, name: str, email: str) -> None:
+def book_as_client(browser: Any, office: Office, name: str, email: str) -> None:
+    base = office.base
     context = browser.new_context(
         locale="fr", timezone_id="Europe/Paris", extra_http_headers={"Accept-Language": "fr"}
     )
+    context.clock.install(time=office.clock())
     page = context.new_page()
     page.goto(base + "/northwind-hr/legal-consultation")
     assert "Consultation juridique" in page.inner_text("h1")
@@ -105,7 +109,7 @@ def book_as_client(browser: Any, base: str, name: str, email: str) -> None:
 
 
 def send_messages(office: Office) -> None:
-    Dispatcher(office.settings, office.database).drain()
+    Dispatcher(office.settings, office.database, clock=office.clock).drain()
 
 
 def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
@@ -152,7 +156,7 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     page.click("button:has-text('Publish')")
     page.wait_for_selector("text=Published: clients can book it now.")
 
-    book_as_client(browser, office.base, "Léa Dupont", "lea@client.example")
+    book_as_client(browser, office, "Léa Dupont", "lea@client.example")
     send_messages(office)
     first = inbox.to("lea@client.example")
     assert len(first) == 1 and "Consultation juridique" in first[0]["Subject"]
@@ -170,7 +174,7 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     page.click("button[value=save]")
     page.wait_for_selector("text=Template saved")
 
-    book_as_client(browser, office.base, "Marc Petit", "marc@client.example")
+    book_as_client(browser, office, "Marc Petit", "marc@client.example")
     send_messages(office)
     second = inbox.to("marc@client.example")
     assert len(second) == 1

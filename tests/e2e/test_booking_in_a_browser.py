@@ -5,42 +5,63 @@ from __future__ import annotations
 import http.server
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from bookwise.calendars.models import Calendar
 
 pytestmark = pytest.mark.browser
 
 
-def _pick_first_time(page: Any) -> str:
-    """Click the first free day of the picker (or the next month's), then its first time."""
-    for _ in range(3):
-        free = page.locator("a.day.free")
-        if free.count():
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _pick_time(page: Any, not_before: date, nth: int = 0) -> str:
+    """Click the first free day on or after ``not_before`` (turning months as needed), then its
+    ``nth`` time; return the time's label. Tests choose ``not_before`` from the workflow's rules
+    (notice, cancellation deadline), never "whatever is free first". ``page`` may be a frame."""
+    for _ in range(4):
+        days = page.locator("a.day.free").evaluate_all("links => links.map(a => a.dataset.day)")
+        later = [d for d in days if date.fromisoformat(d) >= not_before]
+        if later:
             break
+        month = page.locator("#picker-title").inner_text()
         page.locator("a[rel=next]").click()
-    free.first.click()
-    page.wait_for_selector("ul.slots a.slot")
-    slot = page.locator("ul.slots a.slot").first
+        expect(page.locator("#picker-title")).not_to_have_text(month)
+    else:
+        raise AssertionError(f"no free day on or after {not_before} in four months")
+    page.locator(f'a.day.free[data-day="{later[0]}"]').click()
+    page.locator(f'a.day.selected[data-day="{later[0]}"]').wait_for()
+    slot = page.locator("ul.slots a.slot").nth(nth)
+    slot.wait_for()
     label = slot.inner_text()
     slot.click()
     return label
 
 
-def test_book_in_french_from_another_time_zone(browser: Any, live: str) -> None:
+def _days_after(now: datetime, days: int) -> date:
+    """The day ``days`` days after ``now`` in the clinic's time zone."""
+    return now.astimezone(PARIS).date() + timedelta(days=days)
+
+
+def test_book_in_french_from_another_time_zone(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
     """A visitor in Toronto books a Paris clinic in French, forgets the consent first."""
-    context = browser.new_context(locale="fr-FR", timezone_id="America/Toronto")
+    context = open_context(locale="fr-FR", timezone_id="America/Toronto")
     page = context.new_page()
     page.goto(f"{live}/clinique-des-lilas/patient-visit")
     # The script detected the visitor's zone and the page shows times there.
     page.wait_for_url(re.compile(r"tz=America%2FToronto|tz=America/Toronto"))
     assert page.locator("select#tz").input_value() == "America/Toronto"
     assert page.locator("html").get_attribute("lang") == "fr"
-    _pick_first_time(page)
+    _pick_time(page, _days_after(now, 1))
 
     page.wait_for_selector("form.booking-form")
     assert "America/Toronto" in page.locator(".summary").inner_text()
@@ -70,14 +91,17 @@ def test_book_in_french_from_another_time_zone(browser: Any, live: str) -> None:
     with page.expect_download() as download:
         page.click("text=Ajouter à mon agenda (.ics)")
     assert download.value.suggested_filename == "booking.ics"
-    context.close()
 
 
-def test_reschedule_then_cancel_through_the_manage_link(browser: Any, live: str) -> None:
-    context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+def test_reschedule_then_cancel_through_the_manage_link(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
+    """Booked two days ahead, well outside patient-visit's 4-hour cancellation notice whatever
+    the hour, the booking can be moved, then cancelled."""
+    context = open_context(locale="en-US", timezone_id="Europe/Paris")
     page = context.new_page()
     page.goto(f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris")
-    first = _pick_first_time(page)
+    _pick_time(page, _days_after(now, 2))
     page.fill("#field_name", "Sam Doe")
     page.fill("#field_email", "sam@example.org")
     page.fill("#field_date_of_birth", "1990-01-02")
@@ -90,12 +114,10 @@ def test_reschedule_then_cancel_through_the_manage_link(browser: Any, live: str)
     page.goto(manage_url)
     page.click("text=Choose another time")
     page.wait_for_selector("[data-picker]")
-    page.locator("a.day.free").nth(1).click()
-    page.wait_for_function("document.querySelectorAll('ul.slots a.slot').length > 1")
-    page.locator("ul.slots a.slot").nth(1).click()
+    moved = _pick_time(page, _days_after(now, 3), nth=1)
     page.click("text=Yes, move it")
     page.wait_for_selector("text=Your booking has been moved.")
-    assert first not in page.locator("dl.booking-details").inner_text() or True
+    assert moved in page.locator("dl.booking-details").inner_text()
 
     page.click("text=Cancel the booking")
     page.fill("#reason", "Feeling better")
@@ -103,7 +125,6 @@ def test_reschedule_then_cancel_through_the_manage_link(browser: Any, live: str)
     page.wait_for_selector("text=Your booking has been cancelled.")
     assert page.locator(".status").inner_text() == "Cancelled"
     assert page.locator("text=Choose another time").count() == 0
-    context.close()
 
 
 class _HostPages(http.server.BaseHTTPRequestHandler):
@@ -144,11 +165,11 @@ def _allow(app: Any, origin: str) -> None:
 
 
 def test_embedded_in_an_allowed_site_and_refused_by_another(
-    browser: Any, live: str, host_site: str, app: Any
+    open_context: Callable[..., Any], live: str, host_site: str, app: Any, now: datetime
 ) -> None:
     allowed = f"http://localhost:{host_site}"
     _allow(app, allowed)
-    context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+    context = open_context(locale="en-US", timezone_id="Europe/Paris")
     page = context.new_page()
     page.goto(f"{allowed}/careers")
     frame = page.frame_locator("#booking")
@@ -156,9 +177,7 @@ def test_embedded_in_an_allowed_site_and_refused_by_another(
     assert "Candidate interview" in frame.locator("h1").inner_text()
     assert frame.locator(".site-header").count() == 0
     # The whole flow works inside the frame (no cookie needed): book an interview.
-    frame.locator("a.day.free").first.click()
-    frame.locator("ul.slots a.slot").first.wait_for()
-    frame.locator("ul.slots a.slot").first.click()
+    _pick_time(frame, _days_after(now, 2))
     frame.locator("#field_name").fill("Ada Lovelace")
     frame.locator("#field_email").fill("ada@example.org")
     frame.locator("#field_position").select_option("dev")
@@ -175,18 +194,19 @@ def test_embedded_in_an_allowed_site_and_refused_by_another(
     inner = refused.frames[1] if len(refused.frames) > 1 else None
     assert inner is not None
     assert "Candidate interview" not in inner.content()
-    context.close()
 
 
-def test_two_clients_race_for_the_same_time(browser: Any, live: str) -> None:
+def test_two_clients_race_for_the_same_time(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
     """Both open the same time; the second to confirm is told and picks another, answers kept."""
     url = f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris&staff=dr-moreau"
     pages = []
     for name in ("First", "Second"):
-        context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+        context = open_context(locale="en-US", timezone_id="Europe/Paris")
         page = context.new_page()
         page.goto(url)
-        _pick_first_time(page)
+        _pick_time(page, _days_after(now, 1))
         page.fill("#field_name", name)
         page.fill("#field_email", f"{name.lower()}@example.org")
         page.fill("#field_date_of_birth", "1970-07-07")
@@ -207,5 +227,3 @@ def test_two_clients_race_for_the_same_time(browser: Any, live: str) -> None:
     loser.check("#consent")
     loser.click("button[type=submit]")
     loser.wait_for_selector(".success")
-    for page in pages:
-        page.context.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ def test_the_link_reaches_the_messages_and_the_invitation(tmp_path: Path) -> Non
     booking = book(bw, "northwind-hr", "hr-interview", HR)
     with unit_of_work(bw.database.sessions, write=True) as session:
         row = session.get(Booking, booking.id)
-        transition_booking(session, row, "approve", "staff", "ana", datetime.now(UTC))
+        transition_booking(session, row, "approve", "staff", "ana", bw.now())
     bw.send_due()
     log = (bw.settings.instance_dir / "messages.log").read_text(encoding="utf-8")
     confirmed = [json.loads(line) for line in log.splitlines()]
