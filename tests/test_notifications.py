@@ -292,7 +292,7 @@ def test_the_mail_server_being_down_is_a_retry(mailing: Loaded) -> None:
         mailing.settings, mail=dataclasses.replace(mailing.settings.mail, port=1)
     )
     book(mailing, start_in())
-    Dispatcher(down, mailing.database).drain()
+    Dispatcher(down, mailing.database, clock=lambda: TEST_NOW).drain()
     emails = [r for r in rows(mailing) if r.channel == "email" and r.event == "confirmed"]
     assert {r.state for r in emails} == {"failed"}
     assert "cannot reach the mail server" in emails[0].last_error
