@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -79,8 +80,8 @@ def record_stop(session: Session, phone: str, source: str | None = None) -> SmsO
     return row
 
 
-def retry(session: Session, row_id: int) -> Notification:
-    """Send a failed or dead message again, now."""
+def retry(session: Session, row_id: int, now: datetime) -> Notification:
+    """Send a failed or dead message again, due ``now``."""
     row = session.get(Notification, row_id)
     if row is None:
         raise NotFound(f"no message {row_id}")
@@ -88,7 +89,7 @@ def retry(session: Session, row_id: int) -> Notification:
         raise BookwiseError(
             f"message {row_id} is {row.state}; only failed or dead ones are retried"
         )
-    row.state, row.due_at, row.claimed_until = "pending", utcnow(), None
+    row.state, row.due_at, row.claimed_until = "pending", now, None
     return row
 
 

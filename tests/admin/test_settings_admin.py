@@ -11,7 +11,7 @@ from bookwise.accounts.models import CalendarRole, User
 from bookwise.audit.models import AuditEntry
 from bookwise.notifications.delivery import stored_template
 from bookwise.notifications.models import MessageTemplate, Notification
-from tests.admin.conftest import PASSWORD, World, db, post, token
+from tests.admin.conftest import NOW, PASSWORD, World, db, post, token
 
 FR_CONFIRMED = "/admin/templates/confirmed/client/email/fr"
 
@@ -121,6 +121,7 @@ def test_retry_a_message_that_was_not_delivered(world: World) -> None:
     with db(world) as session:
         message = session.get(Notification, world.ids["message_acme"])
         assert message is not None and message.state == "pending"
+        assert message.due_at == NOW  # due at once, by the application's clock
         audited = session.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "message.retry")
         )

@@ -26,6 +26,7 @@ from bookwise.formatting import format_when
 from bookwise.i18n import gettext
 from bookwise.notifications.models import OUTBOX_STATES, Notification
 from bookwise.notifications.services import retry
+from bookwise.web import now
 
 PER_PAGE = 50
 
@@ -119,7 +120,7 @@ class OutboxView(AdminView):
         if not ActionForm().validate_on_submit():
             deny(self.access, "retry message without a valid form", message.calendar_id)
         try:
-            retry(self.db, message_id)
+            retry(self.db, message_id, now())
         except BookwiseError:
             self.fail(gettext("Only failed or undelivered messages can be sent again."))
         else:
