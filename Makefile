@@ -4,10 +4,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Reinstall when the project's dependencies change.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Reinstall when the project's dependencies or its build change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py plugins/*/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Catalogs: sources in locale/, compiled into the package (as the build does, see setup.py). The
+# editable install compiles them once; these rules compile again a catalog edited since.
 PO     := $(wildcard locale/*/LC_MESSAGES/messages.po)
-MO     := $(PO:.po=.mo)
+MO     := $(patsubst locale/%.po,bookwise/locale/%.mo,$(PO))
+# Set-up steps say nothing when they work, and all they said when they fail.
+LOG    := $(or $(TMPDIR),/tmp)/bookwise-make-$(shell id -u).log
+QUIET  := >$(LOG) 2>&1 || { cat $(LOG); exit 1; }
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint typecheck check-format format i18n-extract i18n-update i18n-compile clean help browser screenshots
 
@@ -16,24 +22,27 @@ help:
 	@echo "make test   set up and run every check and test"
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
-	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(wildcard plugins/*/))
-	rm -f $(VENV)/.installed-*
-	touch $@
+$(STAMP): pyproject.toml setup.py | $(BIN)/python
+	@echo "Installing Bookwise and its plugins in $(VENV) (a few minutes the first time)..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET)
+	@$(BIN)/python -m pip install --quiet -e '.[test,dev]' $(QUIET)
+	@$(BIN)/python -m pip install --quiet $(addprefix -e ,$(wildcard plugins/*/)) $(QUIET)
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
 install: $(STAMP)
 
-locale/%/LC_MESSAGES/messages.mo: locale/%/LC_MESSAGES/messages.po | $(STAMP)
-	$(BIN)/pybabel compile --statistics -d locale -l $* -i $< -o $@
+bookwise/locale/%/LC_MESSAGES/messages.mo: locale/%/LC_MESSAGES/messages.po | $(STAMP)
+	@mkdir -p $(@D)
+	@$(BIN)/pybabel -q compile -l $* -i $< -o $@
 
 i18n-compile: $(MO)
 
+# bookwise run ends its start-up with the address and the demo login.
 run: $(STAMP) $(MO)
-	$(BIN)/bookwise run
+	@$(BIN)/bookwise run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -64,11 +73,12 @@ i18n-update: i18n-extract
 browser: /usr/bin/chromium
 /usr/bin/chromium:
 	@command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium"; exit 1; }
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation
+	@echo "Installing Debian's Chromium for the browser tests..."
+	@$(SUDO) apt-get update -qq $(QUIET)
+	@$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation $(QUIET)
 
 screenshots: $(STAMP) $(MO) browser
 	$(BIN)/python tools/screenshots.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(MO)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bookwise/locale build plugins/*/build

@@ -183,7 +183,7 @@ def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ..
 @click.pass_context
 def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> None:
     """Serve Bookwise; a new, empty database is set up with the demo data first."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from bookwise import instance
     from bookwise.app import create_app
@@ -207,22 +207,26 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
     email, password = instance.demo_login(settings, database)
     database.engine.dispose()
     app = create_app(settings)
-    url = f"http://{host}:{port}/"
-    click.echo(f"Bookwise is running on {url}")
-    if email and password:
-        click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
-    click.echo("Press Ctrl+C to stop.")
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # APScheduler tells of every tick at INFO: a line every few seconds would bury the banner.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
     if settings.scheduler.enabled:
         from bookwise.jobs import scheduler_for
 
         scheduler_for(settings, app.extensions["bookwise"].database).start()
         how = "written to instance/messages.log" if settings.mail.transport == "log" else "by SMTP"
         click.echo(f"Messages are sent every {settings.scheduler.interval} s ({how}).")
-    try:
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
-    except OSError as exc:
-        raise _cannot_listen(host, port, exc) from None
+    # The banner comes last, once the server listens: what the person who started it looks for.
+    url = f"http://{host}:{port}/"
+    click.echo(f"\nBookwise is running on {url}  (development server; see docs/deployment.md)")
+    if email and password:
+        click.echo(f"Demo administrator: {email} / {password}  (sign in at {url}login)")
+    click.echo("Press Ctrl+C to stop.")
+    server.serve_forever()  # returns on Ctrl+C, the server closed
 
 
 def _report_plugins(database: Any) -> None:

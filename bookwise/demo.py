@@ -5,6 +5,7 @@ show. Made through the booking service, like real ones; their messages are not s
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,8 +63,16 @@ def _answer(spec: Field, rng: random.Random) -> Any:
     return "Demo answer" if spec.type == "text" else "A few words written for the demo."
 
 
+def demo_email(name: str) -> str:
+    """``sofia.garcia@example.org`` for "Sofía García": accented letters lose their accents, not
+    their place (the clients' names are Latin letters with diacritics, which NFKD separates)."""
+    decomposed = unicodedata.normalize("NFKD", name.lower().replace(" ", "."))
+    local = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return local.encode("ascii", "ignore").decode() + "@example.org"
+
+
 def _values(workflow: Workflow, name: str, rng: random.Random) -> dict[str, Any]:
-    email = name.lower().replace(" ", ".").encode("ascii", "ignore").decode() + "@example.org"
+    email = demo_email(name)
     values: dict[str, Any] = {"name": name, "email": email, "phone": "+33 6 12 34 56 78"}
     for spec in workflow.custom_fields:
         values[spec.id] = _answer(spec, rng)

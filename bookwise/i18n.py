@@ -15,7 +15,7 @@ from flask_babel import Babel
 
 from bookwise.web import instance
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANG_COOKIE = "bookwise_lang"
 
 babel = Babel()

@@ -252,7 +252,10 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
         assert (folder / "instance" / "secret_key").is_file()
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        rest, _ = process.communicate(timeout=10)
+    # The banner is the last thing said at start-up: only the requests' log lines come after it.
+    after = [line for line in rest.splitlines() if line.strip()]
+    assert all('"GET /' in line for line in after), after
 
 
 def test_run_on_a_busy_port_is_one_line(bookwise_cli: Any, config_file: Path) -> None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from bookwise.bookings.models import Booking
 from bookwise.db import unit_of_work
-from bookwise.demo import seed_demo_bookings
+from bookwise.demo import CLIENTS, demo_email, seed_demo_bookings
 from bookwise.notifications.models import Notification
 
 
@@ -31,3 +31,11 @@ def test_sample_bookings_around_today(demo: Any) -> None:
     assert {"completed", "confirmed"} <= states
     assert any(b.start_at < now for b in bookings) and any(b.start_at > now for b in bookings)
     assert sent == 0  # the demo's messages are never sent
+
+
+def test_demo_addresses_keep_every_letter_of_the_names() -> None:
+    assert demo_email("Sofía García") == "sofia.garcia@example.org"
+    assert demo_email("Inès Moreau") == "ines.moreau@example.org"
+    for name, _locale in CLIENTS:
+        local = demo_email(name).removesuffix("@example.org")
+        assert local.isascii() and len(local) == len(name), (name, local)
