@@ -17,6 +17,8 @@ import icalendar
 
 PRODID = "-//Bookwise//Bookwise booking//EN"
 
+Status = Literal["CONFIRMED", "TENTATIVE", "CANCELLED"]
+
 
 @dataclass(frozen=True)
 class CalendarEvent:
@@ -34,7 +36,17 @@ class CalendarEvent:
     organizer_email: str = ""
     attendee_name: str = ""
     attendee_email: str = ""
-    status: Literal["CONFIRMED", "TENTATIVE", "CANCELLED"] = "CONFIRMED"
+    status: Status = "CONFIRMED"
+
+
+def event_status(holds_slot: bool, awaiting_approval: bool) -> Status:
+    """The event's ``STATUS``: a booking that waits for staff approval is ``TENTATIVE`` (the
+    client's calendar shows the time as held, not as certain) until the approval, whose
+    confirmation raises the SEQUENCE and says ``CONFIRMED``; one that no longer takes place is
+    ``CANCELLED``."""
+    if not holds_slot:
+        return "CANCELLED"
+    return "TENTATIVE" if awaiting_approval else "CONFIRMED"
 
 
 def build_ics(event: CalendarEvent, method: Literal["PUBLISH", "REQUEST", "CANCEL"]) -> bytes:
@@ -90,4 +102,4 @@ def _timezone(zone: str, year: int) -> icalendar.Timezone:
     )
 
 
-__all__ = ["CalendarEvent", "build_ics"]
+__all__ = ["CalendarEvent", "Status", "build_ics", "event_status"]

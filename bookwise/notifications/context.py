@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from bookwise.bookings.models import Booking
+from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
-from bookwise.formatting import format_clock, format_day, format_when, human_duration
+from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_label
 from bookwise.notifications.models import Notification
 from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.services import workflow_of
@@ -38,6 +41,38 @@ def manage_url(settings: Settings, booking: Booking) -> str:
     return f"{settings.base_url}/manage/{manage_token(booking)}"
 
 
+# The back office's page of a booking (``BookingsView.details`` in bookwise/admin/views/
+# bookings.py, mounted at /admin/bookings): written out here because messages are rendered
+# outside any request; a test checks that the app routes it to that page.
+ADMIN_BOOKING_PATH = "/admin/bookings/{id}"
+
+
+def admin_booking_url(settings: Settings, booking: Booking) -> str:
+    """The absolute link to the booking in the back office, for staff messages."""
+    return settings.base_url + ADMIN_BOOKING_PATH.format(id=booking.id)
+
+
+def moment_text(moment: datetime, zone: str, locale: str, business_zone: str) -> str:
+    """Day and time of ``moment`` for a reader in ``zone``, followed by that zone when it is not
+    the business's: a client abroad never reads a bare time they could take for the business's.
+    """
+    when = format_when(moment, zone, locale)
+    if zone == business_zone:
+        return when
+    return f"{when} ({zone_label(zone, moment)})"
+
+
+@dataclass(frozen=True)
+class Times:
+    """The times a message names: the booking's own unless the message is about a time the
+    recipient knew and that has since changed (a cancellation names the time they last heard
+    of; a reschedule names it as the previous time)."""
+
+    start: datetime
+    end: datetime
+    previous: datetime | None = None
+
+
 def calendar_values(calendar: Calendar) -> dict[str, str]:
     """The ``calendar`` variable of every message."""
     return {
@@ -49,10 +84,16 @@ def calendar_values(calendar: Calendar) -> dict[str, str]:
 
 
 def booking_context(
-    booking: Booking, locale: str, zone: str, settings: Settings, audience: str
+    booking: Booking,
+    locale: str,
+    zone: str,
+    settings: Settings,
+    audience: str,
+    times: Times | None = None,
 ) -> dict[str, Any]:
     """Everything about a booking, written for the recipient. Sensitive answers, and every answer
-    for a client's own copy of the message, are left out."""
+    for a client's own copy of the message, are left out. ``times``: the times to name, when
+    not the booking's current ones."""
     workflow = workflow_of(booking.workflow_version)
     calendar = booking.calendar
     fallback = calendar.default_locale
@@ -72,6 +113,10 @@ def booking_context(
                 }
             )
     address = location.address.get(locale, fallback) or calendar.address or ""
+    start = times.start if times is not None else booking.start_at
+    end = times.end if times is not None else booking.end_at
+    business_zone = calendar.timezone
+    previous = times.previous if times is not None else None
     return {
         "calendar": calendar_values(calendar),
         "service": {
@@ -79,15 +124,19 @@ def booking_context(
             "duration": human_duration(workflow.duration, locale),
         },
         "booking": {
-            "start": format_when(booking.start_at, zone, locale),
-            "end": format_clock(booking.end_at, zone, locale),
-            "date": format_day(booking.start_at.astimezone(_zone(zone)), locale),
-            "time": format_clock(booking.start_at, zone, locale),
+            "start": moment_text(start, zone, locale, business_zone),
+            "end": format_clock(end, zone, locale),
+            "when": f"{format_when(start, zone, locale)} \u2013 {format_clock(end, zone, locale)}"
+            f" ({zone_label(zone, start)})",
+            "date": format_day(start.astimezone(_zone(zone)), locale),
+            "time": format_clock(start, zone, locale),
             "timezone": zone,
             "state": booking.state,
             "location": address if location.type == "in_person" else "",
             "meeting_url": booking.meeting_url or location.url or "",
             "reference": reference(booking),
+            "approved": False,
+            "admin_url": admin_booking_url(settings, booking) if audience != "client" else "",
         },
         "client": {
             "name": booking.client.name,
@@ -99,7 +148,9 @@ def booking_context(
         "booking_url": f"{settings.base_url}/{calendar.slug}/{workflow.id}",
         "answers": answers,
         "reason": "",
-        "previous": {"start": ""},
+        "previous": {
+            "start": moment_text(previous, zone, locale, business_zone) if previous else ""
+        },
     }
 
 
@@ -133,19 +184,22 @@ def answer_text(
     return str(labels.get(str(value), str(value)))
 
 
-def message_context(session: Session, row: Notification, settings: Settings) -> dict[str, Any]:
-    """The template values of an outbox row."""
+def message_context(
+    session: Session, row: Notification, settings: Settings, times: Times | None = None
+) -> dict[str, Any]:
+    """The template values of an outbox row; ``times``: what it names (by default the booking's
+    current time and, for a reschedule, the time before it)."""
     audience = "client" if row.recipient_kind == "client" else "staff"
     if row.booking_id is not None:
         booking = session.get(Booking, row.booking_id)
         assert booking is not None
-        context = booking_context(booking, row.locale, row.timezone, settings, audience)
         payload = row.payload or {}
-        if payload.get("previous_start"):
-            from datetime import datetime
-
-            previous = datetime.fromisoformat(payload["previous_start"])
-            context["previous"] = {"start": format_when(previous, row.timezone, row.locale)}
+        if times is None and payload.get("previous_start"):
+            times = Times(
+                booking.start_at, booking.end_at, datetime.fromisoformat(payload["previous_start"])
+            )
+        context = booking_context(booking, row.locale, row.timezone, settings, audience, times)
+        context["booking"]["approved"] = was_approved(session, booking, row.event)
         if payload.get("reason"):
             context["reason"] = payload["reason"]
         return context
@@ -164,3 +218,23 @@ def message_context(session: Session, row: Notification, settings: Settings) -> 
             "reason": time_off.reason or "",
         }
     return dict(row.payload or {})
+
+
+def was_approved(session: Session, booking: Booking, event: str) -> bool:
+    """Whether ``event`` (a state) was reached by staff approving the booking: a move out of
+    the initial state of a workflow where bookings wait for approval (``requested`` ->
+    ``confirmed``), so that staff read "approved", not "has booked"."""
+    lifecycle = workflow_of(booking.workflow_version).lifecycle
+    if not lifecycle.needs_approval or event == lifecycle.initial:
+        return False
+    found = session.scalar(
+        select(BookingEvent.id)
+        .where(
+            BookingEvent.booking_id == booking.id,
+            BookingEvent.from_state == lifecycle.initial,
+            BookingEvent.to_state == event,
+            BookingEvent.actor != "client",
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -26,13 +26,13 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bookwise.bookings.ics import CalendarEvent, build_ics
-from bookwise.bookings.models import Booking
+from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
+from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.config import Settings
 from bookwise.db import unit_of_work, utcnow
 from bookwise.instance import Database
 from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
-from bookwise.notifications.context import booking_context, message_context
+from bookwise.notifications.context import Times, booking_context, message_context
 from bookwise.notifications.models import MessageTemplate, Notification
 from bookwise.notifications.planning import INVITATION_METHOD, opted_out
 from bookwise.notifications.rendering import (
@@ -45,6 +45,7 @@ from bookwise.notifications.rendering import (
     text_to_html,
 )
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
 from bookwise.workflows.services import workflow_of
 
@@ -167,6 +168,10 @@ class Dispatcher:
             row = session.get(Notification, row_id)
             if row is None or row.claimed_by != self.name or row.state != "sending":
                 return
+            told = outcome.pop("told", None)
+            if told is not None and outcome.get("state") == "sent":
+                # What the recipient now knows: the next message about the booking starts there.
+                row.payload = {**(row.payload or {}), "told": told}
             for attribute, value in outcome.items():
                 setattr(row, attribute, value)
             row.claimed_until = None
@@ -179,7 +184,8 @@ class Dispatcher:
         """The message to send, or (None, the outcome) when there is nothing to send."""
         now = self.clock()
         booking = session.get(Booking, row.booking_id) if row.booking_id else None
-        reason = self._not_useful(row, booking, now)
+        times = message_times(session, row, booking) if booking is not None else None
+        reason = self._not_useful(row, booking, now, times)
         if reason is None and row.channel not in self.channels:
             if row.channel in self.database.plugins.channel_names:
                 # Enabled, but it could not start (reported): try again later, do not give up.
@@ -192,7 +198,7 @@ class Dispatcher:
             return None, {"state": "skipped", "last_error": reason}
         channel = self.channels[row.channel]
         try:
-            rendered, note = self._render(session, row, booking)
+            rendered, note = self._render(session, row, booking, times)
         except TemplateProblem as exc:
             return None, self._failure(row.attempts, str(exc), temporary=False)
         message = OutgoingMessage(
@@ -203,11 +209,20 @@ class Dispatcher:
             html=(rendered.html or text_to_html(rendered.text)) if channel.supports_html else None,
             reply_to=booking.calendar.reply_to if booking is not None else None,
             sender_name=booking.calendar.name if booking is not None else None,
-            attachments=self._attachments(row, booking) if channel.supports_attachments else (),
+            attachments=self._attachments(row, booking, times)
+            if channel.supports_attachments
+            else (),
             event=row.event,
             data=self._event_data(row, booking),
         )
-        return message, {"last_error": note}
+        outcome: dict[str, Any] = {"last_error": note}
+        if booking is not None and times is not None:
+            outcome["told"] = {
+                "start": times.start.isoformat(),
+                "end": times.end.isoformat(),
+                "sequence": booking.sequence,
+            }
+        return message, outcome
 
     def _send(self, message: OutgoingMessage, attempts: int) -> dict[str, Any]:
         try:
@@ -244,7 +259,9 @@ class Dispatcher:
             outcome["state"] = "dead"
         return outcome
 
-    def _not_useful(self, row: Notification, booking: Booking | None, now: datetime) -> str | None:
+    def _not_useful(
+        self, row: Notification, booking: Booking | None, now: datetime, times: Times | None
+    ) -> str | None:
         """Why a message would be pointless now (None when it is still worth sending)."""
         if booking is None:
             return None if row.booking_id is None else "the booking no longer exists"
@@ -255,22 +272,26 @@ class Dispatcher:
                 return "the booking no longer takes place"
         if row.event == FOLLOW_UP and not booking.holds_slot:
             return "the booking did not take place"
-        planned = (row.payload or {}).get("sequence", booking.sequence)
-        if row.event == RESCHEDULED and planned < booking.sequence:
-            return "the booking changed again since"
+        if row.event == RESCHEDULED:
+            # Changes that follow each other before the messages go out make one message, from
+            # the time the recipient knew to the current one (docs/notifications.md).
+            if not booking.holds_slot:
+                return "the booking no longer takes place"
+            if times is not None and times.previous == booking.start_at:
+                return "the recipient was already told the current time"
         workflow = workflow_of(booking.workflow_version)
         if row.event in workflow.lifecycle.states and booking.state != row.event:
             return f"the booking is now {booking.state}"
         return None
 
     def _render(
-        self, session: Session, row: Notification, booking: Booking | None
+        self, session: Session, row: Notification, booking: Booking | None, times: Times | None
     ) -> tuple[Rendered, str | None]:
         """The message, from the back office's version of the template when there is one, else
         the shipped file. A back-office version that fails falls back to the file, and says so."""
         audience = "client" if row.recipient_kind == "client" else "staff"
         fallback = booking.calendar.default_locale if booking is not None else "en"
-        context = message_context(session, row, self.settings)
+        context = message_context(session, row, self.settings, times)
         edited = stored_template(
             session, row.template, audience, row.channel, row.locale, fallback, row.calendar_id
         )
@@ -299,18 +320,23 @@ class Dispatcher:
             raise TemplateProblem(f"no template {row.template!r} for {audience} on {row.channel}")
         return parts
 
-    def _attachments(self, row: Notification, booking: Booking | None) -> tuple[Attachment, ...]:
+    def _attachments(
+        self, row: Notification, booking: Booking | None, times: Times | None
+    ) -> tuple[Attachment, ...]:
+        """The invitation: the event as the recipient's calendar should now hold it (a
+        cancellation removes the event they have: same UID, their time, a higher SEQUENCE)."""
         method = INVITATION_METHOD.get(row.event)
         if booking is None or method is None or row.channel != "email":
             return ()
         if method == "CANCEL" and booking.holds_slot:
             return ()
         context = _booking_values(row, booking, self.settings)
+        workflow = workflow_of(booking.workflow_version)
         event = CalendarEvent(
             uid=f"{booking.uid}@bookwise",
             sequence=booking.sequence,
-            start=booking.start_at,
-            end=booking.end_at,
+            start=times.start if times is not None else booking.start_at,
+            end=times.end if times is not None else booking.end_at,
             timezone=booking.calendar.timezone,
             summary=f"{context['service']['name']} · {booking.calendar.name}",
             description=context["manage_url"] if row.recipient_kind == "client" else "",
@@ -320,7 +346,7 @@ class Dispatcher:
             organizer_email=booking.calendar.reply_to or self._sender(),
             attendee_name=booking.client.name,
             attendee_email=booking.client.email or "",
-            status="CONFIRMED",
+            status=event_status(booking.holds_slot, awaiting_approval(workflow, booking)),
             stamp=self.clock(),
         )
         method_name = "CANCEL" if method == "CANCEL" else "REQUEST"
@@ -350,6 +376,66 @@ class Dispatcher:
             "staff": booking.staff_member.slug,
             "sequence": booking.sequence,
         }
+
+
+def awaiting_approval(workflow: Workflow, booking: Booking) -> bool:
+    """Whether the booking waits for staff to approve it (its workflow's initial state, in a
+    workflow where staff approve)."""
+    lifecycle = workflow.lifecycle
+    return booking.state == lifecycle.initial and lifecycle.needs_approval
+
+
+def message_times(session: Session, row: Notification, booking: Booking) -> Times:
+    """The times the message of ``row`` names: for a reschedule, the current time and the time
+    the recipient last knew as the previous one; for a booking that no longer takes place
+    (cancelled, declined), the time they last knew; else the current time."""
+    workflow = workflow_of(booking.workflow_version)
+    lifecycle = workflow.lifecycle
+    if row.event == RESCHEDULED:
+        previous, _ = last_known(session, row, booking)
+        return Times(booking.start_at, booking.end_at, previous)
+    if row.event in lifecycle.states and not lifecycle.holds_slot(row.event):
+        start, end = last_known(session, row, booking)
+        return Times(start, end)
+    return Times(booking.start_at, booking.end_at)
+
+
+def last_known(session: Session, row: Notification, booking: Booking) -> tuple[datetime, datetime]:
+    """The start and end the recipient of ``row`` last heard of, before the change that
+    planned ``row``: those named by the last message sent to them about the booking (on any
+    channel, for the client); without one, for the client the time they booked, for anyone
+    else (who sees the back office) the booking's time now."""
+    planned = (row.payload or {}).get("sequence", booking.sequence)
+    query = select(Notification.id, Notification.payload).where(
+        Notification.booking_id == booking.id,
+        Notification.state == "sent",
+        Notification.recipient_kind == row.recipient_kind,
+        Notification.id != row.id,
+    )
+    if row.recipient_kind != "client":
+        query = query.where(Notification.recipient == row.recipient)
+    latest: tuple[tuple[int, int], dict[str, Any]] | None = None
+    for other_id, payload in session.execute(query):
+        told = (payload or {}).get("told")
+        if not told or (payload or {}).get("sequence", 0) >= planned:
+            continue  # sent before this rule kept it, or about this change or a later one
+        order = (int(told["sequence"]), other_id)
+        if latest is None or order > latest[0]:
+            latest = (order, told)
+    if latest is not None:
+        told = latest[1]
+        return datetime.fromisoformat(told["start"]), datetime.fromisoformat(told["end"])
+    if row.recipient_kind == "client":
+        created = session.scalar(
+            select(BookingEvent.details)
+            .where(BookingEvent.booking_id == booking.id, BookingEvent.action == "created")
+            .order_by(BookingEvent.id)
+            .limit(1)
+        )
+        if created and created.get("start"):
+            start = datetime.fromisoformat(created["start"])
+            return start, start + (booking.end_at - booking.start_at)
+    return booking.start_at, booking.end_at
 
 
 def _booking_values(row: Notification, booking: Booking, settings: Settings) -> dict[str, Any]:

@@ -24,8 +24,10 @@ from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER
 
 log = logging.getLogger(__name__)
 
-# Events whose e-mails carry the calendar invitation, and with which method.
+# Events whose e-mails carry the calendar invitation, and with which method. A request that
+# waits for approval is invited as TENTATIVE (bookwise.bookings.ics.event_status).
 INVITATION_METHOD = {
+    "requested": "REQUEST",
     "confirmed": "REQUEST",
     "rescheduled": "REQUEST",
     "reminder": "REQUEST",

@@ -32,8 +32,10 @@ VARIABLES: dict[str, str] = {
     "calendar": N_("the business: .name, .address, .phone, .reply_to"),
     "service": N_("what is booked: .name, .duration (written out, like '45 minutes')"),
     "booking": N_(
-        "the booking: .start (day and time), .end (time), .date, .time, .timezone, .state, "
-        ".location, .meeting_url, .reference"
+        "the booking: .start (day and time, with the time zone when it is not the business's), "
+        ".end (time), .when (day, start and end, with the time zone), .date, .time, .timezone, "
+        ".state, .location, .meeting_url, .reference; for staff, .admin_url (the booking in the "
+        "back office) and .approved (true when staff approved the request)"
     ),
     "previous": N_("for rescheduled: .start, the time before the change"),
     "client": N_("the client: .name, .email, .phone"),
@@ -233,7 +235,13 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
     written in ``locale``)."""
     from datetime import UTC, datetime, timedelta
 
-    from bookwise.formatting import format_clock, format_day, format_when, human_duration
+    from bookwise.formatting import (
+        format_clock,
+        format_day,
+        format_when,
+        human_duration,
+        zone_label,
+    )
 
     zone = "Europe/Paris"
     start = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)
@@ -264,6 +272,9 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
             "location": "12 rue des Lilas, Paris",
             "meeting_url": "",
             "reference": "BW-7K2Q9A",
+            "when": f"{when} \u2013 {format_clock(end, zone, locale)} ({zone_label(zone, start)})",
+            "approved": False,
+            "admin_url": "https://bookings.example.org/admin/bookings/42",
         },
         "previous": {
             "start": format_when(start - timedelta(days=1, hours=3, minutes=30), zone, locale)

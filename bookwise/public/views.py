@@ -36,7 +36,7 @@ from sqlalchemy.orm import selectinload
 from bookwise.availability.engine import Slot
 from bookwise.availability.services import local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
-from bookwise.bookings.ics import CalendarEvent, build_ics
+from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.messages import describe, state_name
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
@@ -683,7 +683,7 @@ def calendar_file(token: str) -> Response:
         organizer_email=calendar.reply_to or "",
         attendee_name=booking.client.name,
         attendee_email=booking.client.email or "",
-        status="CONFIRMED" if booking.holds_slot else "CANCELLED",
+        status=event_status(booking.holds_slot, details["awaiting"]),
         stamp=now(),
     )
     response = Response(build_ics(event, "PUBLISH"), mimetype="text/calendar")
