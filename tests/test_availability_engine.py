@@ -367,12 +367,8 @@ def test_properties_of_every_slot(scenario: tuple) -> None:
     for slot in slots:
         assert start <= slot.start < end
         assert slot.end - slot.start == slot_rules.duration
-        places = slot.remaining_by_staff.values()
-        if slot_rules.capacity == 1:
-            assert 0 < slot.remaining == sum(places)
-        else:  # the session a new client joins: the fullest one not yet full, or a new one
-            partial = [p for p in places if p < slot_rules.capacity]
-            assert slot.remaining == (min(partial) if partial else slot_rules.capacity) > 0
+        # capacity per staff member: every free member's group counts (its places left)
+        assert 0 < slot.remaining == sum(slot.remaining_by_staff.values())
         for staff_id in slot.staff:
             member = members[staff_id]
             # Inside a working range, in real time.

@@ -211,3 +211,108 @@ def test_field_set_errors_are_reported(tmp_path: Path) -> None:
     assert (problems[0].line, problems[0].column) == (2, 19)
     assert "unknown field type 'colour'" in problems[0].message
     assert errors_only(problems)
+
+
+# --- group capacity and class sessions ----------------------------------------------------------
+
+CLASS = """id: class
+name: Class
+duration: 1h30m
+capacity: {places: 6, per: slot}
+sessions:
+  - {days: [mon, wed], at: "18:00"}
+  - {days: [sat], at: "10:00"}
+"""
+
+
+def test_capacity_and_sessions_are_read(context: CheckContext) -> None:
+    from bookwise.workflows.language import SessionTime
+
+    workflow, problems = check(CLASS, context)
+    assert problems == [] and workflow is not None
+    assert workflow.capacity == 6 and workflow.one_group_per_slot and workflow.is_group
+    assert workflow.sessions == (
+        SessionTime(0, 18 * 60),
+        SessionTime(2, 18 * 60),
+        SessionTime(5, 10 * 60),
+    )
+    plain, _ = check("id: lab\nname: Lab\nduration: 1h\ncapacity: 4\n", context)
+    assert plain is not None
+    assert plain.capacity == 4 and plain.capacity_per == "staff" and plain.sessions == ()
+    group = check_workflow_files(yaml_files(ROOT / "workflows"), context)[0]["tutoring-group"]
+    assert group.workflow.one_group_per_slot and group.workflow.sessions
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (
+            CLASS.replace("[mon, wed]", "[mon, wednesday]"),
+            "w.yaml:6:18: sessions[0].days[1]",
+            "'wednesday' is not a weekday (mon, tue, wed, thu, fri, sat or sun); "
+            "did you mean 'wed'?",
+        ),
+        (
+            CLASS.replace('"10:00"', '"25:00"'),
+            "w.yaml:7:23: sessions[1].at",
+            "'25:00' is not a time of day; write it like \"18:00\"",
+        ),
+        (
+            CLASS.replace('"10:00"', '"10h"'),
+            "w.yaml:7:23: sessions[1].at",
+            "'10h' is not a time of day",
+        ),
+        (
+            CLASS.replace("[sat]", "[sat, sat]"),
+            "w.yaml:7:18: sessions[1].days[1]",
+            "the session on sat at 10:00 is already listed (line 7); list each session once",
+        ),
+        (
+            CLASS.replace("per: slot", "per: room"),
+            "w.yaml:4:28: capacity.per",
+            "'room' is not one of: staff, slot",
+        ),
+        (
+            CLASS.replace("places: 6, ", ""),
+            "w.yaml:4:11: capacity",
+            "missing required key 'places'",
+        ),
+        (
+            CLASS.replace("places: 6", "places: 0"),
+            "w.yaml:4:20: capacity.places",
+            "places must be a whole number of clients, at least 1, got 0",
+        ),
+        (
+            CLASS + "staff: {client_chooses: true}\n",
+            "w.yaml:8:25: staff.client_chooses",
+            "with capacity per: slot there is one group at a time",
+        ),
+        (
+            CLASS.replace("sessions:\n", "sessions: []\n").split("  - ")[0],
+            "w.yaml:5:11: sessions",
+            "needs at least 1 item(s)",
+        ),
+    ],
+)
+def test_capacity_and_session_errors(
+    context: CheckContext, text: str, where: str, message: str
+) -> None:
+    workflow, problems = check(text, context)
+    assert workflow is None
+    assert any(p.startswith(where + ": ") and message in p for p in problems), problems
+
+
+def test_session_warnings(context: CheckContext) -> None:
+    text = (
+        CLASS.replace("duration: 1h30m\n", "duration: 1h30m\nslot_step: 30m\n")
+        .replace("[sat]", "[mon]")
+        .replace('"10:00"', '"19:00"')
+    )
+    workflow, problems = check(text, context)
+    assert workflow is not None, problems
+    assert problems == [
+        "w.yaml:4:12: warning: slot_step: slot_step has no effect: starts are the sessions' "
+        "times; remove slot_step",
+        "w.yaml:8:13: warning: sessions[1].days[0]: the session on mon at 19:00 overlaps the "
+        "one at 18:00 (line 7), as each lasts 1h30m: a staff member can teach only one of them",
+    ]

@@ -12,9 +12,17 @@ The rules, for each staff member of a service's pool:
   start is offered only when its own blocked interval overlaps no other blocked interval of that
   staff member: existing bookings (as stored, with their own buffers), time off, external busy
   times. Intervals are half-open, so touching is fine.
+- Slots start at the workflow's ``sessions`` instead, when it has some: local weekdays and times
+  (a time the clocks skip that day is taken as the moment they jump; a repeated one, as its
+  first occurrence). Working hours, buffers and bookings still apply to each staff member.
 - For a group service (capacity > 1), the bookings of this service at a start with one staff
-  member form a session: that start stays open until the session is full. ``remaining`` is the
-  places of the session a new client joins: sessions are filled one at a time.
+  member form a session: that start stays open until the session is full.
+- What ``capacity`` counts (``per``): with ``per_slot`` false, each staff member free at a start
+  runs a group of their own, and ``remaining`` is the places of all of them (two free tutors of a
+  class of 6: 12). With ``per_slot``, there is one group per start: ``remaining`` is ``capacity``
+  less every booking of this service at that start (those of staff outside the given pool
+  included, ``joined_elsewhere``), and once the group has begun only the staff members teaching
+  it are offered (a client joins the group; a second one never opens beside it).
 - ``min_notice`` and ``max_ahead`` count from ``now``, which is an input so that tests can fix it.
 
 All datetimes are aware; the engine works in UTC seconds internally.
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -75,6 +83,10 @@ class SlotRules:
     max_ahead: timedelta = timedelta(days=365)
     capacity: int = 1
     service_id: int = 0
+    # One group per start whatever the staff (``capacity: {per: slot}``), not one per staff member.
+    per_slot: bool = False
+    # Fixed starts, local (weekday 0 = Monday, minutes since midnight); empty: every slot_step.
+    sessions: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,13 +166,36 @@ def _free_starts(
     return out
 
 
-def _remaining(by_staff: dict[int, int], capacity: int) -> int:
-    """Places left at a time. One-to-one: one per free staff member. A group: the places of the
-    session a new client joins (the fullest one not yet full, see assignment), or a new one's."""
-    if capacity == 1:
-        return sum(by_staff.values())
-    partial = [left for left in by_staff.values() if left < capacity]
-    return min(partial) if partial else capacity
+def session_starts(
+    sessions: Iterable[tuple[int, int]], zone: ZoneInfo, first_day: date, last_day: date
+) -> list[int]:
+    """The real instants, in UTC seconds, of the local sessions of days first_day..last_day."""
+    by_weekday: dict[int, list[int]] = defaultdict(list)
+    for weekday, minute in sessions:
+        by_weekday[weekday].append(minute)
+    out: set[int] = set()
+    day = first_day
+    while day <= last_day:
+        for minute in by_weekday.get(day.weekday(), ()):
+            out.add(local_instant(day, minute, zone, earliest=True))
+        day += timedelta(days=1)
+    return sorted(out)
+
+
+def _free_among(
+    candidates: list[int], first: int, last: int, forbidden: list[tuple[int, int]], lows: list[int]
+) -> list[int]:
+    """The ``candidates`` in ``[first, last]`` that fall in no forbidden open interval."""
+    out: list[int] = []
+    for start in candidates[bisect.bisect_left(candidates, first) :]:
+        if start > last:
+            break
+        index = bisect.bisect_left(lows, start) - 1
+        # Merged intervals are apart: only the last one opening before ``start`` can hold it.
+        if index >= 0 and forbidden[index][0] < start < forbidden[index][1]:
+            continue
+        out.append(start)
+    return out
 
 
 def find_free_slots(
@@ -169,10 +204,13 @@ def find_free_slots(
     window_start: datetime,
     window_end: datetime,
     now: datetime,
+    joined_elsewhere: Mapping[datetime, int] | None = None,
 ) -> list[Slot]:
     """Every start in ``[window_start, window_end)`` that at least one staff member can take.
 
     Slots are sorted by start and unique; each lists its staff in the order given.
+    ``joined_elsewhere`` (``per_slot`` only): bookings of this service, by start, held by staff
+    not in ``staff``; they take places of the one group too.
     """
     zone = ZoneInfo(rules.timezone)
     duration = int(rules.duration.total_seconds())
@@ -190,8 +228,13 @@ def find_free_slots(
     first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
     last_day = datetime.fromtimestamp(latest, zone).date()
     interval_cache: dict[tuple[HoursRange, ...], list[tuple[int, int]]] = {}
+    fixed = session_starts(rules.sessions, zone, first_day, last_day) if rules.sessions else None
+    fixed_set = set(fixed or ())
+    # Bookings of this service at one start share their staff member's time (they are a group).
+    grouped = rules.capacity > 1 or rules.per_slot
 
     offers: dict[int, dict[int, int]] = defaultdict(dict)  # start -> staff -> places left
+    held: dict[int, dict[int, int]] = defaultdict(dict)  # start -> staff -> participants
     for member in staff:
         ranges = interval_cache.get(member.hours)
         if ranges is None:
@@ -205,7 +248,7 @@ def find_free_slots(
         blockers: list[tuple[int, int]] = []
         for booking in member.bookings:
             lo, hi = _seconds(booking.blocked_from), _seconds(booking.blocked_until)
-            if rules.capacity > 1 and booking.service_id == rules.service_id:
+            if grouped and booking.service_id == rules.service_id:
                 start = _seconds(booking.start)
                 sessions[start] += 1
                 session_blocks[start].append((lo, hi))
@@ -220,10 +263,17 @@ def find_free_slots(
             if first < earliest:
                 first = range_start + -(-(earliest - range_start) // step) * step
             last = min(range_end - duration, latest)
-            for start in _free_starts(first, last, step, forbidden, lows):
+            if fixed is None:
+                starts = _free_starts(first, last, step, forbidden, lows)
+            else:
+                starts = _free_among(fixed, max(range_start, earliest), last, forbidden, lows)
+            for start in starts:
                 offers[start][member.staff_id] = rules.capacity
         for start, count in sessions.items():
+            held[start][member.staff_id] = count
             if count >= rules.capacity or not earliest <= start <= latest:
+                continue
+            if fixed is not None and start not in fixed_set:
                 continue
             if not any(a <= start and start + duration <= b for a, b in ranges):
                 continue
@@ -236,18 +286,39 @@ def find_free_slots(
             ):
                 offers[start][member.staff_id] = rules.capacity - count
 
+    elsewhere = {_seconds(k): v for k, v in (joined_elsewhere or {}).items()}
     order = {member.staff_id: position for position, member in enumerate(staff)}
     slots = []
     for start in sorted(offers):
         by_staff = offers[start]
+        if rules.per_slot:
+            by_staff = _one_group(by_staff, held.get(start, {}), elsewhere.get(start, 0), rules)
+            if not by_staff:
+                continue
+            remaining = next(iter(by_staff.values()))
+        else:
+            remaining = sum(by_staff.values())
         members = tuple(sorted(by_staff, key=order.__getitem__))
         slots.append(
             Slot(
                 start=_moment(start),
                 end=_moment(start + duration),
                 staff=members,
-                remaining=_remaining(by_staff, rules.capacity),
+                remaining=remaining,
                 remaining_by_staff=dict(by_staff),
             )
         )
     return slots
+
+
+def _one_group(
+    free: dict[int, int], held: dict[int, int], elsewhere: int, rules: SlotRules
+) -> dict[int, int]:
+    """Per slot: who may take the next place of the one group at a start, and the places left
+    (the same for each). Once begun, only its staff take more: a second group never opens."""
+    left = rules.capacity - sum(held.values()) - elsewhere
+    if left <= 0:
+        return {}
+    teaching = [member for member, count in held.items() if count > 0]
+    takers = [member for member in free if member in teaching] if teaching else list(free)
+    return dict.fromkeys(takers, left)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bookwise.availability.engine import (
@@ -81,6 +81,8 @@ def slot_rules(
         max_ahead=workflow.max_ahead,
         capacity=workflow.capacity,
         service_id=service.id,
+        per_slot=workflow.one_group_per_slot,
+        sessions=tuple((t.weekday, t.minute) for t in workflow.sessions),
     )
 
 
@@ -230,6 +232,40 @@ def service_availability(
         margin,
         exclude_booking,
     )
+    joined_elsewhere: dict[datetime, int] = {}
     if ignore_bookings:
         staff_time = [StaffTime(t.staff_id, t.hours, t.unavailable, ()) for t in staff_time]
-    return Availability(find_free_slots(rules, staff_time, window_start, window_end, now), pool)
+    elif rules.per_slot:
+        joined_elsewhere = read_joined_elsewhere(
+            session, service, [m.id for m in pool], window_start, window_end, exclude_booking
+        )
+    return Availability(
+        find_free_slots(rules, staff_time, window_start, window_end, now, joined_elsewhere), pool
+    )
+
+
+def read_joined_elsewhere(
+    session: Session,
+    service: Service,
+    staff_ids: list[int],
+    window_start: datetime,
+    window_end: datetime,
+    exclude_booking: int | None = None,
+) -> dict[datetime, int]:
+    """Bookings of ``service`` starting in the window, by start, held by staff other than
+    ``staff_ids``: with one group per slot they take its places too, whoever teaches them."""
+    query = (
+        select(Booking.start_at, func.count())
+        .where(
+            Booking.service_id == service.id,
+            Booking.holds_slot,
+            Booking.start_at >= window_start,
+            Booking.start_at < window_end,
+        )
+        .group_by(Booking.start_at)
+    )
+    if staff_ids:
+        query = query.where(Booking.staff_id.not_in(staff_ids))
+    if exclude_booking is not None:
+        query = query.where(Booking.id != exclude_booking)
+    return dict(session.execute(query).all())

@@ -250,6 +250,9 @@ def _choose_staff(
     if prefer is not None and prefer in slot.staff:
         return prefer
     capacity = context.workflow.capacity
+    if context.workflow.one_group_per_slot and slot.remaining < capacity:
+        # The group has begun: the engine offers only its staff; keep it with the first of them.
+        return slot.staff[0]
     if capacity > 1:
         started = [s for s in slot.staff if slot.remaining_by_staff.get(s, capacity) < capacity]
         if started:
@@ -319,8 +322,13 @@ def _week_counts(session: Session, context: BookingContext, slot: Slot) -> dict[
 
 
 def _slot_key(context: BookingContext, staff_id: int, start: datetime, uid: str) -> str:
+    """The key a booking shares with the other participants of its group (see the model): per
+    staff member and start, or, with one group per slot, per start whoever teaches (then the
+    database counts the whole group against its capacity)."""
+    moment = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if context.workflow.one_group_per_slot:
+        return f"{context.service.id}:slot:{moment}"
     if context.workflow.capacity > 1:
-        moment = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         return f"{context.service.id}:{staff_id}:{moment}"
     return uid
 
@@ -391,7 +399,10 @@ def create_booking(
                 f"no staff member {request.staff!r} for this service", "unknown_staff"
             )
         wanted = [member.id]
-    _lock_staff(session, wanted or [m.id for m in pool])
+    # One group per slot: whoever teaches it (even a member staff named), every booking of the
+    # service locks the whole pool, so the group is counted by one writer at a time.
+    everyone = workflow.one_group_per_slot or not wanted
+    _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
     slot = _slot_at(session, context, start, now, wanted, by_staff=request.by_staff)
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool)
 

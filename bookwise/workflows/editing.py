@@ -38,6 +38,7 @@ KEY_ORDER = (
     "booking_window",
     "cancellation",
     "capacity",
+    "sessions",
     "location",
     "staff",
     "fields",
@@ -187,7 +188,7 @@ def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
         max_ahead=str(window.get("max_ahead", "")),
         cancellation_allowed=bool(cancellation.get("allowed", True)),
         cancellation_min_notice=str(cancellation.get("min_notice", "")),
-        capacity=int(data.get("capacity", 1)),
+        capacity=_places(data.get("capacity", 1)),
         location_type=str(location.get("type", "in_person")),
         location_details=_texts(location.get("details"), fallback),
         location_url=str(location.get("url", "")),
@@ -201,6 +202,16 @@ def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
         consent_link=_texts((consent or {}).get("link"), fallback).get(fallback, ""),
         rules=rules,
     )
+
+
+def _places(capacity: Any) -> int:
+    """The places of ``capacity``, written as a number or as ``{places: N, per: ...}``."""
+    if isinstance(capacity, Mapping):
+        capacity = capacity.get("places", 1)
+    try:
+        return int(capacity)
+    except (TypeError, ValueError):
+        return 1
 
 
 def _lifecycle(data: Mapping[str, Any]) -> Lifecycle:
@@ -377,7 +388,11 @@ def write(
             else None,
         },
     )
-    _set_default(data, "capacity", values.capacity, 1)
+    if isinstance(data.get("capacity"), CommentedMap):
+        # ``{places: N, per: slot}``: the editor sets the places; ``per`` stays as written.
+        _set(data["capacity"], "places", values.capacity)
+    else:
+        _set_default(data, "capacity", values.capacity, 1)
     location = original.get("location") or {}
     _sub(
         data,

@@ -39,6 +39,9 @@ FIELD_TYPES = (
 # Field ids that fill the client's contact details, with the type each must have.
 CONTACT_FIELDS = {"name": "text", "email": "email", "phone": "phone"}
 ASSIGNMENTS = ("random", "round_robin", "least_busy", "priority")
+# What ``capacity`` counts: the places of each staff member's group, or of the one group per time.
+CAPACITY_PER = ("staff", "slot")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RECIPIENT_KINDS = ("client", "staff", "calendar_admins")
 
 DEFAULT_MIN_NOTICE = timedelta(hours=1)
@@ -152,6 +155,15 @@ class NotificationRule:
 
 
 @dataclass(frozen=True)
+class SessionTime:
+    """A fixed start of a class: a weekday (0 = Monday) and a local time (minutes since
+    midnight), in the calendar's time zone."""
+
+    weekday: int
+    minute: int
+
+
+@dataclass(frozen=True)
 class Retention:
     delete_answers_after: timedelta | None = None
     delete_client_after: timedelta | None = None
@@ -180,10 +192,19 @@ class Workflow:
     lifecycle: Lifecycle
     notifications: tuple[NotificationRule, ...]
     retention: Retention
+    # ``staff``: each staff member free at a time runs their own group of ``capacity``;
+    # ``slot``: one group of ``capacity`` per time, whoever teaches it.
+    capacity_per: str = "staff"
+    # Fixed starts; empty: a start every ``slot_step``.
+    sessions: tuple[SessionTime, ...] = ()
 
     @property
     def is_group(self) -> bool:
         return self.capacity > 1
+
+    @property
+    def one_group_per_slot(self) -> bool:
+        return self.capacity_per == "slot"
 
     @property
     def events(self) -> set[str]:
@@ -211,6 +232,9 @@ class Workflow:
         window = d.get("booking_window", {})
         cancellation = d.get("cancellation", {})
         duration = parse_duration(d["duration"])
+        capacity = d.get("capacity", 1)
+        if not isinstance(capacity, Mapping):
+            capacity = {"places": capacity}
         if "states" in d:
             lifecycle = Lifecycle.from_definition(d["states"], d.get("transitions", []))
         else:
@@ -228,7 +252,9 @@ class Workflow:
             max_ahead=_duration(window.get("max_ahead"), DEFAULT_MAX_AHEAD),
             cancellation_allowed=bool(cancellation.get("allowed", True)),
             cancellation_min_notice=_duration(cancellation.get("min_notice")),
-            capacity=int(d.get("capacity", 1)),
+            capacity=int(capacity["places"]),
+            capacity_per=str(capacity.get("per", "staff")),
+            sessions=session_times(d.get("sessions", [])),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),
@@ -265,6 +291,16 @@ def default_notifications(lifecycle: Lifecycle) -> list[dict[str, Any]]:
             rules.append({"on": event, "to": ["client", "staff"]})
     rules.append({"on": REMINDER, "before": "24h", "to": "client"})
     return rules
+
+
+def session_times(specs: list[Mapping[str, Any]]) -> tuple[SessionTime, ...]:
+    """The ``sessions`` of a checked definition, sorted, each weekday and time once."""
+    times = set()
+    for spec in specs:
+        hours, minutes = (int(part) for part in str(spec["at"]).split(":"))
+        for day in spec["days"]:
+            times.add(SessionTime(WEEKDAYS.index(day), hours * 60 + minutes))
+    return tuple(sorted(times, key=lambda t: (t.weekday, t.minute)))
 
 
 def _duration(value: str | None, default: timedelta = timedelta(0)) -> timedelta:

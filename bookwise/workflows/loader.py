@@ -28,7 +28,13 @@ from bookwise.documents import (
 )
 from bookwise.durations import parse_duration
 from bookwise.errors import Problem, did_you_mean, errors_only
-from bookwise.workflows.language import ASSIGNMENTS, CONTACT_FIELDS, FIELD_TYPES, Workflow
+from bookwise.workflows.language import (
+    ASSIGNMENTS,
+    CONTACT_FIELDS,
+    FIELD_TYPES,
+    WEEKDAYS,
+    Workflow,
+)
 from bookwise.workflows.lifecycle import (
     DEFAULT_STATES,
     FOLLOW_UP,
@@ -270,6 +276,8 @@ class _Checker:
         resolved_fields = self.resolve_fields(data.get("fields", []))
         self.check_fields(resolved_fields)
         self.check_times(data)
+        self.check_groups(data)
+        self.check_sessions(data)
         self.check_location(data.get("location"))
         self.check_staff(data.get("staff", {}))
         states = self.check_lifecycle(data)
@@ -431,6 +439,62 @@ class _Checker:
         for key in ("delete_answers_after", "delete_client_after"):
             if key in retention and not parse_duration(retention[key]):
                 self.error(("retention", key), f"{key} must be longer than 0m")
+
+    def check_groups(self, data: dict[str, Any]) -> None:
+        capacity = data.get("capacity")
+        if not isinstance(capacity, dict) or capacity.get("per") != "slot":
+            return
+        if data.get("staff", {}).get("client_chooses"):
+            self.error(
+                ("staff", "client_chooses"),
+                "with capacity per: slot there is one group at a time, whoever teaches it, so "
+                "the client cannot choose the staff member; remove client_chooses, or make it "
+                "capacity per: staff (each staff member runs a group of their own)",
+            )
+
+    def check_sessions(self, data: dict[str, Any]) -> None:
+        """Weekdays that exist, each session once, and what the sessions make pointless."""
+        if "sessions" not in data:
+            return
+        if "slot_step" in data:
+            self.warn(
+                ("slot_step",),
+                "slot_step has no effect: starts are the sessions' times; remove slot_step",
+            )
+        duration = parse_duration(data["duration"])
+        seen: dict[tuple[int, int], KeyPath] = {}
+        for index, spec in enumerate(data["sessions"]):
+            hours, minutes = (int(part) for part in spec["at"].split(":"))
+            minute = hours * 60 + minutes
+            for position, day in enumerate(spec["days"]):
+                where: KeyPath = ("sessions", index, "days", position)
+                if day not in WEEKDAYS:
+                    self.error(
+                        where,
+                        f"{day!r} is not a weekday (mon, tue, wed, thu, fri, sat or sun)"
+                        f"{did_you_mean(day.lower(), WEEKDAYS)}",
+                    )
+                    continue
+                weekday = WEEKDAYS.index(day)
+                if (weekday, minute) in seen:
+                    line, _ = self.document.locate(seen[(weekday, minute)])
+                    self.error(
+                        where,
+                        f"the session on {day} at {spec['at']} is already listed (line {line}); "
+                        "list each session once",
+                    )
+                    continue
+                for (other_day, other), other_path in seen.items():
+                    if other_day == weekday and abs(other - minute) < duration.total_seconds() / 60:
+                        line, _ = self.document.locate(other_path)
+                        self.warn(
+                            where,
+                            f"the session on {day} at {spec['at']} overlaps the one at "
+                            f"{other // 60:02d}:{other % 60:02d} (line {line}), as each lasts "
+                            f"{data['duration']}: a staff member can teach only one of them",
+                        )
+                        break
+                seen[(weekday, minute)] = where
 
     def check_location(self, location: dict[str, Any] | None) -> None:
         if not location:

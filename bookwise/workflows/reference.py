@@ -27,6 +27,7 @@ SECTIONS = [
     ("state", "A state"),
     ("transition", "A transition"),
     ("notification", "A notification rule"),
+    ("session", "A session"),
     ("field_set", "A field set file (forms/NAME.yaml)"),
 ]
 
@@ -93,7 +94,8 @@ def render() -> str:
         target = spec
         if "$ref" in spec and spec["$ref"].rsplit("/", 1)[-1] not in ("text", "duration"):
             target = defs[spec["$ref"].rsplit("/", 1)[-1]]
-        if target.get("type") == "object" and "properties" in target:
+        kinds = target.get("type")
+        if "properties" in target and (kinds == "object" or "object" in (kinds or ())):
             out += _table(target["properties"], target.get("required", []), defs)
             out.append("")
         for example in spec.get("examples", []):
