@@ -7,7 +7,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_time, format_timedelta
+from babel.dates import format_date, format_time, format_timedelta, get_timezone_location
 from babel.lists import format_list
 
 
@@ -53,10 +53,34 @@ def format_when(moment: datetime, zone: str, locale: str | Locale) -> str:
     return str(pattern).format(format_clock(local, zone, loc), format_day(local, loc))
 
 
-def zone_label(zone: str, moment: datetime) -> str:
-    """``Europe/Paris`` -> "Europe/Paris (UTC+01:00)", the offset at ``moment``."""
+def utc_offset(zone: str, moment: datetime) -> str:
+    """The offset of ``zone`` from UTC at ``moment``: "UTC+01:00", "UTC-03:30"."""
     offset = moment.astimezone(ZoneInfo(zone)).strftime("%z")
-    return f"{zone.replace('_', ' ')} (UTC{offset[:3]}:{offset[3:]})"
+    return f"UTC{offset[:3]}:{offset[3:5]}"
+
+
+def zone_label(zone: str, moment: datetime) -> str:
+    """``Europe/Paris`` -> "Europe/Paris (UTC+01:00)", the offset at ``moment``: for a sentence
+    ("Times in ..."); inside parentheses, use :func:`zone_note`."""
+    return f"{zone.replace('_', ' ')} ({utc_offset(zone, moment)})"
+
+
+def zone_note(zone: str, moment: datetime) -> str:
+    """``Europe/Paris`` -> "Europe/Paris, UTC+01:00": :func:`zone_label` without parentheses of
+    its own, for a page to put in parentheses (never "(Europe/Paris (UTC+01:00))")."""
+    return f"{zone.replace('_', ' ')}, {utc_offset(zone, moment)}"
+
+
+def zone_place(zone: str, country: str, locale: str | Locale) -> str:
+    """Where a zone's clock is, in ``locale``: "Toronto, Canada", "Calcutta, Inde" (fr),
+    "Singapur" (de: a city that is its country is named once). ``country`` is the ISO 3166
+    code the tz database gives the zone; "" names the city alone."""
+    loc = _locale(locale)
+    city = get_timezone_location(zone, locale=loc, return_city=True)
+    country_name = loc.territories.get(country, "") if country else ""
+    if not country_name or country_name == city:
+        return str(city)
+    return f"{city}, {country_name}"
 
 
 def format_month(day: date, locale: str | Locale) -> str:

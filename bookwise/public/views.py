@@ -9,6 +9,7 @@ and switches days without reloading.
 
 from __future__ import annotations
 
+import unicodedata
 from calendar import Calendar as MonthCalendar
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from flask import (
     Blueprint,
     Response,
@@ -65,13 +67,23 @@ from bookwise.formatting import (
     format_month,
     format_when,
     human_duration,
+    utc_offset,
     weekday_names,
     zone_label,
+    zone_note,
+    zone_place,
 )
-from bookwise.i18n import gettext, ngettext
+from bookwise.i18n import format_locale, gettext, ngettext
 from bookwise.notifications.context import manage_url
 from bookwise.public.forms import ActionForm, booking_form, same_origin
-from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane, zone_names
+from bookwise.timezones import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    UTC_ZONE,
+    canonical_zone,
+    offered_zones,
+    sane,
+)
 from bookwise.web import csrf, db_session, instance, now
 from bookwise.workflows.language import Text
 
@@ -94,7 +106,14 @@ def link(endpoint: str, **values: Any) -> str:
 
 
 def locale() -> str:
+    """The language of the request's text (``fr``): workflows are worded per language."""
     return str(get_locale())
+
+
+def formats() -> Locale:
+    """The locale the request's dates and times are written in (``fr_CA``): see
+    :func:`bookwise.i18n.format_locale`."""
+    return format_locale()
 
 
 @blueprint.app_context_processor
@@ -139,15 +158,71 @@ def _zone(calendar: Calendar) -> str:
     if calendar.show_business_timezone:
         return calendar.timezone
     asked = request.args.get("tz") or request.form.get("tz")
-    return parse_zone(asked) or calendar.timezone
+    # A browser may report an alias (Asia/Calcutta): the page shows the zone's current name.
+    return canonical_zone(asked) or calendar.timezone
+
+
+def _region_names() -> dict[str, str]:
+    """The first part of the zones' names, as the menu's groups call them."""
+    return {
+        "Africa": gettext("Africa"),
+        "America": gettext("Americas"),
+        "Antarctica": gettext("Antarctica"),
+        "Arctic": gettext("Arctic"),
+        "Asia": gettext("Asia"),
+        "Atlantic": gettext("Atlantic Ocean"),
+        "Australia": gettext("Australia"),
+        "Europe": gettext("Europe"),
+        "Indian": gettext("Indian Ocean"),
+        "Pacific": gettext("Pacific Ocean"),
+    }
 
 
 @cache
-def _zones() -> list[str]:
-    """The zones offered in the selector: places (``Europe/Paris``), not aliases."""
-    return sorted(
-        z for z in zone_names() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))
-    )
+def _zone_places(language: str) -> dict[str, str]:
+    """Each offered zone's place ("Toronto, Canada"), named in ``language`` (Babel's CLDR data;
+    kept, as it never changes while the process runs)."""
+    return {
+        zone: zone_place(zone, country, language) if country else "UTC"
+        for zone, country in offered_zones().items()
+    }
+
+
+def _sort_key(text: str) -> str:
+    """Alphabetical order that ignores accents and case ("É" among the "E")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _zone_menu(chosen: str, business: str, moment: datetime) -> list[dict[str, Any]]:
+    """The time-zone menu: the visitor's zone (and the business's) first, then every offered
+    zone grouped by region, each named by its place, in the visitor's language, with its
+    offset at ``moment``. The values stay IANA names."""
+    places = _zone_places(locale())
+
+    def option(zone: str) -> dict[str, str]:
+        place = places.get(zone) or zone.replace("_", " ")
+        return {"value": zone, "label": f"{place} ({utc_offset(zone, moment)})"}
+
+    first = list(dict.fromkeys([chosen, business]))
+    groups: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for zone in offered_zones():
+        if zone not in first and zone != UTC_ZONE:
+            groups[zone.split("/", 1)[0]].append(option(zone))
+    regions = _region_names()
+    menu: list[dict[str, Any]] = [
+        {"label": gettext("Suggested time zones"), "options": [option(z) for z in first]}
+    ]
+    for region in sorted(groups, key=lambda r: _sort_key(regions.get(r) or r)):
+        menu.append(
+            {
+                "label": regions.get(region) or region,
+                "options": sorted(groups[region], key=lambda o: _sort_key(o["label"])),
+            }
+        )
+    if UTC_ZONE not in first:
+        menu.append({"label": gettext("Universal time"), "options": [option(UTC_ZONE)]})
+    return menu
 
 
 def _may_book(calendar: Calendar) -> bool:
@@ -253,7 +328,7 @@ def _slot_json(slot: Slot, zone: str, staff_id: int | None, group: bool) -> dict
     remaining = slot.remaining_by_staff.get(staff_id, 0) if staff_id else slot.remaining
     return {
         "start": slot.start.astimezone(ZoneInfo(zone)).isoformat(),
-        "label": format_clock(slot.start, zone, locale()),
+        "label": format_clock(slot.start, zone, formats()),
         "remaining": remaining,
         "places": ngettext("%(num)d place left", "%(num)d places left", remaining) if group else "",
     }
@@ -310,7 +385,7 @@ def _picker(
                     "free": d in by_day,
                     "selected": d == day,
                     "past": d < today or d > last,
-                    "full": format_day(d, locale()) if d in by_day else "",
+                    "full": format_day(d, formats()) if d.month == month.month else "",
                 }
                 for d in week
             ]
@@ -335,14 +410,14 @@ def _picker(
 
 
 def _picker_page_values(context: BookingContext, picker: Picker) -> dict[str, Any]:
-    loc = locale()
+    loc = formats()
     return {
         "picker": picker,
         "first_free_label": format_day(picker.first_free, loc) if picker.first_free else "",
         "month_label": format_month(picker.month, loc),
         "day_label": format_day(picker.day, loc),
         "weekdays": weekday_names(loc),
-        "zones": _zones(),
+        "zone_menu": _zone_menu(picker.zone, context.calendar.timezone, now()),
         "zone_label": zone_label(picker.zone, now()),
         "business_zone_only": context.calendar.show_business_timezone,
     }
@@ -399,7 +474,7 @@ def day_times(calendar_slug: str, service_slug: str) -> Response:
     picker = _picker(context, zone, _chosen_staff(context, request.args.get("staff")))
     return jsonify(
         day=picker.day.isoformat(),
-        label=format_day(picker.day, locale()),
+        label=format_day(picker.day, formats()),
         slots=picker.slots,
     )
 
@@ -418,10 +493,11 @@ def _parse_start(value: str | None) -> datetime | None:
 
 
 def _when(moment: datetime, zone: str, business_zone: str) -> dict[str, str]:
-    loc = locale()
+    loc = formats()
     return {
         "visitor": format_when(moment, zone, loc),
         "visitor_zone": zone_label(zone, moment),
+        "visitor_zone_note": zone_note(zone, moment),
         "business": format_when(moment, business_zone, loc) if zone != business_zone else "",
         "business_zone": zone_label(business_zone, moment),
     }
@@ -538,7 +614,7 @@ def _mark_problems(form: Any, invalid: InvalidAnswers) -> None:
 
 
 def _local_date(value: str) -> str:
-    return format_day(date.fromisoformat(value), locale())
+    return format_day(date.fromisoformat(value), formats())
 
 
 def _create(
@@ -585,7 +661,10 @@ def _alternatives(
         staff_ids=[members[staff]] if staff in members else None,
     )
     return [
-        {"start": s.start.astimezone(tz).isoformat(), "label": format_when(s.start, zone, locale())}
+        {
+            "start": s.start.astimezone(tz).isoformat(),
+            "label": format_when(s.start, zone, formats()),
+        }
         for s in found.slots[:24]
     ]
 
@@ -603,7 +682,7 @@ def _booking(token: str) -> Booking:
 
 def _details(booking: Booking) -> dict[str, Any]:
     context = context_of(booking)
-    workflow, calendar, loc = context.workflow, booking.calendar, locale()
+    workflow, calendar, loc, fmt = context.workflow, booking.calendar, locale(), formats()
     zone = _zone(calendar) if "tz" in request.args else booking.timezone
     deadline = change_deadline(workflow, booking)
     changeable = client_may_change(workflow, booking, now())
@@ -614,7 +693,7 @@ def _details(booking: Booking) -> dict[str, Any]:
         "service": _service_card(context),
         "calendar": calendar,
         "when": _when(booking.start_at, zone, calendar.timezone),
-        "end": format_clock(booking.end_at, zone, loc),
+        "end": format_clock(booking.end_at, zone, fmt),
         "duration": human_duration(workflow.duration, loc),
         "staff": booking.staff_member.name,
         "state": booking.state,
@@ -622,6 +701,7 @@ def _details(booking: Booking) -> dict[str, Any]:
         "awaiting": booking.state == workflow.lifecycle.initial
         and workflow.lifecycle.needs_approval,
         "active": booking.holds_slot,
+        "cancelled": booking.state == "cancelled",
         "location_type": location.type,
         "address": location.address.get(loc, calendar.default_locale) or calendar.address or "",
         "details": location.details.get(loc, calendar.default_locale),
@@ -633,7 +713,7 @@ def _details(booking: Booking) -> dict[str, Any]:
         and not changeable
         and not workflow.lifecycle.is_final(booking.state),
         "cancellable_online": workflow.cancellation_allowed,
-        "deadline": format_when(deadline, zone, loc),
+        "deadline": format_when(deadline, zone, fmt),
         "client": booking.client.name,
         "token": token,
         "manage_url": manage_url(instance().settings, booking),

@@ -2,12 +2,12 @@
 (function () {
   "use strict";
 
-  // 1. Show times in the visitor's own time zone, detected by the browser.
+  // 1. Show times in the visitor's own time zone, detected by the browser. The server maps an
+  // alias the browser may report (Asia/Calcutta) to the zone's current name (Asia/Kolkata).
   var zoneSelect = document.querySelector("select[data-detect-zone]");
   if (zoneSelect) {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    var known = Array.prototype.some.call(zoneSelect.options, function (o) { return o.value === zone; });
-    if (zone && known && zoneSelect.value !== zone) {
+    if (zone && zoneSelect.value !== zone) {
       var url = new URL(window.location.href);
       url.searchParams.set("tz", zone);
       window.location.replace(url.toString());
@@ -15,9 +15,67 @@
     }
   }
 
-  // 2. Switch days without reloading the page.
   var picker = document.querySelector("[data-picker]");
-  if (!picker || !picker.dataset.timesUrl) { return; }
+  if (!picker) { return; }
+
+  // 2. The month is one tab stop: a grid walked with the arrow keys (WAI-ARIA grid pattern,
+  // roving tabindex). Left/Right: a day; Up/Down: a week; Home/End: the week's first and last
+  // day; Ctrl+Home/End: the month's; Enter or Space: choose a free day.
+  var grid = picker.querySelector("[data-day-grid]");
+  var days = grid ? Array.prototype.slice.call(grid.querySelectorAll("[data-day]")) : [];
+
+  function rove(target) {
+    days.forEach(function (day) { day.tabIndex = day === target ? 0 : -1; });
+  }
+
+  function shifted(iso, count) {
+    var parts = iso.split("-");
+    var moment = new Date(Date.UTC(+parts[0], +parts[1] - 1, +parts[2] + count));
+    return moment.toISOString().slice(0, 10);
+  }
+
+  function dayAt(iso) {
+    return grid.querySelector('[data-day="' + iso + '"]');
+  }
+
+  if (days.length) {
+    grid.setAttribute("role", "grid");
+    rove(grid.querySelector(".day.selected[data-day]") ||
+         grid.querySelector("a.day.free") || days[0]);
+    grid.addEventListener("keydown", function (event) {
+      var current = event.target.closest("[data-day]");
+      if (!current) { return; }
+      var target = null;
+      var row = current.closest("tr");
+      var inRow = Array.prototype.slice.call(row.querySelectorAll("[data-day]"));
+      switch (event.key) {
+        case "ArrowRight": target = dayAt(shifted(current.dataset.day, 1)); break;
+        case "ArrowLeft": target = dayAt(shifted(current.dataset.day, -1)); break;
+        case "ArrowDown": target = dayAt(shifted(current.dataset.day, 7)); break;
+        case "ArrowUp": target = dayAt(shifted(current.dataset.day, -7)); break;
+        case "Home": target = event.ctrlKey ? days[0] : inRow[0]; break;
+        case "End": target = event.ctrlKey ? days[days.length - 1] : inRow[inRow.length - 1]; break;
+        case "Enter":
+        case " ":
+          event.preventDefault();
+          if (current.matches("a.day.free")) { current.click(); }
+          return;
+        default: return;
+      }
+      event.preventDefault();  // arrows would scroll the page
+      if (target) {
+        rove(target);
+        target.focus();
+      }
+    });
+    grid.addEventListener("focusin", function (event) {
+      var day = event.target.closest("[data-day]");
+      if (day) { rove(day); }
+    });
+  }
+
+  // 3. Switch days without reloading the page.
+  if (!picker.dataset.timesUrl) { return; }
   var list = picker.querySelector("[data-slots]");
   var title = picker.querySelector("[data-day-label]");
   picker.addEventListener("click", function (event) {
@@ -38,6 +96,7 @@
         });
         day.classList.add("selected");
         day.setAttribute("aria-current", "date");
+        if (days.length) { rove(day); }
         title.textContent = data.label;
         list.textContent = "";
         if (!data.slots.length) {
