@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, object_session
 from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
-from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_label
+from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_note
 from bookwise.notifications.models import Notification
 from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.services import workflow_of
@@ -59,7 +59,7 @@ def moment_text(moment: datetime, zone: str, locale: str, business_zone: str) ->
     when = format_when(moment, zone, locale)
     if zone == business_zone:
         return when
-    return f"{when} ({zone_label(zone, moment)})"
+    return f"{when} ({zone_note(zone, moment)})"
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def booking_context(
             "start": moment_text(start, zone, locale, business_zone),
             "end": format_clock(end, zone, locale),
             "when": f"{format_when(start, zone, locale)} \u2013 {format_clock(end, zone, locale)}"
-            f" ({zone_label(zone, start)})",
+            f" ({zone_note(zone, start)})",
             "date": format_day(start.astimezone(_zone(zone)), locale),
             "time": format_clock(start, zone, locale),
             "timezone": zone,

@@ -240,7 +240,7 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
         format_day,
         format_when,
         human_duration,
-        zone_label,
+        zone_note,
     )
 
     zone = "Europe/Paris"
@@ -272,7 +272,7 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
             "location": "12 rue des Lilas, Paris",
             "meeting_url": "",
             "reference": "BW-7K2Q9A",
-            "when": f"{when} \u2013 {format_clock(end, zone, locale)} ({zone_label(zone, start)})",
+            "when": f"{when} \u2013 {format_clock(end, zone, locale)} ({zone_note(zone, start)})",
             "approved": False,
             "admin_url": "https://bookings.example.org/admin/bookings/42",
         },
