@@ -460,6 +460,15 @@ def test_staff_approve_and_client_cannot(scenario: Any) -> None:
         assert refused.value.code == "invalid_state"
         transition_booking(session, booking, "cancel", "admin", "user:1", now, reason="moved")
         assert booking.state == "cancelled" and not booking.holds_slot
+    # The booking and its history are dated by the services' clock, not the system's.
+    with scenario.database.sessions() as session:
+        row = session.get(Booking, booking.id)
+        assert row is not None and row.created_at == now
+        events = session.scalars(
+            sa.select(BookingEvent).where(BookingEvent.booking_id == booking.id)
+        ).all()
+        assert [e.action for e in events] == ["created", "approve", "cancel"]
+        assert {e.at for e in events} == {now}
 
 
 def test_slot_search_reads_a_fixed_number_of_queries(api: Any, scenario_app: Any) -> None:

@@ -351,9 +351,12 @@ def history(
     action: str,
     actor: str,
     *,
+    at: datetime,
     from_state: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """A line of the booking's history: ``action`` by ``actor`` at ``at`` (the service's
+    ``now``, so that history and messages agree on when things happened)."""
     session.add(
         BookingEvent(
             booking_id=booking.id,
@@ -362,6 +365,7 @@ def history(
             to_state=booking.state,
             actor=actor,
             details=details or {},
+            at=at,
         )
     )
     note_change(session, booking, action, actor, from_state, details)
@@ -421,6 +425,7 @@ def create_booking(
     uid = uuid.uuid4().hex
     end = start + workflow.duration
     booking = Booking(
+        created_at=now,
         uid=uid,
         calendar_id=context.calendar.id,
         service_id=context.service.id,
@@ -464,6 +469,7 @@ def create_booking(
         booking,
         "created",
         request.actor,
+        at=now,
         details={"start": start.isoformat(), "source": request.source},
     )
     session.flush()
@@ -603,6 +609,7 @@ def reschedule_booking(
         booking,
         "rescheduled",
         actor,
+        at=now,
         from_state=state_before,
         details={"from": previous.isoformat(), "to": start.isoformat()},
     )
@@ -655,6 +662,7 @@ def transition_booking(
         booking,
         name,
         actor,
+        at=now,
         from_state=previous,
         details={"reason": reason} if reason else None,
     )
@@ -724,6 +732,7 @@ def reassign_booking(
         booking,
         "reassigned",
         actor,
+        at=now,
         from_state=booking.state,
         details={"from_staff": previous, "to_staff": staff_id},
     )
