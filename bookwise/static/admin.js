@@ -48,6 +48,49 @@
     });
   });
 
+  // The calendar switcher opens the chosen calendar at once (without this script, its button
+  // does). Browsing a closed list with the keyboard changes the choice at each key: then the
+  // button comes back and Enter confirms, instead of opening every calendar on the way.
+  var switcher = document.querySelector("form.calendar-switcher");
+  if (switcher) {
+    var choice = switcher.querySelector("select");
+    var confirm = switcher.querySelector("button[type=submit]");
+    var chosen = choice.value;
+    var browsing = false;
+    confirm.hidden = true;
+    choice.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") {
+        if (choice.value !== chosen) { event.preventDefault(); switcher.submit(); }
+        return;
+      }
+      var moves = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"];
+      if (!event.altKey && (moves.indexOf(event.key) >= 0 || (event.key.length === 1 && event.key !== " "))) {
+        browsing = true;
+      }
+    });
+    choice.addEventListener("change", function () {
+      if (choice.value === chosen) { return; }
+      if (browsing) { confirm.hidden = false; return; }
+      switcher.submit();
+    });
+  }
+
+  // Lists of bookings: a click anywhere on a row opens the booking (its links stay the way for
+  // the keyboard and for opening in a new tab).
+  document.querySelectorAll("table.bookings tr[data-href]").forEach(function (row) {
+    row.classList.add("row-link");
+    row.addEventListener("click", function (event) {
+      if (event.target.closest("a, button, input, select, textarea, label")) { return; }
+      if (window.getSelection && String(window.getSelection())) { return; }  // selecting text
+      var href = row.getAttribute("data-href");
+      if (event.ctrlKey || event.metaKey || event.shiftKey) {
+        window.open(href, "_blank", "noopener");
+      } else {
+        window.location.assign(href);
+      }
+    });
+  });
+
   // Copy-paste helpers: select the whole snippet on focus.
   document.querySelectorAll(".snippet").forEach(function (field) {
     field.addEventListener("focus", function () { field.select(); });

@@ -49,7 +49,7 @@ from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff
 from bookwise.db import begin_write
 from bookwise.errors import NotFound
 from bookwise.formatting import format_clock, format_day, format_when
-from bookwise.i18n import gettext
+from bookwise.i18n import gettext, language_name
 from bookwise.notifications.context import answer_text, reference
 from bookwise.notifications.models import Notification
 from bookwise.public.forms import answers_of, booking_form
@@ -303,6 +303,9 @@ class BookingsView(AdminView):
             answers=answers,
             consent=booking.consent,
             consent_at=format_when(booking.consent.given_at, zone, locale)
+            if booking.consent
+            else "",
+            consent_language=language_name(booking.consent.locale, locale)
             if booking.consent
             else "",
             history=[self._history_entry(e, workflow, locale, zone) for e in booking.history],

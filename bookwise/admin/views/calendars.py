@@ -917,7 +917,14 @@ class ServicesView(AdminView):
             workflow=workflow,
             members=members,
             listed=listed,
-            tagged=[m for m in members if set(workflow.staff.tags) <= set(m.tags)],
+            # Who the tags pick, by the rule the bookings follow (availability.read_pool).
+            tagged=[
+                m
+                for m in members
+                if m.bookable
+                and m.invitation == "accepted"
+                and set(workflow.staff.tags) <= set(m.tags)
+            ],
             editable=editable,
             problems=problems,
             form=ActionForm(),
