@@ -277,6 +277,36 @@ def test_the_reschedule_page_of_a_cancelled_booking_says_so(web: Any, now: datet
     assert "Now:" not in page
 
 
+def test_moving_a_booking_from_abroad_names_the_zone(web: Any, now: datetime) -> None:
+    """A Toronto client of a Paris business reads "Now: ..." and "Move the booking to ...?"
+    with their zone; a Paris client reads the bare time."""
+    start = start_at(now, 10).isoformat().replace("+", "%2B")
+    url = f"/acme/consult/book?start={start}&tz=America/Toronto"
+    answers = hidden_values(web.get(url).get_data(as_text=True)) | {
+        "field_name": "Sam Lee",
+        "field_email": "sam@example.org",
+        "field_topic": "Taxes",
+        "consent": "y",
+    }
+    done = web.post(url.split("?", maxsplit=1)[0], data=answers, headers=ORIGIN)
+    token = str(done.headers["Location"]).split("/manage/")[1].split("/")[0]
+    offset = utc_offset("America/Toronto", start_at(now, 10))
+    page = text_of(web.get(f"/manage/{token}/reschedule").get_data(as_text=True))
+    now_line = re.search(r"Now: ([^.]*?\))", page)
+    assert now_line is not None, page
+    assert now_line.group(1).endswith(f"(America/Toronto, {offset})")
+    later = start_at(now, 15, days=4)
+    confirm = text_of(
+        web.get(
+            f"/manage/{token}/reschedule?tz=America/Toronto&start="
+            + later.isoformat().replace("+", "%2B")
+        ).get_data(as_text=True)
+    )
+    assert f"(America/Toronto, {utc_offset('America/Toronto', later)})?" in confirm
+    paris = text_of(web.get(f"/manage/{book(web, now, hour=11)}/reschedule").get_data(as_text=True))
+    assert "Now:" in paris and "(Europe/Paris" not in paris.split("Now:")[1].split(".")[0]
+
+
 # --- 4. wording in the back office ---------------------------------------------------------------
 
 PASSWORD = "correct horse battery staple"

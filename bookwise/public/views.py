@@ -493,9 +493,15 @@ def _parse_start(value: str | None) -> datetime | None:
 
 
 def _when(moment: datetime, zone: str, business_zone: str) -> dict[str, str]:
+    """A time as the visitor reads it; ``visitor_zoned`` for a sentence, with the zone when the
+    visitor's is not the business's."""
     loc = formats()
+    visitor = format_when(moment, zone, loc)
     return {
-        "visitor": format_when(moment, zone, loc),
+        "visitor": visitor,
+        "visitor_zoned": f"{visitor} ({zone_note(zone, moment)})"
+        if zone != business_zone
+        else visitor,
         "visitor_zone": zone_label(zone, moment),
         "visitor_zone_note": zone_note(zone, moment),
         "business": format_when(moment, business_zone, loc) if zone != business_zone else "",
