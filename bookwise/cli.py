@@ -176,12 +176,35 @@ def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ..
 # --- run, worker --------------------------------------------------------------------------------
 
 
+def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """``--at``: the clock of the process, starting at that instant (see bookwise.clock)."""
+    from bookwise.clock import clock_from, parse_instant, system_clock
+
+    if value is None:
+        return system_clock
+    try:
+        return clock_from(parse_instant(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+at_option = click.option(
+    "--at",
+    "clock",
+    metavar="INSTANT",
+    callback=_parse_at,
+    help="Stand at this instant instead of now, then let time run on (for demos, screenshots "
+    "and tests), e.g. '2027-03-28T08:30 Europe/Paris'.",
+)
+
+
 @cli.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@at_option
 @click.pass_context
-def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> None:
+def run(ctx: click.Context, config_path: Path | None, host: str, port: int, clock: Any) -> None:
     """Serve Bookwise; a new, empty database is set up with the demo data first."""
     from werkzeug.serving import make_server
 
@@ -197,7 +220,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
     database = instance.open_database(settings)
     _report_plugins(database)
     instance.prepare_schema(database)
-    started = instance.start_instance(settings, database, checked, demo=True)
+    started = instance.start_instance(settings, database, checked, demo=True, now=clock())
     if started.workflows.changed:
         click.echo(started.workflows.summary())
     for warning in started.warnings:
@@ -206,7 +229,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
         click.echo("new instance: demo calendars loaded")
     email, password = instance.demo_login(settings, database)
     database.engine.dispose()
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     # APScheduler tells of every tick at INFO: a line every few seconds would bury the banner.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
@@ -217,7 +240,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int) -> N
     if settings.scheduler.enabled:
         from bookwise.jobs import scheduler_for
 
-        scheduler_for(settings, app.extensions["bookwise"].database).start()
+        scheduler_for(settings, app.extensions["bookwise"].database, clock=clock).start()
         how = "written to instance/messages.log" if settings.mail.transport == "log" else "by SMTP"
         click.echo(f"Messages are sent every {settings.scheduler.interval} s ({how}).")
     # The banner comes last, once the server listens: what the person who started it looks for.
@@ -255,8 +278,9 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> BookwiseError:
 @cli.command()
 @config_option
 @click.option("--once", is_flag=True, help="Send what is due now, then stop (for cron).")
+@at_option
 @click.pass_context
-def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
+def worker(ctx: click.Context, config_path: Path | None, once: bool, clock: Any) -> None:
     """Send the messages of the outbox, alone (for deployments that separate web and worker).
 
     Any number of workers may run, on one machine or several: each claims its own rows.
@@ -272,14 +296,14 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool) -> None:
     if once:
         from bookwise.notifications.delivery import Dispatcher
 
-        handled = Dispatcher(settings, database).drain()
+        handled = Dispatcher(settings, database, clock=clock).drain()
         click.echo(f"{handled} message(s) handled")
         return
     click.echo(
         f"Bookwise worker: sending due messages every {settings.scheduler.interval} s. "
         "Press Ctrl+C to stop."
     )
-    scheduler = scheduler_for(settings, database, blocking=True)
+    scheduler = scheduler_for(settings, database, blocking=True, clock=clock)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
 

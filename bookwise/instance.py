@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -24,7 +25,7 @@ from bookwise.calendars.data import check_calendar_data
 from bookwise.calendars.models import Calendar
 from bookwise.calendars.services import LoadReport, load_calendars
 from bookwise.config import Settings
-from bookwise.db import make_engine, make_session_factory, unit_of_work
+from bookwise.db import make_engine, make_session_factory, unit_of_work, utcnow
 from bookwise.documents import DocumentError, read_document
 from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
 from bookwise.notifications.services import seed_templates
@@ -207,10 +208,12 @@ def start_instance(
     checked: dict[str, CheckedWorkflow],
     demo: bool,
     actor: str = "system",
+    now: datetime | None = None,
 ) -> StartReport:
     """Store the workflows and, when ``demo`` and the instance is new, load the demo calendars
     with their administrator; all in one transaction, so a failure leaves the instance new and
-    the next start tries again."""
+    the next start tries again. The demo's sample bookings are made around ``now`` (by default
+    the system's time)."""
     with unit_of_work(database.sessions) as session:
         seed_templates(session, [SHIPPED_TEMPLATES])
         if demo and settings.demo_data is not None and is_empty(session):
@@ -225,18 +228,17 @@ def start_instance(
             report = StartReport(result.workflows, demo_loaded=True, warnings=result.warnings)
         else:
             return StartReport(sync_workflow_files(session, checked, actor))
-    _seed_demo_bookings(database)
+    _seed_demo_bookings(database, now or utcnow())
     return report
 
 
-def _seed_demo_bookings(database: Database) -> None:
+def _seed_demo_bookings(database: Database, now: datetime) -> None:
     """Sample bookings for the demo; without them the demo still works, so a failure is logged."""
-    from bookwise.db import utcnow
     from bookwise.demo import seed_demo_bookings
 
     try:
         with unit_of_work(database.sessions, write=True) as session:
-            count = seed_demo_bookings(session, utcnow())
+            count = seed_demo_bookings(session, now)
         log.info("demo: %d sample bookings", count)
     except Exception:
         log.exception("demo: the sample bookings could not be made")

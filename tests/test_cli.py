@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,9 @@ def test_console_script_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
-    """``bookwise run`` in a fresh folder: initialises itself, prints the URL and the login."""
+def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path, now: datetime) -> None:
+    """``bookwise run`` in a fresh folder: initialises itself, prints the URL and the login;
+    with ``--at`` it stands at the test's instant (its pages and its demo bookings)."""
     import socket
     import time
     import urllib.request
@@ -223,7 +225,14 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bookwise"), "run", "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "bookwise"),
+            "run",
+            "--port",
+            str(port),
+            "--at",
+            now.isoformat(),
+        ],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -249,6 +258,15 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.2)
         assert "Cabinet médical des Lilas".encode() in page
+        # The demo's sample bookings lie around the instant it stands at (ten days before to a
+        # week after), not around today.
+        engine = sa.create_engine(f"sqlite:///{folder / 'instance' / 'bookwise.db'}")
+        with engine.connect() as connection:
+            made = connection.execute(sa.text("SELECT start_at FROM bookings")).scalars().all()
+        engine.dispose()
+        starts = sorted(datetime.fromisoformat(str(m)).replace(tzinfo=UTC) for m in made)
+        assert starts[0] < now < starts[-1], (starts[0], starts[-1])
+        assert now - timedelta(days=11) < starts[0] and starts[-1] < now + timedelta(days=9)
         assert (folder / "instance" / "secret_key").is_file()
     finally:
         process.terminate()

@@ -23,7 +23,7 @@ from bookwise.instance import Database
 from bookwise.models import metadata
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 from bookwise.workflows.services import add_version, current_version, workflow_of
-from tests.conftest import ROOT, base_config, write_config
+from tests.conftest import ROOT, TEST_NOW, base_config, write_config
 
 
 def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -211,7 +211,7 @@ def test_a_new_instance_gets_the_demo_and_its_administrator(
     settings: Settings, database: Database
 ) -> None:
     checked = instance.checked_workflows(settings)
-    started = instance.start_instance(settings, database, checked, demo=True)
+    started = instance.start_instance(settings, database, checked, demo=True, now=TEST_NOW)
     assert started.demo_loaded and sorted(started.workflows.created)[0] == "hr-interview"
     email, password = instance.demo_login(settings, database)
     assert email == "admin@bookwise.test" and password
@@ -222,7 +222,7 @@ def test_a_new_instance_gets_the_demo_and_its_administrator(
         roles = session.scalars(sa.select(CalendarRole).where(CalendarRole.user_id == user.id))
         assert sorted(r.role for r in roles) == ["admin", "admin", "admin"]
     # Started again, the instance is not new: nothing is loaded twice, the login stays.
-    again = instance.start_instance(settings, database, checked, demo=True)
+    again = instance.start_instance(settings, database, checked, demo=True, now=TEST_NOW)
     assert not again.demo_loaded and not again.workflows.changed
     assert instance.demo_login(settings, database) == (email, password)
 
@@ -239,9 +239,9 @@ def test_a_failed_first_start_leaves_the_instance_new(
     broken_settings = dataclasses.replace(settings, demo_data=broken)
     before = snapshot(database)
     with pytest.raises(ProblemsError):
-        instance.start_instance(broken_settings, database, checked, demo=True)
+        instance.start_instance(broken_settings, database, checked, demo=True, now=TEST_NOW)
     assert snapshot(database) == before
-    assert instance.start_instance(settings, database, checked, demo=True).demo_loaded
+    assert instance.start_instance(settings, database, checked, demo=True, now=TEST_NOW).demo_loaded
 
 
 def test_no_demo_and_no_administrator_without_demo_data(

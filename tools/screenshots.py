@@ -20,6 +20,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+# The demo stands at this instant (bookwise run --at): the same pictures whatever the day.
+INSTANT = "2026-12-07T09:30 Europe/Paris"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -155,6 +157,8 @@ def main() -> int:
                 str(config),
                 "--port",
                 str(port),
+                "--at",
+                INSTANT,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
