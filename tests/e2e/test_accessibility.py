@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from bookwise.demo import seed_demo_bookings
 from bookwise.instance import DEMO_ADMIN_EMAIL
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from tests.e2e.helpers import days_after, fill_patient_visit, open_day
 
 pytestmark = pytest.mark.browser
 
@@ -148,27 +149,14 @@ def test_public_pages_have_no_axe_violations(english: Any, live: str, now: datet
     page.goto(live + "/clinique-des-lilas/patient-visit")
     page.locator("a.day.free").first.wait_for()
     checker.check("a service page's month picker")
-    tomorrow = (now.astimezone(PARIS) + timedelta(days=1)).date()
-    for _ in range(3):
-        days = page.locator("a.day.free").evaluate_all("links => links.map(a => a.dataset.day)")
-        later = [d for d in days if d >= tomorrow.isoformat()]
-        if later:
-            break
-        page.locator("a[rel=next]").click()
-        page.wait_for_load_state("load")
-    else:
-        raise AssertionError("no free day in three months")
-    page.locator(f'a.day.free[data-day="{later[0]}"]').click()
+    open_day(page, days_after(now, 1))
     page.locator("ul.slots a.slot").first.wait_for()
     checker.check("a service page with a day's times")
 
     page.locator("ul.slots a.slot").first.click()
     page.wait_for_selector("form.booking-form")
     checker.check("the booking form")
-    page.fill("#field_name", "Noah Williams")
-    page.fill("#field_email", "noah@example.org")
-    page.fill("#field_date_of_birth", "1985-04-12")
-    page.fill("#field_reason", "A sore knee for a week.")
+    fill_patient_visit(page, "Noah Williams", "noah@example.org", consent=False)
     page.click("button[type=submit]")
     page.wait_for_selector(".error-summary")
     checker.check("the booking form with an error")

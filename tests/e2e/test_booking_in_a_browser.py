@@ -6,48 +6,16 @@ import http.server
 import re
 import threading
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import expect
 
 from bookwise.calendars.models import Calendar
+from tests.e2e.helpers import days_after, fill_patient_visit, pick_time
 
 pytestmark = pytest.mark.browser
-
-
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def _pick_time(page: Any, not_before: date, nth: int = 0) -> str:
-    """Click the first free day on or after ``not_before`` (turning months as needed), then its
-    ``nth`` time; return the time's label. Tests choose ``not_before`` from the workflow's rules
-    (notice, cancellation deadline), never "whatever is free first". ``page`` may be a frame."""
-    for _ in range(4):
-        days = page.locator("a.day.free").evaluate_all("links => links.map(a => a.dataset.day)")
-        later = [d for d in days if date.fromisoformat(d) >= not_before]
-        if later:
-            break
-        month = page.locator("#picker-title").inner_text()
-        page.locator("a[rel=next]").click()
-        expect(page.locator("#picker-title")).not_to_have_text(month)
-    else:
-        raise AssertionError(f"no free day on or after {not_before} in four months")
-    page.locator(f'a.day.free[data-day="{later[0]}"]').click()
-    page.locator(f'a.day.selected[data-day="{later[0]}"]').wait_for()
-    slot = page.locator("ul.slots a.slot").nth(nth)
-    slot.wait_for()
-    label = slot.inner_text()
-    slot.click()
-    return label
-
-
-def _days_after(now: datetime, days: int) -> date:
-    """The day ``days`` days after ``now`` in the clinic's time zone."""
-    return now.astimezone(PARIS).date() + timedelta(days=days)
 
 
 def test_book_in_french_from_another_time_zone(
@@ -61,7 +29,7 @@ def test_book_in_french_from_another_time_zone(
     page.wait_for_url(re.compile(r"tz=America%2FToronto|tz=America/Toronto"))
     assert page.locator("select#tz").input_value() == "America/Toronto"
     assert page.locator("html").get_attribute("lang") == "fr"
-    _pick_time(page, _days_after(now, 1))
+    pick_time(page, days_after(now, 1))
 
     page.wait_for_selector("form.booking-form")
     assert "America/Toronto" in page.locator(".summary").inner_text()
@@ -101,12 +69,8 @@ def test_reschedule_then_cancel_through_the_manage_link(
     context = open_context(locale="en-US", timezone_id="Europe/Paris")
     page = context.new_page()
     page.goto(f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris")
-    _pick_time(page, _days_after(now, 2))
-    page.fill("#field_name", "Sam Doe")
-    page.fill("#field_email", "sam@example.org")
-    page.fill("#field_date_of_birth", "1990-01-02")
-    page.fill("#field_reason", "Check-up")
-    page.check("#consent")
+    pick_time(page, days_after(now, 2))
+    fill_patient_visit(page, "Sam Doe", "sam@example.org")
     page.click("button[type=submit]")
     page.wait_for_selector(".success")
     manage_url = page.locator(".manage-link a").get_attribute("href")
@@ -114,7 +78,7 @@ def test_reschedule_then_cancel_through_the_manage_link(
     page.goto(manage_url)
     page.click("text=Choose another time")
     page.wait_for_selector("[data-picker]")
-    moved = _pick_time(page, _days_after(now, 3), nth=1)
+    moved = pick_time(page, days_after(now, 3), nth=1)
     page.click("text=Yes, move it")
     page.wait_for_selector("text=Your booking has been moved.")
     assert moved in page.locator("dl.booking-details").inner_text()
@@ -177,7 +141,7 @@ def test_embedded_in_an_allowed_site_and_refused_by_another(
     assert "Candidate interview" in frame.locator("h1").inner_text()
     assert frame.locator(".site-header").count() == 0
     # The whole flow works inside the frame (no cookie needed): book an interview.
-    _pick_time(frame, _days_after(now, 2))
+    pick_time(frame, days_after(now, 2))
     frame.locator("#field_name").fill("Ada Lovelace")
     frame.locator("#field_email").fill("ada@example.org")
     frame.locator("#field_position").select_option("dev")
@@ -206,12 +170,8 @@ def test_two_clients_race_for_the_same_time(
         context = open_context(locale="en-US", timezone_id="Europe/Paris")
         page = context.new_page()
         page.goto(url)
-        _pick_time(page, _days_after(now, 1))
-        page.fill("#field_name", name)
-        page.fill("#field_email", f"{name.lower()}@example.org")
-        page.fill("#field_date_of_birth", "1970-07-07")
-        page.fill("#field_reason", "Same slot")
-        page.check("#consent")
+        pick_time(page, days_after(now, 1))
+        fill_patient_visit(page, name, f"{name.lower()}@example.org")
         pages.append(page)
     pages[0].click("button[type=submit]")
     pages[0].wait_for_selector(".success")

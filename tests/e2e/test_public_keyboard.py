@@ -8,11 +8,13 @@ from __future__ import annotations
 import calendar
 import os
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.helpers import days_after, fill_patient_visit, pick_time
 
 pytestmark = pytest.mark.browser
 
@@ -136,18 +138,16 @@ def test_without_javascript_each_free_day_is_a_link(browser: Any, live: str) -> 
     context.close()
 
 
-def test_on_a_phone_only_the_manage_link_breaks(browser: Any, live: str, tmp_path: Path) -> None:
-    context = browser.new_context(
+def test_on_a_phone_only_the_manage_link_breaks(
+    open_context: Any, live: str, tmp_path: Path, now: datetime
+) -> None:
+    context = open_context(
         locale="en-US", timezone_id="Europe/Paris", viewport={"width": 375, "height": 800}
     )
     page = context.new_page()
-    page.goto(_month_with_times(page, live))
-    page.locator("ul.slots a.slot").first.click()
-    page.fill("#field_name", "Sam Doe")
-    page.fill("#field_email", "sam@example.org")
-    page.fill("#field_date_of_birth", "1990-01-02")
-    page.fill("#field_reason", "Check-up")
-    page.check("#consent")
+    page.goto(f"{live}{SERVICE}")
+    pick_time(page, days_after(now, 1))
+    fill_patient_visit(page, "Sam Doe", "sam@example.org")
     page.click("button[type=submit]")
     page.wait_for_selector(".manage-link a")
     # BOOKWISE_SCREENSHOTS=dir keeps the picture, to look at.
