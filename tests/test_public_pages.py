@@ -369,3 +369,23 @@ def test_a_service_without_tags_names_its_pool_plainly(scenario: Any, scenario_a
     page = text_of(admin.get(f"/admin/services/{service_id}/").get_data(as_text=True))
     assert "Every bookable staff member:" in page
     assert "Everyone with the tags —" not in page and "tags :" not in page
+
+
+# --- the month the picker opens on -------------------------------------------------------------
+
+
+def test_the_picker_opens_on_next_month_when_this_one_has_no_time_left(
+    scenario_app: Any, web: Any
+) -> None:
+    """On the evening of the 31st, after the last time of the day, the service page opens on
+    the next month (with its first free day), not on an empty month; asked for, the month
+    still shows, empty."""
+    evening = datetime(2026, 12, 31, 21, 0, tzinfo=PARIS)
+    scenario_app.extensions["bookwise"].clock = lambda: evening
+    page = web.get("/acme/consult?tz=Europe/Paris").get_data(as_text=True)
+    assert re.search(r'id="picker-title"[^>]*>January 2027<', page), page[:3000]
+    assert 'data-day="2027-01-01"' in page or 'data-day="2027-01-02"' in page
+    assert 'rel="prev"' in page  # December is one click away
+    asked = web.get("/acme/consult?tz=Europe/Paris&date=2026-12-31").get_data(as_text=True)
+    assert re.search(r'id="picker-title"[^>]*>December 2026<', asked)
+    assert "No free time this month" in asked

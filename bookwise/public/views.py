@@ -351,27 +351,39 @@ def _picker(
     last = (now() + context.workflow.max_ahead).astimezone(tz).date()
     asked = _day_param() or today
     asked = min(max(asked, today), last)
-    month = asked.replace(day=1)
-    first = max(month, today)
-    month_end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     staff_ids = None
     members = {m.slug: m for m in service_pool_members(context)}
     if staff in members:
         staff_ids = [members[staff].id]
-    by_day: dict[date, list[Slot]] = defaultdict(list)
-    if first <= min(month_end, last):
-        found = service_availability(
-            db_session(),
-            context.calendar,
-            context.service,
-            context.workflow,
-            *local_day_bounds(first, min(month_end, last), tz),
-            now(),
-            staff_ids=staff_ids,
-            exclude_booking=exclude_booking,
-        )
-        for slot in found.slots:
-            by_day[slot.start.astimezone(tz).date()].append(slot)
+
+    def month_slots(month: date) -> tuple[date, dict[date, list[Slot]]]:
+        """The month's last day and its free times by day (from today on)."""
+        first = max(month, today)
+        month_end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        by_day: dict[date, list[Slot]] = defaultdict(list)
+        if first <= min(month_end, last):
+            found = service_availability(
+                db_session(),
+                context.calendar,
+                context.service,
+                context.workflow,
+                *local_day_bounds(first, min(month_end, last), tz),
+                now(),
+                staff_ids=staff_ids,
+                exclude_booking=exclude_booking,
+            )
+            for slot in found.slots:
+                by_day[slot.start.astimezone(tz).date()].append(slot)
+        return month_end, by_day
+
+    month = asked.replace(day=1)
+    month_end, by_day = month_slots(month)
+    if not by_day and _day_param() is None and month_end < last:
+        # Nothing left this month (the evening of its last day, say): open on the next one
+        # rather than on an empty month, unless the visitor asked for this month.
+        month = month_end + timedelta(days=1)
+        month_end, by_day = month_slots(month)
+        asked = month
     free_days = sorted(by_day)
     day = asked if asked in by_day or _day_param() else (free_days[0] if free_days else asked)
     weeks = []

@@ -25,6 +25,7 @@ from bookwise.notifications.delivery import Dispatcher
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
 from tests.conftest import ROOT, Inbox, base_config, write_config
+from tests.e2e.helpers import days_after, pick_time
 
 pytestmark = pytest.mark.browser
 
@@ -94,9 +95,7 @@ def book_as_client(browser: Any, office: Office, name: str, email: str) -> None:
     page = context.new_page()
     page.goto(base + "/northwind-hr/legal-consultation")
     assert "Consultation juridique" in page.inner_text("h1")
-    page.locator("a.day.free").first.click()
-    page.locator("ul.slots a.slot").first.wait_for()
-    page.locator("ul.slots a.slot").first.click()
+    pick_time(page, days_after(office.clock(), 2))  # outside any notice, whatever the hour
     page.fill("#field_name", name)
     page.fill("#field_email", email)
     page.select_option("#field_matter", "work")
@@ -119,7 +118,12 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    # A request the browser dropped because the test moved on to the next page is no fault of
+    # the page (seen under load: a script of the page left behind, net::ERR_ABORTED).
+    page.on(
+        "requestfailed",
+        lambda r: None if r.failure == "net::ERR_ABORTED" else problems.append(f"failed: {r.url}"),
+    )
     page.on(
         "response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None
     )
