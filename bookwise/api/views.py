@@ -28,11 +28,11 @@ from bookwise.bookings.services import (
     OutsideWindow,
     SlotTaken,
     TooLate,
+    book_from_answers,
     cancel_booking,
     change_deadline,
     client_may_change,
     context_of,
-    create_booking,
     find_by_manage_token,
     find_service,
     manage_token,
@@ -346,15 +346,15 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         )
     values.update(answers)
     database = instance().database
+    timezone = client.get("timezone")
+    if timezone is not None:
+        timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
     with unit_of_work(database.sessions, write=True) as session:
-        context = find_service(session, calendar, service)
-        _check_sign_in(context)
-        timezone = client.get("timezone")
-        if timezone is not None:
-            timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
-        booking = create_booking(
+        _check_sign_in(find_service(session, calendar, service))
+        booking = book_from_answers(
             session,
-            context,
+            calendar,
+            service,
             BookingRequest(
                 start=start,
                 values=values,

@@ -147,6 +147,25 @@ def find_service(
     raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
 
 
+def book_from_answers(
+    session: Session,
+    calendar_slug: str,
+    workflow_slug: str,
+    request: BookingRequest,
+    now: datetime,
+    *,
+    public: bool = True,
+) -> Booking:
+    """Book from answers: the one path of the public form, the admin's phone booking and the
+    API. The service is read again inside the caller's write transaction (what a page read
+    before it may have changed), then :func:`create_booking` applies every rule. Raises
+    :class:`NotFound`, :class:`InvalidAnswers` or a :class:`BookingError`; the caller commits.
+    ``public=False`` (the back office) also books unpublished calendars and inactive services.
+    """
+    context = find_service(session, calendar_slug, workflow_slug, public=public)
+    return create_booking(session, context, request, now)
+
+
 def manage_token(booking: Booking) -> str:
     """The client's secret link token: the public id and a 176-bit secret."""
     return f"{booking.uid}-{booking.manage_token}"

@@ -13,6 +13,7 @@ our own pages (:func:`same_origin`), it keeps other sites from submitting these 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -35,6 +36,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 
+from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.services import BookingRequest
 from bookwise.config import secret_key_of
 from bookwise.i18n import contact_label, gettext
 from bookwise.web import instance
@@ -199,6 +202,29 @@ def booking_form(
 def answers_of(form: PublicForm, workflow: Workflow) -> dict[str, Any]:
     """The submitted answers, by field id, as :func:`check_answers` takes them."""
     return {spec.id: form[f"field_{spec.id}"].data for spec in workflow.fields}
+
+
+def booking_request(form: Any, workflow: Workflow, **details: Any) -> BookingRequest:
+    """The request of a booking form (the public one or the back office's): its answers,
+    consent and text-message choice, with ``details`` (start, staff, locale, source...)."""
+    return BookingRequest(
+        values=answers_of(form, workflow),
+        consent=bool(form.consent.data) if workflow.consent else None,
+        sms_opt_in=bool(form.sms_opt_in.data) if "sms_opt_in" in form else False,
+        **details,
+    )
+
+
+def mark_answer_problems(
+    form: Any, invalid: InvalidAnswers, format_date: Callable[[str], str] | None = None
+) -> None:
+    """Put each problem of ``invalid`` beside its field of ``form``, in the page's language
+    (the same words the API gives under ``fields``); ``format_date`` writes dates for the
+    reader."""
+    for key, problem in invalid.problems.items():
+        name = "consent" if key == "consent" else f"field_{key}"
+        if name in form:
+            form[name].errors = [problem.message(gettext, format_date=format_date)]
 
 
 class ActionForm(PublicForm):

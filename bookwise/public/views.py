@@ -44,15 +44,14 @@ from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingContext,
     BookingError,
-    BookingRequest,
     NotASlot,
     OutsideWindow,
     SlotTaken,
+    book_from_answers,
     cancel_booking,
     change_deadline,
     client_may_change,
     context_of,
-    create_booking,
     find_by_manage_token,
     find_service,
     manage_token,
@@ -75,7 +74,13 @@ from bookwise.formatting import (
 )
 from bookwise.i18n import format_locale, gettext, ngettext
 from bookwise.notifications.context import manage_url
-from bookwise.public.forms import ActionForm, booking_form, same_origin
+from bookwise.public.forms import (
+    ActionForm,
+    booking_form,
+    booking_request,
+    mark_answer_problems,
+    same_origin,
+)
 from bookwise.timezones import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -563,7 +568,7 @@ def book(calendar_slug: str, service_slug: str) -> Any:
             try:
                 token = _create(context, form, start, zone, staff)
             except InvalidAnswers as invalid:
-                _mark_problems(form, invalid)
+                mark_answer_problems(form, invalid, format_date=_local_date)
                 problem, status = gettext("Please correct the answers marked below."), 422
             except (SlotTaken, NotASlot, OutsideWindow) as lost:
                 problem = describe(lost.code, gettext) + " " + gettext("Your answers are kept.")
@@ -623,14 +628,6 @@ def _still_free(context: BookingContext, start: datetime | None, staff: str | No
     return any(slot.start == start for slot in found.slots)
 
 
-def _mark_problems(form: Any, invalid: InvalidAnswers) -> None:
-    """Put each problem beside its field, dates written for the visitor."""
-    for key, field_problem in invalid.problems.items():
-        name = "consent" if key == "consent" else f"field_{key}"
-        if name in form:
-            form[name].errors = [field_problem.message(gettext, format_date=_local_date)]
-
-
 def _local_date(value: str) -> str:
     return format_day(date.fromisoformat(value), formats())
 
@@ -638,26 +635,18 @@ def _local_date(value: str) -> str:
 def _create(
     context: BookingContext, form: Any, start: datetime, zone: str, staff: str | None
 ) -> str:
-    from bookwise.public.forms import answers_of
-
     workflow = context.workflow
+    request_ = booking_request(
+        form,
+        workflow,
+        start=start,
+        staff=staff if workflow.staff.client_chooses else None,
+        locale=locale(),
+        timezone=zone,
+        source="public",
+    )
     with unit_of_work(instance().database.sessions, write=True) as session:
-        fresh = find_service(session, context.calendar.slug, workflow.id)
-        booking = create_booking(
-            session,
-            fresh,
-            BookingRequest(
-                start=start,
-                values=answers_of(form, workflow),
-                consent=bool(form.consent.data) if workflow.consent else None,
-                staff=staff if workflow.staff.client_chooses else None,
-                locale=locale(),
-                timezone=zone,
-                source="public",
-                sms_opt_in=bool(form.sms_opt_in.data) if "sms_opt_in" in form else False,
-            ),
-            now(),
-        )
+        booking = book_from_answers(session, context.calendar.slug, workflow.id, request_, now())
         return manage_token(booking)
 
 

@@ -38,9 +38,8 @@ from bookwise.bookings.models import Booking, BookingEvent, Client
 from bookwise.bookings.services import (
     BookingContext,
     BookingError,
-    BookingRequest,
+    book_from_answers,
     context_of,
-    create_booking,
     reassign_booking,
     reschedule_booking,
     transition_booking,
@@ -52,7 +51,7 @@ from bookwise.formatting import format_clock, format_day, format_when
 from bookwise.i18n import gettext, language_name
 from bookwise.notifications.context import answer_text, reference
 from bookwise.notifications.models import Notification
-from bookwise.public.forms import answers_of, booking_form
+from bookwise.public.forms import booking_form, booking_request, mark_answer_problems
 from bookwise.web import instance, now
 from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import current_version, workflow_of
@@ -577,40 +576,32 @@ class BookingsView(AdminView):
                 staff_slug = request.form.get("staff_member") or None
                 if staff_slug not in {m.slug for m in pool}:
                     staff_slug = None
+                booking_request_ = booking_request(
+                    form,
+                    context.workflow,
+                    start=start,
+                    staff=staff_slug,
+                    locale=request.form.get("client_locale") or calendar.default_locale,
+                    timezone=zone,
+                    source="admin",
+                    actor=self.access.booking_actor,
+                    by_staff=True,
+                )
                 session = self.db
                 session.rollback()
                 begin_write(session)
-                fresh = BookingContext(
-                    session.get(Calendar, calendar.id),  # type: ignore[arg-type]
-                    session.get(Service, service.id),  # type: ignore[arg-type]
-                    current_version(session, service.workflow.slug),
-                )
                 try:
-                    booking = create_booking(
+                    booking = book_from_answers(
                         session,
-                        fresh,
-                        BookingRequest(
-                            start=start,
-                            values=answers_of(form, context.workflow),
-                            consent=bool(form.consent.data) if context.workflow.consent else None,
-                            staff=staff_slug,
-                            locale=request.form.get("client_locale") or calendar.default_locale,
-                            timezone=zone,
-                            source="admin",
-                            actor=self.access.booking_actor,
-                            sms_opt_in=bool(form.sms_opt_in.data)
-                            if "sms_opt_in" in form
-                            else False,
-                            by_staff=True,
-                        ),
+                        calendar.slug,
+                        service.workflow.slug,
+                        booking_request_,
                         now(),
+                        public=False,
                     )
                 except InvalidAnswers as invalid:
                     session.rollback()
-                    for key, field_problem in invalid.problems.items():
-                        name = "consent" if key == "consent" else f"field_{key}"
-                        if name in form:
-                            form[name].errors = [field_problem.message(gettext)]
+                    mark_answer_problems(form, invalid)
                     problem, status = gettext("Please correct the answers marked below."), 422
                 except BookingError as refused:
                     session.rollback()
