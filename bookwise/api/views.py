@@ -22,6 +22,7 @@ from bookwise.bookings.services import (
     BookingContext,
     BookingError,
     BookingRequest,
+    Busy,
     InvalidRequest,
     NotAllowed,
     NotASlot,
@@ -83,7 +84,12 @@ def _not_found(error: NotFound) -> tuple[Response, int]:
 
 
 @blueprint.errorhandler(BookingError)
-def _booking_error(error: BookingError) -> tuple[Response, int]:
+def _booking_error(
+    error: BookingError,
+) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    if isinstance(error, Busy):  # nothing written: the same request may be sent again
+        body, status = error_response(503, error.code, describe(error.code, gettext))
+        return body, status, {"Retry-After": str(error.retry_after)}
     status = next((s for kind, s in STATUS.items() if isinstance(error, kind)), 409)
     return error_response(status, error.code, describe(error.code, gettext), **error.details)
 

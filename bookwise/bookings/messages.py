@@ -26,6 +26,7 @@ REFUSALS = {
     "forbidden": N_("This booking cannot be changed any more."),
     "unknown_transition": N_("This booking cannot be changed any more."),
     "invalid_start": N_("This time cannot be booked for this service. Please pick another time."),
+    "busy": N_("Many people are booking right now. Nothing was booked; please try again."),
 }
 GENERIC = N_("Your request could not be completed. Please try again.")
 

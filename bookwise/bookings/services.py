@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bookwise.availability.assignment import STRATEGIES, AssignmentContext, assign
@@ -62,6 +62,14 @@ class BookingError(BookwiseError):
         if code is not None:
             self.code = code
         self.details = details
+
+
+class Busy(BookingError):
+    """The database could not give this booking its locks in time (many people booking the same
+    staff at once): nothing was written; the same request may simply be sent again."""
+
+    code = "busy"
+    retry_after = 2  # seconds, for the API's Retry-After
 
 
 class SlotTaken(BookingError):
@@ -185,15 +193,28 @@ def find_by_manage_token(session: Session, token: str) -> Booking:
     return booking
 
 
+# How long a booking waits for another's locks on PostgreSQL before it gives up with Busy: long
+# enough for the bookings ahead of it (a few milliseconds each), short enough that no request
+# hangs. It stays in force for the rest of the transaction (SET LOCAL).
+LOCK_TIMEOUT_MS = 5000
+
+
 def _lock_staff(session: Session, staff_ids: list[int]) -> None:
-    """On PostgreSQL, lock the staff rows (in id order) until the transaction ends."""
+    """On PostgreSQL, lock the staff rows (in id order) until the transaction ends, waiting at
+    most :data:`LOCK_TIMEOUT_MS`; raise :class:`Busy` when they could not be had in time."""
     if session.get_bind().dialect.name == "postgresql" and staff_ids:
-        session.execute(
-            select(StaffMember.id)
-            .where(StaffMember.id.in_(sorted(staff_ids)))
-            .order_by(StaffMember.id)
-            .with_for_update()
-        ).all()
+        session.execute(text(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}"))
+        try:
+            session.execute(
+                select(StaffMember.id)
+                .where(StaffMember.id.in_(sorted(staff_ids)))
+                .order_by(StaffMember.id)
+                .with_for_update()
+            ).all()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                raise Busy("the staff's calendars are busy; try again in a moment") from None
+            raise
 
 
 def _check_window(

@@ -44,6 +44,7 @@ from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingContext,
     BookingError,
+    Busy,
     NotASlot,
     OutsideWindow,
     SlotTaken,
@@ -575,7 +576,9 @@ def book(calendar_slug: str, service_slug: str) -> Any:
                 alternatives, status = _alternatives(context, start, zone, staff), 409
                 taken, start = start, None
             except BookingError as refused:
-                problem, status = describe(refused.code, gettext), 409
+                # Busy: nothing was written, sending the same form again may well work.
+                problem = describe(refused.code, gettext)
+                status = 503 if isinstance(refused, Busy) else 409
             else:
                 return redirect(link("confirmation", token=token, tz=zone))
     shown = start or taken
