@@ -490,8 +490,26 @@ class Slow:
         return [SlowProvider]
 
 
+class SlowToMoveProvider(RecordingProvider):
+    timeout = 0.2
+
+    def update(self, meeting: Meeting, booking: BookingData) -> Meeting:
+        time.sleep(0.6)
+        RECORDED.append(("meeting moved late", booking.uid))
+        return meeting
+
+
+class SlowToMove:
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_register_meeting_providers(self) -> list[type[MeetingProvider]]:
+        return [SlowToMoveProvider]
+
+
 PLUGINS = {
     "slow": Slow(),
+    "slow_to_move": SlowToMove(),
     "unstartable": Unstartable(),
     "notalist": NotAList(),
     "strategies_as_list": StrategiesAsList(),
@@ -830,3 +848,35 @@ def test_a_slow_meeting_provider_does_not_hold_the_booking(tmp_path: Path, host_
             break
         time.sleep(0.05)
     assert [("meeting created", booking.uid), ("meeting deleted", booking.uid)] == RECORDED
+
+
+def test_a_provider_slow_to_move_a_meeting_does_not_hold_the_reschedule(
+    tmp_path: Path, host_for: Any
+) -> None:
+    from bookwise.bookings.models import Booking
+    from bookwise.bookings.services import context_of, reschedule_booking
+    from bookwise.db import unit_of_work
+    from bookwise.testing import free_starts
+
+    bw = make_instance(tmp_path)
+    host = host_for(bw, "slow_to_move")
+    RECORDED.clear()
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    link = booking.meeting_url
+    assert link is not None
+    began = time.monotonic()
+    with unit_of_work(bw.database.sessions, write=True) as session:
+        row = session.get(Booking, booking.id)
+        assert row is not None
+        later = [s for s in free_starts(session, context_of(row), bw.now(), 9) if s != row.start_at]
+        reschedule_booking(session, row, later[0], bw.now())
+    assert time.monotonic() - began < 0.55  # the provider's 0.6 s were not waited for
+    with bw.database.sessions() as session:
+        moved = session.get(Booking, booking.id)
+        assert moved is not None and moved.start_at == later[0]
+        assert moved.meeting_url == link  # kept: most providers keep the link anyway
+        (event,) = session.scalars(
+            select(BookingEvent).where(BookingEvent.action == "meeting_failed")
+        )
+        assert "no answer within 0.2 s" in event.details["error"]
+    assert host.plugins["slow_to_move"].errors == 1

@@ -277,7 +277,15 @@ def move_meeting(session: Session, booking: Booking) -> None:
         return
     current = Meeting(booking.meeting_url, booking.meeting_id or "")
     try:
-        meeting = provider.update(current, snapshot(booking))
+        # Within the provider's timeout, as for create(): the booking's write transaction is
+        # open. Too late, the booking keeps its link and its history says so.
+        call = _CALLS.submit(provider.update, current, snapshot(booking))
+        try:
+            meeting = call.result(timeout=provider.timeout)
+        except FutureTimeout:
+            raise MeetingError(f"no answer within {provider.timeout:g} s") from None
+        if not isinstance(meeting, Meeting) or not meeting.url.startswith(("https://", "http://")):
+            raise TypeError(f"update() returned {meeting!r}, not a Meeting with an http(s) url")
     except Exception as exc:
         host.failed(host.meeting_provider_owner(booking.meeting_provider), "move a meeting", exc)
         _meeting_problem(session, booking, booking.meeting_provider, f"{type(exc).__name__}: {exc}")
