@@ -1,4 +1,4 @@
-"""The ``bookwise`` command: init, load, validate, run, worker.
+"""The ``bookwise`` command: init, load, validate, run, worker, jobs, plugins, simulate.
 
 Every error is one clear line (or one line per problem, as ``file:line:column: message``) and a
 non-zero exit; never a traceback, unless ``BOOKWISE_DEBUG=1`` asks for one.
@@ -242,7 +242,10 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
 
         scheduler_for(settings, app.extensions["bookwise"].database, clock=clock).start()
         how = "written to instance/messages.log" if settings.mail.transport == "log" else "by SMTP"
-        click.echo(f"Messages are sent every {settings.scheduler.interval} s ({how}).")
+        click.echo(
+            f"Messages are sent every {settings.scheduler.interval} s ({how}); "
+            "scheduled jobs run when due (bookwise jobs)."
+        )
     # The banner comes last, once the server listens: what the person who started it looks for.
     url = f"http://{host}:{port}/"
     click.echo(f"\nBookwise is running on {url}  (development server; see docs/deployment.md)")
@@ -281,9 +284,11 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> BookwiseError:
 @at_option
 @click.pass_context
 def worker(ctx: click.Context, config_path: Path | None, once: bool, clock: Any) -> None:
-    """Send the messages of the outbox, alone (for deployments that separate web and worker).
+    """Send the messages of the outbox and run the scheduled jobs, alone (for deployments that
+    separate web and worker).
 
-    Any number of workers may run, on one machine or several: each claims its own rows.
+    Any number of workers may run, on one machine or several: each claims its own outbox rows,
+    and a job that must run once takes a lease in the database.
     """
     from bookwise import instance
     from bookwise.jobs import scheduler_for
@@ -300,12 +305,95 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool, clock: Any)
         click.echo(f"{handled} message(s) handled")
         return
     click.echo(
-        f"Bookwise worker: sending due messages every {settings.scheduler.interval} s. "
-        "Press Ctrl+C to stop."
+        f"Bookwise worker: sending due messages every {settings.scheduler.interval} s, "
+        "running scheduled jobs when due. Press Ctrl+C to stop."
     )
     scheduler = scheduler_for(settings, database, blocking=True, clock=clock)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") + "Z" if value is not None else "-"
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@click.pass_context
+def jobs(ctx: click.Context, config_path: Path | None) -> None:
+    """List the scheduled jobs: trigger, where they run, last run, outcome, duration, next run.
+
+    Times are in UTC. A job marked "once" runs once across every process (under a lease in the
+    database); "each process" runs in every web and worker process.
+    """
+    if config_path is not None:
+        ctx.obj = {**(ctx.obj or {}), "config_path": config_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    from bookwise import instance
+    from bookwise.scheduling.core import all_jobs
+    from bookwise.scheduling.services import job_rows
+
+    settings = settings_from(ctx, None)
+    database = instance.open_database(settings)
+    instance.require_current_schema(database)
+    rows = job_rows(database)
+    header = ("job", "trigger", "where", "owner", "last run", "outcome", "duration", "next run")
+    lines = [header]
+    for job in all_jobs(settings, database.plugins):
+        row = rows.get(job.name)
+        outcome, duration, last, following = "-", "-", "-", "-"
+        if row is not None:
+            last, following = _when(row.last_started_at), _when(row.next_run_at)
+            outcome = row.last_outcome or "-"
+            if row.lease_holder is not None:
+                outcome = "running"
+            if row.last_duration_ms is not None:
+                duration = f"{row.last_duration_ms / 1000:.2f} s"
+        owner = database.plugins.job_owner(job.name) or "core"
+        lines.append(
+            (job.name, job.trigger.describe(), job.describe_scope(), owner, last, outcome,
+             duration, following)
+        )  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    for job in all_jobs(settings, database.plugins):
+        row = rows.get(job.name)
+        if row is not None and row.last_outcome == "failed" and row.last_error:
+            click.echo(f"{job.name}: last error: {row.last_error}", err=True)
+    database.engine.dispose()
+
+
+@jobs.command("run")
+@config_option
+@click.argument("name")
+@at_option
+@click.pass_context
+def jobs_run(ctx: click.Context, config_path: Path | None, name: str, clock: Any) -> None:
+    """Run the job NAME now, whether it is due or not (a "once" job takes its lease: it is
+    refused while another process runs it). Exits 1 when the job fails."""
+    from bookwise import instance
+    from bookwise.jobs import runner_for
+
+    settings = settings_from(ctx, config_path)
+    database = instance.open_database(settings)
+    instance.require_current_schema(database)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = runner_for(settings, database, clock=clock).run_now(name)
+    finally:
+        database.engine.dispose()
+    seconds = (result.duration_ms or 0) / 1000
+    if result.outcome == "failed":
+        click.echo(f"{name}: failed after {seconds:.2f} s: {result.error}", err=True)
+        ctx.exit(1)
+    click.echo(f"{name}: ok in {seconds:.2f} s" + (f": {result.summary}" if result.summary else ""))
 
 
 # --- plugins ------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from bookwise.notifications.channels import Channel
     from bookwise.plugins.api import BookingChange, BookingData, FieldType, MeetingProvider
     from bookwise.plugins.host import PluginContext
+    from bookwise.scheduling.registry import Job
 
 PROJECT = "bookwise"
 
@@ -101,6 +102,18 @@ def bookwise_register_blueprints(context: PluginContext) -> Iterable[Blueprint]:
     for example). Each is mounted under ``/plugins/<plugin name>/`` and is exempt from the
     session's CSRF token, so the endpoint must check its callers itself (a signature, a secret
     in the URL)."""
+    raise NotImplementedError
+
+
+@hookspec
+def bookwise_register_jobs() -> Iterable[Job]:
+    """Scheduled jobs (instances of :class:`bookwise.plugins.Job`): a name (lowercase, unique
+    across the core and plugins), a function given a :class:`bookwise.plugins.JobContext`
+    (settings, database, plugin host, the run's ``now``, the clock, the instant it was due)
+    that returns an optional line saying what it did, a trigger (``Every(seconds=...)`` or
+    ``Daily(at=time(3, 0), zone="Europe/Paris")``), and ``once`` (default True: one run per
+    due instant across every process, under a lease in the database). A job that raises is
+    logged with the plugin's name, counted, and run again at its next due instant."""
     raise NotImplementedError
 
 

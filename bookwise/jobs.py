@@ -1,51 +1,56 @@
-"""Background jobs, ticked by APScheduler: sending what the outbox holds.
+"""The ticker of scheduled work: APScheduler calls :meth:`JobRunner.tick` at a fixed interval.
 
 APScheduler keeps its jobs in each process's memory, and two processes sharing one job store
-would run a job twice; so it is only the ticker here. The outbox table, claimed row by row, is
-the single source of truth: any number of processes can tick at once.
+would run a job twice; so it is only the ticker here. The registry (the core's jobs and the
+plugins', :mod:`bookwise.scheduling`) decides what is due, and the database's leases make a
+``once`` job run once across every web and worker process. See docs/jobs.md.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from bookwise.clock import system_clock
 from bookwise.config import Settings
 from bookwise.db import utcnow
 from bookwise.instance import Database
-from bookwise.notifications.delivery import Dispatcher
+from bookwise.scheduling.core import all_jobs
+from bookwise.scheduling.registry import Job
+from bookwise.scheduling.services import JobRunner
 
-log = logging.getLogger(__name__)
 
-
-def _tick(dispatcher: Dispatcher) -> None:
-    try:
-        handled = dispatcher.drain(limit=1000)
-        if handled:
-            log.info("outbox: %d message(s) handled", handled)
-    except Exception:  # a database hiccup must not stop the ticker for good
-        log.exception("outbox: delivery failed; trying again at the next tick")
+def runner_for(
+    settings: Settings,
+    database: Database,
+    clock: Callable[[], datetime] = system_clock,
+    jobs: Sequence[Job] | None = None,
+) -> JobRunner:
+    """A runner of the registry's jobs (or of ``jobs``) for this process, on ``clock``."""
+    registry = list(jobs) if jobs is not None else all_jobs(settings, database.plugins)
+    return JobRunner(settings, database, registry, clock=clock)
 
 
 def scheduler_for(
     settings: Settings,
     database: Database,
     blocking: bool = False,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] = system_clock,
+    jobs: Sequence[Job] | None = None,
+    tick: float | None = None,
 ) -> BackgroundScheduler | BlockingScheduler:
-    """A scheduler that delivers due messages every ``scheduler.interval`` seconds."""
-    dispatcher = Dispatcher(settings, database, clock=clock)
+    """A scheduler that asks the registry for due jobs every ``tick`` seconds (by default
+    ``scheduler.interval``, which is also the outbox's cadence)."""
+    runner = runner_for(settings, database, clock=clock, jobs=jobs)
     scheduler = BlockingScheduler() if blocking else BackgroundScheduler(daemon=True)
     scheduler.add_job(
-        _tick,
+        runner.tick,
         "interval",
-        seconds=settings.scheduler.interval,
-        args=[dispatcher],
-        id="deliver-outbox",
+        seconds=tick or settings.scheduler.interval,
+        id="scheduled-jobs",
         max_instances=1,
         coalesce=True,
         next_run_time=utcnow(),  # at start: whatever came due while the process was down

@@ -15,6 +15,7 @@ from bookwise.calendars.models import (
 )
 from bookwise.db import Base
 from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
+from bookwise.scheduling.models import ScheduledJob
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 
 metadata = Base.metadata
@@ -32,6 +33,7 @@ __all__ = [
     "ConsentRecord",
     "MessageTemplate",
     "Notification",
+    "ScheduledJob",
     "Service",
     "ServiceStaff",
     "SmsOptOut",

@@ -21,6 +21,7 @@ from bookwise.plugins.api import (
     MeetingProvider,
 )
 from bookwise.plugins.host import PluginContext
+from bookwise.scheduling.registry import Daily, Every, Job, JobContext
 
 __all__ = [
     "API_VERSION",
@@ -29,9 +30,13 @@ __all__ = [
     "BookingData",
     "Channel",
     "ChannelError",
+    "Daily",
+    "Every",
     "FieldType",
     "HttpAnswer",
     "InvalidValue",
+    "Job",
+    "JobContext",
     "Meeting",
     "MeetingError",
     "MeetingProvider",

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bookwise.config import Settings
     from bookwise.instance import Database
     from bookwise.notifications.channels import Channel
+    from bookwise.scheduling.registry import Job
 
 log = logging.getLogger("bookwise.plugins")
 
@@ -45,6 +46,7 @@ REGISTER_HOOKS = {
     "field_types": "bookwise_register_field_types",
     "meeting_providers": "bookwise_register_meeting_providers",
     "assignment_strategies": "bookwise_register_assignment_strategies",
+    "jobs": "bookwise_register_jobs",
 }
 
 
@@ -123,6 +125,8 @@ class PluginHost:
         self._strategy_owner: dict[str, str] = {}
         self._field_type_owner: dict[str, str] = {}
         self._channels: dict[str, _ChannelFactory] = {}
+        self.jobs: dict[str, Job] = {}
+        self._job_owner: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # Loading ---------------------------------------------------------------------------------
@@ -219,6 +223,11 @@ class PluginHost:
             self._check_strategy(info, name, fn)
             for name, fn in registered.get("assignment_strategies", [])
         ]
+        jobs_so_far: list[str] = []
+        jobs = []
+        for declared in registered.get("jobs", []):
+            jobs.append(self._check_job(declared, jobs_so_far))
+            jobs_so_far.append(declared.name)
         configured = [cls for cls in channels if cls is not None]
         for cls in configured:  # built once now, so that a channel that cannot start says so
             try:
@@ -239,11 +248,15 @@ class PluginHost:
         for name, fn in strategies:
             self.assignment_strategies[name] = fn
             self._strategy_owner[name] = info.name
+        for job in jobs:
+            self.jobs[job.name] = job
+            self._job_owner[job.name] = info.name
         info.provides = {
             "channels": [cls.name for cls in configured],
             "field types": [kind.name for kind in fields],
             "meeting providers": [p.name for p in providers if p is not None],
             "assignment strategies": [name for name, _ in strategies],
+            "scheduled jobs": [job.name for job in jobs],
             "booking events": self._event_hooks(info.name),
             "web endpoints": [f"/plugins/{info.name}/"]
             if any(
@@ -331,6 +344,14 @@ class PluginHost:
         self._check_unique("assignment strategy", name, [*STRATEGIES, *self.assignment_strategies])
         return name, fn
 
+    def _check_job(self, job: Any, also_taken: Iterable[str]) -> Job:
+        from bookwise.scheduling.registry import CORE_JOB_NAMES, JobProblem, check_job
+
+        try:
+            return check_job(job, [*CORE_JOB_NAMES, *self.jobs, *also_taken])
+        except JobProblem as exc:
+            raise PluginProblem(f"bookwise_register_jobs: {exc}") from None
+
     def _event_hooks(self, plugin: str) -> list[str]:
         names = []
         for hook in hookspecs.hook_names():
@@ -371,6 +392,10 @@ class PluginHost:
 
     def field_type_owner(self, name: str) -> str:
         return self._field_type_owner.get(name, name)
+
+    def job_owner(self, name: str) -> str | None:
+        """The plugin that declared the job ``name`` (None for the core's)."""
+        return self._job_owner.get(name)
 
     def strategy_owner(self, name: str) -> str:
         return self._strategy_owner.get(name, name)
