@@ -324,3 +324,17 @@ def test_preview_of_the_public_form(world: World) -> None:
     with db(world) as session:  # a preview saves nothing
         record = session.scalar(select(WorkflowRecord).where(WorkflowRecord.slug == "visit"))
         assert record is not None and len(record.versions) == 1
+
+
+def test_one_list_of_assignment_strategies(world: World) -> None:
+    """The workflow language, the engine and the editor name the same core strategies, and the
+    editor offers those that plugins add."""
+    from bookwise.admin.views.workflows import STRATEGY_LABELS, STRATEGY_ORDER, editor_form
+    from bookwise.availability.assignment import STRATEGIES
+    from bookwise.workflows.language import ASSIGNMENTS
+
+    assert set(STRATEGIES) == set(ASSIGNMENTS) == set(STRATEGY_LABELS) == set(STRATEGY_ORDER)
+    with world.app.test_request_context():
+        form_class = editor_form(("en",), [], ["email"], [], True, plugin_strategies=["fair_share"])
+        choices = [choice.value for choice in form_class.assignment.kwargs["choices"]]
+    assert choices == [*STRATEGY_ORDER, "fair_share"]

@@ -9,6 +9,7 @@ shown beside its input. Every save is a new version, with its author and time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import g, redirect, request, url_for
@@ -135,14 +136,27 @@ def _event_label(event: str) -> str:
     return names.get(event, event)
 
 
+# The core's assignment strategies (bookwise.workflows.language.ASSIGNMENTS), as the editor
+# names them, in the order it offers them; a test checks that every strategy has its label.
+STRATEGY_LABELS = {
+    "round_robin": lazy_gettext("In turn (round robin)"),
+    "least_busy": lazy_gettext("To the least busy that week"),
+    "random": lazy_gettext("At random"),
+    "priority": lazy_gettext("By priority (the service's order)"),
+}
+STRATEGY_ORDER = ("round_robin", "least_busy", "random", "priority")
+
+
 def editor_form(
     locales: tuple[str, ...],
     events: list[str],
     channel_names: list[str],
     field_sets: list[str],
     new: bool,
+    plugin_strategies: Sequence[str] = (),
 ) -> type[Form]:
-    """The structured editor's form class for this instance's languages, events and channels."""
+    """The structured editor's form class for this instance's languages, events and channels,
+    and the assignment strategies its plugins add (offered by their names)."""
 
     class FieldRowForm(PlainForm):  # type: ignore[misc]
         include = SelectField(
@@ -280,10 +294,8 @@ def editor_form(
             lazy_gettext("Otherwise, assign"),
             choices=options(
                 [
-                    ("round_robin", lazy_gettext("In turn (round robin)")),
-                    ("least_busy", lazy_gettext("To the least busy that week")),
-                    ("random", lazy_gettext("At random")),
-                    ("priority", lazy_gettext("By priority (the service's order)")),
+                    *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
+                    *((name, name) for name in plugin_strategies),
                 ]
             ),
             validate_choice=False,
@@ -671,7 +683,12 @@ class WorkflowsView(AdminView):
         context = _context()
         channels = sorted(context.known_channels or {"email"})
         form_class = editor_form(
-            _locales(), events_of(definition), channels, sorted(context.field_sets), new
+            _locales(),
+            events_of(definition),
+            channels,
+            sorted(context.field_sets),
+            new,
+            plugin_strategies=sorted(context.assignments),
         )
         return form_class(formdata=formdata, data=data)
 
