@@ -334,39 +334,28 @@ def jobs(ctx: click.Context, config_path: Path | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from bookwise import instance
-    from bookwise.scheduling.core import all_jobs
-    from bookwise.scheduling.services import job_rows
+    from bookwise.scheduling.core import job_statuses
 
     settings = settings_from(ctx, None)
     database = instance.open_database(settings)
     instance.require_current_schema(database)
-    rows = job_rows(database)
+    statuses = job_statuses(settings, database)
     header = ("job", "trigger", "where", "owner", "last run", "outcome", "duration", "next run")
     lines = [header]
-    for job in all_jobs(settings, database.plugins):
-        row = rows.get(job.name)
-        outcome, duration, last, following = "-", "-", "-", "-"
-        if row is not None:
-            last, following = _when(row.last_started_at), _when(row.next_run_at)
-            outcome = row.last_outcome or "-"
-            if row.lease_holder is not None:
-                outcome = "running"
-            if row.last_duration_ms is not None:
-                duration = f"{row.last_duration_ms / 1000:.2f} s"
-        owner = database.plugins.job_owner(job.name) or "core"
+    for job in statuses:
+        duration = f"{job.duration_ms / 1000:.2f} s" if job.duration_ms is not None else "-"
         lines.append(
-            (job.name, job.trigger.describe(), job.describe_scope(), owner, last, outcome,
-             duration, following)
+            (job.name, job.trigger, job.scope, job.owner, _when(job.last_started_at),
+             job.outcome or "-", duration, _when(job.next_run_at))
         )  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
-    for job in all_jobs(settings, database.plugins):
-        row = rows.get(job.name)
-        if row is not None and row.last_outcome == "failed" and row.last_error:
-            click.echo(f"{job.name}: last error: {row.last_error}", err=True)
+    for job in statuses:
+        if job.outcome == "failed" and job.last_error:
+            click.echo(f"{job.name}: last error: {job.last_error}", err=True)
     database.engine.dispose()
 
 

@@ -25,6 +25,7 @@ def init_admin(app: Flask) -> Admin:
     from bookwise.admin.views.bookings import BookingsView
     from bookwise.admin.views.calendars import CalendarsView, ServicesView, StaffView
     from bookwise.admin.views.home import HomeView
+    from bookwise.admin.views.jobs import JobsView
     from bookwise.admin.views.plugins import PluginsView
     from bookwise.admin.views.records import AuditView, OutboxView
     from bookwise.admin.views.reports import ReportsView
@@ -53,6 +54,7 @@ def init_admin(app: Flask) -> Admin:
         (AuditView, lazy_gettext("Audit log"), "audit", lazy_gettext("Settings")),
         (UsersView, lazy_gettext("Users"), "users", lazy_gettext("Settings")),
         (PluginsView, lazy_gettext("Plugins"), "plugins", lazy_gettext("Settings")),
+        (JobsView, lazy_gettext("Scheduled jobs"), "jobs", lazy_gettext("Settings")),
     ]
     for view, name, endpoint, category in views:
         admin.add_view(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bookwise.config import Settings
+from bookwise.instance import Database
 from bookwise.plugins.host import PluginHost
 from bookwise.scheduling.registry import Every, Job, JobContext
+from bookwise.scheduling.services import job_rows
 
 COMPLETE_PAST_EVERY = 300  # seconds
 
@@ -55,3 +58,47 @@ def core_jobs(settings: Settings) -> list[Job]:
 def all_jobs(settings: Settings, plugins: PluginHost) -> list[Job]:
     """The registry: the core's jobs, then the enabled plugins'."""
     return [*core_jobs(settings), *plugins.jobs.values()]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as ``bookwise jobs`` and the back office show it."""
+
+    name: str
+    trigger: str
+    scope: str
+    owner: str
+    description: str
+    last_started_at: datetime | None
+    outcome: str | None  # ok, failed, running; None before its first run
+    duration_ms: int | None
+    next_run_at: datetime | None
+    last_error: str | None
+    summary: str | None
+
+
+def job_statuses(settings: Settings, database: Database) -> list[JobStatus]:
+    """Every job of the registry with its last run, outcome, duration and next run."""
+    rows = job_rows(database)
+    statuses = []
+    for job in all_jobs(settings, database.plugins):
+        row = rows.get(job.name)
+        outcome = None
+        if row is not None:
+            outcome = "running" if row.lease_holder is not None else row.last_outcome
+        statuses.append(
+            JobStatus(
+                name=job.name,
+                trigger=job.trigger.describe(),
+                scope=job.describe_scope(),
+                owner=database.plugins.job_owner(job.name) or "core",
+                description=job.description,
+                last_started_at=row.last_started_at if row else None,
+                outcome=outcome,
+                duration_ms=row.last_duration_ms if row else None,
+                next_run_at=row.next_run_at if row else None,
+                last_error=row.last_error if row else None,
+                summary=row.last_summary if row else None,
+            )
+        )
+    return statuses

@@ -271,3 +271,17 @@ def test_the_session_cookie_is_protected(world: World) -> None:
     policy = page.headers["Content-Security-Policy"]
     assert "'nonce-" in policy and "unsafe-inline" not in policy
     assert page.headers["X-Frame-Options"] == "DENY"
+
+
+def test_scheduled_jobs_are_listed_for_superadmins(world: World) -> None:
+    from bookwise.scheduling.core import all_jobs
+    from bookwise.scheduling.services import JobRunner
+
+    bookwise = world.app.extensions["bookwise"]
+    jobs = all_jobs(bookwise.settings, bookwise.database.plugins)
+    runner = JobRunner(bookwise.settings, bookwise.database, jobs, clock=lambda: NOW)
+    runner.run_now("complete-past")
+    page = world.login("super").get("/admin/jobs/").get_data(as_text=True)
+    assert "deliver-outbox" in page and "complete-past" in page
+    assert "done" in page  # complete-past ran
+    assert world.login("admin").get("/admin/jobs/").status_code == 403
