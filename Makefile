@@ -14,6 +14,9 @@ MO     := $(patsubst locale/%.po,bookwise/locale/%.mo,$(PO))
 LOG    := $(or $(TMPDIR),/tmp)/bookwise-make-$(shell id -u).log
 QUIET  := >$(LOG) 2>&1 || { cat $(LOG); exit 1; }
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
+# make test: pytest-xdist processes (one per core; at least 1). The tests marked serial (they
+# change the virtualenv) then run alone, in a second pytest run: see docs/development.md.
+PYTEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test lint typecheck check-format format i18n-extract i18n-update i18n-compile clean help browser screenshots
 
@@ -61,7 +64,8 @@ test: $(STAMP) $(MO) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest --serial-only $(PYTEST_ARGS)
 
 i18n-extract: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k N_ -o locale/messages.pot --no-location --sort-output --project Bookwise --copyright-holder "Bookwise developers" .

@@ -20,9 +20,10 @@ import http.server
 import os
 import shutil
 import socket
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
@@ -61,13 +62,64 @@ def pytest_report_header() -> str:
     return f"clock: the tests stand at {TEST_NOW.isoformat()} (BOOKWISE_TEST_NOW)"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Modules that change what every process of the virtualenv sees (tests/test_plugins.py
+# pip-installs a throwaway plugin for a moment): marked ``serial``, they never run beside other
+# tests. Under pytest-xdist they are left out; ``pytest --serial-only`` runs them alone.
+SERIAL_MODULES = {ROOT / "tests" / "test_plugins.py"}
+# Modules whose expensive module-scoped fixtures (a wheel built, installed) should be made once:
+# with ``--dist loadgroup`` (make test) all their tests go to one worker.
+ONE_WORKER_MODULES = {ROOT / "tests" / "test_packaging.py"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--serial-only",
+        action="store_true",
+        help="run only the tests marked serial (make test runs them after the parallel run)",
+    )
+
+
+def _parallel(config: pytest.Config) -> bool:
+    """Whether this is a pytest-xdist run (the controller or one of its workers)."""
+    return bool(os.environ.get("PYTEST_XDIST_WORKER")) or bool(
+        getattr(config.option, "numprocesses", None)
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that depend on the time of day (they ask for ``now`` or ``clock``, or drive a
-    browser) are marked ``clock``: CI runs them again at other instants."""
+    browser) are marked ``clock``: CI runs them again at other instants. Tests of the
+    ``SERIAL_MODULES`` are marked ``serial``: left out of a parallel run, alone with
+    ``--serial-only``."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "now" in names or "clock" in names or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.clock)
+        if item.path in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+        if item.path in ONE_WORKER_MODULES:  # their module fixtures are made once, not per worker
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    serial_only = config.getoption("serial_only")
+    if serial_only or _parallel(config):
+        keep = [i for i in items if bool(i.get_closest_marker("serial")) == serial_only]
+        dropped = [i for i in items if bool(i.get_closest_marker("serial")) != serial_only]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _parallel(config) and not config.getoption("serial_only"):
+        terminalreporter.write_line(
+            "tests marked serial (tests/test_plugins.py) do not run in parallel: "
+            "run them with `pytest --serial-only` (make test does)"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # --serial-only on a selection without serial tests ran nothing, and nothing failed.
+    if session.config.getoption("serial_only") and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 @pytest.fixture
@@ -108,20 +160,54 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_schema() -> Iterator[str]:
-    """A schema of its own in the test database, migrated once and dropped at the end."""
+def _postgres_schema(admin: sa.Engine) -> str:
+    """A new, migrated schema of the test database: its name (unique to this process)."""
     schema = f"bw_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     engine = make_engine(_with_search_path(POSTGRES_URL, schema))
     migrate.upgrade(engine)
     engine.dispose()
-    yield schema
+    return schema
+
+
+def _postgres_tables(connection: sa.Connection, schema: str) -> list[str]:
+    """The tables of a schema but Alembic's, parents before children."""
+    metadata = sa.MetaData()
+    metadata.reflect(bind=connection, schema=schema)
+    return [t.name for t in metadata.sorted_tables if t.name != "alembic_version"]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """An engine on the test database itself; the session's schemas are dropped at the end."""
+    admin = sa.create_engine(POSTGRES_URL)
+    # The migrations create btree_gist "IF NOT EXISTS", in the first schema of the search path:
+    # a test schema, which takes the extension (and other processes' constraints) with it when
+    # dropped, and two xdist workers migrating at once race to create it. Made once, in public.
     with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(72430001)"))
+        connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public"))
+    yield admin
+    with admin.begin() as connection:
+        for (schema,) in connection.execute(
+            sa.text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:names)"),
+            {"names": _SESSION_SCHEMAS},
+        ):
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+_SESSION_SCHEMAS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_admin: sa.Engine) -> str:
+    """A schema of its own in the test database (each xdist worker has its own), migrated once
+    and dropped at the end; each test truncates its tables."""
+    schema = _postgres_schema(postgres_admin)
+    _SESSION_SCHEMAS.append(schema)
+    return schema
 
 
 @pytest.fixture(params=BACKENDS)
@@ -136,16 +222,129 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = _with_search_path(POSTGRES_URL, schema)
     engine = make_engine(url)
     with engine.begin() as connection:
-        tables = [
-            t
-            for t in sa.inspect(connection).get_table_names(schema=schema)
-            if t != "alembic_version"
-        ]
+        tables = _postgres_tables(connection, schema)
         if tables:
             names = ", ".join(f'"{schema}"."{t}"' for t in tables)
             connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url
+
+
+# --- seeded databases: prepared once per session, copied into each test's database --------------
+#
+# Loading the workflows and a calendar file takes about half a second; most tests start from one
+# of three seeded states (``demo``, ``scenario``, ``mailing``). Each is made once per session (per
+# xdist worker), by the same calls the fixtures made before, into a database of its own; each test
+# then gets a copy: on SQLite the seeded file, copied into the test's database with SQLite's
+# backup API; on PostgreSQL the seeded schema's rows, copied into the test's (just truncated)
+# schema by INSERT ... SELECT, and its sequences set where the seed left them. The seeds'
+# settings differ from a test's only in the database and the instance folder (neither is stored).
+
+
+Values = Callable[[Path, str], dict[str, Any]]
+Seeder = Callable[[Settings, Database], Any]
+
+
+@dataclass
+class Seed:
+    backend: str
+    sqlite_file: Path | None = None
+    schema: str | None = None
+    tables: tuple[str, ...] = ()
+    sequences: tuple[tuple[str, int, bool], ...] = ()
+    result: Any = None  # what the seeder returned (ids, for instance)
+
+
+class Seeds:
+    """The seeded states of this session, made when first asked for."""
+
+    def __init__(self, request: pytest.FixtureRequest, folder: Path) -> None:
+        self.request = request
+        self.folder = folder
+        self.made: dict[tuple[str, str], Seed] = {}
+
+    def restore(self, name: str, database: Database, values: Values, seed: Seeder) -> Any:
+        """Make ``database`` hold the seeded state ``name`` (whatever it held before), which
+        ``seed`` makes from an empty database and the configuration ``values(folder,
+        database_url)``; return what ``seed`` returned."""
+        backend = database.engine.dialect.name
+        key = (name, backend)
+        if key not in self.made:
+            self.made[key] = self._make(name, backend, values, seed)
+        made = self.made[key]
+        if made.sqlite_file is not None:
+            database.engine.dispose()  # no connection of the pool holds the old content
+            target = sqlite3.connect(database.engine.url.database or "")
+            source = sqlite3.connect(made.sqlite_file)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
+            return made.result
+        with database.engine.begin() as connection:
+            names = ", ".join(f'"{t}"' for t in made.tables)
+            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            for table in made.tables:
+                connection.execute(
+                    sa.text(f'INSERT INTO "{table}" SELECT * FROM "{made.schema}"."{table}"')
+                )
+            for sequence, value, called in made.sequences:
+                connection.execute(
+                    sa.text("SELECT setval(:sequence, :value, :called)"),
+                    {"sequence": sequence, "value": value, "called": called},
+                )
+        return made.result
+
+    def _make(self, name: str, backend: str, values: Values, seed: Seeder) -> Seed:
+        folder = self.folder / f"{name}-{backend}"
+        folder.mkdir()
+        if backend == "sqlite":
+            path = folder / "bookwise.db"
+            shutil.copyfile(self.request.getfixturevalue("sqlite_template"), path)
+            url = f"sqlite:///{path}"
+        else:
+            schema = _postgres_schema(self.request.getfixturevalue("postgres_admin"))
+            _SESSION_SCHEMAS.append(schema)
+            url = _with_search_path(POSTGRES_URL, schema)
+        config = write_config(folder / "config.yaml", values(folder, url))
+        settings = load_settings(config, environ={})
+        database = open_database(settings)
+        try:
+            result = seed(settings, database)
+            if backend == "sqlite":
+                with database.engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                return Seed(backend, sqlite_file=path, result=result)
+            with database.engine.connect() as connection:
+                tables = _postgres_tables(connection, schema)
+                sequences = []
+                for (sequence,) in connection.execute(
+                    sa.text(
+                        "SELECT quote_ident(sequence_schema) || '.' || quote_ident(sequence_name) "
+                        "FROM information_schema.sequences WHERE sequence_schema = :schema"
+                    ),
+                    {"schema": schema},
+                ):
+                    value, called = connection.execute(
+                        sa.text(f"SELECT last_value, is_called FROM {sequence}")
+                    ).one()
+                    local = sequence.split(".", 1)[1]  # the same sequence in the test's schema
+                    sequences.append((local, value, called))
+            return Seed(
+                backend,
+                schema=schema,
+                tables=tuple(tables),
+                sequences=tuple(sequences),
+                result=result,
+            )
+        finally:
+            database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Seeds:
+    return Seeds(request, tmp_path_factory.mktemp("seeds"))
 
 
 def write_config(path: Path, values: dict[str, Any]) -> Path:
@@ -198,13 +397,18 @@ class Loaded:
     database: Database
 
 
-@pytest.fixture
-def demo(settings: Settings, database: Database) -> Loaded:
-    """A database with the repository's workflows and the demo calendars loaded."""
+def _seed_demo(settings: Settings, database: Database) -> None:
     from bookwise import instance
 
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
+
+
+@pytest.fixture
+def demo(settings: Settings, database: Database, seeds: Seeds) -> Loaded:
+    """A database with the repository's workflows and the demo calendars loaded (a copy of the
+    session's seeded ``demo`` database)."""
+    seeds.restore("demo", database, base_config, _seed_demo)
     return Loaded(settings, database)
 
 
@@ -250,18 +454,27 @@ def bookwise_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyP
 SCENARIO = DATA / "scenario"
 
 
-@pytest.fixture
-def scenario(tmp_path: Path, database_url: str) -> Loaded:
-    """The test scenario (tests/data/scenario): the calendar "acme" with three consultants, the
-    workflows consult (1:1, round robin), workshop (5 places) and review (approval, client
-    chooses), and the sign-in-only calendar "private"."""
+def _scenario_config(tmp_path: Path, database_url: str) -> dict[str, Any]:
+    return base_config(tmp_path, database_url) | {"workflows": str(SCENARIO / "workflows")}
+
+
+def _seed_scenario(settings: Settings, database: Database) -> None:
     from bookwise import instance
 
-    values = base_config(tmp_path, database_url) | {"workflows": str(SCENARIO / "workflows")}
-    settings = load_settings(write_config(tmp_path / "scenario.yaml", values), environ={})
-    database = open_database(settings)
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, SCENARIO / "calendars.yaml")
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, database_url: str, seeds: Seeds) -> Iterator[Loaded]:
+    """The test scenario (tests/data/scenario): the calendar "acme" with three consultants, the
+    workflows consult (1:1, round robin), workshop (5 places) and review (approval, client
+    chooses), and the sign-in-only calendar "private". A copy of the session's seeded
+    ``scenario`` database."""
+    values = _scenario_config(tmp_path, database_url)
+    settings = load_settings(write_config(tmp_path / "scenario.yaml", values), environ={})
+    database = open_database(settings)
+    seeds.restore("scenario", database, _scenario_config, _seed_scenario)
     yield Loaded(settings, database)
     database.engine.dispose()
 
@@ -337,24 +550,38 @@ def receiver() -> Iterator[str]:
 SECRET = "webhook-secret-for-tests"
 
 
-@pytest.fixture
-def mailing(inbox: Inbox, receiver: str, tmp_path: Any, database_url: str) -> Loaded:
-    """The scenario, with e-mail going to the loopback SMTP server and a webhook receiver."""
-    from bookwise import instance
-
-    values = base_config(tmp_path, database_url) | {
+def _mailing_config(
+    tmp_path: Path, database_url: str, smtp_port: int = 25, webhook: str = "http://127.0.0.1/hook"
+) -> dict[str, Any]:
+    return base_config(tmp_path, database_url) | {
         "workflows": str(SCENARIO / "workflows"),
         "mail": {
             "host": "127.0.0.1",
-            "port": inbox.port,
+            "port": smtp_port,
             "sender": "Acme <bookings@acme.example>",
             "timeout": 5,
         },
-        "plugins": {"enabled": [], "webhook": {"url": receiver, "secret": SECRET}},
+        "plugins": {"enabled": [], "webhook": {"url": webhook, "secret": SECRET}},
         "base_url": "https://book.acme.example",
     }
+
+
+def _seed_mailing(settings: Settings, database: Database) -> None:
+    from bookwise import instance
+
+    instance.load_calendar_files(settings, database, [SCENARIO / "calendars.yaml"])
+
+
+@pytest.fixture
+def mailing(
+    inbox: Inbox, receiver: str, tmp_path: Path, database_url: str, seeds: Seeds
+) -> Iterator[Loaded]:
+    """The scenario, with e-mail going to the loopback SMTP server and a webhook receiver (a copy
+    of the session's seeded ``mailing`` database: the seed ran with other ports, which it does
+    not store)."""
+    values = _mailing_config(tmp_path, database_url, inbox.port, receiver)
     settings = load_settings(write_config(tmp_path / "mail.yaml", values), environ={})
     database = open_database(settings)
-    instance.load_calendar_files(settings, database, [SCENARIO / "calendars.yaml"])
+    seeds.restore("mailing", database, _mailing_config, _seed_mailing)
     yield Loaded(settings, database)
     database.engine.dispose()

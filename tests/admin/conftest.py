@@ -7,6 +7,10 @@
   approval, a review with ben, a visit with cleo (a sensitive answer, and a client name that looks
   like a spreadsheet formula); in private, a consult with dan; a workflow owned by private only
   (``private-only``) and an outbox row of each calendar.
+
+The world is built once per session (per xdist worker) and copied into each test's database (see
+``Seeds`` in tests/conftest.py): building it (five scrypt hashes, five bookings) took a second or
+two per test.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from sqlalchemy import select
 from bookwise.accounts.services import create_user, grant_role
 from bookwise.bookings.services import BookingRequest, create_booking, find_service
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
+from bookwise.config import Settings
 from bookwise.db import unit_of_work
+from bookwise.instance import Database
 from bookwise.notifications.models import Notification
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
 from bookwise.workflows.editing import check_text
 from bookwise.workflows.services import create_workflow
 from bookwise.workflows.sources import check_context
+from tests.conftest import Seeds, _scenario_config, _seed_scenario
 
 PASSWORD = "correct horse battery staple"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -87,11 +94,9 @@ def _book(session: Any, calendar: str, service: str, start: datetime, **extra: A
     return booking.id
 
 
-@pytest.fixture
-def world(scenario: Any) -> Iterator[World]:
-    from bookwise.app import create_app
-
-    database = scenario.database
+def _seed_world(settings: Settings, database: Database) -> dict[str, int]:
+    """The scenario, then the world's users, workflow, time off, bookings and messages."""
+    _seed_scenario(settings, database)
     ids: dict[str, int] = {}
     with unit_of_work(database.sessions) as session:
         seed_templates(session, [SHIPPED_TEMPLATES])
@@ -111,7 +116,7 @@ def world(scenario: Any) -> Iterator[World]:
         grant_role(session, ana, acme.id, "staff").staff_id = staff["ana"].id
         grant_role(session, other, private.id, "admin")
         ids.update(super=super_.id, admin=admin.id, viewer=viewer.id, ana=ana.id, other=other.id)
-        context, _ = check_context(scenario.settings)
+        context, _ = check_context(settings)
         checked, problems = check_text(PRIVATE_ONLY, "private-only.yaml", context)
         assert checked is not None, problems
         record = create_workflow(session, checked, private.id, origin="admin", author="test")
@@ -171,6 +176,15 @@ def world(scenario: Any) -> Iterator[World]:
             session.add(row)
             session.flush()
             ids[f"message_{calendar}"] = row.id
+    return ids
+
+
+@pytest.fixture
+def world(scenario: Any, seeds: Seeds) -> Iterator[World]:
+    """The world in the scenario's database: a copy of the session's seeded ``world``."""
+    from bookwise.app import create_app
+
+    ids = dict(seeds.restore("world", scenario.database, _scenario_config, _seed_world))
     application = create_app(scenario.settings)
     application.config.update(TESTING=True)
     application.extensions["bookwise"].clock = lambda: NOW
