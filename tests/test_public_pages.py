@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bookwise.formatting import utc_offset
 from bookwise.timezones import canonical_zone, offered_zones
+from tests.test_public import form_values
 
 PARIS = ZoneInfo("Europe/Paris")
 ORIGIN = {"Origin": "http://localhost"}
@@ -38,21 +39,12 @@ def start_at(now: datetime, hour: int, days: int = 3) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS)
 
 
-def hidden_values(html: str) -> dict[str, str]:
-    values = {}
-    for tag in re.findall(r"<input[^>]*>", html):
-        attributes = dict(re.findall(r'(\w+)="([^"]*)"', tag))
-        if attributes.get("type") == "hidden" and "name" in attributes:
-            values[attributes["name"]] = unescape(attributes.get("value", ""))
-    return values
-
-
 def book(web: Any, now: datetime, hour: int = 10, **headers: str) -> str:
     """Book a consultation through the pages; the manage token."""
     start = start_at(now, hour).isoformat().replace("+", "%2B")
     url = f"/acme/consult/book?start={start}&tz=Europe/Paris"
     page = web.get(url, headers=headers).get_data(as_text=True)
-    answers = hidden_values(page) | {
+    answers = form_values(page) | {
         "field_name": "Élodie Martin",
         "field_email": "elodie@example.org",
         "field_topic": "Taxes",
@@ -65,7 +57,7 @@ def book(web: Any, now: datetime, hour: int = 10, **headers: str) -> str:
 
 def cancel(web: Any, token: str) -> None:
     page = web.get(f"/manage/{token}/cancel").get_data(as_text=True)
-    response = web.post(f"/manage/{token}/cancel", data=hidden_values(page), headers=ORIGIN)
+    response = web.post(f"/manage/{token}/cancel", data=form_values(page), headers=ORIGIN)
     assert response.status_code == 302
 
 
@@ -282,7 +274,7 @@ def test_moving_a_booking_from_abroad_names_the_zone(web: Any, now: datetime) ->
     with their zone; a Paris client reads the bare time."""
     start = start_at(now, 10).isoformat().replace("+", "%2B")
     url = f"/acme/consult/book?start={start}&tz=America/Toronto"
-    answers = hidden_values(web.get(url).get_data(as_text=True)) | {
+    answers = form_values(web.get(url).get_data(as_text=True)) | {
         "field_name": "Sam Lee",
         "field_email": "sam@example.org",
         "field_topic": "Taxes",

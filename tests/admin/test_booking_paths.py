@@ -17,6 +17,7 @@ from bookwise.calendars.models import Service
 from bookwise.i18n import gettext
 from bookwise.workflows.models import WorkflowRecord
 from tests.admin.conftest import NOW, World, db, post
+from tests.test_public import form_values
 
 PARIS = ZoneInfo("Europe/Paris")
 ORIGIN = {"Origin": "http://localhost"}
@@ -26,15 +27,6 @@ def _start() -> datetime:
     """10:00 in Paris on the Monday after the back office's instant (a Wednesday): open, free."""
     day = NOW.astimezone(PARIS).date() + timedelta(days=5)
     return datetime(day.year, day.month, day.day, 10, tzinfo=PARIS)
-
-
-def _hidden(html: str) -> dict[str, str]:
-    values = {}
-    for tag in re.findall(r"<input[^>]*>", html):
-        attributes = dict(re.findall(r'(\w+)="([^"]*)"', tag))
-        if attributes.get("type") == "hidden" and "name" in attributes:
-            values[attributes["name"]] = unescape(attributes.get("value", ""))
-    return values
 
 
 def _text(html: str) -> str:
@@ -56,7 +48,7 @@ def _public_form(world: World, start: datetime) -> Any:
     """A visitor opens the form for ``start`` (while it is free); call the result to send it."""
     web = world.app.test_client()
     url = f"/acme/review/book?start={quote(start.isoformat())}&tz=Europe/Paris&staff=ana"
-    hidden = _hidden(web.get(url).get_data(as_text=True))
+    hidden = form_values(web.get(url).get_data(as_text=True))
     assert hidden.get("start"), "the form was not offered"
 
     def send(email: str) -> Any:
