@@ -49,6 +49,7 @@ run: $(STAMP) $(MO)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 check-format: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -64,6 +65,7 @@ test: $(STAMP) $(MO) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 	$(BIN)/pytest --serial-only $(PYTEST_ARGS)
 

@@ -40,10 +40,12 @@ from bookwise.app import create_app  # noqa: E402
 from bookwise.bookings.models import Booking, Client  # noqa: E402
 from bookwise.bookings.services import find_service  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
+from bookwise.database import Database, open_database, prepare_schema  # noqa: E402
 from bookwise.db import unit_of_work  # noqa: E402
 from bookwise.notifications.context import answer_text, reference  # noqa: E402
 from bookwise.reports.services import (  # noqa: E402
     BASE_COLUMNS,
+    ReportScope,
     _bookings,
     booking_stats,
     export_rows,
@@ -72,7 +74,7 @@ notifications: []
 """
 
 
-def seed(database: instance.Database, today: date) -> None:
+def seed(database: Database, today: date) -> None:
     rng = random.Random(11)
     with database.sessions() as session, session.begin():
         context = find_service(session, "bench", "bench")
@@ -115,13 +117,12 @@ def seed(database: instance.Database, today: date) -> None:
         session.execute(sa.insert(Booking), rows)
 
 
-def orm_export(database: instance.Database, calendar_id: int, first: date, last: date) -> bytes:
+def orm_export(database: Database, calendar_id: int, first: date, last: date) -> bytes:
     """The baseline: the same table built from ORM objects (relations by ``selectinload``)."""
     with database.sessions() as session:
-        start = datetime.combine(first, datetime.min.time(), PARIS)
-        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), PARIS)
+        scope = ReportScope(calendar_id, first, last, "Europe/Paris", "en", "en")
         rows = []
-        for booking in _bookings(session, calendar_id, start, end):
+        for booking in _bookings(session, scope):
             workflow = workflow_of(booking.workflow_version)
             row = [
                 reference(booking),
@@ -160,8 +161,8 @@ def run(url: str | None) -> None:
                 f"workflows: {folder / 'workflows'}\nforms: {ROOT / 'forms'}\n"
             )
             settings = load_settings(config, environ={})
-            database = instance.open_database(settings)
-            instance.prepare_schema(database)
+            database = open_database(settings)
+            prepare_schema(database)
             instance.load_calendar_files(settings, database, [base.calendar_file(folder)])
             today = datetime.now(PARIS).date()
             seed(database, today)
@@ -179,7 +180,9 @@ def run(url: str | None) -> None:
             def export() -> bytes:
                 with database.sessions() as session:
                     header, rows = export_rows(
-                        session, calendar_id, first, last, "Europe/Paris", "en", "en", True
+                        session,
+                        ReportScope(calendar_id, first, last, "Europe/Paris", "en", "en"),
+                        include_sensitive=True,
                     )
                 assert len(rows) == BOOKINGS
                 return write_table(header, rows, "\t")
@@ -194,14 +197,10 @@ def run(url: str | None) -> None:
 
             def stats() -> object:
                 with database.sessions() as session:
+                    first_day = today - timedelta(days=29)
                     return booking_stats(
                         session,
-                        calendar_id,
-                        today - timedelta(days=29),
-                        today,
-                        "Europe/Paris",
-                        "en",
-                        "en",
+                        ReportScope(calendar_id, first_day, today, "Europe/Paris", "en", "en"),
                     )
 
             base.measure("dashboard counts, 30 days", stats, repeat=10)

@@ -52,6 +52,7 @@ from bookwise.availability.services import (  # noqa: E402
 from bookwise.bookings.models import Booking, Client  # noqa: E402
 from bookwise.bookings.services import find_service  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
+from bookwise.database import Database, open_database, prepare_schema  # noqa: E402
 
 PARIS = ZoneInfo("Europe/Paris")
 STAFF, DAYS, BOOKINGS = 50, 31, 2000
@@ -151,7 +152,7 @@ def booking_row(
     }
 
 
-def seed_bookings(database: instance.Database, first: date) -> None:
+def seed_bookings(database: Database, first: date) -> None:
     """2,000 bookings at random free times, written with Core for speed."""
     rng = random.Random(7)
     with database.sessions() as session, session.begin():
@@ -190,8 +191,8 @@ def run(url: str | None) -> None:
                 f"workflows: {folder / 'workflows'}\nforms: {ROOT / 'forms'}\n"
             )
             settings = load_settings(config, environ={})
-            database = instance.open_database(settings)
-            instance.prepare_schema(database)
+            database = open_database(settings)
+            prepare_schema(database)
             instance.load_calendar_files(settings, database, [calendar_file(folder)])
             first = datetime.now(PARIS).date() + timedelta(days=1)
             seed_bookings(database, first)

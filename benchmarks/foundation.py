@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from bookwise import instance  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
+from bookwise.database import open_database, prepare_schema  # noqa: E402
 from bookwise.workflows.sources import check_instance_workflows  # noqa: E402
 
 
@@ -43,8 +44,8 @@ def main() -> None:
             f"workflows: {ROOT / 'workflows'}\nforms: {ROOT / 'forms'}\n"
         )
         settings = load_settings(config, environ={})
-        database = instance.open_database(settings)
-        instance.prepare_schema(database)
+        database = open_database(settings)
+        prepare_schema(database)
         demo = ROOT / "demo" / "calendars.yaml"
 
         measure(

@@ -30,6 +30,7 @@ from bookwise import instance  # noqa: E402
 from bookwise.bookings import services  # noqa: E402
 from bookwise.bookings.models import Booking  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
+from bookwise.database import open_database, prepare_schema  # noqa: E402
 from bookwise.db import unit_of_work, utcnow  # noqa: E402
 
 SCENARIO = ROOT / "tests" / "data" / "scenario"
@@ -60,8 +61,8 @@ def race(url: str, folder: str, naive: bool) -> tuple[int, Counter[str]]:
         f"workflows: {SCENARIO / 'workflows'}\nforms: {ROOT / 'forms'}\n"
     )
     settings = load_settings(config, environ={})
-    db = instance.open_database(settings)
-    instance.prepare_schema(db)
+    db = open_database(settings)
+    prepare_schema(db)
     instance.load_calendar_files(settings, db, [SCENARIO / "calendars.yaml"])
     with db.engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM bookings"))

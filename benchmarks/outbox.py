@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bookwise import instance  # noqa: E402
 from bookwise.bookings.services import BookingRequest, create_booking, find_service  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
+from bookwise.database import Database, open_database, prepare_schema  # noqa: E402
 from bookwise.db import unit_of_work  # noqa: E402
 from bookwise.notifications.models import Notification  # noqa: E402
 
@@ -38,7 +39,7 @@ SCENARIO = ROOT / "tests" / "data" / "scenario"
 DRAIN = """
 import sys
 from bookwise.config import load_settings
-from bookwise.instance import open_database
+from bookwise.database import open_database
 from bookwise.notifications.delivery import Dispatcher
 settings = load_settings(sys.argv[1], environ={})
 print(Dispatcher(settings, open_database(settings)).drain(), flush=True)
@@ -78,8 +79,8 @@ def main(url: str | None) -> None:
                 f"mail: {{host: 127.0.0.1, port: {port}, sender: 'Bench <b@bench.example>'}}\n"
             )
             settings = load_settings(config, environ={})
-            database = instance.open_database(settings)
-            instance.prepare_schema(database)
+            database = open_database(settings)
+            prepare_schema(database)
             instance.load_calendar_files(settings, database, [SCENARIO / "calendars.yaml"])
             start = datetime.now(ZoneInfo("Europe/Paris")).replace(
                 hour=10, minute=0, second=0, microsecond=0
@@ -127,7 +128,7 @@ def main(url: str | None) -> None:
             admin.dispose()
 
 
-def reset(database: instance.Database, booking_id: int) -> None:
+def reset(database: Database, booking_id: int) -> None:
     now = datetime.now(UTC)
     with database.engine.begin() as connection:
         connection.execute(sa.delete(Notification.__table__))

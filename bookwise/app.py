@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings, load_settings, secret_key_of
+from bookwise.database import open_database
 from bookwise.errors import NotFound
 from bookwise.i18n import (
     LANG_COOKIE,
@@ -24,7 +25,6 @@ from bookwise.i18n import (
     language_choices,
     select_locale,
 )
-from bookwise.instance import open_database
 from bookwise.web import Bookwise, close_session, csrf
 
 MAX_BODY = 64 * 1024

@@ -69,6 +69,7 @@ def init(
     """Create or upgrade the database, store the workflows, create an administrator."""
     from bookwise import instance
     from bookwise.accounts.services import has_superadmin
+    from bookwise.database import open_database, prepare_schema
 
     if admin_email is None and admin_password is not None:
         raise click.UsageError("--admin-password needs --admin-email")
@@ -76,8 +77,8 @@ def init(
     if demo and settings.demo_data is None:
         raise BookwiseError("--demo needs demo_data in the configuration (a calendar data file)")
     checked = instance.checked_workflows(settings)  # before touching the database
-    database = instance.open_database(settings)
-    before = instance.prepare_schema(database)
+    database = open_database(settings)
+    before = prepare_schema(database)
     click.echo(
         {
             "empty": "database created",
@@ -126,10 +127,11 @@ def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...]) 
     Every file is checked first; when one has an error, nothing is written.
     """
     from bookwise import instance
+    from bookwise.database import open_database, require_current_schema
 
     settings = settings_from(ctx, config_path)
-    database = instance.open_database(settings)
-    instance.require_current_schema(database)
+    database = open_database(settings)
+    require_current_schema(database)
     result = instance.load_calendar_files(settings, database, list(files))
     for warning in result.warnings:
         click.echo(str(warning), err=True)
@@ -210,6 +212,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
 
     from bookwise import instance
     from bookwise.app import create_app
+    from bookwise.database import open_database, prepare_schema
 
     settings = settings_from(ctx, config_path)
     _check_port_free(host, port)
@@ -217,9 +220,9 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
         # Links in pages and messages must reach this server when it runs elsewhere.
         settings = dataclasses.replace(settings, base_url=f"http://{host}:{port}")
     checked = instance.checked_workflows(settings)  # before touching the database
-    database = instance.open_database(settings)
+    database = open_database(settings)
     _report_plugins(database)
-    instance.prepare_schema(database)
+    prepare_schema(database)
     started = instance.start_instance(settings, database, checked, demo=True, now=clock())
     if started.workflows.changed:
         click.echo(started.workflows.summary())
@@ -290,13 +293,13 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool, clock: Any)
     Any number of workers may run, on one machine or several: each claims its own outbox rows,
     and a job that must run once takes a lease in the database.
     """
-    from bookwise import instance
+    from bookwise.database import open_database, require_current_schema
     from bookwise.jobs import scheduler_for
 
     settings = settings_from(ctx, config_path)
-    database = instance.open_database(settings)
+    database = open_database(settings)
     _report_plugins(database)
-    instance.require_current_schema(database)
+    require_current_schema(database)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if once:
         from bookwise.notifications.delivery import Dispatcher
@@ -333,12 +336,12 @@ def jobs(ctx: click.Context, config_path: Path | None) -> None:
         ctx.obj = {**(ctx.obj or {}), "config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    from bookwise import instance
+    from bookwise.database import open_database, require_current_schema
     from bookwise.scheduling.core import job_statuses
 
     settings = settings_from(ctx, None)
-    database = instance.open_database(settings)
-    instance.require_current_schema(database)
+    database = open_database(settings)
+    require_current_schema(database)
     statuses = job_statuses(settings, database)
     header = ("job", "trigger", "where", "owner", "last run", "outcome", "duration", "next run")
     lines = [header]
@@ -367,12 +370,12 @@ def jobs(ctx: click.Context, config_path: Path | None) -> None:
 def jobs_run(ctx: click.Context, config_path: Path | None, name: str, clock: Any) -> None:
     """Run the job NAME now, whether it is due or not (a "once" job takes its lease: it is
     refused while another process runs it). Exits 1 when the job fails."""
-    from bookwise import instance
+    from bookwise.database import open_database, require_current_schema
     from bookwise.jobs import runner_for
 
     settings = settings_from(ctx, config_path)
-    database = instance.open_database(settings)
-    instance.require_current_schema(database)
+    database = open_database(settings)
+    require_current_schema(database)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         result = runner_for(settings, database, clock=clock).run_now(name)

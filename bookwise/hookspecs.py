@@ -46,8 +46,13 @@ if TYPE_CHECKING:
 
     from bookwise.availability.assignment import AssignmentContext
     from bookwise.notifications.channels import Channel
-    from bookwise.plugins.api import BookingChange, BookingData, FieldType, MeetingProvider
-    from bookwise.plugins.host import PluginContext
+    from bookwise.plugins.api import (
+        BookingChange,
+        BookingData,
+        FieldType,
+        MeetingProvider,
+        PluginContext,
+    )
     from bookwise.scheduling.registry import Job
 
 PROJECT = "bookwise"

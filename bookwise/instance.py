@@ -13,24 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
-from bookwise import migrate
 from bookwise.accounts.models import User
 from bookwise.accounts.services import create_user, find_user, grant_role
 from bookwise.calendars.data import check_calendar_data
 from bookwise.calendars.models import Calendar
 from bookwise.calendars.services import LoadReport, load_calendars
 from bookwise.config import Settings
-from bookwise.db import make_engine, make_session_factory, unit_of_work, utcnow
+from bookwise.database import Database
+from bookwise.db import unit_of_work, utcnow
 from bookwise.documents import DocumentError, read_document
-from bookwise.errors import BookwiseError, ConfigError, Problem, ProblemsError, errors_only
+from bookwise.errors import Problem, ProblemsError, errors_only
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
-from bookwise.plugins.bookings import attach
 from bookwise.plugins.host import PluginHost
 from bookwise.workflows.loader import CheckedWorkflow, display_path
 from bookwise.workflows.services import SyncReport, sync_workflow_files, workflow_tags
@@ -38,73 +36,6 @@ from bookwise.workflows.sources import check_instance_workflows
 
 DEMO_ADMIN_EMAIL = "admin@bookwise.test"
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Database:
-    engine: Engine
-    sessions: sessionmaker[Session]
-    # The instance's plugins (see bookwise.plugins.host); the sessions carry them too.
-    plugins: PluginHost
-
-
-def open_database(settings: Settings) -> Database:
-    """Connect to the configured database (creating the SQLite folder when needed)."""
-    url = settings.database_url
-    try:
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///").split("?")[0]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigError(
-            f"database_url {url!r} is not a database address Bookwise can use "
-            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host/name"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"database_url {url!r}: cannot create its folder ({exc.strerror})"
-        ) from None
-    # The plugins come with the database: every session reaches them (see bookwise.plugins).
-    host = PluginHost(settings)
-    database = Database(engine, make_session_factory(engine), host)
-    host.database = database
-    attach(database, host.load())
-    return database
-
-
-def schema_state(database: Database) -> migrate.SchemaState:
-    """What the database holds: ``empty``, ``current``, ``outdated`` or ``foreign``."""
-    try:
-        return migrate.schema_state(database.engine)
-    except Exception as exc:  # the driver's own errors vary; all mean "cannot reach it"
-        raise BookwiseError(f"cannot open the database: {_first_line(exc)}") from None
-
-
-def prepare_schema(database: Database) -> migrate.SchemaState:
-    """Create or upgrade the schema; return what was there before."""
-    state = schema_state(database)
-    if state == "foreign":
-        raise BookwiseError(
-            "the database holds tables that are not Bookwise's; point database_url at an "
-            "empty database"
-        )
-    if state != "current":
-        migrate.upgrade(database.engine)
-    return state
-
-
-def require_current_schema(database: Database) -> None:
-    """:class:`BookwiseError` with what to do, unless the schema is there and up to date."""
-    state = schema_state(database)
-    if state == "empty":
-        raise BookwiseError("the database is empty: run bookwise init first")
-    if state == "outdated":
-        raise BookwiseError("the database schema is outdated: run bookwise init to upgrade it")
-    if state == "foreign":
-        raise BookwiseError("the database holds tables that are not Bookwise's")
 
 
 def checked_workflows(
@@ -283,8 +214,3 @@ def demo_login(settings: Settings, database: Database) -> tuple[str | None, str 
         if user is None or not check_password_hash(user.password_hash, password):
             return None, None
     return email, password
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -16,8 +16,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from bookwise.clock import system_clock
 from bookwise.config import Settings
+from bookwise.database import Database
 from bookwise.db import utcnow
-from bookwise.instance import Database
 from bookwise.scheduling.core import all_jobs
 from bookwise.scheduling.registry import Job
 from bookwise.scheduling.services import JobRunner

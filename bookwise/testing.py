@@ -32,7 +32,7 @@ from ruamel.yaml import YAML
 
 from bookwise.clock import Clock, clock_from, parse_instant
 from bookwise.config import Settings, load_settings
-from bookwise.instance import Database, open_database
+from bookwise.database import Database, open_database, prepare_schema
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (an editable install)
 
@@ -109,7 +109,7 @@ def make_instance(
         YAML().dump(values, handle)
     settings = load_settings(path, environ={})
     database = open_database(settings)
-    instance.prepare_schema(database)
+    prepare_schema(database)
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, ROOT / "demo" / "calendars.yaml")
     return RunningInstance(settings, database, clock_from(now or test_instant()))

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings
-from bookwise.instance import Database
+from bookwise.database import Database
 
 csrf = CSRFProtect()
 

@@ -38,8 +38,8 @@ from ruamel.yaml import YAML
 from bookwise import migrate
 from bookwise.clock import Clock, clock_from
 from bookwise.config import Settings, load_settings
+from bookwise.database import Database, open_database
 from bookwise.db import make_engine
-from bookwise.instance import Database, open_database
 from bookwise.testing import test_instant
 
 ROOT = Path(__file__).resolve().parent.parent

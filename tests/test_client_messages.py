@@ -37,9 +37,9 @@ from bookwise.bookings.services import (
     transition_booking,
 )
 from bookwise.config import load_settings
+from bookwise.database import open_database
 from bookwise.db import unit_of_work
 from bookwise.formatting import format_clock, format_when, zone_note
-from bookwise.instance import open_database
 from bookwise.notifications.channels import Channel, EmailChannel, OutgoingMessage
 from bookwise.notifications.delivery import Dispatcher
 from bookwise.notifications.models import Notification

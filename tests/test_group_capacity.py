@@ -73,7 +73,7 @@ CALENDARS = """calendars:
 def school(tmp_path: Path, database_url: str) -> Any:
     from bookwise import instance
     from bookwise.config import load_settings
-    from bookwise.instance import open_database
+    from bookwise.database import open_database
 
     workflows = tmp_path / "workflows"
     workflows.mkdir()

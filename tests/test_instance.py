@@ -17,9 +17,9 @@ from bookwise import instance
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff, WorkingHours
 from bookwise.config import Settings, load_settings
+from bookwise.database import Database
 from bookwise.db import NaiveDatetimeError
 from bookwise.errors import ProblemsError
-from bookwise.instance import Database
 from bookwise.models import metadata
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 from bookwise.workflows.services import add_version, current_version, workflow_of

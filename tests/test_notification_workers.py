@@ -20,7 +20,7 @@ DRAIN = """
 import sys
 from bookwise.clock import clock_from, parse_instant
 from bookwise.config import load_settings
-from bookwise.instance import open_database
+from bookwise.database import open_database
 from bookwise.notifications.delivery import Dispatcher
 settings = load_settings(sys.argv[1], environ={})
 clock = clock_from(parse_instant(sys.argv[2]))

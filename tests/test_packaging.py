@@ -135,11 +135,12 @@ INSTALLED_CHECK = textwrap.dedent(
 
     import bookwise
     from bookwise import create_app, instance
+    from bookwise.database import open_database, prepare_schema
     from bookwise.config import load_settings
 
     settings = load_settings(sys.argv[1], environ={})
-    database = instance.open_database(settings)
-    instance.prepare_schema(database)
+    database = open_database(settings)
+    prepare_schema(database)
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, settings.demo_data)
     database.engine.dispose()

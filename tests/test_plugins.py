@@ -537,13 +537,13 @@ def host_for(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def make(bw: Any, *names: str) -> PluginHost:
         settings = dataclasses.replace(bw.settings, plugins={"enabled": list(names)})
-        host = PluginHost(settings, bw.database)
+        host = PluginHost(settings, bw.database.sessions)
         core = [e for e in entry_points(group="bookwise.plugins") if e.dist.name == "bookwise"]
         host.load([*core, *(entry(name) for name in names)])
         from bookwise.plugins.bookings import attach
 
         bw.database.plugins = host
-        attach(bw.database, host)
+        attach(bw.database.sessions, host)
         return host
 
     return make

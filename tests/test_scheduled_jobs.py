@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.bookings.services import cancel_booking
 from bookwise.config import Settings
+from bookwise.database import Database
 from bookwise.db import unit_of_work
-from bookwise.instance import Database
 from bookwise.scheduling.models import ScheduledJob
 from bookwise.scheduling.registry import Daily, Every, Job, JobContext
 from bookwise.scheduling.services import JobRunner, RunResult, claim_run, finish_run
@@ -228,7 +228,7 @@ import os, sys, time
 from datetime import timedelta
 from bookwise.clock import parse_instant
 from bookwise.config import load_settings
-from bookwise.instance import open_database
+from bookwise.database import open_database
 from bookwise.jobs import runner_for
 from bookwise.scheduling.registry import Every, Job
 

@@ -28,7 +28,7 @@ from bookwise.config import MailSettings
 from bookwise.db import utcnow
 
 if TYPE_CHECKING:
-    from bookwise.plugins.host import PluginContext
+    from bookwise.plugins.api import PluginContext
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.config import Settings
+from bookwise.database import Database
 from bookwise.db import unit_of_work, utcnow
-from bookwise.instance import Database
 from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
 from bookwise.notifications.context import Times, booking_context, message_context
 from bookwise.notifications.models import MessageTemplate, Notification

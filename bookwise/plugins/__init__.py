@@ -19,8 +19,8 @@ from bookwise.plugins.api import (
     Meeting,
     MeetingError,
     MeetingProvider,
+    PluginContext,
 )
-from bookwise.plugins.host import PluginContext
 from bookwise.scheduling.registry import Daily, Every, Job, JobContext
 
 __all__ = [

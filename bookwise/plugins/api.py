@@ -6,18 +6,49 @@ that builds a form field, not here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
-    from bookwise.plugins.host import PluginContext
+    from bookwise.config import Settings
     from bookwise.workflows.language import Field
 
 # The plugin API's version. A plugin says which one it was written against (``BOOKWISE_API`` in
 # its module); it loads when the major versions are equal and ours is at least as recent.
 API_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plugin's parts are built with: its name, its checked settings (the mapping under
+    ``plugins.<name>`` in config.yaml), the instance's settings, and a few services.
+
+    The services are given by the plugin host (``sms_stops``: how a STOP is recorded), so this
+    class stays pure and a plugin's test may build one with its own."""
+
+    name: str
+    settings: Mapping[str, Any]
+    instance: Settings
+    sms_stops: Callable[[str, str], None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def instance_dir(self) -> Path:
+        """The instance's own folder (for a file the plugin keeps, a dry-run log)."""
+        return self.instance.instance_dir
+
+    @property
+    def base_url(self) -> str:
+        return self.instance.base_url
+
+    def record_sms_stop(self, phone: str, source: str) -> None:
+        """A number replied STOP: Bookwise sends it no more text messages, planned ones
+        included. ``phone`` in international format (+33...)."""
+        if self.sms_stops is None:
+            raise RuntimeError("this plugin context has no database")
+        self.sms_stops(phone, source)
 
 
 @dataclass(frozen=True)

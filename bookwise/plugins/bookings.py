@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from bookwise.plugins.api import (
     BookingChange,
@@ -30,7 +30,6 @@ from bookwise.plugins.api import (
 
 if TYPE_CHECKING:
     from bookwise.bookings.models import Booking
-    from bookwise.instance import Database
     from bookwise.plugins.host import PluginHost
 
 log = logging.getLogger("bookwise.plugins")
@@ -45,18 +44,18 @@ _READY = "bookwise.plugins.ready"
 Pending = tuple[str, Any, Any]  # ("change", booking, change) | ("created"|"delete", name, meeting)
 
 
-def attach(database: Database, host: PluginHost) -> None:
-    """Give every session of ``database`` the plugin host, and call plugins after commits.
+def attach(sessions: sessionmaker[Session], host: PluginHost) -> None:
+    """Give every session of ``sessions`` the plugin host, and call plugins after commits.
 
     Only the outermost transaction counts: a savepoint released is not a commit, and a savepoint
     rolled back forgets only what was noted inside it."""
-    database.sessions.configure(info={HOST_KEY: host})
-    if not event.contains(database.sessions, "before_commit", _before_commit):
-        event.listen(database.sessions, "after_transaction_create", _transaction_created)
-        event.listen(database.sessions, "before_commit", _before_commit)
-        event.listen(database.sessions, "after_commit", _after_commit)
-        event.listen(database.sessions, "after_soft_rollback", _after_rollback)
-        event.listen(database.sessions, "after_transaction_end", _transaction_ended)
+    sessions.configure(info={HOST_KEY: host})
+    if not event.contains(sessions, "before_commit", _before_commit):
+        event.listen(sessions, "after_transaction_create", _transaction_created)
+        event.listen(sessions, "before_commit", _before_commit)
+        event.listen(sessions, "after_commit", _after_commit)
+        event.listen(sessions, "after_soft_rollback", _after_rollback)
+        event.listen(sessions, "after_transaction_end", _transaction_ended)
 
 
 def _pending(session: Session) -> list[Pending]:

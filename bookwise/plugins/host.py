@@ -1,6 +1,6 @@
 """Finding, loading and calling plugins (pluggy), each in isolation from the others.
 
-One :class:`PluginHost` per database (see :func:`bookwise.instance.open_database`): it reads
+One :class:`PluginHost` per database (see :func:`bookwise.database.open_database`): it reads
 the ``bookwise.plugins`` entry points, loads the enabled ones (and the core's own, which are
 always on), checks their API version and their settings, and keeps what they registered. A
 plugin that fails to load, or whose settings are wrong, is left out and reported; the rest of
@@ -18,22 +18,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
+from sqlalchemy.orm import Session, sessionmaker
 
 from bookwise import hookspecs
 from bookwise.documents import schema_messages
 from bookwise.errors import did_you_mean
-from bookwise.plugins.api import API_VERSION, FieldType, MeetingProvider
+from bookwise.plugins.api import API_VERSION, FieldType, MeetingProvider, PluginContext
 
 if TYPE_CHECKING:
     from flask import Blueprint
 
     from bookwise.availability.assignment import Strategy
     from bookwise.config import Settings
-    from bookwise.instance import Database
     from bookwise.notifications.channels import Channel
     from bookwise.scheduling.registry import Job
 
@@ -52,37 +51,6 @@ REGISTER_HOOKS = {
 
 class PluginProblem(Exception):
     """A plugin cannot be used; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class PluginContext:
-    """What a plugin's parts are built with: its name, its checked settings (the mapping under
-    ``plugins.<name>`` in config.yaml), the instance's settings, and a few services."""
-
-    name: str
-    settings: Mapping[str, Any]
-    instance: Settings
-    database: Database | None = None
-
-    @property
-    def instance_dir(self) -> Path:
-        """The instance's own folder (for a file the plugin keeps, a dry-run log)."""
-        return self.instance.instance_dir
-
-    @property
-    def base_url(self) -> str:
-        return self.instance.base_url
-
-    def record_sms_stop(self, phone: str, source: str) -> None:
-        """A number replied STOP: Bookwise sends it no more text messages, planned ones
-        included. ``phone`` in international format (+33...)."""
-        from bookwise.db import unit_of_work
-        from bookwise.notifications.services import record_stop
-
-        if self.database is None:
-            raise RuntimeError("this plugin context has no database")
-        with unit_of_work(self.database.sessions, write=True) as session:
-            record_stop(session, phone, source)
 
 
 @dataclass
@@ -112,9 +80,11 @@ class _ChannelFactory:
 class PluginHost:
     """The loaded plugins of one instance, and what they registered."""
 
-    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session] | None = None) -> None:
         self.settings = settings
-        self.database = database
+        # The instance's database sessions, given by bookwise.database.open_database; None
+        # where plugins are only checked (bookwise validate, bookwise plugins).
+        self.sessions = sessions
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
@@ -210,7 +180,7 @@ class PluginHost:
                 f"{self.settings.source}: plugins.{info.name} must be a mapping of settings "
                 f"(key: value lines under it), got {section!r}"
             )
-        context = PluginContext(info.name, dict(section or {}), self.settings, self.database)
+        context = self._context(info.name, section)
         channels = [
             self._check_channel(info, cls, section) for cls in registered.get("channels", [])
         ]
@@ -407,17 +377,26 @@ class PluginHost:
             f"(enabled: {', '.join(known) or 'none'}); enable its plugin in config.yaml"
         )
 
+    def _context(self, plugin: str, section: Any) -> PluginContext:
+        return PluginContext(
+            plugin, dict(section or {}), self.settings, sms_stops=self._record_sms_stop
+        )
+
+    def _record_sms_stop(self, phone: str, source: str) -> None:
+        from bookwise.db import unit_of_work
+        from bookwise.notifications.services import record_stop
+
+        if self.sessions is None:
+            raise RuntimeError("these plugins were loaded without a database")
+        with unit_of_work(self.sessions, write=True) as session:
+            record_stop(session, phone, source)
+
     def blueprints(self) -> list[tuple[str, Blueprint]]:
         """(plugin name, blueprint) of every plugin's web endpoints."""
         found: list[tuple[str, Blueprint]] = []
         for impl in self.manager.hook.bookwise_register_blueprints.get_hookimpls():
             info = self.plugins[impl.plugin_name]
-            context = PluginContext(
-                info.name,
-                dict(self.settings.plugins.get(info.name) or {}),
-                self.settings,
-                self.database,
-            )
+            context = self._context(info.name, self.settings.plugins.get(info.name))
             try:
                 returned = cast("Iterable[Blueprint]", impl.function(context=context) or [])
                 found.extend((info.name, bp) for bp in returned)
@@ -517,6 +496,6 @@ def _check_api(plugin: Any) -> None:
         )
 
 
-def load_plugins(settings: Settings, database: Database | None = None) -> PluginHost:
+def load_plugins(settings: Settings) -> PluginHost:
     """The plugins of an instance, loaded; problems are logged (and kept on the host)."""
-    return PluginHost(settings, database).load()
+    return PluginHost(settings).load()

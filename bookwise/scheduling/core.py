@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bookwise.config import Settings
-from bookwise.instance import Database
+from bookwise.database import Database
 from bookwise.plugins.host import PluginHost
 from bookwise.scheduling.registry import Every, Job, JobContext
 from bookwise.scheduling.services import job_rows

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from bookwise.config import Settings
-    from bookwise.instance import Database
+    from bookwise.database import Database
     from bookwise.plugins.host import PluginHost
 
 JOB_NAME = re.compile(r"[a-z][a-z0-9_-]{0,79}")

@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from bookwise.clock import system_clock
 from bookwise.config import Settings
+from bookwise.database import Database
 from bookwise.db import unit_of_work
 from bookwise.errors import BookwiseError, did_you_mean
-from bookwise.instance import Database
 from bookwise.notifications.delivery import worker_name
 from bookwise.scheduling.models import ScheduledJob
 from bookwise.scheduling.registry import Job, JobContext

@@ -28,8 +28,8 @@ from bookwise.accounts.services import create_user, grant_role
 from bookwise.bookings.services import BookingRequest, create_booking, find_service
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
+from bookwise.database import Database
 from bookwise.db import unit_of_work
-from bookwise.instance import Database
 from bookwise.notifications.models import Notification
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES

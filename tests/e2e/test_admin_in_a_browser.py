@@ -19,8 +19,9 @@ from bookwise.accounts.services import create_user, grant_role
 from bookwise.calendars.models import Calendar
 from bookwise.clock import Clock
 from bookwise.config import load_settings
+from bookwise.database import open_database
 from bookwise.db import unit_of_work
-from bookwise.instance import load_calendar_file, open_database, sync_workflows
+from bookwise.instance import load_calendar_file, sync_workflows
 from bookwise.notifications.delivery import Dispatcher
 from bookwise.notifications.services import seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES

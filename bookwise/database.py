@@ -1,0 +1,93 @@
+"""The database of an instance: its engine, its sessions and the plugins that ride on them.
+
+:func:`open_database` is the one way to connect (the web app, workers, the CLI and the tests all
+call it), and the schema checks say in plain words what to run when the database is empty,
+outdated or someone else's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bookwise import migrate
+from bookwise.config import Settings
+from bookwise.db import make_engine, make_session_factory
+from bookwise.errors import BookwiseError, ConfigError
+from bookwise.plugins.bookings import attach
+from bookwise.plugins.host import PluginHost
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    # The instance's plugins (see bookwise.plugins.host); the sessions carry them too.
+    plugins: PluginHost
+
+
+def open_database(settings: Settings) -> Database:
+    """Connect to the configured database (creating the SQLite folder when needed)."""
+    url = settings.database_url
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///").split("?")[0]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"database_url {url!r} is not a database address Bookwise can use "
+            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host/name"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"database_url {url!r}: cannot create its folder ({exc.strerror})"
+        ) from None
+    # The plugins come with the database: every session reaches them (see bookwise.plugins).
+    sessions = make_session_factory(engine)
+    host = PluginHost(settings, sessions).load()
+    attach(sessions, host)
+    return Database(engine, sessions, host)
+
+
+def schema_state(database: Database) -> migrate.SchemaState:
+    """What the database holds: ``empty``, ``current``, ``outdated`` or ``foreign``."""
+    try:
+        return migrate.schema_state(database.engine)
+    except Exception as exc:  # the driver's own errors vary; all mean "cannot reach it"
+        raise BookwiseError(f"cannot open the database: {_first_line(exc)}") from None
+
+
+def prepare_schema(database: Database) -> migrate.SchemaState:
+    """Create or upgrade the schema; return what was there before."""
+    state = schema_state(database)
+    if state == "foreign":
+        raise BookwiseError(
+            "the database holds tables that are not Bookwise's; point database_url at an "
+            "empty database"
+        )
+    if state != "current":
+        migrate.upgrade(database.engine)
+    return state
+
+
+def require_current_schema(database: Database) -> None:
+    """:class:`BookwiseError` with what to do, unless the schema is there and up to date."""
+    state = schema_state(database)
+    if state == "empty":
+        raise BookwiseError("the database is empty: run bookwise init first")
+    if state == "outdated":
+        raise BookwiseError("the database schema is outdated: run bookwise init to upgrade it")
+    if state == "foreign":
+        raise BookwiseError("the database holds tables that are not Bookwise's")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
