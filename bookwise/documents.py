@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -272,63 +272,64 @@ def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
     """Turn one jsonschema error into (where, message) pairs worded for the author of the file."""
     path: KeyPath = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    custom = schema.get("x-error")
-    validator = error.validator
+    validator = str(error.validator)
     if validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = sorted(schema.get("properties", {}))
-        for key in error.instance:
-            if key in schema.get("properties", {}):
-                continue
-            hint = did_you_mean(str(key), allowed)
-            if not hint and allowed:
-                hint = f"; allowed keys are {', '.join(allowed)}"
-            message = f"unknown key {key!r}{hint}"
-            yield (*path, key), message
-        return
-    if custom:
+        yield from _unknown_keys(path, error.instance, schema)
+    elif custom := schema.get("x-error"):
         yield path, str(custom).format(value=error.instance)
-        return
-    if validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        yield path, f"missing required key {missing!r}"
-        return
-    if validator in ("anyOf", "oneOf") and error.context:
-        deepest = best_match(error.context)
-        yield from _explain(deepest)
-        return
-    if validator == "type":
-        yield path, f"expected {_type_name(error.validator_value)}, got {_show(error.instance)}"
-        return
-    if validator == "enum":
-        options = ", ".join(str(v) for v in cast(list[Any], error.validator_value))
-        yield path, f"{_show(error.instance)} is not one of: {options}"
-        return
-    if validator == "minimum":
-        yield path, f"must be at least {error.validator_value}, got {_show(error.instance)}"
-        return
-    if validator == "maximum":
-        yield path, f"must be at most {error.validator_value}, got {_show(error.instance)}"
-        return
-    if validator == "minItems":
-        yield path, f"needs at least {error.validator_value} item(s)"
-        return
-    if validator == "minLength":
-        minimum = int(cast(int, error.validator_value))
-        yield path, "must not be empty" if minimum <= 1 else f"needs at least {minimum} characters"
-        return
-    if validator == "uniqueItems":
-        yield path, "lists the same item twice"
-        return
-    if validator == "pattern":
-        yield path, f"{_show(error.instance)} does not have the expected form"
-        return
-    if validator == "minProperties":
-        yield path, "must not be empty"
-        return
-    if validator == "propertyNames":
-        yield path, f"key {_show(error.instance)} is not allowed here"
-        return
-    yield path, error.message
+    elif validator in ("anyOf", "oneOf") and error.context:
+        yield from _explain(best_match(error.context))
+    elif validator in _MESSAGES:
+        yield path, _MESSAGES[validator](error)
+    else:
+        yield path, error.message
+
+
+def _unknown_keys(
+    path: KeyPath, instance: Mapping[Any, Any], schema: Mapping[str, Any]
+) -> Iterator[tuple[KeyPath, str]]:
+    """One problem per key the schema does not allow, with the likely intended key or the list
+    of allowed ones."""
+    properties = schema.get("properties", {})
+    allowed = sorted(properties)
+    for key in instance:
+        if key in properties:
+            continue
+        hint = did_you_mean(str(key), allowed)
+        if not hint and allowed:
+            hint = f"; allowed keys are {', '.join(allowed)}"
+        yield (*path, key), f"unknown key {key!r}{hint}"
+
+
+def _missing_key(error: ValidationError) -> str:
+    missing = error.message.split("'")[1] if "'" in error.message else error.message
+    return f"missing required key {missing!r}"
+
+
+def _too_short(error: ValidationError) -> str:
+    minimum = int(cast(int, error.validator_value))
+    return "must not be empty" if minimum <= 1 else f"needs at least {minimum} characters"
+
+
+def _not_one_of(error: ValidationError) -> str:
+    options = ", ".join(str(v) for v in cast(list[Any], error.validator_value))
+    return f"{_show(error.instance)} is not one of: {options}"
+
+
+# What each JSON Schema keyword's failure means, in the words of the file's author.
+_MESSAGES: dict[str, Callable[[ValidationError], str]] = {
+    "required": _missing_key,
+    "type": lambda e: f"expected {_type_name(e.validator_value)}, got {_show(e.instance)}",
+    "enum": _not_one_of,
+    "minimum": lambda e: f"must be at least {e.validator_value}, got {_show(e.instance)}",
+    "maximum": lambda e: f"must be at most {e.validator_value}, got {_show(e.instance)}",
+    "minItems": lambda e: f"needs at least {e.validator_value} item(s)",
+    "minLength": _too_short,
+    "uniqueItems": lambda _e: "lists the same item twice",
+    "pattern": lambda e: f"{_show(e.instance)} does not have the expected form",
+    "minProperties": lambda _e: "must not be empty",
+    "propertyNames": lambda e: f"key {_show(e.instance)} is not allowed here",
+}
 
 
 _TYPE_NAMES = {

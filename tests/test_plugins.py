@@ -250,7 +250,7 @@ def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwa
     import bookwise_throwaway
 
     from bookwise.bookings.models import Booking
-    from bookwise.reports.services import export_rows
+    from bookwise.reports.services import ReportScope, export_rows
 
     plugins = {"enabled": [throwaway], throwaway: {"path": str(tmp_path / "out")}}
     bw = make_instance(tmp_path, plugins=plugins, workflows=rated_workflows(tmp_path / "wf"))
@@ -289,7 +289,8 @@ def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwa
         assert booking.meeting_url == f"https://meet.invalid/{booking.uid}"
         calendar_id, uid = booking.calendar_id, booking.uid
         day = booking.start_at.date()
-        header, rows = export_rows(session, calendar_id, day, day, "UTC", "en", "en", True)
+        scope = ReportScope(calendar_id, day, day, "UTC", "en", "en")
+        header, rows = export_rows(session, scope, include_sensitive=True)
         assert rows[0][header.index("Rating (stars)")] == "3 stars"
 
     # Cancelled by the client: the meeting is deleted, the listeners hear it after commit.

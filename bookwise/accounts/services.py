@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bookwise.accounts.models import CALENDAR_ROLES, CalendarRole, User
-from bookwise.audit.services import record
+from bookwise.audit.services import Actor, record
+from bookwise.calendars.models import StaffMember
 from bookwise.db import utcnow
 from bookwise.errors import BookwiseError
 
@@ -23,6 +24,18 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class AccountError(BookwiseError):
     """A user cannot be created or changed as asked."""
+
+
+class NoSuchStaffMember(AccountError):
+    """The staff role names a staff member the calendar does not have."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no staff member {slug!r} in this calendar")
+        self.slug = slug
+
+
+class CannotDeactivateSelf(AccountError):
+    """A user tried to deactivate their own account (they would lock themselves out)."""
 
 
 class SignInFailed(BookwiseError):
@@ -85,7 +98,7 @@ def create_user(
 
 
 def grant_role(
-    session: Session, user: User, calendar_id: int, role: str, actor: str = "cli"
+    session: Session, user: User, calendar_id: int, role: str, actor: Actor | str = "cli"
 ) -> CalendarRole:
     """Give ``user`` ``role`` in a calendar (replacing the role they had there)."""
     if role not in CALENDAR_ROLES:
@@ -111,6 +124,63 @@ def grant_role(
         details={"role": role},
     )
     return existing
+
+
+def set_calendar_role(
+    session: Session,
+    user: User,
+    calendar_id: int,
+    role: str,
+    *,
+    staff_slug: str = "",
+    actor: Actor | str,
+) -> CalendarRole:
+    """Give ``user`` ``role`` in a calendar, as the back office's role form does: the staff role
+    is tied to the staff member ``staff_slug`` of that calendar (:class:`NoSuchStaffMember` when
+    there is none, and nothing changes), any other role to no staff member."""
+    staff_id = None
+    if role == "staff":
+        staff_id = session.scalar(
+            select(StaffMember.id).where(
+                StaffMember.calendar_id == calendar_id, StaffMember.slug == staff_slug
+            )
+        )
+        if staff_id is None:
+            raise NoSuchStaffMember(staff_slug)
+    granted = grant_role(session, user, calendar_id, role, actor)
+    granted.staff_id = staff_id
+    return granted
+
+
+def revoke_role(session: Session, role: CalendarRole, actor: Actor | str) -> None:
+    """Take a user's role in a calendar away (recorded with the role they had)."""
+    record(
+        session,
+        "user.role_removed",
+        actor,
+        object_type="user",
+        object_id=role.user_id,
+        calendar_id=role.calendar_id,
+        details={"role": role.role},
+    )
+    session.delete(role)
+
+
+def set_user_active(session: Session, user: User, active: bool, actor: Actor) -> None:
+    """Let ``user`` sign in again, or not any more; either way the lockout after failed
+    sign-ins is lifted. :class:`CannotDeactivateSelf` when ``actor`` is ``user``."""
+    if user.id == actor.user_id:
+        raise CannotDeactivateSelf("you cannot deactivate yourself")
+    user.active = active
+    user.locked_until = None
+    user.failed_logins = 0
+    record(
+        session,
+        "user.activated" if active else "user.deactivated",
+        actor,
+        object_type="user",
+        object_id=user.id,
+    )
 
 
 def change_password(session: Session, user: User, current: str, new: str) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole, User
-from bookwise.audit.services import record
+from bookwise.audit.services import Actor, record
 from bookwise.calendars.models import Calendar
 from bookwise.web import instance
 
@@ -160,8 +160,11 @@ def deny(
         record(
             audit_session,
             "access.denied",
-            access.actor if access else "anonymous",
-            user_id=access.user_id if access else None,
+            Actor(
+                access.actor if access else "anonymous",
+                user_id=access.user_id if access else None,
+                ip=request.remote_addr,
+            ),
             calendar_id=calendar_id if _calendar_exists(audit_session, calendar_id) else None,
             details={
                 "what": what,
@@ -170,7 +173,6 @@ def deny(
                 **({"calendar": calendar_id} if calendar_id is not None else {}),
                 **(details or {}),
             },
-            ip=request.remote_addr,
         )
         audit_session.commit()
     abort(403)

@@ -33,7 +33,7 @@ from bookwise.admin.access import (
     session_calendar_id,
     visible_calendars,
 )
-from bookwise.audit.services import record
+from bookwise.audit.services import Actor, record
 from bookwise.calendars.models import Calendar
 from bookwise.errors import BookwiseError, NotFound
 from bookwise.web import db_session, instance
@@ -158,18 +158,20 @@ class BackOffice:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Add an audit entry to the request's transaction (committed with the change)."""
-        access = self.access
         record(
             self.db,
             action,
-            access.actor,
+            self.actor,
             object_type=object_type,
             object_id=object_id,
             calendar_id=calendar_id,
-            user_id=access.user_id,
             details=details,
-            ip=request.remote_addr,
         )
+
+    @property
+    def actor(self) -> Actor:
+        """The signed-in user as the audit log names them (for the services a view calls)."""
+        return Actor(self.access.actor, user_id=self.access.user_id, ip=request.remote_addr)
 
     def commit(self, message: str | None = None) -> None:
         self.db.commit()

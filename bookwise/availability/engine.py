@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -198,6 +198,132 @@ def _free_among(
     return out
 
 
+@dataclass(frozen=True)
+class _Search:
+    """The rules of one search in the engine's units: UTC seconds, local days of the zone."""
+
+    rules: SlotRules
+    zone: ZoneInfo
+    duration: int
+    step: int
+    before: int
+    after: int
+    earliest: int  # the first and last start the window, the notice and max_ahead allow
+    latest: int
+    first_day: date  # local days that can hold a start (a day's range may start the day before)
+    last_day: date
+    fixed: list[int] | None  # the sessions' starts, when the workflow has fixed sessions
+    fixed_set: frozenset[int]
+
+    @property
+    def grouped(self) -> bool:
+        """Whether bookings of this service at one start share their staff member's time."""
+        return self.rules.capacity > 1 or self.rules.per_slot
+
+
+def _search(
+    rules: SlotRules, window_start: datetime, window_end: datetime, now: datetime
+) -> _Search | None:
+    """The search's bounds; ``None`` when no start can be offered in the window."""
+    zone = ZoneInfo(rules.timezone)
+    duration = int(rules.duration.total_seconds())
+    step = int(rules.slot_step.total_seconds())
+    if duration <= 0 or step <= 0:
+        raise ValueError("duration and slot_step must be positive")
+    now_s = _seconds(now)
+    earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
+    latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
+    if latest < earliest:
+        return None
+    first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
+    last_day = datetime.fromtimestamp(latest, zone).date()
+    fixed = session_starts(rules.sessions, zone, first_day, last_day) if rules.sessions else None
+    return _Search(
+        rules=rules,
+        zone=zone,
+        duration=duration,
+        step=step,
+        before=int(rules.buffer_before.total_seconds()),
+        after=int(rules.buffer_after.total_seconds()),
+        earliest=earliest,
+        latest=latest,
+        first_day=first_day,
+        last_day=last_day,
+        fixed=fixed,
+        fixed_set=frozenset(fixed or ()),
+    )
+
+
+@dataclass
+class _MemberTime:
+    """One staff member's blocked time, in UTC seconds, and their sessions of this service."""
+
+    blockers: list[tuple[int, int]] = field(default_factory=list)
+    sessions: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # start -> booked
+    session_blocks: dict[int, list[tuple[int, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+
+def _member_time(search: _Search, member: StaffTime) -> _MemberTime:
+    time = _MemberTime()
+    for booking in member.bookings:
+        lo, hi = _seconds(booking.blocked_from), _seconds(booking.blocked_until)
+        if search.grouped and booking.service_id == search.rules.service_id:
+            start = _seconds(booking.start)
+            time.sessions[start] += 1
+            time.session_blocks[start].append((lo, hi))
+        time.blockers.append((lo, hi))
+    for period in member.unavailable:
+        time.blockers.append((_seconds(period.start), _seconds(period.end)))
+    return time
+
+
+def _open_starts(
+    search: _Search, ranges: list[tuple[int, int]], blockers: list[tuple[int, int]]
+) -> Iterator[int]:
+    """The starts of the working ``ranges`` whose slot meets none of the ``blockers``."""
+    # A start s is forbidden when [s - before, s + duration + after) meets [lo, hi).
+    forbidden = _merge(
+        [(lo - search.duration - search.after, hi + search.before) for lo, hi in blockers]
+    )
+    lows = [lo for lo, _ in forbidden]
+    for range_start, range_end in ranges:
+        first = range_start
+        if first < search.earliest:
+            first = range_start + -(-(search.earliest - range_start) // search.step) * search.step
+        last = min(range_end - search.duration, search.latest)
+        if search.fixed is None:
+            yield from _free_starts(first, last, search.step, forbidden, lows)
+        else:
+            yield from _free_among(
+                search.fixed, max(range_start, search.earliest), last, forbidden, lows
+            )
+
+
+def _joinable_sessions(
+    search: _Search, ranges: list[tuple[int, int]], time: _MemberTime
+) -> Iterator[tuple[int, int]]:
+    """The member's sessions of this service that a client may still join, with the places left:
+    not full, in the window and the working hours, and clear of everything but the session."""
+    capacity = search.rules.capacity
+    duration, before, after = search.duration, search.before, search.after
+    for start, count in time.sessions.items():
+        if count >= capacity or not search.earliest <= start <= search.latest:
+            continue
+        if search.fixed is not None and start not in search.fixed_set:
+            continue
+        if not any(a <= start and start + duration <= b for a, b in ranges):
+            continue
+        others = list(time.blockers)
+        for block in time.session_blocks[start]:
+            others.remove(block)
+        # Free when the slot with its buffers, [start - before, start + duration + after),
+        # meets none of the other blocked intervals [lo, hi).
+        if all(not (start - before < hi and lo < start + duration + after) for lo, hi in others):
+            yield start, capacity - count
+
+
 def find_free_slots(
     rules: SlotRules,
     staff: Sequence[StaffTime],
@@ -212,81 +338,40 @@ def find_free_slots(
     ``joined_elsewhere`` (``per_slot`` only): bookings of this service, by start, held by staff
     not in ``staff``; they take places of the one group too.
     """
-    zone = ZoneInfo(rules.timezone)
-    duration = int(rules.duration.total_seconds())
-    step = int(rules.slot_step.total_seconds())
-    before = int(rules.buffer_before.total_seconds())
-    after = int(rules.buffer_after.total_seconds())
-    if duration <= 0 or step <= 0:
-        raise ValueError("duration and slot_step must be positive")
-    now_s = _seconds(now)
-    earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
-    latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
-    if latest < earliest:
+    search = _search(rules, window_start, window_end, now)
+    if search is None:
         return []
-    # Local days that can hold a start in the window (a day's range may start the day before).
-    first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
-    last_day = datetime.fromtimestamp(latest, zone).date()
     interval_cache: dict[tuple[HoursRange, ...], list[tuple[int, int]]] = {}
-    fixed = session_starts(rules.sessions, zone, first_day, last_day) if rules.sessions else None
-    fixed_set = set(fixed or ())
-    # Bookings of this service at one start share their staff member's time (they are a group).
-    grouped = rules.capacity > 1 or rules.per_slot
-
     offers: dict[int, dict[int, int]] = defaultdict(dict)  # start -> staff -> places left
     held: dict[int, dict[int, int]] = defaultdict(dict)  # start -> staff -> participants
     for member in staff:
         ranges = interval_cache.get(member.hours)
         if ranges is None:
             ranges = interval_cache[member.hours] = working_intervals(
-                member.hours, zone, first_day, last_day
+                member.hours, search.zone, search.first_day, search.last_day
             )
         if not ranges:
             continue
-        sessions: dict[int, int] = defaultdict(int)
-        session_blocks: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        blockers: list[tuple[int, int]] = []
-        for booking in member.bookings:
-            lo, hi = _seconds(booking.blocked_from), _seconds(booking.blocked_until)
-            if grouped and booking.service_id == rules.service_id:
-                start = _seconds(booking.start)
-                sessions[start] += 1
-                session_blocks[start].append((lo, hi))
-            blockers.append((lo, hi))
-        for period in member.unavailable:
-            blockers.append((_seconds(period.start), _seconds(period.end)))
-        # A start s is forbidden when [s - before, s + duration + after) meets [lo, hi).
-        forbidden = _merge([(lo - duration - after, hi + before) for lo, hi in blockers])
-        lows = [lo for lo, _ in forbidden]
-        for range_start, range_end in ranges:
-            first = range_start
-            if first < earliest:
-                first = range_start + -(-(earliest - range_start) // step) * step
-            last = min(range_end - duration, latest)
-            if fixed is None:
-                starts = _free_starts(first, last, step, forbidden, lows)
-            else:
-                starts = _free_among(fixed, max(range_start, earliest), last, forbidden, lows)
-            for start in starts:
-                offers[start][member.staff_id] = rules.capacity
-        for start, count in sessions.items():
+        time = _member_time(search, member)
+        for start in _open_starts(search, ranges, time.blockers):
+            offers[start][member.staff_id] = rules.capacity
+        for start, count in time.sessions.items():
             held[start][member.staff_id] = count
-            if count >= rules.capacity or not earliest <= start <= latest:
-                continue
-            if fixed is not None and start not in fixed_set:
-                continue
-            if not any(a <= start and start + duration <= b for a, b in ranges):
-                continue
-            own = session_blocks[start]
-            others = list(blockers)
-            for block in own:
-                others.remove(block)
-            if all(
-                not (start - before < hi and lo < start + duration + after) for lo, hi in others
-            ):
-                offers[start][member.staff_id] = rules.capacity - count
-
+        for start, left in _joinable_sessions(search, ranges, time):
+            offers[start][member.staff_id] = left
     elsewhere = {_seconds(k): v for k, v in (joined_elsewhere or {}).items()}
+    return _slots(search, staff, offers, held, elsewhere)
+
+
+def _slots(
+    search: _Search,
+    staff: Sequence[StaffTime],
+    offers: dict[int, dict[int, int]],
+    held: dict[int, dict[int, int]],
+    elsewhere: dict[int, int],
+) -> list[Slot]:
+    """The offers as slots, by start, each with its staff in the order of ``staff``."""
+    rules = search.rules
     order = {member.staff_id: position for position, member in enumerate(staff)}
     slots = []
     for start in sorted(offers):
@@ -298,12 +383,11 @@ def find_free_slots(
             remaining = next(iter(by_staff.values()))
         else:
             remaining = sum(by_staff.values())
-        members = tuple(sorted(by_staff, key=order.__getitem__))
         slots.append(
             Slot(
                 start=_moment(start),
-                end=_moment(start + duration),
-                staff=members,
+                end=_moment(start + search.duration),
+                staff=tuple(sorted(by_staff, key=order.__getitem__)),
                 remaining=remaining,
                 remaining_by_staff=dict(by_staff),
             )

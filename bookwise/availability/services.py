@@ -8,6 +8,7 @@ every query is bounded by the pool's staff ids and by the time window (indexes o
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -197,6 +198,22 @@ def read_staff_time(
     ]
 
 
+@dataclass(frozen=True)
+class SlotSearch:
+    """Whose time and which bookings a search counts, beyond the service and the window.
+
+    ``staff_ids`` narrows the pool (a client's choice, a reschedule that keeps its staff);
+    ``exclude_booking`` leaves one booking out (the one being moved); ``ignore_bookings`` gives
+    the slots as if nothing were booked (to tell "taken" from "never offered"); ``by_staff``
+    lifts the workflow's booking window (see :func:`slot_rules`).
+    """
+
+    staff_ids: Sequence[int] | None = None
+    exclude_booking: int | None = None
+    ignore_bookings: bool = False
+    by_staff: bool = False
+
+
 def service_availability(
     session: Session,
     calendar: Calendar,
@@ -205,23 +222,15 @@ def service_availability(
     window_start: datetime,
     window_end: datetime,
     now: datetime,
-    *,
-    staff_ids: list[int] | None = None,
-    exclude_booking: int | None = None,
-    ignore_bookings: bool = False,
-    by_staff: bool = False,
+    search: SlotSearch | None = None,
 ) -> Availability:
-    """Free slots of ``service`` starting in ``[window_start, window_end)``.
-
-    ``staff_ids`` narrows the pool (a client's choice, a reschedule that keeps its staff);
-    ``exclude_booking`` leaves one booking out (the one being moved); ``ignore_bookings`` gives
-    the slots as if nothing were booked (to tell "taken" from "never offered"); ``by_staff``
-    lifts the workflow's booking window (see :func:`slot_rules`).
-    """
+    """Free slots of ``service`` starting in ``[window_start, window_end)``, counting what
+    ``search`` says (by default: the whole pool, every booking, the workflow's window)."""
+    search = search or SlotSearch()
     pool = read_pool(session, service, workflow)
-    if staff_ids is not None:
-        pool = [m for m in pool if m.id in staff_ids]
-    rules = slot_rules(calendar, service, workflow, by_staff)
+    if search.staff_ids is not None:
+        pool = [m for m in pool if m.id in search.staff_ids]
+    rules = slot_rules(calendar, service, workflow, search.by_staff)
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
     staff_time = read_staff_time(
         session,
@@ -230,14 +239,19 @@ def service_availability(
         window_start,
         window_end,
         margin,
-        exclude_booking,
+        search.exclude_booking,
     )
     joined_elsewhere: dict[datetime, int] = {}
-    if ignore_bookings:
+    if search.ignore_bookings:
         staff_time = [StaffTime(t.staff_id, t.hours, t.unavailable, ()) for t in staff_time]
     elif rules.per_slot:
         joined_elsewhere = read_joined_elsewhere(
-            session, service, [m.id for m in pool], window_start, window_end, exclude_booking
+            session,
+            service,
+            [m.id for m in pool],
+            window_start,
+            window_end,
+            search.exclude_booking,
         )
     return Availability(
         find_free_slots(rules, staff_time, window_start, window_end, now, joined_elsewhere), pool

@@ -20,7 +20,7 @@ import logging
 import random
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,12 @@ from sqlalchemy.orm import Session
 
 from bookwise.availability.assignment import STRATEGIES, AssignmentContext, assign
 from bookwise.availability.engine import Slot
-from bookwise.availability.services import PoolMember, read_pool, service_availability
+from bookwise.availability.services import (
+    PoolMember,
+    SlotSearch,
+    read_pool,
+    service_availability,
+)
 from bookwise.bookings.answers import check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
@@ -246,16 +251,9 @@ def _slot_at(
     """The free slot starting exactly at ``start``; :class:`SlotTaken` when it is booked up,
     :class:`NotASlot` when it was never offered."""
     window = (start, start + timedelta(seconds=1))
+    search = SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=by_staff)
     found = service_availability(
-        session,
-        context.calendar,
-        context.service,
-        context.workflow,
-        *window,
-        now,
-        staff_ids=staff_ids,
-        exclude_booking=exclude_booking,
-        by_staff=by_staff,
+        session, context.calendar, context.service, context.workflow, *window, now, search
     )
     for slot in found.slots:
         if slot.start == start:
@@ -267,10 +265,7 @@ def _slot_at(
         context.workflow,
         *window,
         now,
-        staff_ids=staff_ids,
-        exclude_booking=exclude_booking,
-        ignore_bookings=True,
-        by_staff=by_staff,
+        replace(search, ignore_bookings=True),
     )
     if any(slot.start == start for slot in unbooked.slots):
         raise SlotTaken("this time was just taken; please pick another")

@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bookwise.audit.services import record
+from bookwise.audit.services import Actor, record
 from bookwise.bookings.models import Booking
 from bookwise.calendars.models import (
     Calendar,
@@ -38,7 +38,9 @@ from bookwise.notifications.context import calendar_values
 from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_staff_notice, plan_time_off_notice
 from bookwise.timezones import parse_zone
+from bookwise.workflows.loader import CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
+from bookwise.workflows.services import create_workflow
 
 INVITATION_DAYS = 30
 # Weekday ranges: (weekday 0-6, start minute, end minute), in the calendar's time zone.
@@ -90,12 +92,11 @@ def _audit(
     record(
         session,
         action,
-        actor,
+        Actor(actor, ip=ip),
         object_type=object_type,
         object_id=object_id,
         calendar_id=calendar_id,
         details=details,
-        ip=ip,
     )
 
 
@@ -874,3 +875,40 @@ def remove_staff(
         ip,
     )
     return result
+
+
+def create_calendar_workflow(
+    session: Session, checked: CheckedWorkflow, calendar: Calendar, *, origin: str, actor: Actor
+) -> WorkflowRecord:
+    """A new workflow owned by ``calendar``, with its first version, offered there (not yet
+    published); audited as created."""
+    created = create_workflow(session, checked, calendar.id, origin=origin, author=actor.name)
+    offer_workflow(session, calendar, created, actor.name, actor.ip)
+    record(
+        session,
+        "workflow.created",
+        actor,
+        object_type="workflow",
+        object_id=created.slug,
+        calendar_id=calendar.id,
+    )
+    return created
+
+
+def offer_in_calendar(
+    session: Session, calendar: Calendar, workflow: WorkflowRecord, *, actor: Actor, publish: bool
+) -> Service:
+    """Offer ``workflow`` in ``calendar`` (added unpublished if it is not there yet); with
+    ``publish``, clients can book it from now on (audited as published)."""
+    service = offer_workflow(session, calendar, workflow, actor.name, actor.ip)
+    if publish:
+        service.active = True
+        record(
+            session,
+            "service.published",
+            actor,
+            object_type="service",
+            object_id=workflow.slug,
+            calendar_id=calendar.id,
+        )
+    return service

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.audit.services import record
-from bookwise.calendars.data import CalendarSpec, HoursRange, StaffSpec
+from bookwise.calendars.data import CalendarSpec, HoursRange, ServiceSpec, StaffSpec
 from bookwise.calendars.models import (
     Calendar,
     Service,
@@ -80,100 +80,135 @@ def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) 
         )
     }
     for spec in specs:
-        calendar = session.scalar(
-            select(Calendar)
-            .where(Calendar.slug == spec.slug)
-            .options(selectinload(Calendar.staff), selectinload(Calendar.services))
-        )
-        created = calendar is None
-        if calendar is None:
-            calendar = Calendar(slug=spec.slug)
-            session.add(calendar)
-        changed = _assign(
-            calendar,
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "timezone": spec.timezone,
-                "default_locale": spec.locale,
-                "address": spec.address,
-                "phone": spec.phone,
-                "reply_to": spec.reply_to,
-                "published": spec.published,
-                "search_indexing": spec.search_indexing,
-                "sign_in_required": spec.sign_in_required,
-                "show_business_timezone": spec.show_business_timezone,
-                "embed_origins": list(spec.embed_origins),
-            },
-        )
-        session.flush()
-        if _sync_hours(session, calendar.id, None, spec.hours):
-            changed = True
-        if created or changed:
-            report.count("calendars", created)
-            record(
-                session,
-                "calendar.created" if created else "calendar.updated",
-                actor,
-                object_type="calendar",
-                object_id=spec.slug,
-                calendar_id=calendar.id,
-            )
-        members = {m.slug: m for m in calendar.staff} if not created else {}
-        for staff_spec in spec.staff:
-            members[staff_spec.slug] = _load_staff(
-                session, calendar, members.get(staff_spec.slug), staff_spec, report
-            )
-        listed_staff = {s.slug for s in spec.staff}
-        for slug, member in members.items():
-            if member.origin == "file" and slug not in listed_staff and member.bookable:
-                member.bookable = False
-                report.count_removed("staff")
-        existing_services = {s.workflow_id: s for s in calendar.services} if not created else {}
-        for service_spec in spec.services:
-            workflow = workflows.get(service_spec.workflow)
-            if workflow is None:
-                raise NotFound(f"no workflow {service_spec.workflow!r}: load the workflows first")
-            service = existing_services.get(workflow.id)
-            service_created = service is None
-            if service is None:
-                service = Service(calendar_id=calendar.id, workflow_id=workflow.id)
-                session.add(service)
-            service_changed = _assign(
-                service,
-                {"active": service_spec.active, "pool_by_tags": service_spec.staff is None},
-            )
-            session.flush()
-            if service_spec.staff is not None:
-                wanted = [members[slug].id for slug in service_spec.staff]
-                current = [link.staff_id for link in service.staff_links]
-                if wanted != current:
-                    service.staff_links.clear()
-                    session.flush()
-                    service.staff_links.extend(
-                        ServiceStaff(staff_id=staff_id, position=position)
-                        for position, staff_id in enumerate(wanted)
-                    )
-                    service_changed = True
-            elif service.staff_links:
-                service.staff_links.clear()
-                service_changed = True
-            if service.origin != "file":
-                service.origin = "file"
-                service_changed = True
-            if service_created or service_changed:
-                report.count("services", service_created)
-        listed_workflows = {workflows[s.workflow].id for s in spec.services}
-        for service in existing_services.values():
-            if (
-                service.origin == "file"
-                and service.workflow_id not in listed_workflows
-                and service.active
-            ):
-                service.active = False
-                report.count_removed("services")
+        calendar, created = _load_calendar(session, spec, actor, report)
+        members = _load_calendar_staff(session, calendar, created, spec, report)
+        _load_services(session, calendar, created, spec, workflows, members, report)
     session.flush()
     return report
+
+
+def _load_calendar(
+    session: Session, spec: CalendarSpec, actor: str, report: LoadReport
+) -> tuple[Calendar, bool]:
+    """The calendar of ``spec`` with its settings and hours, and whether it was created."""
+    calendar = session.scalar(
+        select(Calendar)
+        .where(Calendar.slug == spec.slug)
+        .options(selectinload(Calendar.staff), selectinload(Calendar.services))
+    )
+    created = calendar is None
+    if calendar is None:
+        calendar = Calendar(slug=spec.slug)
+        session.add(calendar)
+    changed = _assign(
+        calendar,
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "timezone": spec.timezone,
+            "default_locale": spec.locale,
+            "address": spec.address,
+            "phone": spec.phone,
+            "reply_to": spec.reply_to,
+            "published": spec.published,
+            "search_indexing": spec.search_indexing,
+            "sign_in_required": spec.sign_in_required,
+            "show_business_timezone": spec.show_business_timezone,
+            "embed_origins": list(spec.embed_origins),
+        },
+    )
+    session.flush()
+    if _sync_hours(session, calendar.id, None, spec.hours):
+        changed = True
+    if created or changed:
+        report.count("calendars", created)
+        record(
+            session,
+            "calendar.created" if created else "calendar.updated",
+            actor,
+            object_type="calendar",
+            object_id=spec.slug,
+            calendar_id=calendar.id,
+        )
+    return calendar, created
+
+
+def _load_calendar_staff(
+    session: Session, calendar: Calendar, created: bool, spec: CalendarSpec, report: LoadReport
+) -> dict[str, StaffMember]:
+    """The calendar's staff by slug, those of the file loaded; those the file loaded before and
+    no longer lists are made not bookable."""
+    members = {m.slug: m for m in calendar.staff} if not created else {}
+    for staff_spec in spec.staff:
+        members[staff_spec.slug] = _load_staff(
+            session, calendar, members.get(staff_spec.slug), staff_spec, report
+        )
+    listed_staff = {s.slug for s in spec.staff}
+    for slug, member in members.items():
+        if member.origin == "file" and slug not in listed_staff and member.bookable:
+            member.bookable = False
+            report.count_removed("staff")
+    return members
+
+
+def _load_services(
+    session: Session,
+    calendar: Calendar,
+    created: bool,
+    spec: CalendarSpec,
+    workflows: Mapping[str, WorkflowRecord],
+    members: Mapping[str, StaffMember],
+    report: LoadReport,
+) -> None:
+    """The calendar's services of the file; those the file loaded before and no longer lists are
+    made inactive."""
+    existing = {s.workflow_id: s for s in calendar.services} if not created else {}
+    for service_spec in spec.services:
+        workflow = workflows.get(service_spec.workflow)
+        if workflow is None:
+            raise NotFound(f"no workflow {service_spec.workflow!r}: load the workflows first")
+        service = existing.get(workflow.id)
+        service_created = service is None
+        if service is None:
+            service = Service(calendar_id=calendar.id, workflow_id=workflow.id)
+            session.add(service)
+        if _load_service(session, service, service_spec, members) or service_created:
+            report.count("services", service_created)
+    listed_workflows = {workflows[s.workflow].id for s in spec.services}
+    for service in existing.values():
+        unlisted = service.origin == "file" and service.workflow_id not in listed_workflows
+        if unlisted and service.active:
+            service.active = False
+            report.count_removed("services")
+
+
+def _load_service(
+    session: Session,
+    service: Service,
+    spec: ServiceSpec,
+    members: Mapping[str, StaffMember],
+) -> bool:
+    """Give ``service`` the settings and staff pool of ``spec``; whether anything changed."""
+    changed = _assign(
+        service,
+        {"active": spec.active, "pool_by_tags": spec.staff is None, "origin": "file"},
+    )
+    session.flush()
+    if spec.staff is not None:
+        wanted = [members[slug].id for slug in spec.staff]
+        current = [link.staff_id for link in service.staff_links]
+        if wanted != current:
+            service.staff_links.clear()
+            session.flush()
+            service.staff_links.extend(
+                ServiceStaff(staff_id=staff_id, position=position)
+                for position, staff_id in enumerate(wanted)
+            )
+            changed = True
+    elif service.staff_links:
+        service.staff_links.clear()
+        changed = True
+    return changed
 
 
 def _load_staff(

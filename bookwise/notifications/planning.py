@@ -20,7 +20,7 @@ from bookwise.bookings.models import Booking
 from bookwise.calendars.models import StaffMember, TimeOff
 from bookwise.notifications.models import Notification, SmsOptOut
 from bookwise.workflows.language import NotificationRule, Workflow
-from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER
+from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 INVITATION_METHOD = {
     "requested": "REQUEST",
     "confirmed": "REQUEST",
-    "rescheduled": "REQUEST",
-    "reminder": "REQUEST",
+    RESCHEDULED: "REQUEST",
+    REMINDER: "REQUEST",
     "cancelled": "CANCEL",
     "declined": "CANCEL",
 }

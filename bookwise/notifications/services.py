@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bookwise.audit.services import record
+from bookwise.audit.services import Actor, record
 from bookwise.db import utcnow
 from bookwise.errors import BookwiseError, NotFound
 from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
@@ -226,11 +226,10 @@ def save_template(
     record(
         session,
         "template.saved",
-        author,
+        Actor(author, ip=ip),
         object_type="template",
         object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
         calendar_id=calendar_id,
-        ip=ip,
     )
     return row
 
@@ -265,9 +264,8 @@ def reset_template(
     record(
         session,
         "template.reset",
-        author,
+        Actor(author, ip=ip),
         object_type="template",
         object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
         calendar_id=calendar_id,
-        ip=ip,
     )

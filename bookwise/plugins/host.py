@@ -26,7 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from bookwise import hookspecs
 from bookwise.documents import schema_messages
 from bookwise.errors import did_you_mean
-from bookwise.plugins.api import API_VERSION, FieldType, MeetingProvider, PluginContext
+from bookwise.plugins.api import (
+    API_VERSION,
+    FieldType,
+    MeetingProvider,
+    PluginContext,
+)
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -159,8 +164,8 @@ class PluginHost:
             self.manager.unregister(name=info.name)
         log.error("plugin %s is not used: %s", info.name, problem)
 
-    def _take_registrations(self, info: PluginInfo) -> None:
-        """Call the plugin's register hooks, check every part, and only then keep them all."""
+    def _registrations(self, info: PluginInfo) -> dict[str, list[Any]]:
+        """What the plugin's register hooks return, by part (not checked yet)."""
         registered: dict[str, list[Any]] = {}
         for part, hook in REGISTER_HOOKS.items():
             for impl in getattr(self.manager.hook, hook).get_hookimpls():
@@ -174,6 +179,16 @@ class PluginHost:
                     registered[part] = list(dict(result or {}).items())
                 else:
                     registered[part] = list(result or [])
+        return registered
+
+    def _implements(self, plugin: str, hook: str) -> bool:
+        return any(
+            impl.plugin_name == plugin for impl in getattr(self.manager.hook, hook).get_hookimpls()
+        )
+
+    def _take_registrations(self, info: PluginInfo) -> None:
+        """Call the plugin's register hooks, check every part, and only then keep them all."""
+        registered = self._registrations(info)
         section = self.settings.plugins.get(info.name)
         if section is not None and not isinstance(section, Mapping):
             raise PluginProblem(
@@ -229,10 +244,7 @@ class PluginHost:
             "scheduled jobs": [job.name for job in jobs],
             "booking events": self._event_hooks(info.name),
             "web endpoints": [f"/plugins/{info.name}/"]
-            if any(
-                impl.plugin_name == info.name
-                for impl in self.manager.hook.bookwise_register_blueprints.get_hookimpls()
-            )
+            if self._implements(info.name, "bookwise_register_blueprints")
             else [],
         }
         info.provides = {k: v for k, v in info.provides.items() if v}

@@ -101,6 +101,24 @@ AUTOCOMPLETE = {"name": "name", "email": "email", "phone": "tel"}
 
 def _field(spec: Field, locale: str, fallback: str) -> Any:
     label = _text(spec.label, locale, fallback) if spec.label else contact_label(spec.id)
+    description = _text(spec.help, locale, fallback) if spec.help else ""
+    options = [SelectChoice(str(o.value), _text(o.label, locale, fallback)) for o in spec.options]
+    default = spec.default if spec.default != "today" else None
+    common: dict[str, Any] = {
+        "label": label,
+        "description": description,
+        "render_kw": _browser_hints(spec, locale, fallback),
+    }
+    build = _FIELD_BUILDERS.get(spec.type)
+    if build is not None:
+        return build(default, options, common)
+    if spec.type not in FIELD_TYPES:
+        return _plugin_field(spec, {"default": default, **common})
+    return StringField(default=default, **common)
+
+
+def _browser_hints(spec: Field, locale: str, fallback: str) -> dict[str, Any]:
+    """The HTML attributes that let a browser check and fill the field before it is sent."""
     attrs: dict[str, Any] = {}
     if spec.required and spec.type != "multiselect":
         attrs["required"] = True
@@ -118,44 +136,47 @@ def _field(spec: Field, locale: str, fallback: str) -> Any:
         value = getattr(spec, bound)
         if value is not None and spec.type in ("number", "date") and value != "today":
             attrs[bound] = value
-    description = _text(spec.help, locale, fallback) if spec.help else ""
-    options = [SelectChoice(str(o.value), _text(o.label, locale, fallback)) for o in spec.options]
-    default = spec.default if spec.default != "today" else None
-    common: dict[str, Any] = {"label": label, "description": description, "render_kw": attrs}
-    if spec.type == "textarea":
-        return TextAreaField(default=default, **common)
-    if spec.type == "email":
-        return EmailField(default=default, **common)
-    if spec.type == "phone":
-        return TelField(default=default, **common)
-    if spec.type == "url":
-        return URLField(default=default, **common)
-    if spec.type == "number":
-        return StringField(widget=NumberInput(step="any"), default=default, **common)
-    if spec.type == "date":
-        return StringField(widget=DateInput(), default=default, **common)
-    if spec.type == "select":
-        empty = [SelectChoice("", gettext("Choose…"))]
-        return SelectField(
-            choices=empty + options,
-            validate_choice=False,
-            default="" if default is None else str(default),
-            **common,
-        )
-    if spec.type == "multiselect":
-        return SelectMultipleField(
-            choices=options,
-            validate_choice=False,
-            widget=ListWidget(prefix_label=False),
-            option_widget=CheckboxInput(),
-            default=[str(v) for v in default or []],
-            **common,
-        )
-    if spec.type == "checkbox":
-        return BooleanField(default=bool(default), **common)
-    if spec.type not in FIELD_TYPES:
-        return _plugin_field(spec, {"default": default, **common})
-    return StringField(default=default, **common)
+    return attrs
+
+
+def _select_field(default: Any, options: list[SelectChoice], common: dict[str, Any]) -> Any:
+    empty = [SelectChoice("", gettext("Choose…"))]
+    return SelectField(
+        choices=empty + options,
+        validate_choice=False,
+        default="" if default is None else str(default),
+        **common,
+    )
+
+
+def _multiselect_field(default: Any, options: list[SelectChoice], common: dict[str, Any]) -> Any:
+    return SelectMultipleField(
+        choices=options,
+        validate_choice=False,
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        default=[str(v) for v in default or []],
+        **common,
+    )
+
+
+# The WTForms field of each built-in field type, from its default, its options and what every
+# field gets (label, description, HTML attributes). Text and types without one: a text line.
+_FIELD_BUILDERS: dict[str, Callable[[Any, list[SelectChoice], dict[str, Any]], Any]] = {
+    "textarea": lambda default, _options, common: TextAreaField(default=default, **common),
+    "email": lambda default, _options, common: EmailField(default=default, **common),
+    "phone": lambda default, _options, common: TelField(default=default, **common),
+    "url": lambda default, _options, common: URLField(default=default, **common),
+    "number": lambda default, _options, common: StringField(
+        widget=NumberInput(step="any"), default=default, **common
+    ),
+    "date": lambda default, _options, common: StringField(
+        widget=DateInput(), default=default, **common
+    ),
+    "select": _select_field,
+    "multiselect": _multiselect_field,
+    "checkbox": lambda default, _options, common: BooleanField(default=bool(default), **common),
+}
 
 
 def _plugin_field(spec: Field, options: dict[str, Any]) -> Any:

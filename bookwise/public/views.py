@@ -36,7 +36,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
 from bookwise.availability.engine import Slot
-from bookwise.availability.services import local_day_bounds, service_availability
+from bookwise.availability.services import SlotSearch, local_day_bounds, service_availability
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.messages import describe, state_name
@@ -375,8 +375,7 @@ def _picker(
                 context.workflow,
                 *local_day_bounds(first, min(month_end, last), tz),
                 now(),
-                staff_ids=staff_ids,
-                exclude_booking=exclude_booking,
+                SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking),
             )
             for slot in found.slots:
                 by_day[slot.start.astimezone(tz).date()].append(slot)
@@ -626,7 +625,7 @@ def _still_free(context: BookingContext, start: datetime | None, staff: str | No
         start,
         start + timedelta(seconds=1),
         now(),
-        staff_ids=[members[staff]] if staff in members else None,
+        SlotSearch(staff_ids=[members[staff]] if staff in members else None),
     )
     return any(slot.start == start for slot in found.slots)
 
@@ -668,7 +667,7 @@ def _alternatives(
         context.workflow,
         *local_day_bounds(day, day, tz),
         now(),
-        staff_ids=[members[staff]] if staff in members else None,
+        SlotSearch(staff_ids=[members[staff]] if staff in members else None),
     )
     return [
         {

@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.bookings.models import Booking, Client, ConsentRecord
@@ -25,6 +25,7 @@ from bookwise.calendars.models import StaffMember
 from bookwise.errors import N_
 from bookwise.notifications.context import answer_text, reference_code
 from bookwise.plugins.bookings import plugin_field_types
+from bookwise.workflows.language import Workflow
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import workflow_of
 
@@ -62,18 +63,51 @@ class Stats:
         return self.no_show / settled if settled else None
 
 
-def _bookings(
-    session: Session,
-    calendar_id: int,
-    start: datetime,
-    end: datetime,
-    staff_id: int | None = None,
-) -> list[Booking]:
-    query = (
-        select(Booking)
-        .where(
-            Booking.calendar_id == calendar_id, Booking.start_at >= start, Booking.start_at < end
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report covers: a calendar's bookings starting on the local days ``first`` to
+    ``last`` (inclusive) in ``zone``, of one staff member or all; the names of services in
+    ``locale``, else ``fallback`` (the calendar's language)."""
+
+    calendar_id: int
+    first: date
+    last: date
+    zone: str
+    locale: str
+    fallback: str
+    staff_id: int | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """The real-time window of the days: from the first's midnight to the next day's after
+        the last."""
+        start = datetime.combine(self.first, datetime.min.time(), self.tz)
+        end = datetime.combine(self.last + timedelta(days=1), datetime.min.time(), self.tz)
+        return start, end
+
+    def in_scope(self, query: Select[Any]) -> Select[Any]:
+        """``query`` (of bookings) narrowed to the scope's calendar, days and staff member."""
+        start, end = self.window
+        query = query.where(
+            Booking.calendar_id == self.calendar_id,
+            Booking.start_at >= start,
+            Booking.start_at < end,
         )
+        if self.staff_id is not None:
+            query = query.where(Booking.staff_id == self.staff_id)
+        return query
+
+    def name_of(self, workflow: Workflow) -> str:
+        return workflow.name.get(self.locale, self.fallback) or workflow.id
+
+
+def _bookings(session: Session, scope: ReportScope) -> list[Booking]:
+    query = scope.in_scope(
+        select(Booking)
         .options(
             selectinload(Booking.client),
             selectinload(Booking.staff_member),
@@ -82,26 +116,13 @@ def _bookings(
         )
         .order_by(Booking.start_at, Booking.id)
     )
-    if staff_id is not None:
-        query = query.where(Booking.staff_id == staff_id)
     return list(session.scalars(query))
 
 
-def booking_stats(
-    session: Session,
-    calendar_id: int,
-    first: date,
-    last: date,
-    zone: str,
-    locale: str,
-    fallback: str,
-    staff_id: int | None = None,
-) -> Stats:
-    """Counts for the local days ``first`` to ``last`` (inclusive)."""
-    tz = ZoneInfo(zone)
-    start = datetime.combine(first, datetime.min.time(), tz)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
-    bookings = _bookings(session, calendar_id, start, end, staff_id)
+def booking_stats(session: Session, scope: ReportScope) -> Stats:
+    """Counts for the days of ``scope``."""
+    tz = scope.tz
+    bookings = _bookings(session, scope)
     per_day: Counter[date] = Counter()
     per_service: Counter[str] = Counter()
     per_staff: Counter[str] = Counter()
@@ -109,7 +130,7 @@ def booking_stats(
     for booking in bookings:
         workflow = workflow_of(booking.workflow_version)
         per_day[booking.start_at.astimezone(tz).date()] += 1
-        per_service[workflow.name.get(locale, fallback) or workflow.id] += 1
+        per_service[scope.name_of(workflow)] += 1
         per_staff[booking.staff_member.name] += 1
         if booking.state in CANCELLED_STATES:
             stats.cancelled += 1
@@ -117,8 +138,8 @@ def booking_stats(
             stats.no_show += 1
         elif workflow.lifecycle.is_final(booking.state) and booking.state == "completed":
             stats.held += 1
-    day = first
-    while day <= last:
+    day = scope.first
+    while day <= scope.last:
         stats.days.append((day, per_day.get(day, 0)))
         day += timedelta(days=1)
     stats.services = sorted(per_service.items(), key=lambda item: (-item[1], item[0]))
@@ -147,125 +168,128 @@ BASE_COLUMNS = (
 
 def export_rows(
     session: Session,
-    calendar_id: int,
-    first: date,
-    last: date,
-    zone: str,
-    locale: str,
-    fallback: str,
+    scope: ReportScope,
+    *,
     include_sensitive: bool,
-    staff_id: int | None = None,
     translate: Callable[[str], str] = str,
 ) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of an export: one row per booking (each participant of a group),
     one column per custom question of the workflows met (sensitive ones only when
     ``include_sensitive``). One Core query with its joins: an export reads thousands of rows, and
     building ORM objects for them costs twice the time (benchmarks/admin.py)."""
-    tz = ZoneInfo(zone)
-    start = datetime.combine(first, datetime.min.time(), tz)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
-    query = (
-        select(
-            Booking.uid,
-            Booking.workflow_version_id,
-            Booking.start_at,
-            Booking.end_at,
-            Booking.state,
-            Booking.locale,
-            Booking.timezone,
-            Booking.source,
-            Booking.created_at,
-            Booking.answers,
-            StaffMember.name,
-            Client.name,
-            Client.email,
-            Client.phone,
-            Client.erased_at,
-            ConsentRecord.given_at,
-        )
-        .join(StaffMember, StaffMember.id == Booking.staff_id)
-        .join(Client, Client.id == Booking.client_id)
-        .outerjoin(ConsentRecord, ConsentRecord.booking_id == Booking.id)
-        .where(
-            Booking.calendar_id == calendar_id, Booking.start_at >= start, Booking.start_at < end
-        )
-        .order_by(Booking.start_at, Booking.id)
-    )
-    if staff_id is not None:
-        query = query.where(Booking.staff_id == staff_id)
-    records = session.execute(query).all()
+    records = session.execute(scope.in_scope(_EXPORT_QUERY)).all()
     workflows = {
         version.id: workflow_of(version)
         for version in session.scalars(
-            select(WorkflowVersion).where(WorkflowVersion.id.in_({record[1] for record in records}))
+            select(WorkflowVersion).where(
+                WorkflowVersion.id.in_({record.version_id for record in records})
+            )
         )
     }
-    questions: dict[str, str] = {}
-    for workflow in workflows.values():
-        for spec in workflow.custom_fields:
-            if spec.sensitive and not include_sensitive:
-                continue
-            questions.setdefault(spec.id, spec.label.get(locale, fallback) or spec.id)
+    questions = _questions(workflows.values(), scope, include_sensitive)
     header = [translate(label) for _, label in BASE_COLUMNS] + [
         f"{label} ({key})" for key, label in questions.items()
     ]
-    specs = {
-        version_id: {spec.id: spec for spec in workflow.custom_fields}
-        for version_id, workflow in workflows.items()
-    }
-    names = {
-        version_id: workflow.name.get(locale, fallback) or workflow.id
-        for version_id, workflow in workflows.items()
-    }
-    rows = []
-    field_types = plugin_field_types(session)
-    for (
-        uid,
-        version_id,
-        starts,
-        ends,
-        state,
-        client_locale,
-        client_zone,
-        source,
-        created,
-        answers,
-        staff_name,
-        client_name,
-        email,
-        phone,
-        erased_at,
-        consent_at,
-    ) in records:
-        erased = erased_at is not None
-        row = [
-            reference_code(uid),
-            names[version_id],
-            _local(starts, tz),
-            _local(ends, tz),
-            zone,
-            staff_name,
-            state,
-            "" if erased else client_name,
-            "" if erased else email or "",
-            "" if erased else phone or "",
-            client_locale,
-            client_zone,
-            source,
-            _local(created, tz),
-            _local(consent_at, tz) if consent_at else "",
+    writer = _RowWriter(scope, workflows, list(questions), plugin_field_types(session))
+    return header, [writer.row(record) for record in records]
+
+
+# One row per booking with what the export shows of it, its client and its consent.
+_EXPORT_QUERY = (
+    select(
+        Booking.uid,
+        Booking.workflow_version_id.label("version_id"),
+        Booking.start_at,
+        Booking.end_at,
+        Booking.state,
+        Booking.locale,
+        Booking.timezone,
+        Booking.source,
+        Booking.created_at,
+        Booking.answers,
+        StaffMember.name.label("staff_name"),
+        Client.name.label("client_name"),
+        Client.email,
+        Client.phone,
+        Client.erased_at,
+        ConsentRecord.given_at.label("consent_at"),
+    )
+    .join(StaffMember, StaffMember.id == Booking.staff_id)
+    .join(Client, Client.id == Booking.client_id)
+    .outerjoin(ConsentRecord, ConsentRecord.booking_id == Booking.id)
+    .order_by(Booking.start_at, Booking.id)
+)
+
+
+def _questions(
+    workflows: Iterable[Workflow], scope: ReportScope, include_sensitive: bool
+) -> dict[str, str]:
+    """The custom questions of ``workflows`` the export shows, by id, with their label."""
+    questions: dict[str, str] = {}
+    for workflow in workflows:
+        for spec in workflow.custom_fields:
+            if spec.sensitive and not include_sensitive:
+                continue
+            questions.setdefault(spec.id, spec.label.get(scope.locale, scope.fallback) or spec.id)
+    return questions
+
+
+class _RowWriter:
+    """Writes one exported booking as cells, in the header's order."""
+
+    def __init__(
+        self,
+        scope: ReportScope,
+        workflows: Mapping[int, Workflow],
+        questions: list[str],
+        field_types: Mapping[str, Any],
+    ) -> None:
+        self.scope = scope
+        self.tz = scope.tz
+        self.questions = questions
+        self.field_types = field_types
+        self.names = {version_id: scope.name_of(w) for version_id, w in workflows.items()}
+        self.specs = {
+            version_id: {spec.id: spec for spec in workflow.custom_fields}
+            for version_id, workflow in workflows.items()
+        }
+
+    def row(self, record: Row[Any]) -> list[str]:
+        tz = self.tz
+        erased = record.erased_at is not None
+        return [
+            reference_code(record.uid),
+            self.names[record.version_id],
+            _local(record.start_at, tz),
+            _local(record.end_at, tz),
+            self.scope.zone,
+            record.staff_name,
+            record.state,
+            "" if erased else record.client_name,
+            "" if erased else record.email or "",
+            "" if erased else record.phone or "",
+            record.locale,
+            record.timezone,
+            record.source,
+            _local(record.created_at, tz),
+            _local(record.consent_at, tz) if record.consent_at else "",
+            *self._answers(record.version_id, record.answers),
         ]
-        asked = specs[version_id]
-        for key in questions:
+
+    def _answers(self, version_id: int, answers: Mapping[str, Any]) -> list[str]:
+        """The answers to the export's questions, empty where the workflow did not ask one."""
+        asked = self.specs[version_id]
+        scope = self.scope
+        cells = []
+        for key in self.questions:
             question = asked.get(key)
             value = answers.get(key) if question is not None else None
-            row.append(
+            cells.append(
                 ""
                 if value is None or question is None
-                else answer_text(question, value, locale, fallback, field_types)
+                else answer_text(question, value, scope.locale, scope.fallback, self.field_types)
             )
-        rows.append(row)
-    return header, rows
+        return cells
 
 
 def _local(moment: datetime, tz: ZoneInfo) -> str:

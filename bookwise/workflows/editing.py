@@ -14,7 +14,7 @@ import copy
 import difflib
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from bookwise.documents import DocumentError, parse_document
-from bookwise.errors import Problem
-from bookwise.workflows.language import default_notifications
-from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from bookwise.errors import N_, Problem
+from bookwise.workflows.language import default_notifications, event_names
+from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, FOLLOW_UP, REMINDER, Lifecycle
 from bookwise.workflows.loader import CheckContext, CheckedWorkflow, check_workflow
 
 # The order keys take in a workflow written by the editor (the reference's order).
@@ -49,66 +49,537 @@ KEY_ORDER = (
     "retention",
 )
 Texts = dict[str, str]
+# The lists of rows the editor shows: the workflow's key -> the inputs' name prefix.
+ROW_LISTS = {"fields": "fields", "notifications": "rules"}
+# A row's problem on a key no input shows goes to this input of the row.
+ROW_ANCHORS = {"fields": "id", "notifications": "on"}
+# Maps the editor writes as blocks when it creates them (the others go on one line).
+BLOCK_MAPS = frozenset({"location", "consent"})
+# The delay of a timed event: its key and the value written when the input is empty.
+DELAYS = {REMINDER: ("before", "24h"), FOLLOW_UP: ("after", "2h")}
+
+
+@dataclass(frozen=True)
+class EditorKey:
+    """One input of the structured editor and the workflow key it edits.
+
+    ``path`` is the key in the workflow: ``duration``, ``buffer.before`` (at most two levels),
+    or a key of each entry of a list, ``fields[].label``, ``notifications[].template``.
+    ``kind`` says how the input shows the value and how it is read from and written to the
+    YAML (see :data:`KINDS`). ``label`` and ``help`` are catalog ids (marked with ``N_``);
+    a ``texts`` key's label names ``%(language)s``.
+    """
+
+    name: str  # the input's name (in a row: ``fields-0-<name>``)
+    path: str
+    kind: str
+    label: str
+    section: str  # the part of the page: service, time, place, question, field_set, consent, rule
+    help: str = ""
+    choices: str = ""  # a vocabulary the view offers (see its CHOICES)
+    options: tuple[tuple[str, str], ...] = ()  # or fixed choices: (value, label)
+    max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    default: Any = None  # the value when the workflow does not write the key
+    sparse: bool = False  # the default is written only where the author wrote it
+    when: str = ""  # written only when this flag input is on (``!name``: off)
+    member: str = ""  # ``member``: the list entry the box stands for
+    row: str = ""  # keys sharing a row sit side by side (rows go in the order of their first key)
+    cell: str = ""  # CSS classes of the key's column in its row; "": in the previous key's column
+    legend: str = ""  # a cell that starts with this key is a fieldset with this legend
+    placeholder: str = ""
+    rows: int | None = None  # lines of a text area
+    also: tuple[str, ...] = ()  # other key paths whose problems show at this input
+    shows_problems: bool = True  # False: its problems go to the enclosing map's or row's input
+    locked: bool = False  # read-only once the workflow exists
+
+    @property
+    def list_key(self) -> str | None:
+        """``fields`` or ``notifications`` for a key of each row, else None."""
+        head, marker, _ = self.path.partition("[].")
+        return head if marker else None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The key's path inside the workflow (or inside its row)."""
+        return tuple(
+            self.path.partition("[].")[2].split(".") if self.list_key else self.path.split(".")
+        )
+
+    @property
+    def initial(self) -> Any:
+        """The value when the workflow does not write the key."""
+        if self.default is not None:
+            return copy.copy(self.default)
+        return copy.copy(KINDS[self.kind])
+
+
+# Each kind of input, with its value when the key is absent.
+KINDS: dict[str, Any] = {
+    "text": "",  # a line of text
+    "duration": "",  # a duration (30m, 1h30m), written without spaces
+    "choice": "",  # one of ``choices`` or ``options``
+    "flag": False,  # yes or no
+    "number": None,  # a whole number (``minimum``, ``maximum``)
+    "places": 1,  # ``capacity``: a number, or the places of ``{places: N, per: ...}``
+    "texts": {},  # a text of the language: one input per language
+    "link": "",  # a link in the default language; a map of languages is kept while it holds
+    "tags": [],  # a list of names, typed separated by commas
+    "checks": [],  # several of ``choices``: a name or a list in the YAML
+    "lines": [],  # a select field's options, one per line: value | label | label...
+    "presence": False,  # whether the map at ``path`` is written at all
+    "member": False,  # whether ``member`` is in the list at ``path``
+    "others": "",  # the list's entries no ``member`` box stands for, separated by commas
+    "delay": "",  # ``before`` of a reminder, ``after`` of a follow-up
+}
+
+_DURATION_HELP = N_("Like 30m, 1h or 1h30m.")
+
+# The structured editor, one entry per input, in the order of the page. To offer another key,
+# add an entry here: its input appears in its section (laid out by ``row`` and ``cell``), its
+# value is read from and written to the YAML by its kind, and the loader's problems at its path
+# show beside it. A key of a new kind needs the kind in KINDS, ``_read`` and ``_encode`` (and
+# the view's ``_unbound_field``); a new section needs its place in the editor's template.
+EDITOR_KEYS: tuple[EditorKey, ...] = (
+    EditorKey(
+        "id",
+        "id",
+        "text",
+        N_("Identifier"),
+        "service",
+        help=N_("Used in the page's address, like legal-consultation. It cannot change later."),
+        max_length=63,
+        locked=True,
+    ),
+    EditorKey("name", "name", "texts", N_("Name (%(language)s)"), "service", max_length=200),
+    EditorKey(
+        "description",
+        "description",
+        "texts",
+        N_("Description (%(language)s)"),
+        "service",
+        max_length=2000,
+        rows=2,
+    ),
+    EditorKey(
+        "duration",
+        "duration",
+        "duration",
+        N_("Duration"),
+        "time",
+        help=_DURATION_HELP,
+        max_length=20,
+        row="times",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "slot_step",
+        "slot_step",
+        "duration",
+        N_("Offer a start time every"),
+        "time",
+        help=N_("Empty: every duration."),
+        max_length=20,
+        row="times",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "buffer_before",
+        "buffer.before",
+        "duration",
+        N_("Free time before"),
+        "time",
+        max_length=20,
+        row="times",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "buffer_after",
+        "buffer.after",
+        "duration",
+        N_("Free time after"),
+        "time",
+        max_length=20,
+        row="times",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "min_notice",
+        "booking_window.min_notice",
+        "duration",
+        N_("Book at least this long ahead"),
+        "time",
+        help=N_("Like 2h or 1d. Empty: the default (1 hour)."),
+        max_length=20,
+        row="window",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "max_ahead",
+        "booking_window.max_ahead",
+        "duration",
+        N_("Book at most this long ahead"),
+        "time",
+        help=N_("Like 30d. Empty: the default (90 days)."),
+        max_length=20,
+        row="window",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "cancellation_allowed",
+        "cancellation.allowed",
+        "flag",
+        N_("Clients may move or cancel online"),
+        "time",
+        default=True,
+        sparse=True,
+        shows_problems=False,
+    ),
+    EditorKey(
+        "cancellation_min_notice",
+        "cancellation.min_notice",
+        "duration",
+        N_("Until this long before the start"),
+        "time",
+        max_length=20,
+        when="cancellation_allowed",
+        row="cancellation",
+        cell="col-md-4",
+    ),
+    EditorKey(
+        "capacity",
+        "capacity",
+        "places",
+        N_("Places per time"),
+        "time",
+        sparse=True,
+        help=N_("1 for a one-to-one meeting; more for a group."),
+        minimum=1,
+        maximum=1000,
+        row="window",
+        cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "location_type",
+        "location.type",
+        "choice",
+        N_("Where"),
+        "place",
+        options=(
+            ("in_person", N_("In person")),
+            ("online", N_("Online")),
+            ("phone", N_("By phone")),
+        ),
+        default="in_person",
+        sparse=True,
+        row="where",
+        cell="col-md-4",
+    ),
+    EditorKey(
+        "location_details",
+        "location.details",
+        "texts",
+        N_("Directions (%(language)s)"),
+        "place",
+        max_length=500,
+    ),
+    EditorKey(
+        "location_url",
+        "location.url",
+        "text",
+        N_("Meeting link (online)"),
+        "place",
+        max_length=500,
+        row="where",
+        cell="col-md-8",
+    ),
+    EditorKey(
+        "staff_tags",
+        "staff.tags",
+        "tags",
+        N_("Staff with the tags"),
+        "place",
+        help=N_("Separated by commas. Empty: every staff member."),
+        max_length=200,
+        row="staff",
+        cell="col-md-4",
+    ),
+    EditorKey(
+        "client_chooses",
+        "staff.client_chooses",
+        "flag",
+        N_("The client chooses the staff member"),
+        "place",
+        sparse=True,
+        shows_problems=False,
+        row="staff",
+        cell="col-md-4 align-self-center",
+    ),
+    EditorKey(
+        "assignment",
+        "staff.assignment",
+        "choice",
+        N_("Otherwise, assign"),
+        "place",
+        choices="strategies",
+        default="round_robin",
+        when="!client_chooses",
+        row="staff",
+        cell="col-md-4",
+    ),
+    EditorKey(
+        "include",
+        "fields[].include",
+        "choice",
+        N_("Field set"),
+        "field_set",
+        choices="field_sets",
+        row="include",
+        cell="col-md-6",
+    ),
+    EditorKey(
+        "id",
+        "fields[].id",
+        "text",
+        N_("Identifier"),
+        "question",
+        max_length=40,
+        row="head",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "type",
+        "fields[].type",
+        "choice",
+        N_("Type"),
+        "question",
+        choices="field_types",
+        default="text",
+        row="head",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "required",
+        "fields[].required",
+        "flag",
+        N_("Required"),
+        "question",
+        sparse=True,
+        row="head",
+        cell="col-md-4 form-group align-self-end",
+    ),
+    EditorKey(
+        "label",
+        "fields[].label",
+        "texts",
+        N_("Question (%(language)s)"),
+        "question",
+        max_length=500,
+    ),
+    EditorKey(
+        "help", "fields[].help", "texts", N_("Hint (%(language)s)"), "question", max_length=1000
+    ),
+    EditorKey(
+        "options",
+        "fields[].options",
+        "lines",
+        N_("Choices"),
+        "question",
+        help=N_("One per line: value | %(languages)s"),
+        rows=3,
+    ),
+    EditorKey(
+        "sensitive",
+        "fields[].sensitive",
+        "flag",
+        N_("Sensitive (health, HR data)"),
+        "question",
+        sparse=True,
+        shows_problems=False,
+        row="head",
+    ),
+    EditorKey(
+        "consent", "consent", "presence", N_("Ask for consent"), "consent", shows_problems=True
+    ),
+    EditorKey(
+        "consent_required",
+        "consent.required",
+        "flag",
+        N_("Consent is required to book"),
+        "consent",
+        default=True,
+        shows_problems=False,
+    ),
+    EditorKey(
+        "consent_text",
+        "consent.text",
+        "texts",
+        N_("Consent text (%(language)s)"),
+        "consent",
+        max_length=2000,
+        rows=2,
+    ),
+    EditorKey(
+        "consent_link",
+        "consent.link",
+        "link",
+        N_("Link to the privacy notice"),
+        "consent",
+        max_length=500,
+    ),
+    EditorKey(
+        "on",
+        "notifications[].on",
+        "choice",
+        N_("When"),
+        "rule",
+        choices="events",
+        default="confirmed",
+        row="event",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "offset",
+        "notifications[].before",
+        "delay",
+        N_("How long before or after"),
+        "rule",
+        help=N_("For reminders and follow-ups, like 24h or 30m."),
+        max_length=20,
+        placeholder="24h",
+        also=("notifications[].after",),
+        row="event",
+        cell="col-md-3 form-group",
+    ),
+    EditorKey(
+        "to_client",
+        "notifications[].to",
+        "member",
+        N_("The client"),
+        "rule",
+        member="client",
+        shows_problems=False,
+        row="who",
+        cell="col-md-6 form-group",
+        legend=N_("To"),
+    ),
+    EditorKey(
+        "to_staff",
+        "notifications[].to",
+        "member",
+        N_("The staff member"),
+        "rule",
+        member="staff",
+        shows_problems=False,
+        row="who",
+    ),
+    EditorKey(
+        "to_admins",
+        "notifications[].to",
+        "member",
+        N_("The calendar's administrators"),
+        "rule",
+        member="calendar_admins",
+        shows_problems=False,
+        row="who",
+    ),
+    EditorKey(
+        "to_other",
+        "notifications[].to",
+        "others",
+        N_("Other addresses"),
+        "rule",
+        help=N_("E-mail addresses, separated by commas."),
+        max_length=400,
+        shows_problems=False,
+        row="who",
+    ),
+    EditorKey(
+        "channels",
+        "notifications[].channel",
+        "checks",
+        N_("Through"),
+        "rule",
+        choices="channels",
+        default=["email"],
+        row="who",
+        cell="col-md-6 form-group channels",
+    ),
+    EditorKey(
+        "template",
+        "notifications[].template",
+        "text",
+        N_("Template"),
+        "rule",
+        help=N_("Leave empty for the event's own template."),
+        max_length=64,
+        row="event",
+        cell="col-md-5 form-group",
+    ),
+)
+
+
+def keys_of(list_key: str | None) -> tuple[EditorKey, ...]:
+    """The editor's keys of the workflow itself (None), or of each row of a list."""
+    return tuple(key for key in EDITOR_KEYS if key.list_key == list_key)
+
+
+def keys_in(section: str) -> tuple[EditorKey, ...]:
+    return tuple(key for key in EDITOR_KEYS if key.section == section)
+
+
+Cell = tuple[str, list[EditorKey]]
+
+
+def layout(section: str) -> list[tuple[str, list[Cell]]]:
+    """A section's keys as the page sets them out: rows (the keys sharing ``row``, in the order
+    of the row's first key; a key without ``row`` on its own), each a list of cells (a key
+    without ``cell`` goes in the cell before it)."""
+    rows: dict[str, list[EditorKey]] = {}
+    for index, key in enumerate(keys_in(section)):
+        rows.setdefault(key.row or f"#{index}", []).append(key)
+    out: list[tuple[str, list[Cell]]] = []
+    for name, members in rows.items():
+        cells: list[Cell] = []
+        for key in members:
+            if cells and not key.cell:
+                cells[-1][1].append(key)
+            else:
+                cells.append((key.cell, [key]))
+        out.append(("" if name.startswith("#") else name, cells))
+    return out
 
 
 @dataclass
-class FieldRow:
-    """One entry of ``fields``: a question, or a field set (``include``)."""
+class Row:
+    """One entry of ``fields`` (a question, or a field set with ``include``) or of
+    ``notifications`` (a message rule): its inputs' values, by name."""
 
-    include: str = ""
-    id: str = ""
-    type: str = "text"
-    label: Texts = field(default_factory=dict)
-    help: Texts = field(default_factory=dict)
-    required: bool = False
-    options: list[tuple[str, Texts]] = field(default_factory=list)
-    sensitive: bool = False
-    # Where the row came from in the workflow's ``fields``: its other keys are kept.
+    values: dict[str, Any] = field(default_factory=dict)
+    # Where the row came from in the workflow's list: its other keys are kept.
     source: int | None = None
     removed: bool = False  # marked for removal in the editor
 
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
 
-@dataclass
-class RuleRow:
-    """One message rule of ``notifications``."""
 
-    on: str = "confirmed"
-    offset: str = ""  # ``before`` of a reminder, ``after`` of a follow-up
-    to: list[str] = field(default_factory=list)
-    channels: list[str] = field(default_factory=lambda: ["email"])
-    template: str = ""
-    source: int | None = None
-    removed: bool = False
+def new_row(list_key: str, source: int | None = None, **values: Any) -> Row:
+    """A row of ``list_key`` with every input at its default, then ``values``."""
+    return Row({key.name: key.initial for key in keys_of(list_key)} | values, source)
 
 
 @dataclass
 class StructuredWorkflow:
-    """The values of the structured editor."""
+    """The values of the structured editor: its inputs' values by name, and its rows."""
 
-    id: str = ""
-    name: Texts = field(default_factory=dict)
-    description: Texts = field(default_factory=dict)
-    duration: str = "30m"
-    slot_step: str = ""
-    buffer_before: str = ""
-    buffer_after: str = ""
-    min_notice: str = ""
-    max_ahead: str = ""
-    cancellation_allowed: bool = True
-    cancellation_min_notice: str = ""
-    capacity: int = 1
-    location_type: str = "in_person"
-    location_details: Texts = field(default_factory=dict)
-    location_url: str = ""
-    staff_tags: list[str] = field(default_factory=list)
-    client_chooses: bool = False
-    assignment: str = "round_robin"
-    fields: list[FieldRow] = field(default_factory=list)
-    consent: bool = False
-    consent_required: bool = True
-    consent_text: Texts = field(default_factory=dict)
-    consent_link: str = ""
-    rules: list[RuleRow] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    fields: list[Row] = field(default_factory=list)
+    rules: list[Row] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -131,34 +602,63 @@ def _list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _lookup(where: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    value: Any = where
+    for part in parts:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _members(key: EditorKey) -> set[str]:
+    """The list entries the ``member`` boxes of ``key``'s path stand for."""
+    return {k.member for k in EDITOR_KEYS if k.path == key.path and k.kind == "member"}
+
+
+def _read(key: EditorKey, where: Mapping[str, Any], fallback: str) -> Any:
+    """The input's value for the workflow (or row) ``where``, as written."""
+    value = _lookup(where, key.parts)
+    if key.kind == "delay":
+        alternatives = [_lookup(where, (path.rpartition(".")[2],)) for path in key.also]
+        value = value or next((v for v in alternatives if v), None)
+    if key.kind == "presence":
+        return value is not None
+    if value is None:
+        return key.initial
+    readers: dict[str, Callable[[], Any]] = {
+        "flag": lambda: bool(value),
+        "number": lambda: _number(value, key.initial),
+        "places": lambda: _places(value),
+        "texts": lambda: _texts(value, fallback),
+        "link": lambda: _texts(value, fallback).get(fallback, ""),
+        "tags": lambda: _list(value),
+        "checks": lambda: _list(value) or key.initial,
+        "member": lambda: key.member in _list(value),
+        "others": lambda: ", ".join(v for v in _list(value) if v not in _members(key)),
+        "lines": lambda: [
+            (str(o.get("value", "")), _texts(o.get("label"), fallback)) for o in value or []
+        ],
+    }
+    reader = readers.get(key.kind)
+    return reader() if reader is not None else str(value)
+
+
+def _number(value: Any, default: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
     """The editor's values for a workflow definition (as written, includes unresolved)."""
-    buffer = data.get("buffer") or {}
-    window = data.get("booking_window") or {}
-    cancellation = data.get("cancellation") or {}
-    location = data.get("location") or {}
-    staff = data.get("staff") or {}
-    consent = data.get("consent")
     rows = []
     for index, spec in enumerate(data.get("fields") or []):
         if "include" in spec:
-            rows.append(FieldRow(include=str(spec["include"]), source=index))
-            continue
-        rows.append(
-            FieldRow(
-                id=str(spec.get("id", "")),
-                type=str(spec.get("type", "text")),
-                label=_texts(spec.get("label"), fallback),
-                help=_texts(spec.get("help"), fallback),
-                required=bool(spec.get("required", False)),
-                options=[
-                    (str(o.get("value", "")), _texts(o.get("label"), fallback))
-                    for o in spec.get("options") or []
-                ],
-                sensitive=bool(spec.get("sensitive", False)),
-                source=index,
-            )
-        )
+            rows.append(new_row("fields", index, include=str(spec["include"])))
+        else:
+            rows.append(_read_row("fields", spec, fallback, index))
     if "notifications" in data:
         rule_data = list(data["notifications"] or [])
         from_file = True
@@ -166,42 +666,15 @@ def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
         rule_data = default_notifications(_lifecycle(data))
         from_file = False
     rules = [
-        RuleRow(
-            on=str(rule.get("on", "")),
-            offset=str(rule.get("before") or rule.get("after") or ""),
-            to=_list(rule.get("to")),
-            channels=_list(rule.get("channel")) or ["email"],
-            template=str(rule.get("template") or ""),
-            source=index if from_file else None,
-        )
+        _read_row("notifications", rule, fallback, index if from_file else None)
         for index, rule in enumerate(rule_data)
     ]
-    return StructuredWorkflow(
-        id=str(data.get("id", "")),
-        name=_texts(data.get("name"), fallback),
-        description=_texts(data.get("description"), fallback),
-        duration=str(data.get("duration", "")),
-        slot_step=str(data.get("slot_step", "")),
-        buffer_before=str(buffer.get("before", "")),
-        buffer_after=str(buffer.get("after", "")),
-        min_notice=str(window.get("min_notice", "")),
-        max_ahead=str(window.get("max_ahead", "")),
-        cancellation_allowed=bool(cancellation.get("allowed", True)),
-        cancellation_min_notice=str(cancellation.get("min_notice", "")),
-        capacity=_places(data.get("capacity", 1)),
-        location_type=str(location.get("type", "in_person")),
-        location_details=_texts(location.get("details"), fallback),
-        location_url=str(location.get("url", "")),
-        staff_tags=_list(staff.get("tags")),
-        client_chooses=bool(staff.get("client_chooses", False)),
-        assignment=str(staff.get("assignment", "round_robin")),
-        fields=rows,
-        consent=consent is not None,
-        consent_required=bool((consent or {}).get("required", True)),
-        consent_text=_texts((consent or {}).get("text"), fallback),
-        consent_link=_texts((consent or {}).get("link"), fallback).get(fallback, ""),
-        rules=rules,
-    )
+    values = {key.name: _read(key, data, fallback) for key in keys_of(None)}
+    return StructuredWorkflow(values, rows, rules)
+
+
+def _read_row(list_key: str, spec: Mapping[str, Any], fallback: str, source: int | None) -> Row:
+    return Row({key.name: _read(key, spec, fallback) for key in keys_of(list_key)}, source)
 
 
 def _places(capacity: Any) -> int:
@@ -224,9 +697,8 @@ def _lifecycle(data: Mapping[str, Any]) -> Lifecycle:
 
 
 def events_of(data: Mapping[str, Any]) -> list[str]:
-    """The events a rule of this workflow can be on: its states, then the timed events."""
-    states = list(_lifecycle(data).states)
-    return [*states, "rescheduled", "reminder", "follow_up"]
+    """The events a rule of this workflow can be on: its states, then the other events."""
+    return list(event_names(_lifecycle(data).states))
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -323,15 +795,20 @@ def _set_default(target: CommentedMap, key: str, value: Any, default: Any) -> No
     _set(target, key, value)
 
 
+def _put(target: CommentedMap, key: str, value: Any) -> None:
+    """Set ``key`` to an encoded value (see :func:`_encode`)."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Default):
+        _set_default(target, key, value[0], value[1].value)
+    else:
+        _set(target, key, value)
+
+
 def _sub(target: CommentedMap, key: str, values: Mapping[str, Any], flow: bool = True) -> None:
     """Set the keys of a small map (``buffer``, ``staff``...), dropping the map when empty."""
     current = target.get(key)
     mapping = current if isinstance(current, CommentedMap) else CommentedMap()
     for name, value in values.items():
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Default):
-            _set_default(mapping, name, value[0], value[1].value)
-        else:
-            _set(mapping, name, value)
+        _put(mapping, name, value)
     if not mapping:
         target.pop(key, None)
         return
@@ -352,6 +829,149 @@ def _one_or_many(values: Sequence[str]) -> Any:
     return seq
 
 
+def _applies(key: EditorKey, values: Mapping[str, Any]) -> bool:
+    """Whether the key is written at all (its ``when`` input is on, or off for ``!name``)."""
+    if not key.when:
+        return True
+    name = key.when.removeprefix("!")
+    return bool(values.get(name)) != key.when.startswith("!")
+
+
+def _encode(
+    key: EditorKey, values: Mapping[str, Any], previous: Mapping[str, Any], fallback: str
+) -> Any:
+    """The YAML value of the input (None: no key; ``(value, Default(d))``: a sparse default).
+    ``previous``: the map the key was in, as the version being edited wrote it."""
+    value = values.get(key.name, key.initial)
+    before = previous.get(key.parts[-1]) if isinstance(previous, Mapping) else None
+    if not _applies(key, values):
+        return None
+    encoders: dict[str, Callable[[], Any]] = {
+        "text": lambda: str(value or "").strip() or None,
+        "duration": lambda: _duration(str(value or "")),
+        "choice": lambda: value or None,
+        "flag": lambda: bool(value),
+        "number": lambda: value,
+        "places": lambda: value,
+        "texts": lambda: _text_value(value, before, fallback),
+        "link": lambda: _link(str(value or ""), before, fallback),
+        "tags": lambda: _flow_seq(value) if value else None,
+        "checks": lambda: _one_or_many(value) if value else None,
+        "member": lambda: _recipients(key, values),
+        "others": lambda: _recipients(key, values),
+    }
+    encoded = encoders[key.kind]()
+    if key.sparse:
+        return (encoded, Default(key.initial))
+    return encoded
+
+
+def _flow_seq(values: Sequence[str]) -> CommentedSeq:
+    seq = CommentedSeq(values)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _recipients(key: EditorKey, values: Mapping[str, Any]) -> Any:
+    """A list shown as boxes (``member``) and a text of the others (``others``)."""
+    chosen = []
+    for other in EDITOR_KEYS:
+        if other.path != key.path:
+            continue
+        if other.kind == "member" and values.get(other.name):
+            chosen.append(other.member)
+        elif other.kind == "others":
+            chosen += [a.strip() for a in str(values.get(other.name) or "").split(",")]
+    chosen = [c for c in chosen if c]
+    return _one_or_many(chosen) if chosen else None
+
+
+def _write_keys(
+    target: CommentedMap,
+    previous: Mapping[str, Any],
+    keys: Sequence[EditorKey],
+    values: Mapping[str, Any],
+    fallback: str,
+) -> None:
+    """Write the inputs' values into ``target`` (the workflow, or one row), key by key; the
+    keys of a map (``buffer.before``) go in together, a ``presence`` input deciding whether the
+    map is written at all."""
+    groups: dict[str, list[EditorKey]] = {}
+    for key in keys:
+        groups.setdefault(key.parts[0], []).append(key)
+    for head, members in groups.items():
+        present = next((k for k in members if k.kind == "presence"), None)
+        if present is not None and not values.get(present.name):
+            target.pop(head, None)
+            continue
+        inner = [k for k in members if len(k.parts) == 2]
+        for key in members:
+            if len(key.parts) == 1 and key.kind != "presence":
+                _write_key(target, previous, key, values, fallback)
+        if inner:
+            parent = previous.get(head) if isinstance(previous, Mapping) else None
+            written: dict[str, Any] = {}
+            for key in inner:
+                if key.parts[1] not in written:
+                    written[key.parts[1]] = _encode(key, values, parent or {}, fallback)
+            _sub(target, head, written, flow=head not in BLOCK_MAPS)
+
+
+def _write_key(
+    target: CommentedMap,
+    previous: Mapping[str, Any],
+    key: EditorKey,
+    values: Mapping[str, Any],
+    fallback: str,
+) -> None:
+    name = key.parts[0]
+    if key.kind == "places" and isinstance(target.get(name), CommentedMap):
+        # ``{places: N, per: slot}``: the editor sets the places; ``per`` stays as written.
+        _set(target[name], "places", values.get(key.name))
+    elif key.kind == "delay":
+        _write_delay(target, key, values)
+    elif key.kind == "lines":
+        _write_options(target, previous, key, values, fallback)
+    elif key.kind in ("member", "others") and any(
+        k.path == key.path for k in EDITOR_KEYS[: EDITOR_KEYS.index(key)]
+    ):
+        return  # the list was written with the first input that shows it
+    else:
+        _put(target, name, _encode(key, values, previous, fallback))
+
+
+def _write_delay(target: CommentedMap, key: EditorKey, values: Mapping[str, Any]) -> None:
+    """``before`` of a reminder or ``after`` of a follow-up; neither on other events."""
+    for path in (key.path, *key.also):
+        target.pop(path.rpartition(".")[2], None)
+    event = str(values.get("on") or "")
+    if event in DELAYS:
+        name, default = DELAYS[event]
+        _set(target, name, _duration(str(values.get(key.name) or "")) or default)
+
+
+def _write_options(
+    target: CommentedMap,
+    previous: Mapping[str, Any],
+    key: EditorKey,
+    values: Mapping[str, Any],
+    fallback: str,
+) -> None:
+    """A select field's options (labels kept as written while unchanged); none on other types."""
+    name = key.parts[0]
+    if values.get("type") not in ("select", "multiselect"):
+        target.pop(name, None)
+        return
+    old = {str(o.get("value")): o for o in (previous or {}).get(name) or []}
+    options = CommentedSeq()
+    for value, labels in values.get(key.name) or []:
+        previous_label = old[value].get("label") if value in old else None
+        options.append(
+            _flow({"value": value, "label": _text_value(labels, previous_label, fallback) or value})
+        )
+    _set(target, name, options if options else None)
+
+
 def write(
     values: StructuredWorkflow,
     source_text: str | None,
@@ -361,78 +981,9 @@ def write(
     being edited, None for a new workflow)."""
     data = load_map(source_text)
     original = copy.deepcopy(data)
-    _set(data, "id", values.id.strip())
-    _set(data, "name", _text_value(values.name, original.get("name"), fallback))
-    _set(
-        data, "description", _text_value(values.description, original.get("description"), fallback)
-    )
-    _set(data, "duration", _duration(values.duration))
-    _set(data, "slot_step", _duration(values.slot_step))
-    _sub(
-        data,
-        "buffer",
-        {"before": _duration(values.buffer_before), "after": _duration(values.buffer_after)},
-    )
-    _sub(
-        data,
-        "booking_window",
-        {"min_notice": _duration(values.min_notice), "max_ahead": _duration(values.max_ahead)},
-    )
-    _sub(
-        data,
-        "cancellation",
-        {
-            "allowed": (values.cancellation_allowed, Default(True)),
-            "min_notice": _duration(values.cancellation_min_notice)
-            if values.cancellation_allowed
-            else None,
-        },
-    )
-    if isinstance(data.get("capacity"), CommentedMap):
-        # ``{places: N, per: slot}``: the editor sets the places; ``per`` stays as written.
-        _set(data["capacity"], "places", values.capacity)
-    else:
-        _set_default(data, "capacity", values.capacity, 1)
-    location = original.get("location") or {}
-    _sub(
-        data,
-        "location",
-        {
-            "type": values.location_type
-            if values.location_type != "in_person" or location
-            else None,
-            "details": _text_value(values.location_details, location.get("details"), fallback),
-            "url": values.location_url.strip() or None,
-        },
-        flow=False,
-    )
-    tags = CommentedSeq(values.staff_tags)
-    tags.fa.set_flow_style()
-    _sub(
-        data,
-        "staff",
-        {
-            "tags": tags if values.staff_tags else None,
-            "client_chooses": (values.client_chooses, Default(False)),
-            "assignment": None if values.client_chooses else values.assignment,
-        },
-    )
+    _write_keys(data, original, keys_of(None), values.values, fallback)
     _set(data, "fields", _fields(values.fields, original.get("fields") or [], fallback))
-    if values.consent:
-        consent = original.get("consent") or {}
-        _sub(
-            data,
-            "consent",
-            {
-                "required": bool(values.consent_required),
-                "text": _text_value(values.consent_text, consent.get("text"), fallback),
-                "link": _link(values.consent_link, consent.get("link"), fallback),
-            },
-            flow=False,
-        )
-    else:
-        data.pop("consent", None)
-    rules = _rules(values.rules, original)
+    rules = _rules(values.rules, original, fallback)
     if rules is not None and not rules:
         # No rule at all means "send nothing": written out, or the defaults would apply.
         if not isinstance(data.get("notifications"), list) or data["notifications"]:
@@ -453,71 +1004,39 @@ def _link(value: str, previous: Any, fallback: str) -> Any:
     return value or None
 
 
-def _fields(
-    rows: Sequence[FieldRow], previous: Sequence[Any], fallback: str
-) -> CommentedSeq | None:
+def _base(row: Row, previous: Sequence[Any]) -> Any:
+    """The entry the row came from in the version being edited, if any."""
+    return previous[row.source] if row.source is not None and row.source < len(previous) else None
+
+
+def _fields(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> CommentedSeq | None:
     out = CommentedSeq()
+    keys = [key for key in keys_of("fields") if key.name != "include"]
     for row in rows:
-        if row.include:
-            out.append(_flow({"include": row.include.strip()}))
+        if row.values.get("include"):
+            out.append(_flow({"include": str(row["include"]).strip()}))
             continue
-        base = (
-            previous[row.source] if row.source is not None and row.source < len(previous) else None
-        )
+        base = _base(row, previous)
         item = (
             copy.deepcopy(base)
             if isinstance(base, CommentedMap) and "include" not in base
             else CommentedMap()
         )
-        _set(item, "id", row.id.strip())
-        _set(item, "type", row.type)
-        _set_default(item, "required", row.required, False)
-        _set(item, "label", _text_value(row.label, (base or {}).get("label"), fallback))
-        _set(item, "help", _text_value(row.help, (base or {}).get("help"), fallback))
-        if row.type in ("select", "multiselect"):
-            old = {str(o.get("value")): o for o in (base or {}).get("options") or []}
-            options = CommentedSeq()
-            for value, labels in row.options:
-                previous_label = old.get(value, {}).get("label") if value in old else None
-                options.append(
-                    _flow(
-                        {
-                            "value": value,
-                            "label": _text_value(labels, previous_label, fallback) or value,
-                        }
-                    )
-                )
-            _set(item, "options", options if options else None)
-        else:
-            item.pop("options", None)
-        _set_default(item, "sensitive", row.sensitive, False)
+        _write_keys(item, base or {}, keys, row.values, fallback)
         if not item.fa.flow_style() and len(item) <= 3 and base is None:
             item.fa.set_flow_style()
         out.append(item)
     return out if out else None
 
 
-def _rules(rows: Sequence[RuleRow], original: Mapping[str, Any]) -> CommentedSeq | None:
+def _rules(rows: Sequence[Row], original: Mapping[str, Any], fallback: str) -> CommentedSeq | None:
     previous = list(original.get("notifications") or [])
     out = CommentedSeq()
     plain = []
     for row in rows:
-        rule = CommentedMap()
-        base = (
-            previous[row.source] if row.source is not None and row.source < len(previous) else None
-        )
-        if isinstance(base, CommentedMap):
-            rule = copy.deepcopy(base)
-        _set(rule, "on", row.on)
-        for key in ("before", "after"):
-            rule.pop(key, None)
-        if row.on == "reminder":
-            _set(rule, "before", _duration(row.offset) or "24h")
-        elif row.on == "follow_up":
-            _set(rule, "after", _duration(row.offset) or "2h")
-        _set(rule, "to", _one_or_many([t.strip() for t in row.to if t.strip()]) if row.to else None)
-        _set(rule, "channel", _one_or_many(row.channels) if row.channels else None)
-        _set(rule, "template", row.template.strip() or None)
+        base = _base(row, previous)
+        rule = copy.deepcopy(base) if isinstance(base, CommentedMap) else CommentedMap()
+        _write_keys(rule, base or {}, keys_of("notifications"), row.values, fallback)
         if base is None:
             rule.fa.set_flow_style()
         out.append(rule)
@@ -576,53 +1095,34 @@ def problem_text(problem: Problem) -> str:
     return _PATH.sub("", problem.message, count=1)
 
 
+def _problem_inputs() -> dict[str, str]:
+    """Key path (``buffer.before``, ``fields[].label``) -> the input that shows its problems."""
+    inputs: dict[str, str] = {}
+    for key in EDITOR_KEYS:
+        if key.shows_problems:
+            for path in (key.path, *key.also):
+                inputs.setdefault(path, key.name)
+    return inputs
+
+
+PROBLEM_INPUTS = _problem_inputs()
+
+
 def field_of_problem(problem: Problem) -> str | None:
     """The structured editor's input a problem belongs to, by the editor's naming: ``duration``,
     ``fields-2-label``, ``rules-1-offset``; None when no input shows that key."""
     path = problem_path(problem)
     if not path:
         return None
-    head = path[0]
-    simple = {
-        "id": "id",
-        "name": "name",
-        "description": "description",
-        "duration": "duration",
-        "slot_step": "slot_step",
-        "capacity": "capacity",
-    }
-    if head in simple:
-        return simple[str(head)]
-    nested = {
-        ("buffer", "before"): "buffer_before",
-        ("buffer", "after"): "buffer_after",
-        ("booking_window", "min_notice"): "min_notice",
-        ("booking_window", "max_ahead"): "max_ahead",
-        ("cancellation", "min_notice"): "cancellation_min_notice",
-        ("staff", "tags"): "staff_tags",
-        ("staff", "assignment"): "assignment",
-        ("location", "url"): "location_url",
-        ("location", "details"): "location_details",
-        ("location", "type"): "location_type",
-        ("consent", "text"): "consent_text",
-        ("consent", "link"): "consent_link",
-    }
-    if len(path) >= 2 and (head, path[1]) in nested:
-        return nested[(str(head), str(path[1]))]
-    if head == "fields" and len(path) >= 2 and isinstance(path[1], int):
-        key = path[2] if len(path) >= 3 else "id"
-        key = {"include": "include", "value": "options"}.get(str(key), str(key))
-        if key not in ("id", "type", "label", "help", "options", "include", "required"):
-            key = "id"
-        return f"fields-{path[1]}-{key}"
-    if head == "notifications" and len(path) >= 2 and isinstance(path[1], int):
-        key = str(path[2]) if len(path) >= 3 else "on"
-        key = {"before": "offset", "after": "offset", "channel": "channels"}.get(key, key)
-        if key not in ("on", "offset", "to", "channels", "template"):
-            key = "on"
-        return f"rules-{path[1]}-{key}"
-    if head in ("buffer", "booking_window", "cancellation", "staff", "location", "consent"):
-        return str(head)
+    head = str(path[0])
+    if head in ROW_LISTS and len(path) >= 2 and isinstance(path[1], int):
+        key = f"{head}[].{path[2]}" if len(path) >= 3 else ""
+        return f"{ROW_LISTS[head]}-{path[1]}-{PROBLEM_INPUTS.get(key, ROW_ANCHORS[head])}"
+    for depth in (2, 1):
+        if len(path) >= depth:
+            name = PROBLEM_INPUTS.get(".".join(str(part) for part in path[:depth]))
+            if name is not None:
+                return name
     return None
 
 
@@ -649,13 +1149,15 @@ def diff(old: str, new: str, old_name: str, new_name: str) -> list[tuple[str, st
 def blank_workflow(identifier: str, name: Texts) -> StructuredWorkflow:
     """A new scenario: 30 minutes, the client's name and e-mail asked (the platform adds them),
     the usual messages."""
+    values = {key.name: key.initial for key in keys_of(None)}
+    values.update(id=identifier, name=name, duration="30m")
+    both = {"to_client": True, "to_staff": True}
     return StructuredWorkflow(
-        id=identifier,
-        name=name,
+        values,
         rules=[
-            RuleRow(on="confirmed", to=["client", "staff"]),
-            RuleRow(on="rescheduled", to=["client", "staff"]),
-            RuleRow(on="cancelled", to=["client", "staff"]),
-            RuleRow(on="reminder", offset="24h", to=["client"]),
+            new_row("notifications", on="confirmed", **both),
+            new_row("notifications", on="rescheduled", **both),
+            new_row("notifications", on="cancelled", **both),
+            new_row("notifications", on="reminder", offset="24h", to_client=True),
         ],
     )

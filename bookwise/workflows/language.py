@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from bookwise.availability.assignment import STRATEGIES
 from bookwise.durations import parse_duration
 from bookwise.workflows.lifecycle import (
     DEFAULT_LIFECYCLE,
@@ -24,6 +25,11 @@ from bookwise.workflows.lifecycle import (
     one_or_many,
 )
 
+# The vocabularies of the language: each is written once, here, and read by the loader's checks,
+# the services and the back office's editor; the JSON Schema only checks the shape of a name
+# (plugins add names), and a test checks that its descriptions name every core entry.
+
+# The core's field types; enabled plugins add others (``field_type_names``).
 FIELD_TYPES = (
     "text",
     "textarea",
@@ -38,11 +44,39 @@ FIELD_TYPES = (
 )
 # Field ids that fill the client's contact details, with the type each must have.
 CONTACT_FIELDS = {"name": "text", "email": "email", "phone": "phone"}
-ASSIGNMENTS = ("random", "round_robin", "least_busy", "priority")
+# The core's assignment strategies, as the engine implements them; plugins add others.
+ASSIGNMENTS = tuple(STRATEGIES)
+# Events a rule may be on besides entering a state of the workflow.
+NON_STATE_EVENTS = (RESCHEDULED, REMINDER, FOLLOW_UP)
+# The channels a workflow may name whatever is enabled: the core's, and "sms", which the core
+# knows (opt-in, STOP list) and a plugin carries. Messages on a channel no plugin provides are
+# skipped, with the reason, when they come due.
+CORE_CHANNELS = frozenset({"email", "sms", "webhook", "log"})
 # What ``capacity`` counts: the places of each staff member's group, or of the one group per time.
 CAPACITY_PER = ("staff", "slot")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RECIPIENT_KINDS = ("client", "staff", "calendar_admins")
+
+
+def field_type_names(plugin_types: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every field type a workflow may use: the core's, then those plugins add, by name."""
+    return (*FIELD_TYPES, *sorted(set(plugin_types) - set(FIELD_TYPES)))
+
+
+def assignment_names(plugin_strategies: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every assignment strategy: the core's, then those plugins add, by name."""
+    return (*ASSIGNMENTS, *sorted(set(plugin_strategies) - set(ASSIGNMENTS)))
+
+
+def event_names(states: Iterable[str]) -> tuple[str, ...]:
+    """Every event a notification rule of a workflow with these states may be on."""
+    return (*states, *NON_STATE_EVENTS)
+
+
+def channel_names(plugin_channels: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every channel a rule may name: the core's and those plugins add, sorted."""
+    return tuple(sorted(CORE_CHANNELS | set(plugin_channels)))
+
 
 DEFAULT_MIN_NOTICE = timedelta(hours=1)
 DEFAULT_MAX_AHEAD = timedelta(days=90)
@@ -209,7 +243,7 @@ class Workflow:
     @property
     def events(self) -> set[str]:
         """Every event a notification rule may name."""
-        return {*self.lifecycle.states, RESCHEDULED, REMINDER, FOLLOW_UP}
+        return set(event_names(self.lifecycle.states))
 
     def field(self, field_id: str) -> Field | None:
         return next((f for f in self.fields if f.id == field_id), None)

@@ -29,17 +29,19 @@ from bookwise.documents import (
 from bookwise.durations import parse_duration
 from bookwise.errors import Problem, did_you_mean, errors_only
 from bookwise.workflows.language import (
-    ASSIGNMENTS,
     CONTACT_FIELDS,
     FIELD_TYPES,
+    NON_STATE_EVENTS,
     WEEKDAYS,
     Workflow,
+    assignment_names,
+    event_names,
+    field_type_names,
 )
 from bookwise.workflows.lifecycle import (
     DEFAULT_STATES,
     FOLLOW_UP,
     REMINDER,
-    RESCHEDULED,
     one_or_many,
 )
 
@@ -534,7 +536,7 @@ class _Checker:
                 )
             return True
         if ftype not in plugin_types:
-            known = [*FIELD_TYPES, *sorted(plugin_types)]
+            known = list(field_type_names(plugin_types))
             message = (
                 f"{prefix}unknown field type {ftype!r}{did_you_mean(ftype, known)} "
                 f"(available: {', '.join(known)}); plugins may add others"
@@ -555,7 +557,7 @@ class _Checker:
 
     def check_staff(self, staff: dict[str, Any]) -> None:
         assignment = staff.get("assignment")
-        known = [*ASSIGNMENTS, *sorted(self.context.assignments)]
+        known = list(assignment_names(self.context.assignments))
         if assignment is not None and assignment not in known:
             message = (
                 f"unknown assignment strategy {assignment!r}{did_you_mean(assignment, known)} "
@@ -578,6 +580,8 @@ class _Checker:
     # Lifecycle ---------------------------------------------------------------------------
 
     def check_lifecycle(self, data: dict[str, Any]) -> set[str]:
+        """The states and transitions: one initial state, moves between known states, every
+        state reachable and left (or final), and a way for clients to cancel when they may."""
         if "states" not in data:
             if "transitions" in data:
                 self.error(
@@ -588,6 +592,30 @@ class _Checker:
                 )
             return set(DEFAULT_STATES)
         states: dict[str, Any] = {k: v or {} for k, v in data["states"].items()}
+        initial = self.check_initial_state(states)
+        transitions = data.get("transitions")
+        if not transitions:
+            self.error(
+                ("states",),
+                "states need transitions: list the moves between them under transitions:",
+                at_key=True,
+            )
+            return set(states)
+        outgoing = self.check_transitions(states, transitions)
+        if initial:
+            self.check_reachable(states, initial[0], outgoing)
+        for name, opts in states.items():
+            if not opts.get("final") and not outgoing[name]:
+                self.warn(
+                    ("states", name),
+                    f"no transition leaves state {name!r}; mark it final: true if "
+                    "bookings end there",
+                )
+        self.check_client_may_cancel(data, transitions)
+        return set(states)
+
+    def check_initial_state(self, states: dict[str, Any]) -> list[str]:
+        """The states marked initial (exactly one is right; none final as well)."""
         initial = [name for name, opts in states.items() if opts.get("initial")]
         if not initial:
             self.error(
@@ -603,16 +631,15 @@ class _Checker:
         for name, opts in states.items():
             if opts.get("initial") and opts.get("final"):
                 self.error(("states", name), f"state {name!r} cannot be both initial and final")
-        transitions = data.get("transitions")
-        if not transitions:
-            self.error(
-                ("states",),
-                "states need transitions: list the moves between them under transitions:",
-                at_key=True,
-            )
-            return set(states)
+        return initial
+
+    def check_transitions(
+        self, states: dict[str, Any], transitions: list[dict[str, Any]]
+    ) -> dict[str, set[str]]:
+        """Each move between known states, out of no final state, named once per source state;
+        returns the states each state leads to."""
         outgoing: dict[str, set[str]] = {name: set() for name in states}
-        seen: dict[tuple[str, str], int] = {}
+        seen: set[tuple[str, str]] = set()
         for index, move in enumerate(transitions):
             for source in one_or_many(move["from"]):
                 if source not in states:
@@ -631,33 +658,36 @@ class _Checker:
                         ("transitions", index, "name"),
                         f"two transitions named {move['name']!r} leave {source!r}",
                     )
-                seen[(move["name"], source)] = index
+                seen.add((move["name"], source))
                 outgoing[source].add(move["to"])
             if move["to"] not in states:
                 self.error(
                     ("transitions", index, "to"),
                     f"unknown state {move['to']!r}{did_you_mean(move['to'], states)}",
                 )
-        if initial:
-            reachable, frontier = {initial[0]}, [initial[0]]
-            while frontier:
-                for target in outgoing.get(frontier.pop(), ()):
-                    if target in states and target not in reachable:
-                        reachable.add(target)
-                        frontier.append(target)
-            for name in states:
-                if name not in reachable:
-                    self.warn(
-                        ("states", name),
-                        f"no transition leads to state {name!r}; no booking can reach it",
-                    )
-        for name, opts in states.items():
-            if not opts.get("final") and not outgoing[name]:
+        return outgoing
+
+    def check_reachable(
+        self, states: dict[str, Any], initial: str, outgoing: dict[str, set[str]]
+    ) -> None:
+        """Warn of states no booking can reach from the initial one."""
+        reachable, frontier = {initial}, [initial]
+        while frontier:
+            for target in outgoing.get(frontier.pop(), ()):
+                if target in states and target not in reachable:
+                    reachable.add(target)
+                    frontier.append(target)
+        for name in states:
+            if name not in reachable:
                 self.warn(
                     ("states", name),
-                    f"no transition leaves state {name!r}; mark it final: true if "
-                    "bookings end there",
+                    f"no transition leads to state {name!r}; no booking can reach it",
                 )
+
+    def check_client_may_cancel(
+        self, data: dict[str, Any], transitions: list[dict[str, Any]]
+    ) -> None:
+        """Clients allowed to cancel need a ``cancel`` transition they may make."""
         cancellation = data.get("cancellation", {})
         if cancellation.get("allowed", True) and not any(
             m["name"] == "cancel" and "client" in one_or_many(m.get("by", "staff"))
@@ -668,14 +698,14 @@ class _Checker:
                 "clients may cancel (cancellation.allowed) but no transition named "
                 "'cancel' is allowed by client; add one or set cancellation.allowed: false",
             )
-        return set(states)
 
     # Notifications -----------------------------------------------------------------------
 
     def check_notifications(
         self, data: dict[str, Any], states: set[str], field_ids: set[str]
     ) -> None:
-        events = states | {RESCHEDULED, REMINDER, FOLLOW_UP}
+        events = set(event_names(states))
+        others = ", ".join(NON_STATE_EVENTS[:-1]) + f" and {NON_STATE_EVENTS[-1]}"
         for index, rule in enumerate(data.get("notifications", [])):
             at = ("notifications", index)
             event = rule["on"]
@@ -683,8 +713,7 @@ class _Checker:
                 self.error(
                     (*at, "on"),
                     f"unknown event {event!r}{did_you_mean(event, events)}; events are the "
-                    f"states ({', '.join(sorted(states))}), rescheduled, reminder and "
-                    "follow_up",
+                    f"states ({', '.join(sorted(states))}), {others}",
                 )
             if event == REMINDER and "before" not in rule:
                 self.error(at, "a reminder needs before: (like before: 24h)")

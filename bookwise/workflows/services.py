@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +14,9 @@ from bookwise.errors import NotFound
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.loader import CheckedWorkflow, content_hash
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass

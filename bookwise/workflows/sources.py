@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from bookwise.config import Settings
 from bookwise.errors import Problem
 from bookwise.notifications.templates import SHIPPED_TEMPLATES, template_names
+from bookwise.workflows.language import CORE_CHANNELS
 from bookwise.workflows.loader import (
     CheckContext,
     CheckedWorkflow,
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 # The channels a workflow may name whatever is enabled: the core's, and "sms", which the core
 # knows (opt-in, STOP list) and a plugin carries. Messages on a channel no plugin provides are
 # skipped, with the reason, when they come due.
-CORE_CHANNELS = frozenset({"email", "sms", "webhook", "log"})
 
 
 def check_context(

@@ -31,7 +31,12 @@ from bookwise.admin.display import (
     workflow_name,
 )
 from bookwise.admin.paging import paginate
-from bookwise.availability.services import local_day_bounds, read_pool, service_availability
+from bookwise.availability.services import (
+    SlotSearch,
+    local_day_bounds,
+    read_pool,
+    service_availability,
+)
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking, BookingEvent, Client
@@ -387,8 +392,7 @@ class BookingsView(AdminView):
             booking.start_at,
             booking.start_at + timedelta(seconds=1),
             now(),
-            exclude_booking=booking.id,
-            by_staff=True,
+            SlotSearch(exclude_booking=booking.id, by_staff=True),
         )
         free: set[int] = set()
         for slot in found.slots:
@@ -513,9 +517,7 @@ class BookingsView(AdminView):
             context.workflow,
             *local_day_bounds(day, day, ZoneInfo(zone)),
             now(),
-            staff_ids=staff_ids,
-            exclude_booking=exclude_booking,
-            by_staff=True,
+            SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=True),
         )
         names = {m.id: m.name for m in found.pool}
         return [

@@ -19,7 +19,13 @@ from bookwise.admin.base import AdminView, options
 from bookwise.formatting import format_day
 from bookwise.i18n import gettext
 from bookwise.reports.charts import bar_chart, column_chart
-from bookwise.reports.services import EXPORT_DAYS, booking_stats, export_rows, write_table
+from bookwise.reports.services import (
+    EXPORT_DAYS,
+    ReportScope,
+    booking_stats,
+    export_rows,
+    write_table,
+)
 from bookwise.web import now
 
 MAX_SPAN = 366
@@ -63,21 +69,24 @@ class ReportsView(AdminView):
             member = None
         return form, first, last, member
 
+    def _scope(self, first: date, last: date, member: int | None) -> ReportScope:
+        calendar = self.calendar
+        return ReportScope(
+            calendar.id,
+            first,
+            last,
+            calendar.timezone,
+            str(get_locale()),
+            calendar.default_locale,
+            staff_id=member,
+        )
+
     @expose("/")
     def index(self) -> str:
         calendar = self.calendar
         locale = str(get_locale())
         form, first, last, member = self._period(30)
-        stats = booking_stats(
-            self.db,
-            calendar.id,
-            first,
-            last,
-            calendar.timezone,
-            locale,
-            calendar.default_locale,
-            staff_id=member,
-        )
+        stats = booking_stats(self.db, self._scope(first, last, member))
         every = max(1, len(stats.days) // 15)
         # The chart functions escape every label themselves (bookwise.reports.charts).
         charts = {
@@ -123,14 +132,8 @@ class ReportsView(AdminView):
         include_sensitive = access.allows(calendar.id, "admin")
         header, rows = export_rows(
             self.db,
-            calendar.id,
-            first,
-            last,
-            calendar.timezone,
-            str(get_locale()),
-            calendar.default_locale,
-            include_sensitive,
-            staff_id=member,
+            self._scope(first, last, member),
+            include_sensitive=include_sensitive,
             translate=gettext,
         )
         self.audit(

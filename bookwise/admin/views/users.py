@@ -13,10 +13,18 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, Length
 
 from bookwise.accounts.models import CALENDAR_ROLES, CalendarRole, User
-from bookwise.accounts.services import AccountError, create_user, grant_role
+from bookwise.accounts.services import (
+    AccountError,
+    CannotDeactivateSelf,
+    NoSuchStaffMember,
+    create_user,
+    revoke_role,
+    set_calendar_role,
+    set_user_active,
+)
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options
-from bookwise.calendars.models import Calendar, StaffMember
+from bookwise.calendars.models import Calendar
 from bookwise.errors import NotFound
 from bookwise.i18n import gettext
 
@@ -113,26 +121,19 @@ class UsersView(AdminView):
         error = None
         if request.method == "POST":
             if form.validate_on_submit():
-                staff_id = None
                 slug = (form.staff_slug.data or "").strip()
-                if form.role.data == "staff":
-                    member = self.db.scalar(
-                        select(StaffMember).where(
-                            StaffMember.calendar_id == form.calendar_id.data,
-                            StaffMember.slug == slug,
-                        )
+                try:
+                    set_calendar_role(
+                        self.db,
+                        user,
+                        form.calendar_id.data,
+                        form.role.data,
+                        staff_slug=slug,
+                        actor=self.access.actor,
                     )
-                    if member is None:
-                        error = gettext(
-                            "No staff member %(slug)s in this calendar.", slug=slug or "—"
-                        )
-                    else:
-                        staff_id = member.id
-                if error is None:
-                    role = grant_role(
-                        self.db, user, form.calendar_id.data, form.role.data, self.access.actor
-                    )
-                    role.staff_id = staff_id
+                except NoSuchStaffMember:
+                    error = gettext("No staff member %(slug)s in this calendar.", slug=slug or "—")
+                else:
                     self.commit(gettext("Role saved."))
                     return redirect(url_for(".details", user_id=user.id))
             elif form.csrf_token.errors:
@@ -156,14 +157,7 @@ class UsersView(AdminView):
             raise NotFound("no such role")
         if not ActionForm().validate_on_submit():
             deny(self.access, "remove role without a valid form")
-        self.audit(
-            "user.role_removed",
-            object_type="user",
-            object_id=user.id,
-            calendar_id=role.calendar_id,
-            details={"role": role.role},
-        )
-        self.db.delete(role)
+        revoke_role(self.db, role, self.actor)
         self.commit(gettext("Role removed."))
         return redirect(url_for(".details", user_id=user.id))
 
@@ -172,16 +166,10 @@ class UsersView(AdminView):
         user = self._user(user_id)
         if not ActionForm().validate_on_submit():
             deny(self.access, "deactivate without a valid form")
-        if user.id == self.access.user_id:
+        try:
+            set_user_active(self.db, user, not user.active, self.actor)
+        except CannotDeactivateSelf:
             self.fail(gettext("You cannot deactivate yourself."))
-            return redirect(url_for(".details", user_id=user.id))
-        user.active = not user.active
-        user.locked_until = None
-        user.failed_logins = 0
-        self.audit(
-            "user.activated" if user.active else "user.deactivated",
-            object_type="user",
-            object_id=user.id,
-        )
-        self.commit(gettext("Saved."))
+        else:
+            self.commit(gettext("Saved."))
         return redirect(url_for(".details", user_id=user.id))

@@ -9,7 +9,7 @@ shown beside its input. Every save is a new version, with its author and time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import g, redirect, request, url_for
@@ -36,7 +36,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
 from bookwise.admin.display import workflow_name
-from bookwise.calendars.editing import offer_workflow, slugify
+from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar, slugify
 from bookwise.calendars.models import Calendar
 from bookwise.errors import NotFound, Problem, errors_only
 from bookwise.formatting import format_when, human_duration
@@ -44,25 +44,30 @@ from bookwise.i18n import gettext
 from bookwise.public.forms import booking_form
 from bookwise.web import instance
 from bookwise.workflows.editing import (
-    FieldRow,
-    RuleRow,
+    EDITOR_KEYS,
+    ROW_ANCHORS,
+    ROW_LISTS,
+    EditorKey,
+    Row,
     StructuredWorkflow,
     blank_workflow,
     check_text,
     diff,
     events_of,
     field_of_problem,
+    keys_of,
+    layout,
     load_map,
+    new_row,
     problem_text,
     structured,
     write,
 )
-from bookwise.workflows.language import FIELD_TYPES, Workflow
+from bookwise.workflows.language import Workflow, assignment_names, field_type_names
 from bookwise.workflows.loader import CheckContext, CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.services import (
     calendars_of_workflow,
-    create_workflow,
     find_version,
     find_workflow,
     latest_version,
@@ -73,6 +78,8 @@ from bookwise.workflows.services import (
 from bookwise.workflows.sources import check_context
 
 MAX_TEXT = 60_000
+# The editor's sections laid out from the table of keys (the template places each).
+SECTIONS = ("service", "time", "place", "field_set", "question", "consent", "rule")
 
 
 def _locale() -> str:
@@ -101,41 +108,30 @@ def _context() -> CheckContext:
 
 # --- the structured editor's form -------------------------------------------------------------
 
-
-def _field_type_choices() -> list[tuple[str, str]]:
-    names = {
-        "text": gettext("Short text"),
-        "textarea": gettext("Long text"),
-        "email": gettext("E-mail address"),
-        "phone": gettext("Phone number"),
-        "number": gettext("Number"),
-        "date": gettext("Date"),
-        "select": gettext("One choice from a list"),
-        "multiselect": gettext("Several choices from a list"),
-        "checkbox": gettext("Checkbox (yes or no)"),
-        "url": gettext("Web address"),
-    }
-    plugin_types = instance().database.plugins.field_types
-    return [(t, names.get(t, t)) for t in FIELD_TYPES] + [
-        (name, kind.label or name) for name, kind in sorted(plugin_types.items())
-    ]
-
-
-def _event_label(event: str) -> str:
-    names = {
-        "requested": gettext("Requested (waiting for approval)"),
-        "confirmed": gettext("Confirmed"),
-        "declined": gettext("Declined"),
-        "cancelled": gettext("Cancelled"),
-        "completed": gettext("Completed"),
-        "no_show": gettext("No-show"),
-        "rescheduled": gettext("Moved to another time"),
-        "reminder": gettext("Reminder before the start"),
-        "follow_up": gettext("Follow-up after the end"),
-    }
-    return names.get(event, event)
-
-
+# How the editor names the core's vocabularies; a plugin's entries show its own label or name.
+FIELD_TYPE_LABELS = {
+    "text": lazy_gettext("Short text"),
+    "textarea": lazy_gettext("Long text"),
+    "email": lazy_gettext("E-mail address"),
+    "phone": lazy_gettext("Phone number"),
+    "number": lazy_gettext("Number"),
+    "date": lazy_gettext("Date"),
+    "select": lazy_gettext("One choice from a list"),
+    "multiselect": lazy_gettext("Several choices from a list"),
+    "checkbox": lazy_gettext("Checkbox (yes or no)"),
+    "url": lazy_gettext("Web address"),
+}
+EVENT_LABELS = {
+    "requested": lazy_gettext("Requested (waiting for approval)"),
+    "confirmed": lazy_gettext("Confirmed"),
+    "declined": lazy_gettext("Declined"),
+    "cancelled": lazy_gettext("Cancelled"),
+    "completed": lazy_gettext("Completed"),
+    "no_show": lazy_gettext("No-show"),
+    "rescheduled": lazy_gettext("Moved to another time"),
+    "reminder": lazy_gettext("Reminder before the start"),
+    "follow_up": lazy_gettext("Follow-up after the end"),
+}
 # The core's assignment strategies (bookwise.workflows.language.ASSIGNMENTS), as the editor
 # names them, in the order it offers them; a test checks that every strategy has its label.
 STRATEGY_LABELS = {
@@ -147,6 +143,13 @@ STRATEGY_LABELS = {
 STRATEGY_ORDER = ("round_robin", "least_busy", "random", "priority")
 
 
+def _field_type_choices(plugin_types: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (name, FIELD_TYPE_LABELS.get(name) or getattr(plugin_types.get(name), "label", "") or name)
+        for name in field_type_names(plugin_types)
+    ]
+
+
 def editor_form(
     locales: tuple[str, ...],
     events: list[str],
@@ -154,198 +157,125 @@ def editor_form(
     field_sets: list[str],
     new: bool,
     plugin_strategies: Sequence[str] = (),
+    plugin_field_types: Mapping[str, Any] | None = None,
 ) -> type[Form]:
     """The structured editor's form class for this instance's languages, events and channels,
-    and the assignment strategies its plugins add (offered by their names)."""
+    field sets, and what its plugins add (strategies and field types, offered by their names or
+    labels): one input per entry of :data:`~bookwise.workflows.editing.EDITOR_KEYS`."""
+    if plugin_field_types is None:
+        plugin_field_types = instance().database.plugins.field_types
+    choices: dict[str, list[tuple[str, Any]]] = {
+        "field_sets": [("", "—"), *((name, name) for name in field_sets)],
+        "field_types": _field_type_choices(plugin_field_types),
+        "events": [(e, EVENT_LABELS.get(e, e)) for e in events],
+        "channels": [(c, c) for c in channel_names],
+        "strategies": [
+            *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
+            *(
+                (name, name)
+                for name in assignment_names(plugin_strategies)
+                if name not in STRATEGY_LABELS
+            ),
+        ],
+    }
 
     class FieldRowForm(PlainForm):  # type: ignore[misc]
-        include = SelectField(
-            lazy_gettext("Field set"),
-            choices=options([("", "—"), *((name, name) for name in field_sets)]),
-            validate_choice=False,
-        )
-        id = StringField(lazy_gettext("Identifier"), validators=[Length(max=40)])
-        type = SelectField(
-            lazy_gettext("Type"), choices=options(_field_type_choices()), validate_choice=False
-        )
-        required = BooleanField(lazy_gettext("Required"))
-        sensitive = BooleanField(lazy_gettext("Sensitive (health, HR data)"))
-        options = TextAreaField(
-            lazy_gettext("Choices"),
-            render_kw={"rows": 3, "spellcheck": "false"},
-            description=lazy_gettext(
-                "One per line: value | %(languages)s", languages=" | ".join(locales)
-            ),
-        )
-        source = HiddenField()
-        remove = BooleanField(lazy_gettext("Remove this field"))
-
-    per_language(
-        FieldRowForm,
-        "label",
-        locales,
-        lambda code: lazy_gettext("Question (%(language)s)", language=code),
-        500,
-    )
-    per_language(
-        FieldRowForm,
-        "help",
-        locales,
-        lambda code: lazy_gettext("Hint (%(language)s)", language=code),
-        1000,
-    )
+        pass
 
     class RuleRowForm(PlainForm):  # type: ignore[misc]
-        on = SelectField(
-            lazy_gettext("When"),
-            choices=options([(e, _event_label(e)) for e in events]),
-            validate_choice=False,
-        )
-        offset = StringField(
-            lazy_gettext("How long before or after"),
-            validators=[Length(max=20)],
-            render_kw={"placeholder": "24h"},
-            description=lazy_gettext("For reminders and follow-ups, like 24h or 30m."),
-        )
-        to_client = BooleanField(lazy_gettext("The client"))
-        to_staff = BooleanField(lazy_gettext("The staff member"))
-        to_admins = BooleanField(lazy_gettext("The calendar's administrators"))
-        to_other = StringField(
-            lazy_gettext("Other addresses"),
-            validators=[Length(max=400)],
-            description=lazy_gettext("E-mail addresses, separated by commas."),
-        )
-        channels = SelectMultipleField(
-            lazy_gettext("Through"),
-            choices=options([(c, c) for c in channel_names]),
-            validate_choice=False,
-            widget=ListWidget(prefix_label=False),
-            option_widget=CheckboxInput(),
-        )
-        template = StringField(
-            lazy_gettext("Template"),
-            validators=[Length(max=64)],
-            description=lazy_gettext("Leave empty for the event's own template."),
-        )
-        source = HiddenField()
-        remove = BooleanField(lazy_gettext("Remove this message"))
+        pass
 
     class EditorForm(Form):
-        id = StringField(
-            lazy_gettext("Identifier"),
-            validators=[Length(max=63)],
-            description=lazy_gettext(
-                "Used in the page's address, like legal-consultation. It cannot change later."
-            ),
-            render_kw={} if new else {"readonly": True},
-        )
-        duration = StringField(
-            lazy_gettext("Duration"),
-            validators=[Length(max=20)],
-            description=lazy_gettext("Like 30m, 1h or 1h30m."),
-        )
-        slot_step = StringField(
-            lazy_gettext("Offer a start time every"),
-            validators=[Length(max=20)],
-            description=lazy_gettext("Empty: every duration."),
-        )
-        buffer_before = StringField(lazy_gettext("Free time before"), validators=[Length(max=20)])
-        buffer_after = StringField(lazy_gettext("Free time after"), validators=[Length(max=20)])
-        min_notice = StringField(
-            lazy_gettext("Book at least this long ahead"),
-            validators=[Length(max=20)],
-            description=lazy_gettext("Like 2h or 1d. Empty: the default (1 hour)."),
-        )
-        max_ahead = StringField(
-            lazy_gettext("Book at most this long ahead"),
-            validators=[Length(max=20)],
-            description=lazy_gettext("Like 30d. Empty: the default (90 days)."),
-        )
-        cancellation_allowed = BooleanField(lazy_gettext("Clients may move or cancel online"))
-        cancellation_min_notice = StringField(
-            lazy_gettext("Until this long before the start"), validators=[Length(max=20)]
-        )
-        capacity = IntegerField(
-            lazy_gettext("Places per time"),
-            validators=[Optional(), NumberRange(min=1, max=1000)],
-            description=lazy_gettext("1 for a one-to-one meeting; more for a group."),
-        )
-        location_type = SelectField(
-            lazy_gettext("Where"),
-            choices=options(
-                [
-                    ("in_person", lazy_gettext("In person")),
-                    ("online", lazy_gettext("Online")),
-                    ("phone", lazy_gettext("By phone")),
-                ]
-            ),
-            validate_choice=False,
-        )
-        location_url = StringField(
-            lazy_gettext("Meeting link (online)"), validators=[Length(max=500)]
-        )
-        staff_tags = StringField(
-            lazy_gettext("Staff with the tags"),
-            validators=[Length(max=200)],
-            description=lazy_gettext("Separated by commas. Empty: every staff member."),
-        )
-        client_chooses = BooleanField(lazy_gettext("The client chooses the staff member"))
-        assignment = SelectField(
-            lazy_gettext("Otherwise, assign"),
-            choices=options(
-                [
-                    *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
-                    *((name, name) for name in plugin_strategies),
-                ]
-            ),
-            validate_choice=False,
-        )
-        consent = BooleanField(lazy_gettext("Ask for consent"))
-        consent_required = BooleanField(lazy_gettext("Consent is required to book"))
-        consent_link = StringField(
-            lazy_gettext("Link to the privacy notice"), validators=[Length(max=500)]
-        )
-        fields = FieldList(FormField(FieldRowForm), min_entries=0, max_entries=60)
-        rules = FieldList(FormField(RuleRowForm), min_entries=0, max_entries=40)
-        comment = StringField(
-            lazy_gettext("What changed (for the history)"), validators=[Length(max=500)]
-        )
+        pass
 
-    per_language(
-        EditorForm,
-        "name",
-        locales,
-        lambda code: lazy_gettext("Name (%(language)s)", language=code),
-        200,
-    )
-    per_language(
-        EditorForm,
-        "description",
-        locales,
-        lambda code: lazy_gettext("Description (%(language)s)", language=code),
-        2000,
-        rows=2,
-    )
-    per_language(
-        EditorForm,
-        "location_details",
-        locales,
-        lambda code: lazy_gettext("Directions (%(language)s)", language=code),
-        500,
-    )
-    per_language(
-        EditorForm,
-        "consent_text",
-        locales,
-        lambda code: lazy_gettext("Consent text (%(language)s)", language=code),
-        2000,
-        rows=2,
+    targets: dict[str | None, type[Any]] = {
+        None: EditorForm,
+        "fields": FieldRowForm,
+        "notifications": RuleRowForm,
+    }
+    for key in EDITOR_KEYS:
+        _add_input(targets[key.list_key], key, choices, locales, new)
+    for row_form, noun in (
+        (FieldRowForm, lazy_gettext("Remove this field")),
+        (RuleRowForm, lazy_gettext("Remove this message")),
+    ):
+        row_form.source = HiddenField()
+        row_form.remove = BooleanField(noun)
+    EditorForm.fields = FieldList(FormField(FieldRowForm), min_entries=0, max_entries=60)
+    EditorForm.rules = FieldList(FormField(RuleRowForm), min_entries=0, max_entries=40)
+    EditorForm.comment = StringField(
+        lazy_gettext("What changed (for the history)"), validators=[Length(max=500)]
     )
     return EditorForm
 
 
-def _texts(form: Any, prefix: str, locales: tuple[str, ...]) -> dict[str, str]:
-    return {code: (form[f"{prefix}_{code}"].data or "") for code in locales}
+def _add_input(
+    form_class: type[Any],
+    key: EditorKey,
+    choices: Mapping[str, list[tuple[str, Any]]],
+    locales: tuple[str, ...],
+    new: bool,
+) -> None:
+    """Give the form class the input of ``key`` (one per language for a text)."""
+    if key.kind == "texts":
+        per_language(
+            form_class,
+            key.name,
+            locales,
+            lambda code: lazy_gettext(key.label, language=code),
+            key.max_length or 500,
+            rows=key.rows,
+        )
+        return
+    setattr(form_class, key.name, _unbound_field(key, choices, locales, new))
+
+
+def _unbound_field(
+    key: EditorKey,
+    choices: Mapping[str, list[tuple[str, Any]]],
+    locales: tuple[str, ...],
+    new: bool,
+) -> Any:
+    """The WTForms field of one key, by its kind."""
+    label = lazy_gettext(key.label)
+    extra: dict[str, Any] = {}
+    if key.help:
+        named = {"languages": " | ".join(locales)} if "%(languages)s" in key.help else {}
+        extra["description"] = lazy_gettext(key.help, **named)
+    render_kw: dict[str, Any] = {}
+    if key.placeholder:
+        render_kw["placeholder"] = key.placeholder
+    if key.locked and not new:
+        render_kw["readonly"] = True
+    if key.kind == "lines":
+        render_kw.update(rows=key.rows or 3, spellcheck="false")
+    if render_kw or key.locked:
+        extra["render_kw"] = render_kw
+    length = [Length(max=key.max_length)] if key.max_length else []
+    offered = options(
+        choices[key.choices]
+        if key.choices
+        else [(value, lazy_gettext(text)) for value, text in key.options]
+    )
+    if key.kind in ("flag", "presence", "member"):
+        return BooleanField(label, **extra)
+    if key.kind in ("number", "places"):
+        bounds = NumberRange(min=key.minimum, max=key.maximum)
+        return IntegerField(label, validators=[Optional(), bounds], **extra)
+    if key.kind == "choice":
+        return SelectField(label, choices=offered, validate_choice=False, **extra)
+    if key.kind == "checks":
+        return SelectMultipleField(
+            label,
+            choices=offered,
+            validate_choice=False,
+            widget=ListWidget(prefix_label=False),
+            option_widget=CheckboxInput(),
+            **extra,
+        )
+    if key.kind == "lines":
+        return TextAreaField(label, **extra)
+    return StringField(label, validators=length, **extra)
 
 
 def _options_text(options: list[tuple[str, dict[str, str]]], locales: tuple[str, ...]) -> str:
@@ -373,64 +303,37 @@ def _parse_options(text: str, locales: tuple[str, ...]) -> list[tuple[str, dict[
     return options
 
 
+def _input_data(key: EditorKey, value: Any, locales: tuple[str, ...]) -> dict[str, Any]:
+    """The form's data of one key's value (a text gives one entry per language)."""
+    if key.kind == "texts":
+        return {f"{key.name}_{code}": value.get(code, "") for code in locales}
+    if key.kind == "tags":
+        return {key.name: ", ".join(value)}
+    if key.kind == "lines":
+        return {key.name: _options_text(value, locales)}
+    return {key.name: value}
+
+
+def _keys_data(
+    list_key: str | None, values: Mapping[str, Any], locales: tuple[str, ...]
+) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in keys_of(list_key):
+        data.update(_input_data(key, values.get(key.name, key.initial), locales))
+    return data
+
+
 def form_data(values: StructuredWorkflow, locales: tuple[str, ...]) -> dict[str, Any]:
     """The editor's values as the form's data."""
-    data: dict[str, Any] = {
-        "id": values.id,
-        "duration": values.duration,
-        "slot_step": values.slot_step,
-        "buffer_before": values.buffer_before,
-        "buffer_after": values.buffer_after,
-        "min_notice": values.min_notice,
-        "max_ahead": values.max_ahead,
-        "cancellation_allowed": values.cancellation_allowed,
-        "cancellation_min_notice": values.cancellation_min_notice,
-        "capacity": values.capacity,
-        "location_type": values.location_type,
-        "location_url": values.location_url,
-        "staff_tags": ", ".join(values.staff_tags),
-        "client_chooses": values.client_chooses,
-        "assignment": values.assignment,
-        "consent": values.consent,
-        "consent_required": values.consent_required,
-        "consent_link": values.consent_link,
-        "fields": [],
-        "rules": [],
-    }
-    for code in locales:
-        data[f"name_{code}"] = values.name.get(code, "")
-        data[f"description_{code}"] = values.description.get(code, "")
-        data[f"location_details_{code}"] = values.location_details.get(code, "")
-        data[f"consent_text_{code}"] = values.consent_text.get(code, "")
-    for row in values.fields:
-        entry: dict[str, Any] = {
-            "include": row.include,
-            "id": row.id,
-            "type": row.type,
-            "required": row.required,
-            "sensitive": row.sensitive,
-            "options": _options_text(row.options, locales),
-            "source": "" if row.source is None else str(row.source),
-        }
-        for code in locales:
-            entry[f"label_{code}"] = row.label.get(code, "")
-            entry[f"help_{code}"] = row.help.get(code, "")
-        data["fields"].append(entry)
-    for rule in values.rules:
-        named = {"client", "staff", "calendar_admins"}
-        data["rules"].append(
+    data = _keys_data(None, values.values, locales)
+    for name, rows in (("fields", values.fields), ("notifications", values.rules)):
+        data[ROW_LISTS[name]] = [
             {
-                "on": rule.on,
-                "offset": rule.offset,
-                "to_client": "client" in rule.to,
-                "to_staff": "staff" in rule.to,
-                "to_admins": "calendar_admins" in rule.to,
-                "to_other": ", ".join(t for t in rule.to if t not in named),
-                "channels": rule.channels,
-                "template": rule.template,
-                "source": "" if rule.source is None else str(rule.source),
+                **_keys_data(name, row.values, locales),
+                "source": "" if row.source is None else str(row.source),
             }
-        )
+            for row in rows
+        ]
     return data
 
 
@@ -438,80 +341,49 @@ def _source(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and len(value) < 5 else None
 
 
+def _input_value(key: EditorKey, form: Any, locales: tuple[str, ...]) -> Any:
+    """One key's value as posted."""
+    if key.kind == "texts":
+        return {code: (form[f"{key.name}_{code}"].data or "") for code in locales}
+    data = form[key.name].data
+    if key.kind in ("flag", "presence", "member"):
+        return bool(data)
+    if key.kind == "places":
+        return data or key.initial
+    if key.kind == "number":
+        return data
+    if key.kind == "checks":
+        return list(data or []) or key.initial
+    if key.kind == "tags":
+        tags = [t.strip().lower() for t in (data or "").split(",") if t.strip()]
+        return list(dict.fromkeys(tags))
+    if key.kind == "lines":
+        return _parse_options(data or "", locales)
+    return (data or "").strip() or key.initial
+
+
+def _posted(list_key: str | None, form: Any, locales: tuple[str, ...]) -> dict[str, Any]:
+    return {key.name: _input_value(key, form, locales) for key in keys_of(list_key)}
+
+
 def values_of(
     form: Any, locales: tuple[str, ...], keep_removed: bool = False
 ) -> StructuredWorkflow:
     """The editor's values from the posted form (rows marked for removal left out)."""
-    rows = []
-    for entry in form.fields.entries:
-        sub = entry.form
-        if sub.remove.data and not keep_removed:
-            continue
-        rows.append(
-            FieldRow(
-                include=sub.include.data or "",
-                id=(sub.id.data or "").strip(),
-                type=sub.type.data or "text",
-                label=_texts(sub, "label", locales),
-                help=_texts(sub, "help", locales),
-                required=bool(sub.required.data),
-                options=_parse_options(sub.options.data or "", locales),
-                sensitive=bool(sub.sensitive.data),
-                source=_source(sub.source.data),
-                removed=bool(sub.remove.data),
+    lists: dict[str, list[Row]] = {"fields": [], "notifications": []}
+    for list_key, rows in lists.items():
+        for entry in form[ROW_LISTS[list_key]].entries:
+            sub = entry.form
+            if sub.remove.data and not keep_removed:
+                continue
+            rows.append(
+                Row(
+                    _posted(list_key, sub, locales),
+                    source=_source(sub.source.data),
+                    removed=bool(sub.remove.data),
+                )
             )
-        )
-    rules = []
-    for entry in form.rules.entries:
-        sub = entry.form
-        if sub.remove.data and not keep_removed:
-            continue
-        to = []
-        if sub.to_client.data:
-            to.append("client")
-        if sub.to_staff.data:
-            to.append("staff")
-        if sub.to_admins.data:
-            to.append("calendar_admins")
-        to += [a.strip() for a in (sub.to_other.data or "").split(",") if a.strip()]
-        rules.append(
-            RuleRow(
-                on=sub.on.data or "confirmed",
-                offset=(sub.offset.data or "").strip(),
-                to=to,
-                channels=list(sub.channels.data or []) or ["email"],
-                template=(sub.template.data or "").strip(),
-                source=_source(sub.source.data),
-                removed=bool(sub.remove.data),
-            )
-        )
-    tags = [t.strip().lower() for t in (form.staff_tags.data or "").split(",") if t.strip()]
-    return StructuredWorkflow(
-        id=(form.id.data or "").strip(),
-        name=_texts(form, "name", locales),
-        description=_texts(form, "description", locales),
-        duration=form.duration.data or "",
-        slot_step=form.slot_step.data or "",
-        buffer_before=form.buffer_before.data or "",
-        buffer_after=form.buffer_after.data or "",
-        min_notice=form.min_notice.data or "",
-        max_ahead=form.max_ahead.data or "",
-        cancellation_allowed=bool(form.cancellation_allowed.data),
-        cancellation_min_notice=form.cancellation_min_notice.data or "",
-        capacity=form.capacity.data or 1,
-        location_type=form.location_type.data or "in_person",
-        location_details=_texts(form, "location_details", locales),
-        location_url=form.location_url.data or "",
-        staff_tags=list(dict.fromkeys(tags)),
-        client_chooses=bool(form.client_chooses.data),
-        assignment=form.assignment.data or "round_robin",
-        fields=rows,
-        consent=bool(form.consent.data),
-        consent_required=bool(form.consent_required.data),
-        consent_text=_texts(form, "consent_text", locales),
-        consent_link=form.consent_link.data or "",
-        rules=rules,
-    )
+    return StructuredWorkflow(_posted(None, form, locales), lists["fields"], lists["notifications"])
 
 
 def attach_problems(form: Any, problems: list[Problem], locales: tuple[str, ...]) -> list[Problem]:
@@ -529,25 +401,28 @@ def attach_problems(form: Any, problems: list[Problem], locales: tuple[str, ...]
     return loose
 
 
+_TEXTS = {(key.list_key, key.name) for key in EDITOR_KEYS if key.kind == "texts"}
+
+
 def _input(form: Any, name: str, locales: tuple[str, ...]) -> Any:
-    texts = ("name", "description", "location_details", "consent_text")
-    if name in texts:
+    if (None, name) in _TEXTS:
         return form[f"{name}_{locales[0]}"]
     if name in form:
         return form[name]
     parts = name.split("-")
-    if len(parts) == 3 and parts[0] in ("fields", "rules") and parts[1].isdigit():
+    lists = {prefix: key for key, prefix in ROW_LISTS.items()}
+    if len(parts) == 3 and parts[0] in lists and parts[1].isdigit():
         entries = form[parts[0]].entries
         index = int(parts[1])
         if index >= len(entries):
             return None
         sub = entries[index].form
-        key = parts[2]
-        if key in ("label", "help"):
+        list_key, key = lists[parts[0]], parts[2]
+        if (list_key, key) in _TEXTS:
             return sub[f"{key}_{locales[0]}"]
         if key == "include" and sub.include.data:
             return sub.include
-        return sub[key] if key in sub else sub["id" if parts[0] == "fields" else "on"]
+        return sub[key] if key in sub else sub[ROW_ANCHORS[list_key]]
     return None
 
 
@@ -652,16 +527,8 @@ class WorkflowsView(AdminView):
         self.require(calendar.id, "admin", "offer workflow")
         if not ActionForm().validate_on_submit():
             deny(self.access, "offer workflow without a valid form", calendar.id)
-        service = offer_workflow(self.db, calendar, record, self.access.actor, request.remote_addr)
         publish = request.form.get("publish") == "1"
-        if publish:
-            service.active = True
-            self.audit(
-                "service.published",
-                object_type="service",
-                object_id=record.slug,
-                calendar_id=calendar.id,
-            )
+        offer_in_calendar(self.db, calendar, record, actor=self.actor, publish=publish)
         self.commit(
             gettext("Published: clients can book it now.")
             if publish
@@ -681,14 +548,14 @@ class WorkflowsView(AdminView):
         formdata: Any = None,
     ) -> Any:
         context = _context()
-        channels = sorted(context.known_channels or {"email"})
         form_class = editor_form(
             _locales(),
             events_of(definition),
-            channels,
+            sorted(context.known_channels or {"email"}),
             sorted(context.field_sets),
             new,
             plugin_strategies=sorted(context.assignments),
+            plugin_field_types=instance().database.plugins.field_types,
         )
         return form_class(formdata=formdata, data=data)
 
@@ -736,9 +603,9 @@ class WorkflowsView(AdminView):
             return self._editor_page(fresh, record, [], None)
         values = values_of(form, locales)
         if record is not None:
-            values.id = record.slug
+            values.values["id"] = record.slug
         text = write(values, source, _fallback())
-        checked, problems = self._check(text, values.id, record)
+        checked, problems = self._check(text, values["id"], record)
         if checked is None or errors_only(problems):
             fresh = self._editor_form(form_data(values, locales), definition, new)
             fresh.comment.data = form.comment.data
@@ -803,17 +670,9 @@ class WorkflowsView(AdminView):
         origin: str,
         comment: str | None,
     ) -> Response:
-        access, calendar = self.access, self.calendar
         if record is None:
-            record = create_workflow(
-                self.db, checked, calendar.id, origin=origin, author=access.actor
-            )
-            offer_workflow(self.db, calendar, record, access.actor, request.remote_addr)
-            self.audit(
-                "workflow.created",
-                object_type="workflow",
-                object_id=record.slug,
-                calendar_id=calendar.id,
+            record = create_calendar_workflow(
+                self.db, checked, self.calendar, origin=origin, actor=self.actor
             )
             self.commit(
                 gettext(
@@ -827,7 +686,7 @@ class WorkflowsView(AdminView):
             record,
             checked,
             origin=origin,
-            author=access.actor,
+            author=self.access.actor,
             comment=(comment or "").strip() or None,
         )
         if version is None:
@@ -855,6 +714,7 @@ class WorkflowsView(AdminView):
             has_errors=bool(loose) or bool(form.errors) or status == 422,
             yaml_text=text,
             field_sets=bool(_context().field_sets),
+            layout={section: layout(section) for section in SECTIONS},
             preview=self._preview_values(preview) if preview else None,
         ), status
 
@@ -1111,15 +971,15 @@ def _parses(text: str) -> bool:
 def _apply_op(values: StructuredWorkflow, op: str, field_sets: list[str]) -> None:
     """The editor's buttons that change its rows (no JavaScript needed): add, move up or down."""
     if op == "add_field":
-        values.fields.append(FieldRow(id="", type="text"))
+        values.fields.append(new_row("fields"))
     elif op == "add_include" and field_sets:
-        values.fields.append(FieldRow(include=field_sets[0]))
+        values.fields.append(new_row("fields", include=field_sets[0]))
     elif op == "add_rule":
-        values.rules.append(RuleRow(on="confirmed", to=["client"]))
+        values.rules.append(new_row("notifications", on="confirmed", to_client=True))
     else:
         kind, _, rest = op.partition(":")
         direction, _, index_text = rest.partition(":")
-        lists: dict[str, list[Any]] = {"fields": values.fields, "rules": values.rules}
+        lists: dict[str, list[Row]] = {"fields": values.fields, "rules": values.rules}
         rows = lists.get(kind)
         if rows is None or not index_text.isdigit():
             return
