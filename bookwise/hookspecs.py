@@ -35,7 +35,7 @@ Do not rely on the order in which plugins are called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -120,6 +120,25 @@ def bookwise_register_jobs() -> Iterable[Job]:
     due instant across every process, under a lease in the database). A job that raises is
     logged with the plugin's name, counted, and run again at its next due instant."""
     raise NotImplementedError
+
+
+# --- Before a booking is written -----------------------------------------------------------------
+
+
+@hookspec
+def bookwise_validate_booking(booking: BookingData) -> str | Mapping[str, str] | None:
+    """May refuse a booking before it is written (pretix's ``validate_order``): a rule of the
+    business that the workflow language cannot say (a candidate interviewed at most twice, a
+    patient's referral checked in another system).
+
+    Called for every new booking (public page, API, back office) inside its transaction, once
+    the time is known to be free and the staff member chosen; ``booking`` is the booking as it
+    would be (``booking.uid`` is final, ``booking.sequence`` 0). Return ``None`` to let it
+    through, or the reason to refuse it, shown to the person booking as is: a text, or a
+    mapping of language to text (``{"en": "...", "fr": "..."}``) from which the booking's
+    language is taken. Nothing is written when a plugin refuses. Keep it quick: the booking
+    waits for it. A plugin whose check raises is reported (back office, ``bookwise plugins``)
+    and the booking goes through: a broken plugin must not close the booking page."""
 
 
 # --- What happens to bookings (called after each committed change) -----------------------------

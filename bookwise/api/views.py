@@ -27,6 +27,7 @@ from bookwise.bookings.services import (
     NotAllowed,
     NotASlot,
     OutsideWindow,
+    Refused,
     SlotTaken,
     TooLate,
     book_from_answers,
@@ -58,6 +59,7 @@ STATUS = {
     NotASlot: 422,
     OutsideWindow: 422,
     InvalidRequest: 422,
+    Refused: 422,
 }
 
 
@@ -88,10 +90,12 @@ def _booking_error(
     error: BookingError,
 ) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     if isinstance(error, Busy):  # nothing written: the same request may be sent again
-        body, status = error_response(503, error.code, describe(error.code, gettext))
+        body, status = error_response(503, error.code, describe(error.code, gettext, error.told))
         return body, status, {"Retry-After": str(error.retry_after)}
     status = next((s for kind, s in STATUS.items() if isinstance(error, kind)), 409)
-    return error_response(status, error.code, describe(error.code, gettext), **error.details)
+    return error_response(
+        status, error.code, describe(error.code, gettext, error.told), **error.details
+    )
 
 
 @blueprint.errorhandler(InvalidAnswers)

@@ -31,9 +31,10 @@ REFUSALS = {
 GENERIC = N_("Your request could not be completed. Please try again.")
 
 
-def describe(code: str, translate: Callable[[str], str] = str) -> str:
-    """The message for a refusal code, translated."""
-    return translate(REFUSALS.get(code, GENERIC))
+def describe(code: str, translate: Callable[[str], str] = str, told: str | None = None) -> str:
+    """The message for a refusal code, translated; ``told`` when the refusal brought its own
+    words, already in the person's language (a plugin's reason)."""
+    return told or translate(REFUSALS.get(code, GENERIC))
 
 
 # The platform's names of the usual states, for workflows that do not name them in a language.

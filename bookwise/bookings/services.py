@@ -48,6 +48,7 @@ from bookwise.plugins.bookings import (
     host_of,
     move_meeting,
     note_change,
+    snapshot,
 )
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
@@ -61,6 +62,9 @@ class BookingError(BookwiseError):
     """A booking request that cannot be honoured; ``code`` is stable, for the API."""
 
     code = "booking_error"
+    # What to tell the person, already in their language (a plugin's refusal); else the pages
+    # word the code (bookwise.bookings.messages.describe).
+    told: str | None = None
 
     def __init__(self, message: str, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -75,6 +79,16 @@ class Busy(BookingError):
 
     code = "busy"
     retry_after = 2  # seconds, for the API's Retry-After
+
+
+class Refused(BookingError):
+    """A plugin's ``bookwise_validate_booking`` refused the booking; ``told`` is its reason."""
+
+    code = "refused"
+
+    def __init__(self, told: str) -> None:
+        super().__init__(f"refused by a plugin: {told}")
+        self.told = told
 
 
 class SlotTaken(BookingError):
@@ -316,6 +330,16 @@ def _choose_staff(
     return chosen
 
 
+def _check_with_plugins(session: Session, booking: Booking) -> None:
+    """:class:`Refused` when a plugin's ``bookwise_validate_booking`` refuses ``booking`` (written
+    but not committed: the caller's rollback takes it back)."""
+    host = host_of(session)
+    if host is not None and host.checks_bookings():
+        told = host.refusal(snapshot(booking))
+        if told:
+            raise Refused(told)
+
+
 def _assign(session: Session, strategy: str, context: AssignmentContext) -> int:
     """The strategy's choice; a plugin's strategy that fails, or names someone not free, is
     reported and the fair rotation decides instead."""
@@ -484,6 +508,7 @@ def create_booking(
     )
     session.add(booking)
     _flush_or_taken(session)
+    _check_with_plugins(session, booking)
     if workflow.location.type == "online":
         create_meeting(session, booking, workflow.location.provider)
     if workflow.consent is not None and request.consent:

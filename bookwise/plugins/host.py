@@ -28,6 +28,7 @@ from bookwise.documents import schema_messages
 from bookwise.errors import did_you_mean
 from bookwise.plugins.api import (
     API_VERSION,
+    BookingData,
     FieldType,
     MeetingProvider,
     PluginContext,
@@ -243,6 +244,9 @@ class PluginHost:
             "assignment strategies": [name for name, _ in strategies],
             "scheduled jobs": [job.name for job in jobs],
             "booking events": self._event_hooks(info.name),
+            "booking checks": ["bookwise_validate_booking"]
+            if self._implements(info.name, "bookwise_validate_booking")
+            else [],
             "web endpoints": [f"/plugins/{info.name}/"]
             if self._implements(info.name, "bookwise_register_blueprints")
             else [],
@@ -442,6 +446,26 @@ class PluginHost:
             except Exception as exc:
                 self.failed(impl.plugin_name, hook, exc)
 
+    def checks_bookings(self) -> bool:
+        """Whether a plugin implements ``bookwise_validate_booking``."""
+        return bool(self.manager.hook.bookwise_validate_booking.get_hookimpls())
+
+    def refusal(self, booking: BookingData) -> str | None:
+        """The first refusal of a plugin's ``bookwise_validate_booking``, in the booking's
+        language; None when every plugin lets the booking through. A check that raises or
+        answers something unusable is reported and counts as no refusal."""
+        for impl in self.manager.hook.bookwise_validate_booking.get_hookimpls():
+            try:
+                answer = impl.function(booking=booking)
+                told = _in_language(answer, booking.locale)
+            except Exception as exc:
+                self.failed(impl.plugin_name, "bookwise_validate_booking", exc)
+                continue
+            if told:
+                log.info("plugin %s refused a booking: %s", impl.plugin_name, told)
+                return told
+        return None
+
     def listens_to_bookings(self) -> bool:
         return bool(self.meeting_providers) or any(
             getattr(self.manager.hook, hook).get_hookimpls()
@@ -461,6 +485,27 @@ class PluginHost:
 
     def failure_counts(self) -> Counter[str]:
         return Counter({name: info.errors for name, info in self.plugins.items() if info.errors})
+
+
+def _in_language(answer: Any, locale: str) -> str | None:
+    """A plugin's refusal as text for ``locale`` (a text, or a mapping language -> text)."""
+    if answer is None or answer == "":
+        return None
+    if isinstance(answer, str):
+        return answer.strip() or None
+    if (
+        isinstance(answer, Mapping)
+        and answer
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in answer.items())
+    ):
+        for key in (locale, locale.split("_", maxsplit=1)[0], "en"):
+            if answer.get(key, "").strip():
+                return str(answer[key]).strip()
+        return next((v.strip() for v in answer.values() if v.strip()), None)
+    raise TypeError(
+        f"bookwise_validate_booking returned {type(answer).__name__}; return None, a text, "
+        "or a mapping of language to text"
+    )
 
 
 def _check_schema(schema: Any) -> None:

@@ -576,7 +576,7 @@ def book(calendar_slug: str, service_slug: str) -> Any:
                 taken, start = start, None
             except BookingError as refused:
                 # Busy: nothing was written, sending the same form again may well work.
-                problem = describe(refused.code, gettext)
+                problem = describe(refused.code, gettext, refused.told)
                 status = 503 if isinstance(refused, Busy) else 409
             else:
                 return redirect(link("confirmation", token=token, tz=zone))
@@ -801,7 +801,7 @@ def cancel(token: str) -> Any:
                         reason=(form.reason.data or "").strip()[:500] or None,
                     )
             except BookingError as refused:
-                problem = describe(refused.code, gettext)
+                problem = describe(refused.code, gettext, refused.told)
                 booking = _booking(token)
             else:
                 return redirect(link("manage", token=token, done="cancelled"))
@@ -830,7 +830,7 @@ def reschedule(token: str) -> Any:
                 with unit_of_work(instance().database.sessions, write=True) as session:
                     reschedule_booking(session, find_by_manage_token(session, token), start, now())
             except BookingError as refused:
-                problem = describe(refused.code, gettext)
+                problem = describe(refused.code, gettext, refused.told)
                 start = None
                 booking = _booking(token)
             else:

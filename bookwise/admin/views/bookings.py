@@ -428,7 +428,7 @@ class BookingsView(AdminView):
                 reason=(form.reason.data or "").strip() or None,
             )
         except BookingError as refused:
-            self.fail(describe(refused.code, gettext))
+            self.fail(describe(refused.code, gettext, refused.told))
             return redirect(url_for(".details", booking_id=booking_id))
         self._audited("transition", booking, transition=name, state=booking.state)
         self.commit(gettext("Done: %(action)s.", action=label))
@@ -449,7 +449,7 @@ class BookingsView(AdminView):
         try:
             reassign_booking(session, booking, form.staff_id.data, now(), self.access.booking_actor)
         except BookingError as refused:
-            self.fail(describe(refused.code, gettext))
+            self.fail(describe(refused.code, gettext, refused.told))
             return redirect(url_for(".details", booking_id=booking_id))
         self._audited("reassigned", booking, to_staff=booking.staff_id)
         session.flush()
@@ -481,7 +481,7 @@ class BookingsView(AdminView):
                     session, booking, start, now(), role="admin", actor=self.access.booking_actor
                 )
             except BookingError as refused:
-                self.fail(describe(refused.code, gettext))
+                self.fail(describe(refused.code, gettext, refused.told))
                 asked = start.astimezone(ZoneInfo(zone)).date().isoformat()
                 return redirect(url_for(".reschedule", booking_id=booking_id, date=asked))
             self._audited("rescheduled", booking, start=start.isoformat())
@@ -607,7 +607,7 @@ class BookingsView(AdminView):
                     problem, status = gettext("Please correct the answers marked below."), 422
                 except BookingError as refused:
                     session.rollback()
-                    problem, status = describe(refused.code, gettext), 409
+                    problem, status = describe(refused.code, gettext, refused.told), 409
                 else:
                     self.audit(
                         "booking.created",
