@@ -566,6 +566,31 @@ def plan_invitation(
     )
 
 
+def invite_again(
+    session: Session,
+    member: StaffMember,
+    *,
+    secret: str,
+    base_url: str,
+    now: datetime,
+    actor: Actor,
+) -> Notification:
+    """Send ``member`` their invitation again (pending again unless they have accepted it);
+    audited as staff.invited."""
+    if member.invitation != "accepted":
+        member.invitation = "pending"
+    notice = plan_invitation(session, member, secret=secret, base_url=base_url, now=now)
+    record(
+        session,
+        "staff.invited",
+        actor,
+        object_type="staff",
+        object_id=member.slug,
+        calendar_id=member.calendar_id,
+    )
+    return notice
+
+
 def find_invitation(session: Session, secret: str, token: str) -> StaffMember:
     """The staff member of an invitation link; :class:`NotFound` when the link is wrong, too old
     or was sent to an address the member no longer has."""

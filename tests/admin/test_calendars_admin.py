@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking
 from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff, WorkingHours
 from bookwise.notifications.models import Notification
@@ -200,6 +201,35 @@ def test_add_a_staff_member_who_accepts_the_invitation(world: World) -> None:
             == "accepted"
         )
     assert visitor.get("/staff-invitation/forged-token/accept").status_code == 404
+
+
+def test_a_staff_member_who_declined_is_invited_again(world: World) -> None:
+    client = world.login("admin")
+    post(client, "/admin/staff/new", {"name": "Eli Declines", "email": "eli@acme.example"})
+    with db(world) as session:
+        eli = session.scalar(select(StaffMember).where(StaffMember.slug == "eli-declines"))
+        assert eli is not None
+        eli.invitation = "declined"
+        session.commit()
+        eli_id = eli.id
+    response = post(client, f"/admin/staff/{eli_id}/invite")
+    assert response.status_code == 302
+    with db(world) as session:
+        assert session.get(StaffMember, eli_id).invitation == "pending"  # type: ignore[union-attr]
+        sent = session.scalars(
+            select(Notification).where(
+                Notification.event == "staff-invitation",
+                Notification.recipient == "eli@acme.example",
+            )
+        ).all()
+        assert len(sent) == 2  # the first invitation, and this one
+        entry = session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.action == "staff.invited")
+            .order_by(AuditEntry.id.desc())
+        )
+        assert entry is not None and entry.object_id == "eli-declines"
+        assert entry.actor == "admin@bw.example"
 
 
 def test_a_staff_member_with_a_bad_address_is_not_added(world: World) -> None:

@@ -42,10 +42,10 @@ from bookwise.calendars.editing import (
     create_calendar,
     format_hours,
     future_bookings,
+    invite_again,
     parse_hours_text,
     parse_origins,
     parse_tags,
-    plan_invitation,
     remove_staff,
     remove_time_off,
     set_hours,
@@ -744,19 +744,13 @@ class StaffView(AdminView):
         member = self._member(staff_id, "admin")
         if not ActionForm().validate_on_submit():
             deny(self.access, "invite without a valid form", member.calendar_id)
-        member.invitation = "pending" if member.invitation != "accepted" else member.invitation
-        plan_invitation(
+        invite_again(
             self.db,
             member,
             secret=self._secret(),
             base_url=instance().settings.base_url,
             now=now(),
-        )
-        self.audit(
-            "staff.invited",
-            object_type="staff",
-            object_id=member.slug,
-            calendar_id=member.calendar_id,
+            actor=self.actor,
         )
         self.commit(gettext("The invitation is sent again to %(email)s.", email=member.email))
         return redirect(url_for(".details", staff_id=member.id))
