@@ -96,6 +96,7 @@ def race(url: str, folder: str, naive: bool) -> tuple[int, Counter[str]]:
                         values={"name": f"C{number}", "email": f"c{number}@example.org"},
                     ),
                     utcnow(),
+                    plugins=None,
                 )
         except services.SlotTaken:
             failures["slot taken"] += 1

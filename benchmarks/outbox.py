@@ -94,6 +94,7 @@ def main(url: str | None) -> None:
                         start=start, staff="ana", values={"name": "B", "email": "b@bench.example"}
                     ),
                     datetime.now(UTC),
+                    plugins=None,
                 )
                 booking_id = booking.id
             print(

@@ -97,7 +97,11 @@ def run(folder: Path, plugin: str | None) -> list[float]:
         with unit_of_work(bw.database.sessions, write=True) as session:
             context = find_service(session, "northwind-hr", "hr-interview")
             create_booking(
-                session, context, BookingRequest(start=start, values=values, consent=True), now
+                session,
+                context,
+                BookingRequest(start=start, values=values, consent=True),
+                now,
+                plugins=bw.database.plugins,
             )
         timings.append((time.perf_counter() - began) * 1000)
     bw.database.engine.dispose()

@@ -52,7 +52,7 @@ def open_database(settings: Settings) -> Database:
     # The plugins come with the database: every session reaches them (see bookwise.plugins).
     sessions = make_session_factory(engine)
     host = PluginHost(settings, sessions).load()
-    attach(sessions, host)
+    attach(sessions)
     return Database(engine, sessions, host)
 
 

@@ -79,6 +79,11 @@ def _values(workflow: Workflow, name: str, rng: random.Random) -> dict[str, Any]
     return values
 
 
+# The demo's bookings are made up: they reach no plugin (no meeting room is opened, no webhook
+# tells another system of a client who does not exist).
+NO_PLUGINS = None
+
+
 def seed_demo_bookings(session: Session, now: datetime, seed: int = 7) -> int:
     """Book the demo calendars from ten days ago to a week ahead; the caller began the write
     transaction and commits. Returns how many bookings were made."""
@@ -137,6 +142,7 @@ def _book_day(
                     actor="demo",
                 ),
                 booked_at,
+                plugins=NO_PLUGINS,
             )
         except BookingError:
             continue
@@ -146,17 +152,27 @@ def _book_day(
             moves = [t.name for t in lifecycle.available(booking.state, "admin")]
             outcome = "approve" if "approve" in moves else None
             if outcome:
-                transition_booking(session, booking, outcome, "admin", "demo", booked_at)
+                transition_booking(
+                    session, booking, outcome, "admin", "demo", booked_at, plugins=NO_PLUGINS
+                )
                 moves = [t.name for t in lifecycle.available(booking.state, "admin")]
             pick = rng.random()
             choice = "no_show" if pick < 0.12 else "cancel" if pick < 0.22 else "complete"
             if choice in moves:
                 when = booked_at + timedelta(hours=1) if choice == "cancel" else slot.end
                 transition_booking(
-                    session, booking, choice, "admin", "demo", when + timedelta(hours=1)
+                    session,
+                    booking,
+                    choice,
+                    "admin",
+                    "demo",
+                    when + timedelta(hours=1),
+                    plugins=NO_PLUGINS,
                 )
         elif rng.random() < 0.5:
             moves = [t.name for t in lifecycle.available(booking.state, "admin")]
             if "approve" in moves:
-                transition_booking(session, booking, "approve", "admin", "demo", booked_at)
+                transition_booking(
+                    session, booking, "approve", "admin", "demo", booked_at, plugins=NO_PLUGINS
+                )
     return made

@@ -68,9 +68,12 @@ def load_into(
     paths: Sequence[Path],
     actor: str,
     checked: dict[str, CheckedWorkflow] | None = None,
+    *,
+    plugin_names: frozenset[str] | None = None,
 ) -> LoadResult:
     """In the caller's transaction: store the workflow files, then check every calendar file and,
-    when none has an error, load them all. :class:`ProblemsError` lists every problem found."""
+    when none has an error, load them all. :class:`ProblemsError` lists every problem found.
+    ``plugin_names``: the non-core plugins a calendar may name (None: not checked)."""
     result = LoadResult()
     result.workflows = sync_workflow_files(
         session, checked if checked is not None else checked_workflows(settings), actor
@@ -94,7 +97,9 @@ def load_into(
         raise ProblemsError(problems)
     result.warnings = problems
     for path, specs in loaded:
-        result.reports.append((path, load_calendars(session, specs, actor)))
+        result.reports.append(
+            (path, load_calendars(session, specs, actor, plugin_names=plugin_names))
+        )
     return result
 
 
@@ -103,8 +108,9 @@ def load_calendar_files(
 ) -> LoadResult:
     """Store the workflows and load calendar data files, all in one transaction."""
     checked = checked_workflows(settings, database.plugins)
+    plugin_names = frozenset(info.name for info in database.plugins.optional())
     with unit_of_work(database.sessions) as session:
-        return load_into(session, settings, paths, actor, checked)
+        return load_into(session, settings, paths, actor, checked, plugin_names=plugin_names)
 
 
 def load_calendar_file(

@@ -141,10 +141,12 @@ def book_in(
     answers: Mapping[str, Any] | None = None,
     days_ahead: int = 7,
     now: datetime | None = None,
+    plugins: Any = None,
     **request: Any,
 ) -> Any:
     """Book the first free slot of ``service`` in the caller's write transaction, ``days_ahead``
-    days or more after ``now`` (by default :func:`test_instant`)."""
+    days or more after ``now`` (by default :func:`test_instant`), with ``plugins`` (a plugin
+    host; by default none)."""
     from bookwise.bookings.services import BookingRequest, create_booking, find_service
 
     now = now or test_instant()
@@ -158,6 +160,7 @@ def book_in(
         context,
         BookingRequest(start=free[0], values=values, consent=True, **request),
         now,
+        plugins=plugins,
     )
 
 
@@ -170,11 +173,21 @@ def book(
     **request: Any,
 ) -> Any:
     """Book the first free slot of ``service`` (a workflow id) of ``calendar`` (a slug), at
-    least ``days_ahead`` days from now; the booking, as committed."""
+    least ``days_ahead`` days from now, with the instance's plugins; the booking, as
+    committed."""
     from bookwise.db import unit_of_work
 
     with unit_of_work(bw.database.sessions, write=True) as session:
-        return book_in(session, calendar, service, answers, days_ahead, bw.now(), **request)
+        return book_in(
+            session,
+            calendar,
+            service,
+            answers,
+            days_ahead,
+            bw.now(),
+            plugins=bw.database.plugins,
+            **request,
+        )
 
 
 @dataclass

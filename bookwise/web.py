@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings
 from bookwise.database import Database
+from bookwise.plugins.host import PluginHost
 
 csrf = CSRFProtect()
 
@@ -34,6 +35,11 @@ class Bookwise:
 def instance() -> Bookwise:
     bookwise: Bookwise = current_app.extensions["bookwise"]
     return bookwise
+
+
+def plugin_host() -> PluginHost:
+    """The instance's plugins, for the services a view calls (they take them as an argument)."""
+    return instance().database.plugins
 
 
 def now() -> datetime:

@@ -416,6 +416,7 @@ def test_round_robin_spreads_300_bookings_within_one(scenario: Any) -> None:
                         consent=True,
                     ),
                     now,
+                    plugins=None,
                 )
             made += 1
         day += timedelta(days=1)
@@ -449,16 +450,19 @@ def test_staff_approve_and_client_cannot(scenario: Any) -> None:
                 start=tomorrow_at(10), staff="ana", values={"name": "R", "email": "r@example.org"}
             ),
             now,
+            plugins=None,
         )
         with pytest.raises(NotAllowed) as refused:
-            transition_booking(session, booking, "approve", "client", "client", now)
+            transition_booking(session, booking, "approve", "client", "client", now, plugins=None)
         assert refused.value.code == "forbidden"
-        transition_booking(session, booking, "approve", "staff", "staff:ana", now)
+        transition_booking(session, booking, "approve", "staff", "staff:ana", now, plugins=None)
         assert booking.state == "confirmed" and booking.holds_slot
         with pytest.raises(NotAllowed) as refused:
-            transition_booking(session, booking, "approve", "staff", "staff:ana", now)
+            transition_booking(session, booking, "approve", "staff", "staff:ana", now, plugins=None)
         assert refused.value.code == "invalid_state"
-        transition_booking(session, booking, "cancel", "admin", "user:1", now, reason="moved")
+        transition_booking(
+            session, booking, "cancel", "admin", "user:1", now, reason="moved", plugins=None
+        )
         assert booking.state == "cancelled" and not booking.holds_slot
     # The booking and its history are dated by the services' clock, not the system's.
     with scenario.database.sessions() as session:
@@ -533,6 +537,7 @@ def test_a_group_fills_one_session_before_opening_another(scenario: Any) -> None
                     start=start, values={"name": f"P{number}", "email": f"p{number}@example.org"}
                 ),
                 TEST_NOW,
+                plugins=None,
             )
             chosen.append(booking.staff_id)
     assert len(set(chosen[:5])) == 1, "the first five share one session"

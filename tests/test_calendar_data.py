@@ -225,3 +225,41 @@ def test_empty_pool_is_a_warning() -> None:
             parse_document(BASE.replace("tags: [doctor]", "tags: [nurse]"), "c.yaml"), KNOWN
         )[1]
     )
+
+
+def with_plugins(line: str) -> str:
+    return BASE.replace("    timezone: Europe/Paris\n", f"    timezone: Europe/Paris\n{line}")
+
+
+def test_the_plugins_a_calendar_uses() -> None:
+    specs, problems = check(with_plugins("    plugins: [jitsi, sms_http]\n"))
+    assert problems == []
+    assert specs[0].plugins == ("jitsi", "sms_http")
+    # Where each name is written, for the loader to name the file and line (it alone knows the
+    # instance's plugins).
+    assert [(p.file, p.line, p.key) for p in specs[0].plugin_places] == [
+        ("c.yaml", 5, "calendars[0].plugins[0]"),
+        ("c.yaml", 5, "calendars[0].plugins[1]"),
+    ]
+    none, problems = check(with_plugins("    plugins: []\n"))
+    assert problems == [] and none[0].plugins == ()
+    every, problems = check(BASE)
+    assert problems == [] and every[0].plugins is None and every[0].plugin_places == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("    plugins: [jitsi, jitsi]\n", "c.yaml:5:14: calendars[0].plugins: lists the same item"),
+        (
+            "    plugins: [jitsi, 42]\n",
+            "c.yaml:5:22: calendars[0].plugins[1]: 42 is not a plugin name; write it as under "
+            "plugins.enabled in config.yaml, like jitsi",
+        ),
+        ("    plugins: jitsi\n", "c.yaml:5:14: calendars[0].plugins: expected a list"),
+    ],
+)
+def test_wrong_plugin_lists_are_named_with_their_place(line: str, message: str) -> None:
+    specs, problems = check(with_plugins(line))
+    assert specs == []
+    assert any(p.startswith(message) for p in problems), problems

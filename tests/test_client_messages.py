@@ -150,6 +150,7 @@ def book(
                 values=values,
             ),
             now,
+            plugins=None,
         )
         return booking.uid
 
@@ -239,9 +240,9 @@ def test_reschedule_twice_then_cancel_names_the_time_the_client_knew(
     assert int(invitation(confirmation)[1]["SEQUENCE"]) == 0
     inbox.messages.clear()
 
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now))
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, third, now))
-    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, reason="ill"))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now, plugins=None))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, third, now, plugins=None))
+    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, reason="ill", plugins=None))
     send_due(mailing, now)
 
     # One message: the booking the client has (at the first time) is cancelled. The two moves
@@ -275,8 +276,8 @@ def test_two_reschedules_in_one_cycle_make_one_message_from_the_known_time(
     send_due(mailing, now)
     inbox.messages.clear()
 
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now))
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, third, now))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now, plugins=None))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, third, now, plugins=None))
     send_due(mailing, now)
 
     (moved,) = inbox.to(CLIENT)
@@ -290,7 +291,7 @@ def test_two_reschedules_in_one_cycle_make_one_message_from_the_known_time(
 
     # A later cancellation starts from what that message said.
     inbox.messages.clear()
-    change(mailing, uid, lambda s, b: cancel_booking(s, b, now))
+    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, plugins=None))
     send_due(mailing, now)
     (cancelled,) = inbox.to(CLIENT)
     assert when(third) in subject(cancelled)
@@ -305,8 +306,8 @@ def test_a_booking_changed_before_any_message_went_out(
     sent (no longer true), and the cancellation names the time the client booked."""
     first, second = day_at(now, 10), day_at(now, 15)
     uid = book(mailing, "visit", first, now)
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now))
-    change(mailing, uid, lambda s, b: cancel_booking(s, b, now))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now, plugins=None))
+    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, plugins=None))
     send_due(mailing, now)
 
     (cancelled,) = inbox.to(CLIENT)
@@ -321,7 +322,7 @@ def test_booked_then_moved_before_any_message_is_one_confirmation(
 ) -> None:
     first, second = day_at(now, 10), day_at(now, 15)
     uid = book(mailing, "visit", first, now)
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now, plugins=None))
     send_due(mailing, now)
 
     (confirmation,) = inbox.to(CLIENT)
@@ -350,7 +351,11 @@ def test_a_request_is_tentative_until_approved(
     assert event.decoded("DTSTART") == start
 
     inbox.messages.clear()
-    change(office, uid, lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now))
+    change(
+        office,
+        uid,
+        lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now, plugins=None),
+    )
     send_due(office, now)
     (confirmed,) = inbox.to(CLIENT)
     assert subject(confirmed).startswith("Confirmed")
@@ -387,7 +392,11 @@ def test_staff_are_told_that_the_request_was_approved(
     uid = book(office, "interview", day_at(now, 11), now)
     send_due(office, now)
     inbox.messages.clear()
-    change(office, uid, lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now))
+    change(
+        office,
+        uid,
+        lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now, plugins=None),
+    )
     send_due(office, now)
     (told,) = inbox.to(STAFF)
     assert subject(told).startswith("Approved: Interview")
@@ -411,7 +420,11 @@ def test_a_declined_request_cancels_the_tentative_event(
     uid = book(office, "interview", start, now)
     send_due(office, now)
     inbox.messages.clear()
-    change(office, uid, lambda s, b: transition_booking(s, b, "decline", "staff", "staff:1", now))
+    change(
+        office,
+        uid,
+        lambda s, b: transition_booking(s, b, "decline", "staff", "staff:1", now, plugins=None),
+    )
     send_due(office, now)
     (declined,) = inbox.to(CLIENT)
     calendar, event = invitation(declined)
@@ -451,9 +464,9 @@ def test_every_time_a_client_abroad_reads_carries_its_zone(
     first, second = day_at(now, 10), day_at(now, 15)
     uid = book(mailing, "visit", first, now, zone=TORONTO, locale=locale)
     send_due(mailing, now)
-    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now))
+    change(mailing, uid, lambda s, b: reschedule_booking(s, b, second, now, plugins=None))
     send_due(mailing, now)
-    change(mailing, uid, lambda s, b: cancel_booking(s, b, now))
+    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, plugins=None))
     send_due(mailing, now)
 
     confirmation, moved, cancelled = inbox.to(CLIENT)
@@ -493,7 +506,7 @@ def test_a_client_in_the_business_zone_reads_no_zone_after_each_time(
     start = day_at(now, 10)
     uid = book(mailing, "visit", start, now)
     send_due(mailing, now)
-    change(mailing, uid, lambda s, b: cancel_booking(s, b, now))
+    change(mailing, uid, lambda s, b: cancel_booking(s, b, now, plugins=None))
     send_due(mailing, now)
     cancelled = inbox.to(CLIENT)[-1]
     assert subject(cancelled) == f"Cancelled: Visit on {when(start)}"
@@ -515,12 +528,17 @@ def test_the_calendar_file_of_a_request_is_tentative(
                 values={"name": "Zoé Martin", "email": CLIENT},
             ),
             now,
+            plugins=None,
         )
         token, uid = manage_token(booking), booking.uid
     web = scenario_app.test_client()
     event = icalendar.Calendar.from_ical(web.get(f"/manage/{token}/booking.ics").data)
     assert str(event.walk("VEVENT")[0]["STATUS"]) == "TENTATIVE"
-    change(scenario, uid, lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now))
+    change(
+        scenario,
+        uid,
+        lambda s, b: transition_booking(s, b, "approve", "staff", "staff:1", now, plugins=None),
+    )
     event = icalendar.Calendar.from_ical(web.get(f"/manage/{token}/booking.ics").data)
     assert str(event.walk("VEVENT")[0]["STATUS"]) == "CONFIRMED"
     assert int(event.walk("VEVENT")[0]["SEQUENCE"]) == 1

@@ -207,6 +207,7 @@ def test_the_database_refuses_an_overlap_on_its_own(scenario: Any) -> None:
                 start=start, staff="ben", values={"name": "A", "email": "a@example.org"}
             ),
             TEST_NOW,
+            plugins=None,
         )
         first_values = {
             c.name: getattr(first, c.name)

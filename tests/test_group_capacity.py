@@ -116,6 +116,7 @@ def book(school: Loaded, service: str, start: datetime, now: datetime, number: i
                 values={"name": f"S{number}", "email": f"s{number}@example.org"},
             ),
             now,
+            plugins=None,
         )
         return booking.staff_id
 
@@ -250,6 +251,7 @@ def test_staff_naming_another_tutor_still_cannot_overfill_one_group(
                     actor="staff",
                 ),
                 now,
+                plugins=None,
             )
     with pytest.raises(BookingError) as caught:
         book(school, "class", start, now, 6)

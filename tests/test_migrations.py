@@ -107,3 +107,61 @@ def test_upgrading_keeps_existing_bookings(tmp_path) -> None:
             "bookings_no_double_booking_update",
         ]
     engine.dispose()
+
+
+def test_calendars_keep_every_plugin_through_the_plugins_migration(database_url: str) -> None:
+    """0008 adds ``calendars.plugins``: a calendar made before it uses every plugin enabled on
+    the instance (NULL), and a choice of none (``[]``) stays apart from no choice (NULL)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from bookwise.calendars.models import Calendar
+
+    def downgrade(engine: sa.Engine, revision: str) -> None:
+        config = migrate.alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+    engine = make_engine(database_url)
+    try:
+        downgrade(engine, "0007")
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("calendars")}
+        assert "plugins" not in columns
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO calendars (slug, name, description, timezone, default_locale, "
+                    "published, search_indexing, sign_in_required, show_business_timezone, "
+                    "embed_origins, created_at, updated_at) VALUES ('old', 'Old', '{}', 'UTC', "
+                    "'en', true, true, false, false, '[]', :at, :at)"
+                ),
+                {"at": "2026-01-01 09:00:00"},
+            )
+        migrate.upgrade(engine)
+        with Session(engine) as session:
+            old = session.scalars(sa.select(Calendar)).one()
+            assert old.plugins is None and old.uses_plugin("jitsi")
+            session.add_all(
+                [
+                    Calendar(slug="none", name="None", timezone="UTC", plugins=[]),
+                    Calendar(slug="some", name="Some", timezone="UTC", plugins=["jitsi"]),
+                    Calendar(slug="every", name="Every", timezone="UTC", plugins=None),
+                ]
+            )
+            session.commit()
+        with Session(engine) as session:
+            stored = {c.slug: c for c in session.scalars(sa.select(Calendar))}
+            assert stored["none"].plugins == [] and not stored["none"].uses_plugin("jitsi")
+            assert stored["some"].plugins == ["jitsi"] and stored["some"].uses_plugin("jitsi")
+            assert not stored["some"].uses_plugin("sms_http")
+            # No choice is SQL NULL (not JSON null), whether never set or set to None.
+            unset = session.scalars(
+                sa.select(Calendar.slug).where(Calendar.plugins.is_(None)).order_by(Calendar.slug)
+            ).all()
+            assert unset == ["every", "old"]
+    finally:
+        migrate.upgrade(engine)
+        engine.dispose()

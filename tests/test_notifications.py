@@ -71,6 +71,7 @@ def book(
                 },
             ),
             now or TEST_NOW,
+            plugins=None,
         )
         return booking.uid
 
@@ -156,7 +157,7 @@ def test_reschedule_and_cancel_update_the_same_event(mailing: Loaded, inbox: Inb
     dispatcher(mailing).drain()
     with unit_of_work(mailing.database.sessions, write=True) as session:
         booking = session.scalar(sa.select(Booking).where(Booking.uid == uid))
-        reschedule_booking(session, booking, start_in(hour=15), TEST_NOW)
+        reschedule_booking(session, booking, start_in(hour=15), TEST_NOW, plugins=None)
     dispatcher(mailing).drain()
     moved = [m for m in inbox.to("zoe@example.org") if m["Subject"].startswith("Rescheduled")]
     assert len(moved) == 1
@@ -176,7 +177,7 @@ def test_reschedule_and_cancel_update_the_same_event(mailing: Loaded, inbox: Inb
 
     with unit_of_work(mailing.database.sessions, write=True) as session:
         booking = session.scalar(sa.select(Booking).where(Booking.uid == uid))
-        cancel_booking(session, booking, TEST_NOW, reason="ill")
+        cancel_booking(session, booking, TEST_NOW, reason="ill", plugins=None)
     dispatcher(mailing).drain()
     cancelled = [m for m in inbox.to("zoe@example.org") if "ancel" in m["Subject"]]
     assert len(cancelled) == 1
@@ -373,7 +374,9 @@ def test_a_staff_decision_reaches_the_client(mailing: Loaded, inbox: Inbox) -> N
     uid = book(mailing, start_in())
     with unit_of_work(mailing.database.sessions, write=True) as session:
         booking = session.scalar(sa.select(Booking).where(Booking.uid == uid))
-        transition_booking(session, booking, "no_show", "staff", "staff:ana", TEST_NOW)
+        transition_booking(
+            session, booking, "no_show", "staff", "staff:ana", TEST_NOW, plugins=None
+        )
     assert not [r for r in rows(mailing) if r.event == "no_show"]
     assert all(r.state == "withdrawn" for r in rows(mailing) if r.event == "reminder")
 

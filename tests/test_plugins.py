@@ -290,7 +290,9 @@ def test_a_plugin_field_type_strategy_provider_and_events(tmp_path: Path, throwa
         calendar_id, uid = booking.calendar_id, booking.uid
         day = booking.start_at.date()
         scope = ReportScope(calendar_id, day, day, "UTC", "en", "en")
-        header, rows = export_rows(session, scope, include_sensitive=True)
+        header, rows = export_rows(
+            session, scope, include_sensitive=True, field_types=bw.database.plugins.field_types
+        )
         assert rows[0][header.index("Rating (stars)")] == "3 stars"
 
     # Cancelled by the client: the meeting is deleted, the listeners hear it after commit.
@@ -541,10 +543,8 @@ def host_for(monkeypatch: pytest.MonkeyPatch) -> Any:
         host = PluginHost(settings, bw.database.sessions)
         core = [e for e in entry_points(group="bookwise.plugins") if e.dist.name == "bookwise"]
         host.load([*core, *(entry(name) for name in names)])
-        from bookwise.plugins.bookings import attach
 
         bw.database.plugins = host
-        attach(bw.database.sessions, host)
         return host
 
     return make
@@ -682,12 +682,12 @@ def test_the_plugins_command_says_what_is_wrong(tmp_path: Path, bookwise_cli: An
 # --- only what is committed reaches plugins -------------------------------------------------
 
 
-def cancel_in(session: Any, booking_id: int) -> None:
+def cancel_in(session: Any, booking_id: int, plugins: Any) -> None:
     from bookwise.bookings.models import Booking
     from bookwise.bookings.services import cancel_booking
 
     booking = session.get(Booking, booking_id)
-    cancel_booking(session, booking, TEST_NOW, role="staff", actor="admin")
+    cancel_booking(session, booking, TEST_NOW, role="staff", actor="admin", plugins=plugins)
 
 
 def test_a_released_savepoint_is_not_a_commit(tmp_path: Path, host_for: Any) -> None:
@@ -699,7 +699,7 @@ def test_a_released_savepoint_is_not_a_commit(tmp_path: Path, host_for: Any) -> 
     RECORDED.clear()
     with pytest.raises(RuntimeError), unit_of_work(bw.database.sessions, write=True) as session:
         with session.begin_nested():
-            cancel_in(session, booking.id)
+            cancel_in(session, booking.id, bw.database.plugins)
         raise RuntimeError("the outer transaction fails")
     assert RECORDED == []  # nothing happened: no event, the meeting kept
 
@@ -713,9 +713,9 @@ def test_a_rolled_back_savepoint_forgets_only_its_own(tmp_path: Path, host_for: 
     second = book(bw, "northwind-hr", "hr-interview", HR, days_ahead=9)
     RECORDED.clear()
     with unit_of_work(bw.database.sessions, write=True) as session:
-        cancel_in(session, first.id)
+        cancel_in(session, first.id, bw.database.plugins)
         with pytest.raises(RuntimeError), session.begin_nested():
-            cancel_in(session, second.id)
+            cancel_in(session, second.id, bw.database.plugins)
             raise RuntimeError("this part fails")
     assert [
         ("meeting deleted", first.uid),
@@ -734,7 +734,7 @@ def test_a_meeting_made_in_a_rolled_back_transaction_is_deleted(
     host_for(bw, "recorder")
     RECORDED.clear()
     with pytest.raises(RuntimeError), unit_of_work(bw.database.sessions, write=True) as session:
-        book_in(session, "northwind-hr", "hr-interview", HR)
+        book_in(session, "northwind-hr", "hr-interview", HR, plugins=bw.database.plugins)
         raise RuntimeError("something after the booking fails: the transaction rolls back")
     with bw.database.sessions() as session:
         assert session.scalars(select(Booking)).all() == []
@@ -870,7 +870,7 @@ def test_a_provider_slow_to_move_a_meeting_does_not_hold_the_reschedule(
         row = session.get(Booking, booking.id)
         assert row is not None
         later = [s for s in free_starts(session, context_of(row), bw.now(), 9) if s != row.start_at]
-        reschedule_booking(session, row, later[0], bw.now())
+        reschedule_booking(session, row, later[0], bw.now(), plugins=bw.database.plugins)
     assert time.monotonic() - began < 0.55  # the provider's 0.6 s were not waited for
     with bw.database.sessions() as session:
         moved = session.get(Booking, booking.id)
@@ -881,3 +881,87 @@ def test_a_provider_slow_to_move_a_meeting_does_not_hold_the_reschedule(
         )
         assert "no answer within 0.2 s" in event.details["error"]
     assert host.plugins["slow_to_move"].errors == 1
+
+
+# --- plugins per calendar ----------------------------------------------------------------------
+
+
+class Gate:
+    """Checks bookings and hears of them: to see which calendars reach it."""
+
+    BOOKWISE_API = "1.0"
+
+    @hookimpl
+    def bookwise_validate_booking(self, booking: BookingData) -> str | None:
+        RECORDED.append(("checked", booking.calendar))
+        return None
+
+    @hookimpl
+    def bookwise_booking_changed(self, booking: BookingData, change: Any) -> None:
+        RECORDED.append(("heard", booking.calendar, change.action))
+
+
+PLUGINS["gate"] = Gate()
+
+
+def _use_plugins(bw: Any, calendar: str, plugins: list[str] | None) -> None:
+    from bookwise.calendars.models import Calendar
+
+    with bw.database.sessions() as session, session.begin():
+        row = session.scalar(select(Calendar).where(Calendar.slug == calendar))
+        assert row is not None
+        row.plugins = plugins
+
+
+def test_a_calendar_that_does_not_use_a_plugin_tells_it_nothing(
+    tmp_path: Path, host_for: Any
+) -> None:
+    bw = make_instance(tmp_path)
+    host_for(bw, "recorder", "gate", "channels")
+    _use_plugins(bw, "northwind-hr", ["gate"])  # not the recorder's meetings, not its channels
+    RECORDED.clear()
+    booking = book(bw, "northwind-hr", "hr-interview", HR)
+    # The gate checked the booking and heard of it; the recorder made no meeting.
+    assert RECORDED == [("checked", "northwind-hr"), ("heard", "northwind-hr", "created")]
+    assert booking.meeting_url is None
+    with bw.database.sessions() as session:
+        (failed,) = session.scalars(
+            select(BookingEvent).where(
+                BookingEvent.booking_id == booking.id, BookingEvent.action == "meeting_failed"
+            )
+        )
+        assert "does not use the plugin 'recorder'" in failed.details["error"]
+        # A message on the channel of a plugin the calendar does not use is skipped, with why.
+        email = session.scalars(
+            select(Notification).where(
+                Notification.booking_id == booking.id, Notification.channel == "email"
+            )
+        ).first()
+        assert email is not None
+        copy = {c.key: getattr(email, c.key) for c in Notification.__table__.columns}
+        del copy["id"]
+        copy.update(channel="refuse", idempotency_key=f"{email.idempotency_key}:refuse")
+        session.add(Notification(**copy))
+        session.commit()
+    bw.send_due()
+    with bw.database.sessions() as session:
+        refused = session.scalar(select(Notification).where(Notification.channel == "refuse"))
+        assert refused is not None and refused.state == "skipped"
+        assert "does not use the plugin 'channels'" in (refused.last_error or "")
+
+    # Back to every plugin of the instance: the recorder makes the meeting again.
+    _use_plugins(bw, "northwind-hr", None)
+    RECORDED.clear()
+    again = book(bw, "northwind-hr", "hr-interview", HR, days_ahead=9)
+    assert again.meeting_url == f"https://meet.invalid/{again.uid}"
+    assert ("heard", "northwind-hr", "created") in RECORDED
+    assert ("created", again.uid, again.state) in RECORDED  # the recorder heard it too
+
+
+def test_no_calendar_uses_a_plugin_when_its_list_is_empty(tmp_path: Path, host_for: Any) -> None:
+    bw = make_instance(tmp_path)
+    host_for(bw, "gate")
+    _use_plugins(bw, "northwind-hr", [])
+    RECORDED.clear()
+    book(bw, "northwind-hr", "hr-interview", HR)
+    assert RECORDED == []

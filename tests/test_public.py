@@ -525,10 +525,13 @@ def test_moving_an_approved_booking_asks_for_approval_again(scenario: Any) -> No
                 values={"name": "R", "email": "r@example.org"},
             ),
             now,
+            plugins=None,
         )
-        transition_booking(session, booking, "approve", "staff", "staff:ana", now)
+        transition_booking(session, booking, "approve", "staff", "staff:ana", now, plugins=None)
         assert booking.state == "confirmed"
-        reschedule_booking(session, booking, datetime.fromisoformat(start_at(15)), now)
+        reschedule_booking(
+            session, booking, datetime.fromisoformat(start_at(15)), now, plugins=None
+        )
         assert booking.state == "requested"
 
 
@@ -554,8 +557,9 @@ def test_a_booking_cannot_come_back_over_another(scenario: Any) -> None:
                 start=start, staff="ana", values={"name": "A", "email": "a@example.org"}
             ),
             now,
+            plugins=None,
         )
-        transition_booking(session, first, "hold", "staff", "staff:ana", now)
+        transition_booking(session, first, "hold", "staff", "staff:ana", now, plugins=None)
         assert not first.holds_slot
         create_booking(
             session,
@@ -564,9 +568,10 @@ def test_a_booking_cannot_come_back_over_another(scenario: Any) -> None:
                 start=start, staff="ana", values={"name": "B", "email": "b@example.org"}
             ),
             now,
+            plugins=None,
         )
         with pytest.raises(SlotTaken):
-            transition_booking(session, first, "resume", "staff", "staff:ana", now)
+            transition_booking(session, first, "resume", "staff", "staff:ana", now, plugins=None)
 
 
 def test_text_messages_are_asked_on_each_booking(web: Any, scenario_app: Any) -> None:

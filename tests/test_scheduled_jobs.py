@@ -160,7 +160,7 @@ def test_complete_past_completes_what_is_over_and_nothing_else(
     cancelled = book(scenario, start_in(days=1, hour=11))
     with unit_of_work(scenario.database.sessions, write=True) as session:
         booking = session.scalars(sa.select(Booking).where(Booking.uid == cancelled)).one()
-        cancel_booking(session, booking, now)
+        cancel_booking(session, booking, now, plugins=None)
     after = start_in(days=1, hour=14)  # both bookings of day 1 are over; day 3 is not
     config = str(tmp_path / "scenario.yaml")
     result = bookwise_cli(

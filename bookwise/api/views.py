@@ -45,7 +45,7 @@ from bookwise.errors import NotFound
 from bookwise.i18n import contact_label, gettext
 from bookwise.notifications.context import manage_url
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
-from bookwise.web import csrf, db_session, instance, now
+from bookwise.web import csrf, db_session, instance, now, plugin_host
 from bookwise.workflows.language import Field, Workflow
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -376,6 +376,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
                 sms_opt_in=sms_opt_in,
             ),
             now(),
+            plugins=plugin_host(),
         )
         payload = _booking_json(booking)
     location = url_for("api.manage", token=payload["manage_token"])
@@ -394,7 +395,7 @@ def reschedule(token: str) -> Response:
     database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
         booking = find_by_manage_token(session, token)
-        reschedule_booking(session, booking, start, now())
+        reschedule_booking(session, booking, start, now(), plugins=plugin_host())
         payload = _booking_json(booking)
     return jsonify(payload)
 
@@ -408,6 +409,6 @@ def cancel(token: str) -> Response:
     database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
         booking = find_by_manage_token(session, token)
-        cancel_booking(session, booking, now(), reason=reason)
+        cancel_booking(session, booking, now(), reason=reason, plugins=plugin_host())
         payload = _booking_json(booking)
     return jsonify(payload)

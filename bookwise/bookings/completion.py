@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,9 @@ from bookwise.db import unit_of_work
 from bookwise.workflows.lifecycle import Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import workflow_of
+
+if TYPE_CHECKING:
+    from bookwise.plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,12 @@ def _completable(session: Session, now: datetime) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def complete_past_bookings(sessions: sessionmaker[Session], now: datetime, batch: int = 50) -> int:
+def complete_past_bookings(
+    sessions: sessionmaker[Session],
+    now: datetime,
+    plugins: PluginHost | None,
+    batch: int = 50,
+) -> int:
     """Complete every booking over at ``now`` that the workflow lets ``system`` complete;
     the number completed. One that fails is logged and left for the next run."""
     with sessions() as session:
@@ -77,7 +86,9 @@ def complete_past_bookings(sessions: sessionmaker[Session], now: datetime, batch
                     after = booking.id
                     try:
                         with session.begin_nested():
-                            transition_booking(session, booking, COMPLETE, SYSTEM, SYSTEM, now)
+                            transition_booking(
+                                session, booking, COMPLETE, SYSTEM, SYSTEM, now, plugins=plugins
+                            )
                         completed += 1
                     except Exception:  # one booking must not hold the others back
                         log.exception("booking %s could not be completed", booking.uid)

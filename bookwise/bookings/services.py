@@ -22,7 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
@@ -45,15 +45,18 @@ from bookwise.notifications.planning import plan_event, plan_timed, withdraw_tim
 from bookwise.plugins.bookings import (
     create_meeting,
     forget_meeting,
-    host_of,
     move_meeting,
     note_change,
     snapshot,
+    used_by,
 )
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
+
+if TYPE_CHECKING:
+    from bookwise.plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,7 @@ def book_from_answers(
     request: BookingRequest,
     now: datetime,
     *,
+    plugins: PluginHost | None,
     public: bool = True,
 ) -> Booking:
     """Book from answers: the one path of the public form, the admin's phone booking and the
@@ -190,7 +194,7 @@ def book_from_answers(
     ``public=False`` (the back office) also books unpublished calendars and inactive services.
     """
     context = find_service(session, calendar_slug, workflow_slug, public=public)
-    return create_booking(session, context, request, now)
+    return create_booking(session, context, request, now, plugins=plugins)
 
 
 def manage_token(booking: Booking) -> str:
@@ -291,6 +295,7 @@ def _choose_staff(
     context: BookingContext,
     slot: Slot,
     pool: list[PoolMember],
+    plugins: PluginHost | None,
     prefer: int | None = None,
 ) -> int:
     """Who takes the slot: ``prefer`` when free; for a group, the staff member whose session at that
@@ -313,7 +318,7 @@ def _choose_staff(
     if strategy not in ("random", "round_robin", "priority"):
         week_counts = _week_counts(session, context, slot)
     chosen = _assign(
-        session,
+        plugins,
         strategy,
         AssignmentContext(
             free=list(slot.staff),
@@ -330,22 +335,21 @@ def _choose_staff(
     return chosen
 
 
-def _check_with_plugins(session: Session, booking: Booking) -> None:
-    """:class:`Refused` when a plugin's ``bookwise_validate_booking`` refuses ``booking`` (written
-    but not committed: the caller's rollback takes it back)."""
-    host = host_of(session)
+def _check_with_plugins(booking: Booking, host: PluginHost | None) -> None:
+    """:class:`Refused` when a plugin (that the booking's calendar uses) refuses ``booking`` in
+    its ``bookwise_validate_booking`` (written but not committed: the caller's rollback takes it
+    back)."""
     if host is not None and host.checks_bookings():
-        told = host.refusal(snapshot(booking))
+        told = host.refusal(snapshot(booking), only=used_by(booking.calendar, host))
         if told:
             raise Refused(told)
 
 
-def _assign(session: Session, strategy: str, context: AssignmentContext) -> int:
+def _assign(host: PluginHost | None, strategy: str, context: AssignmentContext) -> int:
     """The strategy's choice; a plugin's strategy that fails, or names someone not free, is
     reported and the fair rotation decides instead."""
     if strategy in STRATEGIES:
         return assign(strategy, context)
-    host = host_of(session)
     chosen: Any = None
     if host is not None and strategy in host.assignment_strategies:
         try:
@@ -413,9 +417,11 @@ def history(
     at: datetime,
     from_state: str | None = None,
     details: dict[str, Any] | None = None,
+    plugins: PluginHost | None,
 ) -> None:
     """A line of the booking's history: ``action`` by ``actor`` at ``at`` (the service's
-    ``now``, so that history and messages agree on when things happened)."""
+    ``now``, so that history and messages agree on when things happened), told to ``plugins``
+    once committed."""
     session.add(
         BookingEvent(
             booking_id=booking.id,
@@ -427,20 +433,27 @@ def history(
             at=at,
         )
     )
-    note_change(session, booking, action, actor, from_state, details)
+    note_change(session, booking, action, actor, from_state, details, plugins)
 
 
 def create_booking(
-    session: Session, context: BookingContext, request: BookingRequest, now: datetime
+    session: Session,
+    context: BookingContext,
+    request: BookingRequest,
+    now: datetime,
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Book ``request.start`` for a client; raises a :class:`BookingError` or
     :class:`~bookwise.bookings.answers.InvalidAnswers`, leaving nothing written.
 
-    The session must be fresh: this begins its transaction as a writer.
+    ``plugins``: the instance's plugin host (its field types, assignment strategies, booking
+    checks, meeting providers and booking events), or None for none. The session must be
+    fresh: this begins its transaction as a writer.
     """
     begin_write_if_fresh(session)
     workflow = context.workflow
-    host = host_of(session)
+    host = plugins
     answers = check_answers(
         workflow,
         request.values,
@@ -467,7 +480,7 @@ def create_booking(
     everyone = workflow.one_group_per_slot or not wanted
     _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
     slot = _slot_at(session, context, start, now, wanted, by_staff=request.by_staff)
-    staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool)
+    staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool, plugins)
 
     # The contact details as given for this booking. Never an update of an earlier client with
     # the same e-mail: whoever knows an address could otherwise rename, re-route or relocate
@@ -508,9 +521,9 @@ def create_booking(
     )
     session.add(booking)
     _flush_or_taken(session)
-    _check_with_plugins(session, booking)
+    _check_with_plugins(booking, plugins)
     if workflow.location.type == "online":
-        create_meeting(session, booking, workflow.location.provider)
+        create_meeting(session, booking, workflow.location.provider, plugins)
     if workflow.consent is not None and request.consent:
         text = workflow.consent.text.get(booking.locale, context.calendar.default_locale)
         link = workflow.consent.link.get(booking.locale, context.calendar.default_locale)
@@ -531,6 +544,7 @@ def create_booking(
         request.actor,
         at=now,
         details={"start": start.isoformat(), "source": request.source},
+        plugins=plugins,
     )
     session.flush()
     plan_event(session, booking, workflow, booking.state, now)
@@ -622,6 +636,8 @@ def reschedule_booking(
     now: datetime,
     role: Role = "client",
     actor: str = "client",
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Move a booking to ``new_start`` under the rules of the version it was made under.
 
@@ -646,7 +662,7 @@ def reschedule_booking(
     slot = _slot_at(
         session, context, start, now, wanted, exclude_booking=booking.id, by_staff=by_staff
     )
-    staff_id = _choose_staff(session, context, slot, pool, prefer=booking.staff_id)
+    staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=booking.staff_id)
     previous = booking.start_at
     state_before = booking.state
     initial = workflow.lifecycle.initial
@@ -663,7 +679,7 @@ def reschedule_booking(
     booking.slot_key = _slot_key(context, staff_id, start, booking.uid)
     booking.sequence += 1
     _flush_or_taken(session)
-    move_meeting(session, booking)
+    move_meeting(session, booking, plugins)
     history(
         session,
         booking,
@@ -672,6 +688,7 @@ def reschedule_booking(
         at=now,
         from_state=state_before,
         details={"from": previous.isoformat(), "to": start.isoformat()},
+        plugins=plugins,
     )
     withdraw_timed(session, booking)
     if back_to_approval:
@@ -697,6 +714,8 @@ def transition_booking(
     actor: str,
     now: datetime,
     reason: str | None = None,
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Make the lifecycle move ``name`` as ``role``; :class:`NotAllowed` when the workflow does
     not allow it from the booking's state or for that role. A move that brings a booking back
@@ -725,10 +744,11 @@ def transition_booking(
         at=now,
         from_state=previous,
         details={"reason": reason} if reason else None,
+        plugins=plugins,
     )
     if not booking.holds_slot:
         withdraw_timed(session, booking)
-        forget_meeting(session, booking)
+        forget_meeting(session, booking, plugins)
     plan_event(
         session,
         booking,
@@ -748,13 +768,21 @@ def cancel_booking(
     role: Role = "client",
     actor: str = "client",
     reason: str | None = None,
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Cancel one booking (for a group, this participant only) by the transition ``cancel``."""
-    return transition_booking(session, booking, "cancel", role, actor, now, reason)
+    return transition_booking(session, booking, "cancel", role, actor, now, reason, plugins=plugins)
 
 
 def reassign_booking(
-    session: Session, booking: Booking, staff_id: int, now: datetime, actor: str
+    session: Session,
+    booking: Booking,
+    staff_id: int,
+    now: datetime,
+    actor: str,
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Give a booking to another staff member of its service's pool, free at its time (manual
     load balancing). Its reminders are planned again for the new staff member."""
@@ -795,6 +823,7 @@ def reassign_booking(
         at=now,
         from_state=booking.state,
         details={"from_staff": previous, "to_staff": staff_id},
+        plugins=plugins,
     )
     withdraw_timed(session, booking)
     plan_timed(session, booking, workflow, now)
@@ -803,7 +832,13 @@ def reassign_booking(
 
 
 def reassign_to_anyone(
-    session: Session, booking: Booking, now: datetime, actor: str, excluded: int
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    actor: str,
+    excluded: int,
+    *,
+    plugins: PluginHost | None,
 ) -> Booking:
     """Give a booking to whoever else in its pool is free at its time, chosen by the workflow's
     assignment strategy; :class:`SlotTaken` when no one is."""
@@ -822,5 +857,5 @@ def reassign_to_anyone(
         exclude_booking=booking.id,
         by_staff=True,
     )
-    staff_id = _choose_staff(session, context, slot, pool)
-    return reassign_booking(session, booking, staff_id, now, actor)
+    staff_id = _choose_staff(session, context, slot, pool, plugins)
+    return reassign_booking(session, booking, staff_id, now, actor, plugins=plugins)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from babel import localedata
 
-from bookwise.documents import Document, KeyPath, schema_problems
+from bookwise.documents import Document, KeyPath, format_path, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
 from bookwise.timezones import local_to_utc, zone_names
 
@@ -63,6 +63,17 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a value is in its file, for what only the loader can check (plugins enabled on
+    the instance) to be reported like the checker's problems."""
+
+    file: str
+    line: int | None
+    column: int | None
+    key: str  # the dotted key path, like calendars[0].plugins[1]
+
+
+@dataclass(frozen=True)
 class CalendarSpec:
     slug: str
     name: str
@@ -80,6 +91,10 @@ class CalendarSpec:
     hours: tuple[HoursRange, ...]
     staff: tuple[StaffSpec, ...]
     services: tuple[ServiceSpec, ...]
+    # The non-core plugins the calendar uses (None: every plugin enabled on the instance), and
+    # where each name is written.
+    plugins: tuple[str, ...] | None = None
+    plugin_places: tuple[Place, ...] = ()
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -217,7 +232,15 @@ class _Checker:
             hours=self.hours(data.get("hours", {}), (*at, "hours")),
             staff=tuple(staff),
             services=tuple(services),
+            plugins=tuple(data["plugins"]) if "plugins" in data else None,
+            plugin_places=tuple(
+                self.place((*at, "plugins", index)) for index in range(len(data.get("plugins", ())))
+            ),
         )
+
+    def place(self, path: KeyPath) -> Place:
+        line, column = self.document.locate(path)
+        return Place(self.document.file, line, column, format_path(path))
 
     def hours(self, data: dict[str, list[str]], at: KeyPath) -> tuple[HoursRange, ...]:
         out: list[HoursRange] = []

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -41,6 +41,9 @@ from bookwise.timezones import parse_zone
 from bookwise.workflows.loader import CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.services import create_workflow
+
+if TYPE_CHECKING:
+    from bookwise.plugins.host import PluginHost
 
 INVITATION_DAYS = 30
 # Weekday ranges: (weekday 0-6, start minute, end minute), in the calendar's time zone.
@@ -120,6 +123,8 @@ class CalendarSettings:
     sign_in_required: bool = False
     show_business_timezone: bool = False
     embed_origins: tuple[str, ...] = ()
+    # The non-core plugins the calendar uses; None: every plugin enabled on the instance.
+    plugins: tuple[str, ...] | None = None
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -133,9 +138,15 @@ def parse_origins(text: str) -> tuple[str, ...]:
 
 
 def check_settings(
-    session: Session, values: CalendarSettings, locales: Sequence[str], calendar_id: int | None
+    session: Session,
+    values: CalendarSettings,
+    locales: Sequence[str],
+    calendar_id: int | None,
+    allowed_plugins: Collection[str] = frozenset(),
 ) -> None:
-    """:class:`InvalidInput` naming every field that cannot be saved."""
+    """:class:`InvalidInput` naming every field that cannot be saved. ``allowed_plugins``: the
+    plugins the calendar may name (the instance's loaded non-core ones, and those it names
+    already, so that a plugin disabled on the instance does not stop other changes)."""
     problems: dict[str, Message] = {}
     if not values.name.strip() or len(values.name) > 200:
         problems["name"] = _problem(N_("Give the calendar a name (200 characters at most)."))
@@ -177,8 +188,23 @@ def check_settings(
             problems[f"description_{locale}"] = _problem(
                 N_("The description is too long (2,000 characters at most).")
             )
+    plugins = _plugins_problem(values.plugins, allowed_plugins)
+    if plugins is not None:
+        problems["plugins"] = plugins
     if problems:
         raise InvalidInput(problems)
+
+
+def _plugins_problem(chosen: Sequence[str] | None, allowed: Collection[str]) -> Message | None:
+    unknown = [name for name in chosen or () if name not in allowed]
+    if unknown:
+        return _problem(
+            N_("%(plugin)s is not a plugin enabled on this Bookwise; choose among those listed."),
+            plugin=unknown[0],
+        )
+    if chosen is not None and len(set(chosen)) != len(chosen):
+        return _problem(N_("Each plugin may be chosen once."))
+    return None
 
 
 def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, Any]:
@@ -197,6 +223,7 @@ def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, A
         "sign_in_required": values.sign_in_required,
         "show_business_timezone": values.show_business_timezone,
         "embed_origins": list(values.embed_origins),
+        "plugins": list(values.plugins) if values.plugins is not None else None,
     }
     for name, value in fields.items():
         if getattr(calendar, name) != value:
@@ -206,9 +233,16 @@ def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, A
 
 
 def create_calendar(
-    session: Session, values: CalendarSettings, locales: Sequence[str], actor: str, ip: str | None
+    session: Session,
+    values: CalendarSettings,
+    locales: Sequence[str],
+    actor: str,
+    ip: str | None,
+    offered_plugins: Collection[str] = frozenset(),
 ) -> Calendar:
-    check_settings(session, values, locales, None)
+    """A new calendar with ``values``, open Monday to Friday. ``offered_plugins``: the
+    instance's loaded non-core plugins, which ``values.plugins`` may name."""
+    check_settings(session, values, locales, None, offered_plugins)
     calendar = Calendar(slug=values.slug, name=values.name, timezone=values.timezone)
     _apply_settings(calendar, values)
     session.add(calendar)
@@ -230,11 +264,22 @@ def update_calendar(
     locales: Sequence[str],
     actor: str,
     ip: str | None,
+    offered_plugins: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Save the settings; the changed fields (for the audit log and the message)."""
-    check_settings(session, values, locales, calendar.id)
+    """Save the settings; the changed fields (for the audit log and the message).
+
+    ``offered_plugins`` are the instance's loaded non-core plugins: ``values.plugins`` may name
+    them and those the calendar names already. A change of plugins is audited with the choice
+    before and after.
+    """
+    before = None if calendar.plugins is None else list(calendar.plugins)
+    allowed = {*offered_plugins, *(calendar.plugins or ())}
+    check_settings(session, values, locales, calendar.id, allowed)
     changes = _apply_settings(calendar, values)
     if changes:
+        details: dict[str, Any] = {"changed": sorted(changes)}
+        if "plugins" in changes:
+            details["plugins"] = {"from": before, "to": changes["plugins"]}
         _audit(
             session,
             actor,
@@ -242,7 +287,7 @@ def update_calendar(
             calendar.id,
             "calendar",
             calendar.slug,
-            {"changed": sorted(changes)},
+            details,
             ip,
         )
     return changes
@@ -364,8 +409,9 @@ def clone_calendar(
         sign_in_required=source.sign_in_required,
         show_business_timezone=source.show_business_timezone,
         embed_origins=tuple(source.embed_origins or ()),
+        plugins=None if source.plugins is None else tuple(source.plugins),
     )
-    check_settings(session, values, locales, None)
+    check_settings(session, values, locales, None, source.plugins or ())
     clone = Calendar(slug=slug, name=name, timezone=source.timezone)
     _apply_settings(clone, values)
     session.add(clone)
@@ -843,10 +889,10 @@ def remove_staff(
     mode: str,
     *,
     now: datetime,
-    actor: str,
+    actor: Actor,
     booking_actor: str,
     reason: str | None,
-    ip: str | None,
+    plugins: PluginHost | None,
 ) -> Removal:
     """Take a member out of the calendar without orphaning a booking: their future bookings are
     given to someone free (``reassign``), cancelled with notice to the client (``cancel``), or
@@ -862,7 +908,14 @@ def remove_staff(
         if mode != "cancel":
             try:
                 with session.begin_nested():
-                    reassign_to_anyone(session, booking, now, booking_actor, excluded=member.id)
+                    reassign_to_anyone(
+                        session,
+                        booking,
+                        now,
+                        booking_actor,
+                        excluded=member.id,
+                        plugins=plugins,
+                    )
             except BookingError:
                 if mode == "reassign":
                     stuck.append(booking)
@@ -873,7 +926,14 @@ def remove_staff(
         try:
             with session.begin_nested():
                 transition_booking(
-                    session, booking, "cancel", "admin", booking_actor, now, reason=reason
+                    session,
+                    booking,
+                    "cancel",
+                    "admin",
+                    booking_actor,
+                    now,
+                    reason=reason,
+                    plugins=plugins,
                 )
         except BookingError:
             stuck.append(booking)
@@ -887,7 +947,7 @@ def remove_staff(
         session.delete(link)
     _audit(
         session,
-        actor,
+        actor.name,
         "staff.removed",
         member.calendar_id,
         "staff",
@@ -897,7 +957,7 @@ def remove_staff(
             "reassigned": [b.id for b in result.reassigned],
             "cancelled": [b.id for b in result.cancelled],
         },
-        ip,
+        actor.ip,
     )
     return result
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bookwise.db import Base, utcnow
@@ -42,6 +44,11 @@ class Calendar(Base):
     sign_in_required: Mapped[bool] = mapped_column(Boolean, default=False)
     show_business_timezone: Mapped[bool] = mapped_column(Boolean, default=False)
     embed_origins: Mapped[list[str]] = mapped_column(default=list)
+    # The non-core plugins this calendar uses, by name; None: every plugin enabled on the
+    # instance (the default, so that enabling a plugin reaches the calendars that did not choose).
+    plugins: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -56,6 +63,12 @@ class Calendar(Base):
         order_by="(WorkingHours.weekday, WorkingHours.start_minute)",
         viewonly=True,
     )
+
+    def uses_plugin(self, name: str) -> bool:
+        """Whether the non-core plugin ``name`` works for this calendar: its bookings' events,
+        checks, meeting links and messages. (Core plugins are always used: callers check
+        ``PluginInfo.core`` first.)"""
+        return self.plugins is None or name in self.plugins
 
     def __repr__(self) -> str:
         return f"<Calendar {self.slug}>"

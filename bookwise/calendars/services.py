@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from bookwise.calendars.models import (
     TimeOff,
     WorkingHours,
 )
-from bookwise.errors import NotFound
+from bookwise.errors import NotFound, Problem, ProblemsError
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -62,14 +62,27 @@ def _assign(obj: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) -> LoadReport:
+def load_calendars(
+    session: Session,
+    specs: Sequence[CalendarSpec],
+    actor: str,
+    *,
+    plugin_names: frozenset[str] | None = None,
+) -> LoadReport:
     """Create or update calendars, staff, hours, time off and services from checked data.
 
     Idempotent: loading the same data twice changes nothing the second time. The file manages
     what it loaded (``origin = "file"``): its time off is replaced by the file's, and staff or
     services it no longer lists are made not bookable or inactive (never deleted: bookings may
     refer to them). What the back office added is left alone. The caller commits.
+
+    ``plugin_names`` are the instance's loaded non-core plugins: a calendar naming another is
+    refused with :class:`ProblemsError` before anything is written (None: not checked).
     """
+    if plugin_names is not None:
+        problems = unknown_plugin_problems(specs, plugin_names)
+        if problems:
+            raise ProblemsError(problems)
     report = LoadReport()
     workflows = {
         w.slug: w
@@ -85,6 +98,33 @@ def load_calendars(session: Session, specs: Sequence[CalendarSpec], actor: str) 
         _load_services(session, calendar, created, spec, workflows, members, report)
     session.flush()
     return report
+
+
+def unknown_plugin_problems(
+    specs: Iterable[CalendarSpec], plugin_names: Collection[str]
+) -> list[Problem]:
+    """A problem, at its place in the file, for each plugin a calendar names that is not among
+    ``plugin_names`` (the plugins loaded on the instance, the core's left out)."""
+    enabled = ", ".join(sorted(plugin_names)) or "none"
+    problems = []
+    for spec in specs:
+        places = dict(enumerate(spec.plugin_places))
+        for index, name in enumerate(spec.plugins or ()):
+            if name in plugin_names:
+                continue
+            message = (
+                f"calendar {spec.slug}: plugin {name!r} is not enabled on this instance "
+                f"(enabled: {enabled}); enable it under plugins.enabled in config.yaml or "
+                "remove it"
+            )
+            place = places.get(index)
+            if place is None:  # data made in code, not read from a file
+                problems.append(Problem("calendar data", None, None, message))
+            else:
+                problems.append(
+                    Problem(place.file, place.line, place.column, f"{place.key}: {message}")
+                )
+    return problems
 
 
 def _load_calendar(
@@ -115,6 +155,7 @@ def _load_calendar(
             "sign_in_required": spec.sign_in_required,
             "show_business_timezone": spec.show_business_timezone,
             "embed_origins": list(spec.embed_origins),
+            "plugins": list(spec.plugins) if spec.plugins is not None else None,
         },
     )
     session.flush()

@@ -10,14 +10,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
 from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_note
 from bookwise.notifications.models import Notification
-from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.services import workflow_of
 
 if TYPE_CHECKING:
@@ -90,16 +89,18 @@ def booking_context(
     settings: Settings,
     audience: str,
     times: Times | None = None,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> dict[str, Any]:
     """Everything about a booking, written for the recipient. Sensitive answers, and every answer
     for a client's own copy of the message, are left out. ``times``: the times to name, when
-    not the booking's current ones."""
+    not the booking's current ones; ``field_types``: the plugins' field types, by name (their
+    answers written as the plugin writes them)."""
     workflow = workflow_of(booking.workflow_version)
     calendar = booking.calendar
     fallback = calendar.default_locale
     location = workflow.location
     answers = []
-    field_types = plugin_field_types(object_session(booking))
+    field_types = field_types or {}
     if audience != "client":
         for spec in workflow.custom_fields:
             if spec.sensitive or spec.id not in booking.answers:
@@ -185,7 +186,11 @@ def answer_text(
 
 
 def message_context(
-    session: Session, row: Notification, settings: Settings, times: Times | None = None
+    session: Session,
+    row: Notification,
+    settings: Settings,
+    times: Times | None = None,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> dict[str, Any]:
     """The template values of an outbox row; ``times``: what it names (by default the booking's
     current time and, for a reschedule, the time before it)."""
@@ -198,7 +203,9 @@ def message_context(
             times = Times(
                 booking.start_at, booking.end_at, datetime.fromisoformat(payload["previous_start"])
             )
-        context = booking_context(booking, row.locale, row.timezone, settings, audience, times)
+        context = booking_context(
+            booking, row.locale, row.timezone, settings, audience, times, field_types
+        )
         context["booking"]["approved"] = was_approved(session, booking, row.event)
         if payload.get("reason"):
             context["reason"] = payload["reason"]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.models import Booking, BookingEvent
+from bookwise.calendars.models import Calendar
 from bookwise.config import Settings
 from bookwise.database import Database
 from bookwise.db import unit_of_work, utcnow
@@ -45,6 +46,7 @@ from bookwise.notifications.rendering import (
     text_to_html,
 )
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from bookwise.plugins.bookings import used_by
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
 from bookwise.workflows.services import workflow_of
@@ -192,6 +194,8 @@ class Dispatcher:
                 problem = f"the channel {row.channel!r} could not start; see the plugins page"
                 return None, self._failure(row.attempts, problem, temporary=True)
             reason = f"no channel {row.channel!r} is enabled on this instance"
+        if reason is None:
+            reason = self._not_used_by_calendar(session, row)
         if reason is None and row.channel == "sms" and opted_out(session, row.recipient):
             reason = "this number asked for no more text messages (STOP)"
         if reason is not None:
@@ -245,6 +249,18 @@ class Dispatcher:
             "attempts": attempts + 1,
         }
 
+    def _not_used_by_calendar(self, session: Session, row: Notification) -> str | None:
+        """Why the row's calendar does not send on its channel (a plugin's that the calendar
+        does not use), or None."""
+        calendar = session.get(Calendar, row.calendar_id) if row.calendar_id else None
+        owner = self._owner(row.channel)
+        if calendar is None or used_by(calendar, self.database.plugins)(owner):
+            return None
+        return (
+            f"the calendar {calendar.slug!r} does not use the plugin {owner!r}, whose channel "
+            f"{row.channel!r} this message is for"
+        )
+
     def _owner(self, channel: str) -> str:
         return self.database.plugins.channel_owner(channel)
 
@@ -291,7 +307,9 @@ class Dispatcher:
         the shipped file. A back-office version that fails falls back to the file, and says so."""
         audience = "client" if row.recipient_kind == "client" else "staff"
         fallback = booking.calendar.default_locale if booking is not None else "en"
-        context = message_context(session, row, self.settings, times)
+        context = message_context(
+            session, row, self.settings, times, self.database.plugins.field_types
+        )
         edited = stored_template(
             session, row.template, audience, row.channel, row.locale, fallback, row.calendar_id
         )

@@ -1,16 +1,19 @@
 """Where bookings meet plugins: meeting links, and booking events after commit.
 
-The host rides on the database's sessions (``session.info["bookwise.plugins"]``, set by
-:func:`attach`), so that every way of changing a booking (public page, API, back office, CLI)
-reaches the plugins without each caller remembering to. The booking services note each change
-(:func:`note_change`); the booking is read as data just before the commit, and the plugins are
-called just after it. A rolled-back change calls nobody.
+The booking services are given the plugin host (``plugins``) by their caller, as an argument,
+and note each change with it (:func:`note_change`); the booking is read as data just before the
+commit, and the plugins are called just after it. A rolled-back change calls nobody. What a
+transaction noted waits in ``session.info`` (the transaction's own bookkeeping, emptied when it
+ends), each note with the host it is for; :func:`attach` installs the listeners that act on it.
+
+A plugin that a calendar does not use (``Calendar.plugins``) hears nothing of its bookings: no
+events, no checks, no meetings (the core's own plugins are always used).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
@@ -22,7 +25,6 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from bookwise.plugins.api import (
     BookingChange,
     BookingData,
-    FieldType,
     Meeting,
     MeetingError,
     MeetingProvider,
@@ -30,26 +32,26 @@ from bookwise.plugins.api import (
 
 if TYPE_CHECKING:
     from bookwise.bookings.models import Booking
+    from bookwise.calendars.models import Calendar
     from bookwise.plugins.host import PluginHost
 
 log = logging.getLogger("bookwise.plugins")
 
-HOST_KEY = "bookwise.plugins"
 # What the transaction did that plugins must hear of once it commits, in order: booking changes,
 # meetings created (deleted again if the transaction rolls back) and meetings to delete.
 _PENDING = "bookwise.plugins.pending"
 _MARKS = "bookwise.plugins.savepoints"  # savepoint -> length of the pending list at its start
 _READY = "bookwise.plugins.ready"
 
-Pending = tuple[str, Any, Any]  # ("change", booking, change) | ("created"|"delete", name, meeting)
+# (kind, subject, detail, host): ("change", booking, change) | ("created"|"delete", name, meeting)
+Pending = tuple[str, Any, Any, "PluginHost"]
 
 
-def attach(sessions: sessionmaker[Session], host: PluginHost) -> None:
-    """Give every session of ``sessions`` the plugin host, and call plugins after commits.
+def attach(sessions: sessionmaker[Session]) -> None:
+    """Call the plugins after the commits of ``sessions``' transactions, with what they noted.
 
     Only the outermost transaction counts: a savepoint released is not a commit, and a savepoint
     rolled back forgets only what was noted inside it."""
-    sessions.configure(info={HOST_KEY: host})
     if not event.contains(sessions, "before_commit", _before_commit):
         event.listen(sessions, "after_transaction_create", _transaction_created)
         event.listen(sessions, "before_commit", _before_commit)
@@ -63,15 +65,15 @@ def _pending(session: Session) -> list[Pending]:
     return pending
 
 
-def host_of(session: Session) -> PluginHost | None:
-    host: PluginHost | None = session.info.get(HOST_KEY)
-    return host
+def used_by(calendar: Calendar, host: PluginHost) -> Callable[[str], bool]:
+    """Whether ``calendar`` uses a plugin of ``host``: the core's always; the others as the
+    calendar's ``plugins`` says (None: every plugin enabled on the instance)."""
 
+    def uses(plugin: str) -> bool:
+        info = host.plugins.get(plugin)
+        return (info is not None and info.core) or calendar.uses_plugin(plugin)
 
-def plugin_field_types(session: Session | None) -> Mapping[str, FieldType]:
-    """The field types the plugins of ``session``'s database add, by name."""
-    host = host_of(session) if session is not None else None
-    return host.field_types if host is not None else {}
+    return uses
 
 
 def snapshot(booking: Booking) -> BookingData:
@@ -112,13 +114,13 @@ def note_change(
     actor: str,
     from_state: str | None,
     details: dict[str, Any] | None,
+    plugins: PluginHost | None,
 ) -> None:
-    """Remember a change of ``booking`` for the plugins, called once the transaction commits."""
-    host = host_of(session)
-    if host is None or not host.listens_to_bookings():
+    """Remember a change of ``booking`` for ``plugins``, called once the transaction commits."""
+    if plugins is None or not plugins.listens_to_bookings():
         return
     change = BookingChange(action, from_state, actor, dict(details or {}))
-    _pending(session).append(("change", booking, change))
+    _pending(session).append(("change", booking, change, plugins))
 
 
 def _transaction_created(session: Session, transaction: SessionTransaction) -> None:
@@ -131,15 +133,16 @@ def _before_commit(session: Session) -> None:
     while the session can still query."""
     if session.in_nested_transaction():
         return  # a savepoint released: not a commit
-    ready = []
-    for kind, subject, detail in _pending(session):
+    ready: list[Any] = []
+    for kind, subject, detail, host in _pending(session):
         if kind == "change":
             try:
-                ready.append(("change", snapshot(subject), detail))
+                uses = used_by(subject.calendar, host)
+                ready.append(("change", snapshot(subject), detail, host, uses))
             except Exception:  # never let the plugins' bookkeeping stop a booking's commit
                 log.exception("booking %s could not be read for the plugins", subject.uid)
         elif kind == "delete":
-            ready.append((kind, subject, detail))
+            ready.append((kind, subject, detail, host, None))
     session.info[_READY] = ready
 
 
@@ -148,17 +151,16 @@ def _after_commit(session: Session) -> None:
         return
     session.info[_PENDING] = []  # committed: meetings created stay
     ready = session.info.pop(_READY, None)
-    host = host_of(session)
-    if not ready or host is None:
+    if not ready:
         return
     # Meetings of bookings that no longer take place are deleted first, then plugins hear of
     # the changes, in the order they were made.
-    for kind, subject, detail in ready:
+    for kind, subject, detail, host, _uses in ready:
         if kind == "delete":
             _delete_meeting(host, subject, detail)
-    for kind, subject, detail in ready:
+    for kind, subject, detail, host, uses in ready:
         if kind == "change":
-            booking_event(host, subject, detail)
+            booking_event(host, subject, detail, uses)
 
 
 def _after_rollback(session: Session, previous: SessionTransaction) -> None:
@@ -166,7 +168,7 @@ def _after_rollback(session: Session, previous: SessionTransaction) -> None:
     rolled back forgets everything. Meetings created in what was rolled back are deleted."""
     pending = _pending(session)
     start = session.info.get(_MARKS, {}).pop(id(previous), 0) if previous.nested else 0
-    _discard(session, pending[start:])
+    _discard(pending[start:])
     del pending[start:]
     if not previous.nested:
         session.info.pop(_READY, None)
@@ -175,42 +177,53 @@ def _after_rollback(session: Session, previous: SessionTransaction) -> None:
 def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
     """The outermost transaction is over (committed, rolled back, or the session closed)."""
     if transaction.parent is None and not transaction.nested:
-        _discard(session, session.info.pop(_PENDING, []))
+        _discard(session.info.pop(_PENDING, []))
         session.info.pop(_MARKS, None)
         session.info.pop(_READY, None)
 
 
-def _discard(session: Session, entries: list[Pending]) -> None:
-    host = host_of(session)
-    for kind, name, meeting in entries:
-        if kind == "created" and host is not None:
+def _discard(entries: list[Pending]) -> None:
+    for kind, name, meeting, host in entries:
+        if kind == "created":
             _delete_meeting(host, name, meeting)
 
 
-def booking_event(host: PluginHost, data: BookingData, change: BookingChange) -> None:
-    """Call the hooks of one committed change: the one named for it, then the general one."""
+def booking_event(
+    host: PluginHost,
+    data: BookingData,
+    change: BookingChange,
+    uses: Callable[[str], bool] | None = None,
+) -> None:
+    """Call the hooks of one committed change, of the plugins ``uses`` admits (default: all):
+    the one named for it, then the general one."""
     if change.action == "created":
-        host.call_each("bookwise_booking_created", booking=data)
+        host.call_each("bookwise_booking_created", only=uses, booking=data)
     elif change.action == "rescheduled":
         previous = datetime.fromisoformat(change.details.get("from", data.start.isoformat()))
-        host.call_each("bookwise_booking_rescheduled", booking=data, previous_start=previous)
+        host.call_each(
+            "bookwise_booking_rescheduled", only=uses, booking=data, previous_start=previous
+        )
     elif data.state == "cancelled" and change.from_state != "cancelled":
         host.call_each(
-            "bookwise_booking_cancelled", booking=data, reason=change.details.get("reason")
+            "bookwise_booking_cancelled",
+            only=uses,
+            booking=data,
+            reason=change.details.get("reason"),
         )
     elif data.state == "confirmed" and change.from_state != "confirmed":
-        host.call_each("bookwise_booking_confirmed", booking=data)
-    host.call_each("bookwise_booking_changed", booking=data, change=change)
+        host.call_each("bookwise_booking_confirmed", only=uses, booking=data)
+    host.call_each("bookwise_booking_changed", only=uses, booking=data, change=change)
 
 
 # Meeting links ------------------------------------------------------------------------------
 
 
-def create_meeting(session: Session, booking: Booking, provider_name: str | None) -> None:
+def create_meeting(
+    session: Session, booking: Booking, provider_name: str | None, host: PluginHost | None
+) -> None:
     """Ask the workflow's meeting provider for a link (in the booking's transaction, so that
-    the first message has it). A provider that fails leaves the booking without a link, and the
-    booking's history says why."""
-    host = host_of(session)
+    the first message has it). A provider that fails, or whose plugin the booking's calendar
+    does not use, leaves the booking without a link, and the booking's history says why."""
     if provider_name is None or host is None:
         return
     provider = host.meeting_providers.get(provider_name)
@@ -218,6 +231,14 @@ def create_meeting(session: Session, booking: Booking, provider_name: str | None
         _meeting_problem(
             session, booking, provider_name, host.unknown_provider_message(provider_name)
         )
+        return
+    owner = host.meeting_provider_owner(provider_name)
+    if not used_by(booking.calendar, host)(owner):
+        problem = (
+            f"the calendar {booking.calendar.slug!r} does not use the plugin {owner!r}; add it "
+            "to the calendar's plugins (back office: the calendar's settings)"
+        )
+        _meeting_problem(session, booking, provider_name, problem)
         return
     try:
         meeting = _create_in_time(host, provider_name, provider, snapshot(booking))
@@ -230,7 +251,7 @@ def create_meeting(session: Session, booking: Booking, provider_name: str | None
     booking.meeting_url = meeting.url[:500]
     booking.meeting_provider = provider_name
     booking.meeting_id = meeting.id[:500] or None
-    _pending(session).append(("created", provider_name, meeting))
+    _pending(session).append(("created", provider_name, meeting, host))
 
 
 # Providers answer within their ``timeout``, so that a slow one cannot hold the booking's
@@ -255,20 +276,22 @@ def _delete_late(host: PluginHost, name: str, done: Future[Meeting]) -> None:
         _delete_meeting(host, name, done.result())
 
 
-def forget_meeting(session: Session, booking: Booking) -> None:
-    """The booking no longer takes place: its meeting is deleted once that is committed, and the
-    link is no longer shown."""
+def forget_meeting(session: Session, booking: Booking, host: PluginHost | None) -> None:
+    """The booking no longer takes place: its meeting is deleted once that is committed (by
+    ``host``'s provider), and the link is no longer shown."""
     if booking.meeting_provider is None or booking.meeting_url is None:
         return
     meeting = Meeting(booking.meeting_url, booking.meeting_id or "")
-    _pending(session).append(("delete", booking.meeting_provider, meeting))
+    if host is not None:
+        _pending(session).append(("delete", booking.meeting_provider, meeting, host))
+    else:
+        log.warning("booking %s: its meeting is left to its provider to expire", booking.uid)
     booking.meeting_url = None
     booking.meeting_id = None
 
 
-def move_meeting(session: Session, booking: Booking) -> None:
+def move_meeting(session: Session, booking: Booking, host: PluginHost | None) -> None:
     """The booking moved: let its provider move the meeting (most keep the same link)."""
-    host = host_of(session)
     if host is None or booking.meeting_provider is None or booking.meeting_url is None:
         return
     provider = host.meeting_providers.get(booking.meeting_provider)

@@ -437,24 +437,41 @@ class PluginHost:
 
     # Calling plugins, each on its own --------------------------------------------------------
 
-    def call_each(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of ``hook``; one that raises is logged and counted, the
-        others are still called."""
+    def call_each(
+        self, hook: str, *, only: Callable[[str], bool] | None = None, **kwargs: Any
+    ) -> None:
+        """Call every implementation of ``hook`` (of the plugins ``only`` admits, by name); one
+        that raises is logged and counted, the others are still called."""
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
+            if only is not None and not only(impl.plugin_name):
+                continue
             try:
                 impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception as exc:
                 self.failed(impl.plugin_name, hook, exc)
 
+    def optional(self) -> list[PluginInfo]:
+        """The loaded plugins a calendar may use or not (``Calendar.plugins``), by name; the
+        core's are always used."""
+        return sorted(
+            (i for i in self.plugins.values() if not i.core and i.state == "loaded"),
+            key=lambda info: info.name,
+        )
+
     def checks_bookings(self) -> bool:
         """Whether a plugin implements ``bookwise_validate_booking``."""
         return bool(self.manager.hook.bookwise_validate_booking.get_hookimpls())
 
-    def refusal(self, booking: BookingData) -> str | None:
-        """The first refusal of a plugin's ``bookwise_validate_booking``, in the booking's
-        language; None when every plugin lets the booking through. A check that raises or
-        answers something unusable is reported and counts as no refusal."""
+    def refusal(
+        self, booking: BookingData, only: Callable[[str], bool] | None = None
+    ) -> str | None:
+        """The first refusal of a plugin's ``bookwise_validate_booking`` (of the plugins ``only``
+        admits: those the booking's calendar uses), in the booking's language; None when every
+        plugin lets the booking through. A check that raises or answers something unusable is
+        reported and counts as no refusal."""
         for impl in self.manager.hook.bookwise_validate_booking.get_hookimpls():
+            if only is not None and not only(impl.plugin_name):
+                continue
             try:
                 answer = impl.function(booking=booking)
                 told = _in_language(answer, booking.locale)

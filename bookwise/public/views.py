@@ -90,7 +90,7 @@ from bookwise.timezones import (
     offered_zones,
     sane,
 )
-from bookwise.web import csrf, db_session, instance, now
+from bookwise.web import csrf, db_session, instance, now, plugin_host
 from bookwise.workflows.language import Text
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
@@ -648,7 +648,9 @@ def _create(
         source="public",
     )
     with unit_of_work(instance().database.sessions, write=True) as session:
-        booking = book_from_answers(session, context.calendar.slug, workflow.id, request_, now())
+        booking = book_from_answers(
+            session, context.calendar.slug, workflow.id, request_, now(), plugins=plugin_host()
+        )
         return manage_token(booking)
 
 
@@ -799,6 +801,7 @@ def cancel(token: str) -> Any:
                         find_by_manage_token(session, token),
                         now(),
                         reason=(form.reason.data or "").strip()[:500] or None,
+                        plugins=plugin_host(),
                     )
             except BookingError as refused:
                 problem = describe(refused.code, gettext, refused.told)
@@ -828,7 +831,13 @@ def reschedule(token: str) -> Any:
             db_session().close()  # one connection at a time: the write below takes its own
             try:
                 with unit_of_work(instance().database.sessions, write=True) as session:
-                    reschedule_booking(session, find_by_manage_token(session, token), start, now())
+                    reschedule_booking(
+                        session,
+                        find_by_manage_token(session, token),
+                        start,
+                        now(),
+                        plugins=plugin_host(),
+                    )
             except BookingError as refused:
                 problem = describe(refused.code, gettext, refused.told)
                 start = None

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, select
@@ -24,10 +24,12 @@ from bookwise.bookings.models import Booking, Client, ConsentRecord
 from bookwise.calendars.models import StaffMember
 from bookwise.errors import N_
 from bookwise.notifications.context import answer_text, reference_code
-from bookwise.plugins.bookings import plugin_field_types
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import workflow_of
+
+if TYPE_CHECKING:
+    from bookwise.plugins.api import FieldType
 
 EXPORT_DAYS = 120
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -172,11 +174,14 @@ def export_rows(
     *,
     include_sensitive: bool,
     translate: Callable[[str], str] = str,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of an export: one row per booking (each participant of a group),
     one column per custom question of the workflows met (sensitive ones only when
-    ``include_sensitive``). One Core query with its joins: an export reads thousands of rows, and
-    building ORM objects for them costs twice the time (benchmarks/admin.py)."""
+    ``include_sensitive``); answers of a plugin's field type (``field_types``, by name) are
+    written as the plugin writes them. One Core query with its joins: an export reads
+    thousands of rows, and building ORM objects for them costs twice the time
+    (benchmarks/admin.py)."""
     records = session.execute(scope.in_scope(_EXPORT_QUERY)).all()
     workflows = {
         version.id: workflow_of(version)
@@ -190,7 +195,7 @@ def export_rows(
     header = [translate(label) for _, label in BASE_COLUMNS] + [
         f"{label} ({key})" for key, label in questions.items()
     ]
-    writer = _RowWriter(scope, workflows, list(questions), plugin_field_types(session))
+    writer = _RowWriter(scope, workflows, list(questions), field_types or {})
     return header, [writer.row(record) for record in records]
 
 

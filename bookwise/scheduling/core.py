@@ -30,7 +30,7 @@ def complete_past(context: JobContext) -> str | None:
     """Complete the bookings whose end has passed (see bookwise.bookings.completion)."""
     from bookwise.bookings.completion import complete_past_bookings
 
-    done = complete_past_bookings(context.database.sessions, context.now)
+    done = complete_past_bookings(context.database.sessions, context.now, context.plugins)
     return f"{done} booking(s) completed" if done else None
 
 

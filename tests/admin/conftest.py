@@ -90,6 +90,7 @@ def _book(session: Any, calendar: str, service: str, start: datetime, **extra: A
         context,
         BookingRequest(start=start, values=values, consent=True, locale="en", **extra),
         NOW,
+        plugins=None,
     )
     return booking.id
 

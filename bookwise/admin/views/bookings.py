@@ -57,7 +57,7 @@ from bookwise.i18n import gettext, language_name
 from bookwise.notifications.context import answer_text, reference
 from bookwise.notifications.models import Notification
 from bookwise.public.forms import booking_form, booking_request, mark_answer_problems
-from bookwise.web import instance, now
+from bookwise.web import instance, now, plugin_host
 from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -426,6 +426,7 @@ class BookingsView(AdminView):
                 self.access.booking_actor,
                 now(),
                 reason=(form.reason.data or "").strip() or None,
+                plugins=plugin_host(),
             )
         except BookingError as refused:
             self.fail(describe(refused.code, gettext, refused.told))
@@ -447,7 +448,14 @@ class BookingsView(AdminView):
         booking = self._for_writing(booking_id, "admin")
         previous = booking.staff_member.name
         try:
-            reassign_booking(session, booking, form.staff_id.data, now(), self.access.booking_actor)
+            reassign_booking(
+                session,
+                booking,
+                form.staff_id.data,
+                now(),
+                self.access.booking_actor,
+                plugins=plugin_host(),
+            )
         except BookingError as refused:
             self.fail(describe(refused.code, gettext, refused.told))
             return redirect(url_for(".details", booking_id=booking_id))
@@ -478,7 +486,13 @@ class BookingsView(AdminView):
             booking = self._for_writing(booking_id, "admin")
             try:
                 reschedule_booking(
-                    session, booking, start, now(), role="admin", actor=self.access.booking_actor
+                    session,
+                    booking,
+                    start,
+                    now(),
+                    role="admin",
+                    actor=self.access.booking_actor,
+                    plugins=plugin_host(),
                 )
             except BookingError as refused:
                 self.fail(describe(refused.code, gettext, refused.told))
@@ -600,6 +614,7 @@ class BookingsView(AdminView):
                         booking_request_,
                         now(),
                         public=False,
+                        plugins=plugin_host(),
                     )
                 except InvalidAnswers as invalid:
                     session.rollback()

@@ -8,6 +8,7 @@ calendar offers and with whom.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,12 +22,15 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     EmailField,
+    RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from bookwise.admin.access import deny, visible_calendars
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
@@ -60,7 +64,7 @@ from bookwise.errors import InvalidInput, NotFound
 from bookwise.formatting import format_when
 from bookwise.i18n import gettext, ngettext
 from bookwise.timezones import local_to_utc, zone_names
-from bookwise.web import instance, now
+from bookwise.web import instance, now, plugin_host
 from bookwise.workflows.services import workflow_of
 
 WEEKDAYS = (
@@ -93,7 +97,18 @@ def show_problems(form: Any, invalid: InvalidInput) -> list[str]:
 # --- calendars -----------------------------------------------------------------------------
 
 
-def calendar_form(locales: tuple[str, ...]) -> type[Form]:
+# A plugin a calendar may choose: its name and what it provides (PluginInfo.provides).
+PluginOffer = tuple[str, dict[str, list[str]]]
+
+
+def offered_plugins() -> list[PluginOffer]:
+    """The instance's loaded plugins a calendar may choose (the core's are always used)."""
+    return [(info.name, info.provides) for info in plugin_host().optional()]
+
+
+def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ()) -> type[Form]:
+    """The settings form; its Plugins group only when the instance has ``plugins`` to offer."""
+
     class CalendarForm(Form):
         name = StringField(lazy_gettext("Name"), validators=[DataRequired(), Length(max=200)])
         slug = StringField(
@@ -136,10 +151,51 @@ def calendar_form(locales: tuple[str, ...]) -> type[Form]:
         2000,
         rows=2,
     )
+    if plugins:
+        CalendarForm.plugin_choice = RadioField(
+            lazy_gettext("Plugins"),
+            choices=options(
+                [
+                    ("all", lazy_gettext("Every plugin enabled on this Bookwise")),
+                    ("only", lazy_gettext("Only these")),
+                ]
+            ),
+            default="all",
+            validate_choice=False,
+        )
+        CalendarForm.plugins = SelectMultipleField(
+            lazy_gettext("Plugins this calendar uses"),
+            choices=options([name for name, _provides in plugins]),
+            validate_choice=False,  # the service refuses a name it does not know, on the field
+            widget=ListWidget(prefix_label=False),
+            option_widget=CheckboxInput(),
+        )
     return CalendarForm
 
 
-def _settings_of(form: Any, locales: tuple[str, ...]) -> CalendarSettings:
+def _plugins_of(form: Any, current: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The plugins chosen in ``form``: None for every one; the calendar's ``current`` choice
+    when the form has no Plugins group. Names the form could not show (plugins no longer
+    enabled on the instance) are kept."""
+    kept = None if current is None else tuple(current)
+    if "plugin_choice" not in form:
+        return kept
+    choice = form.plugin_choice.data
+    if choice == "all":
+        return None
+    if choice != "only":
+        return kept
+    shown = {choice.value for choice in form.plugins.choices}
+    chosen = [name for name in form.plugins.data or [] if name]
+    chosen += [name for name in kept or () if name not in shown and name not in chosen]
+    if kept is not None and sorted(chosen) == sorted(kept):
+        return kept  # the same choice, in the order it was saved
+    return tuple(chosen)
+
+
+def _settings_of(
+    form: Any, locales: tuple[str, ...], current_plugins: Sequence[str] | None = None
+) -> CalendarSettings:
     return CalendarSettings(
         name=(form.name.data or "").strip(),
         slug=(form.slug.data or "").strip().lower(),
@@ -154,6 +210,7 @@ def _settings_of(form: Any, locales: tuple[str, ...]) -> CalendarSettings:
         sign_in_required=bool(form.sign_in_required.data),
         show_business_timezone=bool(form.show_business_timezone.data),
         embed_origins=parse_origins(form.embed_origins.data or ""),
+        plugins=_plugins_of(form, current_plugins),
     )
 
 
@@ -171,6 +228,8 @@ def _calendar_data(calendar: Calendar, locales: tuple[str, ...]) -> dict[str, An
         "sign_in_required": calendar.sign_in_required,
         "show_business_timezone": calendar.show_business_timezone,
         "embed_origins": "\n".join(calendar.embed_origins or []),
+        "plugin_choice": "all" if calendar.plugins is None else "only",
+        "plugins": list(calendar.plugins or []),
     }
     for code in locales:
         data[f"description_{code}"] = (calendar.description or {}).get(code, "")
@@ -267,7 +326,8 @@ class CalendarsView(AdminView):
         if not access.superadmin:
             deny(access, "create calendar")
         locales = self._locales()
-        form = calendar_form(locales)(
+        plugins = offered_plugins()
+        form = calendar_form(locales, plugins)(
             data={"timezone": "Europe/Paris", "default_locale": locales[0], "published": False}
             if request.method == "GET"
             else None
@@ -277,7 +337,12 @@ class CalendarsView(AdminView):
         if form.validate_on_submit():
             try:
                 calendar = create_calendar(
-                    self.db, _settings_of(form, locales), locales, access.actor, request.remote_addr
+                    self.db,
+                    _settings_of(form, locales),
+                    locales,
+                    access.actor,
+                    request.remote_addr,
+                    offered_plugins=[name for name, _provides in plugins],
                 )
             except InvalidInput as invalid:
                 self.db.rollback()
@@ -295,6 +360,7 @@ class CalendarsView(AdminView):
             calendar=None,
             editable=True,
             locales=locales,
+            plugin_offers=dict(plugins),
         ), (422 if request.method == "POST" else 200)
 
     @expose("/<int:calendar_id>/", methods=("GET", "POST"))
@@ -303,7 +369,8 @@ class CalendarsView(AdminView):
         access = self.access
         editable = access.allows(calendar.id, "admin")
         locales = self._locales()
-        form_class = calendar_form(locales)
+        plugins = offered_plugins()
+        form_class = calendar_form(locales, plugins)
         posted = request.method == "POST"
         if posted and not editable:
             deny(access, "edit calendar", calendar.id)
@@ -317,10 +384,11 @@ class CalendarsView(AdminView):
                     changes = update_calendar(
                         self.db,
                         calendar,
-                        _settings_of(form, locales),
+                        _settings_of(form, locales, calendar.plugins),
                         locales,
                         access.actor,
                         request.remote_addr,
+                        offered_plugins=[name for name, _provides in plugins],
                     )
                 except InvalidInput as invalid:
                     self.db.rollback()
@@ -357,9 +425,13 @@ class CalendarsView(AdminView):
                     "active": service.active,
                 }
             )
+        offers = dict(offered_plugins())
         return self.render(
             "bookwise_admin/calendars/edit.html",
             form=form,
+            plugin_offers=offers,
+            # Chosen before, no longer enabled on the instance: kept, shown apart.
+            plugins_not_enabled=[n for n in calendar.plugins or () if n not in offers],
             week=week,
             problems=problems,
             calendar=calendar,
@@ -391,7 +463,7 @@ class CalendarsView(AdminView):
                 self.commit(gettext("Opening hours saved."))
                 return redirect(url_for(".settings", calendar_id=calendar.id) + "#hours")
         locales = self._locales()
-        form = calendar_form(locales)(data=_calendar_data(calendar, locales))
+        form = calendar_form(locales, offered_plugins())(data=_calendar_data(calendar, locales))
         _prepare(form, locales)
         return self._settings_page(calendar, form, week, [], True, 422)
 
@@ -430,7 +502,9 @@ class CalendarsView(AdminView):
                 choose_calendar(copy.id)
                 return redirect(url_for(".settings", calendar_id=copy.id))
         locales = self._locales()
-        settings_form = calendar_form(locales)(data=_calendar_data(calendar, locales))
+        settings_form = calendar_form(locales, offered_plugins())(
+            data=_calendar_data(calendar, locales)
+        )
         _prepare(settings_form, locales)
         page = self._settings_page(
             calendar, settings_form, hours_form(_hours_data(calendar.hours)), [], True, 422
@@ -774,10 +848,10 @@ class StaffView(AdminView):
                     member,
                     form.mode.data,
                     now=now(),
-                    actor=self.access.actor,
+                    actor=self.actor,
                     booking_actor=self.access.booking_actor,
                     reason=(form.reason.data or "").strip() or None,
-                    ip=request.remote_addr,
+                    plugins=plugin_host(),
                 )
             except CannotReassign as cannot:
                 stuck = booking_rows(cannot.bookings, locale)

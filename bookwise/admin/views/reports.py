@@ -26,7 +26,7 @@ from bookwise.reports.services import (
     export_rows,
     write_table,
 )
-from bookwise.web import now
+from bookwise.web import now, plugin_host
 
 MAX_SPAN = 366
 
@@ -135,6 +135,7 @@ class ReportsView(AdminView):
             self._scope(first, last, member),
             include_sensitive=include_sensitive,
             translate=gettext,
+            field_types=plugin_host().field_types,
         )
         self.audit(
             "report.exported",

@@ -39,7 +39,9 @@ def test_the_link_reaches_the_messages_and_the_invitation(tmp_path: Path) -> Non
     booking = book(bw, "northwind-hr", "hr-interview", HR)
     with unit_of_work(bw.database.sessions, write=True) as session:
         row = session.get(Booking, booking.id)
-        transition_booking(session, row, "approve", "staff", "ana", bw.now())
+        transition_booking(
+            session, row, "approve", "staff", "ana", bw.now(), plugins=bw.database.plugins
+        )
     bw.send_due()
     log = (bw.settings.instance_dir / "messages.log").read_text(encoding="utf-8")
     confirmed = [json.loads(line) for line in log.splitlines()]
