@@ -37,7 +37,7 @@ from bookwise.availability.services import (
     read_pool,
     service_availability,
 )
-from bookwise.bookings.answers import check_answers
+from bookwise.bookings.answers import CleanAnswers, check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import BookwiseError, NotFound
@@ -50,7 +50,7 @@ from bookwise.plugins.bookings import (
     snapshot,
     used_by,
 )
-from bookwise.workflows.language import Workflow
+from bookwise.workflows.language import Consent, Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
@@ -453,28 +453,18 @@ def create_booking(
     """
     begin_write_if_fresh(session)
     workflow = context.workflow
-    host = plugins
     answers = check_answers(
         workflow,
         request.values,
         request.consent,
         now.date(),
-        field_types=host.field_types if host is not None else None,
+        field_types=plugins.field_types if plugins is not None else None,
     )
     start = request.start.astimezone(UTC) if request.start.tzinfo else request.start
     _check_window(workflow, start, now, request.by_staff)
 
     pool = read_pool(session, context.service, workflow)
-    wanted: list[int] | None = None
-    if request.staff is not None:
-        if not workflow.staff.client_chooses and not request.by_staff:
-            raise InvalidRequest("this service assigns its staff itself", "staff_not_choosable")
-        member = next((m for m in pool if m.slug == request.staff), None)
-        if member is None:
-            raise InvalidRequest(
-                f"no staff member {request.staff!r} for this service", "unknown_staff"
-            )
-        wanted = [member.id]
+    wanted = _wanted_staff(workflow, pool, request)
     # One group per slot: whoever teaches it (even a member staff named), every booking of the
     # service locks the whole pool, so the group is counted by one writer at a time.
     everyone = workflow.one_group_per_slot or not wanted
@@ -482,17 +472,7 @@ def create_booking(
     slot = _slot_at(session, context, start, now, wanted, by_staff=request.by_staff)
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool, plugins)
 
-    # The contact details as given for this booking. Never an update of an earlier client with
-    # the same e-mail: whoever knows an address could otherwise rename, re-route or relocate
-    # someone else's bookings.
-    client = Client(
-        calendar_id=context.calendar.id,
-        name=answers.name,
-        email=answers.email,
-        phone=answers.phone,
-        locale=request.locale or context.calendar.default_locale,
-        timezone=request.timezone or context.calendar.timezone,
-    )
+    client = _client(context, request, answers)
     session.add(client)
     uid = uuid.uuid4().hex
     end = start + workflow.duration
@@ -525,18 +505,7 @@ def create_booking(
     if workflow.location.type == "online":
         create_meeting(session, booking, workflow.location.provider, plugins)
     if workflow.consent is not None and request.consent:
-        text = workflow.consent.text.get(booking.locale, context.calendar.default_locale)
-        link = workflow.consent.link.get(booking.locale, context.calendar.default_locale)
-        session.add(
-            ConsentRecord(
-                booking_id=booking.id,
-                text=text,
-                text_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                link=link or None,
-                locale=booking.locale,
-                given_at=now,
-            )
-        )
+        session.add(_consent_record(workflow.consent, booking, context.calendar, now))
     history(
         session,
         booking,
@@ -552,6 +521,50 @@ def create_booking(
         plan_timed(session, booking, workflow, now)
     session.flush()
     return booking
+
+
+def _wanted_staff(
+    workflow: Workflow, pool: list[PoolMember], request: BookingRequest
+) -> list[int] | None:
+    """The staff member the request names (as a one-member list), or None to assign one."""
+    if request.staff is None:
+        return None
+    if not workflow.staff.client_chooses and not request.by_staff:
+        raise InvalidRequest("this service assigns its staff itself", "staff_not_choosable")
+    member = next((m for m in pool if m.slug == request.staff), None)
+    if member is None:
+        raise InvalidRequest(f"no staff member {request.staff!r} for this service", "unknown_staff")
+    return [member.id]
+
+
+def _client(context: BookingContext, request: BookingRequest, answers: CleanAnswers) -> Client:
+    """The contact details as given for this booking. Never an update of an earlier client with
+    the same e-mail: whoever knows an address could otherwise rename, re-route or relocate
+    someone else's bookings."""
+    return Client(
+        calendar_id=context.calendar.id,
+        name=answers.name,
+        email=answers.email,
+        phone=answers.phone,
+        locale=request.locale or context.calendar.default_locale,
+        timezone=request.timezone or context.calendar.timezone,
+    )
+
+
+def _consent_record(
+    consent: Consent, booking: Booking, calendar: Calendar, now: datetime
+) -> ConsentRecord:
+    """The consent as the client read it (text, link, language) and when they gave it."""
+    text = consent.text.get(booking.locale, calendar.default_locale)
+    link = consent.link.get(booking.locale, calendar.default_locale)
+    return ConsentRecord(
+        booking_id=booking.id,
+        text=text,
+        text_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        link=link or None,
+        locale=booking.locale,
+        given_at=now,
+    )
 
 
 def begin_write_if_fresh(session: Session) -> None:

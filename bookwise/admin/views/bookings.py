@@ -548,96 +548,44 @@ class BookingsView(AdminView):
 
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
+        """Book for a client (on the phone, at the desk): choose the service, then the time,
+        then answer the workflow's questions."""
         calendar = self.calendar
         self.require(calendar.id, "admin", "book for a client")
         locale = _locale()
-        services = _services(calendar)
-        choices = _service_choices(calendar, locale)
         source = request.form if request.method == "POST" else request.args
         service_id = source.get("service", "")
-        service = next((s for s in services if str(s.id) == service_id), None)
+        service = next((s for s in _services(calendar) if str(s.id) == service_id), None)
         if service is None:
             return self.render(
                 "bookwise_admin/bookings/new_service.html",
-                choices=choices,
+                choices=_service_choices(calendar, locale),
                 calendar=calendar,
             )
         context = BookingContext(calendar, service, current_version(self.db, service.workflow.slug))
-        zone = calendar.timezone
         start = _parse_start(source.get("start"))
         if start is None:
-            day = _day(source.get("date")) or now().astimezone(ZoneInfo(zone)).date()
-            return self.render(
-                "bookwise_admin/bookings/new_time.html",
-                service=service,
-                service_name=workflow_name(context.workflow, locale, calendar.default_locale),
-                day=day,
-                day_label=format_day(day, locale),
-                times=self._free_times(context, day),
-                previous_day=day - timedelta(days=1),
-                next_day=day + timedelta(days=1),
-            )
+            return self._time_page(context, _day(source.get("date")), locale)
         form_class = booking_form(context.workflow, locale, calendar.default_locale, base=Form)
         form = form_class(
             request.form if request.method == "POST" else None,
-            data={"start": start.isoformat(), "tz": zone},
+            data={"start": start.isoformat(), "tz": calendar.timezone},
         )
         pool = read_pool(self.db, service, context.workflow)
-        problem = None
-        status = 200
+        problem, status = None, 200
         if request.method == "POST":
             if not form.validate_on_submit():
                 problem, status = gettext("The form expired; please try again."), 400
             else:
-                staff_slug = request.form.get("staff_member") or None
-                if staff_slug not in {m.slug for m in pool}:
-                    staff_slug = None
-                booking_request_ = booking_request(
-                    form,
-                    context.workflow,
-                    start=start,
-                    staff=staff_slug,
-                    locale=request.form.get("client_locale") or calendar.default_locale,
-                    timezone=zone,
-                    source="admin",
-                    actor=self.access.booking_actor,
-                    by_staff=True,
-                )
-                session = self.db
-                session.rollback()
-                begin_write(session)
-                try:
-                    booking = book_from_answers(
-                        session,
-                        calendar.slug,
-                        service.workflow.slug,
-                        booking_request_,
-                        now(),
-                        public=False,
-                        plugins=plugin_host(),
-                    )
-                except InvalidAnswers as invalid:
-                    session.rollback()
-                    mark_answer_problems(form, invalid)
-                    problem, status = gettext("Please correct the answers marked below."), 422
-                except BookingError as refused:
-                    session.rollback()
-                    problem, status = describe(refused.code, gettext, refused.told), 409
-                else:
-                    self.audit(
-                        "booking.created",
-                        object_type="booking",
-                        object_id=booking.id,
-                        calendar_id=calendar.id,
-                        details={"service": service.workflow.slug, "start": start.isoformat()},
-                    )
-                    self.commit(gettext("Booked."))
-                    return redirect(url_for(".details", booking_id=booking.id))
+                booked = self._book(form, context, start, {m.slug for m in pool})
+                if isinstance(booked, Booking):
+                    return redirect(url_for(".details", booking_id=booked.id))
+                problem, status = booked
         return self.render(
             "bookwise_admin/bookings/new_form.html",
             service=service,
             service_name=workflow_name(context.workflow, locale, calendar.default_locale),
-            when=format_when(start, zone, locale),
+            when=format_when(start, calendar.timezone, locale),
             start=start,
             form=form,
             workflow=context.workflow,
@@ -645,6 +593,69 @@ class BookingsView(AdminView):
             problem=problem,
             locales=self.render_locales(),
         ), status
+
+    def _time_page(self, context: BookingContext, day: date | None, locale: str) -> Any:
+        """The free times of ``day`` (by default today in the calendar's zone) to choose one."""
+        calendar = context.calendar
+        day = day or now().astimezone(ZoneInfo(calendar.timezone)).date()
+        return self.render(
+            "bookwise_admin/bookings/new_time.html",
+            service=context.service,
+            service_name=workflow_name(context.workflow, locale, calendar.default_locale),
+            day=day,
+            day_label=format_day(day, locale),
+            times=self._free_times(context, day),
+            previous_day=day - timedelta(days=1),
+            next_day=day + timedelta(days=1),
+        )
+
+    def _book(
+        self, form: Form, context: BookingContext, start: datetime, staff: set[str]
+    ) -> Booking | tuple[str, int]:
+        """Book through the one booking service, committed and audited; or the problem to show
+        and its status (nothing written)."""
+        calendar, service = context.calendar, context.service
+        staff_slug = request.form.get("staff_member") or None
+        booking_request_ = booking_request(
+            form,
+            context.workflow,
+            start=start,
+            staff=staff_slug if staff_slug in staff else None,
+            locale=request.form.get("client_locale") or calendar.default_locale,
+            timezone=calendar.timezone,
+            source="admin",
+            actor=self.access.booking_actor,
+            by_staff=True,
+        )
+        session = self.db
+        session.rollback()
+        begin_write(session)
+        try:
+            booking = book_from_answers(
+                session,
+                calendar.slug,
+                service.workflow.slug,
+                booking_request_,
+                now(),
+                public=False,
+                plugins=plugin_host(),
+            )
+        except InvalidAnswers as invalid:
+            session.rollback()
+            mark_answer_problems(form, invalid)
+            return gettext("Please correct the answers marked below."), 422
+        except BookingError as refused:
+            session.rollback()
+            return describe(refused.code, gettext, refused.told), 409
+        self.audit(
+            "booking.created",
+            object_type="booking",
+            object_id=booking.id,
+            calendar_id=calendar.id,
+            details={"service": service.workflow.slug, "start": start.isoformat()},
+        )
+        self.commit(gettext("Booked."))
+        return booking
 
     def render_locales(self) -> list[str]:
 
