@@ -178,6 +178,33 @@ def _postgres_tables(connection: sa.Connection, schema: str) -> list[str]:
     return [t.name for t in metadata.sorted_tables if t.name != "alembic_version"]
 
 
+_LAYOUTS: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def _postgres_layout(connection: sa.Connection, schema: str) -> tuple[list[str], list[str]]:
+    """The tables (parents first) and sequences of a session's schema, read once: reflecting a
+    schema costs more than emptying it."""
+    if schema not in _LAYOUTS:
+        sequences = connection.execute(
+            sa.text(
+                "SELECT quote_ident(sequence_schema) || '.' || quote_ident(sequence_name) "
+                "FROM information_schema.sequences WHERE sequence_schema = :schema"
+            ),
+            {"schema": schema},
+        ).scalars()
+        _LAYOUTS[schema] = (_postgres_tables(connection, schema), list(sequences))
+    return _LAYOUTS[schema]
+
+
+def _empty_postgres(connection: sa.Connection, schema: str) -> None:
+    """Delete every row of a schema's tables, children first. DELETE, not TRUNCATE: tables of a
+    few rows are emptied in microseconds, while TRUNCATE gives each table and index a new file
+    (about half a second a test for the whole schema)."""
+    tables, _sequences = _postgres_layout(connection, schema)
+    for table in reversed(tables):
+        connection.execute(sa.text(f'DELETE FROM "{schema}"."{table}"'))
+
+
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     """An engine on the test database itself; the session's schemas are dropped at the end."""
@@ -222,10 +249,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = _with_search_path(POSTGRES_URL, schema)
     engine = make_engine(url)
     with engine.begin() as connection:
-        tables = _postgres_tables(connection, schema)
-        if tables:
-            names = ", ".join(f'"{schema}"."{t}"' for t in tables)
-            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        _empty_postgres(connection, schema)
+        for sequence in _postgres_layout(connection, schema)[1]:
+            connection.execute(
+                sa.text("SELECT setval(:sequence, 1, false)"), {"sequence": sequence}
+            )
     engine.dispose()
     return url
 
@@ -283,17 +311,19 @@ class Seeds:
                 target.close()
             return made.result
         with database.engine.begin() as connection:
-            names = ", ".join(f'"{t}"' for t in made.tables)
-            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            for table in made.tables:
-                connection.execute(
-                    sa.text(f'INSERT INTO "{table}" SELECT * FROM "{made.schema}"."{table}"')
-                )
-            for sequence, value, called in made.sequences:
-                connection.execute(
-                    sa.text("SELECT setval(:sequence, :value, :called)"),
-                    {"sequence": sequence, "value": value, "called": called},
-                )
+            schema = connection.execute(sa.text("SELECT current_schema()")).scalar_one()
+            tables, _sequences = _postgres_layout(connection, schema)
+            # One script, one round trip: children emptied first, parents filled first.
+            script = [f'DELETE FROM "{schema}"."{table}"' for table in reversed(tables)]
+            script += [
+                f'INSERT INTO "{table}" SELECT * FROM "{made.schema}"."{table}"'
+                for table in made.tables
+            ]
+            script += [
+                f"SELECT setval('{sequence}', {int(value)}, {bool(called)})"
+                for sequence, value, called in made.sequences
+            ]
+            connection.exec_driver_sql(";\n".join(script))
         return made.result
 
     def _make(self, name: str, backend: str, values: Values, seed: Seeder) -> Seed:
