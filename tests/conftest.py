@@ -231,7 +231,7 @@ _SESSION_SCHEMAS: list[str] = []
 @pytest.fixture(scope="session")
 def postgres_schema(postgres_admin: sa.Engine) -> str:
     """A schema of its own in the test database (each xdist worker has its own), migrated once
-    and dropped at the end; each test truncates its tables."""
+    and dropped at the end; each test empties its tables."""
     schema = _postgres_schema(postgres_admin)
     _SESSION_SCHEMAS.append(schema)
     return schema
@@ -264,7 +264,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # of three seeded states (``demo``, ``scenario``, ``mailing``). Each is made once per session (per
 # xdist worker), by the same calls the fixtures made before, into a database of its own; each test
 # then gets a copy: on SQLite the seeded file, copied into the test's database with SQLite's
-# backup API; on PostgreSQL the seeded schema's rows, copied into the test's (just truncated)
+# backup API; on PostgreSQL the seeded schema's rows, copied into the test's (just emptied)
 # schema by INSERT ... SELECT, and its sequences set where the seed left them. The seeds'
 # settings differ from a test's only in the database and the instance folder (neither is stored).
 
