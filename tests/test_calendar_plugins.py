@@ -105,3 +105,52 @@ def test_without_plugins_on_the_instance_a_calendar_may_name_none(
     path.write_text(FILE.replace("plugins: [jitsi]", "plugins: []"))
     instance.load_calendar_file(settings, database, path)
     assert stored(database) == {"acme": [], "plain": None}
+
+
+def test_a_calendar_cannot_leave_out_the_plugin_of_its_video_links(tmp_path: Path) -> None:
+    from bookwise.calendars.editing import CalendarSettings, plugins_needed, update_calendar
+    from bookwise.errors import InvalidInput
+    from bookwise.testing import make_instance
+
+    bw = make_instance(tmp_path)  # the demo: Northwind's interviews are online, with jitsi
+    with bw.database.sessions() as session:
+        calendar = session.scalar(sa.select(Calendar).where(Calendar.slug == "northwind-hr"))
+        assert calendar is not None
+        needed = plugins_needed(session, calendar, lambda p: "jitsi" if p == "jitsi" else None)
+        assert needed == {"jitsi": "Candidate interview"}
+        values = CalendarSettings(
+            name=calendar.name,
+            slug=calendar.slug,
+            timezone=calendar.timezone,
+            default_locale=calendar.default_locale,
+            description={},
+            plugins=(),
+        )
+        with pytest.raises(InvalidInput) as refused:
+            update_calendar(
+                session,
+                calendar,
+                values,
+                bw.settings.locales,
+                "admin",
+                None,
+                offered_plugins=["jitsi"],
+                needed_plugins=needed,
+            )
+        assert "Candidate interview makes its video links with jitsi: tick jitsi" in str(
+            refused.value
+        )
+        kept = dataclasses.replace(values, plugins=("jitsi",))
+        update_calendar(
+            session,
+            calendar,
+            kept,
+            bw.settings.locales,
+            "admin",
+            None,
+            offered_plugins=["jitsi"],
+            needed_plugins=needed,
+        )
+        assert calendar.plugins == ["jitsi"]
+        # A calendar whose services make no video links needs no plugin.
+        assert plugins_needed(session, calendar, lambda p: None) == {}

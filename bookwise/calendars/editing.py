@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -143,10 +143,13 @@ def check_settings(
     locales: Sequence[str],
     calendar_id: int | None,
     allowed_plugins: Collection[str] = frozenset(),
+    needed_plugins: Mapping[str, str] | None = None,
 ) -> None:
     """:class:`InvalidInput` naming every field that cannot be saved. ``allowed_plugins``: the
     plugins the calendar may name (the instance's loaded non-core ones, and those it names
-    already, so that a plugin disabled on the instance does not stop other changes)."""
+    already, so that a plugin disabled on the instance does not stop other changes);
+    ``needed_plugins``: plugin -> the name of a service of the calendar that needs it (see
+    :func:`plugins_needed`)."""
     problems: dict[str, Message] = {}
     if not values.name.strip() or len(values.name) > 200:
         problems["name"] = _problem(N_("Give the calendar a name (200 characters at most)."))
@@ -188,7 +191,9 @@ def check_settings(
             problems[f"description_{locale}"] = _problem(
                 N_("The description is too long (2,000 characters at most).")
             )
-    plugins = _plugins_problem(values.plugins, allowed_plugins)
+    plugins = _plugins_problem(values.plugins, allowed_plugins) or _needed_problem(
+        values.plugins, needed_plugins or {}
+    )
     if plugins is not None:
         problems["plugins"] = plugins
     if problems:
@@ -205,6 +210,38 @@ def _plugins_problem(chosen: Sequence[str] | None, allowed: Collection[str]) -> 
     if chosen is not None and len(set(chosen)) != len(chosen):
         return _problem(N_("Each plugin may be chosen once."))
     return None
+
+
+def _needed_problem(chosen: Sequence[str] | None, needed: Mapping[str, str]) -> Message | None:
+    missing = [name for name in needed if chosen is not None and name not in chosen]
+    if missing:
+        return _problem(
+            N_(
+                "The service %(service)s makes its video links with %(plugin)s: tick "
+                "%(plugin)s, or give the service another place first."
+            ),
+            service=needed[missing[0]],
+            plugin=missing[0],
+        )
+    return None
+
+
+def plugins_needed(
+    session: Session, calendar: Calendar, owner_of: Callable[[str], str | None]
+) -> dict[str, str]:
+    """The optional plugins the services of ``calendar`` need, each with the name of the first
+    service that needs it: the plugin of an online meeting provider (``owner_of(provider)``:
+    its optional plugin, or None for none)."""
+    from bookwise.workflows.services import current_version, workflow_of
+
+    needed: dict[str, str] = {}
+    for service in calendar.services:
+        workflow = workflow_of(current_version(session, service.workflow.slug))
+        provider = workflow.location.provider if workflow.location.type == "online" else None
+        owner = owner_of(provider) if provider else None
+        if owner is not None:
+            needed.setdefault(owner, workflow.name.get(calendar.default_locale))
+    return needed
 
 
 def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, Any]:
@@ -265,6 +302,7 @@ def update_calendar(
     actor: str,
     ip: str | None,
     offered_plugins: Collection[str] = frozenset(),
+    needed_plugins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Save the settings; the changed fields (for the audit log and the message).
 
@@ -274,7 +312,7 @@ def update_calendar(
     """
     before = None if calendar.plugins is None else list(calendar.plugins)
     allowed = {*offered_plugins, *(calendar.plugins or ())}
-    check_settings(session, values, locales, calendar.id, allowed)
+    check_settings(session, values, locales, calendar.id, allowed, needed_plugins)
     changes = _apply_settings(calendar, values)
     if changes:
         details: dict[str, Any] = {"changed": sorted(changes)}

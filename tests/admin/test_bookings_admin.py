@@ -44,6 +44,27 @@ def test_details_show_answers_consent_history_and_messages(world: World) -> None
     assert "acme" not in page or "Visit" in page
 
 
+def test_the_history_says_why_a_booking_has_no_meeting_link(world: World) -> None:
+    why = "the calendar 'acme' does not use the plugin 'jitsi'; add it to the calendar's plugins"
+    with db(world) as session:
+        booking = session.get(Booking, world.ids["acme_visit"])
+        assert booking is not None
+        session.add(
+            BookingEvent(
+                booking_id=booking.id,
+                action="meeting_failed",
+                from_state=booking.state,
+                to_state=booking.state,
+                actor="plugin:jitsi",
+                details={"provider": "jitsi", "error": why},
+            )
+        )
+        session.commit()
+    page = world.login("admin").get(f"/admin/bookings/{world.ids['acme_visit']}")
+    text = page.get_data(as_text=True).replace("&#39;", "'")
+    assert "No meeting link" in text and "the jitsi plugin" in text and why in text
+
+
 def test_reading_sensitive_answers_is_recorded_and_hidden_from_viewers(world: World) -> None:
     admin = world.login("admin")
     admin.get(f"/admin/bookings/{world.ids['acme_visit']}")

@@ -15,7 +15,7 @@ from bookwise.plugins.host import PluginHost
 from tests.admin.conftest import World, db, fetch, post
 from tests.admin.test_calendars_admin import settings_form
 
-EVERY = "Every plugin enabled on this Bookwise"
+EVERY = "All the plugins of this site"
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def plugin_audits(world: World) -> list[dict[str, Any]]:
 def test_choose_only_some_plugins_then_every_one_again(world: World, jitsi: PluginHost) -> None:
     client = world.login("admin")
     page = client.get(f"/admin/calendars/{world.ids['acme']}/").get_data(as_text=True)
-    assert EVERY in page and "Only these" in page
+    assert EVERY in page and "Only those ticked" in page
     assert checked(page, "plugin_choice-0") and not checked(page, "plugin_choice-1")
     assert 'id="plugins-0" name="plugins" type="checkbox" value="jitsi"' in page
     assert "meeting providers: jitsi" in page

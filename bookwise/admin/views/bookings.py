@@ -344,10 +344,13 @@ class BookingsView(AdminView):
             actor = gettext("the client")
         elif actor == "system":
             actor = gettext("Bookwise")
+        elif actor.startswith("plugin:"):
+            actor = gettext("the %(plugin)s plugin", plugin=actor.removeprefix("plugin:"))
         actions = {
             "created": gettext("Booked"),
             "rescheduled": gettext("Moved"),
             "reassigned": gettext("Given to another staff member"),
+            "meeting_failed": gettext("No meeting link"),
         }
         details = dict(event.details or {})
         note = ""
@@ -370,6 +373,8 @@ class BookingsView(AdminView):
             note = f"{before} → {after}"
         if details.get("reason"):
             note = (note + " · " if note else "") + str(details["reason"])
+        if event.action == "meeting_failed" and details.get("error"):
+            note = str(details["error"])  # the provider's own words, or why it was not asked
         return {
             "at": format_when(event.at, zone, locale),
             "action": actions.get(event.action) or transition_label(workflow, event.action, locale),

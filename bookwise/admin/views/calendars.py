@@ -50,6 +50,7 @@ from bookwise.calendars.editing import (
     parse_hours_text,
     parse_origins,
     parse_tags,
+    plugins_needed,
     remove_staff,
     remove_time_off,
     set_hours,
@@ -106,6 +107,15 @@ def offered_plugins() -> list[PluginOffer]:
     return [(info.name, info.provides) for info in plugin_host().optional()]
 
 
+def _optional_owner(provider: str) -> str | None:
+    """The optional plugin that makes ``provider``'s meetings, or None."""
+    host = plugin_host()
+    if provider not in host.meeting_providers:
+        return None
+    owner = host.meeting_provider_owner(provider)
+    return owner if owner in {info.name for info in host.optional()} else None
+
+
 def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ()) -> type[Form]:
     """The settings form; its Plugins group only when the instance has ``plugins`` to offer."""
 
@@ -156,8 +166,8 @@ def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ())
             lazy_gettext("Plugins"),
             choices=options(
                 [
-                    ("all", lazy_gettext("Every plugin enabled on this Bookwise")),
-                    ("only", lazy_gettext("Only these")),
+                    ("all", lazy_gettext("All the plugins of this site")),
+                    ("only", lazy_gettext("Only those ticked (none ticked: no plugin)")),
                 ]
             ),
             default="all",
@@ -389,6 +399,7 @@ class CalendarsView(AdminView):
                         access.actor,
                         request.remote_addr,
                         offered_plugins=[name for name, _provides in plugins],
+                        needed_plugins=plugins_needed(self.db, calendar, _optional_owner),
                     )
                 except InvalidInput as invalid:
                     self.db.rollback()
