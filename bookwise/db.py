@@ -93,8 +93,12 @@ def make_engine(url: str, **options: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     options.setdefault("pool_pre_ping", True)
-    options.setdefault("pool_size", 10)
-    options.setdefault("max_overflow", 20)
+    # At most 15 connections a process: six web or worker processes stay under PostgreSQL's
+    # default max_connections (100). Past that a request waits for a free connection (up to
+    # pool_timeout, 30 s) rather than being refused by the server ("too many clients"); more
+    # connections would not book faster, as bookings of one pool wait for each other's locks.
+    options.setdefault("pool_size", 5)
+    options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
 
 
