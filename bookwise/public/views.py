@@ -14,6 +14,7 @@ from calendar import Calendar as MonthCalendar
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from email.utils import parseaddr
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -771,7 +772,7 @@ def calendar_file(token: str) -> Response:
         location=details["address"] if details["location_type"] == "in_person" else "",
         url=details["meeting_url"],
         organizer_name=calendar.name,
-        organizer_email=calendar.reply_to or "",
+        organizer_email=calendar.reply_to or parseaddr(instance().settings.mail.sender)[1],
         attendee_name=booking.client.name,
         attendee_email=booking.client.email or "",
         status=event_status(booking.holds_slot, details["awaiting"]),
