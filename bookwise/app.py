@@ -17,9 +17,9 @@ from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.database import open_database
 from bookwise.errors import NotFound
+from bookwise.formatting import LOCALE_DIR
 from bookwise.i18n import (
     LANG_COOKIE,
-    LOCALE_DIR,
     babel,
     gettext,
     language_choices,
@@ -71,10 +71,12 @@ def create_app(
     from bookwise.accounts.views import login_manager
     from bookwise.admin import init_admin
     from bookwise.api.views import blueprint as api_blueprint
+    from bookwise.public.feeds import blueprint as feeds_blueprint
     from bookwise.public.views import blueprint as public_blueprint
 
     login_manager.init_app(app)
     app.register_blueprint(api_blueprint)
+    app.register_blueprint(feeds_blueprint)
     app.register_blueprint(accounts_blueprint)
     # The public pages, and the same pages for iframes under /embed (see bookwise.public.views).
     # Their forms carry their own signed token (no session cookie reaches a frame).

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +40,28 @@ def settings_from(ctx: click.Context, config_path: Path | None) -> Settings:
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"configuration file {path} not found")
     return load_settings(path)
+
+
+def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """``--at``: the clock of the process, starting at that instant (see bookwise.clock)."""
+    from bookwise.clock import clock_from, parse_instant, system_clock
+
+    if value is None:
+        return system_clock
+    try:
+        return clock_from(parse_instant(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+at_option = click.option(
+    "--at",
+    "clock",
+    metavar="INSTANT",
+    callback=_parse_at,
+    help="Stand at this instant instead of now, then let time run on (for demos, screenshots "
+    "and tests), e.g. '2027-03-28T08:30 Europe/Paris'.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,11 +143,13 @@ def init(
 @cli.command()
 @config_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@at_option
 @click.pass_context
-def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...]) -> None:
+def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...], clock: Any) -> None:
     """Create or update calendars, staff and services from calendar data FILES.
 
-    Every file is checked first; when one has an error, nothing is written.
+    Every file is checked first; when one has an error, nothing is written. The staff calendars
+    the files add are read at once.
     """
     from bookwise import instance
     from bookwise.database import open_database, require_current_schema
@@ -137,7 +162,17 @@ def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...]) 
         click.echo(str(warning), err=True)
     for path, report in result.reports:
         click.echo(f"{path}: {report.summary()}")
+    _read_new_sources(settings, database, clock())
     database.engine.dispose()
+
+
+def _read_new_sources(settings: Settings, database: Any, now: datetime) -> None:
+    """Read the staff calendars a load added or changed, so that their busy times count at once
+    (a failure is reported, and retried by the refresh job; the load stands)."""
+    from bookwise.calendars.sources import refresh_sources
+
+    for outcome in refresh_sources(database.sessions, settings.feeds, now):
+        click.echo(f"calendar feed {_outcome_line(outcome)}", err=outcome.problem is not None)
 
 
 # --- validate -----------------------------------------------------------------------------------
@@ -176,28 +211,6 @@ def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ..
 
 
 # --- run, worker --------------------------------------------------------------------------------
-
-
-def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    """``--at``: the clock of the process, starting at that instant (see bookwise.clock)."""
-    from bookwise.clock import clock_from, parse_instant, system_clock
-
-    if value is None:
-        return system_clock
-    try:
-        return clock_from(parse_instant(value))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-at_option = click.option(
-    "--at",
-    "clock",
-    metavar="INSTANT",
-    callback=_parse_at,
-    help="Stand at this instant instead of now, then let time run on (for demos, screenshots "
-    "and tests), e.g. '2027-03-28T08:30 Europe/Paris'.",
-)
 
 
 @cli.command()
@@ -386,6 +399,89 @@ def jobs_run(ctx: click.Context, config_path: Path | None, name: str, clock: Any
         click.echo(f"{name}: failed after {seconds:.2f} s: {result.error}", err=True)
         ctx.exit(1)
     click.echo(f"{name}: ok in {seconds:.2f} s" + (f": {result.summary}" if result.summary else ""))
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+
+@cli.group()
+def feeds() -> None:
+    """Staff members' own calendars, read for the times they are busy (docs/calendars.md)."""
+
+
+def _english(message: Any) -> str:
+    return message.text % dict(message.values) if message is not None else ""
+
+
+def _outcome_line(outcome: Any) -> str:
+    """One source's refresh: calendar/staff, which calendar, outcome, busy times kept, problem."""
+    line = (
+        f"{outcome.calendar}/{outcome.staff}  {outcome.label}  {outcome.outcome}  "
+        f"{outcome.busy} busy interval(s) kept"
+    )
+    return line + (f": {_english(outcome.problem)}" if outcome.problem is not None else "")
+
+
+@feeds.command("refresh")
+@config_option
+@click.option("--calendar", "calendar", metavar="SLUG", help="Only this calendar's staff.")
+@at_option
+@click.pass_context
+def feeds_refresh(
+    ctx: click.Context, config_path: Path | None, calendar: str | None, clock: Any
+) -> None:
+    """Read every staff calendar now, due or not: one line per calendar read (calendar/staff,
+    which calendar, outcome, busy times kept). Exits 1 when any could not be read."""
+    from bookwise.calendars.sources import refresh_sources
+    from bookwise.database import open_database, require_current_schema
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        outcomes = refresh_sources(
+            database.sessions, settings.feeds, clock(), calendar=calendar, force=True
+        )
+    finally:
+        database.engine.dispose()
+    if not outcomes:
+        click.echo("no staff calendars to read" + (f" in {calendar}" if calendar else ""))
+    for outcome in outcomes:
+        click.echo(_outcome_line(outcome), err=outcome.problem is not None)
+    if any(o.outcome == "failed" for o in outcomes):
+        ctx.exit(1)
+
+
+@feeds.command("status")
+@config_option
+@click.option("--calendar", "calendar", metavar="SLUG", help="Only this calendar's staff.")
+@click.pass_context
+def feeds_status(ctx: click.Context, config_path: Path | None, calendar: str | None) -> None:
+    """Each staff calendar: last good read, busy times kept, and what is wrong, in words (times in
+    UTC). Exits 1 when any is failing."""
+    from bookwise.calendars.sources import source_statuses
+    from bookwise.database import open_database, require_current_schema
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        with database.sessions() as session:
+            statuses = source_statuses(session, calendar=calendar)
+    finally:
+        database.engine.dispose()
+    if not statuses:
+        click.echo("no staff calendars" + (f" in {calendar}" if calendar else ""))
+    for status in statuses:
+        click.echo(
+            f"{status.calendar}/{status.staff}  {status.label}  "
+            f"last read {_when(status.last_success_at)}  {status.busy} busy interval(s)"
+            + ("" if status.problem is None else f"  failing since {_when(status.failing_since)}")
+        )
+        if status.problem is not None:
+            click.echo(f"  problem: {_english(status.problem)}", err=True)
+    if any(s.failing for s in statuses):
+        ctx.exit(1)
 
 
 # --- plugins ------------------------------------------------------------------------------------

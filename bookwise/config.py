@@ -43,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
         "transport": "smtp",
     },
     "scheduler": {"enabled": True, "interval": 15},
+    "feeds": {
+        "refresh_minutes": 15,
+        "timeout": 10,
+        "max_bytes": 10_000_000,
+        "allow_private_addresses": False,
+    },
     "plugins": {"enabled": []},
     "log_level": "INFO",
 }
@@ -74,6 +80,18 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class FeedSettings:
+    """Reading staff members' own calendars (bookwise.calendars.sources)."""
+
+    refresh_minutes: int
+    timeout: float
+    max_bytes: int
+    # Whether an address may point into the instance's own network (loopback, private ranges):
+    # off in production, so that a calendar address cannot be used to probe the intranet.
+    allow_private_addresses: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one Bookwise instance."""
 
@@ -94,6 +112,7 @@ class Settings:
     scheduler: SchedulerSettings
     plugins: Mapping[str, Any]
     log_level: str
+    feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -193,6 +212,7 @@ def load_settings(
         default_locale=values["default_locale"],
         mail=MailSettings(**values["mail"]),
         scheduler=SchedulerSettings(**values["scheduler"]),
+        feeds=FeedSettings(**values["feeds"]),
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Literal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta, get_timezone_location
 from babel.lists import format_list
+from babel.support import NullTranslations, Translations
+
+# The compiled catalogs, inside the package: the build compiles them there from the sources in the
+# repository's locale/ (see setup.py).
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+
+
+@lru_cache(maxsize=32)
+def _translations(locale: str) -> NullTranslations:
+    return Translations.load(str(LOCALE_DIR), [locale])
+
+
+def translator(locale: str) -> Callable[..., str]:
+    """``gettext`` for ``locale`` outside a web request (a scheduled job writing a message):
+    the same catalogs the pages use, ``%(name)s`` values filled in."""
+    translations = _translations(locale)
+
+    def gettext(text: str, **values: Any) -> str:
+        translated = translations.gettext(text)
+        return translated % values if values else translated
+
+    return gettext
 
 
 def human_duration(

@@ -9,7 +9,6 @@ a British browser reads "en" text with 24-hour times and the day before the mont
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import flask_babel
@@ -19,9 +18,6 @@ from flask_babel import Babel
 
 from bookwise.web import instance
 
-# The compiled catalogs, inside the package: the build compiles them there from the sources in the
-# repository's locale/ (see setup.py).
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANG_COOKIE = "bookwise_lang"
 
 babel = Babel()

@@ -1,19 +1,26 @@
 """Refresh the screenshots in docs/screenshots/: `make screenshots`.
 
 Starts Bookwise on a throwaway demo database and photographs its pages with the system's
-Chromium (Playwright; no browser download).
+Chromium (Playwright; no browser download). `tools/screenshots.py NAME.png ...` refreshes only
+the files named.
 """
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import sync_playwright
 
@@ -30,6 +37,21 @@ FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+# The files to refresh (the command's arguments); empty: all of them.
+ONLY: set[str] = set()
+
+
+def wanted(*names: str) -> bool:
+    return not ONLY or any(name in ONLY for name in names)
+
+
+def shoot(page: Any, name: str, **options: Any) -> None:
+    """Save ``page`` as docs/screenshots/``name`` (when it is one of the files wanted)."""
+    if wanted(name):
+        page.screenshot(path=str(OUT / name), **options)
+        print(f"wrote docs/screenshots/{name}")
+
 
 # (file name, path, viewport width, height, language)
 SHOTS = [
@@ -49,6 +71,8 @@ def free_port() -> int:
 
 def confirmation(browser: Any, base: str) -> None:
     """Book the clinic in French, then photograph the form and the confirmation page."""
+    if not wanted("form-fr.png", "confirmation-fr.png"):
+        return
     context = browser.new_context(
         viewport={"width": 1280, "height": 900},
         locale="fr",
@@ -64,18 +88,18 @@ def confirmation(browser: Any, base: str) -> None:
     page.fill("#field_email", "zoe@example.org")
     page.fill("#field_date_of_birth", "1985-04-12")
     page.fill("#field_reason", "Douleur au genou depuis une semaine.")
-    page.screenshot(path=str(OUT / "form-fr.png"), full_page=True)
-    print("wrote docs/screenshots/form-fr.png")
+    shoot(page, "form-fr.png", full_page=True)
     page.check("#consent")
     page.click("button[type=submit]")
     page.wait_for_selector(".success")
-    page.screenshot(path=str(OUT / "confirmation-fr.png"), full_page=True)
-    print("wrote docs/screenshots/confirmation-fr.png")
+    shoot(page, "confirmation-fr.png", full_page=True)
     context.close()
 
 
 def meeting_confirmation(browser: Any, base: str) -> None:
     """A candidate books an HR interview: the confirmation carries the Jitsi room of the plugin."""
+    if not wanted("confirmation-meeting.png"):
+        return
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, locale="en", timezone_id="Europe/Paris"
     )
@@ -91,8 +115,7 @@ def meeting_confirmation(browser: Any, base: str) -> None:
     page.check("#consent")
     page.click("button[type=submit]")
     page.wait_for_selector(".success")
-    page.screenshot(path=str(OUT / "confirmation-meeting.png"), full_page=True)
-    print("wrote docs/screenshots/confirmation-meeting.png")
+    shoot(page, "confirmation-meeting.png", full_page=True)
     context.close()
 
 
@@ -108,10 +131,25 @@ ADMIN_SHOTS = [
 ]
 
 
+def sign_in_to_northwind(page: Any, base: str, folder: str) -> None:
+    """Sign in as the demo administrator and choose the HR calendar."""
+    email, password = (Path(folder) / "instance" / "demo-admin.txt").read_text().split()
+    page.goto(base + "/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/**")  # signed in (slow when the machine is busy)
+    if "Northwind Talent" not in page.locator("#bw-calendar option:checked").inner_text():
+        # Choosing a calendar opens it (admin.js).
+        with page.expect_navigation():
+            page.select_option("#bw-calendar", label="Northwind Talent")
+
+
 def back_office(browser: Any, base: str, folder: str) -> None:
     """Sign in as the demo administrator, choose the HR calendar, photograph the back office."""
-    email, password = (Path(folder) / "instance" / "demo-admin.txt").read_text().split()
     for name, path, lang in ADMIN_SHOTS:
+        if not wanted(name):
+            continue
         context = browser.new_context(
             viewport={"width": 1360, "height": 900},
             locale=lang,
@@ -119,23 +157,114 @@ def back_office(browser: Any, base: str, folder: str) -> None:
             extra_http_headers={"Accept-Language": lang},
         )
         page = context.new_page()
-        page.goto(base + "/login")
-        page.fill("#email", email)
-        page.fill("#password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/admin/**")  # signed in (slow when the machine is busy)
-        if "Northwind Talent" not in page.locator("#bw-calendar option:checked").inner_text():
-            # Choosing a calendar opens it (admin.js).
-            with page.expect_navigation():
-                page.select_option("#bw-calendar", label="Northwind Talent")
+        sign_in_to_northwind(page, base, folder)
         page.goto(base + path)
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(OUT / name), full_page=name != "admin-editor.png")
-        print(f"wrote docs/screenshots/{name}")
+        shoot(page, name, full_page=name != "admin-editor.png")
         context.close()
 
 
-def main() -> int:
+def published_calendar(day: str) -> bytes:
+    """A recruiter's work calendar as Outlook publishes it: one meeting on ``day`` (ISO),
+    10:00-11:00 in Paris."""
+    start = datetime.fromisoformat(f"{day}T10:00").replace(tzinfo=ZoneInfo("Europe/Paris"))
+
+    def utc(moment: datetime) -> str:
+        return moment.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%M%SZ")
+
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Bookwise screenshots//EN",
+        "BEGIN:VEVENT",
+        "UID:team-meeting@northwind.example",
+        f"DTSTAMP:{utc(start - timedelta(days=7))}",
+        f"DTSTART:{utc(start)}",
+        f"DTEND:{utc(start + timedelta(hours=1))}",
+        "SUMMARY:Team meeting",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@contextmanager
+def calendar_server(body: bytes) -> Iterator[str]:
+    """A web server on loopback publishing one calendar at ``/outlook/amelie.ics`` (any other
+    path answers 404, as a calendar unpublished since); its address."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/outlook/amelie.ics"
+            answer = body if found else b"Not found"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/calendar" if found else "text/plain")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def staff_calendars(browser: Any, base: str, folder: str) -> None:
+    """Amélie's own calendars (one address read, one that fails) and her bookings' private
+    address, on her page in the back office."""
+    if not wanted("admin-staff-calendars.png", "admin-staff-subscribe.png"):
+        return
+    tomorrow = date.fromisoformat(INSTANT[:10]) + timedelta(days=1)  # a Tuesday
+    with calendar_server(published_calendar(tomorrow.isoformat())) as server:
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900},
+            locale="en",
+            timezone_id="Europe/Paris",
+            extra_http_headers={"Accept-Language": "en"},
+        )
+        page = context.new_page()
+        sign_in_to_northwind(page, base, folder)
+        page.goto(base + "/admin/staff/")
+        page.click("text=Amélie Laurent")
+        page.wait_for_url("**/admin/staff/*/")
+        staff_page = page.url
+        for address in (server + "/outlook/amelie.ics", server + "/google/amelie-private.ics"):
+            page.fill("#calendars #url", address)
+            with page.expect_navigation():
+                page.click("#calendars button:has-text('Add and read it')")
+        # The page opened again, without the messages of the additions, at the section.
+        page.goto(staff_page + "#calendars")
+        page.wait_for_load_state("networkidle")
+        shoot(page, "admin-staff-calendars.png")
+        page.click("#subscribe button:has-text('Make a private address')")
+        page.locator("#feed-address").wait_for()
+        page.locator("#subscribe").scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        shoot(page, "admin-staff-subscribe.png")
+        context.close()
+
+
+def main(argv: list[str]) -> int:
+    ONLY.update(argv)
+    unknown = ONLY - {
+        *(shot[0] for shot in SHOTS),
+        *(shot[0] for shot in ADMIN_SHOTS),
+        "form-fr.png",
+        "confirmation-fr.png",
+        "confirmation-meeting.png",
+        "admin-staff-calendars.png",
+        "admin-staff-subscribe.png",
+    }
+    if unknown:
+        print(f"no such screenshot: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     OUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
@@ -150,6 +279,8 @@ def main() -> int:
             "  sms_http: {api_url: 'https://sms-gateway.invalid', account: DEMO,"
             " token: demo-token-not-secret, from_number: '+33700000000', dry_run: true}\n"
             "  chat_webhook: {url: 'https://chat.invalid/hooks/demo', dry_run: true}\n"
+            # The recruiters' own calendars are served on loopback (staff_calendars).
+            "feeds: {allow_private_addresses: true, timeout: 5}\n"
         )
         server = subprocess.Popen(
             [
@@ -176,6 +307,8 @@ def main() -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                 for name, path, width, height, lang in SHOTS:
+                    if not wanted(name):
+                        continue
                     context = browser.new_context(
                         viewport={"width": width, "height": height},
                         locale=lang,
@@ -185,12 +318,12 @@ def main() -> int:
                     page = context.new_page()
                     page.goto(base + path)
                     page.wait_for_load_state("networkidle")
-                    page.screenshot(path=str(OUT / name), full_page=True)
+                    shoot(page, name, full_page=True)
                     context.close()
-                    print(f"wrote docs/screenshots/{name}")
                 confirmation(browser, base)
                 meeting_confirmation(browser, base)
                 back_office(browser, base, folder)
+                staff_calendars(browser, base, folder)
                 browser.close()
         finally:
             server.terminate()
@@ -199,4 +332,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -11,15 +11,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import localedata
 
+from bookwise.availability.busy import FeedError, minimize
 from bookwise.documents import Document, KeyPath, format_path, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
 from bookwise.timezones import local_to_utc, zone_names
 
+# The largest calendar file a data file may name (as for an upload in the back office).
+MAX_FEED_FILE = 10_000_000
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # First path segments the application uses itself: a calendar cannot be called so.
 RESERVED_SLUGS = frozenset(
@@ -44,6 +48,16 @@ class TimeOffSpec:
 
 
 @dataclass(frozen=True)
+class FeedSpec:
+    """One of a staff member's own calendars: an address, or a file read (and minimized: times
+    only) when the data file was checked."""
+
+    url: str | None
+    file: str | None  # the file's name, as people see it
+    content: str | None  # the file's times, for ``file``
+
+
+@dataclass(frozen=True)
 class StaffSpec:
     slug: str
     name: str
@@ -53,6 +67,7 @@ class StaffSpec:
     bookable: bool
     hours: tuple[HoursRange, ...] | None  # None: the calendar's hours
     time_off: tuple[TimeOffSpec, ...]
+    calendar_feeds: tuple[FeedSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,7 +297,47 @@ class _Checker:
             bookable=data.get("bookable", True),
             hours=self.hours(data["hours"], (*at, "hours")) if "hours" in data else None,
             time_off=tuple(time_off),
+            calendar_feeds=self.calendar_feeds(data.get("calendar_feeds", []), at),
         )
+
+    def calendar_feeds(self, items: list[dict[str, str]], at: KeyPath) -> tuple[FeedSpec, ...]:
+        feeds: list[FeedSpec] = []
+        for index, item in enumerate(items):
+            path = (*at, "calendar_feeds", index)
+            if "url" in item:
+                url = item["url"].strip()
+                if url.lower().startswith("webcal://"):
+                    url = "https://" + url[len("webcal://") :]
+                if any(f.url == url for f in feeds):
+                    self.error((*path, "url"), "the same calendar address is listed twice")
+                    continue
+                feeds.append(FeedSpec(url=url, file=None, content=None))
+                continue
+            spec = self.feed_file(item["file"], (*path, "file"))
+            if spec is not None:
+                if any(f.file == spec.file for f in feeds):
+                    self.error((*path, "file"), "the same calendar file is listed twice")
+                    continue
+                feeds.append(spec)
+        return tuple(feeds)
+
+    def feed_file(self, name: str, at: KeyPath) -> FeedSpec | None:
+        """The file ``name`` (relative to the data file), read and reduced to its times."""
+        path = Path(self.document.file).parent / name
+        try:
+            if path.stat().st_size > MAX_FEED_FILE:
+                self.error(at, f"{name} is larger than {MAX_FEED_FILE // 1_000_000} MB")
+                return None
+            data = path.read_bytes()
+        except OSError as exc:
+            self.error(at, f"cannot read {name} next to this file: {exc.strerror or exc}")
+            return None
+        try:
+            content = minimize(data)
+        except FeedError as exc:
+            self.error(at, f"{name}: {exc.message.text % dict(exc.message.values)}")
+            return None
+        return FeedSpec(url=None, file=Path(name).name, content=content)
 
     def time_off(
         self, data: dict[str, Any], at: KeyPath, zone: ZoneInfo | None

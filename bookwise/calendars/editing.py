@@ -125,6 +125,9 @@ class CalendarSettings:
     embed_origins: tuple[str, ...] = ()
     # The non-core plugins the calendar uses; None: every plugin enabled on the instance.
     plugins: tuple[str, ...] | None = None
+    # Whether subscribed feeds (bookwise.calendars.feeds) name each booking's client; off by
+    # default, for health and HR calendars.
+    feed_client_names: bool = False
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -261,6 +264,7 @@ def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, A
         "show_business_timezone": values.show_business_timezone,
         "embed_origins": list(values.embed_origins),
         "plugins": list(values.plugins) if values.plugins is not None else None,
+        "feed_client_names": values.feed_client_names,
     }
     for name, value in fields.items():
         if getattr(calendar, name) != value:
@@ -448,6 +452,7 @@ def clone_calendar(
         show_business_timezone=source.show_business_timezone,
         embed_origins=tuple(source.embed_origins or ()),
         plugins=None if source.plugins is None else tuple(source.plugins),
+        feed_client_names=source.feed_client_names,
     )
     check_settings(session, values, locales, None, source.plugins or ())
     clone = Calendar(slug=slug, name=name, timezone=source.timezone)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import postgresql
@@ -44,6 +45,9 @@ class Calendar(Base):
     sign_in_required: Mapped[bool] = mapped_column(Boolean, default=False)
     show_business_timezone: Mapped[bool] = mapped_column(Boolean, default=False)
     embed_origins: Mapped[list[str]] = mapped_column(default=list)
+    # Whether the calendar's subscribed feeds (FeedLink) show each booking's client by name;
+    # off, an event says only the service ("Patient visit"), for health and HR calendars.
+    feed_client_names: Mapped[bool] = mapped_column(Boolean, default=False)
     # The non-core plugins this calendar uses, by name; None: every plugin enabled on the
     # instance (the default, so that enabling a plugin reaches the calendars that did not choose).
     plugins: Mapped[list[str] | None] = mapped_column(
@@ -108,6 +112,9 @@ class StaffMember(Base):
     time_off: Mapped[list[TimeOff]] = relationship(
         back_populates="staff_member", order_by="TimeOff.start_at", cascade="all, delete-orphan"
     )
+    sources: Mapped[list[CalendarSource]] = relationship(
+        back_populates="staff_member", order_by="CalendarSource.id", cascade="all, delete-orphan"
+    )
 
     def __repr__(self) -> str:
         return f"<StaffMember {self.slug}>"
@@ -158,8 +165,47 @@ class TimeOff(Base):
     staff_member: Mapped[StaffMember] = relationship(back_populates="time_off")
 
 
+class CalendarSource(Base):
+    """One of a staff member's own calendars, read for the times they are busy elsewhere: the
+    address of a published iCalendar feed (Outlook, Google, Apple, Nextcloud) or an uploaded .ics
+    file. Only times are kept: ``content`` is the last good read with every title, description,
+    place and attendee taken out (bookwise.availability.busy.minimize)."""
+
+    __tablename__ = "calendar_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "url" or "file"
+    url: Mapped[str | None] = mapped_column(String(2000))
+    # What people see: the file's name, or the address's host and path without its secret part.
+    label: Mapped[str] = mapped_column(String(200))
+    # "file" when a calendar data file lists it, "admin" when added in the back office.
+    origin: Mapped[str] = mapped_column(String(16), default="admin")
+    content: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    # Since when every attempt failed (None while it works); the people told once a day passed.
+    failing_since: Mapped[datetime | None]
+    failure_notified_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_detail: Mapped[str | None] = mapped_column(String(500))
+    busy_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The end of the window its busy times were expanded for (recurring events reach further).
+    expanded_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff_member: Mapped[StaffMember] = relationship(back_populates="sources")
+
+    def __repr__(self) -> str:
+        return f"<CalendarSource {self.id} {self.label}>"
+
+
 class BusyTime(Base):
-    """A period a staff member is busy elsewhere (imported from their own calendar feed)."""
+    """A period a staff member is busy elsewhere (read from one of their calendar sources)."""
 
     __tablename__ = "busy_times"
     __table_args__ = (
@@ -169,10 +215,33 @@ class BusyTime(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calendar_sources.id", ondelete="CASCADE"), index=True
+    )
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(200), default="manual")
     summary: Mapped[str | None] = mapped_column(String(500))
+
+
+class FeedLink(Base):
+    """A private address a calendar client subscribes to (bookwise.calendars.feeds): one staff
+    member's bookings, or, without ``staff_id``, all of a calendar's. Only the token's SHA-256 is
+    kept; replacing or revoking the link ends the old address at once."""
+
+    __tablename__ = "feed_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    calendar: Mapped[Calendar] = relationship()
+    staff_member: Mapped[StaffMember | None] = relationship()
 
 
 class Service(Base):
@@ -234,6 +303,8 @@ __all__ = [
     "AssignmentState",
     "BusyTime",
     "Calendar",
+    "CalendarSource",
+    "FeedLink",
     "Service",
     "ServiceStaff",
     "StaffMember",

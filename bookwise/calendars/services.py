@@ -6,13 +6,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.audit.services import record
-from bookwise.calendars.data import CalendarSpec, HoursRange, ServiceSpec, StaffSpec
+from bookwise.calendars.data import CalendarSpec, FeedSpec, HoursRange, ServiceSpec, StaffSpec
+from bookwise.calendars.fetching import label_of
 from bookwise.calendars.models import (
+    BusyTime,
     Calendar,
+    CalendarSource,
     Service,
     ServiceStaff,
     StaffMember,
@@ -293,9 +296,46 @@ def _load_staff(
         if stale.origin == "file":
             session.delete(stale)
             report.count_removed("time off")
+    _sync_sources(session, member, spec.calendar_feeds, report)
     if created or changed:
         report.count("staff", created)
     return member
+
+
+def _sync_sources(
+    session: Session, member: StaffMember, feeds: Sequence[FeedSpec], report: LoadReport
+) -> None:
+    """Make the member's file-managed calendar sources those of ``feeds``: new ones are read by
+    the next refresh (their times are not known yet), a changed file is read again, the ones
+    the file no longer lists are removed with their busy times. Sources added in the back
+    office are left alone."""
+    existing = {(s.kind, s.url if s.kind == "url" else s.label): s for s in member.sources}
+    wanted = set()
+    for feed in feeds:
+        key = ("url", feed.url) if feed.url is not None else ("file", feed.file)
+        wanted.add(key)
+        source = existing.get(key)
+        if source is None:
+            source = CalendarSource(
+                kind=key[0],
+                url=feed.url,
+                label=label_of(feed.url) if feed.url is not None else (feed.file or ""),
+                origin="file",
+                content=feed.content,
+                failures=0,
+                busy_count=0,
+            )
+            member.sources.append(source)
+            report.count("calendar feed", True)
+        elif feed.content is not None and source.content != feed.content:
+            source.content = feed.content
+            source.last_success_at = None  # read again at the next refresh
+            report.count("calendar feed", False)
+    for key, source in existing.items():
+        if source.origin == "file" and key not in wanted:
+            session.execute(delete(BusyTime).where(BusyTime.source_id == source.id))
+            member.sources.remove(source)
+            report.count_removed("calendar feed")
 
 
 def _sync_hours(

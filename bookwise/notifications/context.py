@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 from bookwise.bookings.models import Booking, BookingEvent
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.config import Settings
-from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_note
+from bookwise.formatting import (
+    format_clock,
+    format_day,
+    format_when,
+    human_duration,
+    translator,
+    zone_note,
+)
 from bookwise.notifications.models import Notification
 from bookwise.workflows.services import workflow_of
 
@@ -224,7 +231,32 @@ def message_context(
             },
             "reason": time_off.reason or "",
         }
+    if row.event == "calendar-feed-failing":
+        return _feed_failing_values(session, row, settings)
     return dict(row.payload or {})
+
+
+def _feed_failing_values(session: Session, row: Notification, settings: Settings) -> dict[str, Any]:
+    from bookwise.calendars.models import CalendarSource
+    from bookwise.calendars.sources import translate_problem
+
+    source = session.get(CalendarSource, (row.payload or {}).get("source_id"))
+    if source is None:  # removed since: the message says what it can
+        member = session.get(StaffMember, (row.payload or {}).get("staff_id"))
+        return {"staff": {"name": member.name if member else ""}, "source": {}}
+    member = source.staff_member
+    return {
+        "calendar": calendar_values(member.calendar),
+        "staff": {"name": member.name, "email": member.email},
+        "source": {
+            "name": source.label,
+            "since": format_when(source.failing_since, row.timezone, row.locale)
+            if source.failing_since
+            else "",
+            "problem": translate_problem(source, translator(row.locale)),
+            "admin_url": f"{settings.base_url}/admin/staff/{member.id}/",
+        },
+    }
 
 
 def was_approved(session: Session, booking: Booking, event: str) -> bool:

@@ -46,6 +46,10 @@ VARIABLES: dict[str, str] = {
     "answers": N_("the client's answers, each with .label and .value (sensitive ones left out)"),
     "time_off": N_("for time-off: .start, .end"),
     "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
+    "source": N_(
+        "for calendar-feed-failing: .name (the calendar that cannot be read), .since, .problem "
+        "(what is wrong, in words), .admin_url (the staff member's page in the back office)"
+    ),
 }
 AUDIENCES = ("client", "staff")
 PARTS = ("subject", "text", "html")
@@ -292,6 +296,12 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
         "invitation": {
             "accept_url": "https://bookings.example.org/staff/accept",
             "decline_url": "https://bookings.example.org/staff/decline",
+        },
+        "source": {
+            "name": "outlook.office365.com/owa/calendar/.../calendar.ics",
+            "since": format_when(datetime(2026, 12, 2, 8, tzinfo=UTC), zone, locale),
+            "problem": "There is no calendar at this address any more (the server answered 404).",
+            "admin_url": "https://bookings.example.org/admin/staff/7/",
         },
     }
 

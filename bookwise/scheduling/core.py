@@ -12,6 +12,9 @@ from bookwise.scheduling.registry import Every, Job, JobContext
 from bookwise.scheduling.services import job_rows
 
 COMPLETE_PAST_EVERY = 300  # seconds
+# How often the job looks for due calendar sources; each source's own pace is
+# feeds.refresh_minutes (and its back-off after failures).
+REFRESH_FEEDS_EVERY = 60  # seconds
 
 
 def deliver_outbox(context: JobContext) -> str | None:
@@ -34,6 +37,17 @@ def complete_past(context: JobContext) -> str | None:
     return f"{done} booking(s) completed" if done else None
 
 
+def refresh_calendar_feeds(context: JobContext) -> str | None:
+    """Read the staff members' own calendars that are due (see bookwise.calendars.sources)."""
+    from bookwise.calendars.sources import refresh_sources
+
+    outcomes = refresh_sources(context.database.sessions, context.settings.feeds, context.now)
+    if not outcomes:
+        return None
+    failed = sum(1 for o in outcomes if o.outcome == "failed")
+    return f"{len(outcomes)} calendar(s) read, {failed} failed"
+
+
 def core_jobs(settings: Settings) -> list[Job]:
     return [
         Job(
@@ -51,6 +65,14 @@ def core_jobs(settings: Settings) -> list[Job]:
             once=True,
             lease=timedelta(minutes=10),
             description="complete the bookings whose end has passed",
+        ),
+        Job(
+            "refresh-calendar-feeds",
+            refresh_calendar_feeds,
+            Every(REFRESH_FEEDS_EVERY),
+            once=True,  # one process reads each calendar address, under the lease
+            lease=timedelta(minutes=30),
+            description="read staff members' own calendars for the times they are busy",
         ),
     ]
 

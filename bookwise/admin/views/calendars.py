@@ -1,9 +1,11 @@
 """Calendars, their staff and their services in the back office.
 
 Calendars: settings (time zone, hours, booking page options, embedding), the link and iframe
-snippet to copy, new calendars and clones (superadmins). Staff: members with their hours, time
-off and tags, invitations, removal without orphaned bookings. Services: which workflows the
-calendar offers and with whom.
+snippet to copy, the private address of the calendar's subscribable feed, new calendars and
+clones (superadmins). Staff: members with their hours, time off and tags, their own calendars
+read for busy times (bookwise.calendars.sources), the private address of their bookings' feed
+(bookwise.calendars.feeds), invitations, removal without orphaned bookings. Services: which
+workflows the calendar offers and with whom.
 """
 
 from __future__ import annotations
@@ -13,24 +15,28 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import get_locale, lazy_gettext
+from flask_login import current_user
+from flask_wtf.file import FileField, FileRequired
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
     EmailField,
+    IntegerField,
     RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
+    URLField,
 )
 from wtforms.validators import DataRequired, Length, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from bookwise.admin.access import deny, visible_calendars
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
@@ -58,11 +64,30 @@ from bookwise.calendars.editing import (
     update_service,
     update_staff,
 )
-from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff
+from bookwise.calendars.feeds import active_link, create_link, stop_link
+from bookwise.calendars.models import (
+    Calendar,
+    CalendarSource,
+    FeedLink,
+    Service,
+    StaffMember,
+    TimeOff,
+)
+from bookwise.calendars.sources import (
+    MAX_FILE_BYTES,
+    RefreshOutcome,
+    SourceRefused,
+    SourceStatus,
+    add_file_source,
+    add_url_source,
+    refresh_sources,
+    remove_source,
+    source_statuses,
+)
 from bookwise.config import secret_key_of
 from bookwise.db import begin_write
-from bookwise.errors import InvalidInput, NotFound
-from bookwise.formatting import format_when
+from bookwise.errors import N_, InvalidInput, Message, NotFound
+from bookwise.formatting import format_day, format_when
 from bookwise.i18n import gettext, ngettext
 from bookwise.timezones import local_to_utc, zone_names
 from bookwise.web import instance, now, plugin_host
@@ -93,6 +118,27 @@ def show_problems(form: Any, invalid: InvalidInput) -> list[str]:
         else:
             loose.append(text)
     return loose
+
+
+# --- subscribed calendars (bookwise.calendars.feeds) ----------------------------------------
+
+
+def feed_panel(link: FeedLink | None, zone: str, address: str | None = None) -> dict[str, Any]:
+    """What a "Subscribe" section shows: when the address in force was made and last used, and
+    the address itself only in the answer that made it (only its hash is stored)."""
+    locale = _locale()
+    made = used = None
+    if link is not None:
+        made = format_day(link.created_at.astimezone(ZoneInfo(zone)), locale)
+        if link.last_used_at is not None:
+            used = format_when(link.last_used_at, zone, locale)
+    return {
+        "made": made,
+        "used": used,
+        "address": address,
+        # The same address for the calendar apps that subscribe on a click (Apple, Outlook).
+        "webcal": "webcal://" + address.split("://", 1)[1] if address else None,
+    }
 
 
 # --- calendars -----------------------------------------------------------------------------
@@ -151,6 +197,12 @@ def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ())
                 "One per line, like https://www.example.org. None: the page cannot be framed."
             ),
             render_kw={"rows": 3},
+        )
+        feed_client_names = BooleanField(
+            lazy_gettext("Show clients' names in subscribed calendars"),
+            description=lazy_gettext(
+                "Off, events show only the service: for health and HR calendars."
+            ),
         )
 
     per_language(
@@ -221,6 +273,7 @@ def _settings_of(
         show_business_timezone=bool(form.show_business_timezone.data),
         embed_origins=parse_origins(form.embed_origins.data or ""),
         plugins=_plugins_of(form, current_plugins),
+        feed_client_names=bool(form.feed_client_names.data),
     )
 
 
@@ -240,6 +293,7 @@ def _calendar_data(calendar: Calendar, locales: tuple[str, ...]) -> dict[str, An
         "embed_origins": "\n".join(calendar.embed_origins or []),
         "plugin_choice": "all" if calendar.plugins is None else "only",
         "plugins": list(calendar.plugins or []),
+        "feed_client_names": calendar.feed_client_names,
     }
     for code in locales:
         data[f"description_{code}"] = (calendar.description or {}).get(code, "")
@@ -421,6 +475,7 @@ class CalendarsView(AdminView):
         problems: list[str],
         editable: bool,
         status: int,
+        feed_address: str | None = None,
     ) -> Any:
         base = instance().settings.base_url
         page_url = f"{base}/{calendar.slug}"
@@ -455,7 +510,46 @@ class CalendarsView(AdminView):
             if self.access.superadmin
             else None,
             action_form=ActionForm(),
+            feed=feed_panel(active_link(self.db, calendar, None), calendar.timezone, feed_address)
+            if editable
+            else None,
         ), status
+
+    def _settings_form(self, calendar: Calendar) -> Any:
+        locales = self._locales()
+        form = calendar_form(locales, offered_plugins())(data=_calendar_data(calendar, locales))
+        _prepare(form, locales)
+        return form
+
+    @expose("/<int:calendar_id>/subscribe", methods=("POST",))
+    def make_feed(self, calendar_id: int) -> Any:
+        """A new private address of the calendar's feed (ending the one before), shown in this
+        answer only."""
+        calendar = self._calendar(calendar_id, "admin")
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "calendar feed without a valid form", calendar.id)
+        address = create_link(
+            self.db,
+            calendar,
+            None,
+            actor=self.actor,
+            now=now(),
+            base_url=instance().settings.base_url,
+        )
+        self.commit()
+        week = hours_form(_hours_data(calendar.hours))
+        return self._settings_page(
+            calendar, self._settings_form(calendar), week, [], True, 200, feed_address=address
+        )
+
+    @expose("/<int:calendar_id>/subscribe/stop", methods=("POST",))
+    def stop_feed(self, calendar_id: int) -> Response:
+        calendar = self._calendar(calendar_id, "admin")
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "stop calendar feed without a valid form", calendar.id)
+        stopped = stop_link(self.db, calendar, None, actor=self.actor, now=now())
+        self.commit(_stopped_message(stopped))
+        return redirect(url_for(".settings", calendar_id=calendar.id) + "#subscribe")
 
     @expose("/<int:calendar_id>/hours", methods=("POST",))
     def hours(self, calendar_id: int) -> Any:
@@ -473,10 +567,7 @@ class CalendarsView(AdminView):
             else:
                 self.commit(gettext("Opening hours saved."))
                 return redirect(url_for(".settings", calendar_id=calendar.id) + "#hours")
-        locales = self._locales()
-        form = calendar_form(locales, offered_plugins())(data=_calendar_data(calendar, locales))
-        _prepare(form, locales)
-        return self._settings_page(calendar, form, week, [], True, 422)
+        return self._settings_page(calendar, self._settings_form(calendar), week, [], True, 422)
 
     @expose("/<int:calendar_id>/clone", methods=("POST",))
     def clone(self, calendar_id: int) -> Any:
@@ -512,15 +603,21 @@ class CalendarsView(AdminView):
 
                 choose_calendar(copy.id)
                 return redirect(url_for(".settings", calendar_id=copy.id))
-        locales = self._locales()
-        settings_form = calendar_form(locales, offered_plugins())(
-            data=_calendar_data(calendar, locales)
-        )
-        _prepare(settings_form, locales)
         page = self._settings_page(
-            calendar, settings_form, hours_form(_hours_data(calendar.hours)), [], True, 422
+            calendar,
+            self._settings_form(calendar),
+            hours_form(_hours_data(calendar.hours)),
+            [],
+            True,
+            422,
         )
         return page
+
+
+def _stopped_message(stopped: bool) -> str:
+    if not stopped:
+        return gettext("There was no address to stop.")
+    return gettext("The address is stopped: calendars subscribed to it get nothing from now on.")
 
 
 def _iframe(url: str, title: str) -> str:
@@ -565,6 +662,38 @@ class TimeOffForm(Form):
     )
 
 
+class CalendarAddressForm(Form):
+    url = URLField(
+        lazy_gettext("Address of the calendar"),
+        validators=[DataRequired(), Length(max=2000)],
+        description=lazy_gettext(
+            'Outlook: Settings, Calendar, Shared calendars, "Publish a calendar", then the ICS '
+            'link. Google Calendar: the calendar\'s settings, "Secret address in iCal format". '
+            "Apple iCloud or Nextcloud: share the calendar publicly and copy its link. An "
+            "address starting with webcal:// works too."
+        ),
+        render_kw={"placeholder": "https://", "spellcheck": "false", "autocomplete": "off"},
+    )
+
+
+class CalendarFileForm(Form):
+    file = FileField(
+        lazy_gettext("Calendar file (.ics)"),
+        validators=[FileRequired(lazy_gettext("Choose a file to upload."))],
+        description=lazy_gettext(
+            "Exported from the calendar app. A file is read once: upload it again when the "
+            "calendar changes, or add its address instead to have it read every few minutes."
+        ),
+        render_kw={"accept": ".ics,text/calendar"},
+    )
+
+
+class SourceForm(Form):
+    """A button acting on one of a staff member's own calendars."""
+
+    source_id = IntegerField(validators=[DataRequired()], widget=HiddenInput())
+
+
 class RemoveForm(Form):
     mode = SelectField(
         lazy_gettext("Their future bookings"),
@@ -604,8 +733,67 @@ def _local(value: datetime, zone: str) -> datetime | None:
     return moment
 
 
+# The app refuses a body over 64 KiB before any view runs (bookwise.app.MAX_BODY; the CSRF check
+# reads the form), and an exported calendar is often larger: its upload may reach the limit of
+# bookwise.calendars.sources, for signed-in users (the view still checks who they are).
+UPLOAD_ENDPOINT = "upload_calendar"
+UPLOAD_BODY = MAX_FILE_BYTES + 64 * 1024
+
+
+def _allow_calendar_uploads(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    if (
+        endpoint is not None
+        and endpoint.rsplit(".", 1)[-1] == UPLOAD_ENDPOINT
+        and current_user.is_authenticated
+    ):
+        request.max_content_length = UPLOAD_BODY
+
+
+def _source_rows(statuses: Sequence[SourceStatus], zone: str) -> list[dict[str, Any]]:
+    """A staff member's own calendars as their page lists them, times in the calendar's zone."""
+    locale = _locale()
+
+    def when(moment: datetime | None) -> str | None:
+        return format_when(moment, zone, locale) if moment is not None else None
+
+    return [
+        {
+            "id": status.id,
+            "label": status.label,
+            "kind": status.kind,
+            "read_at": when(status.last_success_at),
+            "tried": status.last_attempt_at is not None,
+            "busy": status.busy,
+            "problem": status.problem.translate(gettext) if status.problem is not None else None,
+            "failing_since": when(status.failing_since),
+        }
+        for status in statuses
+    ]
+
+
+def _refresh_message(outcome: RefreshOutcome | None) -> tuple[str, str]:
+    """What reading one source came to, in words, and the category of its alert."""
+    if outcome is None or outcome.outcome == "gone":
+        return gettext("This calendar is no longer there: it was removed meanwhile."), "error"
+    if outcome.outcome == "failed":
+        problem = outcome.problem or Message(
+            N_("The calendar could not be read (%(detail)s)."), {"detail": outcome.outcome}
+        )
+        return problem.translate(gettext), "error"
+    if outcome.outcome == "unchanged":
+        return gettext("Unchanged since the last read."), "success"
+    return ngettext(
+        "Read: %(num)d busy time.", "Read: %(num)d busy times.", outcome.busy
+    ), "success"
+
+
 class StaffView(AdminView):
     need = "read"
+
+    def create_blueprint(self, admin: Any) -> Any:
+        blueprint = super().create_blueprint(admin)
+        blueprint.url_value_preprocessor(_allow_calendar_uploads)
+        return blueprint
 
     def _member(self, staff_id: int, need: str = "read") -> StaffMember:
         member = self.db.get(StaffMember, staff_id)
@@ -723,13 +911,19 @@ class StaffView(AdminView):
         time_off_form: Any = None,
         problems: list[str] | None = None,
         status: int = 200,
+        source_form: Form | None = None,
+        feed_address: str | None = None,
     ) -> Any:
+        """The staff member's page; ``source_form``: the own-calendar form just posted, shown
+        with its errors; ``feed_address``: the feed address just made, shown this once."""
         access = self.access
         calendar = member.calendar
         locale = _locale()
         zone = calendar.timezone
         is_admin = access.allows(member.calendar_id, "admin")
         is_self = access.staff_id(member.calendar_id) == member.id
+        # Their own calendars and their feed: for the calendar's admins and for themselves.
+        own_calendars = is_admin or is_self
         own_hours = list(member.hours)
         return self.render(
             "bookwise_admin/staff/edit.html",
@@ -752,6 +946,19 @@ class StaffView(AdminView):
             may_add_time_off=is_admin or is_self,
             action_form=ActionForm(),
             zone=zone,
+            own_calendars=own_calendars,
+            sources=_source_rows(source_statuses(self.db, staff_id=member.id), zone)
+            if own_calendars
+            else [],
+            address_form=source_form
+            if isinstance(source_form, CalendarAddressForm)
+            else CalendarAddressForm(formdata=None),
+            file_form=source_form
+            if isinstance(source_form, CalendarFileForm)
+            else CalendarFileForm(formdata=None),
+            feed=feed_panel(active_link(self.db, calendar, member), zone, feed_address)
+            if own_calendars
+            else None,
         ), status
 
     @expose("/<int:staff_id>/hours", methods=("POST",))
@@ -823,6 +1030,127 @@ class StaffView(AdminView):
         remove_time_off(self.db, time_off, self.access.actor, request.remote_addr)
         self.commit(gettext("Time off removed."))
         return redirect(url_for(".details", staff_id=member.id) + "#time-off")
+
+    # --- their own calendars, read for busy times --------------------------------------------
+
+    def _source(self, member: StaffMember, what: str) -> CalendarSource:
+        """The member's source that the button names; 403 (recorded) for another's or a form
+        without its token."""
+        form = SourceForm()
+        if not form.validate_on_submit():
+            deny(self.access, f"{what} without a valid form", member.calendar_id)
+        source = self.db.get(CalendarSource, form.source_id.data)
+        if source is None or source.staff_id != member.id:
+            deny(self.access, "calendar of someone else", member.calendar_id)
+        return source
+
+    def _read_now(self, source_id: int) -> None:
+        """Read one source at once (after the commit: the read does its own transactions) and
+        say how it went."""
+        bookwise = instance()
+        outcomes = refresh_sources(
+            bookwise.database.sessions, bookwise.settings.feeds, now(), force=True, ids=[source_id]
+        )
+        flash(*_refresh_message(outcomes[0] if outcomes else None))
+
+    def _calendars_anchor(self, member: StaffMember) -> Response:
+        return redirect(url_for(".details", staff_id=member.id) + "#calendars")
+
+    @expose("/<int:staff_id>/calendars/address", methods=("POST",))
+    def add_calendar_address(self, staff_id: int) -> Any:
+        """Add a calendar's address and read it at once; one that cannot be read is added all
+        the same, its problem shown (the person sees why, and it is tried again)."""
+        member = self._member(staff_id, "staff")
+        form = CalendarAddressForm()
+        if form.validate_on_submit():
+            try:
+                source = add_url_source(
+                    self.db, member, form.url.data or "", actor=self.actor, now=now()
+                )
+            except SourceRefused as refused:
+                self.db.rollback()
+                form.url.errors = [*form.url.errors, refused.message.translate(gettext)]
+            else:
+                source_id, label = source.id, source.label
+                self.commit(gettext("Calendar added: %(label)s.", label=label))
+                self._read_now(source_id)
+                return self._calendars_anchor(member)
+        return self._details_page(member, _member_form(member), source_form=form, status=422)
+
+    @expose("/<int:staff_id>/calendars/file", methods=("POST",))
+    def upload_calendar(self, staff_id: int) -> Any:
+        member = self._member(staff_id, "staff")
+        form = CalendarFileForm()
+        if form.validate_on_submit():
+            upload = form.file.data
+            try:
+                source = add_file_source(
+                    self.db,
+                    member,
+                    upload.filename or "",
+                    upload.read(MAX_FILE_BYTES + 1),
+                    actor=self.actor,
+                    now=now(),
+                )
+            except SourceRefused as refused:
+                self.db.rollback()
+                form.file.errors = [*form.file.errors, refused.message.translate(gettext)]
+            else:
+                self.commit(
+                    gettext("Calendar added: %(label)s.", label=source.label)
+                    + " "
+                    + ngettext(
+                        "Read: %(num)d busy time.", "Read: %(num)d busy times.", source.busy_count
+                    )
+                )
+                return self._calendars_anchor(member)
+        return self._details_page(member, _member_form(member), source_form=form, status=422)
+
+    @expose("/<int:staff_id>/calendars/refresh", methods=("POST",))
+    def refresh_calendar(self, staff_id: int) -> Response:
+        member = self._member(staff_id, "staff")
+        source_id = self._source(member, "refresh calendar").id
+        self.db.rollback()  # nothing held open while the address is read
+        self._read_now(source_id)
+        return self._calendars_anchor(member)
+
+    @expose("/<int:staff_id>/calendars/remove", methods=("POST",))
+    def remove_calendar(self, staff_id: int) -> Response:
+        member = self._member(staff_id, "staff")
+        source = self._source(member, "remove calendar")
+        label = source.label
+        remove_source(self.db, source, actor=self.actor)
+        self.commit(gettext("%(label)s removed: its busy times are free again.", label=label))
+        return self._calendars_anchor(member)
+
+    # --- the feed of their bookings -----------------------------------------------------------
+
+    @expose("/<int:staff_id>/subscribe", methods=("POST",))
+    def make_feed(self, staff_id: int) -> Any:
+        """A new private address of the member's bookings (ending the one before), shown in
+        this answer only."""
+        member = self._member(staff_id, "staff")
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "staff feed without a valid form", member.calendar_id)
+        address = create_link(
+            self.db,
+            member.calendar,
+            member,
+            actor=self.actor,
+            now=now(),
+            base_url=instance().settings.base_url,
+        )
+        self.commit()
+        return self._details_page(member, _member_form(member), feed_address=address)
+
+    @expose("/<int:staff_id>/subscribe/stop", methods=("POST",))
+    def stop_feed(self, staff_id: int) -> Response:
+        member = self._member(staff_id, "staff")
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "stop staff feed without a valid form", member.calendar_id)
+        stopped = stop_link(self.db, member.calendar, member, actor=self.actor, now=now())
+        self.commit(_stopped_message(stopped))
+        return redirect(url_for(".details", staff_id=member.id) + "#subscribe")
 
     @expose("/<int:staff_id>/invite", methods=("POST",))
     def invite(self, staff_id: int) -> Response:

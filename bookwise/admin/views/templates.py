@@ -72,6 +72,7 @@ def event_name(name: str) -> str:
         "follow_up": gettext("Follow-up"),
         "time-off": gettext("Time off recorded"),
         "staff-invitation": gettext("Staff invitation"),
+        "calendar-feed-failing": gettext("A staff calendar cannot be read"),
     }
     return names.get(name, name)
 
