@@ -562,3 +562,18 @@ def test_bad_calendar_feeds_in_a_data_file_are_refused_at_their_line(
     line = data.splitlines().index(next(x for x in data.splitlines() if "calendar_feeds" in x)) + 1
     assert f"calendars.yaml:{line}:" in result.stderr
     assert message in result.stderr
+
+
+def test_a_problem_reads_whole_in_the_readers_language() -> None:
+    """The parser's own phrase inside the message is translated too; a status stays a status."""
+    from bookwise.calendars.sources import in_words, problem_of
+    from bookwise.formatting import translator
+
+    page = problem_of("not_icalendar", "it looks like a web page")
+    assert page is not None
+    french = in_words(page, translator("fr"))
+    assert french.startswith("Ce n'est pas un fichier iCalendar (cela ressemble à une page web)")
+    gone = problem_of("not_found", "404")
+    assert gone is not None
+    assert "(le serveur a répondu 404)" in in_words(gone, translator("fr"))
+    assert "(der Server antwortete 404)" in in_words(gone, translator("de"))

@@ -145,19 +145,20 @@ def _decode(text: bytes | str) -> str:
 
 def _what_it_looks_like(body: str) -> str:
     """A few words on what a text that does not open with BEGIN:VCALENDAR seems to be, so the
-    person who pasted the address of a web page instead of the calendar's understands."""
+    person who pasted the address of a web page instead of the calendar's understands (marked for
+    the catalogs: bookwise.calendars.sources.in_words translates them)."""
     head = body[:1000]
     odd = sum(1 for ch in head if ch == "\ufffd" or (not ch.isprintable() and ch not in "\r\n\t"))
     if odd > len(head) // 20:
-        return "it looks like binary data"
+        return N_("it looks like binary data")
     start = head.lstrip().lower()
     if start.startswith(("<!doctype html", "<html")) or "<body" in start:
-        return "it looks like a web page"
+        return N_("it looks like a web page")
     if start.startswith("<"):
-        return "it looks like XML or a web page"
+        return N_("it looks like XML or a web page")
     if start.startswith(("{", "[")):
-        return "it looks like JSON data"
-    return "it does not begin with BEGIN:VCALENDAR"
+        return N_("it looks like JSON data")
+    return N_("it does not begin with BEGIN:VCALENDAR")
 
 
 def _value_start(line: str) -> int:
@@ -213,7 +214,7 @@ def _enter_or_leave(
         return tuple(stack)
     if not stack or stack[-1] != component:
         if number == last:
-            raise FeedError("not_icalendar", "it is cut short: its last line is incomplete")
+            raise FeedError("not_icalendar", N_("it is cut short: its last line is incomplete"))
         opened = f"BEGIN:{stack[-1]}" if stack else "no BEGIN"
         raise FeedError("not_icalendar", f"line {number}: END:{component} after {opened}")
     path = tuple(stack)
@@ -243,7 +244,7 @@ def _content_lines(text: bytes | str) -> tuple[list[str], int]:
         raise FeedError("too_large", str(MAX_BYTES))
     body = _decode(text).strip()
     if not body:
-        raise FeedError("not_icalendar", "it is empty")
+        raise FeedError("not_icalendar", N_("it is empty"))
     lines = _LINE_BREAK.split(_UNFOLD.sub("", body))
     if lines[0].strip().upper() != "BEGIN:VCALENDAR":
         raise FeedError("not_icalendar", _what_it_looks_like(body))

@@ -556,10 +556,19 @@ def source_problem(source: CalendarSource) -> Message | None:
     return problem_of(source.error_code, source.error_detail)
 
 
+def in_words(problem: Message, gettext: Callable[..., str]) -> str:
+    """``problem`` in the reader's language, its ``detail`` too when it is one of the parser's
+    fixed phrases ("it looks like a web page"); a status or a host stays as it is."""
+    values = dict(problem.values)
+    if isinstance(values.get("detail"), str):
+        values["detail"] = gettext(values["detail"])
+    return Message(problem.text, values).translate(gettext)
+
+
 def translate_problem(source: CalendarSource, gettext: Callable[..., str]) -> str:
     """The source's problem in the reader's language ("" when there is none)."""
     problem = source_problem(source)
-    return problem.translate(gettext) if problem is not None else ""
+    return in_words(problem, gettext) if problem is not None else ""
 
 
 __all__ = [
@@ -570,6 +579,7 @@ __all__ = [
     "add_file_source",
     "add_url_source",
     "booking_horizon",
+    "in_words",
     "problem_of",
     "refresh_one",
     "refresh_sources",

@@ -80,6 +80,7 @@ from bookwise.calendars.sources import (
     SourceStatus,
     add_file_source,
     add_url_source,
+    in_words,
     refresh_sources,
     remove_source,
     source_statuses,
@@ -764,7 +765,7 @@ def _source_rows(statuses: Sequence[SourceStatus], zone: str) -> list[dict[str, 
             "read_at": when(status.last_success_at),
             "tried": status.last_attempt_at is not None,
             "busy": status.busy,
-            "problem": status.problem.translate(gettext) if status.problem is not None else None,
+            "problem": in_words(status.problem, gettext) if status.problem is not None else None,
             "failing_since": when(status.failing_since),
         }
         for status in statuses
@@ -779,7 +780,7 @@ def _refresh_message(outcome: RefreshOutcome | None) -> tuple[str, str]:
         problem = outcome.problem or Message(
             N_("The calendar could not be read (%(detail)s)."), {"detail": outcome.outcome}
         )
-        return problem.translate(gettext), "error"
+        return in_words(problem, gettext), "error"
     if outcome.outcome == "unchanged":
         return gettext("Unchanged since the last read."), "success"
     return ngettext(
@@ -1069,7 +1070,7 @@ class StaffView(AdminView):
                 )
             except SourceRefused as refused:
                 self.db.rollback()
-                form.url.errors = [*form.url.errors, refused.message.translate(gettext)]
+                form.url.errors = [*form.url.errors, in_words(refused.message, gettext)]
             else:
                 source_id, label = source.id, source.label
                 self.commit(gettext("Calendar added: %(label)s.", label=label))
@@ -1094,7 +1095,7 @@ class StaffView(AdminView):
                 )
             except SourceRefused as refused:
                 self.db.rollback()
-                form.file.errors = [*form.file.errors, refused.message.translate(gettext)]
+                form.file.errors = [*form.file.errors, in_words(refused.message, gettext)]
             else:
                 self.commit(
                     gettext("Calendar added: %(label)s.", label=source.label)
