@@ -158,6 +158,9 @@ def test_an_address_is_added_and_read_at_once(
             select(AuditEntry).where(AuditEntry.action == "staff.calendar_added")
         )
         assert entry is not None and entry.actor == "admin@bw.example"
+    # The day view shows the time as taken, without its title.
+    grid = client.get("/admin/bookings/grid?date=2026-11-27").get_data(as_text=True)
+    assert "Busy elsewhere" in grid and "Therapy" not in grid
     # The same address again is refused, beside the field.
     again = post(
         client, staff_path(world, "ben", "calendars/address"), {"url": calendar_server.url}

@@ -49,7 +49,7 @@ from bookwise.bookings.services import (
     reschedule_booking,
     transition_booking,
 )
-from bookwise.calendars.models import Calendar, Service, StaffMember, TimeOff
+from bookwise.calendars.models import BusyTime, Calendar, Service, StaffMember, TimeOff
 from bookwise.db import begin_write
 from bookwise.errors import NotFound
 from bookwise.formatting import format_clock, format_day, format_when
@@ -718,7 +718,22 @@ class BookingsView(AdminView):
                 )
             )
         )
-        grid = _build_grid(columns, mode, bookings, time_off, zone, locale, first)
+        # Times the staff are busy in their own calendars (bookwise.calendars.sources): shown
+        # without any title, as the database keeps none.
+        busy = list(
+            session.execute(
+                select(BusyTime.staff_id, BusyTime.start_at, BusyTime.end_at).where(
+                    BusyTime.staff_id.in_(staff_ids or [-1]),
+                    BusyTime.start_at < window[1],
+                    BusyTime.end_at > window[0],
+                )
+            )
+        )
+        absences = [
+            (t.staff_id, t.start_at, t.end_at, t.reason or gettext("Time off")) for t in time_off
+        ]
+        absences += [(staff, start, end, gettext("Busy elsewhere")) for staff, start, end in busy]
+        grid = _build_grid(columns, mode, bookings, absences, zone, locale, first)
         return self.render(
             "bookwise_admin/bookings/grid.html",
             mode=mode,
@@ -748,7 +763,7 @@ def _build_grid(
     columns: list[tuple[str, str, Any]],
     mode: str,
     bookings: list[Booking],
-    time_off: list[TimeOff],
+    absences: list[tuple[int, datetime, datetime, str]],
     zone: ZoneInfo,
     locale: str,
     first: date,
@@ -781,20 +796,19 @@ def _build_grid(
         cell = GridCell(rowspan=0, bookings=[row])
         groups[group_key] = cell
         events[key].append((begin, min(end, 24 * 60), cell))
-    for off in time_off:
+    for staff_id, start_at, end_at, label in absences:  # time off, busy elsewhere
         for key, _label, value in columns:
-            if mode == "day" and value != off.staff_id:
+            if mode == "day" and value != staff_id:
                 continue
             if mode == "week":
                 day_start, day_end = local_day_bounds(value, value, zone)
             else:
                 day_start, day_end = local_day_bounds(first, first, zone)
-            off_start, off_end = max(off.start_at, day_start), min(off.end_at, day_end)
+            off_start, off_end = max(start_at, day_start), min(end_at, day_end)
             if off_start >= off_end:
                 continue
             begin = minutes(off_start)
             finish = 24 * 60 if off_end >= day_end else minutes(off_end)
-            label = off.reason or gettext("Time off")
             events[key].append((begin, finish, GridCell(0, [], kind="off", label=label)))
     lowest = min([8 * 60] + [b for column in events.values() for b, _, _ in column])
     highest = max([18 * 60] + [e for column in events.values() for _, e, _ in column])
