@@ -230,7 +230,16 @@ def test_a_redirect_into_the_private_network_is_refused(feed_server: FeedServer)
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.org/cal.ics", "file:///etc/passwd", "javascript:alert(1)", "cal.ics", ""]
+    "url",
+    [
+        "ftp://example.org/cal.ics",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "cal.ics",
+        "",
+        "https://example.org/\udfff.ics",
+        "https://example.org/" + "a" * 2000,
+    ],
 )
 def test_only_web_addresses_are_read(url: str) -> None:
     with pytest.raises(FetchError) as caught:
@@ -536,6 +545,7 @@ def test_calendar_feeds_in_the_data_file_and_the_cli(
         ("{file: missing.ics}", "cannot read missing.ics next to this file"),
         ("{file: page.ics}", "page.ics: This is not an iCalendar file"),
         ("{url: 'https://x.org/a.ics', file: a.ics}", "either {url"),
+        ('{url: "https://x.org/\\udfff.ics"}', "the address holds a character no address has"),
     ],
 )
 def test_bad_calendar_feeds_in_a_data_file_are_refused_at_their_line(

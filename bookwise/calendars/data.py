@@ -306,6 +306,9 @@ class _Checker:
             path = (*at, "calendar_feeds", index)
             if "url" in item:
                 url = item["url"].strip()
+                if not url.isprintable():  # a control character or a lone surrogate
+                    self.error((*path, "url"), "the address holds a character no address has")
+                    continue
                 if url.lower().startswith("webcal://"):
                     url = "https://" + url[len("webcal://") :]
                 if any(f.url == url for f in feeds):

@@ -26,6 +26,7 @@ from typing import Any
 from bookwise.config import FeedSettings
 
 MAX_REDIRECTS = 5
+MAX_ADDRESS = 2000  # CalendarSource.url
 CHUNK = 64 * 1024
 try:
     USER_AGENT = f"Bookwise/{version('bookwise')} (calendar feed reader)"
@@ -57,6 +58,14 @@ def check_address(url: str) -> str:
     """``url`` stripped, or :class:`FetchError` ``not_http`` when it is not an http(s) address
     with a host. (``webcal://``, what calendar apps publish, is read as ``https://``.)"""
     url = url.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no server has such an address
+        raise FetchError(
+            "not_http", url.encode("utf-8", "replace").decode()[:100], temporary=False
+        ) from None
+    if len(url) > MAX_ADDRESS:
+        raise FetchError("not_http", url[:100] + "...", temporary=False)
     if url.lower().startswith("webcal://"):
         url = "https://" + url[len("webcal://") :]
     parts = urllib.parse.urlsplit(url)
