@@ -265,6 +265,28 @@ def test_a_zone_named_by_two_files_is_each_file_own() -> None:
     assert west.intervals == ((hour(4, 15, 12), hour(4, 15, 13)),)
 
 
+@pytest.mark.timeout(30)
+def test_a_zone_whose_rules_would_be_walked_for_ever_is_left_out() -> None:
+    """python-dateutil walks a VTIMEZONE's rules from 1601 at each conversion: a secondly rule
+    (or one naming every day) is not a time zone. The event falls back to the business's zone,
+    as for a name nothing defines."""
+    original = (DATA / "outlook-windows-tz.ics").read_text(encoding="utf-8")
+    for rule in ("FREQ=SECONDLY", "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU", "FREQ=YEARLY;BYHOUR=1"):
+        text = original.replace(
+            "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11", f"RRULE:{rule}"
+        )
+        result = busy_intervals(text, MARCH, MAY, timezone=PARIS)
+        # Customized Time Zone 10:00 on 03-16, now read in Paris (CET).
+        assert (hour(3, 16, 9), hour(3, 16, 10)) in result.intervals
+        assert (hour(3, 16, 14), hour(3, 16, 15)) not in result.intervals
+    # The old style of rule (a Sunday among the 8th to the 14th) is a sane one.
+    text = original.replace(
+        "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=8,9,10,11,12,13,14;BYDAY=SU",
+    )
+    assert busy_intervals(text, MARCH, MAY, timezone=PARIS) == read("outlook-windows-tz.ics")
+
+
 def test_the_business_zone_places_all_day_and_floating_times() -> None:
     new_york = read("all-day.ics", timezone="America/New_York")
     assert new_york.intervals[:2] == (
@@ -296,8 +318,8 @@ def test_floating_times_follow_x_wr_timezone_when_the_calendar_names_one() -> No
 
 def test_a_datetime_without_end_takes_no_time_and_a_date_one_day() -> None:
     text = calendar_of("DTSTART:20270310T090000Z", "DTSTART;VALUE=DATE:20270311")
-    read = busy_intervals(text, MARCH, MAY, timezone="UTC")
-    assert read == BusyRead(((hour(3, 11, 0), hour(3, 12, 0)),), 2, 1)
+    result = busy_intervals(text, MARCH, MAY, timezone="UTC")
+    assert result == BusyRead(((hour(3, 11, 0), hour(3, 12, 0)),), 2, 1)
 
 
 def test_events_over_the_window_edges_are_clipped() -> None:
@@ -307,17 +329,17 @@ def test_events_over_the_window_edges_are_clipped() -> None:
         "DTSTART:20270201T000000Z\r\nDTEND:20270202T000000Z",  # before the window: not ignored
         "DTSTART:20270101T000000Z\r\nDTEND:20271231T000000Z\r\nTRANSP:TRANSPARENT",
     )
-    read = busy_intervals(text, MARCH, MAY, timezone=PARIS)
-    assert read.intervals == ((MARCH, hour(3, 1, 2)), (hour(4, 30, 23), MAY))
-    assert read.ignored == 1  # the transparent one over the whole window
+    result = busy_intervals(text, MARCH, MAY, timezone=PARIS)
+    assert result.intervals == ((MARCH, hour(3, 1, 2)), (hour(4, 30, 23), MAY))
+    assert result.ignored == 1  # the transparent one over the whole window
 
 
 def test_a_window_in_another_zone_is_the_same_instants() -> None:
     paris = datetime(2027, 3, 1, 1, tzinfo=ZoneInfo(PARIS))  # 2027-03-01 00:00Z
     text = calendar_of("DTSTART:20270228T220000Z\r\nDTEND:20270301T020000Z")
-    read = busy_intervals(text, paris, paris + timedelta(hours=1), timezone=PARIS)
-    assert read.intervals == ((MARCH, hour(3, 1, 1)),)
-    assert read.intervals[0][0].tzinfo is UTC
+    result = busy_intervals(text, paris, paris + timedelta(hours=1), timezone=PARIS)
+    assert result.intervals == ((MARCH, hour(3, 1, 1)),)
+    assert result.intervals[0][0].tzinfo is UTC
 
 
 def test_overlapping_touching_and_nested_events_are_merged() -> None:
@@ -329,8 +351,8 @@ def test_overlapping_touching_and_nested_events_are_merged() -> None:
         "DTSTART:20270310T110100Z\r\nDTEND:20270310T120000Z",  # a minute later: apart
         "DTSTART:20270310T090000Z\r\nDTEND:20270310T100000Z",  # the same again
     )
-    read = busy_intervals(text, MARCH, MAY, timezone=PARIS)
-    assert read.intervals == (
+    result = busy_intervals(text, MARCH, MAY, timezone=PARIS)
+    assert result.intervals == (
         (hour(3, 10, 9), hour(3, 10, 11)),
         (utc(2027, 3, 10, 11, 1), hour(3, 10, 12)),
     )
@@ -427,9 +449,12 @@ def test_unfolding_and_line_ends() -> None:
 def test_several_calendars_in_one_file_all_count() -> None:
     first = calendar_of("DTSTART:20270310T090000Z\r\nDURATION:PT1H")
     second = calendar_of("DTSTART:20270311T090000Z\r\nDURATION:PT1H")
-    read = busy_intervals(first + second, MARCH, MAY, timezone=PARIS)
-    assert read.intervals == ((hour(3, 10, 9), hour(3, 10, 10)), (hour(3, 11, 9), hour(3, 11, 10)))
-    assert read.events == 2
+    result = busy_intervals(first + second, MARCH, MAY, timezone=PARIS)
+    assert result.intervals == (
+        (hour(3, 10, 9), hour(3, 10, 10)),
+        (hour(3, 11, 9), hour(3, 11, 10)),
+    )
+    assert result.events == 2
 
 
 @pytest.mark.timeout(30)
@@ -466,7 +491,7 @@ def test_old_rules_without_count_start_near_the_window() -> None:
         "DTSTART:20000101T000000Z\r\nDURATION:PT1M\r\nRRULE:FREQ=HOURLY;INTERVAL=7",
         "DTSTART:20100111T070000Z\r\nDURATION:PT30M\r\nRRULE:FREQ=WEEKLY;INTERVAL=3;BYDAY=MO",
     )
-    read = busy_intervals(text, hour(3, 1, 0), hour(3, 3, 0), timezone=PARIS)
+    result = busy_intervals(text, hour(3, 1, 0), hour(3, 3, 0), timezone=PARIS)
     # 2000-01-01 00:00Z + 7h * k: 2027-03-01 is 9921 days later, 238104 hours = 7 * 34014 + 6.
     hourly = [hour(3, 1, 1), hour(3, 1, 8), hour(3, 1, 15), hour(3, 1, 22)]
     hourly += [hour(3, 2, 5), hour(3, 2, 12), hour(3, 2, 19)]
@@ -474,7 +499,7 @@ def test_old_rules_without_count_start_near_the_window() -> None:
     expected = [(start, start + timedelta(minutes=1)) for start in hourly]
     expected += [(hour(3, 1, 11, 20), hour(3, 1, 11, 40)), (hour(3, 2, 11, 20), hour(3, 2, 11, 40))]
     expected += [(hour(3, 1, 7), hour(3, 1, 7, 30))]
-    assert read.intervals == tuple(sorted(expected))
+    assert result.intervals == tuple(sorted(expected))
 
 
 @pytest.mark.timeout(30)
@@ -485,14 +510,14 @@ def test_a_rule_that_never_matches_keeps_its_start_only() -> None:
         "DTSTART:20270303T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2",
         "DTSTART:20270131T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=MONTHLY",  # 31st: some months
     )
-    read = busy_intervals(text, MARCH, MAY, timezone=PARIS)
-    assert read.intervals == (
+    result = busy_intervals(text, MARCH, MAY, timezone=PARIS)
+    assert result.intervals == (
         (hour(3, 1, 9), hour(3, 1, 10)),
         (hour(3, 2, 9), hour(3, 2, 10)),
         (hour(3, 3, 9), hour(3, 3, 10)),
         (hour(3, 31, 9), hour(3, 31, 10)),
     )
-    assert read.ignored == 0
+    assert result.ignored == 0
 
 
 def test_a_broken_event_costs_only_itself() -> None:
@@ -503,8 +528,8 @@ def test_a_broken_event_costs_only_itself() -> None:
         "DTSTART:20270313T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY;COUNT=1\r\nEXDATE:garbage",
         "DTSTART:20270314T090000Z\r\nDURATION:PT1H",
     )
-    read = busy_intervals(text, MARCH, MAY, timezone=PARIS)
-    assert read == BusyRead(((hour(3, 14, 9), hour(3, 14, 10)),), 5, 4)
+    result = busy_intervals(text, MARCH, MAY, timezone=PARIS)
+    assert result == BusyRead(((hour(3, 14, 9), hour(3, 14, 10)),), 5, 4)
 
 
 # One-off events far from the window are skipped before parsing (most of a feed is its past);
@@ -532,8 +557,8 @@ REACH = {
 @pytest.mark.parametrize("case", sorted(REACH))
 def test_events_that_may_reach_into_the_window_are_read(case: str) -> None:
     event, intervals = REACH[case]
-    read = busy_intervals(calendar_of(event), MARCH, MAY, timezone="Pacific/Kiritimati")
-    assert read == BusyRead(tuple(intervals), 1, 0)
+    result = busy_intervals(calendar_of(event), MARCH, MAY, timezone="Pacific/Kiritimati")
+    assert result == BusyRead(tuple(intervals), 1, 0)
 
 
 def test_a_window_of_nothing_gives_nothing() -> None:
@@ -572,18 +597,20 @@ def test_intervals_are_sorted_disjoint_within_the_window_and_cover_busy_events(
             for s, length, takes_time in events
         )
     )
-    read = busy_intervals(text, start, end, timezone=PARIS)
-    assert read == busy_intervals(minimize(text), start, end, timezone=PARIS)
-    for first, last in read.intervals:
+    result = busy_intervals(text, start, end, timezone=PARIS)
+    assert result == busy_intervals(minimize(text), start, end, timezone=PARIS)
+    for first, last in result.intervals:
         assert start <= first < last <= end
-    for (_, previous_end), (next_start, _) in zip(read.intervals, read.intervals[1:], strict=False):
+    for (_, previous_end), (next_start, _) in zip(
+        result.intervals, result.intervals[1:], strict=False
+    ):
         assert previous_end < next_start
     for s, length, takes_time in events:
         busy_from = max(BASE + timedelta(minutes=s), start)
         busy_to = min(BASE + timedelta(minutes=s + length), end)
         if takes_time and busy_from < busy_to:
-            assert any(a <= busy_from and busy_to <= b for a, b in read.intervals)
-    covered = sum((b - a for a, b in read.intervals), timedelta())
+            assert any(a <= busy_from and busy_to <= b for a, b in result.intervals)
+    covered = sum((b - a for a, b in result.intervals), timedelta())
     assert covered <= sum(
         (
             max(

@@ -182,10 +182,40 @@ def _uid(line: str) -> str:
     return "UID:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:40]
 
 
+# The parts a VTIMEZONE's RRULE may have. Its rules say when clocks change: once a year, on a
+# given day. python-dateutil walks them from their DTSTART (1601 in Outlook's files) each time a
+# time is converted, and icalendar builds the zone as soon as it parses it: a rule of another
+# frequency (FREQ=SECONDLY) or that names many days a year would be walked millions of steps.
+_ZONE_RULE_PARTS = frozenset(
+    {"FREQ", "INTERVAL", "UNTIL", "COUNT", "BYMONTH", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "WKST"}
+)
+
+
+def _sane_zone_rule(rule: str) -> bool:
+    """Whether a VTIMEZONE's RRULE is yearly and picks at most a few days a year."""
+    parts = _rule_parts(rule)
+    if parts.get("FREQ") != "YEARLY" or not parts.keys() <= _ZONE_RULE_PARTS:
+        return False
+    months = len(parts["BYMONTH"].split(",")) if "BYMONTH" in parts else 12
+    bounds = []
+    if "BYMONTHDAY" in parts:
+        bounds.append(months * len(parts["BYMONTHDAY"].split(",")))
+    if "BYYEARDAY" in parts:
+        bounds.append(len(parts["BYYEARDAY"].split(",")))
+    if "BYDAY" in parts:
+        days = parts["BYDAY"].split(",")
+        bounds.append(months * sum(1 if day[:1] in "+-0123456789" else 5 for day in days))
+    return min(bounds, default=1) <= 31
+
+
 def _zone_block(lines: list[str], seen: set[str]) -> list[str]:
-    """A VTIMEZONE's lines when icalendar reads them and its TZID is the first of that name; else
-    none (events naming it then fall back as for a name nothing defines). icalendar refuses a
-    whole calendar over one bad line in a VTIMEZONE; a bad zone should cost only itself."""
+    """A VTIMEZONE's lines when icalendar reads them, their rules are sane and their TZID is the
+    first of that name; else none (events naming it then fall back as for a name nothing
+    defines). icalendar refuses a whole calendar over one bad line in a VTIMEZONE; a bad zone
+    should cost only itself."""
+    rules = [value for name, value in map(_name_and_value, lines) if name == "RRULE"]
+    if not all(_sane_zone_rule(rule) for rule in rules):
+        return []
     try:
         zone = icalendar.Timezone.from_ical("\r\n".join(lines) + "\r\n")
         tzid = str(zone["TZID"])

@@ -502,6 +502,7 @@ class SourceStatus:
     id: int
     calendar: str
     staff: str
+    staff_id: int
     staff_name: str
     kind: str
     label: str
@@ -537,6 +538,7 @@ def source_statuses(
             id=source.id,
             calendar=cal.slug,
             staff=member.slug,
+            staff_id=member.id,
             staff_name=member.name,
             kind=source.kind,
             label=source.label,

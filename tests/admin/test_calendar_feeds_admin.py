@@ -199,6 +199,12 @@ def test_a_failing_address_keeps_its_busy_times_and_says_why(
     )  # the flash, and the row's status
     assert "Failing since" in page
     assert busy_count(world, "ben") == BUSY  # garbage never frees anyone's time
+    # The calendar's home tells its admins, with the way to the staff page; not its viewers.
+    home = client.get("/admin/").get_data(as_text=True)
+    assert "A staff calendar cannot be read" in home
+    assert f"{staff_path(world, 'ben')}#calendars" in home
+    viewer_home = world.login("viewer").get("/admin/").get_data(as_text=True)
+    assert "cannot be read" not in viewer_home
     calendar_server.answer.status = 200
     calendar_server.answer.body = CALENDAR
     response = post(client, staff_path(world, "ben", "calendars/refresh"), {"source_id": source_id})

@@ -31,6 +31,7 @@ from bookwise.admin.display import awaiting_approval, booking_rows, listed_booki
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
 from bookwise.calendars.models import Calendar
+from bookwise.calendars.sources import SourceStatus, source_statuses
 from bookwise.notifications.models import Notification
 from bookwise.web import now
 
@@ -104,7 +105,8 @@ def calendars_overview(
 
 
 class HomeView(BackOffice, AdminIndexView):  # type: ignore[misc]
-    """Today's bookings, what waits for approval, what failed to send."""
+    """Today's bookings, what waits for approval, what failed to send, the staff calendars that
+    cannot be read."""
 
     need = None
 
@@ -152,7 +154,9 @@ class HomeView(BackOffice, AdminIndexView):  # type: ignore[misc]
         )
         waiting_count = session.scalar(select(func.count()).select_from(Booking).where(awaiting))
         dead = None
+        failing: list[SourceStatus] = []
         if access.allows(calendar.id, "admin"):
+            failing = [s for s in source_statuses(session, calendar=calendar.slug) if s.failing]
             dead = session.scalar(
                 select(func.count())
                 .select_from(Notification)
@@ -174,6 +178,7 @@ class HomeView(BackOffice, AdminIndexView):  # type: ignore[misc]
             waiting_count=waiting_count or 0,
             upcoming=upcoming or 0,
             dead=dead,
+            failing_calendars=failing,
             day=day_start,
             overview=overview,
         )
