@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "timeout": 10,
         "max_bytes": 10_000_000,
         "allow_private_addresses": False,
+        "caldav_accounts": {},
     },
     "plugins": {"enabled": []},
     "log_level": "INFO",
@@ -80,6 +81,17 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class CaldavAccount:
+    """The one service account Bookwise reads staff calendars on a CalDAV server with. Its
+    password comes from an environment variable when the settings load, so that it is never
+    written in config.yaml nor in the database (a database dump holds no password)."""
+
+    username: str
+    password: str = field(repr=False)
+    password_env: str = ""
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     """Reading staff members' own calendars (bookwise.calendars.sources)."""
 
@@ -89,6 +101,8 @@ class FeedSettings:
     # Whether an address may point into the instance's own network (loopback, private ranges):
     # off in production, so that a calendar address cannot be used to probe the intranet.
     allow_private_addresses: bool
+    # CalDAV service accounts by name (``feeds.caldav_accounts``); a "caldav" source names one.
+    caldav_accounts: Mapping[str, CaldavAccount] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,11 +226,30 @@ def load_settings(
         default_locale=values["default_locale"],
         mail=MailSettings(**values["mail"]),
         scheduler=SchedulerSettings(**values["scheduler"]),
-        feeds=FeedSettings(**values["feeds"]),
+        feeds=_feed_settings(values["feeds"], environ, source),
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,
     )
+
+
+def _feed_settings(
+    values: Mapping[str, Any], environ: Mapping[str, str], source: str
+) -> FeedSettings:
+    """``feeds`` with each CalDAV account's password read from its environment variable (a
+    missing variable is named, so that the administrator knows what to set)."""
+    accounts = {}
+    for name, account in values.get("caldav_accounts", {}).items():
+        variable = account["password_env"]
+        password = environ.get(variable)
+        if not password:
+            raise ConfigError(
+                f"configuration error: {source}: feeds.caldav_accounts.{name}.password_env: "
+                f"the environment variable {variable} is not set; set it to the password of "
+                f"the CalDAV account {account['username']!r}"
+            )
+        accounts[name] = CaldavAccount(account["username"], password, variable)
+    return FeedSettings(**{**values, "caldav_accounts": accounts})
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -49,12 +49,22 @@ class TimeOffSpec:
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """One of a staff member's own calendars: an address, or a file read (and minimized: times
-    only) when the data file was checked."""
+    """One of a staff member's own calendars: an address, a file read (and minimized: times
+    only) when the data file was checked, or a CalDAV calendar (``url`` with ``account``)."""
 
     url: str | None
     file: str | None  # the file's name, as people see it
     content: str | None  # the file's times, for ``file``
+    # For a CalDAV calendar: the account's name in config.yaml. Not checked here (this checker
+    # does not know the configuration): the refresh after a load says when there is none.
+    account: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The source's kind: "url", "file" or "caldav"."""
+        if self.account is not None:
+            return "caldav"
+        return "url" if self.url is not None else "file"
 
 
 @dataclass(frozen=True)
@@ -304,6 +314,16 @@ class _Checker:
         feeds: list[FeedSpec] = []
         for index, item in enumerate(items):
             path = (*at, "calendar_feeds", index)
+            if "caldav" in item:
+                url = item["caldav"].strip()
+                if not url.isprintable():
+                    self.error((*path, "caldav"), "the address holds a character no address has")
+                    continue
+                if any(f.url == url for f in feeds):
+                    self.error((*path, "caldav"), "the same calendar address is listed twice")
+                    continue
+                feeds.append(FeedSpec(url=url, file=None, content=None, account=item["account"]))
+                continue
             if "url" in item:
                 url = item["url"].strip()
                 if not url.isprintable():  # a control character or a lone surrogate

@@ -89,6 +89,22 @@ def _forbidden(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def refuse_private(host: str, settings: FeedSettings) -> None:
+    """:class:`FetchError` ``private_address`` when ``host`` resolves to an address inside this
+    server's own network and ``settings`` do not allow it (``unknown_host`` when it does not
+    resolve). For clients that connect on their own (CalDAV), checked before they do: unlike
+    :func:`fetch`, which checks the address it actually connected to, this leaves a name that
+    resolves differently a moment later unchecked."""
+    if settings.allow_private_addresses:
+        return
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError("unknown_host", str(getattr(exc, "strerror", None) or exc)) from None
+    if any(_forbidden(str(address[4][0])) for address in found):
+        raise FetchError("private_address", host, temporary=False)
+
+
 def _guarded_connection(allow_private: bool) -> Any:
     def create_connection(
         address: tuple[str, int], timeout: Any = None, source_address: Any = None
@@ -233,4 +249,4 @@ def _from_os_error(reason: object, timeout: float) -> FetchError:
     return FetchError("unreachable", text[:200])
 
 
-__all__ = ["FetchError", "Fetched", "check_address", "fetch", "label_of"]
+__all__ = ["FetchError", "Fetched", "check_address", "fetch", "label_of", "refuse_private"]

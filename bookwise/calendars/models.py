@@ -167,16 +167,20 @@ class TimeOff(Base):
 
 class CalendarSource(Base):
     """One of a staff member's own calendars, read for the times they are busy elsewhere: the
-    address of a published iCalendar feed (Outlook, Google, Apple, Nextcloud) or an uploaded .ics
-    file. Only times are kept: ``content`` is the last good read with every title, description,
-    place and attendee taken out (bookwise.availability.busy.minimize)."""
+    address of a published iCalendar feed (Outlook, Google, Apple, Nextcloud), an uploaded .ics
+    file, or a calendar collection on a CalDAV server read with a configured account. Only times
+    are kept: ``content`` is the last good read with every title, description, place and
+    attendee taken out (bookwise.availability.busy.minimize)."""
 
     __tablename__ = "calendar_sources"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # "url" or "file"
+    kind: Mapped[str] = mapped_column(String(16))  # "url", "file" or "caldav"
     url: Mapped[str | None] = mapped_column(String(2000))
+    # For "caldav": the name of the service account in config.yaml (feeds.caldav_accounts) it is
+    # read with. Only the name: the password stays in the server's environment.
+    account: Mapped[str | None] = mapped_column(String(64))
     # What people see: the file's name, or the address's host and path without its secret part.
     label: Mapped[str] = mapped_column(String(200))
     # "file" when a calendar data file lists it, "admin" when added in the back office.

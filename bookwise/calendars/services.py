@@ -309,16 +309,17 @@ def _sync_sources(
     the next refresh (their times are not known yet), a changed file is read again, the ones
     the file no longer lists are removed with their busy times. Sources added in the back
     office are left alone."""
-    existing = {(s.kind, s.url if s.kind == "url" else s.label): s for s in member.sources}
+    existing = {_source_key(s.kind, s.url, s.label, s.account): s for s in member.sources}
     wanted = set()
     for feed in feeds:
-        key = ("url", feed.url) if feed.url is not None else ("file", feed.file)
+        key = _source_key(feed.kind, feed.url, feed.file or "", feed.account)
         wanted.add(key)
         source = existing.get(key)
         if source is None:
             source = CalendarSource(
-                kind=key[0],
+                kind=feed.kind,
                 url=feed.url,
+                account=feed.account,
                 label=label_of(feed.url) if feed.url is not None else (feed.file or ""),
                 origin="file",
                 content=feed.content,
@@ -336,6 +337,16 @@ def _sync_sources(
             session.execute(delete(BusyTime).where(BusyTime.source_id == source.id))
             member.sources.remove(source)
             report.count_removed("calendar feed")
+
+
+def _source_key(
+    kind: str, url: str | None, label: str, account: str | None
+) -> tuple[str, str | None, str | None]:
+    """What makes a source the same in the file and the database: a CalDAV calendar read with
+    another account is another source (it is read again, with the other account)."""
+    if kind == "file":
+        return (kind, label, None)
+    return (kind, url, account)
 
 
 def _sync_hours(

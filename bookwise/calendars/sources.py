@@ -1,8 +1,10 @@
 """Staff members' own calendars, read for the times they are busy elsewhere.
 
-A source is the address of a published iCalendar feed or an uploaded .ics file
+A source is the address of a published iCalendar feed, an uploaded .ics file, or a calendar on
+a CalDAV server read with a service account of config.yaml
 (:class:`~bookwise.calendars.models.CalendarSource`). Refreshing one reads it (the address over
-HTTP, outside any transaction, with bookwise.calendars.fetching's limits), expands it over the
+HTTP with bookwise.calendars.fetching's limits, a CalDAV calendar with bookwise.calendars.caldav,
+both outside any transaction), expands it over the
 calendar's booking window (bookwise.availability.busy) and, in one transaction, replaces the
 source's :class:`BusyTime` rows and records how it went. A source that fails keeps the busy times
 of its last good read (garbage never frees a staff member's time), retries with a growing delay,
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.audit.services import Actor, record
 from bookwise.availability.busy import BusyRead, FeedError, busy_intervals, minimize
+from bookwise.calendars.caldav import fetch_caldav
 from bookwise.calendars.fetching import FetchError, check_address, fetch, label_of
 from bookwise.calendars.models import BusyTime, Calendar, CalendarSource, Service, StaffMember
 from bookwise.config import FeedSettings
@@ -74,6 +77,16 @@ ERRORS: dict[str, str] = {
     "too_many_events": N_(
         "The calendar has more than %(detail)s events in the booking window: ask for a "
         "calendar of working appointments only."
+    ),
+    "caldav_denied": N_(
+        "The CalDAV server refused the account %(detail)s: check its user name and password "
+        "in config.yaml, and that it may read this calendar."
+    ),
+    "caldav_account": N_(
+        "No CalDAV account named %(detail)s in config.yaml (feeds.caldav_accounts)."
+    ),
+    "caldav_missing": N_(
+        "CalDAV support is not installed on this server: install bookwise[caldav]."
     ),
 }
 
@@ -184,6 +197,52 @@ def add_url_source(
     return source
 
 
+def add_caldav_source(
+    session: Session,
+    member: StaffMember,
+    url: str,
+    account: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    settings: FeedSettings,
+) -> CalendarSource:
+    """Add the calendar collection at ``url`` on a CalDAV server, read with the configured
+    service account ``account``, to ``member``'s sources (read at the next refresh, or at once
+    by the caller); :class:`SourceRefused` when it is no web address, the account is not in
+    config.yaml, or the calendar is already there."""
+    try:
+        url = check_address(url)
+    except FetchError as exc:
+        raise SourceRefused(problem_of(exc.code, exc.detail) or Message(exc.code)) from None
+    if account not in settings.caldav_accounts:
+        raise SourceRefused(Message(ERRORS["caldav_account"], {"detail": repr(account)}))
+    if any(s.url == url for s in member.sources):
+        raise SourceRefused(Message(N_("This address is already one of this person's calendars.")))
+    source = CalendarSource(
+        staff_member=member,
+        kind="caldav",
+        url=url,
+        account=account,
+        label=label_of(url),
+        origin="admin",
+        failures=0,
+        busy_count=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(source)
+    session.flush()
+    _audit(
+        session,
+        "staff.calendar_added",
+        actor,
+        member,
+        {"source": source.label, "caldav_account": account},
+    )
+    return source
+
+
 def add_file_source(
     session: Session,
     member: StaffMember,
@@ -267,6 +326,7 @@ class _Target:
     id: int
     kind: str
     url: str | None
+    account: str | None
     etag: str | None
     last_modified: str | None
     content: str | None
@@ -306,6 +366,7 @@ def _targets(
                 source.id,
                 source.kind,
                 source.url,
+                source.account,
                 source.etag,
                 source.last_modified,
                 source.content,
@@ -363,6 +424,12 @@ def refresh_one(
             assert target.url is not None
             fetched = fetch(target.url, settings, etag=etag, last_modified=last_modified)
             fetched_body, etag, last_modified = fetched.body, fetched.etag, fetched.last_modified
+        elif target.kind == "caldav":
+            # No ETag for a search: read again each time (the server does the filtering).
+            assert target.url is not None
+            fetched_body = fetch_caldav(
+                target.url, target.account, settings, now - LOOK_BACK, now + horizon
+            ).encode("utf-8")
         content = minimize(fetched_body) if fetched_body is not None else target.content
         if fetched_body is None and target.kind == "url":
             outcome = "unchanged"  # 304: the calendar did not change (its window may have)
@@ -512,6 +579,7 @@ class SourceStatus:
     failing_since: datetime | None
     busy: int
     problem: Message | None
+    account: str | None = None  # the CalDAV account of a "caldav" source
 
     @property
     def failing(self) -> bool:
@@ -548,6 +616,7 @@ def source_statuses(
             failing_since=source.failing_since,
             busy=source.busy_count,
             problem=source_problem(source),
+            account=source.account,
         )
         for source, member, cal in session.execute(query)
     ]
@@ -578,6 +647,7 @@ __all__ = [
     "RefreshOutcome",
     "SourceRefused",
     "SourceStatus",
+    "add_caldav_source",
     "add_file_source",
     "add_url_source",
     "booking_horizon",

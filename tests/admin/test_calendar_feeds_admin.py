@@ -439,3 +439,70 @@ def test_only_the_calendars_admins_make_its_feed(world: World) -> None:
             )
             == 0
         )
+
+
+# --- a calendar on the organisation's CalDAV server ---------------------------------------------
+
+
+@pytest.fixture
+def caldav_calendar(tmp_path: Any) -> Iterator[str]:
+    """A Radicale on loopback (tests/test_caldav.py) with Ana's calendar holding one meeting
+    after the world's clock; the address of that calendar."""
+    caldav = pytest.importorskip("caldav")
+    from tests.test_caldav import start_radicale
+
+    process, base = start_radicale(tmp_path)
+    try:
+        with caldav.DAVClient(
+            url=base, username="ana", password="ana-secret", enable_rfc6764=False
+        ) as client:
+            calendar = client.principal().make_calendar(name="Personal", cal_id="personal")
+            calendar.save_event(
+                CALENDAR.decode().split("BEGIN:VEVENT\r\nUID:board")[0] + "END:VCALENDAR\r\n"
+            )
+        yield f"{base}ana/personal/"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_caldav_calendar_is_added_with_a_configured_account(
+    feeds_world: World, caldav_calendar: str
+) -> None:
+    from bookwise.config import CaldavAccount
+    from tests.test_caldav import SERVICE_PASSWORD, SERVICE_USER
+
+    world = feeds_world
+    client = world.login("admin")
+    page = client.get(staff_path(world, "ben")).get_data(as_text=True)
+    assert "Add a calendar from the CalDAV server" not in page  # no account configured
+    bookwise = world.app.extensions["bookwise"]
+    accounts = {"org": CaldavAccount(SERVICE_USER, SERVICE_PASSWORD, "ORG_CALDAV")}
+    feeds = dataclasses.replace(bookwise.settings.feeds, caldav_accounts=accounts)
+    bookwise.settings = dataclasses.replace(bookwise.settings, feeds=feeds)
+    page = client.get(staff_path(world, "ben")).get_data(as_text=True)
+    assert "Add a calendar from the CalDAV server" in page
+    assert '<option value="org">org</option>' in page
+    assert SERVICE_PASSWORD not in page
+
+    path = staff_path(world, "ben", "calendars/caldav")
+    response = post(client, path, {"url": caldav_calendar, "account": "org"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Calendar added: 127.0.0.1/ana/personal/." in page
+    assert "Read: 1 busy time." in page
+    assert "CalDAV (org)" in page and "Refresh now" in page
+    assert "Therapy with Mrs Secret" not in page
+    [(source_id, _label, busy)] = sources_of(world, "ben")
+    assert busy == 1
+    refreshed = post(
+        client, staff_path(world, "ben", "calendars/refresh"), {"source_id": source_id}
+    )
+    assert "Read: 1 busy time." in client.get(refreshed.headers["Location"]).get_data(as_text=True)
+
+    again = post(client, path, {"url": caldav_calendar, "account": "org"})
+    assert again.status_code == 422
+    assert "already one of this person&#39;s calendars" in again.get_data(as_text=True)
+    unknown = post(client, path, {"url": caldav_calendar + "x/", "account": "other"})
+    assert unknown.status_code == 422
+    assert len(sources_of(world, "ben")) == 1

@@ -78,6 +78,7 @@ from bookwise.calendars.sources import (
     RefreshOutcome,
     SourceRefused,
     SourceStatus,
+    add_caldav_source,
     add_file_source,
     add_url_source,
     in_words,
@@ -677,6 +678,33 @@ class CalendarAddressForm(Form):
     )
 
 
+class CaldavForm(Form):
+    """A calendar on the organisation's CalDAV server, read with one of the service accounts of
+    config.yaml (the form offers their names; their passwords never reach the database)."""
+
+    url = URLField(
+        lazy_gettext("Address of the calendar on the CalDAV server"),
+        validators=[DataRequired(), Length(max=2000)],
+        description=lazy_gettext(
+            "The calendar collection's address. Nextcloud: "
+            "https://cloud.example.org/remote.php/dav/calendars/USER/CALENDAR/ (the calendar's "
+            '"Copy private link"). Fastmail: '
+            "https://caldav.fastmail.com/dav/calendars/user/USER/CALENDAR-ID/."
+        ),
+        render_kw={"placeholder": "https://", "spellcheck": "false", "autocomplete": "off"},
+        id="caldav_url",  # the address form on the same page has "url"
+    )
+    account = SelectField(lazy_gettext("Read with the account"), validators=[DataRequired()])
+
+
+def caldav_form(accounts: Sequence[str], *, posted: bool) -> CaldavForm:
+    """The CalDAV form offering the configured ``accounts`` by name; ``posted``: filled from
+    the request, else blank."""
+    form = CaldavForm() if posted else CaldavForm(formdata=None)
+    form.account.choices = options(sorted(accounts))
+    return form
+
+
 class CalendarFileForm(Form):
     file = FileField(
         lazy_gettext("Calendar file (.ics)"),
@@ -762,6 +790,7 @@ def _source_rows(statuses: Sequence[SourceStatus], zone: str) -> list[dict[str, 
             "id": status.id,
             "label": status.label,
             "kind": status.kind,
+            "account": status.account,
             "read_at": when(status.last_success_at),
             "tried": status.last_attempt_at is not None,
             "busy": status.busy,
@@ -957,6 +986,13 @@ class StaffView(AdminView):
             file_form=source_form
             if isinstance(source_form, CalendarFileForm)
             else CalendarFileForm(formdata=None),
+            caldav_form=(
+                source_form
+                if isinstance(source_form, CaldavForm)
+                else caldav_form(self._caldav_accounts(), posted=False)
+            )
+            if self._caldav_accounts()
+            else None,
             feed=feed_panel(active_link(self.db, calendar, member), zone, feed_address)
             if own_calendars
             else None,
@@ -1054,6 +1090,10 @@ class StaffView(AdminView):
         )
         flash(*_refresh_message(outcomes[0] if outcomes else None))
 
+    def _caldav_accounts(self) -> list[str]:
+        """The names of the CalDAV accounts of config.yaml (none: no CalDAV form)."""
+        return sorted(instance().settings.feeds.caldav_accounts)
+
     def _calendars_anchor(self, member: StaffMember) -> Response:
         return redirect(url_for(".details", staff_id=member.id) + "#calendars")
 
@@ -1067,6 +1107,36 @@ class StaffView(AdminView):
             try:
                 source = add_url_source(
                     self.db, member, form.url.data or "", actor=self.actor, now=now()
+                )
+            except SourceRefused as refused:
+                self.db.rollback()
+                form.url.errors = [*form.url.errors, in_words(refused.message, gettext)]
+            else:
+                source_id, label = source.id, source.label
+                self.commit(gettext("Calendar added: %(label)s.", label=label))
+                self._read_now(source_id)
+                return self._calendars_anchor(member)
+        return self._details_page(member, _member_form(member), source_form=form, status=422)
+
+    @expose("/<int:staff_id>/calendars/caldav", methods=("POST",))
+    def add_caldav_calendar(self, staff_id: int) -> Any:
+        """Add a calendar on the CalDAV server and read it at once; like an address, one that
+        cannot be read is added all the same, its problem shown."""
+        member = self._member(staff_id, "staff")
+        accounts = self._caldav_accounts()
+        if not accounts:
+            deny(self.access, "CalDAV calendar without an account configured", member.calendar_id)
+        form = caldav_form(accounts, posted=True)
+        if form.validate_on_submit():
+            try:
+                source = add_caldav_source(
+                    self.db,
+                    member,
+                    form.url.data or "",
+                    form.account.data or "",
+                    actor=self.actor,
+                    now=now(),
+                    settings=instance().settings.feeds,
                 )
             except SourceRefused as refused:
                 self.db.rollback()
