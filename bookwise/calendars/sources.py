@@ -174,12 +174,7 @@ def add_url_source(
 ) -> CalendarSource:
     """Add the calendar address ``url`` to ``member``'s sources (read at the next refresh, or
     at once by the caller); :class:`SourceRefused` when it is no web address or already there."""
-    try:
-        url = check_address(url)
-    except FetchError as exc:
-        raise SourceRefused(problem_of(exc.code, exc.detail) or Message(exc.code)) from None
-    if any(s.url == url for s in member.sources):
-        raise SourceRefused(Message(N_("This address is already one of this person's calendars.")))
+    url = _new_address(member, url)
     source = CalendarSource(
         staff_member=member,
         kind="url",
@@ -197,6 +192,18 @@ def add_url_source(
     return source
 
 
+def _new_address(member: StaffMember, url: str) -> str:
+    """``url`` as stored (stripped, webcal:// read as https://); :class:`SourceRefused` when it
+    is no web address or already one of ``member``'s calendars."""
+    try:
+        url = check_address(url)
+    except FetchError as exc:
+        raise SourceRefused(problem_of(exc.code, exc.detail) or Message(exc.code)) from None
+    if any(s.url == url for s in member.sources):
+        raise SourceRefused(Message(N_("This address is already one of this person's calendars.")))
+    return url
+
+
 def add_caldav_source(
     session: Session,
     member: StaffMember,
@@ -211,14 +218,9 @@ def add_caldav_source(
     service account ``account``, to ``member``'s sources (read at the next refresh, or at once
     by the caller); :class:`SourceRefused` when it is no web address, the account is not in
     config.yaml, or the calendar is already there."""
-    try:
-        url = check_address(url)
-    except FetchError as exc:
-        raise SourceRefused(problem_of(exc.code, exc.detail) or Message(exc.code)) from None
+    url = _new_address(member, url)
     if account not in settings.caldav_accounts:
         raise SourceRefused(Message(ERRORS["caldav_account"], {"detail": repr(account)}))
-    if any(s.url == url for s in member.sources):
-        raise SourceRefused(Message(N_("This address is already one of this person's calendars.")))
     source = CalendarSource(
         staff_member=member,
         kind="caldav",

@@ -10,7 +10,7 @@ workflows the calendar offers and with whom.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1103,20 +1103,13 @@ class StaffView(AdminView):
         the same, its problem shown (the person sees why, and it is tried again)."""
         member = self._member(staff_id, "staff")
         form = CalendarAddressForm()
-        if form.validate_on_submit():
-            try:
-                source = add_url_source(
-                    self.db, member, form.url.data or "", actor=self.actor, now=now()
-                )
-            except SourceRefused as refused:
-                self.db.rollback()
-                form.url.errors = [*form.url.errors, in_words(refused.message, gettext)]
-            else:
-                source_id, label = source.id, source.label
-                self.commit(gettext("Calendar added: %(label)s.", label=label))
-                self._read_now(source_id)
-                return self._calendars_anchor(member)
-        return self._details_page(member, _member_form(member), source_form=form, status=422)
+        return self._add_and_read(
+            member,
+            form,
+            lambda: add_url_source(
+                self.db, member, form.url.data or "", actor=self.actor, now=now()
+            ),
+        )
 
     @expose("/<int:staff_id>/calendars/caldav", methods=("POST",))
     def add_caldav_calendar(self, staff_id: int) -> Any:
@@ -1127,17 +1120,28 @@ class StaffView(AdminView):
         if not accounts:
             deny(self.access, "CalDAV calendar without an account configured", member.calendar_id)
         form = caldav_form(accounts, posted=True)
+        return self._add_and_read(
+            member,
+            form,
+            lambda: add_caldav_source(
+                self.db,
+                member,
+                form.url.data or "",
+                form.account.data or "",
+                actor=self.actor,
+                now=now(),
+                settings=instance().settings.feeds,
+            ),
+        )
+
+    def _add_and_read(
+        self, member: StaffMember, form: Any, add: Callable[[], CalendarSource]
+    ) -> Any:
+        """The posted address form: add the source (``add``), commit, read it at once; a refusal
+        is shown beside the address field, nothing written."""
         if form.validate_on_submit():
             try:
-                source = add_caldav_source(
-                    self.db,
-                    member,
-                    form.url.data or "",
-                    form.account.data or "",
-                    actor=self.actor,
-                    now=now(),
-                    settings=instance().settings.feeds,
-                )
+                source = add()
             except SourceRefused as refused:
                 self.db.rollback()
                 form.url.errors = [*form.url.errors, in_words(refused.message, gettext)]
