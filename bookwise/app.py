@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -25,9 +26,22 @@ from bookwise.i18n import (
     language_choices,
     select_locale,
 )
-from bookwise.web import Bookwise, close_session, csrf
+from bookwise.web import Bookwise, close_session, csrf, instance
 
 MAX_BODY = 64 * 1024
+HSTS = "max-age=31536000"
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply for the parser (``[`` thirty thousand times
+    fits in 64 KiB) read as invalid JSON: ``json.loads`` raises RecursionError there, which
+    ``request.get_json`` would let through as a 500 in every view and plugin that reads JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
 
 
 def create_app(
@@ -48,6 +62,7 @@ def create_app(
         settings = load_settings(config)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.json = BoundedJSONProvider(app)
     app.config.update(
         SECRET_KEY=secret_key_of(settings),
         SESSION_COOKIE_HTTPONLY=True,
@@ -126,7 +141,13 @@ def _remember_language(response: Response) -> Response:
 
 def _security_headers(response: Response) -> Response:
     """No inline script or style, forms only to ourselves, and no framing by other sites except
-    those a calendar lists for its embed pages (``g.frame_ancestors``)."""
+    those a calendar lists for its embed pages (``g.frame_ancestors``); no cache keeps the back
+    office (health answers) or a client's own booking (``g.private``: the manage pages and API);
+    and browsers told to come back over https only when the instance is served over https."""
+    if g.get("private") or request.path == "/admin" or request.path.startswith("/admin/"):
+        response.headers["Cache-Control"] = "no-store"
+    if instance().settings.base_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     ancestors = g.get("frame_ancestors") or []

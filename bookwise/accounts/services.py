@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cache
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from bookwise.accounts.models import CALENDAR_ROLES, CalendarRole, User
 from bookwise.audit.services import Actor, record
@@ -17,6 +19,9 @@ from bookwise.db import utcnow
 from bookwise.errors import BookwiseError
 
 MIN_PASSWORD_LENGTH = 10
+# zxcvbn's score, 0 to 4: below 3, a password is one of the common ones (or close to one), a
+# keyboard row, a date or a sequence, whatever its length ("password12").
+MIN_PASSWORD_SCORE = 3
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -24,6 +29,16 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class AccountError(BookwiseError):
     """A user cannot be created or changed as asked."""
+
+
+class WeakPassword(AccountError):
+    """The password is too short (``too_short``) or too easy to guess; ``feedback`` is zxcvbn's
+    advice then (English sentences, for the command line)."""
+
+    def __init__(self, message: str, feedback: Sequence[str] = (), *, too_short: bool) -> None:
+        super().__init__(" ".join([message, *feedback]))
+        self.feedback = list(feedback)
+        self.too_short = too_short
 
 
 class NoSuchStaffMember(AccountError):
@@ -47,9 +62,22 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
-def check_password_strength(password: str) -> None:
+def check_password_strength(password: str, user_inputs: Sequence[str] = ()) -> None:
+    """:class:`WeakPassword` when the password is under 10 characters or easy to guess (a
+    common password, a word with digits, something like ``user_inputs``: the e-mail, the name)."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise WeakPassword(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", too_short=True
+        )
+    # zxcvbn's time grows with the length; 100 characters are more than any common password.
+    verdict = zxcvbn(password[:100], user_inputs=[i for i in user_inputs if i])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        advice = verdict["feedback"]
+        raise WeakPassword(
+            "the password is too easy to guess.",
+            [t for t in [advice["warning"], *advice["suggestions"]] if t],
+            too_short=False,
+        )
 
 
 def normalise_email(email: str) -> str:
@@ -76,9 +104,10 @@ def create_user(
     superadmin: bool = False,
     actor: str = "cli",
 ) -> User:
-    """Create a user; :class:`AccountError` when the e-mail is taken or the password too short."""
+    """Create a user; :class:`AccountError` when the e-mail is taken, :class:`WeakPassword` when
+    the password is too short or too easy to guess."""
     email = normalise_email(email)
-    check_password_strength(password)
+    check_password_strength(password, [email, name])
     if find_user(session, email) is not None:
         raise AccountError(f"a user with the e-mail {email} already exists")
     user = User(
@@ -185,10 +214,11 @@ def set_user_active(session: Session, user: User, active: bool, actor: Actor) ->
 
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     """Replace the user's password after checking the current one; :class:`AccountError` when
-    it is wrong or the new one is too short. Other sessions of the user end (see ``get_id``)."""
+    it is wrong, :class:`WeakPassword` when the new one is too short or too easy to guess.
+    Other sessions of the user end (see ``get_id``)."""
     if not check_password_hash(user.password_hash, current):
         raise AccountError("the current password is not right")
-    check_password_strength(new)
+    check_password_strength(new, [user.email, user.name])
     if new == current:
         raise AccountError("the new password must differ from the current one")
     user.password_hash = hash_password(new)

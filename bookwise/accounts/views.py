@@ -15,7 +15,13 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from bookwise.accounts.models import CalendarRole, User
-from bookwise.accounts.services import AccountError, SignInFailed, authenticate, change_password
+from bookwise.accounts.services import (
+    AccountError,
+    SignInFailed,
+    WeakPassword,
+    authenticate,
+    change_password,
+)
 from bookwise.calendars.models import Calendar
 from bookwise.errors import NotFound
 from bookwise.i18n import gettext
@@ -139,6 +145,21 @@ def _works_here(user: User) -> bool:
     )
 
 
+def _password_error(exc: AccountError) -> str:
+    """What the password page says of a refused change, in the visitor's language."""
+    if isinstance(exc, WeakPassword) and not exc.too_short:
+        return gettext(
+            "This password is too easy to guess: it is a common password or close to one. "
+            "Add another word or two; uncommon words are better."
+        )
+    return {
+        "the current password is not right": gettext("The current password is not right."),
+        "the new password must differ from the current one": gettext(
+            "The new password must differ from the current one."
+        ),
+    }.get(str(exc), gettext("The new password must have at least 10 characters."))
+
+
 @blueprint.route("/account/password", methods=["GET", "POST"])
 @login_required
 def change_password_page() -> str | Response:
@@ -152,12 +173,7 @@ def change_password_page() -> str | Response:
             change_password(session, user, form.current.data, form.new.data)
         except AccountError as exc:
             session.rollback()
-            error = {
-                "the current password is not right": gettext("The current password is not right."),
-                "the new password must differ from the current one": gettext(
-                    "The new password must differ from the current one."
-                ),
-            }.get(str(exc), gettext("The new password must have at least 10 characters."))
+            error = _password_error(exc)
         else:
             session.commit()
             login_user(user)  # this session goes on with the new fingerprint; the others end

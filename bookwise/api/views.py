@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -75,6 +75,13 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[
     return jsonify(error={"code": code, "message": message, **extra}), status
 
 
+@blueprint.before_request
+def _keep_manage_answers_private() -> None:
+    # A client's booking under its secret link: no cache may keep it (see bookwise.app).
+    if request.view_args and "token" in request.view_args:
+        g.private = True
+
+
 @blueprint.errorhandler(ApiError)
 def _api_error(error: ApiError) -> tuple[Response, int]:
     return error_response(error.status, error.code, str(error), **error.extra)
@@ -120,6 +127,14 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     return body
+
+
+def _optional_json_body() -> dict[str, Any]:
+    """The body of a POST that may be left out: nothing at all, or a JSON object. A body sent as
+    anything else (a form, even an empty one or one of no stated length) is refused with 415."""
+    if not request.get_data(cache=True) and (not request.mimetype or request.is_json):
+        return {}
+    return _json_body()
 
 
 def _zone(name: str | None, default: str) -> tuple[str, ZoneInfo]:
@@ -402,7 +417,7 @@ def reschedule(token: str) -> Response:
 
 @blueprint.post("/manage/<token>/cancel")
 def cancel(token: str) -> Response:
-    body = _json_body() if request.content_length else {}
+    body = _optional_json_body()
     reason = _optional_text(body, "reason")
     if reason is not None and len(reason) > 500:
         raise ApiError(400, "invalid_request", "reason must be at most 500 characters")

@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from bookwise.errors import N_
 from bookwise.plugins.api import InvalidValue
+from bookwise.text import CONTROL, UNSTORABLE, unstorable_text
 from bookwise.workflows.language import Field, Workflow
 
 if TYPE_CHECKING:
@@ -48,7 +49,10 @@ MESSAGES = {
     "url": N_("Enter a web address starting with https:// or http://."),
     "consent": N_("Your consent is needed to book."),
     "unchecked": N_("This answer could not be checked just now; please try again later."),
+    "unstorable": UNSTORABLE,
+    "control": CONTROL,
 }
+_TEXT_PROBLEMS = {UNSTORABLE: "unstorable", CONTROL: "control"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def check_answers(
                 clean[spec.id] = False
             continue
         try:
-            clean[spec.id] = _check(spec, raw, today, field_types or {})
+            clean[spec.id] = _storable(spec, _check(spec, raw, today, field_types or {}))
         except _Refused as refused:
             problems[spec.id] = refused.problem
     if workflow.consent is not None and workflow.consent.required and consent is not True:
@@ -160,6 +164,23 @@ def _check(spec: Field, raw: Any, today: date, field_types: Mapping[str, FieldTy
     except Exception:  # a bug in the plugin: the client is told, the log says which plugin
         log.exception("field type %r failed to check the answer to %r", spec.type, spec.id)
         raise _Refused("unchecked") from None
+
+
+def _storable(spec: Field, value: Any) -> Any:
+    """``value`` if every text in it can be stored and shown as typed; one-line text (a name)
+    keeps no control character at all, other answers (a textarea, a plugin's value) keep tabs
+    and line breaks."""
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    if isinstance(value, dict):
+        texts = [*value, *value.values()]
+    for text in texts:
+        if isinstance(text, list | dict):
+            _storable(spec, text)
+        elif isinstance(text, str):
+            problem = unstorable_text(text, multiline=spec.type != "text")
+            if problem is not None:
+                raise _Refused(_TEXT_PROBLEMS[problem.text])
+    return value
 
 
 def _text(spec: Field, raw: Any, _today: date) -> str:

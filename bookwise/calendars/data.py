@@ -20,14 +20,30 @@ from babel import localedata
 from bookwise.availability.busy import FeedError, minimize
 from bookwise.documents import Document, KeyPath, format_path, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
+from bookwise.text import unstorable_text
 from bookwise.timezones import local_to_utc, zone_names
 
 # The largest calendar file a data file may name (as for an upload in the back office).
 MAX_FEED_FILE = 10_000_000
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# First path segments the application uses itself: a calendar cannot be called so.
+# First path segments the application uses itself: a calendar cannot be called so
+# (tests/test_reserved_slugs.py derives them from the route map; plugins/ holds the plugins').
 RESERVED_SLUGS = frozenset(
-    {"account", "admin", "api", "embed", "healthz", "login", "logout", "manage", "static"}
+    {
+        "account",
+        "admin",
+        "api",
+        "embed",
+        "favicon.ico",
+        "feeds",
+        "healthz",
+        "login",
+        "logout",
+        "manage",
+        "plugins",
+        "staff-invitation",
+        "static",
+    }
 )
 
 
@@ -189,6 +205,7 @@ class _Checker:
         self.problems.append(self.document.problem(path, message, "warning"))
 
     def calendar(self, data: dict[str, Any], at: KeyPath) -> CalendarSpec:
+        self.name(data["name"], (*at, "name"))
         if data["slug"] in RESERVED_SLUGS:
             self.error(
                 (*at, "slug"),
@@ -288,7 +305,15 @@ class _Checker:
             out.extend(HoursRange(weekday, start, end) for start, end, _ in parsed)
         return tuple(sorted(out))
 
+    def name(self, name: str, at: KeyPath) -> None:
+        """A name goes into e-mail headers and calendar files: no control characters (a line
+        break would end the header), no text direction controls, no lone surrogates."""
+        problem = unstorable_text(name)
+        if problem is not None:
+            self.error(at, problem.text % dict(problem.values))
+
     def staff(self, data: dict[str, Any], at: KeyPath, zone: ZoneInfo | None) -> StaffSpec:
+        self.name(data["name"], (*at, "name"))
         time_off: list[TimeOffSpec] = []
         for index, item in enumerate(data.get("time_off", [])):
             spec = self.time_off(item, (*at, "time_off", index), zone)

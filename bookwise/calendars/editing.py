@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bookwise.audit.services import Actor, record
 from bookwise.bookings.models import Booking
+from bookwise.calendars.data import RESERVED_SLUGS
 from bookwise.calendars.models import (
     Calendar,
     Service,
@@ -37,6 +38,7 @@ from bookwise.errors import N_, BookwiseError, InvalidInput, Message, NotFound
 from bookwise.notifications.context import calendar_values
 from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_staff_notice, plan_time_off_notice
+from bookwise.text import unstorable_text
 from bookwise.timezones import parse_zone
 from bookwise.workflows.loader import CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
@@ -140,6 +142,33 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _wrong_name(name: str, missing: str) -> Message | None:
+    """What is wrong with a name typed in the back office: ``missing`` when it is empty or too
+    long; a character that cannot be stored or that would break an e-mail header or a calendar
+    file (see :func:`bookwise.text.unstorable_text`)."""
+    if not name.strip() or len(name) > 200:
+        return _problem(missing)
+    return unstorable_text(name)
+
+
+def _wrong_slug(session: Session, slug: str, calendar_id: int | None) -> Message | None:
+    """What is wrong with ``slug`` as a calendar's address: its form, one of the application's
+    own pages (bookwise.calendars.data.RESERVED_SLUGS, as `bookwise load` refuses), or another
+    calendar's."""
+    if not check_slug(slug):
+        return _problem(N_("Use lowercase letters, digits and dashes, like city-clinic."))
+    if slug in RESERVED_SLUGS:
+        return _problem(
+            N_("This address is one of Bookwise's own pages; choose another, like city-clinic.")
+        )
+    taken = session.scalar(
+        select(Calendar.id).where(Calendar.slug == slug, Calendar.id != calendar_id)
+    )
+    if taken is not None:
+        return _problem(N_("Another calendar already has this address."))
+    return None
+
+
 def check_settings(
     session: Session,
     values: CalendarSettings,
@@ -154,18 +183,12 @@ def check_settings(
     ``needed_plugins``: plugin -> the name of a service of the calendar that needs it (see
     :func:`plugins_needed`)."""
     problems: dict[str, Message] = {}
-    if not values.name.strip() or len(values.name) > 200:
-        problems["name"] = _problem(N_("Give the calendar a name (200 characters at most)."))
-    if not check_slug(values.slug):
-        problems["slug"] = _problem(
-            N_("Use lowercase letters, digits and dashes, like city-clinic.")
-        )
-    else:
-        taken = session.scalar(
-            select(Calendar.id).where(Calendar.slug == values.slug, Calendar.id != calendar_id)
-        )
-        if taken is not None:
-            problems["slug"] = _problem(N_("Another calendar already has this address."))
+    if bad_name := _wrong_name(
+        values.name, N_("Give the calendar a name (200 characters at most).")
+    ):
+        problems["name"] = bad_name
+    if bad_slug := _wrong_slug(session, values.slug, calendar_id):
+        problems["slug"] = bad_slug
     if parse_zone(values.timezone) is None:
         problems["timezone"] = _problem(N_("Choose a time zone from the list, like Europe/Paris."))
     if values.default_locale not in locales:
@@ -552,8 +575,8 @@ def parse_tags(text: str) -> tuple[str, ...]:
 
 def check_staff(values: StaffValues) -> None:
     problems: dict[str, Message] = {}
-    if not values.name.strip() or len(values.name) > 200:
-        problems["name"] = _problem(N_("Give the name (200 characters at most)."))
+    if wrong := _wrong_name(values.name, N_("Give the name (200 characters at most).")):
+        problems["name"] = wrong
     if not check_email(values.email.strip()):
         problems["email"] = _problem(N_("This is not an e-mail address."))
     if values.phone and not check_phone(values.phone.strip()):

@@ -253,9 +253,6 @@ def _service_card(context: BookingContext) -> dict[str, Any]:
 def _page_headers(response: Response) -> Response:
     if g.get("noindex"):
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    if g.get("private"):
-        # A client's own booking: names, times, a secret link. No cache may keep it.
-        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -688,7 +685,7 @@ def _booking(token: str) -> Booking:
     booking = find_by_manage_token(db_session(), token)
     _page_settings(booking.calendar)
     g.noindex = True  # a client's own page is never for search engines
-    g.private = True
+    g.private = True  # nor for any cache: names, times, a secret link (see bookwise.app)
     return booking
 
 

@@ -17,6 +17,7 @@ from bookwise.accounts.services import (
     AccountError,
     CannotDeactivateSelf,
     NoSuchStaffMember,
+    WeakPassword,
     create_user,
     revoke_role,
     set_calendar_role,
@@ -63,6 +64,11 @@ def _account_error(exc: AccountError) -> str:
     text = str(exc)
     if "already exists" in text:
         return gettext("A user with this e-mail already exists.")
+    if isinstance(exc, WeakPassword) and not exc.too_short:
+        return gettext(
+            "This password is too easy to guess: it is a common password or close to one. "
+            "Add another word or two; uncommon words are better."
+        )
     if "password" in text:
         return gettext("The password must have at least 10 characters.")
     return gettext("This is not an e-mail address.")

@@ -1,0 +1,43 @@
+"""Text a person typed, checked for characters that must not be kept. Pure: no Flask, no database.
+
+A lone surrogate (``"\\udfff"`` in JSON) cannot be encoded in UTF-8: PostgreSQL refuses it and
+every page, export and message that reads it back fails. Control characters break e-mail headers
+(a line break in a name) and calendar files, and the text direction controls make a name read
+differently from what it is. Names refuse all of them; free text may keep its line breaks and
+tabs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from bookwise.errors import N_, Message
+
+UNSTORABLE = N_("This text contains a character that cannot be stored; type it again without it.")
+CONTROL = N_("This text contains an invisible control character; remove it.")
+
+# The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they
+# reorder what is shown after them ("Trojan Source").
+_DIRECTION_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+# The line and paragraph separators: line breaks to str.splitlines and to e-mail headers.
+_LINE_SEPARATORS = frozenset("\u2028\u2029")
+_MULTILINE_ALLOWED = frozenset("\t\n\r")
+
+
+def unstorable_text(text: str, *, multiline: bool = False) -> Message | None:
+    """What is wrong with ``text`` as a name (or, ``multiline``, as free text), or ``None``.
+
+    Refused: lone surrogates (never storable); control characters (category Cc) except, in
+    ``multiline`` text, tab and line breaks; in names also the text direction controls and the
+    line and paragraph separators.
+    """
+    control = False
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return Message(UNSTORABLE)
+        if category == "Cc":
+            control = control or not (multiline and char in _MULTILINE_ALLOWED)
+        elif not multiline and (char in _DIRECTION_CONTROLS or char in _LINE_SEPARATORS):
+            control = True
+    return Message(CONTROL) if control else None
