@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -134,6 +135,15 @@ def begin_write(session: Session) -> None:
     if session.in_transaction():
         raise RuntimeError("begin_write() must come before the first query of the transaction")
     session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+def is_busy(exc: OperationalError) -> bool:
+    """Whether the database refused for want of a lock in time (SQLite "database is locked" or
+    "busy", PostgreSQL ``lock_not_available`` or a deadlock): the same work may be tried again."""
+    if getattr(exc.orig, "sqlstate", None) in ("55P03", "40P01"):
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database is busy" in message
 
 
 @contextmanager

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
@@ -15,7 +16,7 @@ from zxcvbn import zxcvbn
 from bookwise.accounts.models import CALENDAR_ROLES, CalendarRole, User
 from bookwise.audit.services import Actor, record
 from bookwise.calendars.models import StaffMember
-from bookwise.db import utcnow
+from bookwise.db import is_busy, utcnow
 from bookwise.errors import BookwiseError
 
 MIN_PASSWORD_LENGTH = 10
@@ -24,6 +25,8 @@ MIN_PASSWORD_LENGTH = 10
 MIN_PASSWORD_SCORE = 3
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+# How long a sign-in waits for the other sign-ins of the same account (PostgreSQL).
+SIGN_IN_LOCK_TIMEOUT_MS = 5000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -54,7 +57,13 @@ class CannotDeactivateSelf(AccountError):
 
 
 class SignInFailed(BookwiseError):
-    """Wrong e-mail or password, or the account is locked for a while."""
+    """Wrong e-mail or password, or the account is locked for a while (the same answer)."""
+
+
+class SignInBusy(BookwiseError):
+    """Other sign-ins of the same account held it too long: nothing was checked; try again."""
+
+    retry_after = 2  # seconds, for Retry-After
 
 
 def hash_password(password: str) -> str:
@@ -225,21 +234,40 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     record(session, "user.password", user.email, object_type="user", object_id=user.id)
 
 
-def authenticate(session: Session, email: str, password: str) -> User:
+def authenticate(session: Session, email: str, password: str, now: datetime | None = None) -> User:
     """The user with this e-mail and password, or :class:`SignInFailed`.
 
-    After ``MAX_FAILED_LOGINS`` wrong passwords the account is locked for ``LOCKOUT``; the message
-    does not say whether the e-mail exists. The caller commits (the counter must be kept).
+    After ``MAX_FAILED_LOGINS`` wrong passwords the account is locked for ``LOCKOUT``. A locked
+    account answers exactly like a wrong password, after checking the password all the same, so
+    neither the words nor the time tell a locked address from an unknown one (the lock is in the
+    audit log, ``user.locked``). The caller begins the transaction as a writer
+    (:func:`bookwise.db.begin_write`) and commits it, failed or not: attempts on one account then
+    wait for each other (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) and none of them
+    is checked against a stale counter. :class:`SignInBusy` when the account could not be had in
+    time.
     """
-    user = find_user(session, email)
-    now = utcnow()
+    now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {int(SIGN_IN_LOCK_TIMEOUT_MS)}"))
+    try:
+        user = session.scalar(
+            select(User)
+            .where(func.lower(User.email) == email.strip().lower())
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    except OperationalError as exc:
+        if is_busy(exc):
+            raise SignInBusy("the account is busy; try again in a moment") from None
+        raise
     if user is None:
         # Spend the same time as a real check, so timing does not reveal which e-mails exist.
         check_password_hash(_dummy_hash(), password)
         raise SignInFailed("wrong e-mail or password")
+    right = check_password_hash(user.password_hash, password)
     if user.locked_until is not None and user.locked_until > now:
-        raise SignInFailed("too many failed attempts; try again in a few minutes")
-    if not check_password_hash(user.password_hash, password) or not user.active:
+        raise SignInFailed("wrong e-mail or password")
+    if not right or not user.active:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
@@ -17,15 +18,17 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.accounts.services import (
     AccountError,
+    SignInBusy,
     SignInFailed,
     WeakPassword,
     authenticate,
     change_password,
 )
 from bookwise.calendars.models import Calendar
+from bookwise.db import begin_write, is_busy
 from bookwise.errors import NotFound
 from bookwise.i18n import gettext
-from bookwise.web import db_session
+from bookwise.web import db_session, now
 
 blueprint = Blueprint("accounts", __name__, template_folder="templates")
 login_manager = LoginManager()
@@ -81,14 +84,21 @@ def login() -> str | Response:
     if form.validate_on_submit():
         session = db_session()
         try:
-            user = authenticate(session, form.email.data, form.password.data)
-        except SignInFailed as exc:
+            # A writer from the first read: attempts on one account wait for each other, so each
+            # sees the counter the previous one left (see authenticate).
+            session.rollback()
+            begin_write(session)
+            user = authenticate(session, form.email.data, form.password.data, now())
+        except SignInFailed:
             session.commit()  # keep the failed-attempt counter
-            error = (
-                gettext("Too many failed attempts; try again in a few minutes.")
-                if ("too many" in str(exc))
-                else gettext("Wrong e-mail or password.")
-            )
+            error = gettext("Wrong e-mail or password.")
+        except (SignInBusy, OperationalError) as exc:
+            session.rollback()
+            if isinstance(exc, OperationalError) and not is_busy(exc):
+                raise
+            error = gettext("Too many sign-ins at once; please try again in a moment.")
+            page = render_template("accounts/login.html", form=form, error=error)
+            return page, 503, {"Retry-After": str(SignInBusy.retry_after)}  # type: ignore[return-value]
         else:
             session.commit()
             login_user(user)
