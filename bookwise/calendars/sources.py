@@ -174,20 +174,7 @@ def add_url_source(
 ) -> CalendarSource:
     """Add the calendar address ``url`` to ``member``'s sources (read at the next refresh, or
     at once by the caller); :class:`SourceRefused` when it is no web address or already there."""
-    url = _new_address(member, url)
-    source = CalendarSource(
-        staff_member=member,
-        kind="url",
-        url=url,
-        label=label_of(url),
-        origin="admin",
-        failures=0,
-        busy_count=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(source)
-    session.flush()
+    source = _add_address_source(session, member, "url", _new_address(member, url), None, now)
     _audit(session, "staff.calendar_added", actor, member, {"source": source.label})
     return source
 
@@ -202,6 +189,33 @@ def _new_address(member: StaffMember, url: str) -> str:
     if any(s.url == url for s in member.sources):
         raise SourceRefused(Message(N_("This address is already one of this person's calendars.")))
     return url
+
+
+def _add_address_source(
+    session: Session,
+    member: StaffMember,
+    kind: str,
+    url: str,
+    account: str | None,
+    now: datetime,
+) -> CalendarSource:
+    """A new source read from ``url`` (a plain address, or a CalDAV calendar with ``account``),
+    due at once."""
+    source = CalendarSource(
+        staff_member=member,
+        kind=kind,
+        url=url,
+        account=account,
+        label=label_of(url),
+        origin="admin",
+        failures=0,
+        busy_count=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(source)
+    session.flush()
+    return source
 
 
 def add_caldav_source(
@@ -221,20 +235,7 @@ def add_caldav_source(
     url = _new_address(member, url)
     if account not in settings.caldav_accounts:
         raise SourceRefused(Message(ERRORS["caldav_account"], {"detail": repr(account)}))
-    source = CalendarSource(
-        staff_member=member,
-        kind="caldav",
-        url=url,
-        account=account,
-        label=label_of(url),
-        origin="admin",
-        failures=0,
-        busy_count=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(source)
-    session.flush()
+    source = _add_address_source(session, member, "caldav", url, account, now)
     _audit(
         session,
         "staff.calendar_added",
