@@ -28,6 +28,9 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Written into each session cookie and checked on every request: raising it (sign-out,
+    # a new password, an admin ending the sessions) ends every copy of the older cookies.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     roles: Mapped[list[CalendarRole]] = relationship(

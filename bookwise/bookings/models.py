@@ -94,6 +94,9 @@ class Booking(Base):
     # The client agreed, on this booking, to receive text messages about it.
     sms_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="public")  # public, api, admin
+    # Set when the answers were removed (the workflow's retention or an erasure request); the
+    # booking stays, without them, so that reports keep their counts.
+    answers_erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -124,6 +127,8 @@ class ConsentRecord(Base):
     link: Mapped[str | None] = mapped_column(String(500))
     locale: Mapped[str] = mapped_column(String(16))
     given_at: Mapped[datetime]
+    # Set when the client withdrew this consent; what they had agreed to, and when, stays.
+    withdrawn_at: Mapped[datetime | None]
 
     booking: Mapped[Booking] = relationship(back_populates="consent")
 
