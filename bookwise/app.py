@@ -26,6 +26,7 @@ from bookwise.i18n import (
     language_choices,
     select_locale,
 )
+from bookwise.ratelimits import init_rate_limits
 from bookwise.web import Bookwise, close_session, csrf, instance
 
 MAX_BODY = 64 * 1024
@@ -99,6 +100,7 @@ def create_app(
     app.register_blueprint(public_blueprint)
     init_admin(app)
     _mount_plugins(app)
+    init_rate_limits(app, settings.security, settings.database_url)
 
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})
@@ -196,10 +198,16 @@ def _register_error_pages(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[str, int] | tuple[Response, int]:
         code = error.code or 500
         if request.path.startswith("/api/"):
-            name = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-                code, "http_error"
-            )
-            message = "the body is larger than 64 KiB" if code == 413 else error.description
+            name = {
+                404: "not_found",
+                405: "method_not_allowed",
+                413: "too_large",
+                429: "rate_limited",
+            }.get(code, "http_error")
+            message = {
+                413: "the body is larger than 64 KiB",
+                429: "too many requests from here; wait as long as Retry-After says and try again",
+            }.get(code, error.description)
             return api_error(code, name, message or error.name)
         pages = {
             400: (
@@ -223,6 +231,13 @@ def _register_error_pages(app: Flask) -> None:
             413: (
                 gettext("Too much data"),
                 gettext("What was sent is too large. Shorten your answers and try again."),
+            ),
+            429: (
+                gettext("Too many attempts"),
+                gettext(
+                    "Too many requests came from your connection in a short time. Wait a few "
+                    "minutes, then try again."
+                ),
             ),
         }
         title, message = pages.get(

@@ -52,6 +52,20 @@ DEFAULTS: dict[str, Any] = {
     },
     "plugins": {"enabled": []},
     "log_level": "INFO",
+    "security": {
+        "behind_proxies": 0,
+        "session_idle_minutes": 480,
+        "session_max_hours": 168,
+        "rate_limits": {
+            "enabled": True,
+            "storage": "memory://",
+            "sign_in_per_address": "30 per minute; 300 per hour",
+            "sign_in_per_account": "10 per 15 minutes",
+            "booking_per_address": "20 per minute; 200 per hour",
+            "booking_per_email": "10 per hour",
+            "manage_per_address": "30 per minute; 300 per hour",
+        },
+    },
 }
 
 ENV_OVERRIDES = {
@@ -106,6 +120,37 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """How often one client address, account or e-mail address may do a thing (Flask-Limiter's
+    notation: "20 per minute; 200 per hour"), and where the counts are kept: ``memory://`` (one
+    process; the default) or a ``redis://`` address, which every web process shares."""
+
+    enabled: bool
+    storage: str
+    sign_in_per_address: str
+    sign_in_per_account: str
+    booking_per_address: str
+    booking_per_email: str
+    manage_per_address: str
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    # How many reverse proxies stand before the web processes, each adding X-Forwarded-For:
+    # with 0 the client's address is the connection's (behind nginx, that is nginx's).
+    behind_proxies: int
+    # A session ends after this long without a request, and in any case this long after sign-in.
+    session_idle_minutes: int
+    session_max_hours: int
+    rate_limits: RateLimits
+
+
+def _default_security() -> SecuritySettings:
+    values = DEFAULTS["security"]
+    return SecuritySettings(**{**values, "rate_limits": RateLimits(**values["rate_limits"])})
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one Bookwise instance."""
 
@@ -127,6 +172,7 @@ class Settings:
     plugins: Mapping[str, Any]
     log_level: str
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
+    security: SecuritySettings = field(default_factory=_default_security)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -227,6 +273,7 @@ def load_settings(
         mail=MailSettings(**values["mail"]),
         scheduler=SchedulerSettings(**values["scheduler"]),
         feeds=_feed_settings(values["feeds"], environ, source),
+        security=_security_settings(values["security"], source),
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,
@@ -250,6 +297,31 @@ def _feed_settings(
             )
         accounts[name] = CaldavAccount(account["username"], password, variable)
     return FeedSettings(**{**values, "caldav_accounts": accounts})
+
+
+def _security_settings(values: Mapping[str, Any], source: str) -> SecuritySettings:
+    """``security``, with each rate limit read as Flask-Limiter will read it (a limit it could
+    not read would otherwise only fail on the first request it applies to)."""
+    from limits import parse_many
+
+    limits = dict(values["rate_limits"])
+    for key, value in limits.items():
+        if key in ("enabled", "storage"):
+            continue
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(
+                f"configuration error: {source}: security.rate_limits.{key}: {value!r} is not a "
+                'rate limit; write it like "20 per minute" or "10 per hour; 100 per day"'
+            ) from None
+    storage = limits["storage"]
+    if not storage.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+        raise ConfigError(
+            f"configuration error: {source}: security.rate_limits.storage: {storage!r} is not "
+            "supported; use memory:// (one process) or a redis:// address (several processes)"
+        )
+    return SecuritySettings(**{**values, "rate_limits": RateLimits(**limits)})
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

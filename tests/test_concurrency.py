@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,11 @@ def _start(days: int = 2, hour: int = 10) -> str:
     return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS).isoformat()
 
 
-def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def _post(url: str, body: dict[str, Any], number: int) -> tuple[int, str]:
+    # Each client from an address of its own, as real clients come (the servers trust one
+    # proxy's X-Forwarded-For): the rate limits per address then hold none of them back.
+    headers = {"Content-Type": "application/json", "X-Forwarded-For": f"10.0.0.{number + 1}"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())["id"]
@@ -59,7 +61,7 @@ def _race(urls: list[str], path: str, body_for: Any) -> Counter[tuple[int, str]]
     def client(number: int) -> None:
         body = body_for(number)
         barrier.wait()
-        outcome = _post(urls[number % len(urls)] + path, body)
+        outcome = _post(urls[number % len(urls)] + path, body, number)
         with lock:
             results.append(outcome)
 
@@ -87,14 +89,20 @@ def _group(number: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server(scenario_app: Any) -> Any:
-    """The scenario app served on loopback by a threaded server."""
-    httpd = make_server("127.0.0.1", 0, scenario_app, threaded=True)
+def server(scenario: Any, clock: Any) -> Any:
+    """The scenario app served on loopback by a threaded server, behind a (pretended) proxy."""
+    from bookwise.app import create_app
+
+    settings = scenario.settings
+    settings = replace(settings, security=replace(settings.security, behind_proxies=1))
+    app = create_app(settings, clock=clock)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
     thread.join()
+    app.extensions["bookwise"].database.engine.dispose()
 
 
 def _booked(scenario: Any, start: str) -> int:
@@ -145,7 +153,8 @@ def four_servers(scenario: Any, tmp_path: Path) -> Any:
     from tests.conftest import SCENARIO, base_config, write_config
 
     values = base_config(tmp_path, scenario.settings.database_url) | {
-        "workflows": str(SCENARIO / "workflows")
+        "workflows": str(SCENARIO / "workflows"),
+        "security": {"behind_proxies": 1},
     }
     config = write_config(tmp_path / "servers.yaml", values)
     processes, urls = [], []

@@ -51,13 +51,15 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        """The id kept in the session cookie, with a fingerprint of the password hash: changing
-        the password signs out every other session."""
+        """The id kept in the session cookie, with a fingerprint of the password hash and of
+        ``session_version``: a new password, signing out or an admin ending the user's sessions
+        makes every cookie issued before useless, copies included."""
         return f"{self.id}.{self.session_fingerprint}"
 
     @property
     def session_fingerprint(self) -> str:
-        return hashlib.sha256(self.password_hash.encode("utf-8")).hexdigest()[:16]
+        material = f"{self.password_hash}\n{self.session_version or 0}"
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

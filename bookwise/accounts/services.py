@@ -212,6 +212,8 @@ def set_user_active(session: Session, user: User, active: bool, actor: Actor) ->
     user.active = active
     user.locked_until = None
     user.failed_logins = 0
+    if not active:
+        end_sessions(user)
     record(
         session,
         "user.activated" if active else "user.deactivated",
@@ -231,7 +233,14 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     if new == current:
         raise AccountError("the new password must differ from the current one")
     user.password_hash = hash_password(new)
+    end_sessions(user)
     record(session, "user.password", user.email, object_type="user", object_id=user.id)
+
+
+def end_sessions(user: User) -> None:
+    """End every session of ``user``, on every device, copied cookies included: each session
+    carries the version it was opened under (see :meth:`User.get_id`), and this raises it."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def authenticate(session: Session, email: str, password: str, now: datetime | None = None) -> User:

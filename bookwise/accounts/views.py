@@ -6,6 +6,7 @@ import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import session as web_session
 from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -23,12 +24,13 @@ from bookwise.accounts.services import (
     WeakPassword,
     authenticate,
     change_password,
+    end_sessions,
 )
 from bookwise.calendars.models import Calendar
 from bookwise.db import begin_write, is_busy
 from bookwise.errors import NotFound
 from bookwise.i18n import gettext
-from bookwise.web import db_session, now
+from bookwise.web import db_session, instance, now
 
 blueprint = Blueprint("accounts", __name__, template_folder="templates")
 login_manager = LoginManager()
@@ -36,16 +38,50 @@ login_manager.login_view = "accounts.login"
 login_manager.login_message = lazy_gettext("Please sign in to see this page.")
 
 
+SIGNED_IN_AT = "signed_in_at"
+SEEN_AT = "seen_at"
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The user of a session, while their account is active and their password unchanged."""
+    """The user of a session, while their account is active, the session's version is the
+    user's (no sign-out, new password or admin ending it since), and the session is neither
+    idle nor older than the configured limits (``security.session_*``)."""
     number, _, fingerprint = user_id.partition(".")
     if not number.isdigit() or len(number) > 12:
+        return None
+    if not _session_is_fresh():
         return None
     user = db_session().get(User, int(number))
     if user is None or not user.active:
         return None
-    return user if hmac.compare_digest(fingerprint, user.session_fingerprint) else None
+    if not hmac.compare_digest(fingerprint, user.session_fingerprint):
+        return None
+    web_session[SEEN_AT] = int(now().timestamp())
+    return user
+
+
+def _session_is_fresh() -> bool:
+    """Whether the session was used lately and opened recently enough, by the application's
+    clock (the cookie's own expiry is the browser's business: a copied cookie ignores it)."""
+    security = instance().settings.security
+    moment = now().timestamp()
+    signed_in, seen = web_session.get(SIGNED_IN_AT), web_session.get(SEEN_AT)
+    if not isinstance(signed_in, int) or not isinstance(seen, int):
+        return False
+    return (
+        moment - seen <= security.session_idle_minutes * 60
+        and moment - signed_in <= security.session_max_hours * 3600
+    )
+
+
+def start_session(user: User) -> None:
+    """Sign ``user`` in on this browser: a new session (a fixation-proof fresh cookie), timed
+    from now."""
+    web_session.clear()
+    login_user(user)
+    web_session.permanent = True
+    web_session[SIGNED_IN_AT] = web_session[SEEN_AT] = int(now().timestamp())
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -101,7 +137,7 @@ def login() -> str | Response:
             return page, 503, {"Retry-After": str(SignInBusy.retry_after)}  # type: ignore[return-value]
         else:
             session.commit()
-            login_user(user)
+            start_session(user)
             target = request.args.get("next", "")
             if not local_path(target):
                 target = (
@@ -128,7 +164,14 @@ def local_path(target: str) -> bool:
 @blueprint.post("/logout")
 def logout() -> Response:
     if LogoutForm().validate_on_submit():
+        if current_user.is_authenticated:
+            database = db_session()
+            user = database.get(User, current_user.id)
+            if user is not None:
+                end_sessions(user)  # every copy of this cookie, and the user's other sessions
+                database.commit()
         logout_user()
+        web_session.clear()
         flash(gettext("You are signed out."))
     return redirect(url_for("public.index"))
 
@@ -186,7 +229,7 @@ def change_password_page() -> str | Response:
             error = _password_error(exc)
         else:
             session.commit()
-            login_user(user)  # this session goes on with the new fingerprint; the others end
+            start_session(user)  # this browser goes on with the new fingerprint; the others end
             flash(gettext("Your password is changed. Other sessions are signed out."))
             return redirect(url_for("accounts.account"))
     status = 422 if (error or form.errors) else 200
