@@ -26,7 +26,7 @@ from bookwise.i18n import (
     language_choices,
     select_locale,
 )
-from bookwise.ratelimits import init_rate_limits
+from bookwise.ratelimits import init_rate_limits, retry_after_seconds
 from bookwise.web import Bookwise, close_session, csrf, instance
 
 MAX_BODY = 64 * 1024
@@ -64,6 +64,8 @@ def create_app(
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.json = BoundedJSONProvider(app)
+    # "/api/v1//x" is not "/api/v1/x": a 404 in the API's own words, not an HTML redirect.
+    app.url_map.merge_slashes = False
     app.config.update(
         SECRET_KEY=secret_key_of(settings),
         SESSION_COOKIE_HTTPONLY=True,
@@ -195,7 +197,7 @@ def _register_error_pages(app: Flask) -> None:
         return jsonify(error={"code": name, "message": message}), code
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int] | tuple[Response, int]:
+    def http_error(error: HTTPException) -> tuple[Any, ...]:
         code = error.code or 500
         if request.path.startswith("/api/"):
             name = {
@@ -208,7 +210,10 @@ def _register_error_pages(app: Flask) -> None:
                 413: "the body is larger than 64 KiB",
                 429: "too many requests from here; wait as long as Retry-After says and try again",
             }.get(code, error.description)
-            return api_error(code, name, message or error.name)
+            answer = api_error(code, name, message or error.name)
+            if code == 429:
+                return (*answer, {"Retry-After": str(retry_after_seconds())})
+            return answer
         pages = {
             400: (
                 gettext("Something is wrong with this request"),
@@ -243,6 +248,11 @@ def _register_error_pages(app: Flask) -> None:
         title, message = pages.get(
             code, (gettext("Something went wrong"), gettext("Please try again in a moment."))
         )
+        if code == 429:
+            return (
+                *render_error(code, title, message),
+                {"Retry-After": str(retry_after_seconds())},
+            )
         return render_error(code, title, message)
 
     @app.errorhandler(Exception)

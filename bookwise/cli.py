@@ -605,6 +605,232 @@ def simulate(
         ctx.exit(1)
 
 
+# --- keys ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """The keys that encrypt the clients' answers in the database (docs/deployment.md)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (put it first in privacy.encryption_keys, then rotate)."""
+    from bookwise.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+@config_option
+@click.option(
+    "--batch", default=500, show_default=True, type=click.IntRange(1, 100_000), help="Rows a step."
+)
+@click.pass_context
+def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> None:
+    """Encrypt every booking's answers again with the first key (and the plain ones of before),
+    a batch at a time; then the older keys can be removed."""
+    from bookwise.crypto import rotate_answers
+    from bookwise.database import open_database, require_current_schema
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    require_current_schema(database)
+    try:
+        report = rotate_answers(database.engine, batch=batch)
+    finally:
+        database.engine.dispose()
+    click.echo(
+        f"{report.total} booking(s): {report.rotated} re-encrypted with the first key, "
+        f"{report.encrypted} encrypted for the first time"
+    )
+
+
+# --- retention and a client's data (docs/privacy.md) ---------------------------------------------
+
+
+def _span(group: Any) -> str:
+    if group.oldest_end is None:
+        return ""
+    return f"; booking ends {_when(group.oldest_end)} to {_when(group.newest_end)}"
+
+
+@cli.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Print what is due; change nothing.")
+@at_option
+@click.pass_context
+def retention(ctx: click.Context, config_path: Path | None, dry_run: bool, clock: Any) -> None:
+    """Apply the workflows' retention now: per calendar and workflow, how many bookings lose
+    their answers, clients are erased and messages purged (times in UTC). With --dry-run,
+    print the same and change nothing."""
+    from bookwise.config import secret_key_of
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.privacy.retention import plan_retention, run_retention
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        if dry_run:
+            with database.sessions() as session:
+                plan = plan_retention(session, clock())
+        else:
+            plan = run_retention(
+                database.sessions, clock(), secret=secret_key_of(settings), actor="cli"
+            )
+    finally:
+        database.engine.dispose()
+    for group in plan.groups:
+        click.echo(
+            f"{group.calendar}/{group.workflow}: {len(group.bookings)} booking(s) lose their "
+            f"answers, {len(group.clients)} client(s) erased, {len(group.messages)} "
+            f"message(s) purged{_span(group)}"
+        )
+    verb = "would be" if dry_run else "were"
+    click.echo(
+        f"{plan.answers} answer set(s), {plan.clients} client(s) and {plan.messages} message(s) "
+        f"{verb} removed" + (" (dry run: nothing changed)" if dry_run else "")
+    )
+
+
+@cli.group()
+def client() -> None:
+    """A client's data: export it as JSON, or erase it (docs/privacy.md, "A client's rights")."""
+
+
+def _calendar_of(session: Any, slug: str | None) -> Any:
+    from sqlalchemy import select
+
+    from bookwise.calendars.models import Calendar
+
+    if slug is None:
+        return None
+    calendar = session.scalar(select(Calendar).where(Calendar.slug == slug))
+    if calendar is None:
+        raise BookwiseError(f"no calendar {slug!r}")
+    return calendar
+
+
+@client.command("export")
+@config_option
+@click.argument("email")
+@click.option("--calendar", "calendar", metavar="SLUG", help="Only this calendar (default: all).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write the JSON to this file (default: print it).",
+)
+@at_option
+@click.pass_context
+def client_export(
+    ctx: click.Context,
+    config_path: Path | None,
+    email: str,
+    calendar: str | None,
+    output: Path | None,
+    clock: Any,
+) -> None:
+    """Everything held about EMAIL (any case) as JSON: client records, bookings with answers,
+    consents, history, messages. The export is audited."""
+    import json
+
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.db import unit_of_work
+    from bookwise.privacy.clients import export_client, record_export
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        with unit_of_work(database.sessions, write=True) as session:
+            chosen = _calendar_of(session, calendar)
+            data = export_client(session, chosen, email, clock())
+            record_export(session, data, "cli")
+    finally:
+        database.engine.dispose()
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BookwiseError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"{len(data['bookings'])} booking(s) of {len(data['clients'])} client record(s) "
+               f"written to {output}")  # fmt: skip
+
+
+@client.command("erase")
+@config_option
+@click.argument("email")
+@click.option("--calendar", "calendar", metavar="SLUG", help="Erase in this calendar.")
+@click.option("--all-calendars", is_flag=True, help="Erase in every calendar.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@at_option
+@click.pass_context
+def client_erase(
+    ctx: click.Context,
+    config_path: Path | None,
+    email: str,
+    calendar: str | None,
+    all_calendars: bool,
+    yes: bool,
+    clock: Any,
+) -> None:
+    """Erase EMAIL (any case) in one calendar or all: future bookings cancelled (staff told,
+    the client not), answers removed, name replaced by a pseudonym, address and phone removed,
+    messages purged; the bookings stay as anonymous counts. Asks first unless --yes."""
+    from bookwise.config import secret_key_of
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.db import unit_of_work
+    from bookwise.privacy.clients import erase_client, summarise_client
+
+    if (calendar is None) == (not all_calendars):
+        raise click.UsageError("give --calendar SLUG or --all-calendars (one of them)")
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        now = clock()
+        if not yes:
+            with database.sessions() as session:
+                held = summarise_client(session, _calendar_of(session, calendar), email, now)
+            click.echo(
+                f"{email.strip()} in {', '.join(held.calendars)}: {held.clients} client "
+                f"record(s), {held.bookings} booking(s) ({held.future_bookings} to come, to be "
+                f"cancelled; their staff are told), {held.answered} with answers, "
+                f"{held.consents} consent(s) kept without identity, {held.messages} message(s)."
+            )
+            click.echo(
+                "Answers, name, address and phone will be removed for good; the bookings stay "
+                "as anonymous counts."
+            )
+            click.confirm("Erase?", abort=True)
+        with unit_of_work(database.sessions, write=True) as session:
+            report = erase_client(
+                session,
+                _calendar_of(session, calendar),
+                email,
+                "cli",
+                now,
+                secret=secret_key_of(settings),
+                plugins=database.plugins,
+            )
+    finally:
+        database.engine.dispose()
+    click.echo(
+        f"erased in {', '.join(report.calendars)}: {len(report.clients)} client record(s) "
+        f"now {', '.join(report.subjects)}; {report.bookings} booking(s) kept as counts, "
+        f"{report.cancelled} cancelled, {report.answers} answer set(s) and {report.messages} "
+        f"message(s) removed"
+    )
+    for uid in report.not_cancelled:
+        click.echo(f"booking {uid} could not be cancelled (its workflow allows no staff "
+                   f"cancellation): it keeps its time, for an erased client", err=True)  # fmt: skip
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 

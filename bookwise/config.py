@@ -3,11 +3,13 @@
 Where the file comes from, first match wins: the ``--config`` option (passed here as ``path``),
 ``BOOKWISE_CONFIG``, then ``config.yaml`` in the current folder; without any, the defaults below
 apply with the current folder as root. ``BOOKWISE_DATABASE_URL``, ``BOOKWISE_SECRET_KEY`` and
-``BOOKWISE_BASE_URL`` override their keys. Relative paths are relative to the configuration file.
+``BOOKWISE_BASE_URL`` override their keys; ``BOOKWISE_ENCRYPTION_KEYS`` (comma-separated) replaces
+``privacy.encryption_keys``. Relative paths are relative to the configuration file.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import secrets
@@ -42,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "timeout": 10,
         "transport": "smtp",
     },
-    "scheduler": {"enabled": True, "interval": 15},
+    "scheduler": {"enabled": True, "interval": 15, "outbox_lease": 60},
     "feeds": {
         "refresh_minutes": 15,
         "timeout": 10,
@@ -92,6 +94,9 @@ class MailSettings:
 class SchedulerSettings:
     enabled: bool
     interval: int
+    # Seconds an outbox worker holds the rows it claimed; it renews them every quarter of that
+    # while it lives, so a dead worker's rows wait about this long (docs/notifications.md).
+    outbox_lease: int = 60
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,9 @@ class Settings:
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     security: SecuritySettings = field(default_factory=_default_security)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    # The keys of the answers' encryption at rest, the first encrypting (bookwise.crypto); empty:
+    # the instance's generated key.
+    encryption_keys: tuple[str, ...] = field(repr=False, default=())
 
 
 def find_config_file(
@@ -277,7 +285,32 @@ def load_settings(
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,
+        encryption_keys=_encryption_keys(values, environ, source),
     )
+
+
+def _encryption_keys(
+    values: Mapping[str, Any], environ: Mapping[str, str], source: str
+) -> tuple[str, ...]:
+    """``BOOKWISE_ENCRYPTION_KEYS`` (comma-separated) or ``privacy.encryption_keys``; each a
+    Fernet key (32 bytes in URL-safe base64), checked here so that a typo stops the start."""
+    if environ.get("BOOKWISE_ENCRYPTION_KEYS", "").strip():
+        where = "BOOKWISE_ENCRYPTION_KEYS"
+        keys = [k.strip() for k in environ["BOOKWISE_ENCRYPTION_KEYS"].split(",") if k.strip()]
+    else:
+        where = f"{source}: privacy.encryption_keys"
+        keys = [str(k).strip() for k in (values.get("privacy") or {}).get("encryption_keys", [])]
+    for number, key in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32 and len(key) == 44
+        except (ValueError, UnicodeEncodeError):
+            valid = False
+        if not valid:
+            raise ConfigError(
+                f"configuration error: {where}: key {number} is not an encryption key (44 "
+                "characters of URL-safe base64); make one with: bookwise keys generate"
+            )
+    return tuple(keys)
 
 
 def _feed_settings(

@@ -7,19 +7,23 @@ outdated or someone else's.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bookwise import migrate
 from bookwise.config import Settings
-from bookwise.db import make_engine, make_session_factory
+from bookwise.crypto import attach_keyring, check_keyring, keyring_for
+from bookwise.db import loose_permissions, make_engine, make_session_factory, sqlite_path
 from bookwise.errors import BookwiseError, ConfigError
 from bookwise.plugins.bookings import attach
 from bookwise.plugins.host import PluginHost
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,11 +53,31 @@ def open_database(settings: Settings) -> Database:
         raise ConfigError(
             f"database_url {url!r}: cannot create its folder ({exc.strerror})"
         ) from None
+    # The answers are encrypted with the instance's keys (bookwise.crypto): a key missing or
+    # wrong for the data already there stops the start, saying what to set.
+    attach_keyring(engine, keyring_for(settings))
+    check_keyring(engine, has_table=_has_bookings(engine))
+    loose = loose_permissions(sqlite_path(url))
+    if loose is not None:
+        # The administrator's file, left as it is: they may have set it up for a reason.
+        log.warning(
+            "the SQLite database %s can be read by others than its owner (mode %o): "
+            "run chmod 600 on it (and on its -wal and -shm files)",
+            sqlite_path(url),
+            loose,
+        )
     # The plugins come with the database: every session reaches them (see bookwise.plugins).
     sessions = make_session_factory(engine)
     host = PluginHost(settings, sessions).load()
     attach(sessions)
     return Database(engine, sessions, host)
+
+
+def _has_bookings(engine: Engine) -> bool:
+    try:
+        return inspect(engine).has_table("bookings")
+    except Exception:  # unreachable: the schema checks say so in their words
+        return False
 
 
 def schema_state(database: Database) -> migrate.SchemaState:

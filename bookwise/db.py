@@ -6,14 +6,17 @@ the same in a web request, the worker, the CLI, benchmarks and tests, with or wi
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -89,6 +92,8 @@ def make_engine(url: str, **options: Any) -> Engine:
     if url.startswith("sqlite"):
         if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
             options.setdefault("poolclass", StaticPool)
+        else:
+            create_private_file(sqlite_path(url))
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         engine = create_engine(url, **options)
         _configure_sqlite(engine)
@@ -101,6 +106,49 @@ def make_engine(url: str, **options: Any) -> Engine:
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None in memory or for another database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def create_private_file(path: Path | None) -> None:
+    """Create the SQLite file ``path``, when missing, readable and writable by its owner only
+    (0600, whatever the umask): SQLite gives its -wal and -shm files the database file's mode.
+    An existing file is left as it is (see :func:`loose_permissions`)."""
+    if path is None or path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing folder or no right to write: SQLite says it better when connecting
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def loose_permissions(path: Path | None) -> int | None:
+    """The mode of an SQLite file (or its -wal, -shm) that others than its owner may read or
+    write, None when all are private."""
+    if path is None:
+        return None
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            return mode
+    return None
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -129,8 +129,11 @@ def read_document(path: Path | str, display_name: str | None = None) -> Document
 
 
 def parse_document(text: str, name: str) -> Document:
-    """Parse YAML ``text`` (shown to people as ``name``) into a :class:`Document`."""
+    """Parse YAML ``text`` (shown to people as ``name``) into a :class:`Document`; raise
+    :class:`DocumentError` for malformed YAML or YAML beyond the limits of
+    :func:`check_yaml_bounds`."""
     try:
+        check_yaml_bounds(text, name)
         raw = _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -156,6 +159,217 @@ def parse_document(text: str, name: str) -> Document:
 
 # Anchors and aliases can make a small file stand for billions of values ("billion laughs").
 MAX_VALUES = 100_000
+
+# --- limits every YAML file is held to -----------------------------------------------------
+#
+# YAML is read in two steps: ruamel's parser turns the text into a flat stream of events (it
+# keeps no recursion and does no work per alias), then the composer builds the tree, recursing
+# once per level and merging ``<<`` keys. A file 10,000 levels deep broke the composer's
+# recursion (a 500 after 13 s); 3,000 chained merge keys (47 KB) cost it 44 s of CPU. So the
+# event stream is read first, and a file beyond these limits is refused before it is composed.
+# Documented in docs/workflows.md ("Limits").
+
+#: Characters in one YAML file (the largest shipped file is under 5,000).
+MAX_YAML_CHARACTERS = 1_000_000
+#: Lists and mappings inside each other (a workflow needs about 5).
+MAX_YAML_DEPTH = 64
+#: Aliases (``*name``) in one file.
+MAX_YAML_ALIASES = 1_000
+#: Merge keys (``<<: *name``) in one file.
+MAX_YAML_MERGE_KEYS = 100
+# The standard tags a file may write (``!!str 10``); any other, like ``!!python/object/apply``,
+# which some YAML loaders would turn into running code, is refused.
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in (
+        "str",
+        "int",
+        "float",
+        "bool",
+        "null",
+        "map",
+        "seq",
+        "timestamp",
+        "binary",
+        "omap",
+        "pairs",
+        "set",
+        "merge",
+    )
+)
+
+
+def check_yaml_bounds(text: str, name: str) -> None:
+    """Refuse, with :class:`DocumentError` naming the file and the line, YAML ``text`` that is
+    longer than :data:`MAX_YAML_CHARACTERS`, nested deeper than :data:`MAX_YAML_DEPTH`, with
+    more than :data:`MAX_YAML_ALIASES` aliases or :data:`MAX_YAML_MERGE_KEYS` merge keys, that
+    would stand for more than :data:`MAX_VALUES` values once its aliases are expanded, or that
+    uses a tag other than YAML's standard ones (``!!python/...``).
+
+    Only ruamel's event stream is read (no tree is built), so the check itself is linear.
+    Malformed YAML raises ruamel's own errors, as loading it would."""
+    if len(text) > MAX_YAML_CHARACTERS:
+        raise _bound_error(
+            name,
+            text.count("\n", 0, MAX_YAML_CHARACTERS) + 1,
+            f"the file is longer than {MAX_YAML_CHARACTERS} characters; split it into "
+            "several files",
+        )
+    _check_flow_nesting(text, name)
+    bounds = _Bounds(name)
+    for event in _yaml().parse(text):
+        bounds.see(event)
+
+
+def _check_flow_nesting(text: str, name: str) -> None:
+    """Refuse more than :data:`MAX_YAML_DEPTH` brackets opened on one line (``[[[[``): ruamel's
+    scanner takes time growing with the square of that number before it gives the first event
+    (a second for 10,000), so the event stream cannot be what refuses it."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.count("[") + line.count("{") > MAX_YAML_DEPTH and (
+            _deepest_flow(line) > MAX_YAML_DEPTH
+        ):
+            raise _bound_error(
+                name,
+                number,
+                f"lists and mappings nested more than {MAX_YAML_DEPTH} levels deep; "
+                "write it flatter",
+            )
+
+
+def _deepest_flow(line: str) -> int:
+    """How many brackets are open at most on ``line``, not counting those in quoted text, in a
+    comment or in a plain text (``title: a [b]``): outside brackets, a bracket or a quote opens
+    something only where a value starts (after ``:``, ``-``, ``?`` or at the start of the line),
+    inside brackets also after ``[``, ``{`` and ``,``."""
+    depth = deepest = index = 0
+    last = ""  # the last character before ``index`` that is not a space
+    while index < len(line):
+        character = line[index]
+        starts = last in ("", ":", "-", "?") or (depth > 0 and last in "[{,")
+        if character in "\"'" and starts:
+            end = _closing_quote(line, index)
+            if end < 0:  # the quoted text goes on below: the rest of the line is text
+                break
+            index = end
+        elif character == "#" and (index == 0 or line[index - 1] in " \t"):
+            break
+        elif character in "[{" and (depth > 0 or starts):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}" and depth > 0:
+            depth -= 1
+        if character not in " \t":
+            last = character
+        index += 1
+    return deepest
+
+
+def _closing_quote(line: str, start: int) -> int:
+    """Where the quoted text opened at ``start`` ends on ``line`` (-1: not on this line)."""
+    quote, index = line[start], start + 1
+    while index < len(line):
+        if quote == '"' and line[index] == "\\":
+            index += 2
+            continue
+        if line[index] == quote:
+            if quote == "'" and line[index + 1 : index + 2] == "'":
+                index += 2
+                continue
+            return index
+        index += 1
+    return -1
+
+
+def _bound_error(name: str, line: int, message: str) -> DocumentError:
+    return DocumentError(Problem(name, line, 1, message))
+
+
+@dataclass
+class _Bounds:
+    """What :func:`check_yaml_bounds` has seen so far of a file's events."""
+
+    name: str
+    depth: int = 0
+    aliases: int = 0
+    merges: int = 0
+    values: int = 0
+    # Each open list or mapping: its anchor, the values seen before it, whether it is a mapping
+    # and (for a mapping) whether its next node is a key.
+    open: list[tuple[str | None, int, bool]] = field(default_factory=list)
+    expect_key: list[bool] = field(default_factory=list)
+    # Each anchor already closed: the values it stands for.
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def see(self, event: Any) -> None:
+        line = event.start_mark.line + 1
+        kind = type(event).__name__
+        self._tag(getattr(event, "tag", None), line)
+        in_mapping = bool(self.open) and self.open[-1][2]
+        is_key = in_mapping and self.expect_key[-1]
+        if in_mapping and kind != "MappingEndEvent":
+            self.expect_key[-1] = not self.expect_key[-1]
+        if kind == "AliasEvent":
+            self._alias(event.anchor, line)
+        elif kind == "ScalarEvent":
+            self.values += 1
+            if is_key and event.value == "<<" and event.style is None:
+                self.merges += 1
+                if self.merges > MAX_YAML_MERGE_KEYS:
+                    self._refuse(
+                        line,
+                        f"more than {MAX_YAML_MERGE_KEYS} merge keys (<<); write the keys out, "
+                        "or split the file",
+                    )
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+        elif kind in ("MappingStartEvent", "SequenceStartEvent"):
+            self.values += 1
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                self._refuse(
+                    line,
+                    f"lists and mappings nested more than {MAX_YAML_DEPTH} levels deep; "
+                    "write it flatter",
+                )
+            self.open.append((event.anchor, self.values, kind == "MappingStartEvent"))
+            self.expect_key.append(True)
+        elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+            self.depth -= 1
+            anchor, start, _ = self.open.pop()
+            self.expect_key.pop()
+            if anchor is not None:
+                self.sizes[anchor] = self.values - start + 1
+        if self.values > MAX_VALUES:
+            self._refuse(
+                line,
+                f"more than {MAX_VALUES} values once its aliases are expanded; repeat less, "
+                "or split the file",
+            )
+
+    def _tag(self, tag: str | None, line: int) -> None:
+        if tag is None or tag in _CORE_TAGS:
+            return
+        shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
+        self._refuse(
+            line,
+            f"the tag {shown} is not allowed (a tag can make some programs run code); "
+            "write plain values",
+        )
+
+    def _alias(self, anchor: str, line: int) -> None:
+        self.aliases += 1
+        if self.aliases > MAX_YAML_ALIASES:
+            self._refuse(
+                line,
+                f"more than {MAX_YAML_ALIASES} aliases (*name); repeat less, or split the file",
+            )
+        if anchor not in self.sizes and any(a == anchor for a, _, _ in self.open):
+            self._refuse(line, f"the alias *{anchor} is inside its own anchor; remove it")
+        self.values += self.sizes.get(anchor, 1)
+
+    def _refuse(self, line: int, message: str) -> NoReturn:
+        raise _bound_error(self.name, line, message)
 
 
 def _to_plain(node: Any, path: KeyPath, document: Document, budget: list[int]) -> Any:

@@ -16,11 +16,13 @@ including ones added later.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, request
-from flask_limiter import Limiter
+from flask import Flask, Response, current_app, request
+from flask_limiter import HeaderNames, Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bookwise.config import RateLimits, SecuritySettings
@@ -76,6 +78,15 @@ def _not_posted() -> bool:
     return request.method != "POST"
 
 
+def retry_after_seconds() -> int:
+    """For a 429: the seconds until the limit that refused the request lets it through."""
+    limiter: Limiter | None = current_app.extensions.get("bookwise_limiter")
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None:
+        return 60
+    return max(1, math.ceil(limit.reset_at - time.time()))
+
+
 def init_rate_limits(app: Flask, security: SecuritySettings, database_url: str) -> Limiter:
     """Build the application's limiter and attach the limits to its views; call once every
     blueprint is registered. Counts are named after the instance's database, so that two
@@ -88,8 +99,14 @@ def init_rate_limits(app: Flask, security: SecuritySettings, database_url: str) 
         client_address,
         app=app,
         storage_uri=limits.storage,
-        strategy="moving-window",
+        # Two counters per key and window (memory and Redis alike), where a moving window keeps
+        # every hit's time: an attacker with many addresses costs the store little.
+        strategy="sliding-window-counter",
         headers_enabled=True,
+        # Flask-Limiter would set Retry-After on every answer (to its window's end, overriding
+        # a 503's own "try again in 2 s"): it writes its figure under another name, and a 429
+        # gets its Retry-After from retry_after_seconds().
+        header_name_mapping={HeaderNames.RETRY_AFTER: "X-RateLimit-Retry-After"},
         retry_after="delta-seconds",
         in_memory_fallback_enabled=True,
         key_prefix="bookwise-" + hashlib.sha256(database_url.encode()).hexdigest()[:12],

@@ -388,6 +388,9 @@ def base_config(tmp_path: Path, database_url: str) -> dict[str, Any]:
     return {
         "database_url": database_url,
         "secret_key": "test-secret-" + "x" * 40,
+        # Seeded databases are copied from instance to instance: they share one encryption key
+        # (bookwise.crypto), as a copied database must come with its key.
+        "privacy": {"encryption_keys": ["_dsqMNYFPIlSS2rXnJTyMDRRcOmEGeLgh6jtBTCtChQ="]},
         "instance_dir": str(tmp_path / "instance"),
         "workflows": str(ROOT / "workflows"),
         "forms": str(ROOT / "forms"),

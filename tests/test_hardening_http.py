@@ -122,3 +122,10 @@ def test_the_password_page_says_why_in_the_users_language(world: World) -> None:
     refused = post(client, "/account/password?lang=fr", weak)
     assert refused.status_code == 422
     assert "trop facile à deviner" in refused.get_data(as_text=True)
+
+
+def test_a_doubled_slash_in_the_api_is_a_json_404(api: Any) -> None:
+    """Found by tests/test_fuzz.py: the router used to merge "//" with an HTML redirect."""
+    response = api.get("/api/v1/calendars/acme/services/consult//slots")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"

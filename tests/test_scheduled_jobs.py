@@ -318,3 +318,12 @@ def test_a_killed_holder_is_replaced_when_its_lease_expires(
     assert taken_over and taken_over[0][0] == held_due and taken_over[0][1] != held_pid
     dues = [due for due, _ in taken_over]
     assert len(set(dues)) == len(dues)
+
+
+def test_every_core_job_name_is_kept_from_plugins(settings: Any) -> None:
+    """A plugin cannot declare a job under a core job's name: the list that refuses them names
+    every job of the core."""
+    from bookwise.scheduling.core import core_jobs
+    from bookwise.scheduling.registry import CORE_JOB_NAMES
+
+    assert sorted(CORE_JOB_NAMES) == sorted(job.name for job in core_jobs(settings))

@@ -24,6 +24,7 @@ def init_admin(app: Flask) -> Admin:
     """Build the back office of ``app`` (one :class:`Admin` per application)."""
     from bookwise.admin.views.bookings import BookingsView
     from bookwise.admin.views.calendars import CalendarsView, ServicesView, StaffView
+    from bookwise.admin.views.clients import ClientsView
     from bookwise.admin.views.home import HomeView
     from bookwise.admin.views.jobs import JobsView
     from bookwise.admin.views.plugins import PluginsView
@@ -48,6 +49,7 @@ def init_admin(app: Flask) -> Admin:
         (ServicesView, lazy_gettext("Services"), "services", None),
         (WorkflowsView, lazy_gettext("Scenarios"), "workflows", None),
         (ReportsView, lazy_gettext("Reports"), "reports", None),
+        (ClientsView, lazy_gettext("Clients"), "clients", None),
         (TemplatesView, lazy_gettext("Messages"), "templates", lazy_gettext("Settings")),
         (CalendarsView, lazy_gettext("Calendars"), "calendars", lazy_gettext("Settings")),
         (OutboxView, lazy_gettext("Outbox"), "outbox", lazy_gettext("Settings")),

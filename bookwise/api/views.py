@@ -19,6 +19,7 @@ from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
+    CONSENT_REFUSALS,
     BookingContext,
     BookingError,
     BookingRequest,
@@ -39,11 +40,15 @@ from bookwise.bookings.services import (
     find_service,
     manage_token,
     reschedule_booking,
+    withdrawal_cancels,
 )
+from bookwise.bookings.services import withdraw_consent as withdraw
+from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
 from bookwise.i18n import contact_label, gettext
-from bookwise.notifications.context import manage_url
+from bookwise.notifications.context import consent_version, manage_url
+from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
 from bookwise.web import csrf, db_session, instance, now, plugin_host
 from bookwise.workflows.language import Field, Workflow
@@ -257,6 +262,27 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "change_deadline": deadline.astimezone(zone).isoformat(),
         "manage_token": token,
         "manage_url": manage_url(instance().settings, booking),
+        "consent": _consent_json(booking),
+    }
+
+
+def _consent_json(booking: Booking) -> dict[str, Any] | None:
+    """The consent given on the booking (None without one): what, which version, when, whether
+    it was withdrawn, and whether withdrawing it would cancel the booking."""
+    consent = booking.consent
+    if consent is None:
+        return None
+    zone = ZoneInfo(booking.timezone)
+    return {
+        "text": consent.text,
+        "link": consent.link,
+        "version": consent_version(booking),
+        "text_sha256": consent.text_hash,
+        "given_at": consent.given_at.astimezone(zone).isoformat(),
+        "withdrawn_at": consent.withdrawn_at.astimezone(zone).isoformat()
+        if consent.withdrawn_at is not None
+        else None,
+        "withdrawal_cancels": consent.withdrawn_at is None and withdrawal_cancels(booking, now()),
     }
 
 
@@ -426,4 +452,69 @@ def cancel(token: str) -> Response:
         booking = find_by_manage_token(session, token)
         cancel_booking(session, booking, now(), reason=reason, plugins=plugin_host())
         payload = _booking_json(booking)
+    return jsonify(payload)
+
+
+# --- the client's own data (docs/privacy.md, "A client's rights") --------------------------------
+
+
+def _may_erase_now(booking: Booking) -> None:
+    """A booking still to come that the client may no longer cancel online is not erased by its
+    link (that would cancel it behind the deadline): :class:`TooLate`, ask the calendar."""
+    if booking.holds_slot and booking.start_at > now():
+        client_may_change(context_of(booking).workflow, booking, now(), raise_if_not=True)
+
+
+@blueprint.get("/manage/<token>/data")
+def client_data(token: str) -> Response:
+    """Everything held about the client of this booking, as JSON (audited)."""
+    database = instance().database
+    with unit_of_work(database.sessions, write=True) as session:
+        booking = find_by_manage_token(session, token)
+        data = export_booking_client(session, booking, now())
+        record_export(session, data, "client")
+    response = jsonify(data)
+    response.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
+    return response
+
+
+@blueprint.post("/manage/<token>/erase")
+def erase(token: str) -> Response:
+    """Erase the client of this booking: ``{"confirm": true}`` is required. The link stops
+    working: a second call is 404."""
+    body = _json_body()
+    if body.get("confirm") is not True:
+        raise ApiError(
+            400, "confirm_required", 'send {"confirm": true} to erase your data for good'
+        )
+    database = instance().database
+    with unit_of_work(database.sessions, write=True) as session:
+        booking = find_by_manage_token(session, token)
+        _may_erase_now(booking)
+        report = erase_booking_client(
+            session,
+            booking,
+            "client",
+            now(),
+            secret=secret_key_of(instance().settings),
+            plugins=plugin_host(),
+        )
+    return jsonify(erased=report.as_dict())
+
+
+@blueprint.post("/manage/<token>/consent/withdraw")
+def withdraw_consent(token: str) -> Response | tuple[Response, int]:
+    """The client withdraws the consent given on the booking (docs/api.md); when the workflow
+    requires it, a booking still to come is cancelled."""
+    _optional_json_body()
+    database = instance().database
+    try:
+        with unit_of_work(database.sessions, write=True) as session:
+            booking = find_by_manage_token(session, token)
+            result = withdraw(session, booking, now(), plugins=plugin_host())
+            payload = _booking_json(booking) | {"cancelled": result.cancelled}
+    except NotAllowed as refused:
+        if refused.code not in CONSENT_REFUSALS:
+            raise
+        return error_response(409, refused.code, gettext(CONSENT_REFUSALS[refused.code]))
     return jsonify(payload)

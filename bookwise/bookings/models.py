@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bookwise.crypto import EncryptedJSON
 from bookwise.db import Base, utcnow
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ class Booking(Base):
     # and more bookings on one key than ``capacity``.
     slot_key: Mapped[str] = mapped_column(String(120))
     capacity: Mapped[int] = mapped_column(Integer, default=1)
-    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Encrypted at rest as a whole (bookwise.crypto); the code reads and writes a plain dict.
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
     manage_token: Mapped[str] = mapped_column(String(64), unique=True)

@@ -40,7 +40,7 @@ from bookwise.availability.services import (
 from bookwise.bookings.answers import CleanAnswers, check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
-from bookwise.errors import BookwiseError, NotFound
+from bookwise.errors import N_, BookwiseError, NotFound
 from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
 from bookwise.plugins.bookings import (
     create_meeting,
@@ -872,3 +872,161 @@ def reassign_to_anyone(
     )
     staff_id = _choose_staff(session, context, slot, pool, plugins)
     return reassign_booking(session, booking, staff_id, now, actor, plugins=plugins)
+
+
+# --- consent withdrawal --------------------------------------------------------------------------
+
+CONSENT_WITHDRAWN = "consent-withdrawn"  # the staff's message (a shipped template of that name)
+# What the pages and the API tell a client whose withdrawal is refused, by code.
+CONSENT_REFUSALS = {
+    "no_consent": N_("This booking has no consent to withdraw."),
+    "consent_withdrawn": N_("You have already withdrawn your consent for this booking."),
+}
+
+
+@dataclass(frozen=True)
+class ConsentWithdrawal:
+    """What withdrawing a booking's consent did."""
+
+    booking: Booking
+    cancelled: bool
+    erased: tuple[str, ...]  # the ids of the answers removed
+
+
+def withdrawal_cancels(booking: Booking, now: datetime) -> bool:
+    """Whether withdrawing the consent of ``booking`` cancels it: its workflow requires consent
+    to book and the booking is still to come (what the client is told before they confirm)."""
+    workflow = workflow_of(booking.workflow_version)
+    return (
+        workflow.consent is not None
+        and workflow.consent.required
+        and booking.holds_slot
+        and not workflow.lifecycle.is_final(booking.state)
+        and booking.start_at > now
+    )
+
+
+def withdraw_consent(
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    actor: str = "client",
+    *,
+    plugins: PluginHost | None,
+) -> ConsentWithdrawal:
+    """Record that the client withdrew the consent they gave on ``booking``: ``withdrawn_at``
+    set (what they agreed to, and when, is kept), the sensitive answers erased, a line of
+    history, an audit entry and a message to the staff member. When the workflow requires
+    consent to book, a booking still to come is cancelled through the same move as a
+    cancellation (its messages planned as for any), whatever the cancellation deadline: a consent
+    can always be withdrawn. :class:`NotAllowed` (``no_consent``, ``consent_withdrawn``) when
+    there is nothing to withdraw."""
+    from bookwise.audit.services import record
+
+    begin_write_if_fresh(session)
+    # Locked (PostgreSQL; SQLite's writers are serialised already): two withdrawals at once
+    # make one, and the other is told it was done.
+    consent = session.scalar(
+        select(ConsentRecord)
+        .where(ConsentRecord.booking_id == booking.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if consent is None:
+        raise NotAllowed("this booking has no consent to withdraw", "no_consent")
+    if consent.withdrawn_at is not None:
+        raise NotAllowed("the consent of this booking was already withdrawn", "consent_withdrawn")
+    workflow = workflow_of(booking.workflow_version)
+    cancels = withdrawal_cancels(booking, now)
+    consent.withdrawn_at = now
+    sensitive = {spec.id for spec in workflow.custom_fields if spec.sensitive}
+    erased = tuple(sorted(key for key in booking.answers if key in sensitive))
+    if erased:
+        booking.answers = {k: v for k, v in booking.answers.items() if k not in sensitive}
+    session.flush()
+    cancelled = False
+    if cancels:
+        cancelled = _cancel_for_withdrawal(session, booking, workflow, actor, now, plugins)
+    history(
+        session,
+        booking,
+        "consent_withdrawn",
+        actor,
+        at=now,
+        details={"cancelled": cancelled, "erased": list(erased)},
+        plugins=plugins,
+    )
+    record(
+        session,
+        "consent.withdrawn",
+        actor,
+        object_type="booking",
+        object_id=booking.id,
+        calendar_id=booking.calendar_id,
+        details={"cancelled": cancelled, "erased": list(erased)},
+    )
+    _tell_staff_of_withdrawal(session, booking, now)
+    session.flush()
+    return ConsentWithdrawal(booking, cancelled, erased)
+
+
+def _cancel_for_withdrawal(
+    session: Session,
+    booking: Booking,
+    workflow: Workflow,
+    actor: str,
+    now: datetime,
+    plugins: PluginHost | None,
+) -> bool:
+    """Cancel by the workflow's ``cancel`` move, else by its first move to an end that frees the
+    time (a request's ``decline``), as staff may (no deadline); False when it has none."""
+    lifecycle = workflow.lifecycle
+    moves = [t for t in lifecycle.available(booking.state, "staff") if t.name == "cancel"]
+    moves += [
+        t
+        for t in lifecycle.available(booking.state, "staff")
+        if t.name != "cancel"
+        and lifecycle.is_final(t.target)
+        and not lifecycle.holds_slot(t.target)
+    ]
+    if not moves:
+        log.warning("booking %s: no move ends it; consent withdrawn, booking kept", booking.id)
+        return False
+    transition_booking(
+        session,
+        booking,
+        moves[0].name,
+        "staff",
+        actor,
+        now,
+        plugins=plugins,
+    )
+    return True
+
+
+def _tell_staff_of_withdrawal(session: Session, booking: Booking, now: datetime) -> None:
+    """An e-mail to the booking's staff member, through the outbox like every message."""
+    from bookwise.notifications.models import Notification
+
+    member = booking.staff_member
+    if not member.email:
+        return
+    calendar = booking.calendar
+    session.add(
+        Notification(
+            idempotency_key=f"{booking.uid}:{CONSENT_WITHDRAWN}:staff:{member.email}"[:200],
+            booking_id=booking.id,
+            calendar_id=booking.calendar_id,
+            event=CONSENT_WITHDRAWN,
+            rule_key=None,
+            channel="email",
+            recipient_kind="staff",
+            recipient=member.email,
+            template=CONSENT_WITHDRAWN,
+            locale=calendar.default_locale,
+            timezone=calendar.timezone,
+            due_at=now,
+            state="pending",
+            payload={"sequence": booking.sequence},
+        )
+    )

@@ -52,6 +52,16 @@ class OutgoingMessage:
     attachments: tuple[Attachment, ...] = ()
     event: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)  # the event as data, for webhooks
+    # The outbox row's ``message_uid``: the same on every attempt of this message, so that a
+    # receiver can drop a copy sent again after a crash (e-mail Message-ID, ``webhook-id``; a
+    # plugin's channel passes it on where its service takes one). Empty outside the outbox.
+    message_uid: str = ""
+
+
+def message_id(message_uid: str, domain: str) -> str:
+    """The Message-ID of the message ``message_uid``: stable across attempts, in the sender's
+    ``domain`` (RFC 5322 ``<left@right>``)."""
+    return f"<{message_uid}@{domain or 'localhost'}>"
 
 
 class ChannelError(Exception):
@@ -192,7 +202,14 @@ class EmailChannel(Channel):
         email["From"] = formataddr((message.sender_name or sender_name, sender_address))
         email["To"] = message.recipient
         email["Subject"] = message.subject
-        email["Message-ID"] = make_msgid(domain=sender_address.rpartition("@")[2] or None)
+        domain = sender_address.rpartition("@")[2]
+        # Stable for an outbox row: a copy sent again after a crash is the same message to the
+        # mail server and the recipient's client, which keep one.
+        email["Message-ID"] = (
+            message_id(message.message_uid, domain)
+            if message.message_uid
+            else make_msgid(domain=domain or None)
+        )
         email["Date"] = utcnow()
         if message.reply_to:
             email["Reply-To"] = message.reply_to
@@ -242,7 +259,8 @@ class EmailChannel(Channel):
 
 class WebhookChannel(Channel):
     """An HTTP POST of the event as JSON, signed with HMAC-SHA256 in ``X-Bookwise-Signature``
-    (``sha256=<hex of HMAC(secret, body)>``), with a timeout."""
+    (``sha256=<hex of HMAC(secret, body)>``), with a timeout; ``webhook-id`` names the message,
+    the same on every attempt."""
 
     name = "webhook"
     settings_schema = {
@@ -272,6 +290,9 @@ class WebhookChannel(Channel):
             sort_keys=True,
         ).encode("utf-8")
         headers = {"Content-Type": "application/json"}
+        if message.message_uid:
+            # The same on every attempt of the message: a receiver that saw it drops the copy.
+            headers["webhook-id"] = message.message_uid
         if self.secret:
             digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Bookwise-Signature"] = f"sha256={digest}"
@@ -294,7 +315,11 @@ class LogChannel(Channel):
         return cls(context.instance_dir / "messages.log")
 
     def send(self, message: OutgoingMessage) -> str:
-        identifier = make_msgid(domain="log.bookwise")
+        identifier = (
+            message_id(message.message_uid, "log.bookwise")
+            if message.message_uid
+            else make_msgid(domain="log.bookwise")
+        )
         line = json.dumps(
             {
                 "id": identifier,

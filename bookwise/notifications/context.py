@@ -155,10 +155,38 @@ def booking_context(
         "manage_url": manage_url(settings, booking),
         "booking_url": f"{settings.base_url}/{calendar.slug}/{workflow.id}",
         "answers": answers,
+        "consent": consent_values(booking, zone, locale),
         "reason": "",
         "previous": {
             "start": moment_text(previous, zone, locale, business_zone) if previous else ""
         },
+    }
+
+
+def consent_version(booking: Booking) -> str:
+    """Which consent text was agreed to: the workflow's version number and the start of the
+    text's hash (``v3-1f2e3d4c``), enough to find the exact text again."""
+    consent = booking.consent
+    if consent is None:
+        return ""
+    return f"v{booking.workflow_version.number}-{consent.text_hash[:8]}"
+
+
+def consent_values(booking: Booking, zone: str, locale: str) -> dict[str, str]:
+    """The ``consent`` variable: what the client agreed to, as shown to them, its version, when
+    (in the reader's time zone) and, once withdrawn, when; empty without consent."""
+    consent = booking.consent
+    if consent is None:
+        return {}
+    business_zone = booking.calendar.timezone
+    return {
+        "text": consent.text,
+        "link": consent.link or "",
+        "version": consent_version(booking),
+        "given_at": moment_text(consent.given_at, zone, locale, business_zone),
+        "withdrawn_at": moment_text(consent.withdrawn_at, zone, locale, business_zone)
+        if consent.withdrawn_at is not None
+        else "",
     }
 
 

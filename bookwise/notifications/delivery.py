@@ -3,8 +3,17 @@
 The outbox table is the single source of truth. Any number of workers (threads or processes,
 on one machine or several) run :meth:`Dispatcher.run_once`; each claims a small batch in one
 short transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the claiming
-transaction holds the write lock) and marks it ``sending`` with a lease. A worker that dies
-leaves rows whose lease expires; another worker takes them then. APScheduler only ticks.
+transaction holds the write lock) and marks it ``sending`` with a short lease (a minute by
+default, ``scheduler.outbox_lease``), which it renews while it works: before each message of the
+batch once a quarter of the lease has passed, and every quarter of the lease from a heartbeat
+thread during a slow send. A worker that dies leaves rows whose lease expires within a minute;
+another worker takes them then. A renewal only extends rows the worker still holds, and a worker
+records a result only on a row it still holds. APScheduler only ticks.
+
+Exactly once is not promised: a worker killed after the remote server took a message and before
+it recorded the result leaves the row to be sent again. Each row carries a ``message_uid``, the
+same on every attempt (the e-mail's Message-ID, the webhook's ``webhook-id``), so that the
+receiver drops the second copy.
 
 Results: ``sent`` (with the time and the channel's message id), ``failed`` (tried again after
 1, 2, 4, ... minutes), ``dead`` after the last attempt or a permanent refusal (shown in the back
@@ -18,7 +27,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,12 +63,26 @@ from bookwise.workflows.services import workflow_of
 log = logging.getLogger(__name__)
 
 
+DEFAULT_LEASE = timedelta(seconds=60)
+
+
+TAKEN_OVER = "the worker sending it stopped before recording the outcome (its lease ran out)"
+
+
 @dataclass(frozen=True)
 class DeliveryRules:
     batch: int = 50
-    lease: timedelta = timedelta(minutes=5)
+    # How long a worker holds the rows it claimed without renewing: how long a dead worker's rows
+    # wait for another worker. Renewed every quarter of it (``heartbeat``) while the worker lives.
+    lease: timedelta = DEFAULT_LEASE
     max_attempts: int = 6
     backoff: timedelta = timedelta(minutes=1)  # 1, 2, 4, 8, 16 minutes between attempts
+
+    @property
+    def heartbeat(self) -> timedelta:
+        """How often a working worker renews its lease: four times per lease, so that a slow
+        database or a busy machine misses three beats before the rows can be taken."""
+        return self.lease / 4
 
 
 def worker_name() -> str:
@@ -75,7 +98,7 @@ class Dispatcher:
         database: Database,
         channels: Mapping[str, Channel] | None = None,
         clock: Callable[[], datetime] = utcnow,
-        rules: DeliveryRules = DeliveryRules(),
+        rules: DeliveryRules | None = None,
         name: str | None = None,
     ) -> None:
         self.settings = settings
@@ -84,7 +107,9 @@ class Dispatcher:
             channels if channels is not None else database.plugins.make_channels(settings)
         )
         self.clock = clock
-        self.rules = rules
+        self.rules = rules or DeliveryRules(
+            lease=timedelta(seconds=settings.scheduler.outbox_lease)
+        )
         self.name = name or worker_name()
 
     # Claiming ------------------------------------------------------------------------------
@@ -97,15 +122,33 @@ class Dispatcher:
                 and_(Notification.state.in_(("pending", "failed")), Notification.due_at <= now),
                 and_(Notification.state == "sending", Notification.claimed_until < now),
             )
-            ids = list(
-                session.scalars(
-                    select(Notification.id)
-                    .where(due)
-                    .order_by(Notification.due_at, Notification.id)
-                    .limit(self.rules.batch)
-                    .with_for_update(skip_locked=True)
+            rows = session.execute(
+                select(Notification.id, Notification.state, Notification.attempts)
+                .where(due)
+                .order_by(Notification.due_at, Notification.id)
+                .limit(self.rules.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            # A row whose worker's lease ran out was being sent when that worker stopped: the
+            # attempt counts, so that a message that stops every worker taking it (a poison
+            # message) ends dead after max_attempts instead of being tried for ever.
+            taken_over = [row for row in rows if row.state == "sending"]
+            dead = [row.id for row in taken_over if row.attempts + 1 >= self.rules.max_attempts]
+            if taken_over:
+                session.execute(
+                    update(Notification)
+                    .where(Notification.id.in_([row.id for row in taken_over]))
+                    .values(attempts=Notification.attempts + 1, last_error=TAKEN_OVER)
+                    .execution_options(synchronize_session=False)
                 )
-            )
+            if dead:
+                session.execute(
+                    update(Notification)
+                    .where(Notification.id.in_(dead))
+                    .values(state="dead", claimed_by=None, claimed_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+            ids = [row.id for row in rows if row.id not in dead]
             if ids:
                 session.execute(
                     update(Notification)
@@ -117,15 +160,51 @@ class Dispatcher:
                 )
             return ids
 
+    def renew(self, ids: Collection[int]) -> set[int]:
+        """Extend the lease on those of ``ids`` this worker still holds (claimed by it, still
+        ``sending``) to a full lease from now; the ids it still holds. A row another worker took
+        after this one's lease ran out stays theirs."""
+        if not ids:
+            return set()
+        now = self.clock()
+        mine = and_(
+            Notification.id.in_(list(ids)),
+            Notification.claimed_by == self.name,
+            Notification.state == "sending",
+        )
+        with unit_of_work(self.database.sessions, write=True) as session:
+            session.execute(
+                update(Notification)
+                .where(mine)
+                .values(claimed_until=now + self.rules.lease)
+                .execution_options(synchronize_session=False)
+            )
+            return set(session.scalars(select(Notification.id).where(mine)))
+
+    def renew_batch(self, batch: _Batch) -> set[int]:
+        """Renew the lease on the rows of ``batch`` still to send (see :meth:`renew`)."""
+        now = self.clock()
+        held = self.renew(batch.remaining())
+        batch.renewed(now)
+        return held
+
     def run_once(self) -> int:
-        """Claim one batch and deliver it; the number of rows handled."""
+        """Claim one batch and deliver it; the number of rows handled.
+
+        While the batch is sent, a heartbeat thread renews the lease on the rows not yet done
+        every ``rules.heartbeat`` (a slow send does not lose them to another worker)."""
         ids = self.claim()
         if not ids:
             return 0
+        batch = _Batch(ids, claimed_at=self.clock())
+        heartbeat = _Heartbeat(self, batch)
+        heartbeat.start()
         try:
             for row_id in ids:
-                self.deliver(row_id)
+                self.deliver(row_id, batch)
+                batch.done(row_id)
         finally:
+            heartbeat.stop()
             for name, channel in self.channels.items():
                 try:
                     channel.close()
@@ -145,29 +224,45 @@ class Dispatcher:
 
     # Delivering ----------------------------------------------------------------------------
 
-    def deliver(self, row_id: int) -> None:
+    def deliver(self, row_id: int, batch: _Batch | None = None) -> None:
         """Deliver one claimed row and record what happened. Never raises for one bad row.
 
         Three steps, so that no transaction stays open while the channel talks to the network:
         read and render (a read), send (no transaction), record the result (a short write).
+        First, once a quarter of the lease has passed since the ``batch``'s lease was renewed,
+        it is renewed on the rows still to send; a row whose lease ran out and that another
+        worker took is left to that worker.
         """
+        if batch is not None and batch.renewal_due(self.clock(), self.rules.heartbeat):
+            held = self.renew_batch(batch)
+            if row_id not in held:
+                return  # the lease ran out and another worker took it
+        attempts: int | None = None
         try:
             with self.database.sessions() as session:
                 row = session.get(Notification, row_id)
                 if row is None or row.state != "sending" or row.claimed_by != self.name:
                     return  # the lease ran out and another worker took it
                 attempts = row.attempts
+                if (row.claimed_until is None or row.claimed_until <= self.clock()) and (
+                    row_id not in self.renew([row_id])
+                ):
+                    return  # ran out (the renewals failed) and another worker took it
                 message, outcome = self._prepare(session, row)
             if message is not None:
                 outcome = {**outcome, **self._send(message, attempts)}
         except Exception as exc:
+            if attempts is None:
+                raise  # the row could not even be read: the database, not the row
             log.exception("outbox row %s failed unexpectedly", row_id)
             outcome = self._failure(attempts, f"{type(exc).__name__}: {exc}", temporary=True)
         self._record(row_id, outcome)
 
     def _record(self, row_id: int, outcome: dict[str, Any]) -> None:
         with unit_of_work(self.database.sessions, write=True) as session:
-            row = session.get(Notification, row_id)
+            # Locked: a worker that takes the row over (this one's lease ran out) waits, or
+            # went first and the row is theirs: never a result written over another's claim.
+            row = session.get(Notification, row_id, with_for_update=True)
             if row is None or row.claimed_by != self.name or row.state != "sending":
                 return
             told = outcome.pop("told", None)
@@ -218,6 +313,7 @@ class Dispatcher:
             else (),
             event=row.event,
             data=self._event_data(row, booking),
+            message_uid=row.message_uid,
         )
         outcome: dict[str, Any] = {"last_error": note}
         if booking is not None and times is not None:
@@ -394,6 +490,60 @@ class Dispatcher:
             "staff": booking.staff_member.slug,
             "sequence": booking.sequence,
         }
+
+
+class _Batch:
+    """The rows of a claimed batch not yet handled and when their lease was last renewed;
+    shared by the sending thread and the heartbeat thread."""
+
+    def __init__(self, ids: list[int], claimed_at: datetime) -> None:
+        self._ids = list(ids)
+        self._renewed_at = claimed_at
+        self._lock = threading.Lock()
+
+    def done(self, row_id: int) -> None:
+        with self._lock:
+            self._ids.remove(row_id)
+
+    def remaining(self) -> list[int]:
+        with self._lock:
+            return list(self._ids)
+
+    def renewed(self, at: datetime) -> None:
+        with self._lock:
+            self._renewed_at = max(self._renewed_at, at)
+
+    def renewal_due(self, now: datetime, heartbeat: timedelta) -> bool:
+        with self._lock:
+            return now - self._renewed_at >= heartbeat
+
+
+class _Heartbeat:
+    """Renews the lease on a batch's remaining rows every ``rules.heartbeat`` while the batch is
+    sent, so that a send slower than the lease (a mail server that answers slowly) keeps them."""
+
+    def __init__(self, dispatcher: Dispatcher, batch: _Batch) -> None:
+        self.dispatcher = dispatcher
+        self.batch = batch
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"outbox-lease {dispatcher.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = self.dispatcher.rules.heartbeat.total_seconds()
+        while not self._stopped.wait(interval):
+            try:
+                self.dispatcher.renew_batch(self.batch)
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.exception("renewing the outbox lease of %s failed", self.dispatcher.name)
 
 
 def awaiting_approval(workflow: Workflow, booking: Booking) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +14,20 @@ from bookwise.db import Base, utcnow
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "dead", "skipped", "withdrawn")
 
 
+def new_message_uid() -> str:
+    """A new outbox row's ``message_uid``: random, unique across instances and databases."""
+    return uuid.uuid4().hex
+
+
 class Notification(Base):
     """A message to send, written in the same transaction as the change that caused it.
 
     ``idempotency_key`` (booking, rule, occurrence) is unique: planning the same message twice is
     impossible. Workers claim due rows with a lease (``claimed_until``) that expires if they die.
+
+    ``message_uid`` names the message itself, the same on every attempt: the e-mail's Message-ID
+    and the webhook's ``webhook-id`` are made from it, so that a receiver drops the copy a worker
+    that died before recording the result sends again (docs/notifications.md, Delivery).
     """
 
     __tablename__ = "outbox"
@@ -25,6 +35,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_uid: Mapped[str] = mapped_column(String(40), unique=True, default=new_message_uid)
     booking_id: Mapped[int | None] = mapped_column(
         ForeignKey("bookings.id", ondelete="CASCADE"), index=True
     )

@@ -9,6 +9,7 @@ and switches days without reloading.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from calendar import Calendar as MonthCalendar
 from collections import defaultdict
@@ -43,6 +44,7 @@ from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.messages import describe, state_name
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
+    CONSENT_REFUSALS,
     BookingContext,
     BookingError,
     Busy,
@@ -58,8 +60,11 @@ from bookwise.bookings.services import (
     find_service,
     manage_token,
     reschedule_booking,
+    withdraw_consent,
+    withdrawal_cancels,
 )
 from bookwise.calendars.models import Calendar, Service
+from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
 from bookwise.formatting import (
@@ -75,7 +80,8 @@ from bookwise.formatting import (
     zone_place,
 )
 from bookwise.i18n import format_locale, gettext, ngettext
-from bookwise.notifications.context import manage_url
+from bookwise.notifications.context import consent_version, manage_url
+from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.public.forms import (
     ActionForm,
     booking_form,
@@ -728,6 +734,7 @@ def _details(booking: Booking) -> dict[str, Any]:
         "manage_url": manage_url(instance().settings, booking),
         "group": workflow.capacity > 1,
         "zone": zone,
+        "consent": _consent_details(booking, zone),
     }
 
 
@@ -747,6 +754,7 @@ def manage(token: str) -> str:
     notice = {
         "rescheduled": gettext("Your booking has been moved."),
         "cancelled": gettext("Your booking has been cancelled."),
+        "withdrawn": gettext("Your consent has been withdrawn."),
     }.get(request.args.get("done", ""))
     return render_template(
         "public/booking.html", booking=_details(booking), confirmation=False, notice=notice
@@ -865,4 +873,120 @@ def reschedule(token: str) -> Any:
         problem=problem,
         token=token,
         **_picker_page_values(context, picker),
+    ), (409 if problem else 200)
+
+
+# --- the client's own data (docs/privacy.md, "A client's rights") --------------------------------
+
+
+@blueprint.get("/manage/<token>/data.json")
+def client_data(token: str) -> Response:
+    """Download everything held about the client of this booking (audited)."""
+    _booking(token)
+    db_session().close()  # one connection at a time: the write below takes its own
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        data = export_booking_client(session, find_by_manage_token(session, token), now())
+        record_export(session, data, "client")
+    response = Response(json.dumps(data, ensure_ascii=False, indent=2), mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
+    return response
+
+
+@blueprint.route("/manage/<token>/erase", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def erase(token: str) -> Any:
+    """Erase the client's data after a confirmation; the link stops working."""
+    booking = _booking(token)
+    posted = request.method == "POST"
+    form = ActionForm(
+        request.form if posted else None, meta={"csrf_context": f"erase:{booking.uid}"}
+    )
+    workflow = context_of(booking).workflow
+    too_late = (
+        booking.holds_slot
+        and booking.start_at > now()
+        and not client_may_change(workflow, booking, now())
+    )
+    problem = None
+    if posted and not too_late:
+        if form.validate():
+            details = _details(booking)
+            db_session().close()  # one connection at a time: the write below takes its own
+            with unit_of_work(instance().database.sessions, write=True) as session:
+                erase_booking_client(
+                    session,
+                    find_by_manage_token(session, token),
+                    "client",
+                    now(),
+                    secret=secret_key_of(instance().settings),
+                    plugins=plugin_host(),
+                )
+            return render_template("public/erase.html", booking=details, form=None, done=True)
+        problem = gettext("This form has expired. Reload the page and try again.")
+    return render_template(
+        "public/erase.html",
+        booking=_details(booking),
+        form=form,
+        done=False,
+        too_late=too_late,
+        problem=problem,
+    ), (409 if problem else 200)
+
+
+# --- the client's consent: what they agreed to, and its withdrawal (docs/privacy.md) -----------
+
+
+def _consent_details(booking: Booking, zone: str) -> dict[str, Any] | None:
+    """The consent the client gave on this booking, for the manage page; None without one."""
+    consent = booking.consent
+    if consent is None:
+        return None
+    fmt = formats()
+    return {
+        "text": consent.text,
+        "link": consent.link or "",
+        "version": consent_version(booking),
+        "given_at": format_when(consent.given_at, zone, fmt),
+        "withdrawn_at": format_when(consent.withdrawn_at, zone, fmt)
+        if consent.withdrawn_at is not None
+        else "",
+        # Said before the client confirms: withdrawing it cancels the booking.
+        "cancels": withdrawal_cancels(booking, now()),
+    }
+
+
+@blueprint.route("/manage/<token>/consent/withdraw", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def consent_withdraw(token: str) -> Any:
+    """Withdraw the consent given on this booking, after saying what it does."""
+    booking = _booking(token)
+    posted = request.method == "POST"
+    form = ActionForm(
+        request.form if posted else None, meta={"csrf_context": f"withdraw:{booking.uid}"}
+    )
+    problem = None
+    if posted:
+        if form.validate():
+            db_session().close()  # one connection at a time: the write below takes its own
+            try:
+                with unit_of_work(instance().database.sessions, write=True) as session:
+                    withdraw_consent(
+                        session,
+                        find_by_manage_token(session, token),
+                        now(),
+                        plugins=plugin_host(),
+                    )
+            except BookingError as refused:
+                problem = (
+                    gettext(CONSENT_REFUSALS[refused.code])
+                    if refused.code in CONSENT_REFUSALS
+                    else describe(refused.code, gettext, refused.told)
+                )
+                booking = _booking(token)
+            else:
+                return redirect(link("manage", token=token, done="withdrawn"))
+        else:
+            problem = gettext("This form has expired. Reload the page and try again.")
+    return render_template(
+        "public/withdraw.html", booking=_details(booking), form=form, problem=problem
     ), (409 if problem else 200)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from bookwise.config import Settings
 from bookwise.database import Database
 from bookwise.plugins.host import PluginHost
-from bookwise.scheduling.registry import Every, Job, JobContext
+from bookwise.scheduling.registry import Daily, Every, Job, JobContext
 from bookwise.scheduling.services import job_rows
 
 COMPLETE_PAST_EVERY = 300  # seconds
 # How often the job looks for due calendar sources; each source's own pace is
 # feeds.refresh_minutes (and its back-off after failures).
 REFRESH_FEEDS_EVERY = 60  # seconds
+# Retention runs once a day at a quiet hour (UTC): see bookwise.privacy.retention.
+RETENTION_AT = time(3, 30)
 
 
 def deliver_outbox(context: JobContext) -> str | None:
@@ -48,6 +50,23 @@ def refresh_calendar_feeds(context: JobContext) -> str | None:
     return f"{len(outcomes)} calendar(s) read, {failed} failed"
 
 
+def apply_retention(context: JobContext) -> str | None:
+    """Apply the workflows' retention (see bookwise.privacy.retention), audited per calendar
+    and workflow."""
+    from bookwise.config import secret_key_of
+    from bookwise.privacy.retention import run_retention
+
+    done = run_retention(
+        context.database.sessions, context.now, secret=secret_key_of(context.settings)
+    )
+    if done.empty:
+        return None
+    return (
+        f"{done.answers} booking(s) without answers, {done.clients} client(s) erased, "
+        f"{done.messages} message(s) purged"
+    )
+
+
 def core_jobs(settings: Settings) -> list[Job]:
     return [
         Job(
@@ -73,6 +92,14 @@ def core_jobs(settings: Settings) -> list[Job]:
             once=True,  # one process reads each calendar address, under the lease
             lease=timedelta(minutes=30),
             description="read staff members' own calendars for the times they are busy",
+        ),
+        Job(
+            "apply-retention",
+            apply_retention,
+            Daily(RETENTION_AT),
+            once=True,  # one process erases, under the lease
+            lease=timedelta(hours=1),
+            description="remove the answers, clients and messages past their workflow's retention",
         ),
     ]
 

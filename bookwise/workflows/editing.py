@@ -21,7 +21,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from bookwise.documents import DocumentError, parse_document
+from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
 from bookwise.errors import N_, Problem
 from bookwise.workflows.language import default_notifications, event_names
 from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, FOLLOW_UP, REMINDER, Lifecycle
@@ -713,9 +713,12 @@ def _yaml() -> YAML:
 
 
 def load_map(text: str | None) -> CommentedMap:
-    """The round-trip map of a workflow's YAML (an empty one for a new workflow)."""
+    """The round-trip map of a workflow's YAML (an empty one for a new workflow);
+    :class:`~bookwise.documents.DocumentError` for YAML beyond the limits every file is held to
+    (:func:`~bookwise.documents.check_yaml_bounds`)."""
     if not text or not text.strip():
         return CommentedMap()
+    check_yaml_bounds(text, "workflow.yaml")
     loaded = _yaml().load(text)
     return loaded if isinstance(loaded, CommentedMap) else CommentedMap()
 

@@ -54,7 +54,7 @@ from bookwise.db import begin_write
 from bookwise.errors import NotFound
 from bookwise.formatting import format_clock, format_day, format_when
 from bookwise.i18n import gettext, language_name
-from bookwise.notifications.context import answer_text, reference
+from bookwise.notifications.context import answer_text, consent_version, reference
 from bookwise.notifications.models import Notification
 from bookwise.public.forms import booking_form, booking_request, mark_answer_problems
 from bookwise.web import instance, now, plugin_host
@@ -312,6 +312,10 @@ class BookingsView(AdminView):
             consent_language=language_name(booking.consent.locale, locale)
             if booking.consent
             else "",
+            consent_version=consent_version(booking),
+            consent_withdrawn_at=format_when(booking.consent.withdrawn_at, zone, locale)
+            if booking.consent and booking.consent.withdrawn_at
+            else "",
             history=[self._history_entry(e, workflow, locale, zone) for e in booking.history],
             messages=[
                 {
@@ -351,6 +355,7 @@ class BookingsView(AdminView):
             "rescheduled": gettext("Moved"),
             "reassigned": gettext("Given to another staff member"),
             "meeting_failed": gettext("No meeting link"),
+            "consent_withdrawn": gettext("Consent withdrawn"),
         }
         details = dict(event.details or {})
         note = ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import g, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import get_locale, lazy_gettext
 from werkzeug.wrappers import Response
@@ -38,6 +38,7 @@ from bookwise.admin.base import ActionForm, AdminView, Form, options, per_langua
 from bookwise.admin.display import workflow_name
 from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar, slugify
 from bookwise.calendars.models import Calendar
+from bookwise.documents import DocumentError
 from bookwise.errors import NotFound, Problem, errors_only
 from bookwise.formatting import format_when, human_duration
 from bookwise.i18n import gettext
@@ -576,7 +577,18 @@ class WorkflowsView(AdminView):
         version = latest_version(self.db, record.id)
         assert version is not None
         if request.method == "GET":
-            data = load_map(version.source_text)
+            try:
+                data = load_map(version.source_text)
+            except DocumentError as exc:
+                # A version stored before the YAML limits: only its text can be edited.
+                flash(
+                    gettext(
+                        "This version cannot be opened in the form: %(problem)s. Edit its YAML.",
+                        problem=str(exc),
+                    ),
+                    "error",
+                )
+                return redirect(self.get_url(".yaml", slug=slug))
             values = structured(data, _fallback())
             form = self._editor_form(form_data(values, _locales()), dict(data), False)
             return self._editor_page(form, record, [], None)
@@ -586,7 +598,11 @@ class WorkflowsView(AdminView):
         locales = _locales()
         version = latest_version(self.db, record.id) if record else None
         source = version.source_text if version else None
-        definition = dict(load_map(source)) if source else {}
+        try:
+            definition = dict(load_map(source)) if source else {}
+        except DocumentError:
+            assert record is not None  # a new workflow has no stored text
+            return redirect(self.get_url(".yaml", slug=record.slug))
         form = self._editor_form(None, definition, new, formdata=request.form)
         if not form.validate_on_submit():
             if form.csrf_token.errors:

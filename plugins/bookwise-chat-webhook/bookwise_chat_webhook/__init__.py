@@ -84,6 +84,10 @@ class ChatWebhookChannel(Channel):
                     handle.write(json.dumps({"channel": "chat", "post": body.decode()}) + "\n")
             return "dry-run"
         headers = {"Content-Type": "application/json"}
+        if message.message_uid:
+            # The same on every attempt: a receiver that keeps the ids it handled drops a
+            # message sent twice after a crash (Slack and Teams ignore it).
+            headers["webhook-id"] = message.message_uid
         answer = post(self.url, body, headers, self.timeout, "the chat webhook")
         return f"{self.format}-{answer.status}"
 

@@ -42,6 +42,9 @@ def test_staff_notices_reach_the_team_channel(tmp_path: Path, format: str) -> No
         assert receiver.requests, "nothing was posted"
         call = receiver.requests[0]
         assert call.path == "/hook" and call.headers["Content-Type"] == "application/json"
+        with bw.database.sessions() as session:
+            uids = set(session.scalars(select(Notification.message_uid)))
+        assert {k.lower(): v for k, v in call.headers.items()}["webhook-id"] in uids
         post = json.loads(call.body)
         if format == "slack":
             assert post["text"].startswith("*") and "_for " in post["text"]
