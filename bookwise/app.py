@@ -208,7 +208,7 @@ def _register_error_pages(app: Flask) -> None:
             }.get(code, "http_error")
             message = {
                 413: "the body is larger than 64 KiB",
-                429: "too many requests from here; wait as long as Retry-After says and try again",
+                429: "too many requests in a short time; retry after the seconds in Retry-After",
             }.get(code, error.description)
             answer = api_error(code, name, message or error.name)
             if code == 429:
@@ -240,8 +240,7 @@ def _register_error_pages(app: Flask) -> None:
             429: (
                 gettext("Too many attempts"),
                 gettext(
-                    "Too many requests came from your connection in a short time. Wait a few "
-                    "minutes, then try again."
+                    "Too many attempts came in a short time. Wait a few minutes, then try again."
                 ),
             ),
         }

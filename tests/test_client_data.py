@@ -307,7 +307,9 @@ def test_an_admin_looks_up_exports_and_erases_in_their_calendar(
     assert page.status_code == 200 and "Client records: 2" in html and "Erase…" in html
     missing = post(client, "/admin/clients/", {"email": "nobody@example.org"})
     assert missing.status_code == 404
-    assert "No client with the address nobody@example.org here." in missing.get_data(as_text=True)
+    assert "No client with the address nobody@example.org in the calendar Acme" in missing.get_data(
+        as_text=True
+    )
     exported = post(client, "/admin/clients/export", {"email": ZOE[0]})
     assert exported.status_code == 200
     assert exported.headers["Content-Disposition"] == (

@@ -206,10 +206,12 @@ def test_withdrawing_on_the_manage_page_cancels_a_booking_that_requires_it(
     # Said before the client confirms.
     assert "withdrawing it cancels the booking" in page
     assert "Withdraw my consent and cancel the booking" in page
-    assert response.status_code == 302 and response.headers["Location"].endswith("done=withdrawn")
+    location = response.headers["Location"]
+    assert response.status_code == 302 and location.endswith("done=withdrawn_cancelled")
     web = practice.app.test_client()
-    after = web.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Your consent has been withdrawn." in after and "You withdrew it on" in after
+    after = web.get(location).get_data(as_text=True)
+    assert "Your consent has been withdrawn, and so your booking has been cancelled." in after
+    assert "You withdrew it on" in after
 
     with practice.database.sessions() as session:
         booking = session.get(Booking, booking_id)

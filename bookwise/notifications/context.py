@@ -152,7 +152,8 @@ def booking_context(
             "phone": booking.client.phone or "",
         },
         "staff": {"name": booking.staff_member.name, "email": booking.staff_member.email},
-        "manage_url": manage_url(settings, booking),
+        # In the message's language: the page then speaks it, whatever the browser says.
+        "manage_url": f"{manage_url(settings, booking)}?lang={locale}",
         "booking_url": f"{settings.base_url}/{calendar.slug}/{workflow.id}",
         "answers": answers,
         "consent": consent_values(booking, zone, locale),

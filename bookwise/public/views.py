@@ -755,6 +755,9 @@ def manage(token: str) -> str:
         "rescheduled": gettext("Your booking has been moved."),
         "cancelled": gettext("Your booking has been cancelled."),
         "withdrawn": gettext("Your consent has been withdrawn."),
+        "withdrawn_cancelled": gettext(
+            "Your consent has been withdrawn, and so your booking has been cancelled."
+        ),
     }.get(request.args.get("done", ""))
     return render_template(
         "public/booking.html", booking=_details(booking), confirmation=False, notice=notice
@@ -907,6 +910,8 @@ def erase(token: str) -> Any:
         and booking.start_at > now()
         and not client_may_change(workflow, booking, now())
     )
+    upcoming = booking.holds_slot and booking.start_at > now()
+    consented = booking.consent is not None
     problem = None
     if posted and not too_late:
         if form.validate():
@@ -921,7 +926,9 @@ def erase(token: str) -> Any:
                     secret=secret_key_of(instance().settings),
                     plugins=plugin_host(),
                 )
-            return render_template("public/erase.html", booking=details, form=None, done=True)
+            return render_template(
+                "public/erase.html", booking=details, form=None, done=True, upcoming=upcoming
+            )
         problem = gettext("This form has expired. Reload the page and try again.")
     return render_template(
         "public/erase.html",
@@ -929,6 +936,8 @@ def erase(token: str) -> Any:
         form=form,
         done=False,
         too_late=too_late,
+        upcoming=upcoming,
+        consented=consented,
         problem=problem,
     ), (409 if problem else 200)
 
@@ -967,6 +976,7 @@ def consent_withdraw(token: str) -> Any:
     problem = None
     if posted:
         if form.validate():
+            cancels = withdrawal_cancels(booking, now())
             db_session().close()  # one connection at a time: the write below takes its own
             try:
                 with unit_of_work(instance().database.sessions, write=True) as session:
@@ -984,7 +994,8 @@ def consent_withdraw(token: str) -> Any:
                 )
                 booking = _booking(token)
             else:
-                return redirect(link("manage", token=token, done="withdrawn"))
+                done = "withdrawn_cancelled" if cancels else "withdrawn"
+                return redirect(link("manage", token=token, done=done))
         else:
             problem = gettext("This form has expired. Reload the page and try again.")
     return render_template(

@@ -80,11 +80,22 @@ class ClientsView(AdminView):
         except InvalidEmail:
             return None, gettext("This is not an e-mail address: write one like name@example.org.")
         except ClientNotFound:
-            return None, gettext(
-                "No client with the address %(email)s here. Check its spelling; "
-                "capitals do not matter.",
+            scope = self._scope(form)
+            if scope is None:
+                return None, gettext(
+                    "No client with the address %(email)s in any calendar. Check its spelling; "
+                    "capitals do not matter.",
+                    email=form.email.data.strip(),
+                )
+            words = gettext(
+                "No client with the address %(email)s in the calendar %(calendar)s. Check its "
+                "spelling; capitals do not matter.",
                 email=form.email.data.strip(),
+                calendar=scope.name,
             )
+            if self.access.superadmin:
+                words += " " + gettext("To search the other calendars, tick “In every calendar”.")
+            return None, words
 
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
