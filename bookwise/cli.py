@@ -175,6 +175,68 @@ def _read_new_sources(settings: Settings, database: Any, now: datetime) -> None:
         click.echo(f"calendar feed {_outcome_line(outcome)}", err=outcome.problem is not None)
 
 
+# --- export -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def export() -> None:
+    """Write what the database holds back out as files (docs/calendars.md, Export)."""
+
+
+@export.command("calendars")
+@config_option
+@click.argument("slugs", nargs=-1)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of the standard output.",
+)
+@click.option(
+    "--include-feed-addresses",
+    is_flag=True,
+    help="Also write the addresses of staff members' published calendars (they often hold a "
+    "secret: keep such a file out of shared version control).",
+)
+@at_option
+@click.pass_context
+def export_calendars(
+    ctx: click.Context,
+    config_path: Path | None,
+    slugs: tuple[str, ...],
+    output: Path | None,
+    include_feed_addresses: bool,
+    clock: Any,
+) -> None:
+    """The calendar data file of the calendars SLUGS (default: all), for `bookwise load`."""
+    from bookwise.calendars.services import export_calendars as export_text
+    from bookwise.database import open_database, require_current_schema
+
+    settings = settings_from(ctx, config_path)
+    database = open_database(settings)
+    require_current_schema(database)
+    try:
+        with database.sessions() as session:
+            text = export_text(
+                session,
+                list(slugs) or None,
+                instance=settings.base_url,
+                now=clock(),
+                feed_addresses=include_feed_addresses,
+            )
+    finally:
+        database.engine.dispose()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BookwiseError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"calendars exported to {output}", err=True)
+
+
 # --- validate -----------------------------------------------------------------------------------
 
 

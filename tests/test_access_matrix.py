@@ -145,6 +145,7 @@ RULES: dict[str, str | dict[str, str]] = {
     "calendars.create": SUPER,
     "calendars.clone": SUPER,
     "calendars.hours": ADMIN,
+    "calendars.export": ADMIN,
     "calendars.make_feed": ADMIN,
     "calendars.stop_feed": ADMIN,
     # reports, messages, audit, jobs, plugins

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.audit.services import record
-from bookwise.calendars.data import CalendarSpec, FeedSpec, HoursRange, ServiceSpec, StaffSpec
+from bookwise.calendars.data import (
+    CalendarSpec,
+    FeedSpec,
+    HoursRange,
+    ServiceSpec,
+    StaffSpec,
+    TimeOffSpec,
+)
+from bookwise.calendars.export import calendars_yaml
 from bookwise.calendars.fetching import label_of
 from bookwise.calendars.models import (
     BusyTime,
@@ -22,7 +31,7 @@ from bookwise.calendars.models import (
     TimeOff,
     WorkingHours,
 )
-from bookwise.errors import NotFound, Problem, ProblemsError
+from bookwise.errors import NotFound, Problem, ProblemsError, did_you_mean
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -410,3 +419,120 @@ def service_pool(session: Session, service: Service) -> list[StaffMember]:
     else:
         candidates = [link.staff_member for link in service.staff_links]
     return [m for m in candidates if m.bookable and m.invitation == "accepted"]
+
+
+# --- export (bookwise export calendars, the back office's download) ----------------------------
+
+
+def calendar_specs(session: Session, slugs: Sequence[str] | None = None) -> list[CalendarSpec]:
+    """What the database holds for the calendars ``slugs`` (all, in the order they were made,
+    when None), as the specs a calendar data file would give: see
+    :mod:`bookwise.calendars.export`. Staff removed in the back office are left out (their
+    bookings keep them); time off is kept whole, past included, so that loading the export
+    where it came from removes nothing. :class:`NotFound` names an unknown slug."""
+    query = select(Calendar).options(
+        selectinload(Calendar.staff).selectinload(StaffMember.hours),
+        selectinload(Calendar.staff).selectinload(StaffMember.time_off),
+        selectinload(Calendar.staff).selectinload(StaffMember.sources),
+        selectinload(Calendar.services).selectinload(Service.staff_links),
+        selectinload(Calendar.services).selectinload(Service.workflow),
+        selectinload(Calendar.hours),
+    )
+    if slugs is None:
+        calendars = list(session.scalars(query.order_by(Calendar.id)))
+    else:
+        found = {c.slug: c for c in session.scalars(query.where(Calendar.slug.in_(set(slugs))))}
+        for slug in slugs:
+            if slug not in found:
+                known = session.scalars(select(Calendar.slug)).all()
+                raise NotFound(
+                    f"no calendar {slug!r}{did_you_mean(slug, known)} "
+                    f"(calendars: {', '.join(sorted(known)) or 'none'})"
+                )
+        calendars = [found[slug] for slug in dict.fromkeys(slugs)]
+    return [_calendar_spec(calendar) for calendar in calendars]
+
+
+def _calendar_spec(calendar: Calendar) -> CalendarSpec:
+    members = [m for m in calendar.staff if m.removed_at is None]
+    present = {m.id: m.slug for m in members}
+    return CalendarSpec(
+        slug=calendar.slug,
+        name=calendar.name,
+        description=dict(calendar.description or {}),
+        timezone=calendar.timezone,
+        locale=calendar.default_locale,
+        address=calendar.address,
+        phone=calendar.phone,
+        reply_to=calendar.reply_to,
+        published=calendar.published,
+        search_indexing=calendar.search_indexing,
+        sign_in_required=calendar.sign_in_required,
+        show_business_timezone=calendar.show_business_timezone,
+        embed_origins=tuple(calendar.embed_origins or ()),
+        hours=tuple(_ranges(calendar.hours)),
+        staff=tuple(_staff_spec(member) for member in members),
+        services=tuple(
+            ServiceSpec(
+                workflow=service.workflow.slug,
+                staff=None
+                if service.pool_by_tags
+                else tuple(
+                    present[link.staff_id]
+                    for link in service.staff_links
+                    if link.staff_id in present
+                ),
+                active=service.active,
+            )
+            for service in calendar.services
+        ),
+        plugins=tuple(calendar.plugins) if calendar.plugins is not None else None,
+    )
+
+
+def _ranges(rows: Iterable[WorkingHours]) -> list[HoursRange]:
+    return sorted(HoursRange(r.weekday, r.start_minute, r.end_minute) for r in rows)
+
+
+def _staff_spec(member: StaffMember) -> StaffSpec:
+    return StaffSpec(
+        slug=member.slug,
+        name=member.name,
+        email=member.email,
+        phone=member.phone,
+        tags=tuple(member.tags or ()),
+        bookable=member.bookable,
+        hours=None if member.uses_calendar_hours else tuple(_ranges(member.hours)),
+        time_off=tuple(
+            TimeOffSpec(start=off.start_at, end=off.end_at, reason=off.reason)
+            for off in member.time_off
+        ),
+        calendar_feeds=tuple(
+            FeedSpec(
+                url=source.url,
+                file=source.label if source.kind == "file" else None,
+                content=None,
+                account=source.account if source.kind == "caldav" else None,
+            )
+            for source in member.sources
+        ),
+    )
+
+
+def export_calendars(
+    session: Session,
+    slugs: Sequence[str] | None,
+    *,
+    instance: str,
+    now: datetime,
+    feed_addresses: bool = False,
+) -> str:
+    """The calendar data file of the calendars ``slugs`` (all when None), exported from
+    ``instance`` (its address) at ``now``; addresses of staff calendars only with
+    ``feed_addresses`` (they may hold a secret). :class:`NotFound` names an unknown slug."""
+    return calendars_yaml(
+        calendar_specs(session, slugs),
+        instance=instance,
+        exported_at=now,
+        feed_addresses=feed_addresses,
+    )

@@ -73,6 +73,7 @@ from bookwise.calendars.models import (
     StaffMember,
     TimeOff,
 )
+from bookwise.calendars.services import export_calendars
 from bookwise.calendars.sources import (
     MAX_FILE_BYTES,
     RefreshOutcome,
@@ -570,6 +571,31 @@ class CalendarsView(AdminView):
                 self.commit(gettext("Opening hours saved."))
                 return redirect(url_for(".settings", calendar_id=calendar.id) + "#hours")
         return self._settings_page(calendar, self._settings_form(calendar), week, [], True, 422)
+
+    @expose("/<int:calendar_id>/export.yaml")
+    def export(self, calendar_id: int) -> Response:
+        """The calendar as a calendar data file (``bookwise load``), for its admins: without
+        the addresses of staff members' own calendars, which may hold a secret."""
+        calendar = self._calendar(calendar_id, "admin")
+        text = export_calendars(
+            self.db, [calendar.slug], instance=instance().settings.base_url, now=now()
+        )
+        self.audit(
+            "calendar.exported",
+            object_type="calendar",
+            object_id=calendar.slug,
+            calendar_id=calendar.id,
+            details={"format": "yaml"},
+        )
+        self.db.commit()
+        return Response(
+            text,
+            mimetype="application/yaml",
+            headers={
+                "Content-Disposition": f'attachment; filename="{calendar.slug}.yaml"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @expose("/<int:calendar_id>/clone", methods=("POST",))
     def clone(self, calendar_id: int) -> Any:
