@@ -120,6 +120,9 @@ class Channel:
     """Base of every channel. Subclasses set ``name`` and implement :meth:`send`."""
 
     name: ClassVar[str] = ""
+    # What the scenario editor shows for a plugin's channel ("Pager", "WhatsApp"); the core's
+    # own and the common ones (e-mail, SMS, chat, webhook) are named by the editor itself.
+    label: ClassVar[str] = ""
     supports_html: ClassVar[bool] = False
     supports_attachments: ClassVar[bool] = False
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}

@@ -369,6 +369,12 @@ class PluginHost:
                 self.failed(factory.plugin, f"channel {name!r} could not start", exc)
         return channels
 
+    def channel_label(self, name: str) -> str:
+        """What the scenario editor calls a plugin's channel: its class's ``label`` ("" when it
+        has none)."""
+        factory = self._channels.get(name)
+        return str(getattr(factory.cls, "label", "") or "") if factory is not None else ""
+
     def channel_owner(self, name: str) -> str:
         factory = self._channels.get(name)
         return factory.plugin if factory is not None else name

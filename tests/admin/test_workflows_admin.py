@@ -338,3 +338,26 @@ def test_one_list_of_assignment_strategies(world: World) -> None:
         form_class = editor_form(("en",), [], ["email"], [], True, plugin_strategies=["fair_share"])
         choices = [choice.value for choice in form_class.assignment.kwargs["choices"]]
     assert choices == [*STRATEGY_ORDER, "fair_share"]
+
+
+def test_channels_are_offered_in_words(world: World) -> None:
+    """The message rules name channels as a business user does, the core's and common ones
+    first; a plugin's channel by its label, or its name when it has none."""
+    from bookwise.admin.views.workflows import _channel_choices
+
+    with world.app.test_request_context():
+        choices = [
+            (value, str(label))
+            for value, label in _channel_choices(["webhook", "pager", "email", "sms", "log"])
+        ]
+    assert choices == [
+        ("email", "E-mail"),
+        ("sms", "Text message (SMS)"),
+        ("webhook", "Another system (webhook)"),
+        ("log", "Log file only (for testing)"),
+        ("pager", "pager"),
+    ]
+    client = world.login("admin")
+    page = client.get("/admin/workflows/new?lang=fr").get_data(as_text=True)
+    assert ">E-mail</" in page or ">E-mail<" in page
+    assert ">Un autre système (webhook)<" in page

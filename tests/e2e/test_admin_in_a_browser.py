@@ -197,3 +197,21 @@ def test_the_back_office_in_french(browser: Any, office: Office) -> None:
     page.goto(office.base + "/admin/workflows/new")
     assert "Nouveau scénario" in page.inner_text("h1")
     context.close()
+
+
+def test_consent_details_show_once_consent_is_asked_for(browser: Any, office: Office) -> None:
+    """Issue 16: "Consent is required to book" ticked under an unticked "Ask for consent" read
+    as a contradiction; the consent's details now show only once it is asked for."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+    page = context.new_page()
+    sign_in(page, office.base)
+    page.goto(office.base + "/admin/workflows/new")
+    asked, required = page.locator("input#consent"), page.locator("input#consent_required")
+    expect(asked).not_to_be_checked()
+    expect(required).to_be_hidden()
+    asked.check()
+    expect(required).to_be_visible()
+    expect(page.locator(".consent-section textarea").first).to_be_visible()
+    asked.uncheck()
+    expect(required).to_be_hidden()
+    context.close()

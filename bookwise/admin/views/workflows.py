@@ -133,6 +133,27 @@ EVENT_LABELS = {
     "reminder": lazy_gettext("Reminder before the start"),
     "follow_up": lazy_gettext("Follow-up after the end"),
 }
+# Channels as a business user names them (a plugin's own channel: its class's ``label``, or its
+# name); the order the editor offers them.
+CHANNEL_LABELS = {
+    "email": lazy_gettext("E-mail"),
+    "sms": lazy_gettext("Text message (SMS)"),
+    "chat": lazy_gettext("Team chat"),
+    "webhook": lazy_gettext("Another system (webhook)"),
+    "log": lazy_gettext("Log file only (for testing)"),
+}
+
+
+def _channel_choices(names: Sequence[str]) -> list[tuple[str, Any]]:
+    host = instance().database.plugins
+    known = [name for name in CHANNEL_LABELS if name in names]
+    others = sorted(name for name in names if name not in CHANNEL_LABELS)
+    return [
+        *((name, CHANNEL_LABELS[name]) for name in known),
+        *((name, host.channel_label(name) or name) for name in others),
+    ]
+
+
 # The core's assignment strategies (bookwise.workflows.language.ASSIGNMENTS), as the editor
 # names them, in the order it offers them; a test checks that every strategy has its label.
 STRATEGY_LABELS = {
@@ -169,7 +190,7 @@ def editor_form(
         "field_sets": [("", "—"), *((name, name) for name in field_sets)],
         "field_types": _field_type_choices(plugin_field_types),
         "events": [(e, EVENT_LABELS.get(e, e)) for e in events],
-        "channels": [(c, c) for c in channel_names],
+        "channels": _channel_choices(channel_names),
         "strategies": [
             *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
             *(
