@@ -450,7 +450,8 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         placeholder="24h",
         also=("notifications[].after",),
         row="event",
-        cell="col-md-3 form-group",
+        # Shown for reminders and follow-ups only (admin.css: .rule-offset).
+        cell="col-md-3 form-group rule-offset",
     ),
     EditorKey(
         "to_client",
@@ -510,9 +511,9 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "template",
         "notifications[].template",
         "text",
-        N_("Template"),
+        N_("Other wording (optional)"),
         "rule",
-        help=N_("Leave empty for the event's own template."),
+        help=N_("The name of a message template; leave empty for the usual message."),
         max_length=64,
         row="event",
         cell="col-md-5 form-group",

@@ -215,3 +215,23 @@ def test_consent_details_show_once_consent_is_asked_for(browser: Any, office: Of
     asked.uncheck()
     expect(required).to_be_hidden()
     context.close()
+
+
+def test_how_long_before_shows_for_reminders_only(browser: Any, office: Office) -> None:
+    """Issue 16: "How long before or after" was shown for a "Confirmed" message."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+    page = context.new_page()
+    sign_in(page, office.base)
+    page.goto(office.base + "/admin/workflows/new")
+    page.click("button[value=add_rule]")
+    row = page.locator("fieldset[id^=rule-row-]").last
+    when, offset = row.locator("select").first, row.locator(".rule-offset")
+    expect(when).to_have_value("confirmed")
+    expect(offset).to_be_hidden()
+    when.select_option("reminder")
+    expect(offset).to_be_visible()
+    when.select_option("follow_up")
+    expect(offset).to_be_visible()
+    when.select_option("cancelled")
+    expect(offset).to_be_hidden()
+    context.close()
