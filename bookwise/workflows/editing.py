@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
+from bookwise.durations import parse_duration
 from bookwise.errors import N_, Problem
 from bookwise.workflows.language import default_notifications, event_names
 from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, FOLLOW_UP, REMINDER, Lifecycle
@@ -825,6 +826,18 @@ def _duration(value: str) -> str | None:
     return value.strip().replace(" ", "") or None
 
 
+def _same_spelling(before: Any, value: str | None) -> Any:
+    """``value``, or the duration as the file wrote it when it is the same length of time (the
+    editor gives ``90m`` for a file's ``1h30m``: no change, no diff)."""
+    if value and isinstance(before, str):
+        try:
+            if parse_duration(before) == parse_duration(value):
+                return before
+        except ValueError:
+            pass
+    return value
+
+
 def _one_or_many(values: Sequence[str]) -> Any:
     if len(values) == 1:
         return values[0]
@@ -852,7 +865,7 @@ def _encode(
         return None
     encoders: dict[str, Callable[[], Any]] = {
         "text": lambda: str(value or "").strip() or None,
-        "duration": lambda: _duration(str(value or "")),
+        "duration": lambda: _same_spelling(before, _duration(str(value or ""))),
         "choice": lambda: value or None,
         "flag": lambda: bool(value),
         "number": lambda: value,
@@ -946,12 +959,14 @@ def _write_key(
 
 def _write_delay(target: CommentedMap, key: EditorKey, values: Mapping[str, Any]) -> None:
     """``before`` of a reminder or ``after`` of a follow-up; neither on other events."""
+    before = None
     for path in (key.path, *key.also):
-        target.pop(path.rpartition(".")[2], None)
+        before = target.pop(path.rpartition(".")[2], None) or before
     event = str(values.get("on") or "")
     if event in DELAYS:
         name, default = DELAYS[event]
-        _set(target, name, _duration(str(values.get(key.name) or "")) or default)
+        written = _same_spelling(before, _duration(str(values.get(key.name) or "")))
+        _set(target, name, written or default)
 
 
 def _write_options(

@@ -78,7 +78,8 @@ def legal_consultation(values: dict[str, Any]) -> dict[str, Any]:
             "id": "legal-consultation",
             "name_en": "Legal consultation",
             "name_fr": "Consultation juridique",
-            "duration": "30m",
+            "duration-amount": "30",  # a number and a unit, as the page asks
+            "duration-unit": "m",
             "staff_tags": "consultant",
             "consent": "y",
             "consent_required": "y",
@@ -169,8 +170,9 @@ def test_errors_are_shown_beside_their_input_and_nothing_is_saved(world: World) 
 def test_edit_makes_a_new_version_and_keeps_what_the_editor_does_not_show(world: World) -> None:
     client = world.login("admin")
     values = editor(client, "/admin/workflows/review/edit")
-    assert values["duration"] == "45m"
-    values.update({"duration": "1h", "comment": "Longer reviews", "op": "save"})
+    assert (values["duration-amount"], values["duration-unit"]) == ("45", "m")
+    values.update({"duration-amount": "1", "duration-unit": "h"})
+    values.update({"comment": "Longer reviews", "op": "save"})
     response = client.post("/admin/workflows/review/edit", data=values)
     assert response.status_code == 302
     with db(world) as session:
@@ -361,3 +363,34 @@ def test_channels_are_offered_in_words(world: World) -> None:
     page = client.get("/admin/workflows/new?lang=fr").get_data(as_text=True)
     assert ">E-mail</" in page or ">E-mail<" in page
     assert ">Un autre système (webhook)<" in page
+
+
+def test_durations_are_a_number_and_a_unit(world: World) -> None:
+    """Issue 16: durations were typed as 30m and 24h; the editor asks for a number and a unit,
+    and the file keeps its own spelling of an unchanged duration."""
+    from bookwise.admin.durations import split_duration
+
+    assert split_duration("90m") == ("90", "m")
+    assert split_duration("1h30m") == ("90", "m")
+    assert split_duration("24h") == ("24", "h")
+    assert split_duration("48h") == ("2", "d")
+    assert split_duration("30d") == ("30", "d")
+    assert split_duration("half an hour") is None
+
+    client = world.login("admin")
+    page = client.get("/admin/workflows/review/edit").get_data(as_text=True)
+    assert re.search(r'<input type="number"[^>]*name="duration-amount"', page)
+    assert re.search(r'<select name="duration-unit"[^>]*aria-label="Unit"', page)
+    values = form_fields(page)
+    # A comma is not a whole number: refused beside the input, nothing saved.
+    values.update({"duration-amount": "1,5", "duration-unit": "h", "op": "save"})
+    refused = client.post("/admin/workflows/review/edit", data=values)
+    assert refused.status_code == 422
+    assert 'id="duration-error"' in refused.get_data(as_text=True)
+    values.update({"duration-amount": "2", "duration-unit": "h"})
+    assert client.post("/admin/workflows/review/edit", data=values).status_code == 302
+    with db(world) as session:
+        record = session.scalars(
+            select(WorkflowRecord).where(WorkflowRecord.slug == "review")
+        ).one()
+        assert record.versions[-1].definition["duration"] == "2h"

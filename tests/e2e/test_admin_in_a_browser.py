@@ -136,7 +136,8 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     page.fill("#id", "legal-consultation")
     page.fill("#name_en", "Legal consultation")
     page.fill("#name_fr", "Consultation juridique")
-    page.fill("#duration", "30m")
+    page.fill("#duration", "30")  # a number, and its unit
+    page.select_option("select[name=duration-unit]", "m")
     page.click("button[value=add_field]")
     page.click("button[value=add_field]")
     page.fill("#fields-0-id", "matter")
@@ -155,7 +156,8 @@ def test_a_business_user_sets_up_a_scenario_and_an_admin_rewords_a_message(
     # The usual messages are there already, the 24-hour reminder among them.
     reminder = page.locator("select[name$='-on'] >> nth=3")
     assert reminder.input_value() == "reminder"
-    assert page.locator("#rules-3-offset").input_value() == "24h"
+    assert page.locator("#rules-3-offset").input_value() == "24"
+    assert page.locator("select[name=rules-3-offset-unit]").input_value() == "h"
     page.click("button[value=save]")
     page.wait_for_selector("text=Scenario created (version 1)")
     page.click("button:has-text('Publish')")

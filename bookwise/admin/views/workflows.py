@@ -36,6 +36,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
 from bookwise.admin.display import workflow_name
+from bookwise.admin.durations import DurationField
 from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar, slugify
 from bookwise.calendars.models import Calendar
 from bookwise.documents import DocumentError
@@ -297,6 +298,10 @@ def _unbound_field(
         )
     if key.kind == "lines":
         return TextAreaField(label, **extra)
+    if key.kind in ("duration", "delay"):
+        extra.get("render_kw", {}).pop("placeholder", None)  # "24h" means nothing here
+        unit = "h" if key.kind == "delay" else "m"
+        return DurationField(label, validators=length, default_unit=unit, **extra)
     return StringField(label, validators=length, **extra)
 
 
