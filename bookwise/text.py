@@ -9,7 +9,9 @@ tabs.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Collection
 
 from bookwise.errors import N_, Message
 
@@ -41,3 +43,25 @@ def unstorable_text(text: str, *, multiline: bool = False) -> Message | None:
         elif not multiline and (char in _DIRECTION_CONTROLS or char in _LINE_SEPARATORS):
             control = True
     return Message(CONTROL) if control else None
+
+
+def slugify(text: str) -> str:
+    """``"Cléo Martin"`` -> ``"cleo-martin"``: an identifier for a name (may be empty)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:60]
+
+
+def identifier_for(label: str, taken: Collection[str], *, prefix: str = "question") -> str:
+    """An identifier made from a label, as field ids are written (``"Area of law"`` ->
+    ``area_of_law``): lower-case letters, digits and ``_``, starting with a letter, at most 40
+    characters, and none of ``taken`` (``_2``, ``_3``... added). A label without a letter
+    to keep (Arabic, emoji) gives ``prefix``."""
+    base = slugify(label).replace("-", "_")[:40].strip("_")
+    if not base or not base[0].isalpha():
+        base = f"{prefix}_{base}".strip("_")[:40] if base else prefix
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        suffix = f"_{number}"
+        candidate = base[: 40 - len(suffix)] + suffix
+    return candidate

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ from bookwise.errors import N_, BookwiseError, InvalidInput, Message, NotFound
 from bookwise.notifications.context import calendar_values
 from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_staff_notice, plan_time_off_notice
-from bookwise.text import unstorable_text
+from bookwise.text import slugify, unstorable_text
 from bookwise.timezones import parse_zone
 from bookwise.workflows.loader import CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
@@ -76,12 +75,6 @@ def check_slug(value: str) -> bool:
 
 def check_origin(value: str) -> bool:
     return len(value) <= 200 and bool(_pattern("origin").match(value))
-
-
-def slugify(text: str) -> str:
-    """``"Cléo Martin"`` -> ``"cleo-martin"``: an identifier for a name (may be empty)."""
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:60]
 
 
 def _audit(

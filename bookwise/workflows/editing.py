@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
 from bookwise.durations import parse_duration
 from bookwise.errors import N_, Problem
+from bookwise.text import identifier_for, slugify
 from bookwise.workflows.language import default_notifications, event_names
 from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, FOLLOW_UP, REMINDER, Lifecycle
 from bookwise.workflows.loader import CheckContext, CheckedWorkflow, check_workflow
@@ -149,7 +150,10 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "text",
         N_("Identifier"),
         "service",
-        help=N_("Used in the page's address, like legal-consultation. It cannot change later."),
+        help=N_(
+            "Used in the page's address, like legal-consultation; made from the name when left "
+            "empty. It cannot change later."
+        ),
         max_length=63,
         locked=True,
     ),
@@ -345,6 +349,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "text",
         N_("Identifier"),
         "question",
+        help=N_("Made from the question when left empty."),
         max_length=40,
         row="head",
         cell="col-md-4 form-group",
@@ -1000,6 +1005,7 @@ def write(
     being edited, None for a new workflow)."""
     data = load_map(source_text)
     original = copy.deepcopy(data)
+    _name_what_is_unnamed(values, fallback)
     _write_keys(data, original, keys_of(None), values.values, fallback)
     _set(data, "fields", _fields(values.fields, original.get("fields") or [], fallback))
     rules = _rules(values.rules, original, fallback)
@@ -1026,6 +1032,36 @@ def _link(value: str, previous: Any, fallback: str) -> Any:
 def _base(row: Row, previous: Sequence[Any]) -> Any:
     """The entry the row came from in the version being edited, if any."""
     return previous[row.source] if row.source is not None and row.source < len(previous) else None
+
+
+def _wording(texts: Any, fallback: str) -> str:
+    """The text of a ``texts`` input in the default language, else the first one given."""
+    if not isinstance(texts, Mapping):
+        return str(texts or "").strip()
+    for code in (fallback, *texts):
+        text = texts.get(code)
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+    return ""
+
+
+def _name_what_is_unnamed(values: StructuredWorkflow, fallback: str) -> None:
+    """Identifiers a person left empty, made from the words they typed: a new scenario's from its
+    name (``legal-consultation``), a question's from its wording (``area_of_law``). One typed
+    stays as typed; an existing question keeps its own (answers are stored under it)."""
+    if not str(values.values.get("id") or "").strip():
+        made = slugify(_wording(values.values.get("name"), fallback))[:63].strip("-")
+        if made:
+            values.values["id"] = made
+    rows = [row for row in values.fields if not row.removed and not row.values.get("include")]
+    taken = {str(row.values.get("id") or "").strip() for row in rows} - {""}
+    for row in rows:
+        if str(row.values.get("id") or "").strip():
+            continue
+        wording = _wording(row.values.get("label"), fallback)
+        if wording:  # no words either: the check asks for them
+            row.values["id"] = identifier_for(wording, taken)
+            taken.add(row.values["id"])
 
 
 def _fields(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> CommentedSeq | None:

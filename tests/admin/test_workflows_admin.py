@@ -394,3 +394,42 @@ def test_durations_are_a_number_and_a_unit(world: World) -> None:
             select(WorkflowRecord).where(WorkflowRecord.slug == "review")
         ).one()
         assert record.versions[-1].definition["duration"] == "2h"
+
+
+def test_identifiers_are_made_from_the_words_typed(world: World) -> None:
+    """Issue 16: a question without an identifier was refused ("missing required key 'id'");
+    the editor now makes one from the question's words, and a scenario's from its name."""
+    from bookwise.text import identifier_for
+
+    assert identifier_for("Area of law", set()) == "area_of_law"
+    assert identifier_for("Área del derecho?", {"area_del_derecho"}) == "area_del_derecho_2"
+    assert identifier_for("2nd opinion", set()) == "question_2nd_opinion"
+    assert identifier_for("ما سبب الزيارة؟", set()) == "question"
+    assert len(identifier_for("x" * 80, set())) == 40
+
+    client = world.login("admin")
+    values = legal_consultation(editor(client, "/admin/workflows/new"))
+    values["id"] = ""
+    for _ in range(2):
+        values["op"] = "add_field"
+        page = client.post("/admin/workflows/new", data=values).get_data(as_text=True)
+        values = form_fields(page)
+    values.update(
+        {
+            "fields-0-label_en": "Area of law",
+            "fields-0-label_fr": "Domaine du droit",
+            "fields-1-label_en": "",
+            "fields-1-label_fr": "Domaine du droit",  # the same words: another identifier
+            "op": "save",
+        }
+    )
+    response = client.post("/admin/workflows/new", data=values)
+    assert response.status_code == 302, re.findall(
+        r"invalid-feedback[^>]*>([^<]+)", response.get_data(as_text=True)
+    )
+    with db(world) as session:
+        record = session.scalars(
+            select(WorkflowRecord).where(WorkflowRecord.slug == "legal-consultation")
+        ).one()
+        fields = record.versions[-1].definition["fields"]
+    assert [f["id"] for f in fields] == ["area_of_law", "domaine_du_droit"]

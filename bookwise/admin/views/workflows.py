@@ -37,13 +37,14 @@ from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
 from bookwise.admin.display import workflow_name
 from bookwise.admin.durations import DurationField
-from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar, slugify
+from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar
 from bookwise.calendars.models import Calendar
 from bookwise.documents import DocumentError
 from bookwise.errors import NotFound, Problem, errors_only
 from bookwise.formatting import format_when, human_duration
 from bookwise.i18n import gettext
 from bookwise.public.forms import booking_form
+from bookwise.text import slugify
 from bookwise.web import instance
 from bookwise.workflows.editing import (
     EDITOR_KEYS,
