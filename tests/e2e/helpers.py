@@ -42,7 +42,14 @@ def open_day(page: Any, not_before: date) -> str:
         expect(page.locator("#picker-title")).not_to_have_text(month)
     else:
         raise AssertionError(f"no free day on or after {not_before} in four months")
-    page.locator(f'a.day.free[data-day="{later[0]}"]').click()
+    day = page.locator(f'a.day.free[data-day="{later[0]}"]')
+    if "selected" not in (day.get_attribute("class") or ""):
+        # The script fetches the day's times and replaces the list: wait until the old times
+        # are gone, or one of them may be clicked as it is replaced (seen on a loaded machine).
+        old = page.locator("ul.slots a.slot")
+        old.evaluate_all("links => links.forEach(a => a.classList.add('stale'))")
+        day.click()
+        expect(page.locator("ul.slots a.slot.stale")).to_have_count(0)
     page.locator(f'a.day.selected[data-day="{later[0]}"]').wait_for()
     return str(later[0])
 
