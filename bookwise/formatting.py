@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -117,3 +118,54 @@ def weekday_names(locale: str | Locale) -> list[str]:
     """Short names of Monday..Sunday in ``locale``, for a calendar grid."""
     names = _locale(locale).days["format"]["abbreviated"]
     return [str(names[i]) for i in range(7)]
+
+
+WEEKDAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Words people put between days ("Monday and Wednesday"), in the shipped languages.
+_JOINERS = frozenset({"and", "et", "und", "y", "&", "at", "à", "a", "um", "les", "le"})
+
+
+def sessions_text(sessions: list[tuple[list[str], str]], locale: str | Locale) -> str:
+    """Fixed start times in words, one per line: ``Monday, Wednesday 18:00``."""
+    names = _locale(locale).days["format"]["wide"]
+    lines = []
+    for days, at in sessions:
+        words = [
+            str(names[WEEKDAY_CODES.index(day)]) if day in WEEKDAY_CODES else day for day in days
+        ]
+        lines.append(f"{', '.join(words)} {at}".strip())
+    return "\n".join(lines)
+
+
+def parse_sessions(
+    text: str, locales: tuple[str, ...]
+) -> list[tuple[list[str], str]] | tuple[int, str]:
+    """Lines like ``Monday, Wednesday 18:00`` (weekdays named in any of ``locales``, in full or
+    short, or as ``mon``...; the time on a 24-hour clock) as (weekday codes, ``HH:MM``) pairs;
+    ``(line number, the word not understood)`` for a line that is not one."""
+    words: dict[str, str] = {code: code for code in WEEKDAY_CODES}
+    for code in locales:
+        loc = _locale(code)
+        for width in ("wide", "abbreviated"):
+            for index, name in loc.days["format"][width].items():
+                words[str(name).lower().rstrip(".")] = WEEKDAY_CODES[index]
+    out: list[tuple[list[str], str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = [t for t in re.split(r"[\s,;/]+", line.strip().lower()) if t]
+        if not tokens:
+            continue
+        days, at = [], ""
+        for token in tokens:
+            clock = re.fullmatch(r"(\d{1,2})[:h.](\d{2})", token)
+            if clock and not at:
+                at = f"{int(clock.group(1)):02d}:{clock.group(2)}"
+            elif token.rstrip(".") in words:
+                day = words[token.rstrip(".")]
+                if day not in days:
+                    days.append(day)
+            elif token not in _JOINERS:
+                return number, token
+        if not days or not at:
+            return number, line.strip()
+        out.append((days, at))
+    return out

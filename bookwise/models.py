@@ -16,7 +16,12 @@ from bookwise.calendars.models import (
     WorkingHours,
 )
 from bookwise.db import Base
-from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
+from bookwise.notifications.models import (
+    MessageTemplate,
+    MessageTemplateVersion,
+    Notification,
+    SmsOptOut,
+)
 from bookwise.scheduling.models import ScheduledJob
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 
@@ -36,6 +41,7 @@ __all__ = [
     "ConsentRecord",
     "FeedLink",
     "MessageTemplate",
+    "MessageTemplateVersion",
     "Notification",
     "ScheduledJob",
     "Service",

@@ -50,6 +50,8 @@ from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.database import Database, open_database
 from bookwise.db import unit_of_work
 from bookwise.models import metadata
+from bookwise.notifications.rendering import TemplateParts
+from bookwise.notifications.services import TemplateKey, save_template
 from bookwise.workflows.models import WorkflowRecord as Workflow
 from tests.admin.conftest import NOW, PASSWORD, _seed_world, token
 from tests.conftest import (
@@ -134,10 +136,13 @@ RULES: dict[str, str | dict[str, str]] = {
     "workflows.export": VIEW,
     "workflows.preview": VIEW,
     "workflows.create": ADMIN,
+    "workflows.guided": ADMIN,
     "workflows.import_file": ADMIN,
     "workflows.edit": ADMIN,
     "workflows.yaml": ADMIN,
     "workflows.offer": ADMIN,
+    "workflows.publish": ADMIN,
+    "workflows.draft_preview": ADMIN,
     "workflows.restore": ADMIN,
     # calendars
     "calendars.index": READ,
@@ -155,6 +160,9 @@ RULES: dict[str, str | dict[str, str]] = {
     "templates.edit": ADMIN,
     "templates.live_preview": ADMIN,
     "templates.reset": ADMIN,
+    "templates.history": ADMIN,
+    "templates.version": ADMIN,
+    "templates.restore": ADMIN,
     "outbox.index": ADMIN,
     "outbox.retry": ADMIN,
     "audit.index": ADMIN,
@@ -321,6 +329,15 @@ def _seed_matrix(settings: Settings, database: Database) -> dict[str, Any]:
         found = re.search(r"/feeds/([^/]+)\.ics$", address)
         assert found is not None, address
         ids["feed_token"] = found.group(1)
+        # A version of acme's own wording of a template: the history's URLs name version 1.
+        save_template(
+            session,
+            TemplateKey("confirmed", "client", "email", "en"),
+            TemplateParts(text="Confirmed, {{ client.name }}."),
+            calendar_id=ids["acme"],
+            author="matrix",
+            now=NOW,
+        )
     return ids
 
 

@@ -117,3 +117,59 @@ class MessageTemplate(Base):
     is_default: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class MessageTemplateVersion(Base):
+    """One immutable version of a template's wording, for the instance (``calendar_id`` None) or
+    one calendar's copy: numbered 1, 2, 3... per (calendar, name, audience, channel, locale).
+
+    ``action`` says how the wording came to be: ``saved`` (edited), ``reset`` (back to the
+    default), ``restored`` (an earlier version again), or ``default`` (version 1, the wording a
+    first save replaced: there is always something to go back to). Kept when the template's row
+    is reset or deleted; a calendar's versions go with the calendar.
+    """
+
+    __tablename__ = "message_template_versions"
+    __table_args__ = (
+        Index(
+            "uq_message_template_versions_instance",
+            "name",
+            "audience",
+            "channel",
+            "locale",
+            "number",
+            unique=True,
+            sqlite_where=text("calendar_id IS NULL"),
+            postgresql_where=text("calendar_id IS NULL"),
+        ),
+        Index(
+            "uq_message_template_versions_calendar",
+            "calendar_id",
+            "name",
+            "audience",
+            "channel",
+            "locale",
+            "number",
+            unique=True,
+            sqlite_where=text("calendar_id IS NOT NULL"),
+            postgresql_where=text("calendar_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    number: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))  # default, saved, reset, restored
+    author: Mapped[str | None] = mapped_column(String(320))
+    comment: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<MessageTemplateVersion {self.name}/{self.audience}/{self.channel} v{self.number}>"

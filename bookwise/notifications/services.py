@@ -6,14 +6,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from bookwise.audit.services import Actor, record
 from bookwise.db import utcnow
 from bookwise.errors import BookwiseError, NotFound
-from bookwise.notifications.models import MessageTemplate, Notification, SmsOptOut
+from bookwise.notifications.models import (
+    MessageTemplate,
+    MessageTemplateVersion,
+    Notification,
+    SmsOptOut,
+)
 from bookwise.notifications.rendering import (
     TemplateParts,
     check_parts,
@@ -197,15 +203,166 @@ def save_template(
     calendar_id: int | None,
     author: str,
     ip: str | None = None,
+    comment: str | None = None,
+    now: datetime | None = None,
 ) -> MessageTemplate:
     """Save an edited template for one calendar (or, ``calendar_id`` None, for the instance),
-    after checking it renders: :class:`InvalidTemplate` otherwise, and nothing is written."""
+    after checking it renders: :class:`InvalidTemplate` otherwise, and nothing is written.
+
+    The new wording becomes a version (see :func:`template_versions`), unless it is the latest
+    version's already."""
+    change = _Change("saved", author, comment, now or utcnow())
+    row = _store(session, key, parts, calendar_id, change)[0]
+    _audit(session, "template.saved", key, calendar_id, Actor(author, ip=ip))
+    return row
+
+
+def reset_template(
+    session: Session,
+    key: TemplateKey,
+    *,
+    calendar_id: int | None,
+    folders: Sequence[Path],
+    author: str,
+    ip: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Back to the default: a calendar's copy is dropped (the instance's wording applies again);
+    the instance's edited wording gets the shipped text back. The wording that results becomes
+    a version (action ``reset``)."""
+    before = _in_force(session, key, calendar_id)
+    if calendar_id is not None:
+        own = _row(session, key, calendar_id)
+        if own is not None:
+            session.delete(own)
+            session.flush()
+    else:
+        shared = _row(session, key, None)
+        if shared is None:
+            raise NotFound(f"no template {key.name}")
+        parts = file_template(
+            [*folders, SHIPPED_TEMPLATES], key.name, key.audience, key.channel, key.locale, "en"
+        )
+        if parts is None:
+            raise NotFound(f"no default for template {key.name}")
+        shared.subject, shared.body_text, shared.body_html = parts.subject, parts.text, parts.html
+        shared.is_default = True
+        shared.updated_by = author
+    after = effective_template(session, key, calendar_id)
+    if before is not None and after is not None:
+        change = _Change("reset", author, None, now or utcnow())
+        _record_version(session, key, calendar_id, before, after.parts, change)
+    _audit(session, "template.reset", key, calendar_id, Actor(author, ip=ip))
+
+
+# --- the template's versions --------------------------------------------------------------------
+
+
+def template_versions(
+    session: Session, key: TemplateKey, calendar_id: int | None
+) -> list[MessageTemplateVersion]:
+    """The versions of a calendar's copy of ``key`` (``calendar_id`` None: the instance's
+    wording), newest first. Empty until its wording first changes."""
+    return list(
+        session.scalars(
+            select(MessageTemplateVersion)
+            .where(*_same_template(key, calendar_id))
+            .order_by(MessageTemplateVersion.number.desc())
+        )
+    )
+
+
+def template_version(
+    session: Session, key: TemplateKey, calendar_id: int | None, number: int
+) -> MessageTemplateVersion:
+    """Version ``number`` of the template; :class:`NotFound` when there is none."""
+    version = session.scalar(
+        select(MessageTemplateVersion).where(
+            *_same_template(key, calendar_id), MessageTemplateVersion.number == number
+        )
+    )
+    if version is None:
+        raise NotFound(f"no version {number} of template {key.name}")
+    return version
+
+
+def version_parts(version: MessageTemplateVersion) -> TemplateParts:
+    """The wording a version holds."""
+    return TemplateParts(text=version.body_text, subject=version.subject, html=version.body_html)
+
+
+def restore_template_version(
+    session: Session,
+    key: TemplateKey,
+    calendar_id: int | None,
+    number: int,
+    *,
+    author: str,
+    ip: str | None = None,
+    comment: str | None = None,
+    now: datetime | None = None,
+) -> MessageTemplateVersion | None:
+    """Save version ``number``'s wording again, checked as an edit is (:class:`InvalidTemplate`
+    when it no longer renders, and nothing is written). Returns the new version (action
+    ``restored``), or None when that wording is the latest version's already."""
+    old = template_version(session, key, calendar_id, number)
+    change = _Change("restored", author, comment, now or utcnow())
+    added = _store(session, key, version_parts(old), calendar_id, change)[1]
+    _audit(
+        session,
+        "template.restored",
+        key,
+        calendar_id,
+        Actor(author, ip=ip),
+        {"version": number, "new_version": None if added is None else added.number},
+    )
+    return added
+
+
+@dataclass(frozen=True)
+class _Change:
+    """How, by whom and when a template's wording changes (what its version records)."""
+
+    action: str  # default, saved, reset, restored
+    author: str | None
+    comment: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _Wording:
+    """The wording in force before a change, with who set it and when."""
+
+    parts: TemplateParts
+    author: str | None
+    at: datetime
+
+
+def _in_force(session: Session, key: TemplateKey, calendar_id: int | None) -> _Wording | None:
+    row = (_row(session, key, calendar_id) if calendar_id is not None else None) or _row(
+        session, key, None
+    )
+    if row is None:
+        return None
+    return _Wording(_parts(row), row.updated_by, row.updated_at)
+
+
+def _store(
+    session: Session,
+    key: TemplateKey,
+    parts: TemplateParts,
+    calendar_id: int | None,
+    change: _Change,
+) -> tuple[MessageTemplate, MessageTemplateVersion | None]:
+    """Check and write the template's wording, and record its version."""
     shared = _row(session, key, None)
     if shared is None:
         raise NotFound(f"no template {key.name} for {key.audience} on {key.channel}")
     problems = check_parts(parts)
     if problems:
         raise InvalidTemplate(problems)
+    before = _in_force(session, key, calendar_id)
+    assert before is not None  # the shared row at least
     row = shared if calendar_id is None else _row(session, key, calendar_id)
     if row is None:
         row = MessageTemplate(
@@ -221,51 +378,90 @@ def save_template(
     row.body_text = parts.text
     row.body_html = parts.html
     row.is_default = False
-    row.updated_by = author
+    row.updated_by = change.author
     session.flush()
-    record(
-        session,
-        "template.saved",
-        Actor(author, ip=ip),
-        object_type="template",
-        object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
-        calendar_id=calendar_id,
-    )
-    return row
+    return row, _record_version(session, key, calendar_id, before, parts, change)
 
 
-def reset_template(
+def _record_version(
     session: Session,
     key: TemplateKey,
-    *,
     calendar_id: int | None,
-    folders: Sequence[Path],
-    author: str,
-    ip: str | None = None,
+    before: _Wording,
+    after: TemplateParts,
+    change: _Change,
+) -> MessageTemplateVersion | None:
+    """A new version holding ``after``, unless the latest version holds it already. The first
+    change of a template also records the wording it replaced, as version 1 (``default``)."""
+    latest = session.scalar(
+        select(func.max(MessageTemplateVersion.number)).where(*_same_template(key, calendar_id))
+    )
+    if latest is None:
+        if before.parts == after:
+            return None
+        first = _Change("default", before.author, None, before.at)
+        _add_version(session, key, calendar_id, 1, before.parts, first)
+        latest = 1
+    elif version_parts(template_version(session, key, calendar_id, latest)) == after:
+        return None
+    return _add_version(session, key, calendar_id, latest + 1, after, change)
+
+
+def _add_version(
+    session: Session,
+    key: TemplateKey,
+    calendar_id: int | None,
+    number: int,
+    parts: TemplateParts,
+    change: _Change,
+) -> MessageTemplateVersion:
+    version = MessageTemplateVersion(
+        calendar_id=calendar_id,
+        name=key.name,
+        audience=key.audience,
+        channel=key.channel,
+        locale=key.locale,
+        number=number,
+        subject=parts.subject,
+        body_text=parts.text,
+        body_html=parts.html,
+        action=change.action,
+        author=change.author,
+        comment=change.comment or None,
+        created_at=change.at,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def _same_template(key: TemplateKey, calendar_id: int | None) -> list[ColumnElement[bool]]:
+    """The conditions naming one template's versions (the instance's, or one calendar's)."""
+    return [
+        MessageTemplateVersion.name == key.name,
+        MessageTemplateVersion.audience == key.audience,
+        MessageTemplateVersion.channel == key.channel,
+        MessageTemplateVersion.locale == key.locale,
+        MessageTemplateVersion.calendar_id.is_(None)
+        if calendar_id is None
+        else MessageTemplateVersion.calendar_id == calendar_id,
+    ]
+
+
+def _audit(
+    session: Session,
+    action: str,
+    key: TemplateKey,
+    calendar_id: int | None,
+    actor: Actor,
+    details: dict[str, Any] | None = None,
 ) -> None:
-    """Back to the default: a calendar's copy is dropped (the instance's wording applies again);
-    the instance's edited wording gets the shipped text back."""
-    if calendar_id is not None:
-        own = _row(session, key, calendar_id)
-        if own is not None:
-            session.delete(own)
-    else:
-        shared = _row(session, key, None)
-        if shared is None:
-            raise NotFound(f"no template {key.name}")
-        parts = file_template(
-            [*folders, SHIPPED_TEMPLATES], key.name, key.audience, key.channel, key.locale, "en"
-        )
-        if parts is None:
-            raise NotFound(f"no default for template {key.name}")
-        shared.subject, shared.body_text, shared.body_html = parts.subject, parts.text, parts.html
-        shared.is_default = True
-        shared.updated_by = author
     record(
         session,
-        "template.reset",
-        Actor(author, ip=ip),
+        action,
+        actor,
         object_type="template",
         object_id=f"{key.name}/{key.audience}/{key.channel}/{key.locale}",
         calendar_id=calendar_id,
+        details=details,
     )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bookwise.formatting import format_clock, format_day, format_when, human_duration
+from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_note
 from bookwise.notifications.rendering import (
     Rendered,
     TemplateProblem,
@@ -62,6 +62,8 @@ def _context(workflow: Workflow, start: datetime, zone: str, locale: str) -> dic
         date=format_day(start, locale),
         time=format_clock(start, zone, locale),
         timezone=zone,
+        when=f"{format_when(start, zone, locale)} \u2013 {format_clock(end, zone, locale)} "
+        f"({zone_note(zone, start)})",
         location=workflow.location.address.get(locale)
         if workflow.location.type == "in_person"
         else "",

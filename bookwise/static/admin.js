@@ -91,6 +91,75 @@
     });
   });
 
+  // The scenario editor's row buttons (add, move up or down, start from a lifecycle) change the
+  // page in place: the form is posted as the button would post it, and the form's content is
+  // replaced by the answer's, keeping the scroll where the row is and the focus on it. Without
+  // this script the button posts the form and the address's anchor brings the page back there.
+  var editor = document.querySelector("form.workflow-editor");
+  if (editor && window.fetch && window.FormData && window.DOMParser) {
+    var rowOps = /^(add_|lifecycle:|(fields|rules|states|transitions):(up|down):)/;
+    editor.addEventListener("click", function (event) {
+      var button = event.target.closest("button[name=op]");
+      if (!button || !rowOps.test(button.value)) { return; }
+      event.preventDefault();
+      var data = new FormData(editor);
+      data.set("op", button.value);
+      var target = button.formAction || window.location.href;
+      var anchor = target.indexOf("#") >= 0 ? target.slice(target.indexOf("#") + 1) : "";
+      button.disabled = true;
+      fetch(target.split("#")[0], {
+        method: "POST", body: data, credentials: "same-origin",
+        headers: { "X-Requested-With": "fetch" }
+      }).then(function (response) {
+        if (!response.ok) { throw new Error(response.status); }
+        return response.text();
+      }).then(function (html) {
+        var page = new DOMParser().parseFromString(html, "text/html");
+        var fresh = page.querySelector("form.workflow-editor");
+        if (!fresh) { throw new Error("no editor"); }
+        editor.innerHTML = fresh.innerHTML;  // our own page, escaped by its template
+        showChoiceButtons();
+        var row = anchor ? document.getElementById(anchor) : null;
+        if (row) {
+          row.scrollIntoView({ block: "center" });
+          var first = row.querySelector("input:not([type=hidden]), select, textarea");
+          if (first) { first.focus({ preventScroll: true }); }
+        }
+        editor.dispatchEvent(new Event("change"));  // the live preview follows
+      }).catch(function () {
+        button.disabled = false;
+        editor.requestSubmit ? editor.requestSubmit(button) : editor.submit();
+      });
+    });
+
+    // "Add a choice": another row of boxes under a list question (without this script, two
+    // empty rows are always there, and more come with each check).
+    editor.addEventListener("click", function (event) {
+      var button = event.target.closest("button.add-choice");
+      if (!button) { return; }
+      var body = button.closest(".choices").querySelector("tbody");
+      var last = body.querySelector("tr:last-child");
+      if (!last) { return; }
+      var copy = last.cloneNode(true);
+      var next = body.querySelectorAll("tr").length;
+      copy.querySelectorAll("input").forEach(function (input) {
+        ["name", "id"].forEach(function (attribute) {
+          var value = input.getAttribute(attribute);
+          if (value) { input.setAttribute(attribute, value.replace(/-options-\d+-/, "-options-" + next + "-")); }
+        });
+        var label = input.getAttribute("aria-label");
+        if (label) { input.setAttribute("aria-label", label.replace(/\d+/, String(next + 1))); }
+        input.value = "";
+      });
+      body.appendChild(copy);
+      copy.querySelector("input:not([type=hidden])").focus();
+    });
+    var showChoiceButtons = function () {
+      editor.querySelectorAll("button.add-choice").forEach(function (b) { b.hidden = false; });
+    };
+    showChoiceButtons();
+  }
+
   // Copy-paste helpers: select the whole snippet on focus.
   document.querySelectorAll(".snippet").forEach(function (field) {
     field.addEventListener("focus", function () { field.select(); });

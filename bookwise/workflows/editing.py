@@ -20,13 +20,23 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
 from bookwise.durations import parse_duration
 from bookwise.errors import N_, Problem
 from bookwise.text import identifier_for, slugify
 from bookwise.workflows.language import default_notifications, event_names
-from bookwise.workflows.lifecycle import DEFAULT_LIFECYCLE, FOLLOW_UP, REMINDER, Lifecycle
+from bookwise.workflows.lifecycle import (
+    APPROVAL_STATES,
+    APPROVAL_TRANSITIONS,
+    DEFAULT_LIFECYCLE,
+    DEFAULT_STATES,
+    DEFAULT_TRANSITIONS,
+    FOLLOW_UP,
+    REMINDER,
+    Lifecycle,
+)
 from bookwise.workflows.loader import CheckContext, CheckedWorkflow, check_workflow
 
 # The order keys take in a workflow written by the editor (the reference's order).
@@ -52,9 +62,21 @@ KEY_ORDER = (
 )
 Texts = dict[str, str]
 # The lists of rows the editor shows: the workflow's key -> the inputs' name prefix.
-ROW_LISTS = {"fields": "fields", "notifications": "rules"}
+ROW_LISTS = {
+    "fields": "fields",
+    "notifications": "rules",
+    "states": "states",
+    "transitions": "transitions",
+}
 # A row's problem on a key no input shows goes to this input of the row.
-ROW_ANCHORS = {"fields": "id", "notifications": "on"}
+ROW_ANCHORS = {"fields": "label", "notifications": "on", "states": "label", "transitions": "label"}
+# Who may make a move, as the editor offers it.
+ROLE_LABELS = (
+    ("client", N_("The client")),
+    ("staff", N_("Staff")),
+    ("admin", N_("The calendar's administrators")),
+    ("system", N_("Automatically")),
+)
 # Maps the editor writes as blocks when it creates them (the others go on one line).
 BLOCK_MAPS = frozenset({"location", "consent"})
 # The delay of a timed event: its key and the value written when the input is empty.
@@ -95,6 +117,8 @@ class EditorKey:
     also: tuple[str, ...] = ()  # other key paths whose problems show at this input
     shows_problems: bool = True  # False: its problems go to the enclosing map's or row's input
     locked: bool = False  # read-only once the workflow exists
+    always: bool = False  # a sparse key written whenever its map is (the map requires it)
+    unit: str = ""  # a duration's unit when none is typed: m, h or d
 
     @property
     def list_key(self) -> str | None:
@@ -126,7 +150,6 @@ KINDS: dict[str, Any] = {
     "number": None,  # a whole number (``minimum``, ``maximum``)
     "places": 1,  # ``capacity``: a number, or the places of ``{places: N, per: ...}``
     "texts": {},  # a text of the language: one input per language
-    "link": "",  # a link in the default language; a map of languages is kept while it holds
     "tags": [],  # a list of names, typed separated by commas
     "checks": [],  # several of ``choices``: a name or a list in the YAML
     "lines": [],  # a select field's options, one per line: value | label | label...
@@ -134,6 +157,11 @@ KINDS: dict[str, Any] = {
     "member": False,  # whether ``member`` is in the list at ``path``
     "others": "",  # the list's entries no ``member`` box stands for, separated by commas
     "delay": "",  # ``before`` of a reminder, ``after`` of a follow-up
+    "bound": "",  # a number, or a date (``2027-01-31``, ``today``): ``min`` and ``max``
+    "scalar": "",  # a value as typed: a number stays a number, ``true``/``false`` for a checkbox
+    "settings": {},  # a map of a plugin's settings, typed one ``name: value`` per line
+    "sessions": [],  # fixed start times: (weekdays, ``HH:MM``) pairs
+    "group": "staff",  # ``capacity.per``: written only in ``{places: N, per: slot}``
 }
 
 _DURATION_HELP = N_("Like 30m, 1h or 1h30m.")
@@ -260,10 +288,42 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "time",
         sparse=True,
         help=N_("1 for a one-to-one meeting; more for a group."),
+        also=("capacity.places",),
         minimum=1,
         maximum=1000,
         row="window",
         cell="col-md-3 col-6",
+    ),
+    EditorKey(
+        "capacity_per",
+        "capacity.per",
+        "group",
+        N_("With more than one place"),
+        "time",
+        options=(
+            ("staff", N_("Each free staff member runs a group")),
+            ("slot", N_("One group per time, whoever runs it")),
+        ),
+        sparse=True,
+        shows_problems=False,
+        row="group",
+        cell="col-md-6 capacity-per",
+    ),
+    EditorKey(
+        "sessions",
+        "sessions",
+        "sessions",
+        N_("Fixed start times (classes)"),
+        "time",
+        help=N_(
+            "One per line, days then time, like: Monday Wednesday 18:00. Empty: a start time "
+            "every step above."
+        ),
+        rows=2,
+        max_length=2000,
+        also=("sessions[].days", "sessions[].at"),
+        row="group",
+        cell="col-md-6",
     ),
     EditorKey(
         "location_type",
@@ -278,8 +338,39 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         ),
         default="in_person",
         sparse=True,
+        always=True,
         row="where",
         cell="col-md-4",
+    ),
+    EditorKey(
+        "location_provider",
+        "location.provider",
+        "choice",
+        N_("Meeting link"),
+        "place",
+        choices="providers",
+        row="where",
+        cell="col-md-4 place-online",
+    ),
+    EditorKey(
+        "location_url",
+        "location.url",
+        "text",
+        N_("The fixed link"),
+        "place",
+        help=N_("The same link for every booking, like https://meet.example.org/office."),
+        max_length=500,
+        row="where",
+        cell="col-md-4 place-online",
+    ),
+    EditorKey(
+        "location_address",
+        "location.address",
+        "texts",
+        N_("Address, if not the calendar's (%(language)s)"),
+        "place",
+        max_length=500,
+        cell="place-in-person",
     ),
     EditorKey(
         "location_details",
@@ -288,16 +379,6 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         N_("Directions (%(language)s)"),
         "place",
         max_length=500,
-    ),
-    EditorKey(
-        "location_url",
-        "location.url",
-        "text",
-        N_("Meeting link (online)"),
-        "place",
-        max_length=500,
-        row="where",
-        cell="col-md-8",
     ),
     EditorKey(
         "staff_tags",
@@ -329,6 +410,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "place",
         choices="strategies",
         default="round_robin",
+        sparse=True,
         when="!client_chooses",
         row="staff",
         cell="col-md-4",
@@ -344,15 +426,12 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         cell="col-md-6",
     ),
     EditorKey(
-        "id",
-        "fields[].id",
-        "text",
-        N_("Identifier"),
+        "label",
+        "fields[].label",
+        "texts",
+        N_("Question (%(language)s)"),
         "question",
-        help=N_("Made from the question when left empty."),
-        max_length=40,
-        row="head",
-        cell="col-md-4 form-group",
+        max_length=500,
     ),
     EditorKey(
         "type",
@@ -363,7 +442,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         choices="field_types",
         default="text",
         row="head",
-        cell="col-md-4 form-group",
+        cell="col-md-6 form-group",
     ),
     EditorKey(
         "required",
@@ -373,15 +452,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "question",
         sparse=True,
         row="head",
-        cell="col-md-4 form-group align-self-end",
-    ),
-    EditorKey(
-        "label",
-        "fields[].label",
-        "texts",
-        N_("Question (%(language)s)"),
-        "question",
-        max_length=500,
+        cell="col-md-6 form-group align-self-end",
     ),
     EditorKey(
         "help", "fields[].help", "texts", N_("Hint (%(language)s)"), "question", max_length=1000
@@ -392,8 +463,8 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "lines",
         N_("Choices"),
         "question",
-        help=N_("One per line: value | %(languages)s"),
-        rows=3,
+        help=N_("One choice per line; the value stored is made from its first words."),
+        also=("fields[].options[].value", "fields[].options[].label"),
     ),
     EditorKey(
         "sensitive",
@@ -404,6 +475,201 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         sparse=True,
         shows_problems=False,
         row="head",
+    ),
+    EditorKey(
+        "placeholder",
+        "fields[].placeholder",
+        "texts",
+        N_("Example shown in the empty box (%(language)s)"),
+        "question_more",
+        max_length=200,
+    ),
+    EditorKey(
+        "min",
+        "fields[].min",
+        "bound",
+        N_("Smallest value"),
+        "question_more",
+        help=N_("A number, or a date like 2027-01-31, or today."),
+        max_length=40,
+        row="bounds",
+        cell="col-md-3 col-6 form-group",
+    ),
+    EditorKey(
+        "max",
+        "fields[].max",
+        "bound",
+        N_("Largest value"),
+        "question_more",
+        max_length=40,
+        row="bounds",
+        cell="col-md-3 col-6 form-group",
+    ),
+    EditorKey(
+        "min_length",
+        "fields[].min_length",
+        "number",
+        N_("Fewest characters"),
+        "question_more",
+        minimum=0,
+        maximum=100_000,
+        row="bounds",
+        cell="col-md-3 col-6 form-group",
+    ),
+    EditorKey(
+        "max_length",
+        "fields[].max_length",
+        "number",
+        N_("Most characters"),
+        "question_more",
+        minimum=1,
+        maximum=100_000,
+        row="bounds",
+        cell="col-md-3 col-6 form-group",
+    ),
+    EditorKey(
+        "default",
+        "fields[].default",
+        "scalar",
+        N_("Filled in at first"),
+        "question_more",
+        max_length=500,
+        row="more",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "pattern",
+        "fields[].pattern",
+        "text",
+        N_("The answer must match (regular expression)"),
+        "question_more",
+        help=N_("For people who know them, like [A-Z]{2}[0-9]{6}."),
+        max_length=500,
+        row="more",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "id",
+        "fields[].id",
+        "text",
+        N_("Identifier"),
+        "question_more",
+        help=N_(
+            "Made from the question when left empty; the answers are stored under it, so keep "
+            "it once clients have answered."
+        ),
+        max_length=40,
+        row="more",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "settings",
+        "fields[].settings",
+        "settings",
+        N_("Settings of the field type"),
+        "question_more",
+        help=N_("For a field type added by a plugin: one setting per line, like name: value."),
+        rows=2,
+        max_length=4000,
+    ),
+    EditorKey(
+        "label",
+        "states[].label",
+        "texts",
+        N_("Step (%(language)s)"),
+        "state",
+        max_length=200,
+    ),
+    EditorKey(
+        "initial",
+        "states[].initial",
+        "flag",
+        N_("A new booking starts here"),
+        "state",
+        sparse=True,
+        row="state",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "final",
+        "states[].final",
+        "flag",
+        N_("The booking ends here"),
+        "state",
+        sparse=True,
+        row="state",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "holds_slot",
+        "states[].holds_slot",
+        "flag",
+        N_("Its time stays taken"),
+        "state",
+        help=N_("Usually yes, and no for an end."),
+        row="state",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "name",
+        "states[].name",
+        "text",
+        N_("Identifier"),
+        "state",
+        help=N_("Made from the step's name when left empty; bookings are stored under it."),
+        max_length=40,
+        row="state_more",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "label",
+        "transitions[].label",
+        "texts",
+        N_("Action (%(language)s)"),
+        "transition",
+        max_length=200,
+    ),
+    EditorKey(
+        "from",
+        "transitions[].from",
+        "checks",
+        N_("From the steps"),
+        "transition",
+        choices="states",
+        row="move",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "to",
+        "transitions[].to",
+        "choice",
+        N_("To the step"),
+        "transition",
+        choices="states",
+        row="move",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "by",
+        "transitions[].by",
+        "checks",
+        N_("Who may do it"),
+        "transition",
+        options=ROLE_LABELS,
+        default=["staff"],
+        row="move",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "name",
+        "transitions[].name",
+        "text",
+        N_("Identifier"),
+        "transition",
+        help=N_("Made from the action's name when left empty; cancel is the client's cancel link."),
+        max_length=40,
+        row="move_more",
+        cell="col-md-4 form-group",
     ),
     EditorKey(
         "consent", "consent", "presence", N_("Ask for consent"), "consent", shows_problems=True
@@ -429,10 +695,34 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
     EditorKey(
         "consent_link",
         "consent.link",
-        "link",
-        N_("Link to the privacy notice"),
+        "texts",
+        N_("Link to the privacy notice (%(language)s)"),
         "consent",
         max_length=500,
+    ),
+    EditorKey(
+        "retention_answers",
+        "retention.delete_answers_after",
+        "duration",
+        N_("Erase the answers this long after the appointment"),
+        "privacy",
+        help=N_("Empty: kept until erased by hand."),
+        max_length=20,
+        unit="d",
+        row="retention",
+        cell="col-md-6",
+    ),
+    EditorKey(
+        "retention_client",
+        "retention.delete_client_after",
+        "duration",
+        N_("Erase the client's name and contact details this long after"),
+        "privacy",
+        help=N_("Empty: kept until erased by hand."),
+        max_length=20,
+        unit="d",
+        row="retention",
+        cell="col-md-6",
     ),
     EditorKey(
         "on",
@@ -584,9 +874,16 @@ class StructuredWorkflow:
     values: dict[str, Any] = field(default_factory=dict)
     fields: list[Row] = field(default_factory=list)
     rules: list[Row] = field(default_factory=list)
+    states: list[Row] = field(default_factory=list)  # the lifecycle's steps
+    transitions: list[Row] = field(default_factory=list)  # and the moves between them
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def rows(self, list_key: str) -> list[Row]:
+        """The rows of ``fields``, ``notifications``, ``states`` or ``transitions``."""
+        rows: list[Row] = getattr(self, ROW_LISTS[list_key])
+        return rows
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -638,7 +935,10 @@ def _read(key: EditorKey, where: Mapping[str, Any], fallback: str) -> Any:
         "number": lambda: _number(value, key.initial),
         "places": lambda: _places(value),
         "texts": lambda: _texts(value, fallback),
-        "link": lambda: _texts(value, fallback).get(fallback, ""),
+        "bound": lambda: _scalar_text(value),
+        "scalar": lambda: _scalar_text(value),
+        "settings": lambda: dict(value) if isinstance(value, Mapping) else {},
+        "sessions": lambda: _sessions(value),
         "tags": lambda: _list(value),
         "checks": lambda: _list(value) or key.initial,
         "member": lambda: key.member in _list(value),
@@ -649,6 +949,22 @@ def _read(key: EditorKey, where: Mapping[str, Any], fallback: str) -> Any:
     }
     reader = readers.get(key.kind)
     return reader() if reader is not None else str(value)
+
+
+def _scalar_text(value: Any) -> str:
+    """A number, a date or a yes/no as the editor shows it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _sessions(value: Any) -> list[tuple[list[str], str]]:
+    """``sessions`` as (weekdays, ``HH:MM``) pairs, as written."""
+    out = []
+    for entry in value if isinstance(value, list) else []:
+        if isinstance(entry, Mapping):
+            out.append((_list(entry.get("days")), str(entry.get("at") or "")))
+    return out
 
 
 def _number(value: Any, default: Any) -> Any:
@@ -677,7 +993,51 @@ def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
         for index, rule in enumerate(rule_data)
     ]
     values = {key.name: _read(key, data, fallback) for key in keys_of(None)}
-    return StructuredWorkflow(values, rows, rules)
+    states, transitions = _lifecycle_rows(data, fallback)
+    return StructuredWorkflow(values, rows, rules, states, transitions)
+
+
+def _lifecycle_rows(data: Mapping[str, Any], fallback: str) -> tuple[list[Row], list[Row]]:
+    """The lifecycle's steps and moves as rows: as the workflow writes them, or the default
+    lifecycle's (not written while unchanged)."""
+    written = isinstance(data.get("states"), Mapping)
+    state_specs = dict(data["states"]) if written else DEFAULT_STATES
+    move_specs = list(data.get("transitions") or []) if written else DEFAULT_TRANSITIONS
+    states = [
+        _read_row(
+            "states", {**dict(spec or {}), "name": name}, fallback, index if written else None
+        )
+        for index, (name, spec) in enumerate(state_specs.items())
+    ]
+    for row, spec in zip(states, state_specs.values(), strict=True):
+        if not isinstance(spec, Mapping) or "holds_slot" not in spec:
+            row.values["holds_slot"] = not row.values["final"]
+    moves = [
+        _read_row("transitions", spec, fallback, index if written else None)
+        for index, spec in enumerate(move_specs)
+        if isinstance(spec, Mapping)
+    ]
+    return states, moves
+
+
+# The lifecycles the editor offers to start from, by the button that applies them.
+LIFECYCLES: dict[str, Mapping[str, Any]] = {
+    "lifecycle:direct": {"states": DEFAULT_STATES, "transitions": DEFAULT_TRANSITIONS},
+    "lifecycle:approval": {"states": APPROVAL_STATES, "transitions": APPROVAL_TRANSITIONS},
+}
+
+
+def lifecycle_rows(definition: Mapping[str, Any], fallback: str) -> tuple[list[Row], list[Row]]:
+    """New rows (written as new) for one of :data:`LIFECYCLES`."""
+    states, moves = _lifecycle_rows(definition, fallback)
+    for row in (*states, *moves):
+        row.source = None
+    return states, moves
+
+
+def states_of(data: Mapping[str, Any]) -> list[str]:
+    """The names of the workflow's steps (the default lifecycle's when it writes none)."""
+    return list(_lifecycle(data).states)
 
 
 def _read_row(list_key: str, spec: Mapping[str, Any], fallback: str, source: int | None) -> Row:
@@ -876,7 +1236,10 @@ def _encode(
         "number": lambda: value,
         "places": lambda: value,
         "texts": lambda: _text_value(value, before, fallback),
-        "link": lambda: _link(str(value or ""), before, fallback),
+        "bound": lambda: _typed(str(value or ""), before),
+        "scalar": lambda: _typed(str(value or ""), before, values.get("type") == "checkbox"),
+        "settings": lambda: _settings(value, before),
+        "sessions": lambda: _sessions_value(value, before),
         "tags": lambda: _flow_seq(value) if value else None,
         "checks": lambda: _one_or_many(value) if value else None,
         "member": lambda: _recipients(key, values),
@@ -886,6 +1249,52 @@ def _encode(
     if key.sparse:
         return (encoded, Default(key.initial))
     return encoded
+
+
+_INTEGER = re.compile(r"^-?\d{1,15}$")
+_DECIMAL = re.compile(r"^-?\d{1,15}\.\d{1,15}$")
+
+
+def _typed(text: str, previous: Any, boolean: bool = False) -> Any:
+    """A value typed in a box, as the YAML writes it: ``5`` a number, ``2027-01-31`` a text (the
+    checker reads dates itself), ``true``/``false`` a yes/no for a checkbox; unchanged when it
+    is the value the file wrote."""
+    text = text.strip()
+    if not text:
+        return None
+    if previous is not None and _scalar_text(previous) == text:
+        return previous
+    if boolean and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if _INTEGER.match(text):
+        return int(text)
+    if _DECIMAL.match(text):
+        return float(text)
+    return text
+
+
+def _settings(value: Any, previous: Any) -> Any:
+    """A plugin field's settings (a map), unchanged while equal to the file's."""
+    if not value:
+        return None
+    if isinstance(previous, Mapping) and dict(previous) == dict(value):
+        return previous
+    out = CommentedMap(value)
+    out.fa.set_flow_style()
+    return out
+
+
+def _sessions_value(value: Any, previous: Any) -> Any:
+    """Fixed start times, one ``{days: [...], at: "HH:MM"}`` each; unchanged while the same."""
+    if not value:
+        return None
+    if isinstance(previous, list) and _sessions(previous) == [(list(d), a) for d, a in value]:
+        return previous
+    out = CommentedSeq()
+    for days, at in value:
+        # Quoted: a YAML 1.1 reader takes 18:00 for a number of minutes.
+        out.append(_flow({"days": _flow_seq(list(days)), "at": DoubleQuotedScalarString(at)}))
+    return out
 
 
 def _flow_seq(values: Sequence[str]) -> CommentedSeq:
@@ -926,7 +1335,7 @@ def _write_keys(
         if present is not None and not values.get(present.name):
             target.pop(head, None)
             continue
-        inner = [k for k in members if len(k.parts) == 2]
+        inner = [k for k in members if len(k.parts) == 2 and k.kind != "group"]
         for key in members:
             if len(key.parts) == 1 and key.kind != "presence":
                 _write_key(target, previous, key, values, fallback)
@@ -936,7 +1345,18 @@ def _write_keys(
             for key in inner:
                 if key.parts[1] not in written:
                     written[key.parts[1]] = _encode(key, values, parent or {}, fallback)
+            if any(_is_written(value) for value in written.values()):
+                for key in inner:
+                    if key.always and isinstance(written[key.parts[1]], tuple):
+                        written[key.parts[1]] = written[key.parts[1]][0]
             _sub(target, head, written, flow=head not in BLOCK_MAPS)
+
+
+def _is_written(encoded: Any) -> bool:
+    """Whether an encoded value puts a key in the YAML (a sparse default does not)."""
+    if isinstance(encoded, tuple) and len(encoded) == 2 and isinstance(encoded[1], Default):
+        return bool(encoded[0] != encoded[1].value)
+    return encoded not in (None, "", [])
 
 
 def _write_key(
@@ -947,9 +1367,8 @@ def _write_key(
     fallback: str,
 ) -> None:
     name = key.parts[0]
-    if key.kind == "places" and isinstance(target.get(name), CommentedMap):
-        # ``{places: N, per: slot}``: the editor sets the places; ``per`` stays as written.
-        _set(target[name], "places", values.get(key.name))
+    if key.kind == "places":
+        _write_capacity(target, key, values)
     elif key.kind == "delay":
         _write_delay(target, key, values)
     elif key.kind == "lines":
@@ -960,6 +1379,24 @@ def _write_key(
         return  # the list was written with the first input that shows it
     else:
         _put(target, name, _encode(key, values, previous, fallback))
+
+
+def _write_capacity(target: CommentedMap, key: EditorKey, values: Mapping[str, Any]) -> None:
+    """``capacity``: a number (one group per free staff member), or ``{places: N, per: slot}``
+    (one group per time); a map the file wrote stays a map, its other keys kept."""
+    places = values.get(key.name) or 1
+    group = next(
+        (k for k in EDITOR_KEYS if k.kind == "group" and k.path.startswith(key.path)), None
+    )
+    per = str(values.get(group.name) or "staff") if group else "staff"
+    current = target.get(key.parts[0])
+    if isinstance(current, CommentedMap):
+        _set(current, "places", places)
+        _set_default(current, "per", per, "staff")
+    elif per == "slot":
+        _set(target, key.parts[0], _flow({"places": places, "per": per}))
+    else:
+        _set_default(target, key.parts[0], places, 1)
 
 
 def _write_delay(target: CommentedMap, key: EditorKey, values: Mapping[str, Any]) -> None:
@@ -1008,6 +1445,7 @@ def write(
     _name_what_is_unnamed(values, fallback)
     _write_keys(data, original, keys_of(None), values.values, fallback)
     _set(data, "fields", _fields(values.fields, original.get("fields") or [], fallback))
+    _write_lifecycle(data, original, values, fallback)
     rules = _rules(values.rules, original, fallback)
     if rules is not None and not rules:
         # No rule at all means "send nothing": written out, or the defaults would apply.
@@ -1019,14 +1457,6 @@ def write(
     else:
         _set(data, "notifications", rules)
     return dump_map(data)
-
-
-def _link(value: str, previous: Any, fallback: str) -> Any:
-    """The consent link: a map of languages stays as it is while its default one is unchanged."""
-    value = value.strip()
-    if isinstance(previous, Mapping) and previous.get(fallback) == value:
-        return previous
-    return value or None
 
 
 def _base(row: Row, previous: Sequence[Any]) -> Any:
@@ -1053,15 +1483,114 @@ def _name_what_is_unnamed(values: StructuredWorkflow, fallback: str) -> None:
         made = slugify(_wording(values.values.get("name"), fallback))[:63].strip("-")
         if made:
             values.values["id"] = made
+    name_steps(values, fallback)
     rows = [row for row in values.fields if not row.removed and not row.values.get("include")]
     taken = {str(row.values.get("id") or "").strip() for row in rows} - {""}
     for row in rows:
+        row.values["options"] = _valued_options(row.values.get("options") or [], fallback)
         if str(row.values.get("id") or "").strip():
             continue
         wording = _wording(row.values.get("label"), fallback)
         if wording:  # no words either: the check asks for them
             row.values["id"] = identifier_for(wording, taken)
             taken.add(row.values["id"])
+
+
+def name_steps(values: StructuredWorkflow, fallback: str) -> None:
+    """The lifecycle's steps and actions left unnamed, named from their words (``Awaiting
+    approval`` -> ``awaiting_approval``); a name given stays (bookings are stored under it)."""
+    for rows, prefix in ((values.states, "step"), (values.transitions, "action")):
+        live = [row for row in rows if not row.removed]
+        taken = {str(row.values.get("name") or "").strip() for row in live} - {""}
+        for row in live:
+            if str(row.values.get("name") or "").strip():
+                continue
+            wording = _wording(row.values.get("label"), fallback)
+            if wording:
+                row.values["name"] = identifier_for(wording, taken, prefix=prefix)
+                taken.add(row.values["name"])
+
+
+# The order of a question's, a step's and an action's keys when the editor writes a new one.
+FIELD_ORDER = ("id", "type", "label", "help", "placeholder", "required", "options")
+STATE_ORDER = ("initial", "final", "holds_slot", "label")
+TRANSITION_ORDER = ("name", "from", "to", "by", "label")
+
+
+def _in_order(entry: CommentedMap, order: Sequence[str]) -> CommentedMap:
+    out = CommentedMap((key, entry[key]) for key in order if key in entry)
+    for key in entry:
+        if key not in out:
+            out[key] = entry[key]
+    out.fa.set_flow_style()
+    return out
+
+
+def _write_lifecycle(
+    data: CommentedMap, original: Mapping[str, Any], values: StructuredWorkflow, fallback: str
+) -> None:
+    """``states`` and ``transitions`` from the rows; neither written while a workflow without
+    them keeps the default lifecycle."""
+    before = original.get("states")
+    before_states = list(before.items()) if isinstance(before, Mapping) else []
+    states = CommentedMap()
+    state_keys = [k for k in keys_of("states") if k.name not in ("name", "holds_slot")]
+    for row in values.states:
+        if row.removed:
+            continue
+        base = (
+            before_states[row.source][1]
+            if row.source is not None and row.source < len(before_states)
+            else None
+        )
+        entry = copy.deepcopy(base) if isinstance(base, CommentedMap) else CommentedMap()
+        _write_keys(entry, base or {}, state_keys, row.values, fallback)
+        held, usual = bool(row.values.get("holds_slot")), not row.values.get("final")
+        if held != usual or (isinstance(base, Mapping) and "holds_slot" in base):
+            _set(entry, "holds_slot", held)
+        else:
+            entry.pop("holds_slot", None)
+        states[str(row.values.get("name") or "").strip()] = (
+            entry if isinstance(base, CommentedMap) else _in_order(entry, STATE_ORDER)
+        )
+    previous_moves = list(original.get("transitions") or [])
+    moves = CommentedSeq()
+    for row in values.transitions:
+        if row.removed:
+            continue
+        base = _base(row, previous_moves)
+        entry = copy.deepcopy(base) if isinstance(base, CommentedMap) else CommentedMap()
+        _write_keys(entry, base or {}, keys_of("transitions"), row.values, fallback)
+        moves.append(
+            entry if isinstance(base, CommentedMap) else _in_order(entry, TRANSITION_ORDER)
+        )
+    if "states" not in original and (
+        (not states and not moves) or _is_default_lifecycle(states, moves)
+    ):
+        return  # no steps at all in the form (a page that shows none): the default applies
+    _set(data, "states", states)
+    _set(data, "transitions", moves)
+
+
+def _is_default_lifecycle(states: Mapping[str, Any], moves: Sequence[Any]) -> bool:
+    try:
+        return Lifecycle.from_definition(states, moves) == DEFAULT_LIFECYCLE
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+def _valued_options(options: Sequence[tuple[str, Texts]], fallback: str) -> list[tuple[str, Texts]]:
+    """A choice's stored value, made from its words when none is written (``Tax law`` ->
+    ``tax_law``); one written stays, so answers already given keep their meaning."""
+    taken = {str(value) for value, _ in options if str(value).strip()}
+    out = []
+    for written, labels in options:
+        value = written
+        if not str(written).strip():
+            value = identifier_for(_wording(labels, fallback), taken, prefix="choice")
+            taken.add(value)
+        out.append((value, labels))
+    return out
 
 
 def _fields(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> CommentedSeq | None:
@@ -1078,8 +1607,10 @@ def _fields(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> Comm
             else CommentedMap()
         )
         _write_keys(item, base or {}, keys, row.values, fallback)
-        if not item.fa.flow_style() and len(item) <= 3 and base is None:
-            item.fa.set_flow_style()
+        if base is None:
+            item = _in_order(item, FIELD_ORDER)
+            if len(item) > 3:
+                item.fa.set_block_style()
         out.append(item)
     return out if out else None
 
@@ -1163,13 +1694,17 @@ def _problem_inputs() -> dict[str, str]:
 PROBLEM_INPUTS = _problem_inputs()
 
 
-def field_of_problem(problem: Problem) -> str | None:
+def field_of_problem(problem: Problem, steps: Sequence[str] = ()) -> str | None:
     """The structured editor's input a problem belongs to, by the editor's naming: ``duration``,
-    ``fields-2-label``, ``rules-1-offset``; None when no input shows that key."""
+    ``fields-2-label``, ``rules-1-offset``, ``states-1-initial``; None when no input shows that
+    key. ``steps``: the names of the lifecycle's steps, in the order of their rows (a step's
+    problem names the step, ``states.requested.initial``)."""
     path = problem_path(problem)
     if not path:
         return None
     head = str(path[0])
+    if head == "states" and len(path) >= 2 and path[1] in steps:
+        path = (head, list(steps).index(str(path[1])), *path[2:])
     if head in ROW_LISTS and len(path) >= 2 and isinstance(path[1], int):
         key = f"{head}[].{path[2]}" if len(path) >= 3 else ""
         return f"{ROW_LISTS[head]}-{path[1]}-{PROBLEM_INPUTS.get(key, ROW_ANCHORS[head])}"
@@ -1207,8 +1742,11 @@ def blank_workflow(identifier: str, name: Texts) -> StructuredWorkflow:
     values = {key.name: key.initial for key in keys_of(None)}
     values.update(id=identifier, name=name, duration="30m")
     both = {"to_client": True, "to_staff": True}
+    states, transitions = lifecycle_rows(LIFECYCLES["lifecycle:direct"], "en")
     return StructuredWorkflow(
         values,
+        states=states,
+        transitions=transitions,
         rules=[
             new_row("notifications", on="confirmed", **both),
             new_row("notifications", on="rescheduled", **both),

@@ -160,3 +160,26 @@ RESCHEDULED = "rescheduled"
 REMINDER = "reminder"
 FOLLOW_UP = "follow_up"
 TIMED_EVENTS = (REMINDER, FOLLOW_UP)
+
+# Bookings that staff approve first: requested, then confirmed or declined.
+APPROVAL_STATES: dict[str, dict[str, Any]] = {
+    "requested": {"initial": True},
+    "confirmed": {},
+    "declined": {"final": True},
+    "cancelled": {"final": True},
+    "completed": {"final": True},
+    "no_show": {"final": True},
+}
+
+APPROVAL_TRANSITIONS: list[dict[str, Any]] = [
+    {"name": "approve", "from": "requested", "to": "confirmed", "by": "staff"},
+    {"name": "decline", "from": "requested", "to": "declined", "by": "staff"},
+    {
+        "name": "cancel",
+        "from": ["requested", "confirmed"],
+        "to": "cancelled",
+        "by": ["client", "staff"],
+    },
+    {"name": "complete", "from": "confirmed", "to": "completed", "by": ["staff", "system"]},
+    {"name": "no_show", "from": "confirmed", "to": "no_show", "by": "staff"},
+]

@@ -66,7 +66,7 @@ def private_values(world: World) -> dict[str, Any]:
 
 
 # URL values that do not name an object of a calendar: such pages act on the current calendar.
-NEUTRAL = {"template", "audience", "channel", "locale", "kind"}
+NEUTRAL = {"template", "audience", "channel", "locale", "kind", "number"}
 
 
 def urls(world: World, values: dict[str, Any]) -> list[tuple[str, str, bool]]:

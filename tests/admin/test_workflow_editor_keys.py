@@ -19,6 +19,7 @@ from bookwise.plugins.host import PluginHost
 from bookwise.workflows import editing
 from bookwise.workflows.editing import (
     EDITOR_KEYS,
+    ROW_LISTS,
     EditorKey,
     blank_workflow,
     field_of_problem,
@@ -36,7 +37,7 @@ from tests.admin.conftest import World
 from tests.admin.test_workflows_admin import editor, form_fields
 
 # What the editor's form holds besides the table's keys: the rows' bookkeeping and the history.
-MECHANICS = {"csrf_token", "fields", "rules", "comment"}
+MECHANICS = {"csrf_token", "fields", "rules", "states", "transitions", "comment"}
 ROW_MECHANICS = {"source", "remove"}
 
 
@@ -52,12 +53,16 @@ def test_the_table_covers_every_input_of_the_form(world: World) -> None:
         form = editor_form(locales, ["confirmed"], ["email"], ["contact"], True)()
         form.fields.append_entry()
         form.rules.append_entry()
-    declared: dict[str | None, set[str]] = {None: set(), "fields": set(), "notifications": set()}
+        form.states.append_entry()
+        form.transitions.append_entry()
+    declared: dict[str | None, set[str]] = {None: set()} | {key: set() for key in ROW_LISTS}
     for key in EDITOR_KEYS:
         declared[key.list_key] |= input_names(key, locales)
     assert set(form._fields) - MECHANICS == declared[None]
     assert set(form.fields[0].form._fields) - ROW_MECHANICS == declared["fields"]
     assert set(form.rules[0].form._fields) - ROW_MECHANICS == declared["notifications"]
+    assert set(form.states[0].form._fields) - ROW_MECHANICS == declared["states"]
+    assert set(form.transitions[0].form._fields) - ROW_MECHANICS == declared["transitions"]
     laid_out = [
         key
         for section in {key.section for key in EDITOR_KEYS}
@@ -77,9 +82,9 @@ def test_the_page_shows_every_key_of_the_table(world: World) -> None:
         name = f"{key.name}_{first}" if first else key.name
         if key.kind in ("duration", "delay"):
             name += "-amount"  # a number and a unit (bookwise.admin.durations)
-        prefix = {"fields": "fields-\\d+-", "notifications": "rules-\\d+-"}.get(
-            key.list_key or "", ""
-        )
+        if key.kind == "lines":
+            name += "-0-label_en"  # a row per choice, a box per language
+        prefix = f"{ROW_LISTS[key.list_key]}-\\d+-" if key.list_key else ""
         assert re.search(f'name="{prefix}{name}"', page), name
 
 
@@ -89,43 +94,60 @@ def test_each_key_shows_its_own_problems() -> None:
             continue
         path = key.path.replace("[]", "[1]")
         name = field_of_problem(Problem("x.yaml", 1, 1, f"{path}: wrong"))
-        expected = {"fields": f"fields-1-{key.name}", "notifications": f"rules-1-{key.name}"}
-        assert name == expected.get(key.list_key or "", key.name)
+        expected = f"{ROW_LISTS[key.list_key]}-1-{key.name}" if key.list_key else key.name
+        assert name == expected
 
 
-PROVIDER = EditorKey(
-    "location_provider",
-    "location.provider",
-    "text",
-    "Meeting provider",
-    "place",
-    max_length=40,
-    row="where",
-    cell="col-md-4",
-)
-PLACEHOLDER = EditorKey(
-    "placeholder",
-    "fields[].placeholder",
-    "texts",
-    "Placeholder (%(language)s)",
-    "question",
-    max_length=200,
-)
+def test_a_steps_problem_names_the_step_and_shows_in_its_row() -> None:
+    problem = Problem("x.yaml", 5, 3, "states.requested.initial: only one step starts")
+    assert field_of_problem(problem, ["confirmed", "requested"]) == "states-1-initial"
+    assert field_of_problem(problem) is None
 
 
-@pytest.fixture
-def more_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The table with two more keys, as the low-code issue will add them."""
-    keys = (*EDITOR_KEYS, PROVIDER, PLACEHOLDER)
-    monkeypatch.setattr(editing, "EDITOR_KEYS", keys)
-    monkeypatch.setattr(editing, "PROBLEM_INPUTS", editing._problem_inputs())
-    import bookwise.admin.views.workflows as view
+def schema_paths() -> set[str]:
+    """Every key the workflow language has, as the table writes paths: ``buffer.before``,
+    ``fields[].label`` (a list's entries, or a map's values like ``states``)."""
+    schema = load_schema("bookwise.workflows", "workflow.schema.json")
+    defs = schema["$defs"]
+    paths: set[str] = set()
 
-    monkeypatch.setattr(view, "EDITOR_KEYS", keys)
-    monkeypatch.setattr(view, "_TEXTS", {(k.list_key, k.name) for k in keys if k.kind == "texts"})
+    def resolve(node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            node = defs[node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    def walk(node: Any, prefix: str) -> None:
+        node = resolve(node)
+        if not isinstance(node, dict):
+            return
+        for branch in (*node.get("oneOf", ()), *node.get("anyOf", ())):
+            walk(branch, prefix)
+        for name, sub in node.get("properties", {}).items():
+            path = f"{prefix}.{name}" if prefix else name
+            paths.add(path)
+            walk(sub, path)
+        items = node.get("items")
+        if isinstance(items, dict):
+            walk(items, f"{prefix}[]")
+        more = node.get("additionalProperties")
+        if isinstance(more, dict) and prefix:
+            walk(more, f"{prefix}[]")
+
+    walk(schema, "")
+    return paths
 
 
-def test_a_key_added_to_the_table_is_read_and_written(more_keys: None) -> None:
+def test_every_key_of_the_workflow_language_has_an_input() -> None:
+    """A key added to the schema without an entry in the editor's table fails here: nothing of
+    the language may need the YAML editor."""
+    edited = {path for key in EDITOR_KEYS for path in (key.path, *key.also)}
+    within = {path.rsplit(".", 1)[0] for path in edited if "." in path}
+    within |= {path.removesuffix("[]") for path in within}
+    missing = sorted(p for p in schema_paths() if p not in edited and p not in within)
+    assert not missing, f"keys with no input in EDITOR_KEYS: {missing}"
+
+
+def test_the_meeting_provider_and_a_placeholder_are_read_and_written() -> None:
     source = (
         "id: call\nname: Call\nduration: 30m\n"
         "location:\n  type: online\n  provider: jitsi\n"
@@ -143,9 +165,7 @@ def test_a_key_added_to_the_table_is_read_and_written(more_keys: None) -> None:
     assert field_of_problem(problem) == "location_provider"
 
 
-def test_a_key_added_to_the_table_appears_in_the_editor_and_reaches_the_yaml(
-    world: World, more_keys: None
-) -> None:
+def test_the_meeting_provider_and_a_placeholder_reach_the_yaml(world: World) -> None:
     client = world.login("admin")
     values = editor(client, "/admin/workflows/visit/edit")
     assert "location_provider" in values and "fields-1-placeholder_fr" in values  # 0: include

@@ -92,7 +92,7 @@ def legal_consultation(values: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_new_scenario_through_the_structured_editor(world: World) -> None:
     client = world.login("admin")
-    values = legal_consultation(editor(client, "/admin/workflows/new"))
+    values = legal_consultation(editor(client, "/admin/workflows/new?start=blank"))
     # Two questions, added with the editor's button (no JavaScript).
     for _ in range(2):
         values["op"] = "add_field"
@@ -105,7 +105,11 @@ def test_a_new_scenario_through_the_structured_editor(world: World) -> None:
             "fields-0-label_en": "Area of law",
             "fields-0-label_fr": "Domaine du droit",
             "fields-0-required": "y",
-            "fields-0-options": "family | Family | Famille\nwork | Work | Travail",
+            # A row per choice, a box per language; the stored values are made from the words.
+            "fields-0-options-0-label_en": "Family",
+            "fields-0-options-0-label_fr": "Famille",
+            "fields-0-options-1-label_en": "Work",
+            "fields-0-options-1-label_fr": "Travail",
             "fields-1-id": "summary",
             "fields-1-type": "textarea",
             "fields-1-label_en": "Your question in a few words",
@@ -154,7 +158,7 @@ def test_a_new_scenario_through_the_structured_editor(world: World) -> None:
 
 def test_errors_are_shown_beside_their_input_and_nothing_is_saved(world: World) -> None:
     client = world.login("admin")
-    values = legal_consultation(editor(client, "/admin/workflows/new"))
+    values = legal_consultation(editor(client, "/admin/workflows/new?start=blank"))
     values.update({"duration": "half an hour", "id": "Legal Consultation!", "op": "save"})
     response = client.post("/admin/workflows/new", data=values)
     assert response.status_code == 422
@@ -360,7 +364,7 @@ def test_channels_are_offered_in_words(world: World) -> None:
         ("pager", "pager"),
     ]
     client = world.login("admin")
-    page = client.get("/admin/workflows/new?lang=fr").get_data(as_text=True)
+    page = client.get("/admin/workflows/new?start=blank&lang=fr").get_data(as_text=True)
     assert ">E-mail</" in page or ">E-mail<" in page
     assert ">Un autre système (webhook)<" in page
 
@@ -408,7 +412,7 @@ def test_identifiers_are_made_from_the_words_typed(world: World) -> None:
     assert len(identifier_for("x" * 80, set())) == 40
 
     client = world.login("admin")
-    values = legal_consultation(editor(client, "/admin/workflows/new"))
+    values = legal_consultation(editor(client, "/admin/workflows/new?start=blank"))
     values["id"] = ""
     for _ in range(2):
         values["op"] = "add_field"

@@ -3,7 +3,9 @@ variables beside the editor and a live preview rendered with a sample booking.
 
 A calendar's admins edit the calendar's own copy (its messages only); a superadmin may also edit
 the instance's wording, used by every calendar without a copy. A template is checked (syntax,
-sandbox, variables) before it is saved; "reset" goes back to the default.
+sandbox, variables) before it is saved; "reset" goes back to the default. Every change of wording
+is a version: the history lists them, a version shows its changes, and restoring one saves it as
+a new version.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from flask import jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length
@@ -20,7 +23,9 @@ from wtforms.validators import Length
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form
 from bookwise.errors import NotFound
-from bookwise.i18n import gettext
+from bookwise.formatting import format_when
+from bookwise.i18n import format_locale, gettext
+from bookwise.notifications.models import MessageTemplateVersion
 from bookwise.notifications.rendering import (
     VARIABLES,
     TemplateParts,
@@ -35,11 +40,16 @@ from bookwise.notifications.services import (
     TemplateKey,
     effective_template,
     reset_template,
+    restore_template_version,
     save_template,
     template_keys,
     template_origins,
+    template_version,
+    template_versions,
+    version_parts,
 )
-from bookwise.web import instance
+from bookwise.web import instance, now
+from bookwise.workflows.editing import diff
 
 MAX_PART = 20_000
 
@@ -56,6 +66,9 @@ class TemplateForm(Form):
         validators=[Length(max=MAX_PART)],
         render_kw={"rows": 8, "spellcheck": "false", "class": "code-editor"},
         description=lazy_gettext("Empty: the text is sent as simple HTML."),
+    )
+    comment = StringField(
+        lazy_gettext("What changed (for the history)"), validators=[Length(max=500)]
     )
 
 
@@ -169,6 +182,8 @@ class TemplatesView(AdminView):
                             calendar_id=scope,
                             author=self.access.actor,
                             ip=request.remote_addr,
+                            comment=(form.comment.data or "").strip() or None,
+                            now=now(),
                         )
                     except InvalidTemplate as invalid:
                         self.db.rollback()
@@ -194,15 +209,7 @@ class TemplatesView(AdminView):
         ), status
 
     def _url(self, key: TemplateKey, scope: int | None) -> str:
-        values: dict[str, Any] = {
-            "template": key.name,
-            "audience": key.audience,
-            "channel": key.channel,
-            "locale": key.locale,
-        }
-        if scope is None:
-            values["scope"] = "instance"
-        return url_for(".edit", **values)
+        return url_for(".edit", **_key_args(key, scope))
 
     @expose("/<template>/<audience>/<channel>/<locale>/preview", methods=("POST",))
     def live_preview(self, template: str, audience: str, channel: str, locale: str) -> Response:
@@ -227,9 +234,168 @@ class TemplatesView(AdminView):
             folders=[instance().settings.templates_dir],
             author=self.access.actor,
             ip=request.remote_addr,
+            now=now(),
         )
         self.commit(gettext("Back to the default wording."))
         return redirect(self._url(key, scope))
+
+    # --- versions -------------------------------------------------------------------------------
+
+    @expose("/<template>/<audience>/<channel>/<locale>/history")
+    def history(self, template: str, audience: str, channel: str, locale: str) -> str:
+        """Every version of the template (this calendar's copy, or the instance's), newest first."""
+        key = self._key(template, audience, channel, locale)
+        scope = self._scope()
+        zone, language = self.calendar.timezone, format_locale()
+        return self.render(
+            "bookwise_admin/templates/history.html",
+            key=key,
+            label=event_name(template),
+            audience_label=audience_name(audience),
+            key_args=_key_args(key, scope),
+            versions=[
+                {
+                    "version": v,
+                    "when": format_when(v.created_at, zone, language),
+                    "how": action_name(v.action),
+                }
+                for v in template_versions(self.db, key, scope)
+            ],
+            form=ActionForm(),
+        )
+
+    @expose("/<template>/<audience>/<channel>/<locale>/history/<int:number>")
+    def version(self, template: str, audience: str, channel: str, locale: str, number: int) -> str:
+        """One version's wording and its changes from the previous one (or ``?against=N``)."""
+        key = self._key(template, audience, channel, locale)
+        scope = self._scope()
+        version = _find(self.db, key, scope, number)
+        latest = template_versions(self.db, key, scope)[0]
+        against = request.args.get("against", "")
+        other_number = int(against) if _small_number(against) else None
+        if other_number is None:
+            other_number = number - 1 if number > 1 else latest.number
+        try:
+            other = template_version(self.db, key, scope, other_number)
+        except NotFound:
+            other = latest
+        return self.render(
+            "bookwise_admin/templates/version.html",
+            key=key,
+            label=event_name(template),
+            audience_label=audience_name(audience),
+            key_args=_key_args(key, scope),
+            version=version,
+            parts=version_parts(version),
+            other=other,
+            latest=latest,
+            changes=_changes(other, version),
+            when=format_when(version.created_at, self.calendar.timezone, format_locale()),
+            how=action_name(version.action),
+            form=ActionForm(),
+        )
+
+    @expose(
+        "/<template>/<audience>/<channel>/<locale>/history/<int:number>/restore", methods=("POST",)
+    )
+    def restore(
+        self, template: str, audience: str, channel: str, locale: str, number: int
+    ) -> Response:
+        """Save an earlier version's wording again, as a new version."""
+        key = self._key(template, audience, channel, locale)
+        scope = self._scope()
+        if not ActionForm().validate_on_submit():
+            deny(self.access, "restore template without a valid form", self.calendar.id)
+        _find(self.db, key, scope, number)
+        try:
+            added = restore_template_version(
+                self.db,
+                key,
+                scope,
+                number,
+                author=self.access.actor,
+                ip=request.remote_addr,
+                comment=gettext("Restored version %(number)s", number=number),
+                now=now(),
+            )
+        except InvalidTemplate as invalid:
+            self.fail(
+                gettext(
+                    "Version %(number)s cannot be restored: %(problem)s",
+                    number=number,
+                    problem="; ".join(invalid.problems),
+                )
+            )
+            return redirect(url_for(".version", number=number, **_key_args(key, scope)))
+        if added is None:
+            self.commit(gettext("This is already the current version."))
+        else:
+            self.commit(
+                gettext(
+                    "Version %(number)s restored as version %(new)s.",
+                    number=number,
+                    new=added.number,
+                )
+            )
+        return redirect(self._url(key, scope))
+
+
+def _key_args(key: TemplateKey, scope: int | None) -> dict[str, Any]:
+    """The URL values naming a template, and whose wording (``scope=instance``)."""
+    values: dict[str, Any] = {
+        "template": key.name,
+        "audience": key.audience,
+        "channel": key.channel,
+        "locale": key.locale,
+    }
+    if scope is None:
+        values["scope"] = "instance"
+    return values
+
+
+def action_name(action: str) -> str:
+    """How a version came to be, as the history says it."""
+    names = {
+        "default": gettext("before the first change"),
+        "saved": gettext("edited"),
+        "reset": gettext("reset to the default"),
+        "restored": gettext("restored"),
+    }
+    return names.get(action, action)
+
+
+def _find(
+    session: Session, key: TemplateKey, scope: int | None, number: int
+) -> MessageTemplateVersion:
+    """Version ``number`` of the template, :class:`NotFound` (404) for a number no version has
+    (however large: the database is not asked about numbers past its integers)."""
+    if number > 999_999:
+        raise NotFound(f"no version {number}")
+    return template_version(session, key, scope, number)
+
+
+def _small_number(text: str) -> bool:
+    """``text`` is a version number (ASCII digits: ``int("²")`` fails), of at most six."""
+    return text.isascii() and text.isdigit() and len(text) < 7
+
+
+def _changes(
+    old: MessageTemplateVersion, new: MessageTemplateVersion
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each part that differs between two versions (subject, text, HTML), with its line diff."""
+    before, after = version_parts(old), version_parts(new)
+    labels = {"subject": gettext("Subject"), "text": gettext("Text"), "html": gettext("HTML")}
+    out = []
+    for part, label in labels.items():
+        lines = diff(
+            getattr(before, part) or "",
+            getattr(after, part) or "",
+            f"v{old.number}",
+            f"v{new.number}",
+        )
+        if lines:
+            out.append((label, lines))
+    return out
 
 
 def _parts(form: TemplateForm, channel: str) -> TemplateParts:

@@ -9,12 +9,14 @@ shown beside its input. Every save is a new version, with its author and time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import get_locale, lazy_gettext
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 from wtforms import (
     BooleanField,
@@ -30,24 +32,29 @@ from wtforms import (
 from wtforms import (
     Form as PlainForm,
 )
-from wtforms.validators import Length, NumberRange, Optional
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
 from bookwise.admin.display import workflow_name
 from bookwise.admin.durations import DurationField
+from bookwise.admin.views.workflow_preview import PreviewMixin
+from bookwise.admin.views.workflow_publishing import PublishMixin
+from bookwise.admin.views.workflow_starters import StartersMixin
 from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar
 from bookwise.calendars.models import Calendar
 from bookwise.documents import DocumentError
-from bookwise.errors import NotFound, Problem, errors_only
-from bookwise.formatting import format_when, human_duration
-from bookwise.i18n import gettext
+from bookwise.errors import N_, NotFound, Problem, errors_only
+from bookwise.formatting import format_when, human_duration, parse_sessions, sessions_text
+from bookwise.i18n import gettext, language_name
 from bookwise.public.forms import booking_form
-from bookwise.text import slugify
 from bookwise.web import instance
+from bookwise.workflows.diagram import Move, Step, lifecycle_svg
 from bookwise.workflows.editing import (
     EDITOR_KEYS,
+    LIFECYCLES,
+    ROLE_LABELS,
     ROW_ANCHORS,
     ROW_LISTS,
     EditorKey,
@@ -58,11 +65,15 @@ from bookwise.workflows.editing import (
     diff,
     events_of,
     field_of_problem,
+    keys_in,
     keys_of,
     layout,
+    lifecycle_rows,
     load_map,
+    name_steps,
     new_row,
     problem_text,
+    states_of,
     structured,
     write,
 )
@@ -82,7 +93,19 @@ from bookwise.workflows.sources import check_context
 
 MAX_TEXT = 60_000
 # The editor's sections laid out from the table of keys (the template places each).
-SECTIONS = ("service", "time", "place", "field_set", "question", "consent", "rule")
+SECTIONS = (
+    "service",
+    "time",
+    "place",
+    "field_set",
+    "question",
+    "question_more",
+    "state",
+    "transition",
+    "consent",
+    "privacy",
+    "rule",
+)
 
 
 def _locale() -> str:
@@ -167,6 +190,33 @@ STRATEGY_LABELS = {
 STRATEGY_ORDER = ("round_robin", "least_busy", "random", "priority")
 
 
+def _provider_label(name: str) -> str:
+    """A meeting provider as offered: "A new Jitsi meeting for each booking"."""
+    provider = instance().database.plugins.meeting_providers.get(name)
+    title = str(getattr(provider, "label", "") or name.replace("_", " ").title())
+    return gettext("A new %(provider)s meeting for each booking", provider=title)
+
+
+class ChoiceRow(PlainForm):  # type: ignore[misc]
+    """One choice of a list question: its stored value (kept, made from its words when new)
+    and its wording in each language (boxes added per language by :func:`_choice_row`)."""
+
+    value = HiddenField()
+
+
+def _choice_row(locales: tuple[str, ...]) -> type[PlainForm]:
+    class Row(ChoiceRow):
+        pass
+
+    per_language(Row, "label", locales, lambda code: language_name(code, _locale()), 500)
+    return Row
+
+
+def _state_label(name: str) -> Any:
+    """A step as offered in menus: its usual name in words, else its identifier."""
+    return EVENT_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 def _field_type_choices(plugin_types: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [
         (name, FIELD_TYPE_LABELS.get(name) or getattr(plugin_types.get(name), "label", "") or name)
@@ -182,6 +232,7 @@ def editor_form(
     new: bool,
     plugin_strategies: Sequence[str] = (),
     plugin_field_types: Mapping[str, Any] | None = None,
+    menus: Mapping[str, list[tuple[str, Any]]] | None = None,
 ) -> type[Form]:
     """The structured editor's form class for this instance's languages, events and channels,
     field sets, and what its plugins add (strategies and field types, offered by their names or
@@ -193,6 +244,9 @@ def editor_form(
         "field_types": _field_type_choices(plugin_field_types),
         "events": [(e, EVENT_LABELS.get(e, e)) for e in events],
         "channels": _channel_choices(channel_names),
+        "states": [],
+        "providers": [("", lazy_gettext("The fixed link below"))],
+        **(menus or {}),
         "strategies": [
             *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
             *(
@@ -209,6 +263,12 @@ def editor_form(
     class RuleRowForm(PlainForm):  # type: ignore[misc]
         pass
 
+    class StateRowForm(PlainForm):  # type: ignore[misc]
+        pass
+
+    class TransitionRowForm(PlainForm):  # type: ignore[misc]
+        pass
+
     class EditorForm(Form):
         pass
 
@@ -216,17 +276,23 @@ def editor_form(
         None: EditorForm,
         "fields": FieldRowForm,
         "notifications": RuleRowForm,
+        "states": StateRowForm,
+        "transitions": TransitionRowForm,
     }
     for key in EDITOR_KEYS:
         _add_input(targets[key.list_key], key, choices, locales, new)
     for row_form, noun in (
         (FieldRowForm, lazy_gettext("Remove this field")),
         (RuleRowForm, lazy_gettext("Remove this message")),
+        (StateRowForm, lazy_gettext("Remove this step")),
+        (TransitionRowForm, lazy_gettext("Remove this action")),
     ):
         row_form.source = HiddenField()
         row_form.remove = BooleanField(noun)
     EditorForm.fields = FieldList(FormField(FieldRowForm), min_entries=0, max_entries=60)
     EditorForm.rules = FieldList(FormField(RuleRowForm), min_entries=0, max_entries=40)
+    EditorForm.states = FieldList(FormField(StateRowForm), min_entries=0, max_entries=30)
+    EditorForm.transitions = FieldList(FormField(TransitionRowForm), min_entries=0, max_entries=60)
     EditorForm.comment = StringField(
         lazy_gettext("What changed (for the history)"), validators=[Length(max=500)]
     )
@@ -271,8 +337,8 @@ def _unbound_field(
         render_kw["placeholder"] = key.placeholder
     if key.locked and not new:
         render_kw["readonly"] = True
-    if key.kind == "lines":
-        render_kw.update(rows=key.rows or 3, spellcheck="false")
+    if key.kind in ("settings", "sessions"):
+        render_kw.update(rows=key.rows or 2, spellcheck="false")
     if render_kw or key.locked:
         extra["render_kw"] = render_kw
     length = [Length(max=key.max_length)] if key.max_length else []
@@ -286,7 +352,7 @@ def _unbound_field(
     if key.kind in ("number", "places"):
         bounds = NumberRange(min=key.minimum, max=key.maximum)
         return IntegerField(label, validators=[Optional(), bounds], **extra)
-    if key.kind == "choice":
+    if key.kind in ("choice", "group"):
         return SelectField(label, choices=offered, validate_choice=False, **extra)
     if key.kind == "checks":
         return SelectMultipleField(
@@ -298,37 +364,106 @@ def _unbound_field(
             **extra,
         )
     if key.kind == "lines":
-        return TextAreaField(label, **extra)
+        return FieldList(
+            FormField(_choice_row(locales)), label, min_entries=0, max_entries=100, **extra
+        )
+    if key.kind == "settings":
+        return TextAreaField(label, validators=[*length, _valid_settings], **extra)
+    if key.kind == "sessions":
+        return TextAreaField(label, validators=[*length, _valid_sessions], **extra)
     if key.kind in ("duration", "delay"):
         extra.get("render_kw", {}).pop("placeholder", None)  # "24h" means nothing here
-        unit = "h" if key.kind == "delay" else "m"
+        unit = key.unit or ("h" if key.kind == "delay" else "m")
         return DurationField(label, validators=length, default_unit=unit, **extra)
     return StringField(label, validators=length, **extra)
 
 
-def _options_text(options: list[tuple[str, dict[str, str]]], locales: tuple[str, ...]) -> str:
-    lines = []
-    for value, labels in options:
-        cells = [labels.get(code, "") for code in locales]
-        while cells and not cells[-1]:
-            cells.pop()
-        lines.append(" | ".join([value, *cells]))
-    return "\n".join(lines)
+# Empty choice rows under a list question's choices: room to add some without a script.
+SPARE_CHOICES = 2
 
 
-def _parse_options(text: str, locales: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
+def _choice_rows(
+    options: list[tuple[str, dict[str, str]]], locales: tuple[str, ...]
+) -> list[dict[str, str]]:
+    rows = [
+        {"value": value, **{f"label_{code}": labels.get(code, "") for code in locales}}
+        for value, labels in options
+    ]
+    return rows + [{} for _ in range(SPARE_CHOICES)]
+
+
+def _posted_choices(entries: Any, locales: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
+    """The choices typed, one per row with some wording (a row left empty is no choice)."""
     options = []
+    for entry in entries:
+        sub = entry.form
+        labels = {
+            code: text.strip()
+            for code in locales
+            if (text := sub[f"label_{code}"].data or "").strip()
+        }
+        if labels:
+            options.append(((sub.value.data or "").strip(), labels))
+    return options
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    return "\n".join(f"{name}: {_plain(value)}" for name, value in settings.items())
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _posted_settings(text: str) -> dict[str, Any] | str:
+    """``name: value`` lines as a map (numbers and yes/no as such); the faulty line's text when a
+    line is not ``name: value``."""
+    settings: dict[str, Any] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
-        cells = [c.strip() for c in line.split("|")]
-        if len(cells) == 1:
-            value = slugify(cells[0]).replace("-", "_") or cells[0]
-            options.append((value, {locales[0]: cells[0]}))
-            continue
-        labels = {code: cell for code, cell in zip(locales, cells[1:], strict=False) if cell}
-        options.append((cells[0], labels or {locales[0]: cells[0]}))
-    return options
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            return line.strip()
+        settings[name] = _typed_setting(value.strip())
+    return settings
+
+
+def _valid_settings(_form: Any, field: Any) -> None:
+    wrong = _posted_settings(field.data or "")
+    if isinstance(wrong, str):
+        raise ValidationError(
+            gettext('Write each setting as "name: value"; this line is not: %(line)s', line=wrong)
+        )
+
+
+def _valid_sessions(_form: Any, field: Any) -> None:
+    parsed = parse_sessions(field.data or "", (*_locales(), _locale()))
+    if isinstance(parsed, tuple):
+        number, word = parsed
+        raise ValidationError(
+            gettext(
+                "Line %(number)s: write the days, then the time, like: Monday Wednesday 18:00 "
+                "(not understood: %(word)s).",
+                number=number,
+                word=word,
+            )
+        )
+
+
+def _typed_setting(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if re.fullmatch(r"-?\d{1,15}", text):
+        return int(text)
+    if re.fullmatch(r"-?\d{1,15}\.\d{1,15}", text):
+        return float(text)
+    return text
 
 
 def _input_data(key: EditorKey, value: Any, locales: tuple[str, ...]) -> dict[str, Any]:
@@ -338,7 +473,11 @@ def _input_data(key: EditorKey, value: Any, locales: tuple[str, ...]) -> dict[st
     if key.kind == "tags":
         return {key.name: ", ".join(value)}
     if key.kind == "lines":
-        return {key.name: _options_text(value, locales)}
+        return {key.name: _choice_rows(value, locales)}
+    if key.kind == "settings":
+        return {key.name: _settings_text(value)}
+    if key.kind == "sessions":
+        return {key.name: sessions_text(value, _locale())}
     return {key.name: value}
 
 
@@ -354,7 +493,8 @@ def _keys_data(
 def form_data(values: StructuredWorkflow, locales: tuple[str, ...]) -> dict[str, Any]:
     """The editor's values as the form's data."""
     data = _keys_data(None, values.values, locales)
-    for name, rows in (("fields", values.fields), ("notifications", values.rules)):
+    for name in ROW_LISTS:
+        rows = values.rows(name)
         data[ROW_LISTS[name]] = [
             {
                 **_keys_data(name, row.values, locales),
@@ -386,7 +526,13 @@ def _input_value(key: EditorKey, form: Any, locales: tuple[str, ...]) -> Any:
         tags = [t.strip().lower() for t in (data or "").split(",") if t.strip()]
         return list(dict.fromkeys(tags))
     if key.kind == "lines":
-        return _parse_options(data or "", locales)
+        return _posted_choices(form[key.name].entries, locales)
+    if key.kind == "settings":
+        settings = _posted_settings(data or "")
+        return settings if isinstance(settings, dict) else key.initial
+    if key.kind == "sessions":
+        parsed = parse_sessions(data or "", (*locales, _locale()))
+        return parsed if isinstance(parsed, list) else key.initial
     return (data or "").strip() or key.initial
 
 
@@ -398,7 +544,7 @@ def values_of(
     form: Any, locales: tuple[str, ...], keep_removed: bool = False
 ) -> StructuredWorkflow:
     """The editor's values from the posted form (rows marked for removal left out)."""
-    lists: dict[str, list[Row]] = {"fields": [], "notifications": []}
+    lists: dict[str, list[Row]] = {list_key: [] for list_key in ROW_LISTS}
     for list_key, rows in lists.items():
         for entry in form[ROW_LISTS[list_key]].entries:
             sub = entry.form
@@ -411,16 +557,23 @@ def values_of(
                     removed=bool(sub.remove.data),
                 )
             )
-    return StructuredWorkflow(_posted(None, form, locales), lists["fields"], lists["notifications"])
+    return StructuredWorkflow(
+        _posted(None, form, locales),
+        lists["fields"],
+        lists["notifications"],
+        lists["states"],
+        lists["transitions"],
+    )
 
 
 def attach_problems(form: Any, problems: list[Problem], locales: tuple[str, ...]) -> list[Problem]:
     """Put each problem beside its input; return those no input shows (listed at the top)."""
     loose = []
+    steps = [str(entry.form["name"].data or "") for entry in form.states.entries]
     for problem in problems:
         if problem.severity != "error":
             continue
-        name = field_of_problem(problem)
+        name = field_of_problem(problem, steps)
         target = _input(form, name, locales) if name else None
         if target is None:
             loose.append(problem)
@@ -457,7 +610,7 @@ def _input(form: Any, name: str, locales: tuple[str, ...]) -> Any:
 # --- the view ---------------------------------------------------------------------------------
 
 
-class WorkflowsView(AdminView):
+class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
     need = "view"
 
     # rights ----------------------------------------------------------------------------------
@@ -576,27 +729,46 @@ class WorkflowsView(AdminView):
         formdata: Any = None,
     ) -> Any:
         context = _context()
+        states = _step_names(data, formdata) or states_of(definition)
+        events = events_of(definition)
         form_class = editor_form(
             _locales(),
-            events_of(definition),
+            [*events, *(name for name in states if name not in events)],
             sorted(context.known_channels or {"email"}),
             sorted(context.field_sets),
             new,
             plugin_strategies=sorted(context.assignments),
             plugin_field_types=instance().database.plugins.field_types,
+            menus={
+                "states": [(name, _state_label(name)) for name in states],
+                "providers": [
+                    ("", lazy_gettext("The fixed link below")),
+                    *(
+                        (name, _provider_label(name))
+                        for name in sorted(context.meeting_providers or ())
+                    ),
+                ],
+            },
         )
-        return form_class(formdata=formdata, data=data)
+        form = form_class(formdata=formdata, data=data)
+        _keep_unknown_choices(form)
+        return form
 
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
         calendar = self.calendar
         self.require(calendar.id, "admin", "create workflow")
-        locales = _locales()
-        if request.method == "GET":
-            values = blank_workflow("", {})
-            form = self._editor_form(form_data(values, locales), {}, True)
-            return self._editor_page(form, None, [], None)
-        return self._post_editor(None, True)
+        if request.method == "POST":
+            return self._post_editor(None, True)
+        start = request.args.get("start", "")
+        if not start:
+            return self._chooser()
+        # A blank scenario, or a starter (its text: comments and all, a free identifier).
+        text = self._starter_text(start)
+        data = load_map(text)
+        values = structured(data, _fallback()) if text else blank_workflow("", {})
+        form = self._editor_form(form_data(values, _locales()), dict(data), True)
+        return self._editor_page(form, None, [], None)
 
     @expose("/<slug>/edit", methods=("GET", "POST"))
     def edit(self, slug: str) -> Any:
@@ -625,6 +797,11 @@ class WorkflowsView(AdminView):
         locales = _locales()
         version = latest_version(self.db, record.id) if record else None
         source = version.source_text if version else None
+        if record is None:
+            # A new scenario from a starter writes into the starter's text (its comments stay).
+            source = self._starter_text(
+                request.form.get("starter") or request.args.get("start", "")
+            )
         try:
             definition = dict(load_map(source)) if source else {}
         except DocumentError:
@@ -639,8 +816,9 @@ class WorkflowsView(AdminView):
         if op not in {"save", "preview"}:
             values = values_of(form, locales, keep_removed=True)
             _apply_op(values, op, sorted(_context().field_sets))
-            values.fields = [r for r in values.fields if not r.removed]
-            values.rules = [r for r in values.rules if not r.removed]
+            for list_key in ROW_LISTS:
+                values.rows(list_key)[:] = [r for r in values.rows(list_key) if not r.removed]
+            name_steps(values, _fallback())
             fresh = self._editor_form(form_data(values, locales), definition, new)
             fresh.comment.data = form.comment.data
             return self._editor_page(fresh, record, [], None)
@@ -758,6 +936,13 @@ class WorkflowsView(AdminView):
             yaml_text=text,
             field_sets=bool(_context().field_sets),
             layout={section: layout(section) for section in SECTIONS},
+            lifecycle=_lifecycle_picture(form, _locales()),
+            error_links=error_summary(form),
+            # The inputs under a question's "More options" (opened when one has a problem).
+            more_inputs=[
+                f"{key.name}_{_locales()[0]}" if key.kind == "texts" else key.name
+                for key in keys_in("question_more")
+            ],
             preview=self._preview_values(preview) if preview else None,
         ), status
 
@@ -1003,6 +1188,113 @@ class WorkflowsView(AdminView):
         }
 
 
+# How the error summary names a row: "Question 2", "Message 1"...
+ROW_NOUNS = {
+    "fields": N_("Question %(n)s"),
+    "rules": N_("Message %(n)s"),
+    "states": N_("Step %(n)s"),
+    "transitions": N_("Action %(n)s"),
+}
+
+
+def error_summary(form: Any) -> list[tuple[str, str, str]]:
+    """Each input with a problem, in the order of the page: (its id, what it is, the problem),
+    for the summary at the top that links to each."""
+    out: list[tuple[str, str, str]] = []
+
+    def visit(fields: Any, where: str) -> None:
+        for field in fields:
+            if isinstance(field, FieldList) and field.name in ROW_NOUNS and not where:
+                for index, entry in enumerate(field.entries, start=1):
+                    visit(entry.form, gettext(ROW_NOUNS[field.name], n=index))
+                continue
+            messages = [e for e in field.errors if isinstance(e, str)]
+            if messages and field.type != "CSRFTokenField":
+                label = str(field.label.text)
+                out.append((field.id, f"{where} · {label}" if where else label, messages[0]))
+
+    visit(form, "")
+    return out
+
+
+def _lifecycle_picture(form: Any, locales: tuple[str, ...]) -> dict[str, Any]:
+    """The lifecycle as the page holds it: a diagram, and its moves in words."""
+    values = values_of(form, locales)
+    here = _locale()
+    steps = []
+    for row in values.states:
+        name = str(row["name"] or "")
+        if name:
+            label = _wording_in(row["label"], here, locales) or str(_state_label(name))
+            steps.append(Step(name, label, bool(row["initial"]), bool(row["final"])))
+    words = {step.name: step.label for step in steps}
+    moves, lines = [], []
+    for row in values.transitions:
+        label = _wording_in(row["label"], here, locales) or str(row["name"] or "").replace("_", " ")
+        target, sources = str(row["to"] or ""), tuple(str(s) for s in row["from"] or ())
+        if not target or not sources:
+            continue
+        moves.append(Move(label, sources, target))
+        lines.append(
+            gettext(
+                "%(sources)s → %(action)s (%(who)s) → %(target)s",
+                sources=" / ".join(words.get(s, s) for s in sources),
+                action=label,
+                who=", ".join(str(ROLE_NAMES.get(r, r)) for r in row["by"] or ("staff",)),
+                target=words.get(target, target),
+            )
+        )
+    title = gettext("The steps of a booking")
+    svg = lifecycle_svg(steps, moves, title=title) if steps else ""
+    # lifecycle_svg escapes every word it draws.
+    return {"svg": Markup(svg), "lines": lines, "names": words}  # noqa: S704
+
+
+def _wording_in(texts: Any, here: str, locales: tuple[str, ...]) -> str:
+    """A text in the page's language, else in the first language that has it."""
+    if not isinstance(texts, Mapping):
+        return str(texts or "")
+    for code in (here, *locales):
+        if texts.get(code):
+            return str(texts[code])
+    return ""
+
+
+ROLE_NAMES = {value: lazy_gettext(label) for value, label in ROLE_LABELS}
+
+
+def _step_names(data: Mapping[str, Any] | None, formdata: Any) -> list[str]:
+    """The lifecycle's steps as the page holds them (a step added is offered at once)."""
+    if data is not None:
+        names = [str(row.get("name") or "") for row in data.get("states") or []]
+    elif formdata is not None:
+        names = [
+            str(formdata.get(f"states-{index}-name") or "")
+            for index in range(30)
+            if f"states-{index}-name" in formdata
+        ]
+    else:
+        names = []
+    return [name for name in dict.fromkeys(names) if name]
+
+
+def _keep_unknown_choices(form: Any) -> None:
+    """A menu's value that it does not offer (a provider or strategy of a plugin not enabled
+    here) stays offered under its own name, so that saving does not drop it unseen."""
+    for field in form:
+        if isinstance(field, FieldList):
+            for entry in field.entries:
+                if isinstance(entry, FormField):
+                    _keep_unknown_choices(entry.form)
+        elif (
+            type(field) is SelectField
+            and isinstance(field.data, str)
+            and field.data
+            and field.data not in {choice.value for choice in field.choices}
+        ):
+            field.choices = [*field.choices, *options([field.data])]
+
+
 def _parses(text: str) -> bool:
     try:
         load_map(text)
@@ -1019,10 +1311,16 @@ def _apply_op(values: StructuredWorkflow, op: str, field_sets: list[str]) -> Non
         values.fields.append(new_row("fields", include=field_sets[0]))
     elif op == "add_rule":
         values.rules.append(new_row("notifications", on="confirmed", to_client=True))
+    elif op == "add_state":
+        values.states.append(new_row("states", holds_slot=True))
+    elif op == "add_transition":
+        values.transitions.append(new_row("transitions"))
+    elif op in LIFECYCLES:
+        values.states, values.transitions = lifecycle_rows(LIFECYCLES[op], _fallback())
     else:
         kind, _, rest = op.partition(":")
         direction, _, index_text = rest.partition(":")
-        lists: dict[str, list[Row]] = {"fields": values.fields, "rules": values.rules}
+        lists = {prefix: values.rows(list_key) for list_key, prefix in ROW_LISTS.items()}
         rows = lists.get(kind)
         if rows is None or not index_text.isdigit():
             return
