@@ -264,3 +264,43 @@ def test_a_click_on_a_line_of_a_list_opens_the_booking(
     assert href and re.fullmatch(r"/admin/bookings/\d+", href)
     row.locator("td").nth(3).click()  # the staff member's cell: no link there
     page.wait_for_url(live + href)
+
+
+def test_the_scenario_editor_and_the_wizard_have_no_axe_violations(
+    english: Any, live: str, demo_admin: str
+) -> None:
+    """Issue 16: the editor with every part open (steps, more options, the live preview), with
+    problems and their summary; the chooser, the guided form with its problems, and the publish
+    step."""
+    page = english.new_page()
+    checker = Checker(page, live)
+    page.goto(live + "/login")
+    page.fill("#email", demo_admin)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(live + "/admin/")
+
+    page.goto(live + "/admin/workflows/hr-interview/edit")
+    page.wait_for_load_state("load")
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.fill("#name_en", "Job interview")  # the live preview follows
+    expect(page.locator("#live-preview")).to_contain_text("Job interview", timeout=10_000)
+    checker.check("the editor, everything open, with its live preview")
+    page.fill("#duration", "0")
+    page.click("button[value=save]")
+    page.wait_for_selector("#problems a.alert-link")
+    checker.check("the editor with problems and their summary")
+
+    page.goto(live + "/admin/workflows/new")
+    checker.check("the choice of a start")
+    page.click("text=Guided: answer six questions")
+    page.wait_for_load_state("load")
+    checker.check("the guided form")
+    page.click("form.wizard button[type=submit]")
+    page.wait_for_selector(".invalid-feedback")
+    checker.check("the guided form with problems")
+
+    page.goto(live + "/admin/workflows/hr-interview/publish")
+    checker.check("the publish step")
+    page.goto(live + "/admin/templates/confirmed/client/email/en/history")
+    checker.check("a template's history")
