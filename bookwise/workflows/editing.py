@@ -1496,6 +1496,24 @@ def _name_what_is_unnamed(values: StructuredWorkflow, fallback: str) -> None:
             taken.add(row.values["id"])
 
 
+def keep_names(values: StructuredWorkflow, source_text: str | None) -> None:
+    """Once bookings use a workflow, the identifiers they store answers and states under stay
+    as the version being edited wrote them: a question's ``id`` and a step's name, for every
+    row that came from that version (new rows are named freely)."""
+    previous = load_map(source_text)
+    fields = list(previous.get("fields") or [])
+    states = (
+        list(previous.get("states") or {}) if isinstance(previous.get("states"), Mapping) else []
+    )
+    for row in values.fields:
+        base = _base(row, fields)
+        if isinstance(base, Mapping) and "id" in base:
+            row.values["id"] = str(base["id"])
+    for row in values.states:
+        if row.source is not None and row.source < len(states):
+            row.values["name"] = str(states[row.source])
+
+
 def name_steps(values: StructuredWorkflow, fallback: str) -> None:
     """The lifecycle's steps and actions left unnamed, named from their words (``Awaiting
     approval`` -> ``awaiting_approval``); a name given stays (bookings are stored under it)."""

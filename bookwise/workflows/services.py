@@ -282,3 +282,17 @@ def find_version(session: Session, record: WorkflowRecord, number: int) -> Workf
     if version is None:
         raise NotFound(f"no version {number} of {record.slug}")
     return version
+
+
+def in_use(session: Session, record: WorkflowRecord) -> bool:
+    """Whether bookings use some version of the workflow (the identifiers their answers and
+    states are stored under must then stay)."""
+    from bookwise.bookings.models import Booking
+
+    found = session.scalar(
+        select(Booking.id)
+        .join(WorkflowVersion, Booking.workflow_version_id == WorkflowVersion.id)
+        .where(WorkflowVersion.workflow_id == record.id)
+        .limit(1)
+    )
+    return found is not None

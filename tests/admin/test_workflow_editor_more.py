@@ -194,3 +194,21 @@ def test_a_provider_of_a_plugin_not_enabled_here_is_kept(world: World) -> None:
     assert '<option selected value="elsewhere_meet">elsewhere_meet</option>' in page or (
         'value="elsewhere_meet" selected' in page
     )
+
+
+def test_identifiers_stay_once_bookings_use_them(world: World) -> None:
+    """The answers and states of bookings are stored under the questions' and steps'
+    identifiers: once a booking uses the scenario, those of existing rows cannot change (a new
+    question still gets its own)."""
+    client = world.login("super")
+    page = client.get("/admin/workflows/consult/edit").get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="fields-\d+-id"[^>]*readonly', page), "not shown fixed"
+    assert "Kept as it is: bookings already use it." in page
+    values = form_fields(page)
+    index = next(i for i in range(20) if values.get(f"fields-{i}-id") == "topic")
+    values[f"fields-{index}-id"] = "subject"
+    values.update({"comment": "rename attempt", "op": "save"})
+    assert client.post("/admin/workflows/consult/edit", data=values).status_code == 302
+    fields = saved_definition(world, "consult")["fields"]  # type: ignore[index]
+    ids = [f.get("id") for f in fields]  # type: ignore[union-attr]
+    assert "topic" in ids and "subject" not in ids

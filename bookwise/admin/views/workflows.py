@@ -65,6 +65,7 @@ from bookwise.workflows.editing import (
     diff,
     events_of,
     field_of_problem,
+    keep_names,
     keys_in,
     keys_of,
     layout,
@@ -84,6 +85,7 @@ from bookwise.workflows.services import (
     calendars_of_workflow,
     find_version,
     find_workflow,
+    in_use,
     latest_version,
     save_version,
     workflow_of,
@@ -825,6 +827,8 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
         values = values_of(form, locales)
         if record is not None:
             values.values["id"] = record.slug
+            if in_use(self.db, record):
+                keep_names(values, source)
         text = write(values, source, _fallback())
         checked, problems = self._check(text, values["id"], record)
         if checked is None or errors_only(problems):
@@ -926,6 +930,8 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
         status: int = 200,
         preview: Workflow | None = None,
     ) -> Any:
+        if record is not None and in_use(self.db, record):
+            _fix_names(form)
         return self.render(
             "bookwise_admin/workflows/editor.html",
             form=form,
@@ -937,6 +943,8 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
             field_sets=bool(_context().field_sets),
             layout={section: layout(section) for section in SECTIONS},
             lifecycle=_lifecycle_picture(form, _locales()),
+            shown_languages=_languages_shown(form, _locales(), self.calendar.default_locale),
+            language_names={code: language_name(code, _locale()) for code in _locales()},
             error_links=error_summary(form),
             # The inputs under a question's "More options" (opened when one has a problem).
             more_inputs=[
@@ -1261,6 +1269,36 @@ def _wording_in(texts: Any, here: str, locales: tuple[str, ...]) -> str:
 
 
 ROLE_NAMES = {value: lazy_gettext(label) for value, label in ROLE_LABELS}
+
+
+def _languages_shown(form: Any, locales: tuple[str, ...], calendar_locale: str) -> list[str]:
+    """The languages whose boxes the editor shows at first: the calendar's, the instance's
+    default, and every one the scenario already has words in (the others are a tick away)."""
+    shown = {calendar_locale, _fallback()}
+
+    def visit(fields: Any) -> None:
+        for field in fields:
+            if isinstance(field, FieldList):
+                for entry in field.entries:
+                    visit(entry.form if isinstance(entry, FormField) else [entry])
+            elif isinstance(field.data, str) and field.data.strip():
+                code = field.name.rpartition("_")[2]
+                if code in locales:
+                    shown.add(code)
+
+    visit(form)
+    return [code for code in locales if code in shown]
+
+
+def _fix_names(form: Any) -> None:
+    """Bookings use the workflow: the identifiers of the questions and steps they store answers
+    and states under are shown, not editable (:func:`keep_names` keeps them on save)."""
+    for rows, name in ((form.fields, "id"), (form.states, "name")):
+        for entry in rows.entries:
+            if entry.form.source.data not in (None, ""):
+                field = entry.form[name]
+                field.render_kw = {**(field.render_kw or {}), "readonly": True}
+                field.description = gettext("Kept as it is: bookings already use it.")
 
 
 def _step_names(data: Mapping[str, Any] | None, formdata: Any) -> list[str]:
