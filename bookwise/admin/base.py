@@ -36,6 +36,7 @@ from bookwise.admin.access import (
 from bookwise.audit.services import Actor, record
 from bookwise.calendars.models import Calendar
 from bookwise.errors import BookwiseError, NotFound
+from bookwise.i18n import gettext
 from bookwise.web import db_session, instance
 
 T = TypeVar("T")
@@ -177,6 +178,16 @@ class BackOffice:
         self.db.commit()
         if message:
             flash(message, "success")
+
+    def commit_restore(self, number: int, new: int | None) -> None:
+        """Commit a restore of version ``number``: saved as version ``new``, or None when it was
+        the current version already."""
+        if new is None:
+            self.commit(gettext("This is already the current version."))
+        else:
+            self.commit(
+                gettext("Version %(number)s restored as version %(new)s.", number=number, new=new)
+            )
 
     def fail(self, error: BookwiseError | str) -> None:
         """Roll back and show the error to the user."""

@@ -327,16 +327,7 @@ class TemplatesView(AdminView):
                 )
             )
             return redirect(url_for(".version", number=number, **_key_args(key, scope)))
-        if added is None:
-            self.commit(gettext("This is already the current version."))
-        else:
-            self.commit(
-                gettext(
-                    "Version %(number)s restored as version %(new)s.",
-                    number=number,
-                    new=added.number,
-                )
-            )
+        self.commit_restore(number, added.number if added is not None else None)
         return redirect(self._url(key, scope))
 
 

@@ -1066,16 +1066,7 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
             author=self.access.actor,
             comment=gettext("Restored version %(number)s", number=number),
         )
-        if saved is None:
-            self.commit(gettext("This is already the current version."))
-        else:
-            self.commit(
-                gettext(
-                    "Version %(number)s restored as version %(new)s.",
-                    number=number,
-                    new=saved.number,
-                )
-            )
+        self.commit_restore(number, saved.number if saved is not None else None)
         return redirect(url_for(".details", slug=slug))
 
     # import and export -------------------------------------------------------------------------
