@@ -210,6 +210,24 @@ def test_invalid_answers_are_marked_beside_their_fields(web: Any) -> None:
     assert 'id="field_phone-error">Enter a phone number in international format' in html
     assert 'id="field_topic-error">This field is required.' in html
     assert 'aria-describedby="field_email-help field_email-error"' in html
+    # The summary at the top links to each field, its label without its own end punctuation.
+    summary = html.split('class="error-summary"', 1)[1].split("</ul>", 1)[0]
+    assert '<a href="#field_topic">Topic</a>: This field is required.' in summary
+
+
+def test_the_error_summary_follows_the_languages_punctuation(web: Any) -> None:
+    """A dental practice's French patients read "Votre nom: …" and "…ma visite.: …": French
+    puts a space before the colon, and a label's own full stop is not doubled."""
+    url, page = open_form(web)
+    response = web.post(
+        url + "?lang=fr",
+        data=consult_answers(page, field_topic=""),
+        headers=ORIGIN,
+    )
+    html = response.get_data(as_text=True)
+    summary = html.split('class="error-summary"', 1)[1].split("</ul>", 1)[0]
+    assert '<a href="#field_topic">Sujet</a> : ' in summary, summary
+    assert ".:" not in summary and ". :" not in summary
 
 
 @pytest.mark.parametrize("token", ["", "forged", None])

@@ -37,6 +37,11 @@ def transition_label(workflow: Workflow, name: str, locale: str) -> str:
     for transition in workflow.lifecycle.transitions:
         if transition.name == name and transition.label:
             return Text.of(dict(transition.label)).get(locale)
+    return action_name(name)
+
+
+def action_name(name: str) -> str:
+    """Our words for a move of the usual lifecycles, else its identifier made readable."""
     ours = {
         "approve": gettext("Approve"),
         "decline": gettext("Decline"),

@@ -93,5 +93,6 @@ class DurationField(StringField):  # type: ignore[misc]
         amount = str(formdata.get(amount_name, "")).strip()
         unit = str(formdata.get(f"{self.name}-unit", self.default_unit))
         unit = unit if unit in dict(UNITS) else self.default_unit
-        # Not a whole number ("1,5"): kept as typed, and the workflow check says what is wrong.
         self.data = f"{amount}{unit}" if amount else ""
+        if amount and not amount.isdigit():  # "-5", "1,5": said here, in words
+            self.process_errors.append(lazy_gettext("Give a whole number, like 30 or 365."))

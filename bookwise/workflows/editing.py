@@ -164,7 +164,6 @@ KINDS: dict[str, Any] = {
     "group": "staff",  # ``capacity.per``: written only in ``{places: N, per: slot}``
 }
 
-_DURATION_HELP = N_("Like 30m, 1h or 1h30m.")
 
 # The structured editor, one entry per input, in the order of the page. To offer another key,
 # add an entry here: its input appears in its section (laid out by ``row`` and ``cell``), its
@@ -201,10 +200,9 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "duration",
         N_("Duration"),
         "time",
-        help=_DURATION_HELP,
         max_length=20,
         row="times",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "slot_step",
@@ -215,7 +213,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         help=N_("Empty: every duration."),
         max_length=20,
         row="times",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "buffer_before",
@@ -225,7 +223,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "time",
         max_length=20,
         row="times",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "buffer_after",
@@ -235,7 +233,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "time",
         max_length=20,
         row="times",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "min_notice",
@@ -243,10 +241,10 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "duration",
         N_("Book at least this long ahead"),
         "time",
-        help=N_("Like 2h or 1d. Empty: the default (1 hour)."),
+        help=N_("Empty: 1 hour."),
         max_length=20,
         row="window",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "max_ahead",
@@ -254,10 +252,10 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "duration",
         N_("Book at most this long ahead"),
         "time",
-        help=N_("Like 30d. Empty: the default (90 days)."),
+        help=N_("Empty: 90 days."),
         max_length=20,
         row="window",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "cancellation_allowed",
@@ -292,7 +290,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         minimum=1,
         maximum=1000,
         row="window",
-        cell="col-md-3 col-6",
+        cell="col-sm-6",
     ),
     EditorKey(
         "capacity_per",
@@ -706,7 +704,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "duration",
         N_("Erase the answers this long after the appointment"),
         "privacy",
-        help=N_("Empty: kept until erased by hand."),
+        help=N_("Empty: kept until erased by hand. A year: 365 days."),
         max_length=20,
         unit="d",
         row="retention",
@@ -741,7 +739,7 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         "delay",
         N_("How long before or after"),
         "rule",
-        help=N_("For reminders and follow-ups, like 24h or 30m."),
+        help=N_("For reminders and follow-ups."),
         max_length=20,
         placeholder="24h",
         also=("notifications[].after",),

@@ -67,7 +67,7 @@ def test_the_lifecycle_is_drawn_and_changed_without_yaml(world: World) -> None:
     values = new_scenario(client)
     page = client.post(NEW, data={**values, "op": "lifecycle:approval"}).get_data(as_text=True)
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="lifecycle"' in page
-    assert "Requested (waiting for approval) → approve (Staff) → Confirmed" in page
+    assert "Requested (waiting for approval) → Approve (Staff) → Confirmed" in page
     values = form_fields(page)
     assert [values[f"states-{i}-name"] for i in range(6)][:2] == ["requested", "confirmed"]
     values.update({"states-0-label_en": "Awaiting approval", "fields-0-label_en": "Topic"})

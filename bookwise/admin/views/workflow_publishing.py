@@ -233,6 +233,7 @@ class PublishMixin(AdminView):
             members=members,
             ticked=ticked if staff is None else staff,
             tags=workflow.staff.tags,
+            by_priority=workflow.staff.assignment == "priority",
             service=service,
             sentence=versions_sentence(
                 kept_versions(self.db, record, [c.id for c in calendars], now()), version.number

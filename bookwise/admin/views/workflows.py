@@ -37,7 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
-from bookwise.admin.display import workflow_name
+from bookwise.admin.display import action_name, workflow_name
 from bookwise.admin.durations import DurationField
 from bookwise.admin.views.workflow_preview import PreviewMixin
 from bookwise.admin.views.workflow_publishing import PublishMixin
@@ -1229,7 +1229,7 @@ def _lifecycle_picture(form: Any, locales: tuple[str, ...]) -> dict[str, Any]:
     words = {step.name: step.label for step in steps}
     moves, lines = [], []
     for row in values.transitions:
-        label = _wording_in(row["label"], here, locales) or str(row["name"] or "").replace("_", " ")
+        label = _wording_in(row["label"], here, locales) or action_name(str(row["name"] or ""))
         target, sources = str(row["to"] or ""), tuple(str(s) for s in row["from"] or ())
         if not target or not sources:
             continue
