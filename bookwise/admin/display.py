@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import url_for
+from flask_babel import lazy_gettext
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -13,9 +14,70 @@ from bookwise.bookings.messages import state_name
 from bookwise.bookings.models import Booking
 from bookwise.formatting import format_clock, format_when
 from bookwise.i18n import gettext
+from bookwise.web import instance
 from bookwise.workflows.language import Text, Workflow
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import workflow_of
+
+# A message's event, as the scenario editor and the message lists name it.
+EVENT_LABELS = {
+    "requested": lazy_gettext("Requested (waiting for approval)"),
+    "confirmed": lazy_gettext("Confirmed"),
+    "declined": lazy_gettext("Declined"),
+    "cancelled": lazy_gettext("Cancelled"),
+    "completed": lazy_gettext("Completed"),
+    "no_show": lazy_gettext("No-show"),
+    "rescheduled": lazy_gettext("Moved to another time"),
+    "reminder": lazy_gettext("Reminder before the start"),
+    "follow_up": lazy_gettext("Follow-up after the end"),
+}
+# Channels as a business user names them (a plugin's own channel: its class's ``label``, or its
+# name); the order the editor offers them.
+CHANNEL_LABELS = {
+    "email": lazy_gettext("E-mail"),
+    "sms": lazy_gettext("Text message (SMS)"),
+    "chat": lazy_gettext("Team chat"),
+    "webhook": lazy_gettext("Another system (webhook)"),
+    "log": lazy_gettext("Log file only (for testing)"),
+}
+
+
+def event_label(name: str) -> str:
+    """A message's event in words ("Reminder before the start"), else its name."""
+    label = EVENT_LABELS.get(name)
+    return str(label) if label is not None else name
+
+
+def channel_name(name: str) -> str:
+    """A channel in words ("Text message (SMS)"); a plugin's by its label, or its name."""
+    label = CHANNEL_LABELS.get(name)
+    if label is not None:
+        return str(label)
+    return instance().database.plugins.channel_label(name) or name
+
+
+def outbox_state_name(state: str) -> str:
+    """Where a message stands, in words."""
+    names = {
+        "pending": gettext("waiting"),
+        "sending": gettext("sending"),
+        "sent": gettext("sent"),
+        "failed": gettext("failed, will retry"),
+        "dead": gettext("not delivered"),
+        "skipped": gettext("skipped"),
+        "withdrawn": gettext("withdrawn"),
+    }
+    return names.get(state, state)
+
+
+def recipient_name(recipient: str) -> str:
+    """A message's recipient as stored: an address, or a role in words."""
+    roles = {
+        "client": gettext("The client"),
+        "staff": gettext("The staff member"),
+        "calendar_admins": gettext("The calendar's administrators"),
+    }
+    return roles.get(recipient, recipient)
 
 
 def text(value: Any, locale: str, fallback: str | None = None) -> str:
@@ -104,3 +166,13 @@ def awaiting_approval(session: Session, where: ColumnElement[bool]) -> ColumnEle
                 and_(Booking.workflow_version_id == version.id, Booking.state == lifecycle.initial)
             )
     return or_(*pairs) if pairs else false()
+
+
+def message_words(message: Any) -> dict[str, str]:
+    """A message of the outbox in words: its event, recipient, channel and state."""
+    return {
+        "event": event_label(message.event),
+        "recipient": recipient_name(message.recipient),
+        "channel": channel_name(message.channel),
+        "state": outbox_state_name(message.state),
+    }

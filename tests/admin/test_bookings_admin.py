@@ -247,3 +247,14 @@ def test_day_and_week_grids(world: World) -> None:
     ).get_data(as_text=True)
     assert f"/admin/bookings/{world.ids['acme_review_ana']}" in week
     assert f"/admin/bookings/{world.ids['acme_review_ben']}" not in week
+
+
+def test_messages_are_listed_in_words(world: World) -> None:
+    """The walk-through of issue 16 found "confirmed", "reminder", "email", "pending" in the
+    French back office: the outbox (and a booking's messages, built by the same helper,
+    admin.display.message_words) names them in the reader's language."""
+    client = world.login("admin")
+    page = client.get("/admin/outbox/?lang=fr").get_data(as_text=True)
+    table = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert "<td>Rappel avant le début</td>" in table and "<td>E-mail</td>" in table, table
+    assert "<td>confirmed</td>" not in table and "<td>email</td>" not in table

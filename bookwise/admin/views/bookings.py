@@ -26,6 +26,7 @@ from bookwise.admin.display import (
     booking_row,
     booking_rows,
     listed_bookings,
+    message_words,
     state_label,
     transition_label,
     workflow_name,
@@ -322,6 +323,7 @@ class BookingsView(AdminView):
                     "row": m,
                     "due": format_when(m.due_at, zone, locale),
                     "sent": format_when(m.sent_at, zone, locale) if m.sent_at else "",
+                    **message_words(m),
                 }
                 for m in messages
             ],

@@ -173,6 +173,7 @@ class HomeView(BackOffice, AdminIndexView):  # type: ignore[misc]
             "bookwise_admin/home.html",
             calendar=calendar,
             role=access.role(calendar.id),
+            admin=access.allows(calendar.id, "admin"),
             today=booking_rows(today, locale),
             waiting=booking_rows(waiting, locale),
             waiting_count=waiting_count or 0,

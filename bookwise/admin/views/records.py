@@ -18,6 +18,7 @@ from wtforms.validators import Length, Optional
 from bookwise.accounts.views import local_path
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, options
+from bookwise.admin.display import message_words, outbox_state_name
 from bookwise.admin.paging import paginate
 from bookwise.audit.models import AuditEntry
 from bookwise.availability.services import local_day_bounds
@@ -38,15 +39,7 @@ class OutboxFilters(PlainForm):  # type: ignore[misc]
 
 
 def _state_names() -> dict[str, str]:
-    return {
-        "pending": gettext("waiting"),
-        "sending": gettext("sending"),
-        "sent": gettext("sent"),
-        "failed": gettext("failed, will retry"),
-        "dead": gettext("not delivered"),
-        "skipped": gettext("skipped"),
-        "withdrawn": gettext("withdrawn"),
-    }
+    return {state: outbox_state_name(state) for state in OUTBOX_STATES}
 
 
 class OutboxView(AdminView):
@@ -102,7 +95,7 @@ class OutboxView(AdminView):
             rows=[
                 {
                     "row": m,
-                    "state": names.get(m.state, m.state),
+                    **message_words(m),
                     "due": format_when(m.due_at, zone, locale),
                     "sent": format_when(m.sent_at, zone, locale) if m.sent_at else "",
                 }

@@ -26,6 +26,7 @@ from flask_admin import expose
 from flask_babel import get_locale, lazy_gettext
 
 from bookwise.admin.base import AdminView
+from bookwise.admin.display import channel_name, event_label
 from bookwise.documents import DocumentError
 from bookwise.errors import errors_only
 from bookwise.formatting import format_when, human_duration
@@ -187,22 +188,6 @@ def template_folders() -> list[Path]:
     return [instance().settings.templates_dir, SHIPPED_TEMPLATES]
 
 
-def _channel_name(name: str) -> str:
-    from bookwise.admin.views.workflows import CHANNEL_LABELS
-
-    label = CHANNEL_LABELS.get(name)
-    return (
-        str(label) if label is not None else instance().database.plugins.channel_label(name) or name
-    )
-
-
-def _event_name(name: str) -> str:
-    from bookwise.admin.views.workflows import EVENT_LABELS
-
-    label = EVENT_LABELS.get(name)
-    return str(label) if label is not None else name
-
-
 def _form_problems(fields: Iterable[Any]) -> list[str]:
     """The messages of a posted form's inputs (rows included), each after its input's label."""
     problems: list[str] = []
@@ -238,7 +223,7 @@ class PreviewMixin(AdminView):
             now(), calendar.timezone, preview["locale"], calendar.default_locale
         )
         return message_timeline(
-            preview["workflow"], sample, template_folders(), _channel_name, _event_name
+            preview["workflow"], sample, template_folders(), channel_name, event_label
         )
 
     @expose("/draft-preview", methods=("POST",))

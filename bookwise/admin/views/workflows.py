@@ -37,7 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
-from bookwise.admin.display import action_name, workflow_name
+from bookwise.admin.display import CHANNEL_LABELS, EVENT_LABELS, action_name, workflow_name
 from bookwise.admin.durations import DurationField
 from bookwise.admin.views.workflow_preview import PreviewMixin
 from bookwise.admin.views.workflow_publishing import PublishMixin
@@ -148,26 +148,6 @@ FIELD_TYPE_LABELS = {
     "multiselect": lazy_gettext("Several choices from a list"),
     "checkbox": lazy_gettext("Checkbox (yes or no)"),
     "url": lazy_gettext("Web address"),
-}
-EVENT_LABELS = {
-    "requested": lazy_gettext("Requested (waiting for approval)"),
-    "confirmed": lazy_gettext("Confirmed"),
-    "declined": lazy_gettext("Declined"),
-    "cancelled": lazy_gettext("Cancelled"),
-    "completed": lazy_gettext("Completed"),
-    "no_show": lazy_gettext("No-show"),
-    "rescheduled": lazy_gettext("Moved to another time"),
-    "reminder": lazy_gettext("Reminder before the start"),
-    "follow_up": lazy_gettext("Follow-up after the end"),
-}
-# Channels as a business user names them (a plugin's own channel: its class's ``label``, or its
-# name); the order the editor offers them.
-CHANNEL_LABELS = {
-    "email": lazy_gettext("E-mail"),
-    "sms": lazy_gettext("Text message (SMS)"),
-    "chat": lazy_gettext("Team chat"),
-    "webhook": lazy_gettext("Another system (webhook)"),
-    "log": lazy_gettext("Log file only (for testing)"),
 }
 
 
