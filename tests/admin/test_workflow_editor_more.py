@@ -5,10 +5,11 @@ buttons that bring the page back to the row they changed."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bookwise.workflows.models import WorkflowRecord
+from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 from tests.admin.conftest import World, db
 from tests.admin.test_workflows_admin import editor, form_fields, legal_consultation
 
@@ -212,3 +213,45 @@ def test_identifiers_stay_once_bookings_use_them(world: World) -> None:
     fields = saved_definition(world, "consult")["fields"]  # type: ignore[index]
     ids = [f.get("id") for f in fields]  # type: ignore[union-attr]
     assert "topic" in ids and "subject" not in ids
+
+
+HOSTILE = [
+    "%ED%A0%80",  # a lone surrogate, as a browser would percent-encode its bytes
+    quote("x" * 70_000),
+    quote("\u202eevil\u0000\u0007"),
+    quote("{{ 9**9**9 }}{% for x in range(10**9) %}{% endfor %}"),
+    quote("-5"),
+    quote("Monday 25:99\nsettings: [a"),
+]
+
+
+def test_hostile_bytes_in_every_input_never_break_the_editor(world: World) -> None:
+    """Every input of the structured editor (the new ones included) takes hostile bytes: never a
+    5xx, and a refused save writes no version."""
+    client = world.login("admin")
+    values = new_scenario(client)
+    values.update({"fields-0-label_en": "Topic", "fields-0-type": "select"})
+    names = sorted(name for name, value in values.items() if isinstance(value, str))
+    with db(world) as session:
+        before = session.scalar(select(func.count()).select_from(WorkflowVersion))
+    for index, name in enumerate(names):
+        if name in ("csrf_token", "op"):
+            continue
+        payload = HOSTILE[index % len(HOSTILE)]
+        fields = {**values, "op": "save" if index % 2 else "preview"}
+        body = "&".join(
+            f"{quote(k)}={payload if k == name else quote(str(v))}"
+            for k, v in fields.items()
+            if isinstance(v, str)
+        )
+        response = client.post(NEW, data=body, content_type="application/x-www-form-urlencoded")
+        assert response.status_code < 500, (name, payload[:40], response.status_code)
+        if response.status_code != 302:
+            with db(world) as session:
+                count = session.scalar(select(func.count()).select_from(WorkflowVersion))
+            assert count == before, name
+        else:
+            before += 1
+            # A save that went through (a harmless payload): start again from a new scenario.
+            values = new_scenario(client)
+            values.update({"fields-0-label_en": "Topic", "fields-0-type": "select"})
