@@ -155,3 +155,29 @@ def test_approval_a_group_text_messages_and_a_follow_up(context: CheckContext) -
     assert ("reminder", "2h", "sms") in rules and ("follow_up", "2h", "email") in rules
     assert ("requested", None, "email") in rules and ("declined", None, "email") in rules
     assert not any(on == "reminder" and offset == "24h" for on, offset, _ in rules)
+
+
+def test_a_sensitive_question_a_retention_and_an_online_place(context: CheckContext) -> None:
+    answers = legal_consultation()
+    answers.questions[1].sensitive = True
+    answers.delete_answers_after = "365d"
+    answers.location, answers.meeting_link = "online", "https://meet.example.org/office"
+    text = write(from_answers(answers, LOCALES), None, "en")
+    checked, problems = check_text(text, "legal-consultation.yaml", context)
+    assert problems == []
+    assert checked is not None
+    data = checked.definition
+    assert [f.get("sensitive") for f in data["fields"]] == [None, True]
+    assert data["retention"] == {"delete_answers_after": "365d"}
+    assert data["location"] == {"type": "online", "url": "https://meet.example.org/office"}
+
+
+def test_in_person_is_the_default_and_not_written(context: CheckContext) -> None:
+    answers = legal_consultation()
+    answers.meeting_link = "https://meet.example.org/office"  # only an online place has one
+    text = write(from_answers(answers, LOCALES), None, "en")
+    assert "location" not in load_map(text) and "retention" not in load_map(text)
+    answers.location = "phone"
+    assert load_map(write(from_answers(answers, LOCALES), None, "en"))["location"] == {
+        "type": "phone"
+    }

@@ -114,12 +114,15 @@ class Question:
     kind: str = "short_text"
     choices: list[Texts] = field(default_factory=list)
     required: bool = False
+    sensitive: bool = False  # health or HR data
 
 
 @dataclass
 class WizardAnswers:
     """The six steps' answers. Durations are in the language's spelling (``30m``, ``30d``;
-    empty: the default); ``assignment`` is :data:`CLIENT_CHOOSES` or a strategy's name."""
+    empty: the default); ``assignment`` is :data:`CLIENT_CHOOSES` or a strategy's name;
+    ``location`` is ``in_person`` (the calendar's address), ``online`` (a meeting made by
+    ``meeting_provider``, else the fixed ``meeting_link``) or ``phone``."""
 
     name: Texts
     identifier: str = ""
@@ -127,10 +130,14 @@ class WizardAnswers:
     approval: bool = False  # requested, then approved by staff
     duration: str = "30m"
     max_ahead: str = ""
+    location: str = "in_person"
+    meeting_provider: str = ""
+    meeting_link: str = ""
     assignment: str = "round_robin"
     questions: list[Question] = field(default_factory=list)
     consent_text: Texts = field(default_factory=dict)
     consent_link: str = ""
+    delete_answers_after: str = ""  # empty: kept until erased by hand
     day_before_email: bool = False
     two_hours_sms: bool = False
     follow_up: bool = False
@@ -145,7 +152,13 @@ def from_answers(answers: WizardAnswers, locales: Sequence[str]) -> StructuredWo
         max_ahead=answers.max_ahead,
         capacity=max(answers.places, 1),
         client_chooses=answers.assignment == CLIENT_CHOOSES,
+        location_type=answers.location,
+        retention_answers=answers.delete_answers_after,
     )
+    if answers.location == "online":
+        values.values.update(
+            location_provider=answers.meeting_provider, location_url=answers.meeting_link
+        )
     if answers.assignment != CLIENT_CHOOSES:
         values.values["assignment"] = answers.assignment
     if any(text.strip() for text in answers.consent_text.values()):
@@ -185,6 +198,7 @@ def _questions(answers: WizardAnswers, locales: Sequence[str]) -> list[Row]:
             "fields",
             type=QUESTION_TYPES[question.kind],
             required=question.required,
+            sensitive=question.sensitive,
             label=dict(question.label),
         )
         if question.kind == "choice":

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+import bookwise
 from bookwise.calendars.models import Service
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.starters import STARTER_KEYS
 from tests.admin.conftest import World, db, token
+from tests.admin.test_calendar_plugins_admin import jitsi  # noqa: F401 (a fixture)
 from tests.admin.test_workflows_admin import editor, form_fields
 
 WIZARD = "/admin/workflows/new/guided"
@@ -90,7 +93,10 @@ def test_the_wizard_creates_the_scenario_with_its_staff(world: World) -> None:
     client = world.login("admin")
     page = client.get(WIZARD).get_data(as_text=True)
     assert page.count("<legend") >= 6 and "1. Who books" in page and "6. Reminders" in page
-    response = client.post(WIZARD, data=wizard_answers(client, world))
+    # What a hidden input holds (places for one client at a time, a link for in person) is
+    # ignored, its mistakes too.
+    values = {**wizard_answers(client, world), "places": "1", "meeting_link": "x" * 600}
+    response = client.post(WIZARD, data=values)
     assert response.status_code == 302, re.findall(
         r"invalid-feedback[^>]*>([^<]+)", response.get_data(as_text=True)
     )
@@ -121,9 +127,107 @@ def test_the_wizard_creates_the_scenario_with_its_staff(world: World) -> None:
         rules is None
         or {"on": "reminder", "before": "24h", "to": "client", "channel": "email"} in rules
     )
-    # The same name again: another identifier.
-    again = client.post(WIZARD, data=wizard_answers(client, world))
-    assert again.headers["Location"].endswith("/admin/workflows/legal-consultation-2/edit")
+    assert "location" not in definition  # in person, at the calendar's address: the default
+    assert "retention" not in definition and "sensitive" not in definition["fields"][0]
+
+
+def created(world: World, response: Any) -> dict[str, Any]:
+    """The definition of the scenario the wizard created (its response a redirect)."""
+    assert response.status_code == 302, re.findall(
+        r'id="([^"]+)-error">([^<]+)<', response.get_data(as_text=True)
+    )
+    slug = response.headers["Location"].split("/")[-2]
+    with db(world) as session:
+        record = session.scalars(select(WorkflowRecord).where(WorkflowRecord.slug == slug)).one()
+        return dict(record.versions[-1].definition)
+
+
+def test_a_sensitive_question_the_answers_erased_and_a_fixed_meeting_link(world: World) -> None:
+    client = world.login("admin")
+    page = client.get(WIZARD).get_data(as_text=True)
+    assert "5. Consent and privacy" in page and "at the calendar's address" in page
+    assert 'name="meeting_provider"' not in page  # no provider enabled: a fixed link
+    values = wizard_answers(client, world)
+    values.update(
+        {
+            "questions-1-sensitive": "y",
+            "delete_answers_after-amount": "365",
+            "delete_answers_after-unit": "d",
+            "location": "online",
+            "meeting_link": "https://meet.example.org/office",
+        }
+    )
+    definition = created(world, client.post(WIZARD, data=values))
+    assert "sensitive" not in definition["fields"][0]
+    assert definition["fields"][1]["sensitive"] is True
+    assert definition["retention"] == {"delete_answers_after": "365d"}
+    assert definition["location"] == {"type": "online", "url": "https://meet.example.org/office"}
+
+
+@pytest.mark.usefixtures("jitsi")
+def test_an_online_meeting_made_by_the_enabled_provider(world: World) -> None:
+    client = world.login("admin")
+    page = client.get(WIZARD).get_data(as_text=True)
+    assert re.search(r'<option selected value="jitsi">|<option value="jitsi" selected', page)
+    values = wizard_answers(client, world)
+    assert values["meeting_provider"] == "jitsi"  # offered first
+    values["location"] = "online"
+    definition = created(world, client.post(WIZARD, data=values))
+    assert definition["location"] == {"type": "online", "provider": "jitsi"}
+
+
+def test_a_name_the_calendar_has_already_is_refused(world: World) -> None:
+    client = world.login("admin")
+    created(world, client.post(WIZARD, data=wizard_answers(client, world)))
+    before = count_workflows(world)
+    values = {**wizard_answers(client, world), "name_en": "Another one"}
+    values["name_fr"] = "consultation juridique "  # the French name, typed again
+    response = client.post(WIZARD, data=values)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    message = (
+        "A scenario called “Consultation juridique” exists already; give this one another "
+        "name, or open that one."
+    )
+    assert f'id="name_fr-error">{message}' in page
+    assert "name_en-error" not in page
+    assert count_workflows(world) == before
+
+
+def test_a_language_short_of_choices_is_named_beside_its_box(world: World) -> None:
+    client = world.login("admin")
+    values = wizard_answers(client, world)
+    values["questions-0-choices_en"] = "Family\nWork\nTaxes"
+    response = client.post(WIZARD, data=values)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    message = "French has 2 choices, English has 3: give as many in each language."
+    assert f'id="questions-0-choices_fr-error">{message}' in page
+    assert "questions-0-choices_en-error" not in page
+
+
+def test_other_languages_are_a_tick_away_unless_they_have_words(world: World) -> None:
+    client = world.login("admin")
+
+    def ticked(page: str) -> set[str]:
+        return set(re.findall(r'id="show-lang-(\w+)" checked', page))
+
+    page = client.get(WIZARD).get_data(as_text=True)
+    assert 'class="workflow-page"' in page and 'class="col-md-6 lang-de"' in page
+    assert ticked(page) == {"en"} and 'id="show-lang-fr"' in page
+    values = {**wizard_answers(client, world), "duration-amount": "0"}
+    values["questions-1-label_de"] = "Ihre Frage"
+    page = client.post(WIZARD, data=values).get_data(as_text=True)
+    assert ticked(page) == {"en", "fr", "de"}  # French and German have words
+
+
+def test_places_and_choices_show_only_when_they_apply(world: World) -> None:
+    """With CSS: admin.css hides them unless a group or a choice is chosen."""
+    css = (Path(bookwise.__file__).parent / "static" / "admin.css").read_text(encoding="utf-8")
+    assert '.wizard-who:not(:has(input[name="group"][value="group"]:checked)) .wizard-places' in css
+    assert '[value="choice"]:checked)) .wizard-choices' in css
+    page = world.login("admin").get(WIZARD).get_data(as_text=True)
+    assert '<div class="wizard-places">' in page and page.count("wizard-choices") == 3
 
 
 @pytest.mark.parametrize(
@@ -138,6 +242,17 @@ def test_the_wizard_creates_the_scenario_with_its_staff(world: World) -> None:
         ),
         ({"consent_text_en": "x" * 5000}, "consent_text_en", "Field cannot be longer than 2000"),
         ({"questions-1-label_en": "x" * 5000}, "questions-1-label_en", "Field cannot be longer"),
+        ({"location": "online"}, "meeting_link", "Type the link of the online meetings."),
+        (
+            {"location": "online", "meeting_link": "meet.example.org/office"},
+            "meeting_link",
+            "Give the meeting&#39;s whole address, starting with https://.",
+        ),
+        (
+            {"delete_answers_after-amount": "0"},
+            "delete_answers_after",
+            "Give a whole number above zero.",
+        ),
     ],
 )
 def test_bad_answers_are_refused_beside_their_input(

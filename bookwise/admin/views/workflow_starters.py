@@ -9,7 +9,8 @@ and then opened in the structured editor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import redirect, request, url_for
@@ -37,11 +38,11 @@ from bookwise.calendars.editing import create_calendar_workflow, update_service
 from bookwise.calendars.models import Service, StaffMember
 from bookwise.durations import parse_duration
 from bookwise.errors import NotFound, Problem, errors_only
-from bookwise.i18n import gettext
+from bookwise.i18n import gettext, language_name
 from bookwise.text import slugify, unstorable_text
 from bookwise.web import instance
 from bookwise.workflows.editing import problem_path, problem_text, write
-from bookwise.workflows.services import workflows_of_calendars
+from bookwise.workflows.services import latest_version, workflows_of_calendars
 from bookwise.workflows.starters import (
     CLIENT_CHOOSES,
     MAX_QUESTIONS,
@@ -69,6 +70,13 @@ QUESTION_TYPE_LABELS = {
     "date": lazy_gettext("Date"),
     "number": lazy_gettext("Number"),
 }
+# Where the appointment takes place (the workflow language's location types).
+WHERE_LABELS = {
+    "in_person": lazy_gettext("In person, at the calendar's address"),
+    "online": lazy_gettext("Online"),
+    "phone": lazy_gettext("By phone"),
+}
+LINK = re.compile(r"^https?://\S+$")
 
 
 def _locales() -> tuple[str, ...]:
@@ -87,9 +95,11 @@ def wizard_form(
     members: list[tuple[int, str]],
     strategies: list[tuple[str, Any]],
     sms: bool,
+    providers: Sequence[tuple[str, Any]] = (),
 ) -> type[Form]:
     """The wizard's form class for the calendar's languages, bookable staff (id, name), the
-    assignment strategies (name, label) and whether text messages can be sent."""
+    assignment strategies (name, label), whether text messages can be sent and the enabled
+    meeting providers (name, label: none, and an online meeting has a fixed link)."""
 
     class QuestionForm(PlainForm):  # type: ignore[misc]
         kind = SelectField(
@@ -98,6 +108,7 @@ def wizard_form(
             default="short_text",
         )
         required = BooleanField(lazy_gettext("An answer is required"))
+        sensitive = BooleanField(lazy_gettext("Sensitive (health, HR data)"))
 
     per_language(
         QuestionForm,
@@ -147,6 +158,16 @@ def wizard_form(
             default_unit="d",
             description=lazy_gettext("Empty: 90 days."),
         )
+        location = RadioField(
+            lazy_gettext("Where"), choices=options(WHERE_LABELS.items()), default="in_person"
+        )
+        meeting_link = StringField(
+            lazy_gettext("The fixed link"),
+            validators=[Length(max=500)],
+            description=lazy_gettext(
+                "The same link for every booking, like https://meet.example.org/office."
+            ),
+        )
         staff = SelectMultipleField(
             lazy_gettext("Staff members"),
             choices=options([(str(i), name) for i, name in members]),
@@ -176,6 +197,12 @@ def wizard_form(
         consent_link = StringField(
             lazy_gettext("Link to the privacy notice"), validators=[Length(max=500)]
         )
+        delete_answers_after = DurationField(
+            lazy_gettext("Erase the answers this long after the appointment"),
+            validators=[Length(max=20)],
+            default_unit="d",
+            description=lazy_gettext("Empty: kept until erased by hand. A year: 365 days."),
+        )
         day_before_email = BooleanField(lazy_gettext("A reminder by e-mail a day before"))
         follow_up = BooleanField(lazy_gettext("A follow-up message after the visit"))
 
@@ -190,6 +217,12 @@ def wizard_form(
         2000,
         rows=2,
     )
+    if providers:
+        WizardForm.meeting_provider = SelectField(
+            lazy_gettext("Meeting link"),
+            choices=options([*providers, ("", lazy_gettext("The fixed link below"))]),
+            default=providers[0][0],
+        )
     if sms:
         WizardForm.two_hours_sms = BooleanField(
             lazy_gettext("A reminder by text message two hours before")
@@ -229,33 +262,59 @@ def _texts(form: Any, prefix: str, locales: tuple[str, ...]) -> dict[str, str]:
 def _question(sub: Any, locales: tuple[str, ...]) -> Question | None:
     """One question as answered (None when left empty); its problems go beside its inputs."""
     label = {c: t for c, t in _texts(sub, "label", locales).items() if t}
+    kind = sub.kind.data if sub.kind.data in QUESTION_TYPE_LABELS else "short_text"
     lines = {c: _lines(sub[f"choices_{c}"].data) for c in locales}
+    if kind != "choice":  # the choices are not asked (hidden) for another type: ignored
+        lines = {c: [] for c in locales}
+        for code in locales:
+            sub[f"choices_{code}"].errors = []
     if not label:
         if any(lines.values()):
             sub[f"label_{locales[0]}"].errors.append(gettext("Write the question."))
         return None
-    kind = sub.kind.data if sub.kind.data in QUESTION_TYPE_LABELS else "short_text"
     choices: list[dict[str, str]] = []
     if kind == "choice":
         counts = {len(found) for found in lines.values() if found}
-        first = sub[f"choices_{locales[0]}"]
         if not counts or max(counts) < 2:
-            first.errors.append(gettext("Give at least two choices, one per line."))
+            sub[f"choices_{locales[0]}"].errors.append(
+                gettext("Give at least two choices, one per line.")
+            )
         elif len(counts) > 1:
-            first.errors.append(gettext("Give as many choices in each language, one per line."))
+            _short_languages(sub, lines)
         else:
             size = counts.pop()
             choices = [{c: found[i] for c, found in lines.items() if found} for i in range(size)]
-    return Question(label, kind, choices, bool(sub.required.data))
+    return Question(label, kind, choices, bool(sub.required.data), bool(sub.sensitive.data))
+
+
+def _short_languages(sub: Any, lines: dict[str, list[str]]) -> None:
+    """Beside the choices of each language that has fewer than another: how many each has."""
+    locale = str(get_locale())
+    most = max(lines, key=lambda code: len(lines[code]))
+    for code, found in lines.items():
+        if found and len(found) < len(lines[most]):
+            sub[f"choices_{code}"].errors.append(
+                gettext(
+                    "%(short)s has %(count)s choices, %(long)s has %(most)s: give as many "
+                    "in each language.",
+                    short=language_name(code, locale).capitalize(),
+                    count=len(found),
+                    long=language_name(most, locale),
+                    most=len(lines[most]),
+                )
+            )
 
 
 def _check_answers(form: Any, locales: tuple[str, ...]) -> list[Question]:
     """What the form's validators cannot say: a name, a duration, the questions, consent."""
     if not any(_texts(form, "name", locales).values()):
         form[f"name_{locales[0]}"].errors.append(gettext("Give the scenario a name."))
-    if form.group.data == "group" and not form.places.data and not form.places.errors:
+    if form.group.data != "group":
+        form.places.errors = []  # not asked (hidden) for one client at a time: ignored
+    elif not form.places.data and not form.places.errors:
         form.places.errors.append(gettext("Say how many places the group has."))
-    for item in (form.duration, form.max_ahead):
+    _check_where(form)
+    for item in (form.duration, form.max_ahead, form.delete_answers_after):
         if item.errors or not item.data:
             continue
         try:
@@ -272,6 +331,25 @@ def _check_answers(form: Any, locales: tuple[str, ...]) -> list[Question]:
         )
     questions = [_question(entry.form, locales) for entry in form.questions.entries]
     return [q for q in questions if q is not None]
+
+
+def _check_where(form: Any) -> None:
+    """An online appointment needs its link: made by the provider chosen, or the one typed."""
+    link = (form.meeting_link.data or "").strip()
+    provider = form.meeting_provider.data if "meeting_provider" in form else ""
+    if form.location.data != "online":
+        for name in ("meeting_link", "meeting_provider"):
+            if name in form:
+                form[name].errors = []  # not asked (hidden) for another place: ignored
+        return
+    if form.meeting_link.errors:
+        return
+    if link and not LINK.match(link):
+        form.meeting_link.errors.append(
+            gettext("Give the meeting's whole address, starting with https://.")
+        )
+    elif not link and not provider:
+        form.meeting_link.errors.append(gettext("Type the link of the online meetings."))
 
 
 def _has_errors(form: Any) -> bool:
@@ -340,6 +418,7 @@ class StartersMixin:
             deny(self.access, "scenario wizard without a valid form", calendar.id)
         _refuse_unstorable(form)
         questions = _check_answers(form, locales)
+        self._refuse_a_taken_name(form, locales)
         if _has_errors(form):
             return self._wizard_page(form, [], locales, 422)
         answers = self._answers(form, questions, locales)
@@ -376,12 +455,39 @@ class StartersMixin:
         )
         return redirect(url_for(".edit", slug=record.slug))
 
+    def _refuse_a_taken_name(self, form: Any, locales: tuple[str, ...]) -> None:
+        """A name (in any language) that a scenario of the calendar has already is refused
+        beside its box: two scenarios would look the same to the staff and the clients."""
+        taken: dict[str, str] = {}
+        for record in workflows_of_calendars(self.db, [self.calendar.id]):
+            version = None if record.archived else latest_version(self.db, record.id)
+            name = version.definition.get("name") if version is not None else None
+            texts = name.values() if isinstance(name, dict) else [name] if name else []
+            taken.update({str(text).strip().casefold(): str(text).strip() for text in texts})
+        for code, text in _texts(form, "name", locales).items():
+            if text.casefold() in taken:
+                form[f"name_{code}"].errors.append(
+                    gettext(
+                        "A scenario called “%(name)s” exists already; give this one another "
+                        "name, or open that one.",
+                        name=taken[text.casefold()],
+                    )
+                )
+
     def _wizard_form(self, locales: tuple[str, ...], members: list[StaffMember]) -> type[Form]:
-        from bookwise.admin.views.workflows import STRATEGY_LABELS, STRATEGY_ORDER
+        from bookwise.admin.views.workflows import (
+            STRATEGY_LABELS,
+            STRATEGY_ORDER,
+            _context,
+            _provider_label,
+        )
 
         sms = "sms" in instance().database.plugins.channel_names
         strategies = [(name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER]
-        return wizard_form(locales, [(m.id, m.name) for m in members], strategies, sms)
+        providers = [
+            (name, _provider_label(name)) for name in sorted(_context().meeting_providers or ())
+        ]
+        return wizard_form(locales, [(m.id, m.name) for m in members], strategies, sms, providers)
 
     def _answers(
         self, form: Any, questions: list[Question], locales: tuple[str, ...]
@@ -390,6 +496,7 @@ class StartersMixin:
         wanted = slugify(next(text for text in (name.get(c, "") for c in locales) if text))
         identifier = free_identifier(wanted[:63].strip("-") or "scenario", self._taken())
         asks = form.consent.data == "ask"
+        online = form.location.data == "online"
         return WizardAnswers(
             name=name,
             identifier=identifier,
@@ -397,10 +504,16 @@ class StartersMixin:
             approval=form.approval.data == "approval",
             duration=form.duration.data,
             max_ahead=form.max_ahead.data or "",
+            location=form.location.data if form.location.data in WHERE_LABELS else "in_person",
+            meeting_provider=(form.meeting_provider.data or "")
+            if online and "meeting_provider" in form
+            else "",
+            meeting_link=(form.meeting_link.data or "").strip() if online else "",
             assignment=form.assignment.data or "round_robin",
             questions=questions,
             consent_text=_texts(form, "consent_text", locales) if asks else {},
             consent_link=(form.consent_link.data or "").strip() if asks else "",
+            delete_answers_after=form.delete_answers_after.data or "",
             day_before_email=bool(form.day_before_email.data),
             two_hours_sms=bool(getattr(form, "two_hours_sms", None) and form.two_hours_sms.data),
             follow_up=bool(form.follow_up.data),
@@ -418,6 +531,8 @@ class StartersMixin:
             "capacity": "places",
             "consent": f"consent_text_{locales[0]}",
             "notifications": "day_before_email",
+            "location": "location",
+            "retention": "delete_answers_after",
         }
         loose = []
         for problem in problems:
@@ -425,6 +540,8 @@ class StartersMixin:
             name = places.get(str(path[0])) if path else None
             if path[:2] == ("consent", "link"):
                 name = "consent_link"
+            elif path[:2] in (("location", "url"), ("location", "provider")):
+                name = "meeting_link" if path[1] == "url" else "meeting_provider"
             if name is None or name not in form:
                 loose.append(problem)
                 continue
@@ -443,4 +560,18 @@ class StartersMixin:
             locales=locales,
             errors=errors,
             loose=loose,
+            shown_languages=self._languages_shown(form, locales),
+            language_names={code: language_name(code, str(get_locale())) for code in locales},
         ), status
+
+    def _languages_shown(self, form: Any, locales: tuple[str, ...]) -> list[str]:
+        """The languages whose boxes show at first: the calendar's, the instance's default, and
+        those with a text or a problem (the others are a tick away, as in the editor)."""
+        from bookwise.admin.views.workflows import _languages_shown
+
+        shown = set(_languages_shown(form, locales, self.calendar.default_locale))
+        for item in _inputs(form):
+            code = item.name.rpartition("_")[2]
+            if item.errors and code in locales:
+                shown.add(code)
+        return [code for code in locales if code in shown]
