@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from bookwise.errors import N_
 from bookwise.plugins.api import InvalidValue
 from bookwise.text import CONTROL, UNSTORABLE, unstorable_text
-from bookwise.workflows.language import Field, Workflow
+from bookwise.workflows.language import Field, Workflow, shown_fields
 
 if TYPE_CHECKING:
     from bookwise.plugins.api import FieldType
@@ -108,6 +108,7 @@ def check_answers(
     """
     problems: dict[str, FieldProblem] = {}
     clean: dict[str, Any] = {}
+    unanswered: set[str] = set()  # required, blank: a problem if the field is asked
     known = {f.id for f in workflow.fields}
     for key in values:
         if key not in known:
@@ -124,7 +125,7 @@ def check_answers(
                 continue
         if raw in _BLANK or (spec.type == "checkbox" and raw is False and spec.required):
             if spec.required:
-                problems[spec.id] = FieldProblem("required")
+                unanswered.add(spec.id)
             elif spec.type == "checkbox":
                 clean[spec.id] = False
             continue
@@ -132,6 +133,15 @@ def check_answers(
             clean[spec.id] = _storable(spec, _check(spec, raw, today, field_types or {}))
         except _Refused as refused:
             problems[spec.id] = refused.problem
+    # A field whose show_if does not hold is not asked: not required, not stored, and whatever
+    # was sent for it is dropped.
+    asked = shown_fields(workflow.fields, clean)
+    for fid in known - asked:
+        clean.pop(fid, None)
+        problems.pop(fid, None)
+    problems.update({fid: FieldProblem("required") for fid in unanswered & asked})
+    order = [*(key for key in values if key not in known), *(f.id for f in workflow.fields)]
+    problems = {key: problems[key] for key in order if key in problems}
     if workflow.consent is not None and workflow.consent.required and consent is not True:
         problems["consent"] = FieldProblem("consent")
     if problems:

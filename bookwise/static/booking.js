@@ -15,6 +15,53 @@
     }
   }
 
+  // 2. Questions asked only if another's answer fits (a workflow's show_if): shown and hidden
+  // as the client answers; a hidden one is disabled, so it is neither required nor sent.
+  var conditional = Array.prototype.slice.call(document.querySelectorAll("[data-show-if]"));
+  if (conditional.length) {
+    var answerOf = function (name) {
+      var inputs = Array.prototype.slice.call(document.getElementsByName(name));
+      if (!inputs.length) { return null; }
+      var box = inputs[0].closest(".shown-if");
+      if (box && box.hidden) { return null; }  // a question not asked has no answer
+      if (inputs.length === 1 && inputs[0].type === "checkbox") { return inputs[0].checked; }
+      if (inputs[0].type === "checkbox" || inputs[0].type === "radio") {
+        return inputs.filter(function (i) { return i.checked; }).map(function (i) { return i.value; });
+      }
+      return inputs[0].value.trim();
+    };
+    var holds = function (rule, answer) {
+      var blank = answer === null || answer === "" || (Array.isArray(answer) && !answer.length);
+      if (rule.test === "answered") { return Boolean(rule.value) !== blank; }
+      if (blank) { return rule.test === "not_equals" || rule.test === "not_in"; }
+      var given = Array.isArray(answer) ? answer.map(String) : [String(answer)];
+      if (rule.test === "equals" || rule.test === "not_equals") {
+        var same = answer === rule.value || given.indexOf(String(rule.value)) >= 0;
+        return rule.test === "equals" ? same : !same;
+      }
+      if (rule.test === "in" || rule.test === "not_in") {
+        var found = rule.value.some(function (v) { return given.indexOf(String(v)) >= 0; });
+        return rule.test === "in" ? found : !found;
+      }
+      var left = Number(answer), right = Number(rule.value);
+      if (isNaN(left) || isNaN(right)) { left = String(answer); right = String(rule.value); }
+      return { lt: left < right, lte: left <= right, gt: left > right, gte: left >= right }[rule.test];
+    };
+    var refresh = function () {
+      for (var round = 0; round < conditional.length; round++) {  // chains settle in as many rounds
+        conditional.forEach(function (box) {
+          var rule = JSON.parse(box.getAttribute("data-show-if"));
+          var shown = holds(rule, answerOf(rule.field));
+          box.hidden = !shown;
+          box.querySelectorAll("input, select, textarea").forEach(function (i) { i.disabled = !shown; });
+        });
+      }
+    };
+    document.addEventListener("input", refresh);
+    document.addEventListener("change", refresh);
+    refresh();
+  }
+
   var picker = document.querySelector("[data-picker]");
   if (!picker) { return; }
 

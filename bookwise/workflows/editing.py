@@ -26,7 +26,7 @@ from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
 from bookwise.durations import parse_duration
 from bookwise.errors import N_, Problem
 from bookwise.text import identifier_for, slugify
-from bookwise.workflows.language import default_notifications, event_names
+from bookwise.workflows.language import CONDITION_TESTS, default_notifications, event_names
 from bookwise.workflows.lifecycle import (
     APPROVAL_STATES,
     APPROVAL_TRANSITIONS,
@@ -162,6 +162,7 @@ KINDS: dict[str, Any] = {
     "settings": {},  # a map of a plugin's settings, typed one ``name: value`` per line
     "sessions": [],  # fixed start times: (weekdays, ``HH:MM``) pairs
     "group": "staff",  # ``capacity.per``: written only in ``{places: N, per: slot}``
+    "condition": {},  # ``show_if``: {field, test, value} (``test`` also ``not_answered``)
 }
 
 
@@ -473,6 +474,16 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         sparse=True,
         shows_problems=False,
         row="head",
+    ),
+    EditorKey(
+        "show_if",
+        "fields[].show_if",
+        "condition",
+        N_("Ask only if"),
+        "question",
+        help=N_("Empty: always asked. For several values, separate them with commas."),
+        max_length=500,
+        also=tuple(f"fields[].show_if.{part}" for part in ("field", *CONDITION_TESTS)),
     ),
     EditorKey(
         "placeholder",
@@ -937,6 +948,7 @@ def _read(key: EditorKey, where: Mapping[str, Any], fallback: str) -> Any:
         "scalar": lambda: _scalar_text(value),
         "settings": lambda: dict(value) if isinstance(value, Mapping) else {},
         "sessions": lambda: _sessions(value),
+        "condition": lambda: _condition(value),
         "tags": lambda: _list(value),
         "checks": lambda: _list(value) or key.initial,
         "member": lambda: key.member in _list(value),
@@ -963,6 +975,18 @@ def _sessions(value: Any) -> list[tuple[list[str], str]]:
         if isinstance(entry, Mapping):
             out.append((_list(entry.get("days")), str(entry.get("at") or "")))
     return out
+
+
+def _condition(value: Any) -> dict[str, str]:
+    """``show_if`` as the editor shows it: the field, the test, the value as text."""
+    if not isinstance(value, Mapping) or "field" not in value:
+        return {}
+    test = next((key for key in value if key != "field"), "")
+    given = value.get(test)
+    if test == "answered":
+        return {"field": str(value["field"]), "test": "answered" if given else "not_answered"}
+    text = ", ".join(_scalar_text(v) for v in given) if isinstance(given, list) else given
+    return {"field": str(value["field"]), "test": test, "value": _scalar_text(text)}
 
 
 def _number(value: Any, default: Any) -> Any:
@@ -1238,6 +1262,7 @@ def _encode(
         "scalar": lambda: _typed(str(value or ""), before, values.get("type") == "checkbox"),
         "settings": lambda: _settings(value, before),
         "sessions": lambda: _sessions_value(value, before),
+        "condition": lambda: _condition_value(value, before),
         "tags": lambda: _flow_seq(value) if value else None,
         "checks": lambda: _one_or_many(value) if value else None,
         "member": lambda: _recipients(key, values),
@@ -1279,6 +1304,25 @@ def _settings(value: Any, previous: Any) -> Any:
         return previous
     out = CommentedMap(value)
     out.fa.set_flow_style()
+    return out
+
+
+def _condition_value(value: Any, previous: Any) -> Any:
+    """``show_if`` written from the editor's three boxes (None: always asked); unchanged while
+    it says the same as the file."""
+    if not isinstance(value, Mapping) or not value.get("field") or not value.get("test"):
+        return None
+    test, text = str(value["test"]), str(value.get("value") or "")
+    if test in ("answered", "not_answered"):
+        written: Any = test == "answered"
+        test = "answered"
+    elif test in ("in", "not_in"):
+        written = [_typed(part, None) for part in text.split(",") if part.strip()]
+    else:
+        written = _typed(text, None) if text.strip() else ""
+    out = _flow({"field": str(value["field"]), test: written})
+    if isinstance(previous, Mapping) and dict(previous) == dict(out):
+        return previous
     return out
 
 
@@ -1486,6 +1530,8 @@ def _name_what_is_unnamed(values: StructuredWorkflow, fallback: str) -> None:
     taken = {str(row.values.get("id") or "").strip() for row in rows} - {""}
     for row in rows:
         row.values["options"] = _valued_options(row.values.get("options") or [], fallback)
+    for row in rows:
+        _choice_values_in_condition(row, rows)
         if str(row.values.get("id") or "").strip():
             continue
         wording = _wording(row.values.get("label"), fallback)
@@ -1593,6 +1639,26 @@ def _is_default_lifecycle(states: Mapping[str, Any], moves: Sequence[Any]) -> bo
         return Lifecycle.from_definition(states, moves) == DEFAULT_LIFECYCLE
     except (KeyError, TypeError, AttributeError):
         return False
+
+
+def _choice_values_in_condition(row: Row, rows: Sequence[Row]) -> None:
+    """A ``show_if`` on a list question may name its choices by their words ("First visit"):
+    they are written as the choices' stored values (``first_visit``)."""
+    condition = row.values.get("show_if")
+    if not isinstance(condition, Mapping) or not condition.get("value"):
+        return
+    target = next((r for r in rows if r.values.get("id") == condition.get("field")), None)
+    options = (target.values.get("options") or []) if target else []
+    if not options:
+        return
+    by_words = {
+        str(words).strip().casefold(): value
+        for value, labels in options
+        for words in (value, *labels.values())
+    }
+    parts = [part.strip() for part in str(condition["value"]).split(",")]
+    resolved = [str(by_words.get(part.casefold(), part)) for part in parts if part]
+    row.values["show_if"] = {**condition, "value": ", ".join(resolved)}
 
 
 def _valued_options(options: Sequence[tuple[str, Texts]], fallback: str) -> list[tuple[str, Texts]]:

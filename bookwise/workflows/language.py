@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from bookwise.availability.assignment import STRATEGIES
@@ -121,6 +121,85 @@ class Option:
     label: Text
 
 
+# The tests ``show_if`` may make on another field's answer.
+CONDITION_TESTS = ("equals", "not_equals", "in", "not_in", "lt", "lte", "gt", "gte", "answered")
+ORDERED_TESTS = ("lt", "lte", "gt", "gte")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``show_if``: the field is asked when the answer to ``field`` passes ``test``."""
+
+    field: str
+    test: str
+    value: Any
+
+    def holds(self, answer: Any) -> bool:
+        """Whether an answer (a checked value: a string, a number, a date, a list) passes."""
+        blank = answer in (None, "", [])
+        if self.test == "answered":
+            return bool(self.value) != blank
+        if blank:
+            return self.test in ("not_equals", "not_in")
+        given = [str(a) for a in answer] if isinstance(answer, list | tuple) else [str(answer)]
+        if self.test in ("equals", "not_equals"):
+            found = _same(answer, self.value) or str(self.value) in given
+            return found if self.test == "equals" else not found
+        if self.test in ("in", "not_in"):
+            found = any(str(v) in given for v in self.value)
+            return found if self.test == "in" else not found
+        return _compare(answer, self.test, self.value)
+
+
+def _same(answer: Any, value: Any) -> bool:
+    if isinstance(answer, bool) or isinstance(value, bool):
+        return answer is value or answer == value
+    return False
+
+
+def _compare(answer: Any, test: str, value: Any) -> bool:
+    try:
+        if isinstance(answer, date):
+            left: Any = answer
+            right: Any = date.fromisoformat(str(value))
+        else:
+            left, right = float(answer), float(value)
+    except (TypeError, ValueError):
+        return False
+    results: dict[str, bool] = {
+        "lt": left < right,
+        "lte": left <= right,
+        "gt": left > right,
+        "gte": left >= right,
+    }
+    return results[test]
+
+
+def shown_fields(fields: Iterable[Field], answers: Mapping[str, Any]) -> set[str]:
+    """The ids of the fields asked, given the answers: a field with ``show_if`` is asked when
+    the field it tests is asked and its answer passes (the loader refuses circles)."""
+    by_id = {f.id: f for f in fields}
+    memo: dict[str, bool] = {}
+
+    def shown(fid: str, seen: frozenset[str]) -> bool:
+        if fid in memo:
+            return memo[fid]
+        spec = by_id.get(fid)
+        condition = spec.show_if if spec else None
+        if condition is None:
+            result = spec is not None
+        elif condition.field in seen:
+            result = False  # a circle: never asked (the loader refuses such a workflow)
+        else:
+            result = shown(condition.field, seen | {fid}) and condition.holds(
+                answers.get(condition.field)
+            )
+        memo[fid] = result
+        return result
+
+    return {fid for fid in by_id if shown(fid, frozenset())}
+
+
 @dataclass(frozen=True)
 class Field:
     id: str
@@ -139,6 +218,7 @@ class Field:
     sensitive: bool = False
     # A plugin field type's own settings (checked against its schema by the loader).
     settings: Mapping[str, Any] = field(default_factory=dict)
+    show_if: Condition | None = None
     # Added by Bookwise (``name`` and ``email`` when the workflow does not ask them itself);
     # their label is then the platform's own, translated by the catalogs.
     implicit: bool = False
@@ -362,7 +442,16 @@ def _field(spec: Mapping[str, Any]) -> Field:
         default=spec.get("default"),
         sensitive=bool(spec.get("sensitive", False)),
         settings=dict(spec.get("settings") or {}),
+        show_if=condition_of(spec.get("show_if")),
     )
+
+
+def condition_of(spec: Mapping[str, Any] | None) -> Condition | None:
+    """A ``show_if`` map as a :class:`Condition` (None when absent)."""
+    if not spec:
+        return None
+    test = next(key for key in spec if key != "field")
+    return Condition(str(spec["field"]), test, spec[test])
 
 
 def _with_contact_fields(fields: tuple[Field, ...]) -> tuple[Field, ...]:

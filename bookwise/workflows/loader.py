@@ -32,6 +32,7 @@ from bookwise.workflows.language import (
     CONTACT_FIELDS,
     FIELD_TYPES,
     NON_STATE_EVENTS,
+    ORDERED_TESTS,
     WEEKDAYS,
     Workflow,
     assignment_names,
@@ -335,6 +336,40 @@ class _Checker:
                 continue
             seen[fid] = path
             self.check_field(spec, path, origin)
+        self.check_conditions(fields)
+
+    def check_conditions(self, fields: list[tuple[dict[str, Any], KeyPath, str | None]]) -> None:
+        """``show_if``: on a field that exists (not itself, not in a circle), with a test that
+        fits its type (numbers and dates are ordered; a list's values are among its options)."""
+        by_id = {spec["id"]: spec for spec, _path, _origin in fields}
+        for spec, path, origin in fields:
+            condition = spec.get("show_if")
+            if not condition:
+                continue
+            at: KeyPath = path if origin else (*path, "show_if")
+            fid, target = spec["id"], condition["field"]
+            test = next(key for key in condition if key != "field")
+            value = condition[test]
+            if fid in CONTACT_FIELDS and fid != "phone":
+                self.error(at, f"the field {fid!r} is always asked: it cannot have show_if")
+            elif target not in by_id:
+                known = ", ".join(sorted(by_id))
+                self.error(
+                    (*at, "field") if not origin else at,
+                    f"show_if tests the field {target!r}, which this workflow does not ask"
+                    f"{did_you_mean(target, by_id)} (fields: {known})",
+                )
+            elif target == fid or _in_circle(fid, by_id):
+                self.error(
+                    at,
+                    f"show_if of {fid!r} depends on itself through "
+                    f"{' -> '.join(_circle_path(fid, by_id))}; a question cannot wait for its "
+                    "own answer",
+                )
+            else:
+                problem = _test_problem(by_id[target], test, value)
+                if problem:
+                    self.error((*at, test) if not origin else at, f"show_if: {problem}")
 
     def check_field(self, spec: dict[str, Any], path: KeyPath, origin: str | None) -> None:
         # Problems inside an included set are reported at the include line of this file.
@@ -811,6 +846,53 @@ def _texts(data: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
     for index, move in enumerate(data.get("transitions", [])):
         if "label" in move:
             yield ("transitions", index, "label"), move["label"]
+
+
+def _circle_path(start: str, by_id: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The fields ``start``'s show_if leads through, until one comes back or the chain ends."""
+    path, current = [start], start
+    while True:
+        condition = (by_id.get(current) or {}).get("show_if") or {}
+        following = condition.get("field")
+        if following is None or following not in by_id:
+            return path
+        current = str(following)
+        path.append(current)
+        if current in path[:-1]:
+            return path
+
+
+def _in_circle(start: str, by_id: Mapping[str, Mapping[str, Any]]) -> bool:
+    path = _circle_path(start, by_id)
+    return len(path) > 1 and path[-1] in path[:-1] and path[-1] == start
+
+
+def _test_problem(target: Mapping[str, Any], test: str, value: Any) -> str:
+    """What is wrong with testing ``target``'s answer this way ("" when it fits)."""
+    ftype = target["type"]
+    options = [o["value"] for o in target.get("options", [])]
+    values = value if isinstance(value, list) else [value]
+    if test in ORDERED_TESTS:
+        if ftype == "number":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return "" if ok else f"{test} on the number field {target['id']!r} needs a number"
+        if ftype == "date":
+            ok = isinstance(value, str) and _is_date(value)
+            return "" if ok else f"{test} on the date field {target['id']!r} needs YYYY-MM-DD"
+        return f"{test} only tests number and date fields; {target['id']!r} is a {ftype} field"
+    if test == "answered":
+        return ""
+    if ftype in ("select", "multiselect"):
+        unknown = [v for v in values if v not in options]
+        if unknown:
+            return (
+                f"{unknown[0]!r} is not a choice of {target['id']!r}"
+                f"{did_you_mean(str(unknown[0]), [str(o) for o in options])} (choices: "
+                f"{', '.join(str(o) for o in options)})"
+            )
+    elif ftype == "checkbox" and test in ("equals", "not_equals") and not isinstance(value, bool):
+        return f"the checkbox {target['id']!r} is tested with true or false"
+    return ""
 
 
 def _is_date(value: Any) -> bool:

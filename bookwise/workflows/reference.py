@@ -23,6 +23,7 @@ DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "workflows.md"
 SECTIONS = [
     ("field", "A field"),
     ("option", "An option"),
+    ("condition", "A condition (show_if)"),
     ("include", "An include"),
     ("state", "A state"),
     ("transition", "A transition"),

@@ -84,6 +84,8 @@ def test_the_page_shows_every_key_of_the_table(world: World) -> None:
             name += "-amount"  # a number and a unit (bookwise.admin.durations)
         if key.kind == "lines":
             name += "-0-label_en"  # a row per choice, a box per language
+        if key.kind == "condition":
+            name += "-field"  # the question, the test and the value (bookwise.admin.conditions)
         prefix = f"{ROW_LISTS[key.list_key]}-\\d+-" if key.list_key else ""
         assert re.search(f'name="{prefix}{name}"', page), name
 

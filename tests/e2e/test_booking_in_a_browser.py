@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from bookwise.calendars.models import Calendar
 from tests.e2e.helpers import days_after, fill_patient_visit, pick_time
@@ -38,6 +39,15 @@ def test_book_in_french_from_another_time_zone(
     page.fill("#field_email", "zoe@example.org")
     page.fill("#field_date_of_birth", "1985-04-12")
     page.fill("#field_reason", "Douleur au genou depuis une semaine.")
+    # "Who referred you?" is asked of a new patient only (show_if), as the box is ticked.
+    referred = page.locator("#field_referred_by")
+    expect(referred).to_be_hidden()
+    page.check("#field_first_visit")
+    expect(referred).to_be_visible()
+    referred.fill("Dr Martin")
+    page.uncheck("#field_first_visit")
+    expect(referred).to_be_hidden()
+    page.check("#field_first_visit")
     page.click("button[type=submit]")
 
     # Consent was left unchecked: the error is announced and sits beside the box.

@@ -37,6 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from bookwise.admin.access import deny
 from bookwise.admin.base import ActionForm, AdminView, Form, options, per_language
+from bookwise.admin.conditions import ConditionField
 from bookwise.admin.display import CHANNEL_LABELS, EVENT_LABELS, action_name, workflow_name
 from bookwise.admin.durations import DurationField
 from bookwise.admin.views.workflow_preview import PreviewMixin
@@ -349,6 +350,8 @@ def _unbound_field(
         return FieldList(
             FormField(_choice_row(locales)), label, min_entries=0, max_entries=100, **extra
         )
+    if key.kind == "condition":
+        return ConditionField(label, **extra)
     if key.kind == "settings":
         return TextAreaField(label, validators=[*length, _valid_settings], **extra)
     if key.kind == "sessions":
@@ -509,6 +512,8 @@ def _input_value(key: EditorKey, form: Any, locales: tuple[str, ...]) -> Any:
         return list(dict.fromkeys(tags))
     if key.kind == "lines":
         return _posted_choices(form[key.name].entries, locales)
+    if key.kind == "condition":
+        return dict(data or {})
     if key.kind == "settings":
         settings = _posted_settings(data or "")
         return settings if isinstance(settings, dict) else key.initial
@@ -734,6 +739,7 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
         )
         form = form_class(formdata=formdata, data=data)
         _keep_unknown_choices(form)
+        _offer_questions(form, _locales())
         return form
 
     @expose("/new", methods=("GET", "POST"))
@@ -1285,6 +1291,20 @@ def _step_names(data: Mapping[str, Any] | None, formdata: Any) -> list[str]:
     else:
         names = []
     return [name for name in dict.fromkeys(names) if name]
+
+
+def _offer_questions(form: Any, locales: tuple[str, ...]) -> None:
+    """Each question's "Ask only if" offers the scenario's other questions, by their words."""
+    named = []
+    for entry in form.fields.entries:
+        sub = entry.form
+        fid = str(sub.id.data or "")
+        if fid and not sub.include.data:
+            words = next((sub[f"label_{c}"].data for c in locales if sub[f"label_{c}"].data), "")
+            named.append((fid, f"{words} ({fid})" if words else fid))
+    for entry in form.fields.entries:
+        own = str(entry.form.id.data or "")
+        entry.form.show_if.questions = [(fid, words) for fid, words in named if fid != own]
 
 
 def _keep_unknown_choices(form: Any) -> None:
