@@ -15,6 +15,12 @@ from tests.admin.conftest import World, db, token
 LOCALES = ("en", "fr", "de", "es")
 
 
+def assert_saved(response: Any) -> None:
+    """The form was accepted (a redirect); else the test says what the page refused."""
+    problems = re.findall(r"invalid-feedback[^>]*>([^<]+)", response.get_data(as_text=True))
+    assert response.status_code == 302, problems
+
+
 def form_fields(html: str) -> dict[str, Any]:
     """Every input, textarea, checked box and selected option of a page's main form, as a
     browser would post it."""
@@ -122,9 +128,7 @@ def test_a_new_scenario_through_the_structured_editor(world: World) -> None:
         if values.get(f"rules-{index}-on") not in (None, "reminder"):
             values[f"rules-{index}-remove"] = "y"
     response = client.post("/admin/workflows/new", data=values)
-    assert response.status_code == 302, re.findall(
-        r"invalid-feedback[^>]*>([^<]+)", response.get_data(as_text=True)
-    )
+    assert_saved(response)
     with db(world) as session:
         record = session.scalar(
             select(WorkflowRecord).where(WorkflowRecord.slug == "legal-consultation")
@@ -428,9 +432,7 @@ def test_identifiers_are_made_from_the_words_typed(world: World) -> None:
         }
     )
     response = client.post("/admin/workflows/new", data=values)
-    assert response.status_code == 302, re.findall(
-        r"invalid-feedback[^>]*>([^<]+)", response.get_data(as_text=True)
-    )
+    assert_saved(response)
     with db(world) as session:
         record = session.scalars(
             select(WorkflowRecord).where(WorkflowRecord.slug == "legal-consultation")
