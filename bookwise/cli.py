@@ -667,6 +667,127 @@ def simulate(
         ctx.exit(1)
 
 
+# --- explain ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.argument("calendar_slug", metavar="CALENDAR")
+@click.argument("service_slug", metavar="SERVICE")
+@click.argument("start_text", metavar="DATETIME")
+@click.option("--locale", default=None, help="Language of the words (default: the calendar's).")
+@click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="An answer the service routes on (repeatable), e.g. --answer position=engineering.",
+)
+@at_option
+@click.pass_context
+def explain(
+    ctx: click.Context,
+    config_path: Path | None,
+    calendar_slug: str,
+    service_slug: str,
+    start_text: str,
+    locale: str | None,
+    answers: tuple[str, ...],
+    clock: Any,
+) -> None:
+    """Why DATETIME is or is not offered for SERVICE of CALENDAR, in words: the booking window
+    and a full group, then each staff member's reasons. DATETIME: 2027-03-29T10:00 (in the
+    calendar's time zone) or with its offset. Prints the staff's private details (time off
+    reasons, busy calendars): this is the server's operator asking."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bookwise.availability.reasons import reason_message
+    from bookwise.availability.services import SlotSearch, explain_time
+    from bookwise.bookings.services import find_service
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.errors import NotFound
+    from bookwise.formatting import format_when, translator
+
+    settings = settings_from(ctx, config_path)
+    try:
+        start = datetime.fromisoformat(start_text)
+    except ValueError:
+        raise BookwiseError(
+            f"{start_text!r} is not a date and time like 2027-03-29T10:00"
+        ) from None
+    if not 1971 <= start.year <= 2199:
+        raise BookwiseError(f"{start_text!r} is out of range")
+    given = dict(_answer_pair(text) for text in answers)
+    database = open_database(settings)
+    try:
+        require_current_schema(database)
+        with database.sessions() as session:
+            try:
+                context = find_service(session, calendar_slug, service_slug, public=False)
+            except NotFound as exc:
+                raise BookwiseError(str(exc)) from None
+            zone = context.calendar.timezone
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=ZoneInfo(zone))
+            language = locale or context.calendar.default_locale or settings.default_locale
+            if language not in settings.locales:
+                raise BookwiseError(f"--locale must be one of {', '.join(settings.locales)}")
+            found = explain_time(
+                session,
+                context.calendar,
+                context.service,
+                context.workflow,
+                start,
+                clock(),
+                SlotSearch(
+                    answers=_routing_answers(context.workflow, given, clock().date())
+                    if given
+                    else None
+                ),
+            )
+    finally:
+        database.engine.dispose()
+    words = translator(language)
+    told = found.explanation
+    verdict = f"offered ({told.remaining} place(s) left)" if told.offered else "not offered"
+    click.echo(
+        f"{calendar_slug}/{service_slug} at {format_when(start, zone, language)} ({zone}): "
+        f"{verdict}"
+    )
+    for reason in told.reasons:
+        click.echo(f"  {reason.code}: {reason_message(reason, zone, language, words)}")
+    for member in told.staff:
+        name = found.member(member.staff_id).name
+        if member.free:
+            click.echo(f"  {name}: free")
+        for reason in member.reasons:
+            click.echo(f"  {name}: {reason.code}: {reason_message(reason, zone, language, words)}")
+
+
+def _answer_pair(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip():
+        raise BookwiseError(f"--answer {text!r}: write FIELD=VALUE, e.g. position=engineering")
+    return field.strip(), value.strip()
+
+
+def _routing_answers(workflow: Any, given: dict[str, str], today: Any) -> dict[str, Any]:
+    from bookwise.bookings.answers import InvalidAnswers
+    from bookwise.bookings.services import routing_answers, routing_questions
+
+    asked = {f.id for f in routing_questions(workflow)}
+    others = sorted(set(given) - asked)
+    if others:
+        routes = ", ".join(sorted(asked)) or "nothing"
+        raise BookwiseError(f"--answer {', '.join(others)}: this service routes on {routes}")
+    try:
+        checked: dict[str, Any] = routing_answers(workflow, given, today)
+    except InvalidAnswers as exc:
+        raise BookwiseError(f"--answer: {exc}") from None
+    return checked
+
+
 # --- keys ---------------------------------------------------------------------------------------
 
 

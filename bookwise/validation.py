@@ -19,6 +19,8 @@ from bookwise.workflows.loader import (
     register,
     yaml_files,
 )
+from bookwise.workflows.scenario_tests import run_cases
+from bookwise.workflows.scenario_tests import summary as scenario_summary
 from bookwise.workflows.sources import check_context, check_instance_workflows, workflow_files
 
 
@@ -106,7 +108,24 @@ def _check_workflow(
         f"workflow {workflow.id}, {len(workflow.fields)} fields, "
         f"{len(workflow.lifecycle.states)} states, {len(workflow.notifications)} notification rules"
     )
+    if checked.definition.get("tests"):
+        failed, passed = scenario_test_problems(document, checked)
+        problems = [*problems, *failed]
+        summary += f", {passed}"
     return FileResult(document.file, "workflow", problems, summary)
+
+
+def scenario_test_problems(
+    document: Document, checked: CheckedWorkflow
+) -> tuple[list[Problem], str]:
+    """Run a clean workflow's ``tests``: a problem at the line of each failing case
+    (``test 'NAME': expected ..., got ...``), and the summary (``3 tests passed``)."""
+    results = run_cases(checked.workflow, checked.definition["tests"])
+    problems: list[Problem] = []
+    for result in results:
+        line, _column = document.locate(("tests", result.index))
+        problems.extend(Problem(document.file, line, None, text) for text in result.messages())
+    return problems, scenario_summary(results)
 
 
 def _check_calendars(

@@ -18,6 +18,7 @@ import email
 import email.policy
 import http.server
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -510,6 +511,32 @@ def scenario(tmp_path: Path, database_url: str, seeds: Seeds) -> Iterator[Loaded
     seeds.restore("scenario", database, _scenario_config, _seed_scenario)
     yield Loaded(settings, database)
     database.engine.dispose()
+
+
+def add_workflow_version(settings: Settings, database: Database, text: str) -> None:
+    """Store ``text`` (a workflow file, checked as the editor checks it) as the next version of
+    the workflow its ``id`` names: what a business user's save does."""
+    from bookwise.db import unit_of_work
+    from bookwise.workflows.editing import check_text
+    from bookwise.workflows.services import add_version, find_workflow
+    from bookwise.workflows.sources import check_context
+
+    workflow_id = re.search(r"^id: *(\S+)", text, re.MULTILINE)
+    assert workflow_id is not None, "the text has no id"
+    with unit_of_work(database.sessions) as session:
+        context, _ = check_context(settings)
+        checked, problems = check_text(
+            text, f"{workflow_id[1]}.yaml", context, expected_id=workflow_id[1]
+        )
+        assert checked is not None, problems
+        add_version(
+            session,
+            find_workflow(session, workflow_id[1]),
+            source_text=checked.source_text,
+            definition=checked.definition,
+            origin="admin",
+            author="test",
+        )
 
 
 @pytest.fixture

@@ -105,6 +105,7 @@ RULES: dict[str, str | dict[str, str]] = {
     # bookings
     "bookings.index": READ,
     "bookings.grid": READ,
+    "bookings.explain": READ,
     "bookings.details": READ,
     "bookings.create": ADMIN,
     "bookings.transition": STAFF,
@@ -181,6 +182,7 @@ RULES: dict[str, str | dict[str, str]] = {
     # the JSON API (public today; the manage endpoints take the booking's token)
     "api.services": PUBLIC,
     "api.slots": PUBLIC,
+    "api.explain": PUBLIC,
     "api.book": PUBLIC,
     "api.manage": TOKEN,
     "api.cancel": TOKEN,
@@ -503,6 +505,8 @@ def _path(endpoint: str, rule: str, values: dict[str, Any], wrong_token: bool = 
     if endpoint == "api.slots":
         day = NOW.date() + timedelta(days=3)
         path += f"?from={day.isoformat()}&to={day.isoformat()}"
+    if endpoint == "api.explain":
+        path += "?start=" + (NOW + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return path
 
 

@@ -67,6 +67,14 @@ LIFECYCLE = {
 }
 
 
+TOPIC = {
+    "id": "topic",
+    "type": "select",
+    "label": "Topic",
+    "options": [{"value": v, "label": v} for v in ("tax", "family", "divorce")],
+}
+
+
 def _examples() -> list[tuple[str, dict[str, Any]]]:
     """Every example of the schema, placed in a minimal workflow that gives it its context."""
     base = {"id": "example", "name": "Example", "duration": "30m"}
@@ -74,6 +82,8 @@ def _examples() -> list[tuple[str, dict[str, Any]]]:
     for key, spec in SCHEMA["properties"].items():
         for example in spec.get("examples", []):
             extra = LIFECYCLE if key in ("states", "transitions") else {}
+            if key == "route":  # a route tests the workflow's questions
+                extra = {"fields": [TOPIC]}
             cases.append((key, {**base, **extra, key: example}))
     for example in DEFS["field"]["examples"]:
         cases.append(("field", {**base, "fields": [example]}))

@@ -336,26 +336,13 @@ def test_the_consent_language_is_named(scenario_app: Any, web: Any, now: datetim
 
 def test_a_service_without_tags_names_its_pool_plainly(scenario: Any, scenario_app: Any) -> None:
     from bookwise.calendars.models import Service
-    from bookwise.db import unit_of_work
-    from bookwise.workflows.editing import check_text
-    from bookwise.workflows.services import add_version, find_workflow
-    from bookwise.workflows.sources import check_context
+    from tests.conftest import add_workflow_version
 
     source = (ROOT / "tests/data/scenario/workflows/consult.yaml").read_text(encoding="utf-8")
     untagged = source.replace("staff: {tags: [consultant], assignment: round_robin}", "")
     assert untagged != source
-    with unit_of_work(scenario.database.sessions) as session:
-        context, _ = check_context(scenario.settings)
-        checked, problems = check_text(untagged, "consult.yaml", context, expected_id="consult")
-        assert checked is not None, problems
-        add_version(
-            session,
-            find_workflow(session, "consult"),
-            source_text=checked.source_text,
-            definition=checked.definition,
-            origin="admin",
-            author="test",
-        )
+    add_workflow_version(scenario.settings, scenario.database, untagged)
+    with scenario.database.sessions() as session:
         service_id = session.scalar(select(Service.id).order_by(Service.id))
     admin = sign_in_as_superadmin(scenario_app)
     page = text_of(admin.get(f"/admin/services/{service_id}/").get_data(as_text=True))

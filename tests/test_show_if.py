@@ -152,3 +152,13 @@ def test_the_editor_reads_and_writes_a_condition_and_takes_a_choice_by_its_words
         "in": ["first_visit", "follow_up"],
     }
     assert dict(data["fields"][3]["show_if"]) == {"field": "guardian", "answered": False}
+
+
+@pytest.mark.parametrize(
+    ("answer", "held"),
+    [("2012-05-01", True), ("2001-01-01", False), (date(2012, 1, 1), True), ("not a date", False)],
+)
+def test_a_date_condition_holds_on_the_answer_as_kept(answer: Any, held: bool) -> None:
+    # Answers reach the condition as the checked text the booking keeps ("2012-05-01"), or as a
+    # date: both compare as dates, so the server asks what the page shows.
+    assert Condition("born", "gt", "2010-01-01").holds(answer) is held

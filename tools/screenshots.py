@@ -104,7 +104,8 @@ def meeting_confirmation(browser: Any, base: str) -> None:
         viewport={"width": 1280, "height": 900}, locale="en", timezone_id="Europe/Paris"
     )
     page = context.new_page()
-    page.goto(base + "/northwind-hr/hr-interview")
+    # The interview routes by position: answered in the address, the times show at once.
+    page.goto(base + "/northwind-hr/hr-interview?routed=1&field_position=dev")
     page.locator("a.day.free").first.click()
     page.locator("ul.slots a.slot").first.wait_for()
     page.locator("ul.slots a.slot").first.click()
@@ -128,6 +129,12 @@ ADMIN_SHOTS = [
     ("admin-template-fr.png", "/admin/templates/confirmed/client/email/fr", "fr"),
     ("admin-reports.png", "/admin/reports/", "en"),
     ("admin-plugins.png", "/admin/plugins/", "en"),
+    # Why a support candidate cannot book 09:00 on Christmas Eve: routing, hours, a holiday.
+    (
+        "admin-explain.png",
+        "/admin/bookings/explain?start=2026-12-24T09:00:00%2B01:00&field_position=support",
+        "en",
+    ),
 ]
 
 

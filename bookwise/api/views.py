@@ -6,6 +6,7 @@ JSON in and out. Every error is ``{"error": {"code": "...", "message": "...", ..
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,8 +14,17 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
+from sqlalchemy import select
 
-from bookwise.availability.services import local_day_bounds, service_availability
+from bookwise.accounts.models import CalendarRole
+from bookwise.availability.engine import Reason
+from bookwise.availability.reasons import reason_message
+from bookwise.availability.services import (
+    SlotSearch,
+    explain_time,
+    local_day_bounds,
+    service_availability,
+)
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking
@@ -40,6 +50,8 @@ from bookwise.bookings.services import (
     find_service,
     manage_token,
     reschedule_booking,
+    routing_answers,
+    routing_questions,
     withdrawal_cancels,
 )
 from bookwise.bookings.services import withdraw_consent as withdraw
@@ -188,6 +200,37 @@ def _moment(value: Any, name: str = "start") -> datetime:
     return moment
 
 
+_ANSWER_PARAM = re.compile(r"^answers\[([^\]]{1,64})\]$")
+
+
+def _answer_params(workflow: Workflow) -> dict[str, Any] | None:
+    """The answers given as ``answers[ID]=value`` query parameters (repeated for a multiselect),
+    checked as the booking checks them; None when none is given. Only the questions the
+    workflow routes on count: an answer to another question is refused, not ignored silently."""
+    given: dict[str, Any] = {}
+    for key in request.args:
+        match = _ANSWER_PARAM.match(key)
+        if match is None:
+            continue
+        fid = match.group(1)
+        spec = workflow.field(fid)
+        values = request.args.getlist(key)
+        given[fid] = values[:100] if spec is not None and spec.type == "multiselect" else values[0]
+    if not given:
+        return None
+    routed = set(workflow.routing_fields)
+    asked = {f.id for f in routing_questions(workflow)}
+    others = sorted(set(given) - asked)
+    if others:
+        hint = f"; it routes on {', '.join(sorted(routed))}" if routed else "; it does not route"
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"this service does not route on {', '.join(repr(o) for o in others)}{hint}",
+        )
+    return routing_answers(workflow, given, now().date(), field_types=plugin_host().field_types)
+
+
 def _optional_text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -229,6 +272,9 @@ def _service_json(context: BookingContext, locale: str) -> dict[str, Any]:
         "location": {"type": workflow.location.type},
         "staff_choice": workflow.staff.client_chooses,
         "fields": [_field_json(f, locale, fallback) for f in workflow.fields],
+        # Asked before the slots (``answers[ID]`` of the slots endpoint): who serves depends on
+        # them.
+        "routing_fields": [f.id for f in routing_questions(workflow)],
         "consent": None,
     }
     if workflow.consent is not None:
@@ -330,6 +376,7 @@ def slots(calendar: str, service: str) -> Response:
     # only reveal one person's diary.
     staff_slug = request.args.get("staff") if context.workflow.staff.client_chooses else None
     window_start, window_end = local_day_bounds(first, last, zone)
+    answers = _answer_params(context.workflow)
     found = service_availability(
         session,
         context.calendar,
@@ -338,6 +385,7 @@ def slots(calendar: str, service: str) -> Response:
         window_start,
         window_end,
         now(),
+        SlotSearch(answers=answers),
     )
     choose = context.workflow.staff.client_chooses
     out = []
@@ -357,7 +405,73 @@ def slots(calendar: str, service: str) -> Response:
         if choose:
             item["staff"] = members
         out.append(item)
-    return jsonify(timezone=name, slots=out)
+    routing_fields = [f.id for f in routing_questions(context.workflow)]
+    # Routed: the slots are those of the staff the answers route to; without answers, of the
+    # whole pool (a booking then goes only to a routed staff member, and may be refused).
+    routed = bool(routing_fields) and answers is not None
+    return jsonify(timezone=name, slots=out, routed=routed, routing_fields=routing_fields)
+
+
+@blueprint.get("/calendars/<calendar>/services/<service>/explain")
+def explain(calendar: str, service: str) -> Response:
+    """Why a time is or is not offered: the engine's reasons for the whole service (booking
+    window, a full group) and for each staff member, in the request's language."""
+    session = db_session()
+    context = find_service(session, calendar, service)
+    _check_sign_in(context)
+    start = _moment(request.args.get("start"))
+    name, _zone_info = _zone(request.args.get("tz"), context.calendar.timezone)
+    found = explain_time(
+        session,
+        context.calendar,
+        context.service,
+        context.workflow,
+        start,
+        now(),
+        SlotSearch(answers=_answer_params(context.workflow)),
+    )
+    told = found.explanation
+    private = _sees_staff_details(context.calendar.id)
+    locale = str(get_locale())
+
+    def words(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:
+        return [
+            {"code": r.code, "message": reason_message(r, name, locale, gettext, private)}
+            for r in reasons
+        ]
+
+    return jsonify(
+        start=start.isoformat(),
+        timezone=name,
+        offered=told.offered,
+        remaining=told.remaining,
+        reasons=words(told.reasons),
+        staff=[
+            {
+                "id": found.member(verdict.staff_id).slug,
+                "name": found.member(verdict.staff_id).name,
+                "free": verdict.free,
+                "reasons": words(verdict.reasons),
+            }
+            for verdict in told.staff
+        ],
+    )
+
+
+def _sees_staff_details(calendar_id: int) -> bool:
+    """Whether the caller may read why a staff member is away (a time off's reason, which of
+    their calendars is busy, which booking): a superadmin, or an admin or viewer of the
+    calendar. Clients, and staff about their colleagues, read only that they are unavailable."""
+    if not current_user.is_authenticated:
+        return False
+    if current_user.is_superadmin:
+        return True
+    role = db_session().scalar(
+        select(CalendarRole.role).where(
+            CalendarRole.user_id == current_user.id, CalendarRole.calendar_id == calendar_id
+        )
+    )
+    return role in ("admin", "viewer")
 
 
 @blueprint.post("/calendars/<calendar>/services/<service>/bookings")

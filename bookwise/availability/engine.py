@@ -33,20 +33,25 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bookwise.calendars.data import HoursRange
 from bookwise.timezones import local_instant
+from bookwise.workflows.language import Workflow
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A half-open period of real time ``[start, end)``; aware datetimes."""
+    """A half-open period of real time ``[start, end)``; aware datetimes. ``kind`` says what it
+    is (``time_off`` or ``busy``, a :data:`REASON_CODES` code) and ``label`` which one (the time
+    off's reason, the calendar feed's name), for :func:`explain_start`."""
 
     start: datetime
     end: datetime
+    kind: str = "time_off"
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class ExistingBooking:
     blocked_from: datetime
     blocked_until: datetime
     service_id: int
+    booking_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,23 @@ class SlotRules:
     per_slot: bool = False
     # Fixed starts, local (weekday 0 = Monday, minutes since midnight); empty: every slot_step.
     sessions: tuple[tuple[int, int], ...] = ()
+
+
+def workflow_rules(workflow: Workflow, timezone: str, service_id: int) -> SlotRules:
+    """The engine's rules of a workflow, for a service in a calendar's time zone."""
+    return SlotRules(
+        timezone=timezone,
+        duration=workflow.duration,
+        slot_step=workflow.slot_step,
+        buffer_before=workflow.buffer_before,
+        buffer_after=workflow.buffer_after,
+        min_notice=workflow.min_notice,
+        max_ahead=workflow.max_ahead,
+        capacity=workflow.capacity,
+        service_id=service_id,
+        per_slot=workflow.one_group_per_slot,
+        sessions=tuple((t.weekday, t.minute) for t in workflow.sessions),
+    )
 
 
 @dataclass(frozen=True)
@@ -307,21 +330,31 @@ def _joinable_sessions(
     """The member's sessions of this service that a client may still join, with the places left:
     not full, in the window and the working hours, and clear of everything but the session."""
     capacity = search.rules.capacity
-    duration, before, after = search.duration, search.before, search.after
     for start, count in time.sessions.items():
         if count >= capacity or not search.earliest <= start <= search.latest:
             continue
         if search.fixed is not None and start not in search.fixed_set:
             continue
-        if not any(a <= start and start + duration <= b for a, b in ranges):
+        if not _holds(search, ranges, start):
             continue
         others = list(time.blockers)
         for block in time.session_blocks[start]:
             others.remove(block)
-        # Free when the slot with its buffers, [start - before, start + duration + after),
-        # meets none of the other blocked intervals [lo, hi).
-        if all(not (start - before < hi and lo < start + duration + after) for lo, hi in others):
+        if not any(_clashes(search, start, lo, hi) for lo, hi in others):
             yield start, capacity - count
+
+
+def _clashes(search: _Search, start: int, lo: int, hi: int) -> bool:
+    """Whether a slot at ``start`` with its buffers, ``[start - before, start + duration +
+    after)``, meets the blocked interval ``[lo, hi)``. (:func:`_open_starts` asks the same of
+    many starts at once: ``start`` is forbidden when ``lo - duration - after < start < hi +
+    before``.)"""
+    return start - search.before < hi and lo < start + search.duration + search.after
+
+
+def _holds(search: _Search, ranges: list[tuple[int, int]], start: int) -> bool:
+    """Whether a working range holds the whole slot at ``start``."""
+    return any(a <= start and start + search.duration <= b for a, b in ranges)
 
 
 def find_free_slots(
@@ -406,3 +439,233 @@ def _one_group(
     teaching = [member for member, count in held.items() if count > 0]
     takers = [member for member in free if member in teaching] if teaching else list(free)
     return dict.fromkeys(takers, left)
+
+
+# --- why a start is not offered -------------------------------------------------------------------
+
+# The codes of :class:`Reason`. Service-wide: the start is too soon, too far or its group full.
+PAST, MIN_NOTICE, MAX_AHEAD, CAPACITY = "past", "min_notice", "max_ahead", "capacity"
+# Per staff member (``capacity`` too, for a member's own group).
+OUTSIDE_HOURS, NOT_A_START = "outside_hours", "not_a_start"
+TIME_OFF, BUSY, BOOKED, BUFFER = "time_off", "busy", "booked", "buffer"
+ROUTING, OTHER_GROUP = "routing", "other_group"
+REASON_CODES = (
+    PAST,
+    MIN_NOTICE,
+    MAX_AHEAD,
+    CAPACITY,
+    OUTSIDE_HOURS,
+    NOT_A_START,
+    TIME_OFF,
+    BUSY,
+    BOOKED,
+    BUFFER,
+    ROUTING,
+    OTHER_GROUP,
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason a start is not offered. ``start``/``end``: the period in the way (a booking,
+    a time off, the nearest starts for ``not_a_start``, the first and last start allowed for
+    ``min_notice``/``max_ahead``); ``label``: which one (a time off's reason, a feed's name);
+    ``count``: places (``capacity``) or the booking's id (``booked``, ``buffer``)."""
+
+    code: str
+    start: datetime | None = None
+    end: datetime | None = None
+    label: str = ""
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class StaffVerdict:
+    """Whether one staff member can take a start, and if not, every reason why."""
+
+    staff_id: int
+    reasons: tuple[Reason, ...]
+    remaining: int = 0  # places this member can still give at the start
+
+    @property
+    def free(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a start is, or is not, offered: reasons for the whole service, then per member."""
+
+    start: datetime
+    offered: bool
+    reasons: tuple[Reason, ...]
+    staff: tuple[StaffVerdict, ...]
+    remaining: int = 0
+
+
+def explain_start(
+    rules: SlotRules,
+    staff: Sequence[StaffTime],
+    start: datetime,
+    now: datetime,
+    joined_elsewhere: int = 0,
+    routed_out: Iterable[int] = (),
+) -> Explanation:
+    """Why ``start`` is or is not offered by :func:`find_free_slots` with the same inputs
+    (``staff`` less ``routed_out``, a window holding ``start``): the engine's own rules, each
+    failed one a :class:`Reason`. ``routed_out``: members the workflow's routing leaves out for
+    this client; they are explained too, with ``routing`` first. ``joined_elsewhere``
+    (``per_slot``): bookings of the service at ``start`` held by staff outside ``staff``."""
+    at = _seconds(start)
+    # The staff's rules do not depend on the booking window: search as if it held ``at``.
+    search = _search(
+        replace(rules, min_notice=timedelta(0), max_ahead=timedelta(days=365 * 200)),
+        start,
+        _moment(at + 1),
+        _moment(min(at, _seconds(now))),
+    )
+    assert search is not None  # its bounds are ``at`` and ``at``
+    wide = _service_reasons(rules, at, _seconds(now))
+    out = frozenset(routed_out)
+    verdicts: list[StaffVerdict] = []
+    held: dict[int, int] = {}
+    interval_cache: dict[tuple[HoursRange, ...], list[tuple[int, int]]] = {}
+    for member in staff:
+        ranges = interval_cache.get(member.hours)
+        if ranges is None:
+            ranges = interval_cache[member.hours] = working_intervals(
+                member.hours, search.zone, search.first_day, search.last_day
+            )
+        # Only a group service needs the member's sessions (who already joined at ``at``).
+        time = _member_time(search, member) if search.grouped else _MemberTime()
+        if time.sessions.get(at):
+            if member.staff_id in out:
+                joined_elsewhere += time.sessions[at]
+            else:
+                held[member.staff_id] = time.sessions[at]
+        reasons, left = _member_reasons(search, member, ranges, time, at)
+        if member.staff_id in out:
+            reasons = [Reason(ROUTING), *reasons]
+        verdicts.append(StaffVerdict(member.staff_id, tuple(reasons), left if not reasons else 0))
+    if rules.per_slot:
+        verdicts, full = _explain_one_group(verdicts, held, joined_elsewhere, rules)
+        if full:
+            wide.append(Reason(CAPACITY, count=rules.capacity))
+    free = [verdict for verdict in verdicts if verdict.free]
+    if rules.per_slot:
+        remaining = free[0].remaining if free else 0
+    else:
+        remaining = sum(verdict.remaining for verdict in free)
+    return Explanation(
+        start=_moment(at),
+        offered=not wide and bool(free),
+        reasons=tuple(wide),
+        staff=tuple(verdicts),
+        remaining=remaining if not wide else 0,
+    )
+
+
+def _service_reasons(rules: SlotRules, at: int, now: int) -> list[Reason]:
+    """The booking window: not in the past, not sooner than the notice, not beyond max_ahead."""
+    earliest = now + int(rules.min_notice.total_seconds())
+    latest = now + int(rules.max_ahead.total_seconds())
+    if at < now:
+        return [Reason(PAST, start=_moment(now))]
+    if at < earliest:
+        return [Reason(MIN_NOTICE, start=_moment(earliest))]
+    if at > latest:
+        return [Reason(MAX_AHEAD, end=_moment(latest))]
+    return []
+
+
+def _member_reasons(
+    search: _Search,
+    member: StaffTime,
+    ranges: list[tuple[int, int]],
+    time: _MemberTime,
+    at: int,
+) -> tuple[list[Reason], int]:
+    """Why ``member`` cannot take ``at`` (nothing when they can), and the places they give."""
+    capacity = search.rules.capacity
+    reasons: list[Reason] = []
+    own_session = time.sessions.get(at, 0) if search.grouped else 0
+    if not _holds(search, ranges, at):
+        reasons.append(Reason(OUTSIDE_HOURS))
+    elif search.fixed is not None:
+        if at not in search.fixed_set:
+            reasons.append(_not_a_start(search, ranges, at))
+    elif not own_session and not any(
+        a <= at and at + search.duration <= b and (at - a) % search.step == 0 for a, b in ranges
+    ):
+        reasons.append(_not_a_start(search, ranges, at))
+    if own_session >= capacity:
+        reasons.append(Reason(CAPACITY, count=capacity))
+    own = {booking for booking in member.bookings if _in_session(search, booking, at)}
+    for booking in member.bookings:
+        if booking in own and own_session:
+            continue
+        lo, hi = _seconds(booking.blocked_from), _seconds(booking.blocked_until)
+        if _clashes(search, at, lo, hi):
+            meets = _seconds(booking.start) < at + search.duration and at < _seconds(booking.end)
+            reasons.append(
+                Reason(
+                    BOOKED if meets else BUFFER,
+                    start=booking.start,
+                    end=booking.end,
+                    count=booking.booking_id,
+                )
+            )
+    for period in member.unavailable:
+        if _clashes(search, at, _seconds(period.start), _seconds(period.end)):
+            reasons.append(
+                Reason(period.kind, start=period.start, end=period.end, label=period.label)
+            )
+    return reasons, capacity - own_session
+
+
+def _in_session(search: _Search, booking: ExistingBooking, at: int) -> bool:
+    """Whether ``booking`` is one of the group booked at ``at`` that a client would join."""
+    return (
+        search.grouped
+        and booking.service_id == search.rules.service_id
+        and _seconds(booking.start) == at
+    )
+
+
+def _not_a_start(search: _Search, ranges: list[tuple[int, int]], at: int) -> Reason:
+    """``not_a_start``, with the offered grid's nearest starts around ``at`` (in hours)."""
+    if search.fixed is not None:
+        starts = [s for s in search.fixed if _holds(search, ranges, s)]
+    else:
+        starts = []
+        for a, b in ranges:
+            if a <= at <= b:
+                below = a + (at - a) // search.step * search.step
+                starts += [s for s in (below, below + search.step) if a <= s <= b - search.duration]
+    before = [s for s in starts if s < at]
+    after = [s for s in starts if s > at]
+    return Reason(
+        NOT_A_START,
+        start=_moment(max(before)) if before else None,
+        end=_moment(min(after)) if after else None,
+    )
+
+
+def _explain_one_group(
+    verdicts: list[StaffVerdict], held: dict[int, int], elsewhere: int, rules: SlotRules
+) -> tuple[list[StaffVerdict], bool]:
+    """The one group per start (see :func:`_one_group`): full, or who may take its next place."""
+    free = {verdict.staff_id: verdict.remaining for verdict in verdicts if verdict.free}
+    takers = _one_group(free, held, elsewhere, rules)
+    left = rules.capacity - sum(held.values()) - elsewhere
+    if left <= 0:
+        return verdicts, True
+    out = []
+    for verdict in verdicts:
+        if not verdict.free:
+            out.append(verdict)
+        elif verdict.staff_id in takers:
+            out.append(StaffVerdict(verdict.staff_id, (), takers[verdict.staff_id]))
+        else:
+            out.append(StaffVerdict(verdict.staff_id, (Reason(OTHER_GROUP),)))
+    return out, False

@@ -8,27 +8,34 @@ every query is bounded by the pool's staff ids and by the time window (indexes o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bookwise.availability.engine import (
+    BUSY,
+    TIME_OFF,
     ExistingBooking,
+    Explanation,
     Interval,
     Slot,
     SlotRules,
     StaffTime,
+    explain_start,
     find_free_slots,
+    workflow_rules,
 )
 from bookwise.bookings.models import Booking
 from bookwise.calendars.data import HoursRange
 from bookwise.calendars.models import (
     BusyTime,
     Calendar,
+    CalendarSource,
     Service,
     ServiceStaff,
     StaffMember,
@@ -36,7 +43,7 @@ from bookwise.calendars.models import (
     WorkingHours,
 )
 from bookwise.timezones import local_instant
-from bookwise.workflows.language import Workflow
+from bookwise.workflows.language import Workflow, route_tags
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class PoolMember:
     id: int
     slug: str
     name: str
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,19 +80,7 @@ def slot_rules(
             min_notice=timedelta(0),
             max_ahead=STAFF_MAX_AHEAD,
         )
-    return SlotRules(
-        timezone=calendar.timezone,
-        duration=workflow.duration,
-        slot_step=workflow.slot_step,
-        buffer_before=workflow.buffer_before,
-        buffer_after=workflow.buffer_after,
-        min_notice=workflow.min_notice,
-        max_ahead=workflow.max_ahead,
-        capacity=workflow.capacity,
-        service_id=service.id,
-        per_slot=workflow.one_group_per_slot,
-        sessions=tuple((t.weekday, t.minute) for t in workflow.sessions),
-    )
+    return workflow_rules(workflow, calendar.timezone, service.id)
 
 
 def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -107,14 +103,31 @@ def read_pool(session: Session, service: Service, workflow: Workflow) -> list[Po
             .order_by(StaffMember.id)
         ).all()
         wanted = set(workflow.staff.tags)
-        return [PoolMember(r.id, r.slug, r.name) for r in rows if wanted <= set(r.tags or ())]
+        return [_member(r) for r in rows if wanted <= set(r.tags or ())]
     rows = session.execute(
         select(*columns)
         .join(ServiceStaff, ServiceStaff.staff_id == StaffMember.id)
         .where(ServiceStaff.service_id == service.id, available)
         .order_by(ServiceStaff.position)
     ).all()
-    return [PoolMember(r.id, r.slug, r.name) for r in rows]
+    return [_member(r) for r in rows]
+
+
+def _member(row: Any) -> PoolMember:
+    return PoolMember(row.id, row.slug, row.name, tuple(row.tags or ()))
+
+
+def routed_pool(
+    pool: Sequence[PoolMember], workflow: Workflow, answers: Mapping[str, Any] | None
+) -> tuple[list[PoolMember], list[PoolMember]]:
+    """The pool as the workflow's ``route`` narrows it for ``answers`` (checked values, by field
+    id): (kept, excluded), each in pool order. No answers, or no rule that holds: all kept."""
+    tags = route_tags(workflow, answers) if answers is not None else None
+    if tags is None:
+        return list(pool), []
+    wanted = set(tags)
+    kept = [m for m in pool if wanted <= set(m.tags)]
+    return kept, [m for m in pool if not wanted <= set(m.tags)]
 
 
 def read_staff_time(
@@ -154,15 +167,25 @@ def read_staff_time(
     uses_calendar = dict(own_hours_rows)
 
     unavailable: dict[int, list[Interval]] = defaultdict(list)
-    for table in (TimeOff, BusyTime):
-        for member, period_start, period_end in session.execute(
-            select(table.staff_id, table.start_at, table.end_at).where(
-                table.staff_id.in_(staff_ids), table.end_at > low, table.start_at < high
-            )
-        ):
-            unavailable[member].append(Interval(period_start, period_end))
+    time_off = select(
+        TimeOff.staff_id, TimeOff.start_at, TimeOff.end_at, func.coalesce(TimeOff.reason, "")
+    ).where(TimeOff.staff_id.in_(staff_ids), TimeOff.end_at > low, TimeOff.start_at < high)
+    busy = (
+        select(
+            BusyTime.staff_id,
+            BusyTime.start_at,
+            BusyTime.end_at,
+            func.coalesce(CalendarSource.label, BusyTime.source),
+        )
+        .outerjoin(CalendarSource, CalendarSource.id == BusyTime.source_id)
+        .where(BusyTime.staff_id.in_(staff_ids), BusyTime.end_at > low, BusyTime.start_at < high)
+    )
+    for kind, periods in ((TIME_OFF, time_off), (BUSY, busy)):
+        for member, period_start, period_end, label in session.execute(periods):
+            unavailable[member].append(Interval(period_start, period_end, kind, label))
 
     query = select(
+        Booking.id,
         Booking.staff_id,
         Booking.start_at,
         Booking.end_at,
@@ -181,7 +204,12 @@ def read_staff_time(
     for row in session.execute(query):
         bookings[row.staff_id].append(
             ExistingBooking(
-                row.start_at, row.end_at, row.blocked_from, row.blocked_until, row.service_id
+                row.start_at,
+                row.end_at,
+                row.blocked_from,
+                row.blocked_until,
+                row.service_id,
+                row.id,
             )
         )
 
@@ -205,13 +233,15 @@ class SlotSearch:
     ``staff_ids`` narrows the pool (a client's choice, a reschedule that keeps its staff);
     ``exclude_booking`` leaves one booking out (the one being moved); ``ignore_bookings`` gives
     the slots as if nothing were booked (to tell "taken" from "never offered"); ``by_staff``
-    lifts the workflow's booking window (see :func:`slot_rules`).
+    lifts the workflow's booking window (see :func:`slot_rules`); ``answers`` (checked values,
+    by field id) narrow the pool by the workflow's ``route`` (see :func:`routed_pool`).
     """
 
     staff_ids: Sequence[int] | None = None
     exclude_booking: int | None = None
     ignore_bookings: bool = False
     by_staff: bool = False
+    answers: Mapping[str, Any] | None = None
 
 
 def service_availability(
@@ -228,6 +258,8 @@ def service_availability(
     ``search`` says (by default: the whole pool, every booking, the workflow's window)."""
     search = search or SlotSearch()
     pool = read_pool(session, service, workflow)
+    if search.answers is not None and workflow.route:
+        pool, _excluded = routed_pool(pool, workflow, search.answers)
     if search.staff_ids is not None:
         pool = [m for m in pool if m.id in search.staff_ids]
     rules = slot_rules(calendar, service, workflow, search.by_staff)
@@ -283,3 +315,54 @@ def read_joined_elsewhere(
     if exclude_booking is not None:
         query = query.where(Booking.id != exclude_booking)
     return dict(session.execute(query).all())
+
+
+@dataclass(frozen=True)
+class TimeExplanation:
+    """Why a start is or is not offered (:func:`bookwise.availability.engine.explain_start`), and
+    the pool its staff verdicts refer to (the whole pool, those the routing leaves out too)."""
+
+    explanation: Explanation
+    pool: list[PoolMember]
+
+    def member(self, staff_id: int) -> PoolMember:
+        return next(m for m in self.pool if m.id == staff_id)
+
+
+def explain_time(
+    session: Session,
+    calendar: Calendar,
+    service: Service,
+    workflow: Workflow,
+    start: datetime,
+    now: datetime,
+    search: SlotSearch | None = None,
+) -> TimeExplanation:
+    """Why ``start`` is or is not offered for ``service``: the same inputs as
+    :func:`service_availability` (``search`` alike: ``answers`` route, ``staff_ids`` narrow),
+    explained by the engine itself."""
+    search = search or SlotSearch()
+    pool = read_pool(session, service, workflow)
+    if search.staff_ids is not None:
+        pool = [m for m in pool if m.id in search.staff_ids]
+    excluded: list[PoolMember] = []
+    if search.answers is not None and workflow.route:
+        _kept, excluded = routed_pool(pool, workflow, search.answers)
+    rules = slot_rules(calendar, service, workflow, search.by_staff)
+    margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+    end = start + timedelta(seconds=1)
+    ids = [m.id for m in pool]
+    staff_time = read_staff_time(
+        session, calendar.id, ids, start, end, margin, search.exclude_booking
+    )
+    joined = 0
+    if rules.per_slot:
+        joined = sum(
+            read_joined_elsewhere(
+                session, service, ids, start, end, search.exclude_booking
+            ).values()
+        )
+    explanation = explain_start(
+        rules, staff_time, start, now, joined, routed_out=[m.id for m in excluded]
+    )
+    return TimeExplanation(explanation, pool)

@@ -20,8 +20,9 @@ import logging
 import random
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ from bookwise.availability.services import (
     PoolMember,
     SlotSearch,
     read_pool,
+    routed_pool,
     service_availability,
 )
 from bookwise.bookings.answers import CleanAnswers, check_answers
@@ -50,7 +52,7 @@ from bookwise.plugins.bookings import (
     snapshot,
     used_by,
 )
-from bookwise.workflows.language import Consent, Workflow
+from bookwise.workflows.language import Consent, Field, Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
@@ -265,11 +267,15 @@ def _slot_at(
     staff_ids: list[int] | None,
     exclude_booking: int | None = None,
     by_staff: bool = False,
+    answers: dict[str, Any] | None = None,
 ) -> Slot:
-    """The free slot starting exactly at ``start``; :class:`SlotTaken` when it is booked up,
-    :class:`NotASlot` when it was never offered."""
+    """The free slot starting exactly at ``start`` (for the staff the workflow routes
+    ``answers`` to); :class:`SlotTaken` when it is booked up, :class:`NotASlot` when it was never
+    offered."""
     window = (start, start + timedelta(seconds=1))
-    search = SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=by_staff)
+    search = SlotSearch(
+        staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=by_staff, answers=answers
+    )
     found = service_availability(
         session, context.calendar, context.service, context.workflow, *window, now, search
     )
@@ -464,12 +470,16 @@ def create_booking(
     _check_window(workflow, start, now, request.by_staff)
 
     pool = read_pool(session, context.service, workflow)
-    wanted = _wanted_staff(workflow, pool, request)
+    routing = routing_values(answers)
+    # A client (or staff for them) names only a member the answers route to.
+    wanted = _wanted_staff(workflow, routed_pool(pool, workflow, routing)[0], request)
     # One group per slot: whoever teaches it (even a member staff named), every booking of the
     # service locks the whole pool, so the group is counted by one writer at a time.
     everyone = workflow.one_group_per_slot or not wanted
     _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
-    slot = _slot_at(session, context, start, now, wanted, by_staff=request.by_staff)
+    slot = _slot_at(
+        session, context, start, now, wanted, by_staff=request.by_staff, answers=routing
+    )
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool, plugins)
 
     client = _client(context, request, answers)
@@ -521,6 +531,43 @@ def create_booking(
         plan_timed(session, booking, workflow, now)
     session.flush()
     return booking
+
+
+def routing_values(answers: CleanAnswers) -> dict[str, Any]:
+    """The checked answers a ``route`` may test: the custom fields' and the phone."""
+    return {**answers.answers, "phone": answers.phone}
+
+
+def routing_answers(
+    workflow: Workflow,
+    values: Mapping[str, Any],
+    today: date,
+    field_types: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The answers to the questions the workflow routes on (and those they depend on), checked
+    as the booking form checks them, before a time is picked; raises
+    :class:`~bookwise.bookings.answers.InvalidAnswers` for a wrong or missing one. Other values
+    are ignored."""
+    asked = routing_questions(workflow)
+    part = replace(workflow, fields=asked, consent=None)
+    ids = {f.id for f in asked}
+    checked = check_answers(
+        part, {k: v for k, v in values.items() if k in ids}, None, today, field_types=field_types
+    )
+    return routing_values(checked)
+
+
+def routing_questions(workflow: Workflow) -> tuple[Field, ...]:
+    """The questions a client answers before the times are shown: those ``route`` tests, and
+    those their ``show_if`` depends on, in the order of the form."""
+    needed = set(workflow.routing_fields)
+    frontier = list(needed)
+    while frontier:
+        spec = workflow.field(frontier.pop())
+        if spec is not None and spec.show_if is not None and spec.show_if.field not in needed:
+            needed.add(spec.show_if.field)
+            frontier.append(spec.show_if.field)
+    return tuple(f for f in workflow.fields if f.id in needed)
 
 
 def _wanted_staff(
@@ -596,19 +643,16 @@ def client_may_change(
 ) -> bool:
     """Whether the client may still move or cancel the booking online (the workflow's
     ``cancellation`` rules, and a booking that still takes place)."""
-    if not workflow.cancellation_allowed:
-        if raise_if_not:
+    if not workflow.client_may_change_at(booking.start_at, now):
+        if raise_if_not and not workflow.cancellation_allowed:
             raise NotAllowed(
                 "this booking cannot be changed online; please contact us", "not_allowed"
             )
-        return False
-    deadline = change_deadline(workflow, booking)
-    if now >= deadline:
         if raise_if_not:
             raise TooLate(
                 "it is too late to change this booking online; please contact us",
                 "too_late",
-                deadline=deadline.isoformat(),
+                deadline=change_deadline(workflow, booking).isoformat(),
             )
         return False
     return booking.holds_slot and not workflow.lifecycle.is_final(booking.state)
@@ -616,7 +660,7 @@ def client_may_change(
 
 def change_deadline(workflow: Workflow, booking: Booking) -> datetime:
     """Until when the client may change the booking online."""
-    return booking.start_at - workflow.cancellation_min_notice
+    return workflow.change_deadline(booking.start_at)
 
 
 def _check_still_free(session: Session, booking: Booking) -> None:
@@ -673,7 +717,14 @@ def reschedule_booking(
     wanted = [booking.staff_id] if keep_staff else None
     _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
     slot = _slot_at(
-        session, context, start, now, wanted, exclude_booking=booking.id, by_staff=by_staff
+        session,
+        context,
+        start,
+        now,
+        wanted,
+        exclude_booking=booking.id,
+        by_staff=by_staff,
+        answers=booked_answers(booking),
     )
     staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=booking.staff_id)
     previous = booking.start_at
@@ -717,6 +768,12 @@ def reschedule_booking(
     plan_timed(session, booking, workflow, now)
     session.flush()
     return booking
+
+
+def booked_answers(booking: Booking) -> dict[str, Any]:
+    """A booking's answers as its ``route`` reads them: a moved booking stays with the staff
+    its answers route to."""
+    return {**(booking.answers or {}), "phone": booking.client.phone if booking.client else None}
 
 
 def transition_booking(
@@ -857,7 +914,9 @@ def reassign_to_anyone(
     assignment strategy; :class:`SlotTaken` when no one is."""
     begin_write_if_fresh(session)
     context = context_of(booking)
-    pool = [m for m in read_pool(session, context.service, context.workflow) if m.id != excluded]
+    everyone = read_pool(session, context.service, context.workflow)
+    routed = routed_pool(everyone, context.workflow, booked_answers(booking))[0]
+    pool = [m for m in routed if m.id != excluded]
     if not pool:
         raise SlotTaken("no one else takes bookings of this service")
     _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))

@@ -149,6 +149,33 @@ def parse_range(text: str) -> tuple[int, int]:
     return minutes(start), minutes(end)
 
 
+def read_hours(
+    data: Mapping[str, Sequence[str]],
+) -> tuple[tuple[HoursRange, ...], list[tuple[KeyPath, str]]]:
+    """A schema-checked ``hours`` map (weekday -> ``"HH:MM-HH:MM"`` ranges) as sorted ranges,
+    with what is wrong (where inside the map, message): a range that ends before it starts, or
+    overlaps another of its day. Scenario tests of workflows read their hours with it too."""
+    out: list[HoursRange] = []
+    problems: list[tuple[KeyPath, str]] = []
+    for day, ranges in data.items():
+        weekday = WEEKDAYS.index(day)
+        parsed = []
+        for index, text in enumerate(ranges):
+            start, end = parse_range(text)
+            if start >= end:
+                problems.append(((day, index), f"{text!r} ends before it starts"))
+                continue
+            parsed.append((start, end, index))
+        parsed.sort()
+        for (_, prev_end, _), (start, _, index) in pairwise(parsed):
+            if start < prev_end:
+                problems.append(
+                    ((day, index), f"{ranges[index]!r} overlaps another range of {day}")
+                )
+        out.extend(HoursRange(weekday, start, end) for start, end, _ in parsed)
+    return tuple(sorted(out)), problems
+
+
 def format_minute(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
@@ -285,25 +312,10 @@ class _Checker:
         return Place(self.document.file, line, column, format_path(path))
 
     def hours(self, data: dict[str, list[str]], at: KeyPath) -> tuple[HoursRange, ...]:
-        out: list[HoursRange] = []
-        for day, ranges in data.items():
-            weekday = WEEKDAYS.index(day)
-            parsed = []
-            for index, text in enumerate(ranges):
-                start, end = parse_range(text)
-                if start >= end:
-                    self.error((*at, day, index), f"{text!r} ends before it starts")
-                    continue
-                parsed.append((start, end, index))
-            parsed.sort()
-            for (_, prev_end, _), (start, _, index) in pairwise(parsed):
-                if start < prev_end:
-                    self.error(
-                        (*at, day, index),
-                        f"{ranges[index]!r} overlaps another range of {day}",
-                    )
-            out.extend(HoursRange(weekday, start, end) for start, end, _ in parsed)
-        return tuple(sorted(out))
+        hours, problems = read_hours(data)
+        for where, message in problems:
+            self.error((*at, *where), message)
+        return hours
 
     def name(self, name: str, at: KeyPath) -> None:
         """A name goes into e-mail headers and calendar files: no control characters (a line

@@ -17,7 +17,7 @@ from bookwise.notifications.rendering import (
     render,
     sample_context,
 )
-from bookwise.workflows.language import Workflow
+from bookwise.workflows.language import NotificationRule, Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
 
 
@@ -85,18 +85,28 @@ def _stage(event: str, workflow: Workflow) -> str:
     return f"when it becomes {event}"
 
 
-def simulate(
-    workflow: Workflow,
-    start: datetime,
-    zone: str,
-    locale: str,
-    template_folders: Iterable[Path],
-) -> list[SimulatedMessage]:
-    """The messages of ``workflow`` for a booking at ``start``: the immediate ones in the order of
-    the lifecycle, then the reminders and follow-ups in time order."""
-    folders = list(template_folders)
-    context = _context(workflow, start, zone, locale)
-    out: list[SimulatedMessage] = []
+@dataclass(frozen=True)
+class ScheduledMessage:
+    """One message a workflow's rules send for a booking: on which event, to whom, on which
+    channel, and when (``due`` for reminders and follow-ups; ``None``: when the event happens)."""
+
+    rule: NotificationRule
+    event: str
+    recipient: str
+    channel: str
+    due: datetime | None
+    when: str  # "at booking", "24h before", "when it becomes confirmed", ...
+
+    @property
+    def at_booking(self) -> bool:
+        """Sent as the booking is made (an entry into the initial state)."""
+        return self.when == "at booking"
+
+
+def message_schedule(workflow: Workflow, start: datetime) -> list[ScheduledMessage]:
+    """Which messages ``workflow`` sends for a booking at ``start``, and when: the immediate ones
+    in the order of the lifecycle, then the reminders and follow-ups in time order. ``simulate``
+    renders them; a workflow's scenario tests compare them with what the author expects."""
     order = [*workflow.lifecycle.states, RESCHEDULED]
     rules = sorted(
         workflow.notifications,
@@ -106,6 +116,7 @@ def simulate(
             order.index(r.on) if r.on in order else len(order),
         ),
     )
+    out: list[ScheduledMessage] = []
     for rule in rules:
         if rule.on == REMINDER and rule.before is not None:
             due: datetime | None = start - rule.before
@@ -116,32 +127,49 @@ def simulate(
         else:
             due, when = None, _stage(rule.on, workflow)
         for recipient in rule.to:
-            audience = "client" if recipient == "client" else "staff"
             for channel in rule.channels:
-                parts = file_template(folders, rule.template, audience, channel, locale, "en")
-                if parts is None and channel not in ("email", "sms"):
-                    parts = file_template(folders, rule.template, audience, "email", locale, "en")
-                if parts is None:
-                    out.append(
-                        SimulatedMessage(
-                            when,
-                            due,
-                            rule.on,
-                            recipient,
-                            channel,
-                            None,
-                            f"no template {rule.template!r} for {audience} on {channel}",
-                        )
-                    )
-                    continue
-                try:
-                    rendered = render(parts, context)
-                except TemplateProblem as exc:
-                    out.append(
-                        SimulatedMessage(when, due, rule.on, recipient, channel, None, str(exc))
-                    )
-                    continue
-                out.append(SimulatedMessage(when, due, rule.on, recipient, channel, rendered))
+                out.append(ScheduledMessage(rule, rule.on, recipient, channel, due, when))
+    return out
+
+
+def simulate(
+    workflow: Workflow,
+    start: datetime,
+    zone: str,
+    locale: str,
+    template_folders: Iterable[Path],
+) -> list[SimulatedMessage]:
+    """The messages of ``workflow`` for a booking at ``start``, rendered, in the order of
+    :func:`message_schedule`."""
+    folders = list(template_folders)
+    context = _context(workflow, start, zone, locale)
+    out: list[SimulatedMessage] = []
+    for message in message_schedule(workflow, start):
+        rule, recipient, channel = message.rule, message.recipient, message.channel
+        when, due = message.when, message.due
+        audience = "client" if recipient == "client" else "staff"
+        parts = file_template(folders, rule.template, audience, channel, locale, "en")
+        if parts is None and channel not in ("email", "sms"):
+            parts = file_template(folders, rule.template, audience, "email", locale, "en")
+        if parts is None:
+            out.append(
+                SimulatedMessage(
+                    when,
+                    due,
+                    rule.on,
+                    recipient,
+                    channel,
+                    None,
+                    f"no template {rule.template!r} for {audience} on {channel}",
+                )
+            )
+            continue
+        try:
+            rendered = render(parts, context)
+        except TemplateProblem as exc:
+            out.append(SimulatedMessage(when, due, rule.on, recipient, channel, None, str(exc)))
+            continue
+        out.append(SimulatedMessage(when, due, rule.on, recipient, channel, rendered))
     return out
 
 

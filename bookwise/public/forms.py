@@ -13,12 +13,16 @@ our own pages (:func:`same_origin`), it keeps other sites from submitting these 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from flask import request
 from flask_babel import lazy_gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     EmailField,
@@ -37,11 +41,11 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 
 from bookwise.bookings.answers import InvalidAnswers
-from bookwise.bookings.services import BookingRequest
+from bookwise.bookings.services import BookingRequest, routing_answers, routing_questions
 from bookwise.config import secret_key_of
 from bookwise.i18n import contact_label, gettext
 from bookwise.web import instance
-from bookwise.workflows.language import FIELD_TYPES, Field, Workflow
+from bookwise.workflows.language import FIELD_TYPES, Field, Workflow, shown_fields
 
 TOKEN_MAX_AGE = 6 * 3600  # a form left open longer is refused, with an invitation to reload
 
@@ -223,6 +227,124 @@ def booking_form(
 def answers_of(form: PublicForm, workflow: Workflow) -> dict[str, Any]:
     """The submitted answers, by field id, as :func:`check_answers` takes them."""
     return {spec.id: form[f"field_{spec.id}"].data for spec in workflow.fields}
+
+
+# --- conditional questions without JavaScript: a second step ----------------------------------
+#
+# A question with ``show_if`` is on the page (not ``hidden``) when its condition holds for the
+# answers the page was built with. Without the script, a client whose answers make such a question
+# apply has not seen it: the form comes back with it instead of booking. The page says which
+# conditional questions it showed in a hidden input (ASKED_INPUT); booking.js adds to it each one
+# it shows.
+
+ASKED_INPUT = "asked"
+
+
+def conditional_questions(workflow: Workflow) -> list[str]:
+    """The ids of the fields asked only if another's answer fits, in the form's order."""
+    return [spec.id for spec in workflow.fields if spec.show_if is not None]
+
+
+def questions_asked(form: Any, workflow: Workflow) -> set[str]:
+    """The conditional questions that apply to the answers in ``form`` (posted, or the defaults
+    of a new form), read as :func:`check_answers` reads them for a condition."""
+    conditional = conditional_questions(workflow)
+    if not conditional:
+        return set()
+    values = {spec.id: _as_checked(spec, form[f"field_{spec.id}"].data) for spec in workflow.fields}
+    return shown_fields(workflow.fields, values) & set(conditional)
+
+
+def questions_seen(posted: str | None, workflow: Workflow) -> set[str]:
+    """The conditional questions a posted page says it showed (its ASKED_INPUT: ids separated
+    by spaces). Whatever is not one of the workflow's conditional questions is ignored; the list
+    decides nothing but whether a question was on the page."""
+    if not posted:
+        return set()
+    return set(posted.split()) & set(conditional_questions(workflow))
+
+
+def _as_checked(spec: Field, raw: Any) -> Any:
+    """An answer as a condition tests it: text without its surrounding spaces, a number as a
+    number (``1,5`` too) and no answer for one that is not a number, as check_answers keeps it."""
+    if not isinstance(raw, str):
+        return raw
+    value = raw.strip()
+    if spec.type != "number" or not value:
+        return value
+    try:
+        number = float(value.replace(",", ".")) if "." in value or "," in value else int(value)
+    except ValueError:  # also an integer of more digits than Python reads
+        return None
+    return number if math.isfinite(number) else None
+
+
+# --- answers in a link: the routing questions, asked before the times -------------------------
+#
+# A workflow with ``route`` asks the questions it routes on before the times (the public page,
+# the back office's booking for a client); the answers then travel in the links as the booking
+# form's own names (``field_<id>``), with ROUTED_INPUT saying they were given.
+
+ROUTED_INPUT = "routed"
+LINK_VALUES = 50  # values read of one name in a link (a list's choices); the rest is ignored
+
+
+def routing_form(workflow: Workflow, locale: str, fallback: str, formdata: Any) -> Any:
+    """The routing questions (and those they depend on) as a form without a token: it is sent
+    with GET, and changes nothing."""
+    part = replace(workflow, fields=routing_questions(workflow), consent=None, notifications=())
+    return booking_form(part, locale, fallback, base=Form)(formdata)
+
+
+def prefill(form: Any, workflow: Workflow, args: MultiDict[str, str]) -> list[str]:
+    """Fill the fields of ``form`` that ``args`` (a link's query) carries answers for, read as
+    posted values are; the others keep their defaults. Only the workflow's own fields are read.
+    The ids filled, in the form's order."""
+    filled = []
+    for spec in workflow.fields:
+        name = f"field_{spec.id}"
+        if name in args and name in form:
+            form[name].process(MultiDict([(name, v) for v in args.getlist(name)[:LINK_VALUES]]))
+            filled.append(spec.id)
+    return filled
+
+
+def routed_answers(
+    form: Any,
+    workflow: Workflow,
+    today: date,
+    field_types: Mapping[str, Any] | None = None,
+    mark: bool = False,
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The checked answers to the routing questions in ``form`` (:func:`routing_answers`), and
+    the link parameters that carry them on; ``(None, {})`` when the workflow does not route or
+    one of them is wrong or missing (the links then carry none: the questions are asked again).
+    ``mark``: put the problems beside their fields."""
+    if not workflow.route:
+        return None, {}
+    questions = routing_questions(workflow)
+    values = {q.id: form[f"field_{q.id}"].data for q in questions if f"field_{q.id}" in form}
+    try:
+        answers = routing_answers(workflow, values, today, field_types=field_types)
+    except InvalidAnswers as invalid:
+        if mark:
+            mark_answer_problems(form, invalid)
+        return None, {}
+    params: dict[str, Any] = {ROUTED_INPUT: "1"}
+    for q in questions:
+        if f"field_{q.id}" in form:
+            params[f"field_{q.id}"] = _link_values(form[f"field_{q.id}"])
+    return answers, params
+
+
+def _link_values(field: Any) -> list[str]:
+    """A field's answer as a browser sends it (a box ticked: ``y``; a list: each choice)."""
+    data = field.data
+    if field.type == "BooleanField":
+        return ["y"] if data else []
+    if isinstance(data, list | tuple):
+        return [str(v) for v in data]
+    return [] if data is None or data == "" else [str(data)]
 
 
 def booking_request(form: Any, workflow: Workflow, **details: Any) -> BookingRequest:

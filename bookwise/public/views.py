@@ -13,7 +13,7 @@ import json
 import unicodedata
 from calendar import Calendar as MonthCalendar
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 from functools import cache
@@ -27,6 +27,7 @@ from flask import (
     abort,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -36,10 +37,16 @@ from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
+from wtforms import Form as PlainForm
 
 from bookwise.availability.engine import Slot
-from bookwise.availability.services import SlotSearch, local_day_bounds, service_availability
-from bookwise.bookings.answers import InvalidAnswers
+from bookwise.availability.services import (
+    SlotSearch,
+    local_day_bounds,
+    routed_pool,
+    service_availability,
+)
+from bookwise.bookings.answers import InvalidAnswers, check_answers
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.messages import describe, state_name
 from bookwise.bookings.models import Booking
@@ -52,6 +59,7 @@ from bookwise.bookings.services import (
     OutsideWindow,
     SlotTaken,
     book_from_answers,
+    booked_answers,
     cancel_booking,
     change_deadline,
     client_may_change,
@@ -60,6 +68,8 @@ from bookwise.bookings.services import (
     find_service,
     manage_token,
     reschedule_booking,
+    routing_answers,
+    routing_questions,
     withdraw_consent,
     withdrawal_cancels,
 )
@@ -83,10 +93,18 @@ from bookwise.i18n import format_locale, gettext, ngettext
 from bookwise.notifications.context import consent_version, manage_url
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.public.forms import (
+    ASKED_INPUT,
+    ROUTED_INPUT,
     ActionForm,
+    answers_of,
     booking_form,
     booking_request,
+    conditional_questions,
     mark_answer_problems,
+    prefill,
+    questions_asked,
+    questions_seen,
+    routed_answers,
     same_origin,
 )
 from bookwise.timezones import (
@@ -98,7 +116,7 @@ from bookwise.timezones import (
     sane,
 )
 from bookwise.web import csrf, db_session, instance, now, plugin_host
-from bookwise.workflows.language import Text
+from bookwise.workflows.language import Text, Workflow
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
 
@@ -352,10 +370,63 @@ def service_pool_members(context: BookingContext) -> list[Any]:
     return list(g.pool)
 
 
+# --- routing: the questions a workflow's ``route`` tests come before its times ------------------
+
+# The hidden input of the routing questions' form, ROUTED_INPUT (bookwise.public.forms): present,
+# the client has answered them.
+
+
+@dataclass
+class Routing:
+    """The questions asked before the times of a workflow that routes by answer."""
+
+    form: Any = None  # None: the workflow does not route
+    answers: dict[str, Any] | None = None  # the checked answers; None: not (rightly) given yet
+    params: dict[str, Any] | None = None  # the answers as the page's links carry them
+
+    @property
+    def ready(self) -> bool:
+        """Whether the times can be shown: no routing, or the answers are given and right."""
+        return self.form is None or self.answers is not None
+
+
+def _routing(context: BookingContext) -> Routing:
+    """The routing questions of the service page, filled from the query (``field_<id>``, the
+    booking form's names, so the answers carry into it), checked once the client sent them."""
+    workflow = context.workflow
+    if not workflow.route:
+        return Routing()
+    questions = routing_questions(workflow)
+    part = replace(workflow, fields=questions, consent=None, notifications=())
+    form_class = booking_form(part, locale(), context.calendar.default_locale, base=PlainForm)
+    form = form_class(request.args)
+    if ROUTED_INPUT not in request.args:
+        return Routing(form)
+    names = [f"field_{q.id}" for q in questions]
+    params: dict[str, Any] = {ROUTED_INPUT: "1"}
+    params |= {name: request.args.getlist(name)[:50] for name in names if name in request.args}
+    try:
+        answers = routing_answers(
+            workflow,
+            {q.id: form[f"field_{q.id}"].data for q in questions},
+            now().date(),
+            field_types=plugin_host().field_types,
+        )
+    except InvalidAnswers as invalid:
+        mark_answer_problems(form, invalid, format_date=_local_date)
+        return Routing(form, None, params)
+    return Routing(form, answers, params)
+
+
 def _picker(
-    context: BookingContext, zone: str, staff: str | None, exclude_booking: int | None = None
+    context: BookingContext,
+    zone: str,
+    staff: str | None,
+    exclude_booking: int | None = None,
+    answers: dict[str, Any] | None = None,
 ) -> Picker:
-    """Free times of the month around ``?date=`` in ``zone``, for one staff member or any."""
+    """Free times of the month around ``?date=`` in ``zone``, for one staff member or any, of
+    the staff ``answers`` route to."""
     tz = ZoneInfo(zone)
     today = now().astimezone(tz).date()
     last = (now() + context.workflow.max_ahead).astimezone(tz).date()
@@ -379,7 +450,7 @@ def _picker(
                 context.workflow,
                 *local_day_bounds(first, min(month_end, last), tz),
                 now(),
-                SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking),
+                SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, answers=answers),
             )
             for slot in found.slots:
                 by_day[slot.start.astimezone(tz).date()].append(slot)
@@ -451,7 +522,14 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
     workflow = context.workflow
     staff = _chosen_staff(context, request.args.get("staff"))
     members = service_pool_members(context) if workflow.staff.client_chooses else []
-    picker = _picker(context, zone, staff)
+    routing = _routing(context)
+    carried = routing.params or {}
+    if routing.answers is not None:
+        members = routed_pool(members, workflow, routing.answers)[0]
+    picker_values: dict[str, Any] = {"picker": None}
+    if routing.ready:
+        picker = _picker(context, zone, staff, answers=routing.answers)
+        picker_values = _picker_page_values(context, picker)
 
     def slot_href(start: str) -> str:
         return link(
@@ -461,6 +539,7 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
             start=start,
             tz=zone,
             staff=staff,
+            **carried,
         )
 
     return render_template(
@@ -472,9 +551,13 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
             service_slug=service_slug,
             tz=zone,
             staff=staff,
+            **carried,
         ),
         calendar=context.calendar,
         service=_service_card(context),
+        routing=routing,
+        routed_input=ROUTED_INPUT,
+        carried=carried,
         members=members,
         staff=staff,
         tz=zone,
@@ -483,7 +566,7 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         notice=gettext("That time is no longer available. Please pick another.")
         if request.args.get("notice") == "unavailable"
         else None,
-        **_picker_page_values(context, picker),
+        **picker_values,
     )
 
 
@@ -492,7 +575,12 @@ def day_times(calendar_slug: str, service_slug: str) -> Response:
     """The free times of one day, for the picker's script (the page works without it)."""
     context = _context(calendar_slug, service_slug)
     zone = _zone(context.calendar)
-    picker = _picker(context, zone, _chosen_staff(context, request.args.get("staff")))
+    routing = _routing(context)
+    if not routing.ready:
+        message = gettext("Answer the questions above the times first.")
+        return make_response(jsonify(error={"code": "answers_needed", "message": message}), 422)
+    staff = _chosen_staff(context, request.args.get("staff"))
+    picker = _picker(context, zone, staff, answers=routing.answers)
     return jsonify(
         day=picker.day.isoformat(),
         label=format_day(picker.day, formats()),
@@ -544,30 +632,54 @@ def book(calendar_slug: str, service_slug: str) -> Any:
     staff = _chosen_staff(context, source.get("staff"))
     taken = _parse_start(source.get("taken"))  # the time lost in a race, when choosing another
     start = _parse_start(source.get("start"))
-    back = link(
-        "service_page", calendar_slug=calendar_slug, service_slug=service_slug, tz=zone, staff=staff
-    )
-    if start is None and taken is None:
-        return redirect(back)
-    if not posted and not _still_free(context, start, staff):
-        day = start.astimezone(ZoneInfo(zone)).date().isoformat() if start else None
-        return redirect(f"{back}&date={day}&notice=unavailable" if day else back)
     form_class = booking_form(workflow, locale(), calendar.default_locale)
     form = form_class(
         request.form if posted else None,
         meta={"csrf_context": f"book:{calendar.slug}/{workflow.id}"},
         data={"start": start.isoformat() if start else "", "tz": zone, "staff": staff or ""},
     )
+    # The answers the link carries (the routing questions, answered before the times) fill the
+    # form; the routing answers then choose the times this page and its links offer.
+    prefilled = [] if posted else prefill(form, workflow, request.args)
+    answers, carried = routed_answers(
+        form, workflow, now().date(), field_types=plugin_host().field_types
+    )
+
+    def back(**values: Any) -> str:
+        return link(
+            "service_page",
+            calendar_slug=calendar_slug,
+            service_slug=service_slug,
+            tz=zone,
+            staff=staff,
+            **carried,
+            **values,
+        )
+
+    if start is None and taken is None:
+        return redirect(back())
+    if not posted and not _still_free(context, start, staff, answers):
+        day = start.astimezone(ZoneInfo(zone)).date().isoformat() if start else None
+        return redirect(back(date=day, notice="unavailable") if day else back())
     problem: str | None = None
     alternatives: list[dict[str, Any]] = []
+    more_questions: list[str] = []  # asked on a second step: they apply, the client never saw them
     status = 200
+    if prefilled and _mark_prefilled_problems(context, form, prefilled):
+        problem = gettext("Please correct the answers marked below.")
     if posted:
         db_session().close()  # one connection at a time: the write below takes its own
         if not form.validate():
             problem, status = gettext("This form has expired. Reload the page and try again."), 422
         elif start is None:
             problem, status = gettext("Please choose one of the times below."), 422
-            alternatives = _alternatives(context, taken or now(), zone, staff)
+            alternatives = _alternatives(context, taken or now(), zone, staff, answers)
+        elif more_questions := _not_yet_seen(workflow, form):
+            # Nothing is written: the form comes back with them, every answer kept.
+            if _mark_other_problems(context, form, more_questions):
+                problem, status = gettext("Please correct the answers marked below."), 422
+            elif form[f"field_{more_questions[0]}"].type != "SelectMultipleField":
+                _focus(form[f"field_{more_questions[0]}"])
         else:
             try:
                 token = _create(context, form, start, zone, staff)
@@ -575,8 +687,9 @@ def book(calendar_slug: str, service_slug: str) -> Any:
                 mark_answer_problems(form, invalid, format_date=_local_date)
                 problem, status = gettext("Please correct the answers marked below."), 422
             except (SlotTaken, NotASlot, OutsideWindow) as lost:
-                problem = describe(lost.code, gettext) + " " + gettext("Your answers are kept.")
-                alternatives, status = _alternatives(context, start, zone, staff), 409
+                alternatives, status = _alternatives(context, start, zone, staff, answers), 409
+                problem = _lost_time(context, lost, start, staff, answers)
+                problem += " " + gettext("Your answers are kept.")
                 taken, start = start, None
             except BookingError as refused:
                 # Busy: nothing was written, sending the same form again may well work.
@@ -600,13 +713,101 @@ def book(calendar_slug: str, service_slug: str) -> Any:
         tz=zone,
         staff=staff,
         staff_name=members.get(staff or ""),
+        carried=carried,
         problem=problem,
         alternatives=alternatives,
+        conditional=conditional_questions(workflow),
+        asked=_asked_on_page(workflow, form),
+        more_questions=more_questions,
+        asked_input=ASKED_INPUT,
         request_only=workflow.lifecycle.needs_approval,
         consent_link=workflow.consent.link.get(locale(), calendar.default_locale)
         if workflow.consent
         else "",
     ), status
+
+
+def _mark_prefilled_problems(context: BookingContext, form: Any, prefilled: list[str]) -> bool:
+    """Check the answers a link filled in as a posted form's are checked, and mark the problems
+    of those (not of the questions the client has yet to answer); whether there were any."""
+    workflow = context.workflow
+    try:
+        check_answers(
+            workflow,
+            answers_of(form, workflow),
+            None,
+            now().date(),
+            field_types=plugin_host().field_types,
+        )
+    except InvalidAnswers as invalid:
+        for key in set(invalid.problems) - set(prefilled):
+            del invalid.problems[key]
+        mark_answer_problems(form, invalid, format_date=_local_date)
+        return bool(invalid.problems)
+    return False
+
+
+def _lost_time(
+    context: BookingContext,
+    lost: BookingError,
+    start: datetime,
+    staff: str | None,
+    answers: dict[str, Any] | None,
+) -> str:
+    """Why the chosen time could not be booked. A time free for the service but not for the
+    staff the answers route to (the client changed an answer on the form) is said so: "just
+    taken" would not be true."""
+    routing_only = answers is not None and not isinstance(lost, OutsideWindow)
+    if routing_only and _still_free(context, start, staff):
+        return gettext(
+            "No one who takes bookings with these answers is free at this time. "
+            "Please pick another time."
+        )
+    return describe(lost.code, gettext)
+
+
+def _not_yet_seen(workflow: Workflow, form: Any) -> list[str]:
+    """The conditional questions the posted answers make apply that were not on the client's
+    page (hidden there, the page's script off), in the form's order."""
+    new = questions_asked(form, workflow) - questions_seen(request.form.get(ASKED_INPUT), workflow)
+    return [fid for fid in conditional_questions(workflow) if fid in new]
+
+
+def _mark_other_problems(context: BookingContext, form: Any, more_questions: list[str]) -> bool:
+    """Mark the problems of the answers given so far (not of the questions just added: the
+    client has not seen them), so that the second step also says what to correct; whether
+    there were any."""
+    workflow = context.workflow
+    try:
+        check_answers(
+            workflow,
+            answers_of(form, workflow),
+            bool(form.consent.data) if workflow.consent else None,
+            now().date(),
+            field_types=plugin_host().field_types,
+        )
+    except InvalidAnswers as invalid:
+        for fid in more_questions:
+            invalid.problems.pop(fid, None)
+        mark_answer_problems(form, invalid, format_date=_local_date)
+        return bool(invalid.problems)
+    return False
+
+
+def _focus(field: Any) -> None:
+    # A new dict: the field's render_kw may be the one its form class was built with.
+    field.render_kw = {**(field.render_kw or {}), "autofocus": True}
+
+
+def _asked_on_page(workflow: Workflow, form: Any) -> list[str]:
+    """The conditional questions the page shows, in order: those that apply to its answers, and
+    any marked with a problem (a question the client must correct is never hidden)."""
+    applies = questions_asked(form, workflow)
+    return [
+        fid
+        for fid in conditional_questions(workflow)
+        if fid in applies or form[f"field_{fid}"].errors
+    ]
 
 
 def _chosen_staff(context: BookingContext, asked: str | None) -> str | None:
@@ -617,7 +818,13 @@ def _chosen_staff(context: BookingContext, asked: str | None) -> str | None:
     return asked if asked in {m.slug for m in service_pool_members(context)} else None
 
 
-def _still_free(context: BookingContext, start: datetime | None, staff: str | None) -> bool:
+def _still_free(
+    context: BookingContext,
+    start: datetime | None,
+    staff: str | None,
+    answers: dict[str, Any] | None = None,
+) -> bool:
+    """Whether ``start`` is still offered (to the staff ``answers`` route to, when given)."""
     if start is None:
         return False
     members = {m.slug: m.id for m in service_pool_members(context)}
@@ -629,7 +836,7 @@ def _still_free(context: BookingContext, start: datetime | None, staff: str | No
         start,
         start + timedelta(seconds=1),
         now(),
-        SlotSearch(staff_ids=[members[staff]] if staff in members else None),
+        SlotSearch(staff_ids=[members[staff]] if staff in members else None, answers=answers),
     )
     return any(slot.start == start for slot in found.slots)
 
@@ -659,9 +866,14 @@ def _create(
 
 
 def _alternatives(
-    context: BookingContext, start: datetime, zone: str, staff: str | None
+    context: BookingContext,
+    start: datetime,
+    zone: str,
+    staff: str | None,
+    answers: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The other free times of that day, to choose one without losing the answers."""
+    """The other free times of that day (of the staff ``answers`` route to), to choose one
+    without losing the answers."""
     db_session().close()  # a fresh read, after the transaction that lost the race
     tz = ZoneInfo(zone)
     day = start.astimezone(tz).date()
@@ -673,7 +885,7 @@ def _alternatives(
         context.workflow,
         *local_day_bounds(day, day, tz),
         now(),
-        SlotSearch(staff_ids=[members[staff]] if staff in members else None),
+        SlotSearch(staff_ids=[members[staff]] if staff in members else None, answers=answers),
     )
     return [
         {
@@ -858,7 +1070,9 @@ def reschedule(token: str) -> Any:
     context = context_of(booking)
     details = _details(booking)
     staff = booking.staff_member.slug if context.workflow.staff.client_chooses else None
-    picker = _picker(context, zone, staff, exclude_booking=booking.id)
+    # A moved booking stays with the staff its answers route to: offer only their times.
+    routed = booked_answers(booking) if context.workflow.route else None
+    picker = _picker(context, zone, staff, exclude_booking=booking.id, answers=routed)
 
     def slot_href(moment: str) -> str:
         return link("reschedule", token=token, start=moment, tz=zone)

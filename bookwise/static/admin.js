@@ -187,4 +187,12 @@
       }
     });
   });
+
+  // The day and week grid: a click on an empty time opens "why is this time not offered?"
+  // (keyboard users have the form the page links to).
+  document.querySelectorAll("td.agenda-empty[data-explain]").forEach(function (cell) {
+    cell.addEventListener("click", function () {
+      window.location.href = cell.getAttribute("data-explain");
+    });
+  });
 })();

@@ -16,9 +16,17 @@
   }
 
   // 2. Questions asked only if another's answer fits (a workflow's show_if): shown and hidden
-  // as the client answers; a hidden one is disabled, so it is neither required nor sent.
+  // as the client answers; a hidden one is disabled, so it is neither required nor sent. The
+  // server hid those that did not apply to the answers it built the page with; they are judged
+  // again here from the answers on the page.
   var conditional = Array.prototype.slice.call(document.querySelectorAll("[data-show-if]"));
   if (conditional.length) {
+    // The questions the client has seen, sent with the form ("asked"): the server asks those
+    // that apply but were never shown on a second step (that is for pages without this
+    // script). A question once shown stays listed, so that a page and a server that judge an
+    // answer differently cannot send the client round in circles.
+    var askedInput = document.querySelector("input[name=asked]");
+    var seen = askedInput ? askedInput.value.split(/\s+/).filter(Boolean) : [];
     var answerOf = function (name) {
       var inputs = Array.prototype.slice.call(document.getElementsByName(name));
       if (!inputs.length) { return null; }
@@ -56,6 +64,11 @@
           box.querySelectorAll("input, select, textarea").forEach(function (i) { i.disabled = !shown; });
         });
       }
+      conditional.forEach(function (box) {
+        var id = box.getAttribute("data-question");
+        if (!box.hidden && id && seen.indexOf(id) < 0) { seen.push(id); }
+      });
+      if (askedInput) { askedInput.value = seen.join(" "); }
     };
     document.addEventListener("input", refresh);
     document.addEventListener("change", refresh);

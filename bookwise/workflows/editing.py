@@ -14,12 +14,15 @@ import copy
 import difflib
 import io
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from bookwise.documents import DocumentError, check_yaml_bounds, parse_document
@@ -54,11 +57,13 @@ KEY_ORDER = (
     "location",
     "staff",
     "fields",
+    "route",
     "consent",
     "states",
     "transitions",
     "notifications",
     "retention",
+    "tests",
 )
 Texts = dict[str, str]
 # The lists of rows the editor shows: the workflow's key -> the inputs' name prefix.
@@ -67,9 +72,18 @@ ROW_LISTS = {
     "notifications": "rules",
     "states": "states",
     "transitions": "transitions",
+    "route": "routes",
+    "tests": "checks",  # the checks written as rows (the others stay in a text box)
 }
 # A row's problem on a key no input shows goes to this input of the row.
-ROW_ANCHORS = {"fields": "label", "notifications": "on", "states": "label", "transitions": "label"}
+ROW_ANCHORS = {
+    "fields": "label",
+    "notifications": "on",
+    "states": "label",
+    "transitions": "label",
+    "route": "condition",
+    "tests": "name",
+}
 # Who may make a move, as the editor offers it.
 ROLE_LABELS = (
     ("client", N_("The client")),
@@ -163,8 +177,37 @@ KINDS: dict[str, Any] = {
     "sessions": [],  # fixed start times: (weekdays, ``HH:MM``) pairs
     "group": "staff",  # ``capacity.per``: written only in ``{places: N, per: slot}``
     "condition": {},  # ``show_if``: {field, test, value} (``test`` also ``not_answered``)
+    "scenarios": "",  # ``tests``: the list as YAML text, kept as written while unchanged
+    "day": "",  # a date, ``2027-03-29`` (a date input)
+    "clock": "",  # a time of day, ``09:30`` (a time input)
+    "times": [],  # times of day, typed separated by commas: ``09:00, 09:30``
+    "week": {},  # working hours: weekday -> ``HH:MM-HH:MM`` ranges ({}: the default hours)
+    "moments": [],  # local dates and times, ``2027-03-29 09:00``, one per line
 }
 
+
+# Every key inside ``tests``: the scenario tests' text area shows their problems.
+_TEST_HOURS = tuple(f"hours.{day}" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+SCENARIO_TEST_PATHS = tuple(
+    f"tests[].{path}"
+    for path in (
+        "name",
+        "book",
+        "given",
+        *(f"given.{key}" for key in ("timezone", "now", "hours", "staff", "bookings", "time_off")),
+        *(f"given.{hours}" for hours in _TEST_HOURS),
+        *(f"given.staff[].{key}" for key in ("id", "tags", "hours")),
+        *(f"given.staff[].{hours}" for hours in _TEST_HOURS),
+        *(f"given.bookings[].{key}" for key in ("start", "staff", "clients")),
+        *(f"given.time_off[].{key}" for key in ("staff", "start", "end")),
+        "slots",
+        *(f"slots.{key}" for key in ("on", "offered", "includes", "excludes")),
+        "messages",
+        *(f"messages[].{key}" for key in ("on", "to", "channel", "at")),
+        "cancel",
+        *(f"cancel.{key}" for key in ("at", "before", "expect")),
+    )
+)
 
 # The structured editor, one entry per input, in the order of the page. To offer another key,
 # add an entry here: its input appears in its section (laid out by ``row`` and ``cell``), its
@@ -484,6 +527,30 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         help=N_("Empty: always asked. For several values, separate them with commas."),
         max_length=500,
         also=tuple(f"fields[].show_if.{part}" for part in ("field", *CONDITION_TESTS)),
+    ),
+    EditorKey(
+        "condition",
+        "route[].if",
+        "condition",
+        N_("When the answer to"),
+        "route",
+        help=N_("For several values, separate them with commas."),
+        max_length=500,
+        also=tuple(f"route[].if.{part}" for part in ("field", *CONDITION_TESTS)),
+        row="route",
+        cell="col-md-8 form-group",
+    ),
+    EditorKey(
+        "tags",
+        "route[].staff.tags",
+        "tags",
+        N_("Send to the staff with the tags"),
+        "route",
+        help=N_("Separated by commas; a staff member needs them all."),
+        max_length=200,
+        also=("route[].staff",),
+        row="route",
+        cell="col-md-4 form-group",
     ),
     EditorKey(
         "placeholder",
@@ -823,6 +890,165 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         row="event",
         cell="col-md-5 form-group",
     ),
+    # A check as a row: its name, what it checks (the times offered on a day, or whether a
+    # booking can be cancelled some time before it starts), and a small scene. The cases these
+    # rows cannot say stay in the text box below (``tests`` itself).
+    EditorKey(
+        "name",
+        "tests[].name",
+        "text",
+        N_("Name of the check"),
+        "check",
+        placeholder="Mornings are offered",
+        max_length=200,
+        row="check_head",
+        cell="col-md-7 form-group",
+    ),
+    EditorKey(
+        "what",
+        "tests[].slots",
+        "choice",
+        N_("What to check"),
+        "check",
+        options=(
+            ("slots", N_("Times offered on a day")),
+            ("cancel", N_("A cancellation")),
+        ),
+        default="slots",
+        also=("tests[].cancel",),
+        row="check_head",
+        cell="col-md-5 form-group",
+    ),
+    EditorKey(
+        "day",
+        "tests[].slots.on",
+        "day",
+        N_("Day"),
+        "check",
+        help=N_("For a cancellation: the day of the booking."),
+        max_length=40,
+        also=("tests[].book",),
+        row="check_when",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "time",
+        "tests[].book",
+        "clock",
+        N_("Time of the booking"),
+        "check",
+        max_length=40,
+        shows_problems=False,  # the booking's day and time: its problems show at the day
+        row="check_when",
+        cell="col-md-3 form-group check-cancel",
+    ),
+    EditorKey(
+        "before",
+        "tests[].cancel.before",
+        "duration",
+        N_("The client cancels this long before"),
+        "check",
+        max_length=40,
+        unit="h",
+        also=("tests[].cancel.at",),
+        row="check_when",
+        cell="col-md-5 form-group check-cancel",
+    ),
+    EditorKey(
+        "match",
+        "tests[].slots.includes",
+        "choice",
+        N_("The times offered are"),
+        "check",
+        options=(
+            ("offered", N_("exactly these")),
+            ("includes", N_("among them: at least these")),
+            ("excludes", N_("not these")),
+        ),
+        default="offered",
+        shows_problems=False,  # its problems show at the times
+        row="check_expect",
+        cell="col-md-4 form-group check-slots",
+    ),
+    EditorKey(
+        "offered",
+        "tests[].slots.offered",
+        "times",
+        N_("Times"),
+        "check",
+        help=N_("Like 09:00, 09:30 (a 24-hour clock). Empty with “exactly these”: none."),
+        max_length=3000,
+        also=("tests[].slots.includes", "tests[].slots.excludes"),
+        row="check_expect",
+        cell="col-md-8 form-group check-slots",
+    ),
+    EditorKey(
+        "expect",
+        "tests[].cancel.expect",
+        "choice",
+        N_("The cancellation is"),
+        "check",
+        options=(("refused", N_("refused")), ("allowed", N_("allowed"))),
+        default="refused",
+        row="check_expect",
+        cell="col-md-4 form-group check-cancel",
+    ),
+    EditorKey(
+        "timezone",
+        "tests[].given.timezone",
+        "choice",
+        N_("Time zone"),
+        "check_scene",
+        choices="timezones",
+        default="UTC",
+        row="check_scene",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "hours",
+        "tests[].given.hours",
+        "week",
+        N_("Working hours"),
+        "check_scene",
+        help=N_(
+            "One line per group of days, like Monday-Friday 09:00-17:00. Empty: Monday to "
+            "Friday, 09:00-17:00."
+        ),
+        max_length=2000,
+        rows=2,
+        also=tuple(f"tests[].given.{hours}" for hours in _TEST_HOURS),
+        row="check_scene",
+        cell="col-md-8 form-group",
+    ),
+    EditorKey(
+        "bookings",
+        "tests[].given.bookings",
+        "moments",
+        N_("Bookings already made"),
+        "check_scene",
+        help=N_("One per line, like 2027-03-29 09:00."),
+        max_length=5000,
+        rows=2,
+        also=("tests[].given.bookings[].start", "tests[].given"),
+        row="check_scene_more",
+        cell="col-md-12 form-group",
+    ),
+    EditorKey(
+        "tests",
+        "tests",
+        "scenarios",
+        N_("Advanced: checks written as in the file"),
+        "checks",
+        help=N_(
+            'Cases that prove the rules, written as in the file (docs/workflows.md, "Scenario '
+            'tests"): the times offered on a day, the messages of a booking, whether a '
+            "cancellation is allowed. They run on every save; a workflow whose checks fail "
+            "cannot be published."
+        ),
+        rows=12,
+        max_length=100_000,
+        also=SCENARIO_TEST_PATHS,
+    ),
 )
 
 
@@ -885,6 +1111,8 @@ class StructuredWorkflow:
     rules: list[Row] = field(default_factory=list)
     states: list[Row] = field(default_factory=list)  # the lifecycle's steps
     transitions: list[Row] = field(default_factory=list)  # and the moves between them
+    routes: list[Row] = field(default_factory=list)  # who serves, by answer (``route``)
+    checks: list[Row] = field(default_factory=list)  # ``tests`` the rows can say
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -948,6 +1176,7 @@ def _read(key: EditorKey, where: Mapping[str, Any], fallback: str) -> Any:
         "scalar": lambda: _scalar_text(value),
         "settings": lambda: dict(value) if isinstance(value, Mapping) else {},
         "sessions": lambda: _sessions(value),
+        "scenarios": lambda: scenarios_text(advanced_checks(value)),
         "condition": lambda: _condition(value),
         "tags": lambda: _list(value),
         "checks": lambda: _list(value) or key.initial,
@@ -1016,7 +1245,17 @@ def structured(data: Mapping[str, Any], fallback: str) -> StructuredWorkflow:
     ]
     values = {key.name: _read(key, data, fallback) for key in keys_of(None)}
     states, transitions = _lifecycle_rows(data, fallback)
-    return StructuredWorkflow(values, rows, rules, states, transitions)
+    routes = [
+        _read_row("route", spec, fallback, index)
+        for index, spec in enumerate(data.get("route") or [])
+        if isinstance(spec, Mapping)
+    ]
+    checks = [
+        Row(found, index)
+        for index, spec in enumerate(data.get("tests") or [])
+        if (found := check_row_values(spec)) is not None
+    ]
+    return StructuredWorkflow(values, rows, rules, states, transitions, routes, checks)
 
 
 def _lifecycle_rows(data: Mapping[str, Any], fallback: str) -> tuple[list[Row], list[Row]]:
@@ -1262,6 +1501,7 @@ def _encode(
         "scalar": lambda: _typed(str(value or ""), before, values.get("type") == "checkbox"),
         "settings": lambda: _settings(value, before),
         "sessions": lambda: _sessions_value(value, before),
+        "scenarios": lambda: _scenarios_value(str(value or ""), before),
         "condition": lambda: _condition_value(value, before),
         "tags": lambda: _flow_seq(value) if value else None,
         "checks": lambda: _one_or_many(value) if value else None,
@@ -1337,6 +1577,315 @@ def _sessions_value(value: Any, previous: Any) -> Any:
         # Quoted: a YAML 1.1 reader takes 18:00 for a number of minutes.
         out.append(_flow({"days": _flow_seq(list(days)), "at": DoubleQuotedScalarString(at)}))
     return out
+
+
+def scenarios_text(value: Any) -> str:
+    """The ``tests`` list as the editor's text area shows it: the YAML the file writes."""
+    if not isinstance(value, list) or not value:
+        return ""
+    out = io.StringIO()
+    _yaml().dump(value, out)
+    return textwrap.dedent(out.getvalue())
+
+
+def parse_scenarios(text: str) -> list[Any] | str:
+    """The text area's ``tests``: a list (``[]`` for an empty box), or what is wrong with it
+    (the loader checks the cases themselves)."""
+    if not text.strip():
+        return []
+    try:
+        plain = parse_document(text, "tests").data  # bounded; dates kept as written
+    except DocumentError:
+        return "not readable as YAML: write one case per '- name: ...' entry"
+    if not isinstance(plain, list):
+        return "the checks are a list: start each case with '- name: ...'"
+    try:
+        loaded = _yaml().load(text)  # the round-trip form keeps the author's layout
+    except (YAMLError, ValueError):  # a date that does not exist: the loader says where
+        return list(plain)
+    return loaded if isinstance(loaded, list) else list(plain)
+
+
+def _scenarios_value(text: str, previous: Any) -> Any:
+    """``tests`` from the text area; the file's own list (comments, layout) while the text says
+    the same."""
+    parsed = parse_scenarios(text)
+    if isinstance(parsed, str) or not parsed:
+        return None
+    if isinstance(previous, list) and _plain(previous) == _plain(parsed):
+        return previous
+    return parsed
+
+
+def _plain(value: Any) -> Any:
+    """A YAML value as plain lists, maps and scalars (to compare two spellings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- checks as rows ---------------------------------------------------------------------------
+
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CHECK_KEYS = ("name", "given", "book", "slots", "cancel")  # a case's keys, in the file's order
+CHECK_MATCHES = ("offered", "includes", "excludes")
+_BOOK = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2})$")
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CLOCK = re.compile(r"^(\d{1,2})[:h.](\d{2})(?::\d{2})?$")
+
+
+def _strings(value: Any) -> list[str] | None:
+    """A list of plain values as texts; None when ``value`` is not a list of scalars."""
+    if not isinstance(value, list) or any(isinstance(v, Mapping | list) for v in value):
+        return None
+    return [str(v) for v in value]
+
+
+def check_row_values(spec: Any) -> dict[str, Any] | None:
+    """A case of ``tests`` as a check row's values, when the row says all of it: the times
+    offered on a day (exactly, at least, or not), or a cancellation some time before a booking,
+    in a scene of a time zone, working hours and bookings already made. None for any other case
+    (messages, staff, time off, ``now``...): it stays in the text box, as written."""
+    if not isinstance(spec, Mapping) or not set(spec) <= set(CHECK_KEYS):
+        return None
+    if not isinstance(spec.get("name"), str):
+        return None
+    given = spec.get("given") if spec.get("given") is not None else {}
+    if not isinstance(given, Mapping) or not set(given) <= {"timezone", "hours", "bookings"}:
+        return None
+    hours: dict[str, list[str]] = {}
+    for day, ranges in (given.get("hours") or {}).items() if "hours" in given else ():
+        texts = _strings(ranges)
+        if str(day) not in WEEKDAY_KEYS or texts is None:
+            return None
+        hours[str(day)] = texts
+    if "hours" in given and (not isinstance(given["hours"], Mapping) or not hours):
+        return None  # ``hours: {}`` (closed all week) is not the empty box (the default hours)
+    bookings = []
+    for booking in given.get("bookings") or []:
+        if not isinstance(booking, Mapping) or set(booking) != {"start"}:
+            return None
+        bookings.append(str(booking["start"]))
+    values = new_row("tests").values | {
+        "name": spec["name"],
+        "timezone": str(given.get("timezone", "UTC")),
+        "hours": hours,
+        "bookings": bookings,
+    }
+    slots, cancel = spec.get("slots"), spec.get("cancel")
+    if slots is not None and "book" not in spec and cancel is None:
+        matches = [m for m in CHECK_MATCHES if isinstance(slots, Mapping) and m in slots]
+        if not isinstance(slots, Mapping) or set(slots) != {"on", *matches} or len(matches) != 1:
+            return None
+        times = _strings(slots[matches[0]])
+        if times is None or isinstance(slots["on"], Mapping | list):
+            return None
+        return (
+            values
+            | {"what": "slots", "day": str(slots["on"]), "match": matches[0]}
+            | {"offered": times}
+        )
+    booked = _BOOK.match(str(spec.get("book", "")))
+    if (
+        slots is None
+        and booked
+        and isinstance(cancel, Mapping)
+        and set(cancel) == {"before", "expect"}
+        and cancel["expect"] in ("allowed", "refused")
+        and isinstance(cancel["before"], str)
+    ):
+        return values | {
+            "what": "cancel",
+            "day": booked[1],
+            "time": booked[2],
+            "before": str(cancel["before"]),
+            "expect": str(cancel["expect"]),
+        }
+    return None
+
+
+def advanced_checks(value: Any) -> Any:
+    """The cases of ``tests`` no row can say (the file's own list when none can)."""
+    if not isinstance(value, list):
+        return value
+    rest = [spec for spec in value if check_row_values(spec) is None]
+    if len(rest) == len(value):
+        return value
+    return CommentedSeq(rest)
+
+
+def _loose(value: Any) -> Any:
+    """A YAML value with its scalars as texts (a date and the same date quoted compare equal)."""
+    if isinstance(value, Mapping):
+        return {str(k): _loose(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_loose(v) for v in value]
+    return None if value is None else str(value)
+
+
+def _kept(before: Any, value: Any) -> Any:
+    """``value``, or the file's own spelling of it (quotes, flow style, comments) when it says
+    the same."""
+    if before is not None and _loose(before) == _loose(value):
+        return before
+    return value
+
+
+def _clock_text(text: str) -> str:
+    """``9:30``, ``09h30`` or a time input's ``09:30:00`` as ``09:30``; anything else as typed
+    (the check says what is wrong with it)."""
+    found = _CLOCK.match(text.strip())
+    return f"{int(found[1]):02d}:{found[2]}" if found else text.strip()
+
+
+def _day_value(text: str) -> Any:
+    """A day as the files write it: a bare date (``2027-03-29``); anything else as typed."""
+    text = text.strip()
+    try:
+        return date.fromisoformat(text) if _ISO_DAY.match(text) else text
+    except ValueError:
+        return text  # 2027-02-30: the check says it is not a real date
+
+
+def _check_given(values: Mapping[str, Any], before: Any) -> Any:
+    """The scene: ``{timezone: ..., hours: {...}, bookings: [...]}``, each key only when it
+    says something (the time zone when not UTC, or when the file wrote it)."""
+    before_map = before if isinstance(before, Mapping) else {}
+    given = CommentedMap()
+    zone = str(values.get("timezone") or "UTC")
+    if zone != "UTC" or "timezone" in before_map:
+        given["timezone"] = zone
+    hours = values.get("hours") or {}
+    if hours:
+        given["hours"] = _flow(
+            {
+                day: _flow_seq([DoubleQuotedScalarString(r) for r in hours[day]])
+                for day in WEEKDAY_KEYS
+                if hours.get(day)
+            }
+        )
+    bookings = [str(b).strip() for b in values.get("bookings") or [] if str(b).strip()]
+    if bookings:
+        # A list of one-key maps in a block: in a flow list they would lose their braces.
+        given["bookings"] = CommentedSeq(
+            _flow({"start": DoubleQuotedScalarString(b)}) for b in bookings
+        )
+    if before is not None and _loose(before) == _loose(given):
+        return before
+    if not given:
+        return None
+    for key in given:
+        given[key] = _kept(before_map.get(key), given[key])
+    if "bookings" not in given:
+        given.fa.set_flow_style()
+    return given
+
+
+def _check_entry(values: Mapping[str, Any], base: Any) -> CommentedMap:
+    """A case of ``tests`` from a check row; the case it came from (``base``) keeps what did not
+    change, its comments and layout."""
+    before = base if isinstance(base, CommentedMap) else CommentedMap()
+    entry = copy.deepcopy(before)
+    name = str(values.get("name") or "").strip()
+    parts: dict[str, Any] = {"name": _kept(before.get("name"), name) if name else None}
+    parts["given"] = _check_given(values, before.get("given"))
+    day = str(values.get("day") or "").strip()
+    if values.get("what") == "cancel":
+        at = f"{day} {_clock_text(str(values.get('time') or ''))}".strip()
+        parts["book"] = _kept(before.get("book"), DoubleQuotedScalarString(at))
+        delay = _duration(str(values.get("before") or "")) or ""
+        cancel = _flow({"before": delay, "expect": str(values.get("expect") or "refused")})
+        parts["cancel"] = _kept(before.get("cancel"), cancel)
+        parts["slots"] = None
+    else:
+        match = str(values.get("match") or "offered")
+        match = match if match in CHECK_MATCHES else "offered"
+        times = [DoubleQuotedScalarString(_clock_text(t)) for t in values.get("offered") or []]
+        slots = _flow({"on": _day_value(day), match: _flow_seq(times)})
+        parts.update(slots=_kept(before.get("slots"), slots), book=None, cancel=None)
+    for key in CHECK_KEYS:
+        value = parts[key]
+        if value is None:
+            entry.pop(key, None)
+        elif key not in entry:
+            position = sum(1 for k in entry if k in CHECK_KEYS[: CHECK_KEYS.index(key)])
+            entry.insert(position, key, value)
+        elif entry[key] is not value and _loose(entry[key]) != _loose(value):
+            entry[key] = value
+    return entry
+
+
+def _says_something(values: Mapping[str, Any]) -> bool:
+    """A check row someone filled in (a new page's empty row writes nothing)."""
+    return any(
+        values.get(name) for name in ("name", "day", "time", "before", "offered", "hours")
+    ) or bool(values.get("bookings"))
+
+
+def check_places(values: StructuredWorkflow, source_text: str | None) -> list[tuple[str, int]]:
+    """Where each case of the ``tests`` :func:`write` gives comes from, in order: ``("row",
+    i)`` (``values.checks[i]``) or ``("advanced", j)`` (the text box's ``j``-th case). The cases
+    keep the file's order: rows take the places of the file's row cases, the text box's cases
+    the others; what is new goes at the end."""
+    try:
+        previous = load_map(source_text).get("tests")
+    except DocumentError:
+        previous = None
+    return _check_order(values, previous if isinstance(previous, list) else [])
+
+
+def _advanced(values: StructuredWorkflow) -> list[Any]:
+    parsed = parse_scenarios(str(values.values.get("tests") or ""))
+    return parsed if isinstance(parsed, list) else []
+
+
+def _check_order(values: StructuredWorkflow, previous: Sequence[Any]) -> list[tuple[str, int]]:
+    rows = [
+        i for i, row in enumerate(values.checks) if not row.removed and _says_something(row.values)
+    ]
+    advanced = list(range(len(_advanced(values))))
+    out: list[tuple[str, int]] = []
+    for spec in previous:
+        pool, kind = (rows, "row") if check_row_values(spec) is not None else (advanced, "advanced")
+        if pool:
+            out.append((kind, pool.pop(0)))
+    return out + [("row", i) for i in rows] + [("advanced", j) for j in advanced]
+
+
+def _tests(values: StructuredWorkflow, previous: Any) -> Any:
+    """``tests``: the check rows and the text box's cases, in :func:`check_places`' order; the
+    file's own list (comments and all) while nothing changed."""
+    before = list(previous) if isinstance(previous, list) else []
+    advanced = _advanced(values)
+    old_advanced = [spec for spec in before if check_row_values(spec) is None]
+    if _plain(advanced) == _plain(old_advanced):
+        advanced = old_advanced
+    out = []
+    for kind, index in _check_order(values, before):
+        if kind == "advanced":
+            out.append(advanced[index])
+            continue
+        row = values.checks[index]
+        base = _base(row, before)
+        base = base if check_row_values(base) is not None else None
+        entry = _check_entry(row.values, base)
+        out.append(base if base is not None and _loose(entry) == _loose(base) else entry)
+    if not out:
+        return None
+    if len(out) == len(before) and all(a is b for a, b in zip(out, before, strict=True)):
+        return previous
+    if not isinstance(previous, CommentedSeq):
+        return CommentedSeq(out)
+    seq = copy.deepcopy(previous)  # the comments between the cases stay at their places
+    del seq[len(out) :]
+    for index, spec in enumerate(out):
+        if index >= len(seq):
+            seq.append(spec)
+        elif spec is not before[index]:
+            seq[index] = spec
+    return seq
 
 
 def _flow_seq(values: Sequence[str]) -> CommentedSeq:
@@ -1415,6 +1964,8 @@ def _write_key(
         _write_delay(target, key, values)
     elif key.kind == "lines":
         _write_options(target, previous, key, values, fallback)
+    elif key.kind == "scenarios":
+        return  # written with the check rows (:func:`_tests`)
     elif key.kind in ("member", "others") and any(
         k.path == key.path for k in EDITOR_KEYS[: EDITOR_KEYS.index(key)]
     ):
@@ -1487,6 +2038,8 @@ def write(
     _name_what_is_unnamed(values, fallback)
     _write_keys(data, original, keys_of(None), values.values, fallback)
     _set(data, "fields", _fields(values.fields, original.get("fields") or [], fallback))
+    _set(data, "route", _routes(values.routes, original.get("route") or [], fallback))
+    _set(data, "tests", _tests(values, original.get("tests")))
     _write_lifecycle(data, original, values, fallback)
     rules = _rules(values.rules, original, fallback)
     if rules is not None and not rules:
@@ -1530,6 +2083,8 @@ def _name_what_is_unnamed(values: StructuredWorkflow, fallback: str) -> None:
     taken = {str(row.values.get("id") or "").strip() for row in rows} - {""}
     for row in rows:
         row.values["options"] = _valued_options(row.values.get("options") or [], fallback)
+    for route in values.routes:
+        _choice_values_in_condition(route, rows, "condition")
     for row in rows:
         _choice_values_in_condition(row, rows)
         if str(row.values.get("id") or "").strip():
@@ -1641,10 +2196,11 @@ def _is_default_lifecycle(states: Mapping[str, Any], moves: Sequence[Any]) -> bo
         return False
 
 
-def _choice_values_in_condition(row: Row, rows: Sequence[Row]) -> None:
-    """A ``show_if`` on a list question may name its choices by their words ("First visit"):
-    they are written as the choices' stored values (``first_visit``)."""
-    condition = row.values.get("show_if")
+def _choice_values_in_condition(row: Row, rows: Sequence[Row], key: str = "show_if") -> None:
+    """A ``show_if`` (or a route's condition, ``key``) on a list question may name its choices
+    by their words ("First visit"): they are written as the choices' stored values
+    (``first_visit``)."""
+    condition = row.values.get(key)
     if not isinstance(condition, Mapping) or not condition.get("value"):
         return
     target = next((r for r in rows if r.values.get("id") == condition.get("field")), None)
@@ -1658,7 +2214,7 @@ def _choice_values_in_condition(row: Row, rows: Sequence[Row]) -> None:
     }
     parts = [part.strip() for part in str(condition["value"]).split(",")]
     resolved = [str(by_words.get(part.casefold(), part)) for part in parts if part]
-    row.values["show_if"] = {**condition, "value": ", ".join(resolved)}
+    row.values[key] = {**condition, "value": ", ".join(resolved)}
 
 
 def _valued_options(options: Sequence[tuple[str, Texts]], fallback: str) -> list[tuple[str, Texts]]:
@@ -1694,6 +2250,22 @@ def _fields(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> Comm
             if len(item) > 3:
                 item.fa.set_block_style()
         out.append(item)
+    return out if out else None
+
+
+def _routes(rows: Sequence[Row], previous: Sequence[Any], fallback: str) -> CommentedSeq | None:
+    """``route``: a rule per row, ``{if: {...}, staff: {tags: [...]}}`` on one line (a rule the
+    file wrote keeps its other keys and style); a row left empty writes nothing."""
+    out = CommentedSeq()
+    for row in rows:
+        if row.removed or not (row.values.get("condition") or row.values.get("tags")):
+            continue
+        base = _base(row, previous)
+        entry = copy.deepcopy(base) if isinstance(base, CommentedMap) else CommentedMap()
+        _write_keys(entry, base or {}, keys_of("route"), row.values, fallback)
+        if base is None:
+            entry = _in_order(entry, ("if", "staff"))
+        out.append(entry)
     return out if out else None
 
 
@@ -1774,17 +2346,51 @@ def _problem_inputs() -> dict[str, str]:
 
 
 PROBLEM_INPUTS = _problem_inputs()
+# A check row's key paths inside a case (``slots.offered``) -> the input that shows them.
+CHECK_PROBLEM_INPUTS = {
+    path.removeprefix("tests[]."): key.name
+    for key in keys_of("tests")
+    if key.shows_problems
+    for path in (key.path, *key.also)
+}
 
 
-def field_of_problem(problem: Problem, steps: Sequence[str] = ()) -> str | None:
+def _check_input(rest: Sequence[str | int]) -> str:
+    """The check row's input for a key path inside a case (``slots.offered[2]``): the input
+    of the longest part of it a row key shows, else the row's name."""
+    words: list[str] = []
+    for part in rest:
+        if isinstance(part, int):
+            if words:
+                words[-1] += "[]"
+        else:
+            words.append(part)
+    for depth in range(len(words), 0, -1):
+        path = ".".join(words[:depth])
+        name = CHECK_PROBLEM_INPUTS.get(path) or CHECK_PROBLEM_INPUTS.get(path.removesuffix("[]"))
+        if name is not None:
+            return name
+    return ROW_ANCHORS["tests"]
+
+
+def field_of_problem(
+    problem: Problem, steps: Sequence[str] = (), checks: Sequence[tuple[str, int]] = ()
+) -> str | None:
     """The structured editor's input a problem belongs to, by the editor's naming: ``duration``,
     ``fields-2-label``, ``rules-1-offset``, ``states-1-initial``; None when no input shows that
     key. ``steps``: the names of the lifecycle's steps, in the order of their rows (a step's
-    problem names the step, ``states.requested.initial``)."""
+    problem names the step, ``states.requested.initial``). ``checks``: where each case of
+    ``tests`` comes from (:func:`check_places`; none: case ``i`` is row ``i``): a problem of a
+    case of the text box shows at the box."""
     path = problem_path(problem)
     if not path:
         return None
     head = str(path[0])
+    if head == "tests" and len(path) >= 2 and isinstance(path[1], int):
+        kind, index = checks[path[1]] if path[1] < len(checks) else ("row", path[1])
+        if kind != "row":
+            return "tests"
+        return f"{ROW_LISTS[head]}-{index}-{_check_input(path[2:])}"
     if head == "states" and len(path) >= 2 and path[1] in steps:
         path = (head, list(steps).index(str(path[1])), *path[2:])
     if head in ROW_LISTS and len(path) >= 2 and isinstance(path[1], int):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from bookwise.availability.assignment import STRATEGIES
@@ -157,11 +158,17 @@ def _same(answer: Any, value: Any) -> bool:
     return False
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _compare(answer: Any, test: str, value: Any) -> bool:
     try:
-        if isinstance(answer, date):
-            left: Any = answer
-            right: Any = date.fromisoformat(str(value))
+        if isinstance(answer, date) or isinstance(value, date):
+            # A date answer may come as its ISO text (answers are checked, then kept as text).
+            left: Any = answer if isinstance(answer, date) else date.fromisoformat(str(answer))
+            right: Any = value if isinstance(value, date) else date.fromisoformat(str(value))
+        elif isinstance(answer, str) and _ISO_DATE.fullmatch(answer):
+            left, right = date.fromisoformat(answer), date.fromisoformat(str(value))
         else:
             left, right = float(answer), float(value)
     except (TypeError, ValueError):
@@ -198,6 +205,32 @@ def shown_fields(fields: Iterable[Field], answers: Mapping[str, Any]) -> set[str
         return result
 
     return {fid for fid in by_id if shown(fid, frozenset())}
+
+
+@dataclass(frozen=True)
+class Route:
+    """A rule of ``route``: when ``condition`` holds, the staff having all ``tags`` serve."""
+
+    condition: Condition
+    tags: tuple[str, ...]
+
+
+def route_tags(workflow: Workflow, answers: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The tags of the first rule of ``route`` whose condition holds for ``answers`` (checked
+    values, by field id), or None: no rule holds, the whole pool serves. A question not asked
+    (its ``show_if`` does not hold) has no answer: only ``answered: false`` holds on it."""
+    if not workflow.route:
+        return None
+    asked = shown_fields(workflow.fields, answers)
+    for rule in workflow.route:
+        condition = rule.condition
+        if condition.field not in asked:
+            holds = condition.test == "answered" and not condition.value
+        else:
+            holds = condition.holds(answers.get(condition.field))
+        if holds:
+            return rule.tags
+    return None
 
 
 @dataclass(frozen=True)
@@ -311,6 +344,8 @@ class Workflow:
     capacity_per: str = "staff"
     # Fixed starts; empty: a start every ``slot_step``.
     sessions: tuple[SessionTime, ...] = ()
+    # Who serves, by answer (the first rule that holds); empty: the whole pool.
+    route: tuple[Route, ...] = ()
 
     @property
     def is_group(self) -> bool:
@@ -319,6 +354,15 @@ class Workflow:
     @property
     def one_group_per_slot(self) -> bool:
         return self.capacity_per == "slot"
+
+    def change_deadline(self, start: datetime) -> datetime:
+        """Until when a client may move or cancel, online, a booking that starts at ``start``."""
+        return start - self.cancellation_min_notice
+
+    def client_may_change_at(self, start: datetime, now: datetime) -> bool:
+        """The ``cancellation`` rule: whether a client may, at ``now``, move or cancel online a
+        booking that starts at ``start`` (the bookings service and scenario tests both ask)."""
+        return self.cancellation_allowed and now < self.change_deadline(start)
 
     @property
     def events(self) -> set[str]:
@@ -332,6 +376,12 @@ class Workflow:
     def texts_client(self) -> bool:
         """Whether a rule sends text messages to the client (then the form asks their consent)."""
         return any("sms" in rule.channels and "client" in rule.to for rule in self.notifications)
+
+    @property
+    def routing_fields(self) -> tuple[str, ...]:
+        """The ids of the fields ``route`` tests, in the order of the form."""
+        tested = {rule.condition.field for rule in self.route}
+        return tuple(f.id for f in self.fields if f.id in tested)
 
     @property
     def custom_fields(self) -> tuple[Field, ...]:
@@ -369,6 +419,7 @@ class Workflow:
             capacity=int(capacity["places"]),
             capacity_per=str(capacity.get("per", "staff")),
             sessions=session_times(d.get("sessions", [])),
+            route=tuple(_route(r) for r in d.get("route", [])),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),
@@ -452,6 +503,12 @@ def condition_of(spec: Mapping[str, Any] | None) -> Condition | None:
         return None
     test = next(key for key in spec if key != "field")
     return Condition(str(spec["field"]), test, spec[test])
+
+
+def _route(spec: Mapping[str, Any]) -> Route:
+    test = next(key for key in spec["if"] if key != "field")
+    condition = Condition(str(spec["if"]["field"]), test, spec["if"][test])
+    return Route(condition, tuple(spec["staff"]["tags"]))
 
 
 def _with_contact_fields(fields: tuple[Field, ...]) -> tuple[Field, ...]:

@@ -33,6 +33,7 @@ from bookwise.workflows.language import (
     FIELD_TYPES,
     NON_STATE_EVENTS,
     ORDERED_TESTS,
+    RECIPIENT_KINDS,
     WEEKDAYS,
     Workflow,
     assignment_names,
@@ -45,6 +46,7 @@ from bookwise.workflows.lifecycle import (
     REMINDER,
     one_or_many,
 )
+from bookwise.workflows.scenario_tests import Vocabulary, read_cases
 
 SCHEMA = "workflow.schema.json"
 SCHEMA_PACKAGE = "bookwise.workflows"
@@ -278,6 +280,7 @@ class _Checker:
             )
         resolved_fields = self.resolve_fields(data.get("fields", []))
         self.check_fields(resolved_fields)
+        self.check_routes(data.get("route", []), resolved_fields)
         self.check_times(data)
         self.check_groups(data)
         self.check_sessions(data)
@@ -285,6 +288,7 @@ class _Checker:
         self.check_staff(data.get("staff", {}))
         states = self.check_lifecycle(data)
         self.check_notifications(data, states, {spec["id"] for spec, _, _ in resolved_fields})
+        self.check_scenario_tests(data, states)
         self.check_texts(data)
         definition = dict(data)
         if "fields" in data:
@@ -370,6 +374,47 @@ class _Checker:
                 problem = _test_problem(by_id[target], test, value)
                 if problem:
                     self.error((*at, test) if not origin else at, f"show_if: {problem}")
+
+    def check_routes(
+        self,
+        rules: list[dict[str, Any]],
+        fields: list[tuple[dict[str, Any], KeyPath, str | None]],
+    ) -> None:
+        """``route``: each rule tests a field the workflow asks (not the name or e-mail), in a
+        way that fits its type, as ``show_if`` does; a rule that repeats an earlier one's test
+        never applies."""
+        by_id = {spec["id"]: spec for spec, _path, _origin in fields}
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            at: KeyPath = ("route", index, "if")
+            condition = rule["if"]
+            target = condition["field"]
+            test = next(key for key in condition if key != "field")
+            if target in ("name", "email"):
+                self.error(
+                    (*at, "field"),
+                    f"route cannot test the client's {target!r}: every client gives one; "
+                    "route on a question of the form",
+                )
+            elif target not in by_id:
+                known = ", ".join(sorted(by_id))
+                self.error(
+                    (*at, "field"),
+                    f"route tests the field {target!r}, which this workflow does not ask"
+                    f"{did_you_mean(target, by_id)} (fields: {known})",
+                )
+            else:
+                problem = _test_problem(by_id[target], test, condition[test])
+                if problem:
+                    self.error((*at, test), f"route: {problem}")
+            same = json.dumps(condition, sort_keys=True, default=str)
+            if same in seen:
+                self.warn(
+                    at,
+                    f"this rule tests the same as rule {seen[same] + 1} of route, which comes "
+                    "first: it never applies; remove it or change its test",
+                )
+            seen.setdefault(same, index)
 
     def check_field(self, spec: dict[str, Any], path: KeyPath, origin: str | None) -> None:
         # Problems inside an included set are reported at the include line of this file.
@@ -786,6 +831,29 @@ class _Checker:
                     "sms to the client needs their phone number: add a phone field "
                     "(for example include: contact)",
                 )
+
+    # Scenario tests ----------------------------------------------------------------------
+
+    def check_scenario_tests(self, data: dict[str, Any], states: set[str]) -> None:
+        """``tests``: times that exist, staff the case gives, and messages on events, to
+        recipients and channels the workflow has (running them is :mod:`validation`'s)."""
+        if not data.get("tests"):
+            return
+        rules = data.get("notifications")
+        channels = (
+            {c for rule in rules for c in one_or_many(rule.get("channel", "email"))}
+            if rules is not None
+            else {"email"}
+        )
+        recipients = {r for rule in rules or () for r in one_or_many(rule["to"])}
+        vocabulary = Vocabulary(
+            events=frozenset(event_names(states)),
+            channels=frozenset(channels),
+            recipients=frozenset(RECIPIENT_KINDS) | recipients,
+        )
+        _cases, problems = read_cases(data["tests"], vocabulary)
+        for path, message in problems:
+            self.error(path, message)
 
     # Texts -------------------------------------------------------------------------------
 

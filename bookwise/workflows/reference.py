@@ -23,12 +23,20 @@ DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "workflows.md"
 SECTIONS = [
     ("field", "A field"),
     ("option", "An option"),
-    ("condition", "A condition (show_if)"),
+    ("condition", "A condition (show_if, route)"),
+    ("route", "A route rule"),
     ("include", "An include"),
     ("state", "A state"),
     ("transition", "A transition"),
     ("notification", "A notification rule"),
     ("session", "A session"),
+    ("scenario_test", "A scenario test"),
+    ("test_given", "The scene of a test (given)"),
+    ("test_booking", "A booking of the scene"),
+    ("test_time_off", "Time off of the scene"),
+    ("test_slots", "The times offered (slots)"),
+    ("test_message", "An expected message"),
+    ("test_cancel", "A cancellation (cancel)"),
     ("field_set", "A field set file (forms/NAME.yaml)"),
 ]
 
@@ -52,6 +60,15 @@ def _kind(schema: dict[str, Any], defs: dict[str, Any]) -> str:
             "name": "name (`lowercase_with_underscores`)",
             "names": "name or list of names",
             "field_or_include": "field or include",
+            # The plain values of scenario tests (``tests``).
+            "test_moment": 'local date and time (`"2027-03-29 09:00"`)',
+            "test_day": "date (`2027-03-29`)",
+            "test_clock": 'local time (`"09:30"`)',
+            "test_day_or_moment": 'date (`2027-03-29`) or local time (`"2027-03-29 14:00"`)',
+            "test_hours": 'hours by weekday (`{mon: ["09:00-12:00"]}`)',
+            "test_range": 'time range (`"09:00-12:30"`)',
+            "test_staff": "name, or `{id, tags, hours}`",
+            "test_staff_id": "staff name of the test",
         }.get(name, f"[{name}](#{name.replace('_', '-')})")
     if "enum" in schema:
         return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])

@@ -37,7 +37,16 @@ from tests.admin.conftest import World
 from tests.admin.test_workflows_admin import editor, form_fields
 
 # What the editor's form holds besides the table's keys: the rows' bookkeeping and the history.
-MECHANICS = {"csrf_token", "fields", "rules", "states", "transitions", "comment"}
+MECHANICS = {
+    "csrf_token",
+    "fields",
+    "rules",
+    "states",
+    "transitions",
+    "routes",
+    "checks",
+    "comment",
+}
 ROW_MECHANICS = {"source", "remove"}
 
 
@@ -55,6 +64,8 @@ def test_the_table_covers_every_input_of_the_form(world: World) -> None:
         form.rules.append_entry()
         form.states.append_entry()
         form.transitions.append_entry()
+        form.routes.append_entry()
+        form.checks.append_entry()
     declared: dict[str | None, set[str]] = {None: set()} | {key: set() for key in ROW_LISTS}
     for key in EDITOR_KEYS:
         declared[key.list_key] |= input_names(key, locales)
@@ -63,6 +74,8 @@ def test_the_table_covers_every_input_of_the_form(world: World) -> None:
     assert set(form.rules[0].form._fields) - ROW_MECHANICS == declared["notifications"]
     assert set(form.states[0].form._fields) - ROW_MECHANICS == declared["states"]
     assert set(form.transitions[0].form._fields) - ROW_MECHANICS == declared["transitions"]
+    assert set(form.routes[0].form._fields) - ROW_MECHANICS == declared["route"]
+    assert set(form.checks[0].form._fields) - ROW_MECHANICS == declared["tests"]
     laid_out = [
         key
         for section in {key.section for key in EDITOR_KEYS}

@@ -288,3 +288,83 @@ def test_how_long_before_shows_for_reminders_only(browser: Any, office: Office) 
     when.select_option("cancelled")
     expect(offset).to_be_hidden()
     context.close()
+
+
+def test_the_day_view_explains_an_empty_time(browser: Any, office: Office) -> None:
+    """Issue 17: a click on an empty time of the day view says why clients cannot book it, for
+    each staff member, in words (the admin reads a time off's reason)."""
+    from datetime import datetime, timedelta
+
+    from bookwise.calendars.models import StaffMember, TimeOff
+    from tests.e2e.helpers import PARIS
+
+    day = days_after(office.clock(), 3)
+    day += timedelta(days=(1 - day.weekday()) % 7)  # a Tuesday: every recruiter works
+    with unit_of_work(office.database.sessions) as session:
+        staff = {m.slug: m.id for m in session.scalars(select(StaffMember))}
+        ten = datetime(day.year, day.month, day.day, 10, tzinfo=PARIS)
+        session.add(
+            TimeOff(
+                staff_id=staff["tom"],
+                start_at=ten,
+                end_at=ten + timedelta(hours=1),
+                reason="Dentist",
+                origin="admin",
+            )
+        )
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+    page = context.new_page()
+    sign_in(page, office.base)
+    page.goto(f"{office.base}/admin/bookings/grid?date={day.isoformat()}")
+
+    def cell(clock: str, slug: str) -> Any:
+        return page.locator(
+            f'td.agenda-empty[data-explain*="T{clock}:00"][data-explain$="staff={staff[slug]}"]'
+        )
+
+    # Amélie starts at 09:00: 08:00 is outside her hours (and Tom's: he starts at 10:00).
+    cell("08:00", "amelie").click()
+    page.wait_for_url("**/admin/bookings/explain?**")
+    expect(page.locator("h1")).to_contain_text("is not offered")
+    amelie = page.locator("table.explain-staff tr", has_text="Amélie Laurent")
+    expect(amelie).to_contain_text("Outside working hours.")
+    expect(amelie).to_have_attribute("aria-current", "true")
+    page.go_back()
+    # 10:00 is free for Amélie; Tom is at the dentist, and the admin reads why.
+    cell("10:00", "amelie").click()
+    page.wait_for_url("**/admin/bookings/explain?**")
+    expect(page.locator("h1")).to_contain_text("Offered")
+    expect(page.locator("table.explain-staff tr", has_text="Tom Becker")).to_contain_text(
+        "Time off (Dentist)"
+    )
+    context.close()
+
+
+def test_a_business_user_proves_a_rule_with_a_check_row(browser: Any, office: Office) -> None:
+    """Issue 17: a check written in the editor's rows (no YAML), saved failing, says what it
+    expected and what it got in words; corrected, it passes and publishing is open again."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en")
+    page = context.new_page()
+    sign_in(page, office.base)
+    edit = office.base + "/admin/workflows/hr-interview/edit"
+    page.goto(edit)
+    row = page.locator("fieldset.check-row").last  # the spare row, empty
+    index = row.get_attribute("id").rsplit("-", 1)[1]  # type: ignore[union-attr]
+    page.fill(f"#checks-{index}-name", "Monday mornings")
+    page.select_option(f"#checks-{index}-what", "slots")
+    page.fill(f"#checks-{index}-day", "2027-03-29")
+    page.select_option(f"#checks-{index}-match", "includes")
+    page.fill(f"#checks-{index}-offered", "09:10")  # not a start: interviews start on the hour
+    page.fill(f"#checks-{index}-hours", "Monday-Friday 09:00-12:00")
+    page.select_option(f"#checks-{index}-timezone", "Europe/Paris")
+    page.click("button[name=op][value=preview]")
+    result = page.locator(f"#check-row-{index} .check-result")
+    expect(result).to_contain_text("Failed")
+    expect(result).to_contain_text("expected 09:10")
+    # Corrected: the first interview of the morning.
+    page.fill(f"#checks-{index}-offered", "09:00")
+    page.click("button[name=op][value=save]")
+    page.goto(edit)
+    saved = page.locator("fieldset.check-row", has=page.locator('input[value="Monday mornings"]'))
+    expect(saved.locator(".check-result")).to_contain_text("Passed")
+    context.close()

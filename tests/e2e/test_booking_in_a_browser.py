@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from bookwise.bookings.models import Booking
 from bookwise.calendars.models import Calendar
 from tests.e2e.helpers import days_after, fill_patient_visit, pick_time
 
@@ -42,8 +43,12 @@ def test_book_in_french_from_another_time_zone(
     # "Who referred you?" is asked of a new patient only (show_if), as the box is ticked.
     referred = page.locator("#field_referred_by")
     expect(referred).to_be_hidden()
+    asked = page.locator("input[name=asked]")
+    assert asked.input_value() == ""
     page.check("#field_first_visit")
     expect(referred).to_be_visible()
+    # The page tells the server the client saw the question: no second step with the script.
+    assert asked.input_value() == "referred_by"
     referred.fill("Dr Martin")
     page.uncheck("#field_first_visit")
     expect(referred).to_be_hidden()
@@ -150,11 +155,17 @@ def test_embedded_in_an_allowed_site_and_refused_by_another(
     frame.locator("h1").wait_for()
     assert "Candidate interview" in frame.locator("h1").inner_text()
     assert frame.locator(".site-header").count() == 0
-    # The whole flow works inside the frame (no cookie needed): book an interview.
+    # The whole flow works inside the frame (no cookie needed): book an interview. The
+    # interview routes by position (workflows/hr-interview.yaml): it is asked before the times.
+    expect(frame.locator("#picker-title")).to_have_count(0)
+    frame.locator("form.routing #field_position").select_option("dev")
+    frame.locator("form.routing button[type=submit]").click()
+    # The answers load the page again, with the times: wait for it before reading the month.
+    frame.locator("#picker-title").wait_for()
     pick_time(frame, days_after(now, 2))
     frame.locator("#field_name").fill("Ada Lovelace")
     frame.locator("#field_email").fill("ada@example.org")
-    frame.locator("#field_position").select_option("dev")
+    expect(frame.locator("#field_position")).to_have_value("dev")  # carried from the question
     frame.locator("#field_cv_url").fill("https://example.org/ada-cv")
     frame.locator("#consent").check()
     frame.locator("button[type=submit]").click()
@@ -168,6 +179,41 @@ def test_embedded_in_an_allowed_site_and_refused_by_another(
     inner = refused.frames[1] if len(refused.frames) > 1 else None
     assert inner is not None
     assert "Candidate interview" not in inner.content()
+
+
+def test_a_candidate_answers_the_position_before_the_times(
+    open_context: Callable[..., Any], live: str, app: Any, now: datetime
+) -> None:
+    """Issue 17, routing: the interview asks the position before any time, shows the times of
+    the recruiters who hire for it, carries the answer into the form; the booking goes to a
+    recruiter with the position's tag (workflows/hr-interview.yaml: sales -> business)."""
+    context = open_context(locale="en-US", timezone_id="Europe/Paris")
+    page = context.new_page()
+    page.goto(f"{live}/northwind-hr/hr-interview?tz=Europe/Paris")
+    routing = page.locator("form.routing")
+    expect(routing).to_contain_text("First, a few questions")
+    expect(page.locator("#picker-title")).to_have_count(0)  # no time before the answer
+    routing.locator("#field_position").select_option("sales")
+    routing.locator("button[type=submit]").click()
+    page.locator("#picker-title").wait_for()
+    expect(page.locator("form.routing #field_position")).to_have_value("sales")
+    slot = page.locator("ul.slots a.slot").first
+    slot.wait_for()
+    assert "field_position=sales" in (slot.get_attribute("href") or "")
+    pick_time(page, days_after(now, 2))
+
+    page.wait_for_selector("form.booking-form")
+    expect(page.locator("#field_position")).to_have_value("sales")
+    page.fill("#field_name", "Grace Hopper")
+    page.fill("#field_email", "grace@example.org")
+    page.fill("#field_cv_url", "https://example.org/grace-cv")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    with app.extensions["bookwise"].database.sessions() as session:
+        (booking,) = session.scalars(sa.select(Booking))
+        assert booking.answers["position"] == "sales"
+        assert "business" in booking.staff_member.tags
 
 
 def test_two_clients_race_for_the_same_time(
@@ -197,3 +243,43 @@ def test_two_clients_race_for_the_same_time(
     loser.check("#consent")
     loser.click("button[type=submit]")
     loser.wait_for_selector(".success")
+
+
+@pytest.mark.parametrize("first_visit", [True, False], ids=["first visit", "known patient"])
+def test_without_javascript_a_new_patient_is_asked_who_referred_them_on_a_second_step(
+    open_context: Callable[..., Any], live: str, app: Any, now: datetime, first_visit: bool
+) -> None:
+    """Issue 17: without the script, "Who referred you?" (show_if: first_visit) is not on the
+    first page; ticking "first visit" brings the form back with it, every answer kept, and the
+    second submit books. A known patient books with one submit."""
+    context = open_context(locale="en-US", timezone_id="Europe/Paris", java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live}/clinique-des-lilas/patient-visit?tz=Europe/Paris")
+    pick_time(page, days_after(now, 1))
+    page.wait_for_selector("form.booking-form")
+    referred = page.locator("#field_referred_by")
+    expect(referred).to_be_hidden()
+    fill_patient_visit(page, "Zoé Martin", "zoe@example.org")
+    if first_visit:
+        page.check("#field_first_visit")
+    page.click("button[type=submit]")
+    if first_visit:
+        # The second step: nothing booked yet, the new question marked and focused.
+        expect(page.locator(".more-questions")).to_contain_text("A few more questions")
+        expect(referred).to_be_visible()
+        expect(referred).to_be_focused()
+        expect(page.locator(".newly-asked")).to_contain_text("New question")
+        assert page.locator("#field_name").input_value() == "Zoé Martin"
+        assert page.locator("#field_date_of_birth").input_value() == "1985-04-12"
+        assert page.locator("#field_first_visit").is_checked()
+        assert page.locator("#consent").is_checked()
+        assert page.locator(".success").count() == 0
+        with app.extensions["bookwise"].database.sessions() as session:
+            assert session.scalar(sa.select(sa.func.count()).select_from(Booking)) == 0
+        referred.fill("Dr Martin")
+        page.click("button[type=submit]")
+    page.wait_for_selector(".success")
+    with app.extensions["bookwise"].database.sessions() as session:
+        (booking,) = session.scalars(sa.select(Booking))
+        assert booking.answers.get("referred_by") == ("Dr Martin" if first_visit else None)
+        assert booking.answers["first_visit"] is first_visit

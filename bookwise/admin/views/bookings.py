@@ -8,7 +8,7 @@ the API follow (no double booking, the state machine, messages planned in the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,10 +32,12 @@ from bookwise.admin.display import (
     workflow_name,
 )
 from bookwise.admin.paging import paginate
+from bookwise.admin.views.booking_explain import ExplainMixin
 from bookwise.availability.services import (
     SlotSearch,
     local_day_bounds,
     read_pool,
+    routed_pool,
     service_availability,
 )
 from bookwise.bookings.answers import InvalidAnswers
@@ -45,6 +47,7 @@ from bookwise.bookings.services import (
     BookingContext,
     BookingError,
     book_from_answers,
+    booked_answers,
     context_of,
     reassign_booking,
     reschedule_booking,
@@ -57,7 +60,15 @@ from bookwise.formatting import format_clock, format_day, format_when
 from bookwise.i18n import gettext, language_name
 from bookwise.notifications.context import answer_text, consent_version, reference
 from bookwise.notifications.models import Notification
-from bookwise.public.forms import booking_form, booking_request, mark_answer_problems
+from bookwise.public.forms import (
+    ROUTED_INPUT,
+    booking_form,
+    booking_request,
+    mark_answer_problems,
+    prefill,
+    routed_answers,
+    routing_form,
+)
 from bookwise.web import instance, now, plugin_host
 from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import current_version, workflow_of
@@ -121,7 +132,7 @@ class GridCell:
     label: str = ""
 
 
-class BookingsView(AdminView):
+class BookingsView(ExplainMixin, AdminView):
     need = "read"
 
     # --- the list ------------------------------------------------------------------------------
@@ -515,7 +526,11 @@ class BookingsView(AdminView):
             return redirect(url_for(".details", booking_id=booking_id))
         day = _day(request.args.get("date")) or booking.start_at.astimezone(ZoneInfo(zone)).date()
         staff_ids = [booking.staff_id] if context.workflow.staff.client_chooses else None
-        times = self._free_times(context, day, staff_ids, exclude_booking=booking.id)
+        # A moved booking stays with the staff its answers route to: offer only their times.
+        routed = booked_answers(booking) if context.workflow.route else None
+        times = self._free_times(
+            context, day, staff_ids, exclude_booking=booking.id, answers=routed
+        )
         return self.render(
             "bookwise_admin/bookings/reschedule.html",
             booking=booking,
@@ -534,8 +549,12 @@ class BookingsView(AdminView):
         day: date,
         staff_ids: list[int] | None = None,
         exclude_booking: int | None = None,
+        answers: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         zone = context.calendar.timezone
+        search = SlotSearch(
+            staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=True, answers=answers
+        )
         found = service_availability(
             self.db,
             context.calendar,
@@ -543,7 +562,7 @@ class BookingsView(AdminView):
             context.workflow,
             *local_day_bounds(day, day, ZoneInfo(zone)),
             now(),
-            SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=True),
+            search,
         )
         names = {m.id: m.name for m in found.pool}
         return [
@@ -561,7 +580,8 @@ class BookingsView(AdminView):
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
         """Book for a client (on the phone, at the desk): choose the service, then the time,
-        then answer the workflow's questions."""
+        then answer the workflow's questions. A service that routes by answer asks the questions
+        it routes on before the times; their answers carry into the form."""
         calendar = self.calendar
         self.require(calendar.id, "admin", "book for a client")
         locale = _locale()
@@ -583,13 +603,18 @@ class BookingsView(AdminView):
             request.form if request.method == "POST" else None,
             data={"start": start.isoformat(), "tz": calendar.timezone},
         )
+        if request.method != "POST":
+            prefill(form, context.workflow, request.args)  # the answers given before the times
+        answers, carried = routed_answers(
+            form, context.workflow, now().date(), field_types=plugin_host().field_types
+        )
         pool = read_pool(self.db, service, context.workflow)
         problem, status = None, 200
         if request.method == "POST":
             if not form.validate_on_submit():
                 problem, status = gettext("The form expired; please try again."), 400
             else:
-                booked = self._book(form, context, start, {m.slug for m in pool})
+                booked = self._book(form, context, start, {m.slug for m in pool}, answers)
                 if isinstance(booked, Booking):
                     return redirect(url_for(".details", booking_id=booked.id))
                 problem, status = booked
@@ -601,31 +626,53 @@ class BookingsView(AdminView):
             start=start,
             form=form,
             workflow=context.workflow,
-            pool=pool,
+            # Only those the answers route to may be named (the booking refuses anyone else).
+            pool=routed_pool(pool, context.workflow, answers)[0],
+            carried=carried,
             problem=problem,
             locales=self.render_locales(),
         ), status
 
     def _time_page(self, context: BookingContext, day: date | None, locale: str) -> Any:
-        """The free times of ``day`` (by default today in the calendar's zone) to choose one."""
-        calendar = context.calendar
+        """The free times of ``day`` (by default today in the calendar's zone) to choose one;
+        for a service that routes by answer, those of the staff the client's answers route to,
+        once they are given (``routed``), and none before."""
+        calendar, workflow = context.calendar, context.workflow
         day = day or now().astimezone(ZoneInfo(calendar.timezone)).date()
+        questions: Any = None
+        answers: dict[str, Any] | None = None
+        carried: dict[str, Any] = {}
+        if workflow.route:
+            questions = routing_form(workflow, locale, calendar.default_locale, request.args)
+            if ROUTED_INPUT in request.args:
+                answers, carried = routed_answers(
+                    questions, workflow, now().date(), plugin_host().field_types, mark=True
+                )
+        asked = questions is not None and answers is None  # the times wait for the answers
         return self.render(
             "bookwise_admin/bookings/new_time.html",
             service=context.service,
-            service_name=workflow_name(context.workflow, locale, calendar.default_locale),
+            service_name=workflow_name(workflow, locale, calendar.default_locale),
             day=day,
             day_label=format_day(day, locale),
-            times=self._free_times(context, day),
+            questions=questions,
+            routed_input=ROUTED_INPUT,
+            carried=carried,
+            times=None if asked else self._free_times(context, day, answers=answers),
             previous_day=day - timedelta(days=1),
             next_day=day + timedelta(days=1),
         )
 
     def _book(
-        self, form: Form, context: BookingContext, start: datetime, staff: set[str]
+        self,
+        form: Form,
+        context: BookingContext,
+        start: datetime,
+        staff: set[str],
+        answers: dict[str, Any] | None = None,
     ) -> Booking | tuple[str, int]:
         """Book through the one booking service, committed and audited; or the problem to show
-        and its status (nothing written)."""
+        and its status (nothing written). ``answers``: the routing answers on the form."""
         calendar, service = context.calendar, context.service
         staff_slug = request.form.get("staff_member") or None
         booking_request_ = booking_request(
@@ -658,6 +705,11 @@ class BookingsView(AdminView):
             return gettext("Please correct the answers marked below."), 422
         except BookingError as refused:
             session.rollback()
+            if self._free_for_others(context, start, refused, staff_slug, answers):
+                return gettext(
+                    "No staff member these answers route to is free at this time. Choose "
+                    "another time, or check the answers."
+                ), 409
             return describe(refused.code, gettext, refused.told), 409
         self.audit(
             "booking.created",
@@ -668,6 +720,30 @@ class BookingsView(AdminView):
         )
         self.commit(gettext("Booked."))
         return booking
+
+    def _free_for_others(
+        self,
+        context: BookingContext,
+        start: datetime,
+        refused: BookingError,
+        staff_slug: str | None,
+        answers: dict[str, Any] | None,
+    ) -> bool:
+        """Whether a time refused as not free is free for staff the answers do not route to
+        (an answer changed on the form): then the answers are the reason, not the time."""
+        if answers is None or staff_slug or refused.code not in ("slot_taken", "not_a_slot"):
+            return False
+        found = service_availability(
+            self.db,
+            context.calendar,
+            context.service,
+            context.workflow,
+            start,
+            start + timedelta(seconds=1),
+            now(),
+            SlotSearch(by_staff=True),
+        )
+        return any(slot.start == start for slot in found.slots)
 
     def render_locales(self) -> list[str]:
 
@@ -741,6 +817,7 @@ class BookingsView(AdminView):
         ]
         absences += [(staff, start, end, gettext("Busy elsewhere")) for staff, start, end in busy]
         grid = _build_grid(columns, mode, bookings, absences, zone, locale, first)
+        _explain_links(grid, columns, mode, member, zone, first)
         return self.render(
             "bookwise_admin/bookings/grid.html",
             mode=mode,
@@ -754,6 +831,29 @@ class BookingsView(AdminView):
             following=day + timedelta(days=7 if mode == "week" else 1),
             today=today,
         )
+
+
+def _explain_links(
+    grid: dict[str, Any],
+    columns: list[tuple[str, str, Any]],
+    mode: str,
+    member: StaffMember | None,
+    zone: ZoneInfo,
+    first: date,
+) -> None:
+    """Each empty cell's 'why is this time not offered?' address (the cell's start, its staff
+    member): a click on it opens the explainer (admin.js)."""
+    for row in grid["rows"]:
+        links: list[str | None] = []
+        for (_key, _label, value), cell in zip(columns, row["cells"], strict=True):
+            if cell is not None:
+                links.append(None)
+                continue
+            day = value if mode == "week" else first
+            staff_id = member.id if mode == "week" and member else value
+            moment = datetime.combine(day, time(row["minute"] // 60, row["minute"] % 60), zone)
+            links.append(url_for(".explain", start=moment.isoformat(), staff=staff_id))
+        row["explain"] = links
 
 
 def _parse_start(value: str | None) -> datetime | None:
@@ -841,5 +941,5 @@ def _build_grid(
             else:
                 cells.append(None)
         label = f"{minute // 60:02d}:{minute % 60:02d}" if minute % 60 == 0 else ""
-        rows.append({"label": label, "cells": cells, "hour": minute % 60 == 0})
+        rows.append({"label": label, "cells": cells, "hour": minute % 60 == 0, "minute": minute})
     return {"rows": rows}

@@ -230,7 +230,7 @@ class PreviewMixin(AdminView):
     def draft_preview(self) -> Any:
         """The structured editor's form as it stands, previewed and saved nowhere: its script
         posts the form here as the user types (a hidden ``slug`` names the scenario edited)."""
-        from bookwise.admin.views.workflows import values_of
+        from bookwise.admin.views.workflows import scenario_results, values_of
 
         slug = request.form.get("slug", "")
         record = self._editable(slug) if slug else None
@@ -263,7 +263,12 @@ class PreviewMixin(AdminView):
         if checked is None or errors_only(problems):
             return self._live([p.message for p in errors_only(problems)])
         action = url_for(".edit", slug=record.slug) if record else url_for(".create")
-        return self._live([], preview=self._preview_values(checked.workflow), action=action)
+        return self._live(
+            [],
+            preview=self._preview_values(checked.workflow),
+            action=action,
+            checks=scenario_results(checked),  # listed under the timeline
+        )
 
     def _live(self, problems: list[str], status: int = 200, **preview: Any) -> Any:
         return self.render(

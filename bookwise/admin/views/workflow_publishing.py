@@ -33,6 +33,7 @@ from bookwise.i18n import gettext, ngettext
 from bookwise.web import now
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
+from bookwise.workflows.scenario_tests import run_cases
 from bookwise.workflows.services import latest_version, workflow_of
 
 
@@ -100,6 +101,22 @@ def versions_sentence(kept: dict[int, int], latest: int) -> str:
     )
 
 
+def _failing_checks(version: WorkflowVersion) -> list[str]:
+    """A workflow whose checks before publishing (``tests``) fail is not published: each
+    failure, said."""
+    results = run_cases(workflow_of(version), version.definition.get("tests") or [])
+    failed = [message for result in results for message in result.messages()]
+    if not failed:
+        return []
+    return [
+        gettext(
+            "The checks before publishing fail; correct the workflow or its checks first: "
+            "%(failures)s",
+            failures="; ".join(failed),
+        )
+    ]
+
+
 def _ids(values: list[str]) -> list[int] | None:
     """Posted ids in their order, without doubles; None when one is not an id."""
     if any(not (value.isdigit() and len(value) < 12) for value in values):
@@ -151,6 +168,7 @@ class PublishMixin(AdminView):
             problems.append(gettext("Choose at least one staff member."))
         elif calendar.id in chosen and not set(staff) <= {m.id for m in members}:
             problems.append(gettext("Choose staff members of this calendar only."))
+        problems += _failing_checks(version)
         if problems:
             return self._publish_page(record, chosen or [], staff, problems, 422)
         assert chosen is not None

@@ -43,6 +43,7 @@ from bookwise.admin.durations import DurationField
 from bookwise.admin.views.workflow_preview import PreviewMixin
 from bookwise.admin.views.workflow_publishing import PublishMixin
 from bookwise.admin.views.workflow_starters import StartersMixin
+from bookwise.admin.week_words import parse_week, week_text
 from bookwise.calendars.editing import create_calendar_workflow, offer_in_calendar
 from bookwise.calendars.models import Calendar
 from bookwise.documents import DocumentError
@@ -50,6 +51,7 @@ from bookwise.errors import N_, NotFound, Problem, errors_only
 from bookwise.formatting import format_when, human_duration, parse_sessions, sessions_text
 from bookwise.i18n import gettext, language_name
 from bookwise.public.forms import booking_form
+from bookwise.timezones import zone_names
 from bookwise.web import instance
 from bookwise.workflows.diagram import Move, Step, lifecycle_svg
 from bookwise.workflows.editing import (
@@ -62,6 +64,7 @@ from bookwise.workflows.editing import (
     Row,
     StructuredWorkflow,
     blank_workflow,
+    check_places,
     check_text,
     diff,
     events_of,
@@ -74,6 +77,7 @@ from bookwise.workflows.editing import (
     load_map,
     name_steps,
     new_row,
+    parse_scenarios,
     problem_text,
     states_of,
     structured,
@@ -82,6 +86,7 @@ from bookwise.workflows.editing import (
 from bookwise.workflows.language import Workflow, assignment_names, field_type_names
 from bookwise.workflows.loader import CheckContext, CheckedWorkflow
 from bookwise.workflows.models import WorkflowRecord
+from bookwise.workflows.scenario_tests import CaseResult, run_cases
 from bookwise.workflows.services import (
     calendars_of_workflow,
     find_version,
@@ -103,11 +108,15 @@ SECTIONS = (
     "field_set",
     "question",
     "question_more",
+    "route",
     "state",
     "transition",
     "consent",
     "privacy",
     "rule",
+    "check",
+    "check_scene",
+    "checks",
 )
 
 
@@ -229,6 +238,7 @@ def editor_form(
         "channels": _channel_choices(channel_names),
         "states": [],
         "providers": [("", lazy_gettext("The fixed link below"))],
+        "timezones": [(name, name) for name in sorted(zone_names())],
         **(menus or {}),
         "strategies": [
             *((name, STRATEGY_LABELS[name]) for name in STRATEGY_ORDER),
@@ -252,6 +262,12 @@ def editor_form(
     class TransitionRowForm(PlainForm):  # type: ignore[misc]
         pass
 
+    class RouteRowForm(PlainForm):  # type: ignore[misc]
+        pass
+
+    class CheckRowForm(PlainForm):  # type: ignore[misc]
+        pass
+
     class EditorForm(Form):
         pass
 
@@ -261,6 +277,8 @@ def editor_form(
         "notifications": RuleRowForm,
         "states": StateRowForm,
         "transitions": TransitionRowForm,
+        "route": RouteRowForm,
+        "tests": CheckRowForm,
     }
     for key in EDITOR_KEYS:
         _add_input(targets[key.list_key], key, choices, locales, new)
@@ -269,6 +287,8 @@ def editor_form(
         (RuleRowForm, lazy_gettext("Remove this message")),
         (StateRowForm, lazy_gettext("Remove this step")),
         (TransitionRowForm, lazy_gettext("Remove this action")),
+        (RouteRowForm, lazy_gettext("Remove this rule")),
+        (CheckRowForm, lazy_gettext("Remove this check")),
     ):
         row_form.source = HiddenField()
         row_form.remove = BooleanField(noun)
@@ -276,6 +296,8 @@ def editor_form(
     EditorForm.rules = FieldList(FormField(RuleRowForm), min_entries=0, max_entries=40)
     EditorForm.states = FieldList(FormField(StateRowForm), min_entries=0, max_entries=30)
     EditorForm.transitions = FieldList(FormField(TransitionRowForm), min_entries=0, max_entries=60)
+    EditorForm.routes = FieldList(FormField(RouteRowForm), min_entries=0, max_entries=50)
+    EditorForm.checks = FieldList(FormField(CheckRowForm), min_entries=0, max_entries=100)
     EditorForm.comment = StringField(
         lazy_gettext("What changed (for the history)"), validators=[Length(max=500)]
     )
@@ -303,6 +325,10 @@ def _add_input(
     setattr(form_class, key.name, _unbound_field(key, choices, locales, new))
 
 
+# The inputs a browser shows as a date or a time picker.
+INPUT_TYPES = {"day": {"type": "date"}, "clock": {"type": "time"}}
+
+
 def _unbound_field(
     key: EditorKey,
     choices: Mapping[str, list[tuple[str, Any]]],
@@ -320,8 +346,9 @@ def _unbound_field(
         render_kw["placeholder"] = key.placeholder
     if key.locked and not new:
         render_kw["readonly"] = True
-    if key.kind in ("settings", "sessions"):
+    if key.kind in ("settings", "sessions", "scenarios", "week", "moments"):
         render_kw.update(rows=key.rows or 2, spellcheck="false")
+    render_kw.update(INPUT_TYPES.get(key.kind, {}))
     if render_kw or key.locked:
         extra["render_kw"] = render_kw
     length = [Length(max=key.max_length)] if key.max_length else []
@@ -356,6 +383,9 @@ def _unbound_field(
         return TextAreaField(label, validators=[*length, _valid_settings], **extra)
     if key.kind == "sessions":
         return TextAreaField(label, validators=[*length, _valid_sessions], **extra)
+    if key.kind in ("scenarios", "week", "moments"):
+        checks = {"scenarios": [_valid_scenarios], "week": [_valid_week]}.get(key.kind, [])
+        return TextAreaField(label, validators=[*length, *checks], **extra)
     if key.kind in ("duration", "delay"):
         extra.get("render_kw", {}).pop("placeholder", None)  # "24h" means nothing here
         unit = key.unit or ("h" if key.kind == "delay" else "m")
@@ -441,6 +471,71 @@ def _valid_sessions(_form: Any, field: Any) -> None:
         )
 
 
+def _valid_scenarios(_form: Any, field: Any) -> None:
+    if isinstance(parse_scenarios(field.data or ""), str):
+        raise ValidationError(
+            gettext(
+                "These checks cannot be read: write them as in the workflow file, each case "
+                "starting with a line like - name: Mornings are offered"
+            )
+        )
+
+
+def _valid_week(_form: Any, field: Any) -> None:
+    parsed = parse_week(field.data or "", (*_locales(), _locale()))
+    if isinstance(parsed, tuple):
+        number, word = parsed
+        raise ValidationError(
+            gettext(
+                "Line %(number)s: write the days, then the hours, like: Monday-Friday "
+                "09:00-17:00 (not understood: %(word)s).",
+                number=number,
+                word=word,
+            )
+        )
+
+
+def scenario_results(checked: CheckedWorkflow) -> list[CaseResult]:
+    """The workflow's checks before publishing (``tests``), run."""
+    return run_cases(checked.workflow, checked.definition.get("tests") or [])
+
+
+def _results_by_place(
+    results: Sequence[CaseResult], places: Sequence[tuple[str, int]]
+) -> dict[str, Any]:
+    """The checks' results for the page: each row's (by its index) and the text box's."""
+    rows: dict[int, CaseResult] = {}
+    advanced: list[CaseResult] = []
+    for result in results:
+        kind, index = places[result.index] if result.index < len(places) else ("advanced", 0)
+        if kind == "row":
+            rows[index] = result
+        else:
+            advanced.append(result)
+    return {"row_checks": rows, "advanced_checks": advanced}
+
+
+def flash_scenario_results(results: Sequence[CaseResult]) -> None:
+    """Say how the checks went after a save: a failing one does not stop a draft."""
+    if not results:
+        return
+    failed = [message for result in results for message in result.messages()]
+    if not failed:
+        flash(gettext("Checks before publishing: all %(count)s passed.", count=len(results)))
+        return
+    flash(
+        gettext(
+            "Checks before publishing: %(failed)s of %(count)s failed. The draft is saved; it "
+            "cannot be published until they pass.",
+            failed=sum(1 for r in results if not r.passed),
+            count=len(results),
+        ),
+        "warning",
+    )
+    for message in failed:
+        flash(message, "warning")
+
+
 def _typed_setting(text: str) -> Any:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
@@ -463,6 +558,12 @@ def _input_data(key: EditorKey, value: Any, locales: tuple[str, ...]) -> dict[st
         return {key.name: _settings_text(value)}
     if key.kind == "sessions":
         return {key.name: sessions_text(value, _locale())}
+    if key.kind == "times":
+        return {key.name: ", ".join(value)}
+    if key.kind == "week":
+        return {key.name: week_text(value, _locale())}
+    if key.kind == "moments":
+        return {key.name: "\n".join(value)}
     return {key.name: value}
 
 
@@ -520,6 +621,13 @@ def _input_value(key: EditorKey, form: Any, locales: tuple[str, ...]) -> Any:
     if key.kind == "sessions":
         parsed = parse_sessions(data or "", (*locales, _locale()))
         return parsed if isinstance(parsed, list) else key.initial
+    if key.kind == "times":
+        return [t for t in re.split(r"[\s,;]+", data or "") if t]
+    if key.kind == "week":
+        week = parse_week(data or "", (*locales, _locale()))
+        return week if isinstance(week, dict) else key.initial
+    if key.kind == "moments":
+        return [" ".join(line.split()) for line in (data or "").splitlines() if line.strip()]
     return (data or "").strip() or key.initial
 
 
@@ -550,17 +658,25 @@ def values_of(
         lists["notifications"],
         lists["states"],
         lists["transitions"],
+        lists["route"],
+        lists["tests"],
     )
 
 
-def attach_problems(form: Any, problems: list[Problem], locales: tuple[str, ...]) -> list[Problem]:
-    """Put each problem beside its input; return those no input shows (listed at the top)."""
+def attach_problems(
+    form: Any,
+    problems: list[Problem],
+    locales: tuple[str, ...],
+    checks: Sequence[tuple[str, int]] = (),
+) -> list[Problem]:
+    """Put each problem beside its input; return those no input shows (listed at the top).
+    ``checks``: where each case of ``tests`` comes from (a check row, or the text box)."""
     loose = []
     steps = [str(entry.form["name"].data or "") for entry in form.states.entries]
     for problem in problems:
         if problem.severity != "error":
             continue
-        name = field_of_problem(problem, steps)
+        name = field_of_problem(problem, steps, checks)
         target = _input(form, name, locales) if name else None
         if target is None:
             loose.append(problem)
@@ -739,6 +855,10 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
         )
         form = form_class(formdata=formdata, data=data)
         _keep_unknown_choices(form)
+        if not form.routes.entries:
+            form.routes.append_entry()  # a rule to fill in; left empty, it writes nothing
+        if not form.checks.entries:
+            form.checks.append_entry()  # a check to fill in; left empty, it writes nothing
         _offer_questions(form, _locales())
         return form
 
@@ -778,7 +898,11 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
                 return redirect(self.get_url(".yaml", slug=slug))
             values = structured(data, _fallback())
             form = self._editor_form(form_data(values, _locales()), dict(data), False)
-            return self._editor_page(form, record, [], None)
+            # The saved version's checks, each result in its row (a save leads back here).
+            tests = version.definition.get("tests") or []
+            results = run_cases(workflow_of(version), tests) if tests else None
+            places = check_places(values, version.source_text)
+            return self._editor_page(form, record, [], None, checks=results, places=places)
         return self._post_editor(record, False)
 
     def _post_editor(self, record: WorkflowRecord | None, new: bool) -> Any:
@@ -816,16 +940,26 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
             if in_use(self.db, record):
                 keep_names(values, source)
         text = write(values, source, _fallback())
+        places = check_places(values, source)
         checked, problems = self._check(text, values["id"], record)
         if checked is None or errors_only(problems):
             fresh = self._editor_form(form_data(values, locales), definition, new)
             fresh.comment.data = form.comment.data
-            loose = attach_problems(fresh, problems, locales)
-            return self._editor_page(fresh, record, loose, text, 422)
+            loose = attach_problems(fresh, problems, locales, places)
+            return self._editor_page(fresh, record, loose, text, 422, places=places)
         if op == "preview":
             fresh = self._editor_form(form_data(values, locales), definition, new)
             fresh.comment.data = form.comment.data
-            return self._editor_page(fresh, record, [], text, preview=checked.workflow)
+            return self._editor_page(
+                fresh,
+                record,
+                [],
+                text,
+                preview=checked.workflow,
+                checks=scenario_results(checked),
+                places=places,
+            )
+        flash_scenario_results(scenario_results(checked))
         return self._save(record, checked, "admin", form.comment.data)
 
     def _check(
@@ -915,6 +1049,8 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
         text: str | None,
         status: int = 200,
         preview: Workflow | None = None,
+        checks: list[CaseResult] | None = None,
+        places: Sequence[tuple[str, int]] = (),
     ) -> Any:
         if record is not None and in_use(self.db, record):
             _fix_names(form)
@@ -938,6 +1074,8 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
                 for key in keys_in("question_more")
             ],
             preview=self._preview_values(preview) if preview else None,
+            checks=checks,
+            **_results_by_place(checks or [], places),
         ), status
 
     # the YAML editor ----------------------------------------------------------------------------
@@ -964,6 +1102,7 @@ class WorkflowsView(PreviewMixin, PublishMixin, StartersMixin, AdminView):
                 elif request.form.get("op") == "preview":
                     preview = checked.workflow
                 else:
+                    flash_scenario_results(scenario_results(checked))
                     return self._save(record, checked, "admin", form.comment.data)
         return self.render(
             "bookwise_admin/workflows/yaml.html",
@@ -1179,6 +1318,8 @@ ROW_NOUNS = {
     "rules": N_("Message %(n)s"),
     "states": N_("Step %(n)s"),
     "transitions": N_("Action %(n)s"),
+    "routes": N_("Rule %(n)s"),
+    "checks": N_("Check %(n)s"),
 }
 
 
@@ -1305,6 +1446,11 @@ def _offer_questions(form: Any, locales: tuple[str, ...]) -> None:
     for entry in form.fields.entries:
         own = str(entry.form.id.data or "")
         entry.form.show_if.questions = [(fid, words) for fid, words in named if fid != own]
+    # A route tests any question but the client's name and e-mail (every client gives them).
+    for entry in form.routes.entries:
+        entry.form.condition.questions = [
+            (fid, words) for fid, words in named if fid not in ("name", "email")
+        ]
 
 
 def _keep_unknown_choices(form: Any) -> None:
@@ -1344,6 +1490,10 @@ def _apply_op(values: StructuredWorkflow, op: str, field_sets: list[str]) -> Non
         values.states.append(new_row("states", holds_slot=True))
     elif op == "add_transition":
         values.transitions.append(new_row("transitions"))
+    elif op == "add_route":
+        values.routes.append(new_row("route"))
+    elif op == "add_check":
+        values.checks.append(new_row("tests"))
     elif op in LIFECYCLES:
         values.states, values.transitions = lifecycle_rows(LIFECYCLES[op], _fallback())
     else:
