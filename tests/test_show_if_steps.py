@@ -316,3 +316,38 @@ def test_without_conditional_questions_the_page_has_no_list(
     page = scenario_app.test_client().get(f"{URL}?start={quote(start_at(now))}&tz=Europe/Paris")
     assert page.status_code == 200
     assert 'name="asked"' not in page.get_data(as_text=True)
+
+
+# --- the API's contract ---------------------------------------------------------------------------
+
+
+def api_booking(now: datetime, hour: int, **answers: Any) -> dict[str, Any]:
+    return {
+        "start": start_at(now, hour),
+        "client": {"name": "Zoé Martin", "email": "zoe@example.org", "locale": "fr"},
+        "answers": {"topic": "Taxes", **answers},
+        "consent": True,
+    }
+
+
+def test_through_the_api_a_hidden_required_question_is_not_needed_nor_stored(
+    web: Any, scenario: Any, now: datetime
+) -> None:
+    url = "/api/v1/calendars/acme/services/consult/bookings"
+    # A follow-up hides "Referred by" (required when asked): booked without it, and a value sent
+    # for it anyway is dropped, as is the guardian of an adult.
+    response = web.post(
+        url,
+        json=api_booking(
+            now, 10, visit_type="follow_up", referral="Dr Secret", age=40, guardian="X"
+        ),
+    )
+    assert response.status_code == 201, response.get_json()
+    with scenario.database.sessions() as session:
+        booking = session.scalar(sa.select(Booking).order_by(Booking.id.desc()))
+        assert booking is not None
+        assert booking.answers == {"topic": "Taxes", "visit_type": "follow_up", "age": 40}
+    # A first visit asks it: refused without it, nothing written.
+    refused = web.post(url, json=api_booking(now, 11, visit_type="first"))
+    assert refused.status_code == 422
+    assert "referral" in refused.get_json()["error"]["fields"]
