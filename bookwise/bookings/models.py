@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -99,6 +100,10 @@ class Booking(Base):
     # Set when the answers were removed (the workflow's retention or an erasure request); the
     # booking stays, without them, so that reports keep their counts.
     answers_erased_at: Mapped[datetime | None]
+    # The series this booking is an occurrence of (a weekly course), if any.
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking_series.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -113,6 +118,87 @@ class Booking(Base):
     history: Mapped[list[BookingEvent]] = relationship(
         back_populates="booking", order_by="BookingEvent.id", cascade="all, delete-orphan"
     )
+
+
+class BookingSeries(Base):
+    """A client's recurring bookings (a weekly course): one rule, one manage link, one calendar
+    invitation (an RRULE with the occurrences left out as EXDATEs). Each occurrence is a
+    :class:`Booking` with this ``series_id``; an occurrence moved to another time stays in the
+    series (an RDATE)."""
+
+    __tablename__ = "booking_series"
+    __table_args__ = (CheckConstraint("count >= 1", name="count"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
+    frequency: Mapped[str] = mapped_column(String(32))  # weekly, every_2_weeks, ...
+    count: Mapped[int] = mapped_column(Integer)  # occurrences the rule asked for
+    first_start: Mapped[datetime]
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    manage_token: Mapped[str] = mapped_column(String(64), unique=True)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    calendar: Mapped[Calendar] = relationship()
+    service: Mapped[Service] = relationship()
+    client: Mapped[Client] = relationship()
+    occurrences: Mapped[list[Booking]] = relationship(order_by="Booking.start_at")
+
+
+class WaitlistEntry(Base):
+    """A client waiting for a full time (``wanted_from == wanted_until``) or any time of a day
+    (the day's bounds) of a service. When a cancellation frees a place, the first entry in line
+    that wants it is ``offered`` it, held until ``offer_expires_at``; then ``booked``, or
+    ``expired`` and the place goes to the next. ``freed_booking_id`` names the place: the
+    database allows one live offer per freed place (``uq_waitlist_offer``)."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint("wanted_from <= wanted_until", name="wanted"),
+        Index("ix_waitlist_service_wanted", "service_id", "state", "wanted_from"),
+        Index(
+            "uq_waitlist_offer",
+            "freed_booking_id",
+            unique=True,
+            sqlite_where=text("state = 'offered'"),
+            postgresql_where=text("state = 'offered'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
+    wanted_from: Mapped[datetime]
+    wanted_until: Mapped[datetime]
+    # waiting, offered, expired (an offer not taken in time), booked, left
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    manage_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The place offered: the cancelled booking that freed it, its start and staff member.
+    freed_booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL")
+    )
+    offered_start: Mapped[datetime | None]
+    offered_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="SET NULL")
+    )
+    offered_at: Mapped[datetime | None]
+    offer_expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    calendar: Mapped[Calendar] = relationship()
+    service: Mapped[Service] = relationship()
+    client: Mapped[Client] = relationship()
 
 
 class ConsentRecord(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -51,6 +51,12 @@ class Calendar(Base):
     # The non-core plugins this calendar uses, by name; None: every plugin enabled on the
     # instance (the default, so that enabling a plugin reaches the calendars that did not choose).
     plugins: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+    )
+    # Quiet hours of the calendar (``{"from": "21:00", "to": "08:00", "email": false}``, local
+    # to each recipient): text messages due inside them wait for their end. NULL: none, unless
+    # the workflow sets its own.
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
