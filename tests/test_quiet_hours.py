@@ -221,3 +221,41 @@ def test_machines_are_never_held() -> None:
     everything = QuietHours(NIGHT.start, NIGHT.end, email=True)
     assert held_until(due, "webhook", everything, "Europe/Paris") == due
     assert held_until(due, "chat", NIGHT, "Europe/Paris") != due
+
+
+def test_the_schedule_shows_the_time_a_held_message_is_sent() -> None:
+    from bookwise.notifications.simulation import message_schedule
+    from bookwise.workflows.language import Workflow
+
+    workflow = Workflow.from_definition(
+        {
+            "id": "visit",
+            "name": "Visit",
+            "duration": "30m",
+            "quiet_hours": {"from": "21:00", "to": "08:00"},
+            "notifications": [
+                {"on": "reminder", "before": "7h", "to": "client", "channel": ["sms", "email"]},
+                {
+                    "on": "reminder",
+                    "before": "8h",
+                    "to": "client",
+                    "channel": "sms",
+                    "quiet_hours": "before",
+                },
+            ],
+        }
+    )
+    start = local(PARIS, 2027, 10, 31, 10, 0)  # the morning after Paris falls back
+    by_key = {
+        (m.rule.before, m.channel): m
+        for m in message_schedule(workflow, start, "Europe/Paris")
+        if m.event == "reminder"
+    }
+    late = by_key[(timedelta(hours=7), "sms")]
+    assert wall(late.due, PARIS) == "2027-10-31 03:00"  # type: ignore[arg-type]
+    assert late.held is not None and wall(late.held, PARIS) == "2027-10-31 08:00"
+    assert by_key[(timedelta(hours=7), "email")].held is None
+    early = by_key[(timedelta(hours=8), "sms")]
+    assert early.sent_at is not None and wall(early.sent_at, PARIS) == "2027-10-30 21:00"
+    # Without a zone (the recipients' unknown), nothing is held.
+    assert all(m.held is None for m in message_schedule(workflow, start))

@@ -19,7 +19,12 @@ from bookwise.accounts.models import CalendarRole, User
 from bookwise.bookings.models import Booking
 from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.notifications.models import Notification, SmsOptOut
-from bookwise.notifications.quiet import QuietHours, effective_quiet_hours, held_until
+from bookwise.notifications.quiet import (
+    QuietHours,
+    effective_quiet_hours,
+    held_until,
+    stored_quiet_hours,
+)
 from bookwise.workflows.language import NotificationRule, Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
 from bookwise.workflows.services import workflow_of
@@ -77,13 +82,10 @@ def _recipients(
 
 def calendar_quiet_hours(calendar: Calendar | None) -> QuietHours | None:
     """The calendar's quiet hours (None: none, or a stored value that no longer reads)."""
-    if calendar is None or not calendar.quiet_hours:
-        return None
-    try:
-        return QuietHours.of(calendar.quiet_hours)
-    except (KeyError, TypeError, ValueError):
+    hours = stored_quiet_hours(calendar.quiet_hours) if calendar is not None else None
+    if calendar is not None and calendar.quiet_hours and hours is None:
         log.warning("calendar %s: quiet hours %r ignored", calendar.slug, calendar.quiet_hours)
-        return None
+    return hours
 
 
 def quiet_hours_for(booking: Booking, workflow: Workflow) -> QuietHours | None:

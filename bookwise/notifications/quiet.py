@@ -89,6 +89,17 @@ class QuietHours:
         return f"{clock_of(self.start)}\u2013{clock_of(self.end)}"
 
 
+def stored_quiet_hours(spec: Any) -> QuietHours | None:
+    """Quiet hours as stored (a calendar's column): None when none, or when the value no longer
+    reads as quiet hours (a stored value is never a reason to stop sending)."""
+    if not isinstance(spec, Mapping):
+        return None
+    try:
+        return QuietHours.of(spec)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def stretch_of(day: date, hours: QuietHours, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The quiet stretch that begins on the local ``day``: its first and last instants (UTC),
     both excluded from it."""
