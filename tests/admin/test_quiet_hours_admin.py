@@ -35,3 +35,17 @@ def test_wrong_quiet_hours_are_shown_beside_their_fields_and_nothing_is_saved(
         assert response.status_code == 422, values
         assert message in response.get_data(as_text=True)
     assert fetch(world, Calendar, world.ids["acme"]).quiet_hours is None
+
+
+def test_the_preview_shows_a_message_held_for_quiet_hours(world: World) -> None:
+    from tests.admin.test_workflow_preview import DRAFT, timeline
+    from tests.admin.test_workflows_admin import editor
+
+    client = world.login("admin")
+    values = editor(client, "/admin/workflows/visit/edit")
+    # The sample booking is at 10:00: its SMS reminder, 2 hours before, falls in 21:00-09:00.
+    values.update({"quiet_from": "21:00", "quiet_to": "09:00", "slug": "visit"})
+    page = client.post(DRAFT, data=values).get_data(as_text=True)
+    held = [m for m in timeline(page) if "held for quiet hours" in m["when"]]
+    assert len(held) == 1, timeline(page)
+    assert "9:00" in held[0]["when"] and "8:00" in held[0]["when"]
