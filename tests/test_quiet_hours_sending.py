@@ -162,3 +162,30 @@ def test_email_is_sent_at_night_unless_it_waits_too(mailing: Loaded, inbox: Inbo
     assert dispatcher(mailing, at(start, "03:00")).drain() == 1
     (sent,) = inbox.to("zoe@example.org")
     assert sent["Subject"].startswith("Reminder")
+
+
+def test_a_message_planned_for_the_evening_before_goes_out_a_tick_late(
+    mailing: Loaded, inbox: Inbox
+) -> None:
+    start = start_in(days=3, hour=10)
+    uid = book(mailing, start)
+    dispatcher(mailing).drain()
+    inbox.messages.clear()
+    set_calendar_quiet_hours(mailing, {"from": "21:00", "to": "08:00", "email": True})
+    rule = NotificationRule(
+        on="reminder",
+        to=("client",),
+        channels=("email",),
+        before=timedelta(hours=8),
+        template="reminder",
+        quiet_hours="before",
+    )
+    replan(mailing, uid, notifications=(rule,))
+    (planned,) = [r for r in rows(mailing) if r.event == "reminder"]
+    evening = at(start - timedelta(days=1), "21:00")
+    assert planned.due_at == evening
+    assert dispatcher(mailing, evening + timedelta(seconds=30)).drain() == 1
+    (row,) = [r for r in rows(mailing) if r.event == "reminder"]
+    assert row.state == "sent", (row.state, row.last_error, row.due_at)
+    (sent,) = inbox.to("zoe@example.org")
+    assert sent["Subject"].startswith("Reminder")

@@ -73,6 +73,11 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
+# How late a message planned for the moment quiet hours begin (``quiet_hours: before``) may
+# still go out; later, it waits for their end like any other.
+SEND_BEFORE_GRACE = timedelta(minutes=15)
+
+
 TAKEN_OVER = "the worker sending it stopped before recording the outcome (its lease ran out)"
 
 
@@ -376,8 +381,10 @@ class Dispatcher:
         stretch = quiet_stretch(now, hours, zone)
         if stretch is None:
             return None
-        until = stretch[1]
+        start, until = stretch
         earlier = (row.payload or {}).get("held") or {}
+        if earlier and row.due_at == start and now - start <= SEND_BEFORE_GRACE:
+            return None  # planned for the moment they begin (``before``): a tick late is fine
         due = datetime.fromisoformat(earlier["due"]) if "due" in earlier else row.due_at
         log.info("message %s to %s held for quiet hours until %s", row.id, row.recipient, until)
         return {
