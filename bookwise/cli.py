@@ -652,6 +652,9 @@ def simulate(
     problems = 0
     for message in messages:
         due = f" (due {message.due.astimezone(ZoneInfo(zone)).isoformat()})" if message.due else ""
+        if message.held is not None:
+            held = message.held.astimezone(ZoneInfo(zone)).isoformat()
+            due = f"{due[:-1]}, held for quiet hours: sent {held})"
         click.echo(
             f"\n=== {message.when}{due}: {message.event} -> {message.recipient} "
             f"by {message.channel}"

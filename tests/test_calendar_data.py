@@ -263,3 +263,38 @@ def test_wrong_plugin_lists_are_named_with_their_place(line: str, message: str) 
     specs, problems = check(with_plugins(line))
     assert specs == []
     assert any(p.startswith(message) for p in problems), problems
+
+
+def test_quiet_hours_of_a_calendar() -> None:
+    from bookwise.notifications.quiet import QuietHours
+
+    text = BASE.replace(
+        "    timezone: Europe/Paris\n",
+        '    timezone: Europe/Paris\n    quiet_hours: {from: "21:00", to: "08:00", email: true}\n',
+    )
+    (spec,), problems = check(text)
+    assert problems == []
+    assert spec.quiet_hours == QuietHours(21 * 60, 8 * 60, email=True)
+    (spec,), _ = check(BASE)
+    assert spec.quiet_hours is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            '{from: "21:00", to: "21:00"}',
+            "c.yaml:5:38: calendars[0].quiet_hours.to: quiet_hours from and to",
+        ),
+        ('{from: "21:00", to: "8:00"}', "'8:00' is not a time of day"),
+        ('{from: "21:00"}', "quiet_hours"),
+        ('{from: "21:00", to: "08:00", sms: false}', "quiet_hours"),
+    ],
+)
+def test_wrong_quiet_hours_are_named_with_their_place(value: str, expected: str) -> None:
+    text = BASE.replace(
+        "    timezone: Europe/Paris\n", f"    timezone: Europe/Paris\n    quiet_hours: {value}\n"
+    )
+    specs, problems = check(text)
+    assert specs == []
+    assert any(expected in p for p in problems), problems

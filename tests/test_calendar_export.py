@@ -105,6 +105,7 @@ def snapshot(session: Session, slugs: list[str] | None = None) -> list[dict[str,
                 "address": calendar.address,
                 "phone": calendar.phone,
                 "reply_to": calendar.reply_to,
+                "quiet_hours": calendar.quiet_hours,
                 "published": calendar.published,
                 "search_indexing": calendar.search_indexing,
                 "sign_in_required": calendar.sign_in_required,
@@ -316,6 +317,7 @@ def test_the_demo_round_trips(request: pytest.FixtureRequest, demo: Loaded, tmp_
     text = round_trip(request, demo, tmp_path)
     assert text.count("\n  - slug: ") == 3
     assert "indexing: false" in text  # northwind-hr
+    assert '    quiet_hours: {from: "21:00", to: "08:00"}\n' in text  # clinique-des-lilas
     assert '{start: "2026-12-21T14:00", end: "2026-12-21T19:00", reason: Formation continue}' in (
         text
     )

@@ -16,6 +16,7 @@ PURE = [
     "bookwise.availability.assignment",
     "bookwise.bookings.answers",
     "bookwise.notifications.rendering",
+    "bookwise.notifications.quiet",
     "bookwise.plugins.api",
     "bookwise.hookspecs",
 ]

@@ -20,6 +20,7 @@ from babel import localedata
 from bookwise.availability.busy import FeedError, minimize
 from bookwise.documents import Document, KeyPath, format_path, schema_problems
 from bookwise.errors import Problem, did_you_mean, errors_only
+from bookwise.notifications.quiet import QuietHours
 from bookwise.text import unstorable_text
 from bookwise.timezones import local_to_utc, zone_names
 
@@ -136,6 +137,8 @@ class CalendarSpec:
     # where each name is written.
     plugins: tuple[str, ...] | None = None
     plugin_places: tuple[Place, ...] = ()
+    # When text messages wait (the recipient's night); a workflow's own quiet hours win.
+    quiet_hours: QuietHours | None = None
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -305,7 +308,21 @@ class _Checker:
             plugin_places=tuple(
                 self.place((*at, "plugins", index)) for index in range(len(data.get("plugins", ())))
             ),
+            quiet_hours=self.quiet_hours(data.get("quiet_hours"), (*at, "quiet_hours")),
         )
+
+    def quiet_hours(self, spec: dict[str, Any] | None, at: KeyPath) -> QuietHours | None:
+        """``quiet_hours``: a range, not an instant (the schema checked the times' shape)."""
+        if not spec:
+            return None
+        if spec["from"] == spec["to"]:
+            self.error(
+                (*at, "to"),
+                f"quiet_hours from and to are both {spec['to']}: give the time they end, like "
+                'from: "21:00", to: "08:00" (a range across midnight is the usual case)',
+            )
+            return None
+        return QuietHours.of(spec)
 
     def place(self, path: KeyPath) -> Place:
         line, column = self.document.locate(path)

@@ -37,6 +37,7 @@ from bookwise.errors import N_, BookwiseError, InvalidInput, Message, NotFound
 from bookwise.notifications.context import calendar_values
 from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_staff_notice, plan_time_off_notice
+from bookwise.notifications.quiet import QuietHours, minute_of, stored_quiet_hours
 from bookwise.text import slugify, unstorable_text
 from bookwise.timezones import parse_zone
 from bookwise.workflows.loader import CheckedWorkflow
@@ -123,6 +124,27 @@ class CalendarSettings:
     # Whether subscribed feeds (bookwise.calendars.feeds) name each booking's client; off by
     # default, for health and HR calendars.
     feed_client_names: bool = False
+    # Quiet hours (``HH:MM``; both empty: none); ``quiet_email``: e-mail waits too.
+    quiet_from: str = ""
+    quiet_to: str = ""
+    quiet_email: bool = False
+
+    @property
+    def quiet_hours(self) -> QuietHours | None:
+        """The quiet hours the form gives (None: none; the form was checked)."""
+        if not (self.quiet_from.strip() and self.quiet_to.strip()):
+            return None
+        start, end = minute_of(self.quiet_from.strip()), minute_of(self.quiet_to.strip())
+        return QuietHours(start, end, self.quiet_email) if start != end else None
+
+
+def quiet_hours_values(calendar: Calendar) -> dict[str, Any]:
+    """The calendar's quiet hours as the settings form shows them."""
+    hours = stored_quiet_hours(calendar.quiet_hours)
+    if hours is None:
+        return {"quiet_from": "", "quiet_to": "", "quiet_email": False}
+    spec = hours.to_spec()
+    return {"quiet_from": spec["from"], "quiet_to": spec["to"], "quiet_email": hours.email}
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -210,6 +232,7 @@ def check_settings(
             problems[f"description_{locale}"] = _problem(
                 N_("The description is too long (2,000 characters at most).")
             )
+    problems.update(_quiet_hours_problems(values))
     plugins = _plugins_problem(values.plugins, allowed_plugins) or _needed_problem(
         values.plugins, needed_plugins or {}
     )
@@ -217,6 +240,28 @@ def check_settings(
         problems["plugins"] = plugins
     if problems:
         raise InvalidInput(problems)
+
+
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _quiet_hours_problems(values: CalendarSettings) -> dict[str, Message]:
+    """The quiet hours' fields that cannot be saved: both times or neither, each a time of
+    day, and not the same."""
+    problems: dict[str, Message] = {}
+    given = {"quiet_from": values.quiet_from.strip(), "quiet_to": values.quiet_to.strip()}
+    if not any(given.values()):
+        return problems
+    for name, text in given.items():
+        if not text:
+            problems[name] = _problem(N_("Give both times of the quiet hours, or neither."))
+        elif not _CLOCK.fullmatch(text):
+            problems[name] = _problem(N_("Write a time of day, like 21:00."))
+    if not problems and given["quiet_from"] == given["quiet_to"]:
+        problems["quiet_to"] = _problem(
+            N_("The quiet hours end when they begin: give the time they end, like 08:00.")
+        )
+    return problems
 
 
 def _plugins_problem(chosen: Sequence[str] | None, allowed: Collection[str]) -> Message | None:
@@ -281,6 +326,7 @@ def _apply_settings(calendar: Calendar, values: CalendarSettings) -> dict[str, A
         "embed_origins": list(values.embed_origins),
         "plugins": list(values.plugins) if values.plugins is not None else None,
         "feed_client_names": values.feed_client_names,
+        "quiet_hours": values.quiet_hours.to_spec() if values.quiet_hours else None,
     }
     for name, value in fields.items():
         if getattr(calendar, name) != value:
@@ -469,6 +515,7 @@ def clone_calendar(
         embed_origins=tuple(source.embed_origins or ()),
         plugins=None if source.plugins is None else tuple(source.plugins),
         feed_client_names=source.feed_client_names,
+        **quiet_hours_values(source),
     )
     check_settings(session, values, locales, None, source.plugins or ())
     clone = Calendar(slug=slug, name=name, timezone=source.timezone)

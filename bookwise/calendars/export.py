@@ -117,6 +117,14 @@ def _calendar(spec: CalendarSpec, feed_addresses: bool, left_out: list[str]) -> 
         data["phone"] = DoubleQuotedScalarString(spec.phone)
     if spec.reply_to is not None:
         data["reply_to"] = spec.reply_to
+    if spec.quiet_hours is not None:
+        # Quoted: a YAML 1.1 reader takes 21:00 for a number of minutes.
+        quiet = CommentedMap(
+            (key, DoubleQuotedScalarString(value) if isinstance(value, str) else value)
+            for key, value in spec.quiet_hours.to_spec().items()
+        )
+        quiet.fa.set_flow_style()
+        data["quiet_hours"] = quiet
     page = CommentedMap()
     page["published"] = spec.published
     page["indexing"] = spec.search_indexing

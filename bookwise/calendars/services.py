@@ -32,6 +32,7 @@ from bookwise.calendars.models import (
     WorkingHours,
 )
 from bookwise.errors import NotFound, Problem, ProblemsError, did_you_mean
+from bookwise.notifications.quiet import stored_quiet_hours
 from bookwise.workflows.models import WorkflowRecord
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -168,6 +169,7 @@ def _load_calendar(
             "show_business_timezone": spec.show_business_timezone,
             "embed_origins": list(spec.embed_origins),
             "plugins": list(spec.plugins) if spec.plugins is not None else None,
+            "quiet_hours": spec.quiet_hours.to_spec() if spec.quiet_hours else None,
         },
     )
     session.flush()
@@ -465,6 +467,7 @@ def _calendar_spec(calendar: Calendar) -> CalendarSpec:
         address=calendar.address,
         phone=calendar.phone,
         reply_to=calendar.reply_to,
+        quiet_hours=stored_quiet_hours(calendar.quiet_hours),
         published=calendar.published,
         search_indexing=calendar.search_indexing,
         sign_in_required=calendar.sign_in_required,

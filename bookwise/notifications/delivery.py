@@ -31,6 +31,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -44,7 +45,13 @@ from bookwise.db import unit_of_work, utcnow
 from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
 from bookwise.notifications.context import Times, booking_context, message_context
 from bookwise.notifications.models import MessageTemplate, Notification
-from bookwise.notifications.planning import INVITATION_METHOD, opted_out
+from bookwise.notifications.planning import (
+    INVITATION_METHOD,
+    held_note,
+    opted_out,
+    quiet_hours_for,
+)
+from bookwise.notifications.quiet import quiet_stretch
 from bookwise.notifications.rendering import (
     Rendered,
     TemplateParts,
@@ -64,6 +71,11 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_LEASE = timedelta(seconds=60)
+
+
+# How late a message planned for the moment quiet hours begin (``quiet_hours: before``) may
+# still go out; later, it waits for their end like any other.
+SEND_BEFORE_GRACE = timedelta(minutes=15)
 
 
 TAKEN_OVER = "the worker sending it stopped before recording the outcome (its lease ran out)"
@@ -295,6 +307,10 @@ class Dispatcher:
             reason = "this number asked for no more text messages (STOP)"
         if reason is not None:
             return None, {"state": "skipped", "last_error": reason}
+        if booking is not None:
+            held = self._held_for_quiet_hours(row, booking, now)
+            if held is not None:
+                return None, held
         channel = self.channels[row.channel]
         try:
             rendered, note = self._render(session, row, booking, times)
@@ -343,6 +359,39 @@ class Dispatcher:
             "sent_at": self.clock(),
             "provider_message_id": message_id,
             "attempts": attempts + 1,
+        }
+
+    def _held_for_quiet_hours(
+        self, row: Notification, booking: Booking, now: datetime
+    ) -> dict[str, Any] | None:
+        """The outcome that puts ``row`` back until the end of the recipient's quiet hours
+        when it is found due inside them (a worker that was down sends late: never at 03:00),
+        or None. A rule with ``quiet_hours: ignore`` is never held."""
+        workflow = workflow_of(booking.workflow_version)
+        hours = quiet_hours_for(booking, workflow)
+        if hours is None or not hours.holds(row.channel):
+            return None
+        rule = next((r for r in workflow.notifications if r.key == row.rule_key), None)
+        if rule is not None and rule.quiet_hours == "ignore":
+            return None
+        try:
+            zone = ZoneInfo(row.timezone)
+        except (KeyError, ValueError):
+            zone = ZoneInfo("UTC")
+        stretch = quiet_stretch(now, hours, zone)
+        if stretch is None:
+            return None
+        start, until = stretch
+        earlier = (row.payload or {}).get("held") or {}
+        if earlier and row.due_at == start and now - start <= SEND_BEFORE_GRACE:
+            return None  # planned for the moment they begin (``before``): a tick late is fine
+        due = datetime.fromisoformat(earlier["due"]) if "due" in earlier else row.due_at
+        log.info("message %s to %s held for quiet hours until %s", row.id, row.recipient, until)
+        return {
+            "state": "pending",
+            "due_at": until,
+            "claimed_by": None,
+            "payload": {**(row.payload or {}), "held": held_note(due, until)},
         }
 
     def _not_used_by_calendar(self, session: Session, row: Notification) -> str | None:

@@ -17,10 +17,17 @@ from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.bookings.models import Booking
-from bookwise.calendars.models import StaffMember, TimeOff
+from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.notifications.models import Notification, SmsOptOut
+from bookwise.notifications.quiet import (
+    QuietHours,
+    effective_quiet_hours,
+    held_until,
+    stored_quiet_hours,
+)
 from bookwise.workflows.language import NotificationRule, Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
+from bookwise.workflows.services import workflow_of
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,19 @@ def _recipients(
     return [("address", who, staff_locale, staff_zone)] if channel != "sms" else []
 
 
+def calendar_quiet_hours(calendar: Calendar | None) -> QuietHours | None:
+    """The calendar's quiet hours (None: none, or a stored value that no longer reads)."""
+    hours = stored_quiet_hours(calendar.quiet_hours) if calendar is not None else None
+    if calendar is not None and calendar.quiet_hours and hours is None:
+        log.warning("calendar %s: quiet hours %r ignored", calendar.slug, calendar.quiet_hours)
+    return hours
+
+
+def quiet_hours_for(booking: Booking, workflow: Workflow) -> QuietHours | None:
+    """The quiet hours of the booking's messages: the workflow's, else its calendar's."""
+    return effective_quiet_hours(workflow.quiet_hours, calendar_quiet_hours(booking.calendar))
+
+
 def plan_rule(
     session: Session,
     booking: Booking,
@@ -80,12 +100,18 @@ def plan_rule(
     due: datetime,
     occurrence: str,
     payload: dict[str, Any] | None = None,
+    workflow: Workflow | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Add the rows of one rule (each recipient, each channel); return how many were added.
 
     Every channel the rule names gets its rows; the worker skips, and says why, a channel the
-    instance has not enabled.
+    instance has not enabled. A row due inside the recipient's quiet hours is due when they end
+    (or begin, per rule: not before ``now``), and its payload says so (``held``).
     """
+    if workflow is None:
+        workflow = workflow_of(booking.workflow_version)
+    hours = quiet_hours_for(booking, workflow)
     added = 0
     for channel in rule.channels:
         for who in rule.to:
@@ -98,6 +124,8 @@ def plan_rule(
                     is not None
                 ):
                     continue  # planned already (the unique constraint is the last word)
+                send_at = held_until(due, channel, hours, zone, rule.quiet_hours, now)
+                extra = {"held": held_note(due, send_at)} if send_at != due else {}
                 row = Notification(
                     idempotency_key=key[:200],
                     booking_id=booking.id,
@@ -110,9 +138,9 @@ def plan_rule(
                     template=rule.template,
                     locale=locale,
                     timezone=zone,
-                    due_at=due,
+                    due_at=send_at,
                     state="pending",
-                    payload={"sequence": booking.sequence, **(payload or {})},
+                    payload={"sequence": booking.sequence, **(payload or {}), **extra},
                 )
                 if channel == "sms" and opted_out(session, recipient):
                     row.state = "skipped"
@@ -120,6 +148,11 @@ def plan_rule(
                 session.add(row)
                 added += 1
     return added
+
+
+def held_note(due: datetime, until: datetime) -> dict[str, str]:
+    """What a row held for quiet hours keeps: when it was due, and until when it waits."""
+    return {"due": due.isoformat(), "until": until.isoformat()}
 
 
 def opted_out(session: Session, phone: str) -> bool:
@@ -142,7 +175,7 @@ def plan_event(
     """
     occurrence = f"{event}#{booking.sequence}"
     return sum(
-        plan_rule(session, booking, rule, now, occurrence, payload)
+        plan_rule(session, booking, rule, now, occurrence, payload, workflow, now)
         for rule in workflow.notifications
         if rule.on == event
     )
@@ -165,7 +198,7 @@ def plan_timed(session: Session, booking: Booking, workflow: Workflow, now: date
             continue
         if rule.on == REMINDER and due <= now:
             continue
-        added += plan_rule(session, booking, rule, due, occurrence)
+        added += plan_rule(session, booking, rule, due, occurrence, None, workflow, now)
     return added
 
 

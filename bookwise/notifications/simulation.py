@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bookwise.formatting import format_clock, format_day, format_when, human_duration, zone_note
+from bookwise.notifications.quiet import held_until
 from bookwise.notifications.rendering import (
     Rendered,
     TemplateProblem,
@@ -30,6 +31,7 @@ class SimulatedMessage:
     channel: str
     rendered: Rendered | None
     problem: str | None = None
+    held: datetime | None = None  # sent then instead of ``due``: held for quiet hours
 
 
 def _context(workflow: Workflow, start: datetime, zone: str, locale: str) -> dict[str, Any]:
@@ -96,6 +98,13 @@ class ScheduledMessage:
     channel: str
     due: datetime | None
     when: str  # "at booking", "24h before", "when it becomes confirmed", ...
+    # When it is sent instead of ``due``: held for the workflow's quiet hours (None: not held).
+    held: datetime | None = None
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When it goes out: ``held`` when held for quiet hours, else ``due``."""
+        return self.held or self.due
 
     @property
     def at_booking(self) -> bool:
@@ -103,10 +112,15 @@ class ScheduledMessage:
         return self.when == "at booking"
 
 
-def message_schedule(workflow: Workflow, start: datetime) -> list[ScheduledMessage]:
+def message_schedule(
+    workflow: Workflow, start: datetime, zone: str | None = None
+) -> list[ScheduledMessage]:
     """Which messages ``workflow`` sends for a booking at ``start``, and when: the immediate ones
     in the order of the lifecycle, then the reminders and follow-ups in time order. ``simulate``
-    renders them; a workflow's scenario tests compare them with what the author expects."""
+    renders them; a workflow's scenario tests compare them with what the author expects.
+
+    With ``zone`` (the recipients'), a reminder or follow-up due inside the workflow's quiet
+    hours says when it is sent instead (``held``)."""
     order = [*workflow.lifecycle.states, RESCHEDULED]
     rules = sorted(
         workflow.notifications,
@@ -128,7 +142,11 @@ def message_schedule(workflow: Workflow, start: datetime) -> list[ScheduledMessa
             due, when = None, _stage(rule.on, workflow)
         for recipient in rule.to:
             for channel in rule.channels:
-                out.append(ScheduledMessage(rule, rule.on, recipient, channel, due, when))
+                held = None
+                if due is not None and zone is not None:
+                    sent = held_until(due, channel, workflow.quiet_hours, zone, rule.quiet_hours)
+                    held = sent if sent != due else None
+                out.append(ScheduledMessage(rule, rule.on, recipient, channel, due, when, held))
     return out
 
 
@@ -144,9 +162,9 @@ def simulate(
     folders = list(template_folders)
     context = _context(workflow, start, zone, locale)
     out: list[SimulatedMessage] = []
-    for message in message_schedule(workflow, start):
+    for message in message_schedule(workflow, start, zone):
         rule, recipient, channel = message.rule, message.recipient, message.channel
-        when, due = message.when, message.due
+        when, due, held = message.when, message.due, message.held
         audience = "client" if recipient == "client" else "staff"
         parts = file_template(folders, rule.template, audience, channel, locale, "en")
         if parts is None and channel not in ("email", "sms"):
@@ -161,15 +179,18 @@ def simulate(
                     channel,
                     None,
                     f"no template {rule.template!r} for {audience} on {channel}",
+                    held,
                 )
             )
             continue
         try:
             rendered = render(parts, context)
         except TemplateProblem as exc:
-            out.append(SimulatedMessage(when, due, rule.on, recipient, channel, None, str(exc)))
+            out.append(
+                SimulatedMessage(when, due, rule.on, recipient, channel, None, str(exc), held)
+            )
             continue
-        out.append(SimulatedMessage(when, due, rule.on, recipient, channel, rendered))
+        out.append(SimulatedMessage(when, due, rule.on, recipient, channel, rendered, None, held))
     return out
 
 

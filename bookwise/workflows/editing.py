@@ -62,6 +62,7 @@ KEY_ORDER = (
     "states",
     "transitions",
     "notifications",
+    "quiet_hours",
     "retention",
     "tests",
 )
@@ -801,6 +802,40 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         cell="col-md-6",
     ),
     EditorKey(
+        "quiet_from",
+        "quiet_hours.from",
+        "clock",
+        N_("Quiet hours from"),
+        "quiet",
+        help=N_(
+            "Text messages due between these times, on the recipient's clock, wait until the "
+            "end. Empty: the calendar's quiet hours."
+        ),
+        max_length=5,
+        row="quiet",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "quiet_to",
+        "quiet_hours.to",
+        "clock",
+        N_("Quiet hours until"),
+        "quiet",
+        max_length=5,
+        row="quiet",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
+        "quiet_email",
+        "quiet_hours.email",
+        "flag",
+        N_("E-mail waits too"),
+        "quiet",
+        sparse=True,
+        row="quiet",
+        cell="col-md-4 form-group",
+    ),
+    EditorKey(
         "on",
         "notifications[].on",
         "choice",
@@ -889,6 +924,22 @@ EDITOR_KEYS: tuple[EditorKey, ...] = (
         max_length=64,
         row="event",
         cell="col-md-5 form-group",
+    ),
+    EditorKey(
+        "quiet",
+        "notifications[].quiet_hours",
+        "choice",
+        N_("During quiet hours"),
+        "rule",
+        options=(
+            ("after", N_("Wait until they end")),
+            ("before", N_("Send before they begin (the evening before)")),
+            ("ignore", N_("Send at once (urgent)")),
+        ),
+        default="after",
+        sparse=True,
+        row="quiet",
+        cell="col-md-6 form-group",
     ),
     # A check as a row: its name, what it checks (the times offered on a day, or whether a
     # booking can be cancelled some time before it starts), and a small scene. The cases these
@@ -1491,6 +1542,7 @@ def _encode(
         return None
     encoders: dict[str, Callable[[], Any]] = {
         "text": lambda: str(value or "").strip() or None,
+        "clock": lambda: _clock_value(str(value or "").strip(), before),
         "duration": lambda: _same_spelling(before, _duration(str(value or ""))),
         "choice": lambda: value or None,
         "flag": lambda: bool(value),
@@ -1512,6 +1564,14 @@ def _encode(
     if key.sparse:
         return (encoded, Default(key.initial))
     return encoded
+
+
+def _clock_value(text: str, previous: Any) -> Any:
+    """A time of day as the YAML writes it: quoted (a YAML 1.1 reader takes 21:00 for a number
+    of minutes), or as the file wrote it when unchanged."""
+    if not text:
+        return None
+    return previous if str(previous) == text else DoubleQuotedScalarString(text)
 
 
 _INTEGER = re.compile(r"^-?\d{1,15}$")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bookwise.availability.assignment import STRATEGIES
 from bookwise.durations import parse_duration
+from bookwise.notifications.quiet import DEFAULT_DIRECTION, QuietHours
 from bookwise.workflows.lifecycle import (
     DEFAULT_LIFECYCLE,
     FOLLOW_UP,
@@ -292,6 +293,9 @@ class NotificationRule:
     template: str = ""
     before: timedelta | None = None
     after: timedelta | None = None
+    # A message due inside quiet hours: ``after`` (sent when they end), ``before`` (sent as
+    # they begin) or ``ignore`` (never held). Not part of ``key``: it says when, not which.
+    quiet_hours: str = DEFAULT_DIRECTION
 
     @property
     def key(self) -> str:
@@ -346,6 +350,8 @@ class Workflow:
     sessions: tuple[SessionTime, ...] = ()
     # Who serves, by answer (the first rule that holds); empty: the whole pool.
     route: tuple[Route, ...] = ()
+    # When text messages wait (the recipient's night); None: the calendar's, if any.
+    quiet_hours: QuietHours | None = None
 
     @property
     def is_group(self) -> bool:
@@ -420,6 +426,7 @@ class Workflow:
             capacity_per=str(capacity.get("per", "staff")),
             sessions=session_times(d.get("sessions", [])),
             route=tuple(_route(r) for r in d.get("route", [])),
+            quiet_hours=QuietHours.of(d.get("quiet_hours")),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),
@@ -560,4 +567,5 @@ def _rule(spec: Mapping[str, Any]) -> NotificationRule:
         template=spec.get("template", spec["on"]),
         before=_optional_duration(spec.get("before")),
         after=_optional_duration(spec.get("after")),
+        quiet_hours=spec.get("quiet_hours", DEFAULT_DIRECTION),
     )

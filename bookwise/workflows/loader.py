@@ -284,6 +284,7 @@ class _Checker:
         self.check_times(data)
         self.check_groups(data)
         self.check_sessions(data)
+        self.check_quiet_hours(data.get("quiet_hours"))
         self.check_location(data.get("location"))
         self.check_staff(data.get("staff", {}))
         states = self.check_lifecycle(data)
@@ -577,6 +578,15 @@ class _Checker:
                         )
                         break
                 seen[(weekday, minute)] = where
+
+    def check_quiet_hours(self, spec: dict[str, Any] | None) -> None:
+        """``quiet_hours``: a range, not an instant."""
+        if spec and spec["from"] == spec["to"]:
+            self.error(
+                ("quiet_hours", "to"),
+                f"quiet_hours from and to are both {spec['to']}: give the time they end, like "
+                'from: "21:00", to: "08:00" (a range across midnight is the usual case)',
+            )
 
     def check_location(self, location: dict[str, Any] | None) -> None:
         if not location:

@@ -69,6 +69,7 @@ def _kind(schema: dict[str, Any], defs: dict[str, Any]) -> str:
             "test_range": 'time range (`"09:00-12:30"`)',
             "test_staff": "name, or `{id, tags, hours}`",
             "test_staff_id": "staff name of the test",
+            "quiet_hours": 'object (`{from: "21:00", to: "08:00"}`)',
         }.get(name, f"[{name}](#{name.replace('_', '-')})")
     if "enum" in schema:
         return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])

@@ -482,9 +482,10 @@ def scheduled_messages(
 ) -> list[ExpectedMessage]:
     """The messages of a booking at ``start`` as a test writes them."""
     out = []
-    for message in message_schedule(workflow, start):
-        if message.due is not None:
-            when = _local(message.due, zone)
+    for message in message_schedule(workflow, start, zone.key):
+        sent = message.sent_at  # held for quiet hours: when it is sent
+        if sent is not None:
+            when = _local(sent, zone)
         elif message.at_booking:
             when = AT_BOOKING
         else:

@@ -57,6 +57,7 @@ from bookwise.calendars.editing import (
     parse_origins,
     parse_tags,
     plugins_needed,
+    quiet_hours_values,
     remove_staff,
     remove_time_off,
     set_hours,
@@ -207,6 +208,21 @@ def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ())
                 "Off, events show only the service: for health and HR calendars."
             ),
         )
+        quiet_from = StringField(
+            lazy_gettext("Quiet hours from"),
+            validators=[Length(max=5)],
+            description=lazy_gettext(
+                "Text messages due between these times, on the recipient's clock, wait until "
+                "the end. Empty: none."
+            ),
+            render_kw={"type": "time"},
+        )
+        quiet_to = StringField(
+            lazy_gettext("Quiet hours until"),
+            validators=[Length(max=5)],
+            render_kw={"type": "time"},
+        )
+        quiet_email = BooleanField(lazy_gettext("E-mail waits too"))
 
     per_language(
         CalendarForm,
@@ -277,6 +293,9 @@ def _settings_of(
         embed_origins=parse_origins(form.embed_origins.data or ""),
         plugins=_plugins_of(form, current_plugins),
         feed_client_names=bool(form.feed_client_names.data),
+        quiet_from=form.quiet_from.data or "",
+        quiet_to=form.quiet_to.data or "",
+        quiet_email=bool(form.quiet_email.data),
     )
 
 
@@ -297,6 +316,7 @@ def _calendar_data(calendar: Calendar, locales: tuple[str, ...]) -> dict[str, An
         "plugin_choice": "all" if calendar.plugins is None else "only",
         "plugins": list(calendar.plugins or []),
         "feed_client_names": calendar.feed_client_names,
+        **quiet_hours_values(calendar),
     }
     for code in locales:
         data[f"description_{code}"] = (calendar.description or {}).get(code, "")

@@ -125,6 +125,13 @@ def message_timeline(
         locale = sample.client_locale if message.recipient == "client" else sample.staff_locale
         due = message.due or (sample.made if message.event == workflow.lifecycle.initial else None)
         when = format_when(due, sample.zone, ui) if due is not None else ""
+        if message.held is not None and due is not None:
+            when = gettext(
+                "%(when)s (held for quiet hours; due %(due)s)",
+                when=format_when(message.held, sample.zone, ui),
+                due=when,
+            )
+            due = message.held
         moment = _moment(message, workflow, sample, ui, event_name)
         worded = _worded(by_locale[locale][index], when, moment, locale, ui, channel_name)
         dated.append((due, index, worded))

@@ -113,6 +113,7 @@ SECTIONS = (
     "transition",
     "consent",
     "privacy",
+    "quiet",
     "rule",
     "check",
     "check_scene",
