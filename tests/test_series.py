@@ -3,14 +3,24 @@ service (the whole series checked before anything is written), the API and the m
 
 from __future__ import annotations
 
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from werkzeug.serving import make_server
 
+from bookwise.bookings.models import Booking, BookingSeries
 from bookwise.bookings.recurrence import (
     SeriesRequest,
     SeriesRequestError,
@@ -20,9 +30,11 @@ from bookwise.bookings.recurrence import (
 )
 from bookwise.documents import parse_document
 from bookwise.errors import errors_only
+from bookwise.models import metadata
 from bookwise.notifications.templates import SHIPPED_TEMPLATES, template_names
 from bookwise.workflows.language import FREQUENCIES, Recurrence, Workflow
 from bookwise.workflows.loader import CheckContext, check_workflow, read_field_sets
+from tests.conftest import TEST_NOW, Loaded, add_workflow_version
 
 ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -206,3 +218,254 @@ def test_continuity_prefers_one_staff_member_free_for_every_occurrence() -> None
     assert continuous_staff(free, [a, b, c], [3, 2, 1]) == 3
     assert continuous_staff({a: [1], b: [2]}, [a, b], [1, 2]) is None
     assert continuous_staff(free, [], [1, 2, 3]) is None
+
+
+# --- the booking service and the API (a real database) ---------------------------------------
+
+URL = "/api/v1/calendars/acme/services"
+CONSULT = (ROOT / "tests" / "data" / "scenario" / "workflows" / "consult.yaml").read_text()
+
+
+def consult_with(
+    extra: str, staff: str = "staff: {tags: [consultant], assignment: round_robin}"
+) -> str:
+    text = CONSULT.replace("staff: {tags: [consultant], assignment: round_robin}", staff)
+    return text + extra
+
+
+SERIES = "recurrence: {allowed: true, max_occurrences: 12, frequencies: [weekly, every_2_weeks]}\n"
+
+
+def in_days(days: int, hour: int = 10) -> datetime:
+    day = TEST_NOW.astimezone(PARIS).date() + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=PARIS)
+
+
+def body(start: datetime, count: int = 4, **more: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "start": start.isoformat(),
+        "client": {"name": "Zoé Martin", "email": "zoe@example.org", "locale": "fr"},
+        "answers": {"topic": "Maths"},
+        "consent": True,
+        "recurrence": {"frequency": "weekly", "count": count},
+    }
+    data.update(more)
+    return data
+
+
+def counts(app: Any) -> dict[str, int]:
+    engine = app.extensions["bookwise"].database.engine
+    with engine.connect() as connection:
+        return {
+            t.name: connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in metadata.sorted_tables
+        }
+
+
+@pytest.fixture
+def series_app(scenario: Loaded, scenario_app: Any) -> Any:
+    add_workflow_version(scenario.settings, scenario.database, consult_with(SERIES))
+    return scenario_app
+
+
+def single(api: Any, start: datetime, staff: str | None = None) -> dict[str, Any]:
+    data = {
+        "start": start.isoformat(),
+        "client": {"name": "Other", "email": "other@example.org"},
+        "answers": {"topic": "x"},
+        "consent": True,
+    }
+    if staff:
+        data["staff"] = staff
+    response = api.post(f"{URL}/consult/bookings", json=data)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_weekly_series_is_booked_in_one_go(series_app: Any) -> None:
+    api = series_app.test_client()
+    listed = {s["id"]: s for s in api.get(URL).get_json()["services"]}
+    assert listed["consult"]["recurrence"] == {
+        "max_occurrences": 12,
+        "frequencies": ["weekly", "every_2_weeks"],
+    }
+    assert listed["workshop"]["recurrence"] is None
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4))
+    assert response.status_code == 201, response.get_json()
+    series = response.get_json()["series"]
+    starts = [datetime.fromisoformat(o["start"]) for o in series["occurrences"]]
+    assert starts == [in_days(3 + 7 * k) for k in range(4)]
+    assert {o["state"] for o in series["occurrences"]} == {"confirmed"}
+    # One tutor for the whole course.
+    assert len({o["staff"] for o in series["occurrences"]}) == 1
+    assert response.headers["Location"].endswith(f"/manage/{series['manage_token']}")
+    again = api.get(f"/api/v1/manage/{series['manage_token']}").get_json()["series"]
+    assert again["occurrences"] == series["occurrences"]
+    # Each occurrence's own link still works.
+    engine = series_app.extensions["bookwise"].database.engine
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(Booking.uid, Booking.manage_token).where(Booking.series_id.is_not(None))
+        ).all()
+    assert len(rows) == 4
+    own = api.get(f"/api/v1/manage/{rows[0].uid}-{rows[0].manage_token}")
+    assert own.status_code == 200 and own.get_json()["status"] == "confirmed"
+
+
+def test_a_series_with_one_taken_occurrence_writes_nothing(series_app: Any) -> None:
+    api = series_app.test_client()
+    taken = in_days(3 + 14)
+    for _ in range(3):  # every consultant is busy at the third occurrence
+        single(api, taken)
+    before = counts(series_app)
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4))
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "series_conflict"
+    assert [datetime.fromisoformat(s) for s in error["unavailable"]] == [taken]
+    assert [o["free"] for o in error["occurrences"]] == [True, True, False, True]
+    assert "Nothing was booked" in error["message"]
+    assert counts(series_app) == before
+    # The client accepts the series without it.
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4, skip_unavailable=True))
+    assert response.status_code == 201, response.get_json()
+    states = [o["state"] for o in response.get_json()["series"]["occurrences"]]
+    assert states == ["confirmed", "confirmed", "skipped", "confirmed"]
+
+
+def test_the_series_prefers_one_staff_member_free_every_time(series_app: Any) -> None:
+    api = series_app.test_client()
+    single(api, in_days(10), None)  # takes someone at the 2nd occurrence
+    single(api, in_days(17), None)  # and someone else at the 3rd
+    series = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4)).get_json()["series"]
+    staff = {o["staff"] for o in series["occurrences"]}
+    assert len(staff) == 1
+
+
+@pytest.mark.parametrize(
+    ("recurrence", "status", "code"),
+    [
+        ({"frequency": "every_3_weeks", "count": 3}, 422, "invalid_frequency"),
+        ({"frequency": "weekly", "count": 13}, 422, "invalid_count"),
+        ({"frequency": "weekly", "count": 1}, 422, "invalid_count"),
+        ({"frequency": "weekly", "count": "4"}, 400, "invalid_recurrence"),
+        ("weekly", 400, "invalid_recurrence"),
+        ({"frequency": "weekly", "count": 4, "until": "x"}, 400, "invalid_recurrence"),
+    ],
+)
+def test_bad_series_requests_are_clear_errors(
+    series_app: Any, recurrence: Any, status: int, code: str
+) -> None:
+    api = series_app.test_client()
+    before = counts(series_app)
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(3), recurrence=recurrence))
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+    assert counts(series_app) == before
+
+
+def test_a_service_without_recurrence_refuses_a_series(scenario_app: Any) -> None:
+    api = scenario_app.test_client()
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(3)))
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "series_not_allowed"
+
+
+def test_cancel_one_occurrence_then_the_rest(series_app: Any) -> None:
+    api = series_app.test_client()
+    series = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 5)).get_json()["series"]
+    token = series["manage_token"]
+    second = series["occurrences"][1]["start"]
+    response = api.post(f"/api/v1/manage/{token}/cancel", json={"occurrence": second})
+    assert response.status_code == 200, response.get_json()
+    states = [o["state"] for o in response.get_json()["series"]["occurrences"]]
+    assert states == ["confirmed", "cancelled", "confirmed", "confirmed", "confirmed"]
+    third = series["occurrences"][3]["start"]
+    response = api.post(f"/api/v1/manage/{token}/cancel", json={"from": third})
+    states = [o["state"] for o in response.get_json()["series"]["occurrences"]]
+    assert states == ["confirmed", "cancelled", "confirmed", "cancelled", "cancelled"]
+    response = api.post(f"/api/v1/manage/{token}/cancel", json={"rest": True})
+    states = [o["state"] for o in response.get_json()["series"]["occurrences"]]
+    assert states == ["cancelled"] * 5
+    response = api.post(f"/api/v1/manage/{token}/cancel", json={"rest": True})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "nothing_to_cancel"
+    bad = api.post(f"/api/v1/manage/{token}/cancel", json={"occurrence": "2020-01-01T10:00Z"})
+    assert bad.status_code == 404
+    both = api.post(f"/api/v1/manage/{token}/cancel", json={"rest": True, "from": second})
+    assert both.status_code == 400
+    engine = series_app.extensions["bookwise"].database.engine
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(BookingSeries.sequence)).scalar_one() == 3
+
+
+# --- concurrency: a series racing single bookings, over real HTTP -----------------------------
+
+CHOOSES = "staff: {tags: [consultant], client_chooses: true}"
+
+
+def _post_json(url: str, data: dict[str, Any], number: int) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json", "X-Forwarded-For": f"10.0.1.{number + 1}"}
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            return response.status, "created"
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["error"]["code"]
+
+
+@pytest.fixture
+def served(scenario: Loaded, clock: Any) -> Any:
+    from bookwise.app import create_app
+
+    add_workflow_version(scenario.settings, scenario.database, consult_with(SERIES, CHOOSES))
+    settings = scenario.settings
+    settings = replace(settings, security=replace(settings.security, behind_proxies=1))
+    app = create_app(settings, clock=clock)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join()
+    app.extensions["bookwise"].database.engine.dispose()
+
+
+def test_a_series_racing_single_bookings_never_double_books(served: str, scenario: Loaded) -> None:
+    racers = 16
+    first, contested = in_days(4), in_days(4 + 14)
+    barrier = threading.Barrier(racers)
+    results: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+
+    def racer(number: int) -> None:
+        client = {"name": f"R{number}", "email": f"r{number}@example.org"}
+        if number % 2:
+            data = body(first, 4, staff="ana", client=client)
+            kind = "series"
+        else:
+            data = {"start": contested.isoformat(), "staff": "ana", "client": client}
+            data |= {"answers": {"topic": "x"}, "consent": True}
+            kind = "single"
+        barrier.wait()
+        outcome = _post_json(f"{served}{URL}/consult/bookings", data, number)
+        with lock:
+            results.append((kind, *outcome))
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == racers
+    statuses = Counter((kind, status, code) for kind, status, code in results)
+    assert all(status in (201, 409, 503) for _, status, _ in results), statuses
+    assert sum(n for (_, status, _), n in statuses.items() if status == 201) >= 1
+    with scenario.database.sessions() as session:
+        rows = session.execute(
+            sa.select(Booking.start_at, sa.func.count())
+            .where(Booking.holds_slot)
+            .group_by(Booking.start_at)
+        ).all()
+    assert rows and all(count == 1 for _, count in rows), rows
