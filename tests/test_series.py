@@ -4,16 +4,19 @@ service (the whole series checked before anything is written), the API and the m
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
@@ -28,13 +31,33 @@ from bookwise.bookings.recurrence import (
     continuous_staff,
     occurrence_starts,
 )
+from bookwise.bookings.series import (
+    cancel_occurrences,
+    create_series,
+    find_series_by_manage_token,
+    series_manage_token,
+)
+from bookwise.bookings.services import BookingRequest, find_service
+from bookwise.config import load_settings
+from bookwise.database import open_database
+from bookwise.db import unit_of_work
 from bookwise.documents import parse_document
 from bookwise.errors import errors_only
 from bookwise.models import metadata
+from bookwise.notifications.delivery import Dispatcher
+from bookwise.notifications.models import Notification
 from bookwise.notifications.templates import SHIPPED_TEMPLATES, template_names
 from bookwise.workflows.language import FREQUENCIES, Recurrence, Workflow
 from bookwise.workflows.loader import CheckContext, check_workflow, read_field_sets
-from tests.conftest import TEST_NOW, Loaded, add_workflow_version
+from tests.conftest import (
+    SCENARIO,
+    TEST_NOW,
+    Inbox,
+    Loaded,
+    add_workflow_version,
+    base_config,
+    write_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -469,3 +492,103 @@ def test_a_series_racing_single_bookings_never_double_books(served: str, scenari
             .group_by(Booking.start_at)
         ).all()
     assert rows and all(count == 1 for _, count in rows), rows
+
+
+# --- messages: one confirmation for the series, one invitation, reminders per occurrence -------
+
+MESSAGES = """notifications:
+  - {on: confirmed, to: [client, staff], channel: email}
+  - {on: cancelled, to: [client, staff], channel: email}
+  - {on: reminder, before: 24h, to: client, channel: email}
+"""
+
+
+@pytest.fixture
+def mailing(inbox: Inbox, tmp_path: Path, database_url: str) -> Iterator[Loaded]:
+    """The scenario with ``consult`` taking weekly series, e-mail to the loopback SMTP server."""
+    workflows = tmp_path / "workflows"
+    shutil.copytree(SCENARIO / "workflows", workflows)
+    text = consult_with(SERIES, CHOOSES).replace("notifications: []\n", MESSAGES)
+    (workflows / "consult.yaml").write_text(text, encoding="utf-8")
+    values = base_config(tmp_path, database_url) | {
+        "workflows": str(workflows),
+        "mail": {"host": "127.0.0.1", "port": inbox.port, "sender": "Acme <b@acme.example>"},
+        "plugins": {"enabled": []},
+        "base_url": "https://book.acme.example",
+    }
+    settings = load_settings(write_config(tmp_path / "mailing.yaml", values), environ={})
+    database = open_database(settings)
+    from bookwise import instance
+
+    instance.load_calendar_files(settings, database, [SCENARIO / "calendars.yaml"])
+    yield Loaded(settings, database)
+    database.engine.dispose()
+
+
+def book_series(loaded: Loaded, start: datetime, count: int, now: datetime) -> str:
+    with unit_of_work(loaded.database.sessions, write=True) as session:
+        context = find_service(session, "acme", "consult")
+        request = BookingRequest(
+            start=start,
+            staff="ana",
+            locale="en",
+            values={"name": "Zoé Martin", "email": "zoe@example.org", "topic": "Maths"},
+            consent=True,
+        )
+        series = create_series(
+            session, context, request, SeriesRequest("weekly", count), now, plugins=None
+        )
+        return series_manage_token(series)
+
+
+def ics_of(message: Any) -> icalendar.Event:
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+            return calendar.walk("VEVENT")[0]
+    raise AssertionError(f"no calendar file in {message['Subject']!r}")
+
+
+def test_one_confirmation_lists_the_series_with_one_invitation(
+    mailing: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    first = in_days(3, 18)
+    token = book_series(mailing, first, 4, now)
+    with mailing.database.sessions() as session:
+        reminders = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.event == "reminder")
+        )
+    assert reminders == 4  # one before each occurrence
+    Dispatcher(mailing.settings, mailing.database, clock=lambda: now).drain()
+    (confirmation,) = inbox.to("zoe@example.org")
+    (staff,) = inbox.to("ana@acme.example")
+    text = str(
+        next(p for p in confirmation.walk() if p.get_content_type() == "text/plain").get_content()
+    )
+    assert "Every session of the series (4)" in text
+    assert text.count("\n- ") >= 4
+    assert f"/manage/{token}" in text
+    event = ics_of(confirmation)
+    assert event["UID"] == f"{token.split('-')[0]}@bookwise"
+    rule = event["RRULE"]
+    assert rule["FREQ"] == ["WEEKLY"] and rule["INTERVAL"] == [1] and rule["COUNT"] == [4]
+    assert "EXDATE" not in event
+    first_sequence = int(event["SEQUENCE"])
+    assert "Every session of the series (4)" in str(staff.get_body(("plain",)).get_content())
+
+    # Cancelling one occurrence: the series' event again, the occurrence as an EXDATE, a higher
+    # SEQUENCE.
+    inbox.messages.clear()
+    second = in_days(10, 18)
+    with unit_of_work(mailing.database.sessions, write=True) as session:
+        series = find_series_by_manage_token(session, token)
+        cancel_occurrences(session, series, now, occurrence=second, plugins=None)
+    Dispatcher(mailing.settings, mailing.database, clock=lambda: now).drain()
+    (cancelled,) = inbox.to("zoe@example.org")
+    event = ics_of(cancelled)
+    assert event["UID"] == f"{token.split('-')[0]}@bookwise"
+    assert int(event["SEQUENCE"]) > first_sequence
+    exdates = [d.dt for d in event["EXDATE"].dts]
+    assert exdates == [second]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from bookwise.availability.engine import Slot
 from bookwise.availability.services import (
@@ -37,6 +37,7 @@ from bookwise.availability.services import (
     service_availability,
 )
 from bookwise.bookings.answers import check_answers
+from bookwise.bookings.ics import SeriesRule
 from bookwise.bookings.models import Booking, BookingSeries
 from bookwise.bookings.recurrence import (
     SeriesRequest,
@@ -44,6 +45,7 @@ from bookwise.bookings.recurrence import (
     check_series_request,
     continuous_staff,
     occurrence_starts,
+    weeks_between,
 )
 from bookwise.bookings.services import (
     BookingContext,
@@ -435,3 +437,53 @@ def cancel_occurrences(
     series.sequence += 1
     session.flush()
     return cancelled
+
+
+# --- the series' calendar invitation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesInvitation:
+    """The one calendar event of a series: its UID, SEQUENCE, first occurrence and rule (with
+    the occurrences left out or cancelled as EXDATEs, the moved ones as RDATEs); ``holds``:
+    whether any occurrence still takes place (else the event is cancelled as a whole)."""
+
+    uid: str
+    sequence: int
+    start: datetime
+    end: datetime
+    repeat: SeriesRule
+    holds: bool
+
+
+def series_invitation(booking: Booking) -> SeriesInvitation | None:
+    """The invitation of the series ``booking`` belongs to, or None for a single booking.
+
+    Its SEQUENCE is the series' own plus every occurrence's, so that any change (an occurrence
+    cancelled from its own link, approved, moved) raises it and calendars update the event."""
+    if booking.series_id is None:
+        return None
+    session = object_session(booking)
+    series = session.get(BookingSeries, booking.series_id) if session is not None else None
+    if series is None:
+        return None
+    duration = booking.end_at - booking.start_at
+    rule = expected_starts(series, series.calendar.timezone)
+    holding = {_utc(b.start_at) for b in series.occurrences if b.holds_slot}
+    ruled = set(rule)
+    last = max([*rule, *holding])
+    repeat = SeriesRule(
+        weeks=weeks_between(series.frequency),
+        count=series.count,
+        exdates=tuple(start for start in rule if start not in holding),
+        rdates=tuple(sorted(start for start in holding if start not in ruled)),
+        last_end=last + duration,
+    )
+    return SeriesInvitation(
+        uid=f"{series.uid}@bookwise",
+        sequence=series.sequence + sum(b.sequence for b in series.occurrences),
+        start=rule[0],
+        end=rule[0] + duration,
+        repeat=repeat,
+        holds=bool(holding),
+    )
