@@ -4,6 +4,7 @@ service (the whole series checked before anything is written), the API and the m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import urllib.error
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -592,3 +594,85 @@ def test_one_confirmation_lists_the_series_with_one_invitation(
     assert int(event["SEQUENCE"]) > first_sequence
     exdates = [d.dt for d in event["EXDATE"].dts]
     assert exdates == [second]
+
+
+# --- the public pages, without JavaScript --------------------------------------------------------
+
+ORIGIN = {"Origin": "http://localhost"}
+
+
+def hidden_inputs(html: str) -> dict[str, str]:
+    values = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        attributes = dict(re.findall(r'(\w+)="([^"]*)"', tag))
+        if attributes.get("type") == "hidden" and "name" in attributes:
+            values[attributes["name"]] = unescape(attributes.get("value", ""))
+    return values
+
+
+def test_the_booking_form_books_a_series_without_the_times_not_free(series_app: Any) -> None:
+    web = series_app.test_client()
+    first = in_days(3)
+    for _ in range(3):  # the second occurrence is taken by everyone
+        single(series_app.test_client(), in_days(10))
+    url = f"/acme/consult/book?start={first.isoformat().replace('+', '%2B')}&tz=Europe/Paris"
+    page = web.get(url).get_data(as_text=True)
+    assert 'name="repeat"' in page and 'name="repeat_count"' in page and "Every week" in page
+    answers = hidden_inputs(page) | {
+        "field_name": "Zoé Martin",
+        "field_email": "zoe@example.org",
+        "field_topic": "Maths",
+        "consent": "y",
+        "repeat": "weekly",
+        "repeat_count": "3",
+    }
+    before = counts(series_app)
+    shown = web.post(url.split("?", maxsplit=1)[0], data=answers, headers=ORIGIN)
+    assert shown.status_code == 200
+    html = shown.get_data(as_text=True)
+    assert html.count('class="occurrence free"') == 2
+    assert html.count('class="occurrence not-free"') == 1
+    assert "Book the series (2 times)" in html
+    assert counts(series_app) == before  # nothing written before the client decides
+    again = hidden_inputs(html)
+    assert again["series_checked"] == "1" and again["series_skip"]
+    booked = web.post(url.split("?", maxsplit=1)[0], data=answers | again, headers=ORIGIN)
+    assert booked.status_code == 302, booked.get_data(as_text=True)[:3000]
+    manage = web.get(booked.headers["Location"], follow_redirects=True)
+    text = manage.get_data(as_text=True)
+    assert "Your series is booked" in text
+    assert text.count("Cancel this one") == 2
+    assert "Not booked (not free)" in text
+    # Cancel one occurrence from the manage page.
+    token = re.search(r"/manage/([\w-]+)/cancel", text).group(1)
+    values = hidden_inputs(text)
+    occurrence = re.search(r'name="occurrence" value="([^"]+)"', text).group(1)
+    done = web.post(
+        f"/manage/{token}/cancel",
+        data={"form_token": values["form_token"], "occurrence": occurrence},
+        headers=ORIGIN,
+        follow_redirects=True,
+    )
+    assert "This occurrence has been cancelled" in done.get_data(as_text=True)
+    assert done.get_data(as_text=True).count("Cancel this one") == 1
+    ics = web.get(f"/manage/{token}/booking.ics")
+    event = icalendar.Calendar.from_ical(ics.data).walk("VEVENT")[0]
+    assert event["RRULE"]["COUNT"] == [3]
+    assert len(event["EXDATE"].dts) == 2
+
+
+def test_a_wrong_repeat_count_is_said_on_the_form(series_app: Any) -> None:
+    web = series_app.test_client()
+    url = f"/acme/consult/book?start={in_days(3).isoformat().replace('+', '%2B')}&tz=Europe/Paris"
+    page = web.get(url).get_data(as_text=True)
+    data = hidden_inputs(page) | {
+        "field_name": "Zoé",
+        "field_email": "zoe@example.org",
+        "field_topic": "Maths",
+        "consent": "y",
+        "repeat": "weekly",
+        "repeat_count": "40",
+    }
+    response = web.post(url.split("?", maxsplit=1)[0], data=data, headers=ORIGIN)
+    assert response.status_code == 422
+    assert "Choose how many times, from 2 to 12." in response.get_data(as_text=True)
