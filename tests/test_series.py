@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
+from bookwise.bookings.ics import CalendarEvent, SeriesRule, build_ics
 from bookwise.bookings.models import Booking, BookingSeries
 from bookwise.bookings.recurrence import (
     SeriesRequest,
@@ -676,3 +677,64 @@ def test_a_wrong_repeat_count_is_said_on_the_form(series_app: Any) -> None:
     response = web.post(url.split("?", maxsplit=1)[0], data=data, headers=ORIGIN)
     assert response.status_code == 422
     assert "Choose how many times, from 2 to 12." in response.get_data(as_text=True)
+
+
+# --- the series' calendar file (pure) ---------------------------------------------------------
+
+
+def test_the_series_event_has_its_rule_exdates_and_rdates() -> None:
+    first = datetime(2027, 3, 16, 18, 0, tzinfo=PARIS)
+    starts = occurrence_starts(first, "every_2_weeks", 4, "Europe/Paris")
+    moved = datetime(2027, 4, 15, 17, 0, tzinfo=PARIS)
+    event = CalendarEvent(
+        uid="abc@bookwise",
+        sequence=3,
+        start=first,
+        end=first + timedelta(hours=1),
+        timezone="Europe/Paris",
+        summary="Tutoring",
+        stamp=datetime(2027, 3, 1, tzinfo=UTC),
+        repeat=SeriesRule(
+            weeks=2,
+            count=4,
+            exdates=(starts[1], starts[2]),
+            rdates=(moved,),
+            last_end=starts[-1] + timedelta(hours=1),
+        ),
+    )
+    data = build_ics(event, "REQUEST")
+    text = data.decode()
+    assert "RRULE:FREQ=WEEKLY;COUNT=4;INTERVAL=2" in text or (
+        "RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=4" in text
+    )
+    vevent = icalendar.Calendar.from_ical(data).walk("VEVENT")[0]
+    assert [d.dt for d in vevent["EXDATE"].dts] == [starts[1], starts[2]]
+    # The EXDATEs keep the local 18:00, after the clocks changed (UTC+2), in the event's zone.
+    assert "EXDATE;TZID=Europe/Paris:20270330T180000,20270413T180000" in text
+    assert [d.dt for d in vevent["RDATE"].dts] == [moved]
+    assert int(vevent["SEQUENCE"]) == 3
+
+
+def test_cancelling_the_rest_tells_the_client_once(
+    mailing: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    token = book_series(mailing, in_days(3, 18), 3, now)
+    Dispatcher(mailing.settings, mailing.database, clock=lambda: now).drain()
+    inbox.messages.clear()
+    with unit_of_work(mailing.database.sessions, write=True) as session:
+        series = find_series_by_manage_token(session, token)
+        cancelled = cancel_occurrences(session, series, now, rest_from=now, plugins=None)
+        assert len(cancelled) == 3
+    Dispatcher(mailing.settings, mailing.database, clock=lambda: now).drain()
+    (message,) = inbox.to("zoe@example.org")
+    assert len(inbox.to("ana@acme.example")) == 1  # the staff member too, once
+    text = str(message.get_body(("plain",)).get_content())
+    assert "All of these sessions of the series are cancelled:" in text
+    assert text.count("\n- ") == 3
+    event = ics_of(message)
+    assert event["STATUS"] == "CANCELLED"
+    with mailing.database.sessions() as session:
+        reminders = session.scalars(
+            sa.select(Notification.state).where(Notification.event == "reminder")
+        ).all()
+    assert set(reminders) == {"withdrawn"}

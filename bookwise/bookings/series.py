@@ -71,6 +71,7 @@ from bookwise.bookings.services import (
     routing_values,
 )
 from bookwise.errors import NotFound
+from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_event, plan_rule, plan_timed
 from bookwise.plugins.bookings import create_meeting
 from bookwise.workflows.services import workflow_of
@@ -436,7 +437,33 @@ def cancel_occurrences(
             raise NotAllowed("no occurrence of this series is left to cancel", "nothing_to_cancel")
     series.sequence += 1
     session.flush()
+    if len(cancelled) > 1:
+        _one_message_for_the_rest(session, series, cancelled)
     return cancelled
+
+
+def _one_message_for_the_rest(
+    session: Session, series: BookingSeries, cancelled: list[Booking]
+) -> None:
+    """Cancelling the rest tells each recipient once: the first occurrence's message lists them
+    all (``series.cancelled``); the same recipient's messages of the others are withdrawn."""
+    rows = session.scalars(
+        select(Notification).where(
+            Notification.booking_id.in_([b.id for b in cancelled]),
+            Notification.event == "cancelled",
+            Notification.state == "pending",
+        )
+    ).all()
+    first = cancelled[0].id
+    told = {(r.recipient, r.channel) for r in rows if r.booking_id == first}
+    starts = [_utc(b.start_at).isoformat() for b in cancelled]
+    for row in rows:
+        if row.booking_id == first:
+            row.payload = {**(row.payload or {}), "series": series.uid, "cancelled": starts}
+        elif (row.recipient, row.channel) in told:
+            row.state = "withdrawn"
+            row.last_error = "told in the message for the rest of the series"
+    session.flush()
 
 
 # --- the series' calendar invitation -------------------------------------------------------------

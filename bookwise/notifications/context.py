@@ -180,9 +180,14 @@ def _add_series(
         return
     business = booking.calendar.timezone
     held = [b for b in series.occurrences if b.holds_slot]
+    cancelled = [
+        datetime.fromisoformat(start) for start in (row.payload or {}).get("cancelled", [])
+    ]
     context["series"] = {
         "occurrences": [moment_text(b.start_at, row.timezone, row.locale, business) for b in held],
         "count": len(held),
+        # "Cancel the rest": the occurrences this one message tells of.
+        "cancelled": [moment_text(c, row.timezone, row.locale, business) for c in cancelled],
     }
     if row.recipient_kind == "client":
         link = f"{settings.base_url}/manage/{series_manage_token(series)}"

@@ -58,7 +58,8 @@ VARIABLES: dict[str, str] = {
     "time_off": N_("for time-off: .start, .end"),
     "series": N_(
         "for the one confirmation of a series (a weekly course): .occurrences (each occurrence's "
-        "day and time), .count (how many were booked); empty otherwise"
+        "day and time), .count (how many were booked); for the one message of cancelling the "
+        "rest of a series, .cancelled (each occurrence cancelled); empty otherwise"
     ),
     "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
     "source": N_(
@@ -824,6 +825,7 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
                 format_when(start + timedelta(weeks=week), zone, locale) for week in range(3)
             ],
             "count": 3,
+            "cancelled": [],
         },
         "time_off": {
             "start": format_when(datetime(2026, 12, 24, 7, tzinfo=UTC), zone, locale),
