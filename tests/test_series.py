@@ -425,6 +425,21 @@ def test_cancel_one_occurrence_then_the_rest(series_app: Any) -> None:
         assert connection.execute(sa.select(BookingSeries.sequence)).scalar_one() == 3
 
 
+def test_a_tampered_series_token_finds_nothing(series_app: Any) -> None:
+    api = series_app.test_client()
+    series = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 2)).get_json()["series"]
+    token = series["manage_token"]
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert api.get(f"/api/v1/manage/{wrong}").status_code == 404
+    assert api.post(f"/api/v1/manage/{wrong}/cancel", json={"rest": True}).status_code == 404
+    assert api.get(f"/manage/{wrong}").status_code == 404
+    assert api.get(f"/manage/{wrong}/booking.ics").status_code == 404
+    page = api.get(f"/manage/{token}")
+    assert page.status_code == 200
+    assert "no-store" in page.headers["Cache-Control"]
+    assert api.get(f"/api/v1/manage/{token}").headers["Cache-Control"].count("no-store") == 1
+
+
 # --- concurrency: a series racing single bookings, over real HTTP -----------------------------
 
 CHOOSES = "staff: {tags: [consultant], client_chooses: true}"
@@ -738,3 +753,30 @@ def test_cancelling_the_rest_tells_the_client_once(
             sa.select(Notification.state).where(Notification.event == "reminder")
         ).all()
     assert set(reminders) == {"withdrawn"}
+
+
+def test_the_whole_series_is_checked_with_one_search(series_app: Any, now: datetime) -> None:
+    """The staff's hours are read once for a 12-occurrence series, not once per occurrence."""
+    database = series_app.extensions["bookwise"].database
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        with unit_of_work(database.sessions, write=True) as session:
+            context = find_service(session, "acme", "consult")
+            request = BookingRequest(
+                start=in_days(3),
+                values={"name": "Zoé", "email": "zoe@example.org", "topic": "Maths"},
+                consent=True,
+            )
+            series = create_series(
+                session, context, request, SeriesRequest("weekly", 12), now, plugins=None
+            )
+            assert len(series.occurrences) == 12
+    finally:
+        sa.event.remove(database.engine, "before_cursor_execute", record)
+    hours_reads = [s for s in statements if "FROM working_hours" in s]
+    assert len(hours_reads) == 1, hours_reads

@@ -9,12 +9,14 @@ The booking form's own view (:func:`bookwise.public.views.book`) calls :func:`se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
 from flask import Response, g, redirect, render_template, request
+from flask_babel import get_locale
 from werkzeug.wrappers import Response as BaseResponse
 
 from bookwise.bookings.ics import CalendarEvent, build_ics
@@ -34,10 +36,11 @@ from bookwise.bookings.series import (
     series_occurrences,
 )
 from bookwise.bookings.services import BookingContext, BookingError, client_may_change
+from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
 from bookwise.errors import N_, NotFound
 from bookwise.formatting import format_when
-from bookwise.i18n import gettext
+from bookwise.i18n import format_locale, gettext
 from bookwise.public.forms import ActionForm, booking_request
 from bookwise.web import db_session, instance, now, plugin_host
 from bookwise.workflows.language import Workflow
@@ -51,6 +54,18 @@ FREQUENCY_LABELS = {
     "every_4_weeks": N_("Every 4 weeks"),
 }
 DEFAULT_COUNT = 4
+
+
+@dataclass(frozen=True)
+class PageParts:
+    """What the public pages' views share and the series' pages use too (given by
+    :mod:`bookwise.public.views`, which imports this module): their links, the calendar's page
+    settings, the visitor's time zone and the service's card."""
+
+    link: Callable[..., str]
+    page_settings: Callable[[Calendar], None]
+    zone: Callable[[Calendar], str]
+    service_card: Callable[[BookingContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -116,9 +131,7 @@ def _preview(checks: list[OccurrenceCheck], zone: str) -> list[dict[str, Any]]:
 
 
 def _formats() -> Any:
-    from bookwise.public.views import formats
-
-    return formats()
+    return format_locale()
 
 
 def book_series_step(  # noqa: PLR0913 (the booking form's state, as its view holds it)
@@ -192,20 +205,16 @@ def book_series_step(  # noqa: PLR0913 (the booking form's state, as its view ho
 # --- the series' manage link ---------------------------------------------------------------------
 
 
-def _series(token: str) -> BookingSeries:
-    from bookwise.public.views import _page_settings
-
+def _series(token: str, parts: PageParts) -> BookingSeries:
     series = find_series_by_manage_token(db_session(), token)
-    _page_settings(series.calendar)
+    parts.page_settings(series.calendar)
     g.noindex = True
     g.private = True
     return series
 
 
-def _series_details(series: BookingSeries) -> dict[str, Any]:
-    from bookwise.public.views import _service_card, _zone, locale
-
-    zone = _zone(series.calendar) if "tz" in request.args else series.timezone
+def _series_details(series: BookingSeries, parts: PageParts) -> dict[str, Any]:
+    zone = parts.zone(series.calendar) if "tz" in request.args else series.timezone
     token = series_manage_token(series)
     occurrences = []
     for occurrence in series_occurrences(series):
@@ -216,7 +225,9 @@ def _series_details(series: BookingSeries) -> dict[str, Any]:
             workflow = workflow_of(booking.workflow_version)
             changeable = client_may_change(workflow, booking, now())
             state = workflow.lifecycle.states.get(booking.state)
-            state_label = state_name(state.label if state else {}, booking.state, locale(), gettext)
+            state_label = state_name(
+                state.label if state else {}, booking.state, str(get_locale()), gettext
+            )
         occurrences.append(
             {
                 "start": occurrence.start.isoformat(),
@@ -230,7 +241,7 @@ def _series_details(series: BookingSeries) -> dict[str, Any]:
             }
         )
     first = next((o.booking for o in series_occurrences(series) if o.booking), None)
-    service = _service_card(_context_of(first)) if first is not None else None
+    service = parts.service_card(_context_of(first)) if first is not None else None
     return {
         "token": token,
         "calendar": series.calendar,
@@ -258,47 +269,45 @@ NOTICES = {
 }
 
 
-def series_manage_page(token: str, problem: str | None = None, status: int = 200) -> Any:
+def series_manage_page(
+    token: str, parts: PageParts, problem: str | None = None, status: int = 200
+) -> Any:
     """The series' page: its occurrences, each with "cancel this one", and "cancel the rest"."""
-    series = _series(token)
+    series = _series(token, parts)
     form = ActionForm(meta={"csrf_context": f"cancel:{series.uid}"})
     notice = NOTICES.get(request.args.get("done", ""))
     return render_template(
         "public/series.html",
-        series=_series_details(series),
+        series=_series_details(series, parts),
         form=form,
         notice=gettext(notice) if notice else None,
         problem=problem,
     ), status
 
 
-def series_booked(token: str) -> Any:
+def series_booked(token: str, parts: PageParts) -> Any:
     """After booking a series: its page, saying so."""
-    from bookwise.public.views import link
-
-    _series(token)
-    return redirect(link("manage", token=token, done="booked"))
+    _series(token, parts)
+    return redirect(parts.link("manage", token=token, done="booked"))
 
 
-def series_cancel(token: str) -> Any:
+def series_cancel(token: str, parts: PageParts) -> Any:
     """Cancel one occurrence (``occurrence``: its start) or the rest (``rest``) of a series."""
-    from bookwise.public.views import link
-
-    series = _series(token)
+    series = _series(token, parts)
     if request.method != "POST":
-        return redirect(link("manage", token=token))
+        return redirect(parts.link("manage", token=token))
     form = ActionForm(request.form, meta={"csrf_context": f"cancel:{series.uid}"})
     if not form.validate():
         problem = gettext("This form has expired. Reload the page and try again.")
-        return series_manage_page(token, problem, 409)
+        return series_manage_page(token, parts, problem, 409)
     occurrence: datetime | None = None
     if request.form.get("rest") != "1":
         try:
             occurrence = datetime.fromisoformat(str(request.form.get("occurrence", "")))
         except ValueError:
-            return series_manage_page(token, gettext("Choose an occurrence to cancel."), 422)
+            return series_manage_page(token, parts, gettext("Choose an occurrence to cancel."), 422)
         if occurrence.tzinfo is None:
-            return series_manage_page(token, gettext("Choose an occurrence to cancel."), 422)
+            return series_manage_page(token, parts, gettext("Choose an occurrence to cancel."), 422)
     db_session().close()  # one connection at a time: the write below takes its own
     try:
         with unit_of_work(instance().database.sessions, write=True) as session:
@@ -311,22 +320,22 @@ def series_cancel(token: str) -> Any:
                 plugins=plugin_host(),
             )
     except NotFound:
-        return series_manage_page(token, gettext("Choose an occurrence to cancel."), 422)
+        return series_manage_page(token, parts, gettext("Choose an occurrence to cancel."), 422)
     except BookingError as refused:
-        return series_manage_page(token, describe(refused.code, gettext, refused.told), 409)
+        return series_manage_page(token, parts, describe(refused.code, gettext, refused.told), 409)
     done = "cancelled_rest" if occurrence is None else "cancelled_one"
-    return redirect(link("manage", token=token, done=done))
+    return redirect(parts.link("manage", token=token, done=done))
 
 
-def series_calendar_file(token: str) -> BaseResponse:
+def series_calendar_file(token: str, parts: PageParts) -> BaseResponse:
     """The series as one .ics event (RRULE, EXDATEs), to add to a calendar."""
-    series = _series(token)
+    series = _series(token, parts)
     first = next((b for b in series.occurrences), None)
     if first is None:
         raise NotFound("no such series")
     invitation = series_invitation(first)
     assert invitation is not None
-    details = _series_details(series)
+    details = _series_details(series, parts)
     calendar = series.calendar
     name = details["service"]["name"] if details["service"] else calendar.name
     event = CalendarEvent(

@@ -108,6 +108,7 @@ from bookwise.public.forms import (
     same_origin,
 )
 from bookwise.public.series import (
+    PageParts,
     SeriesChoice,
     SeriesStep,
     book_series_step,
@@ -760,6 +761,11 @@ def _ask_more_questions(
     return problem, status
 
 
+def _series_parts() -> PageParts:
+    """What the series' pages (bookwise.public.series) share with these views."""
+    return PageParts(link, _page_settings, _zone, _service_card)
+
+
 def _book_or_check(
     context: BookingContext,
     form: Any,
@@ -1010,7 +1016,7 @@ def confirmation(token: str) -> Any:
     try:
         booking = _booking(token)
     except NotFound:  # a series' token (issue 18): its page says it is booked
-        return series_booked(token)
+        return series_booked(token, _series_parts())
     if not booking.holds_slot:  # cancelled or declined since: the manage page says so
         return redirect(link("manage", token=token))
     return render_template(
@@ -1023,7 +1029,7 @@ def manage(token: str) -> Any:
     try:
         booking = _booking(token)
     except NotFound:  # a series' token (issue 18)
-        return series_manage_page(token)
+        return series_manage_page(token, _series_parts())
     notice = {
         "rescheduled": gettext("Your booking has been moved."),
         "cancelled": gettext("Your booking has been cancelled."),
@@ -1042,7 +1048,7 @@ def calendar_file(token: str) -> Response:
     try:
         booking = _booking(token)
     except NotFound:  # a series' token (issue 18)
-        return series_calendar_file(token)  # type: ignore[return-value]
+        return series_calendar_file(token, _series_parts())  # type: ignore[return-value]
     details = _details(booking)
     calendar = booking.calendar
     event = CalendarEvent(
@@ -1073,7 +1079,7 @@ def cancel(token: str) -> Any:
     try:
         booking = _booking(token)
     except NotFound:  # a series' token (issue 18): one occurrence, or the rest
-        return series_cancel(token)
+        return series_cancel(token, _series_parts())
     posted = request.method == "POST"
     form = ActionForm(
         request.form if posted else None, meta={"csrf_context": f"cancel:{booking.uid}"}
