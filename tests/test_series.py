@@ -336,6 +336,8 @@ def test_a_weekly_series_is_booked_in_one_go(series_app: Any) -> None:
     assert len(rows) == 4
     own = api.get(f"/api/v1/manage/{rows[0].uid}-{rows[0].manage_token}")
     assert own.status_code == 200 and own.get_json()["status"] == "confirmed"
+    listed = {o["manage_token"] for o in series["occurrences"]}
+    assert listed == {f"{row.uid}-{row.manage_token}" for row in rows}
 
 
 def test_a_series_with_one_taken_occurrence_writes_nothing(series_app: Any) -> None:

@@ -343,6 +343,7 @@ def _series_json(series: BookingSeries) -> dict[str, Any]:
             item["booking"] = booking.uid
             item["staff"] = booking.staff_member.slug
             item["can_change"] = client_may_change(context_of(booking).workflow, booking, now())
+            item["manage_token"] = manage_token(booking)  # the occurrence's own link
         occurrences.append(item)
     return {
         "id": series.uid,

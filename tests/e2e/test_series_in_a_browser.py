@@ -15,11 +15,7 @@ from tests.e2e.helpers import days_after, pick_time
 pytestmark = pytest.mark.browser
 
 
-def test_book_a_weekly_series_then_cancel_one_occurrence(
-    open_context: Callable[..., Any], live: str, now: datetime
-) -> None:
-    context = open_context(locale="en-US", timezone_id="America/New_York")
-    page = context.new_page()
+def open_tutoring_form(page: Any, live: str, now: datetime) -> None:
     page.goto(f"{live}/bright-minds/tutoring?tz=America/New_York")
     pick_time(page, days_after(now, 2))
     page.wait_for_selector("form.booking-form")
@@ -31,6 +27,14 @@ def test_book_a_weekly_series_then_cancel_one_occurrence(
     # Repeat: every week, 3 times.
     page.select_option("#repeat-frequency", "weekly")
     page.fill("#repeat-count", "3")
+
+
+def test_book_a_weekly_series_then_cancel_one_occurrence(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
+    context = open_context(locale="en-US", timezone_id="America/New_York")
+    page = context.new_page()
+    open_tutoring_form(page, live, now)
     page.click("button[type=submit]")
 
     # Each occurrence is shown, free or not; nothing is booked yet.
@@ -50,3 +54,25 @@ def test_book_a_weekly_series_then_cancel_one_occurrence(
     page.wait_for_selector("text=This occurrence has been cancelled")
     expect(page.locator("button:has-text('Cancel this one')")).to_have_count(free - 1)
     expect(page.locator("li.occurrence.status-cancelled")).to_have_count(1)
+
+
+def test_the_series_pages_have_no_axe_violations(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
+    from tests.e2e.test_accessibility import Checker
+
+    context = open_context(
+        locale="en-GB",
+        timezone_id="America/New_York",
+        extra_http_headers={"Accept-Language": "en"},
+    )
+    page = context.new_page()
+    checker = Checker(page, live)
+    open_tutoring_form(page, live, now)
+    checker.check("the booking form with Repeat")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#series-preview")
+    checker.check("the series' occurrences before booking")
+    page.click("button:has-text('Book the series')")
+    page.wait_for_selector("text=Your series is booked")
+    checker.check("the series' manage page")
