@@ -15,6 +15,7 @@ PURE = [
     "bookwise.availability.reasons",
     "bookwise.availability.assignment",
     "bookwise.bookings.answers",
+    "bookwise.bookings.recurrence",
     "bookwise.notifications.rendering",
     "bookwise.notifications.quiet",
     "bookwise.plugins.api",

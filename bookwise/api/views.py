@@ -27,7 +27,15 @@ from bookwise.availability.services import (
 )
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
-from bookwise.bookings.models import Booking
+from bookwise.bookings.models import Booking, BookingSeries
+from bookwise.bookings.recurrence import SeriesRequest
+from bookwise.bookings.series import (
+    book_series_from_answers,
+    cancel_occurrences,
+    find_series_by_manage_token,
+    series_manage_token,
+    series_occurrences,
+)
 from bookwise.bookings.services import (
     CONSENT_REFUSALS,
     BookingContext,
@@ -276,6 +284,13 @@ def _service_json(context: BookingContext, locale: str) -> dict[str, Any]:
         # them.
         "routing_fields": [f.id for f in routing_questions(workflow)],
         "consent": None,
+        # Whether a series may be booked (``recurrence`` of the booking request), and how.
+        "recurrence": {
+            "max_occurrences": workflow.recurrence.max_occurrences,
+            "frequencies": list(workflow.recurrence.frequencies),
+        }
+        if workflow.recurrence.allowed
+        else None,
     }
     if workflow.consent is not None:
         data["consent"] = {
@@ -310,6 +325,62 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "manage_url": manage_url(instance().settings, booking),
         "consent": _consent_json(booking),
     }
+
+
+def _series_json(series: BookingSeries) -> dict[str, Any]:
+    """A series and its occurrences (each with its own booking's id and state, or ``skipped``
+    when it was not free when booked), for its manage link."""
+    zone = ZoneInfo(series.timezone)
+    token = series_manage_token(series)
+    occurrences = []
+    for occurrence in series_occurrences(series):
+        item: dict[str, Any] = {
+            "start": occurrence.start.astimezone(zone).isoformat(),
+            "state": occurrence.state,
+        }
+        if occurrence.booking is not None:
+            booking = occurrence.booking
+            item["booking"] = booking.uid
+            item["staff"] = booking.staff_member.slug
+            item["can_change"] = client_may_change(context_of(booking).workflow, booking, now())
+            item["manage_token"] = manage_token(booking)  # the occurrence's own link
+        occurrences.append(item)
+    return {
+        "id": series.uid,
+        "calendar": series.calendar.slug,
+        "service": series.service.workflow.slug,
+        "frequency": series.frequency,
+        "count": series.count,
+        "timezone": series.timezone,
+        "client": {"name": series.client.name, "email": series.client.email},
+        "occurrences": occurrences,
+        "manage_token": token,
+        "manage_url": f"{instance().settings.base_url}/manage/{token}",
+    }
+
+
+def _series_request(body: dict[str, Any]) -> SeriesRequest | None:
+    """``recurrence: {frequency, count}`` and ``skip_unavailable`` of a booking request."""
+    recurrence = body.get("recurrence")
+    skip = body.get("skip_unavailable", False)
+    if not isinstance(skip, bool):
+        raise ApiError(400, "invalid_request", "skip_unavailable must be true or false")
+    if recurrence is None:
+        if skip:
+            raise ApiError(400, "invalid_request", "skip_unavailable needs a recurrence")
+        return None
+    if not isinstance(recurrence, dict) or set(recurrence) - {"frequency", "count"}:
+        raise ApiError(
+            400,
+            "invalid_recurrence",
+            'recurrence must be an object like {"frequency": "weekly", "count": 6}',
+        )
+    frequency, count = recurrence.get("frequency", "weekly"), recurrence.get("count")
+    if not isinstance(frequency, str):
+        raise ApiError(400, "invalid_recurrence", "recurrence.frequency must be text")
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ApiError(400, "invalid_recurrence", "recurrence.count must be a whole number")
+    return SeriesRequest(frequency, count, skip)
 
 
 def _consent_json(booking: Booking) -> dict[str, Any] | None:
@@ -494,6 +565,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     if not isinstance(sms_opt_in, bool):
         raise ApiError(400, "invalid_request", "sms_opt_in must be true or false")
     start = _moment(body.get("start"))
+    series = _series_request(body)
     staff = _optional_text(body, "staff")
     locale = _optional_text(client, "locale")
     settings = instance().settings
@@ -514,25 +586,27 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     timezone = client.get("timezone")
     if timezone is not None:
         timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
+    asked = BookingRequest(
+        start=start,
+        values=values,
+        consent=consent,
+        staff=staff,
+        locale=locale,
+        timezone=timezone,
+        source="api",
+        sms_opt_in=sms_opt_in,
+    )
+    if series is not None:
+        with unit_of_work(database.sessions, write=True) as session:
+            _check_sign_in(find_service(session, calendar, service))
+            booked = book_series_from_answers(
+                session, calendar, service, asked, series, now(), plugins=plugin_host()
+            )
+            made = {"series": _series_json(booked)}
+        return jsonify(made), 201, {"Location": made["series"]["manage_url"]}
     with unit_of_work(database.sessions, write=True) as session:
         _check_sign_in(find_service(session, calendar, service))
-        booking = book_from_answers(
-            session,
-            calendar,
-            service,
-            BookingRequest(
-                start=start,
-                values=values,
-                consent=consent,
-                staff=staff,
-                locale=locale,
-                timezone=timezone,
-                source="api",
-                sms_opt_in=sms_opt_in,
-            ),
-            now(),
-            plugins=plugin_host(),
-        )
+        booking = book_from_answers(session, calendar, service, asked, now(), plugins=plugin_host())
         payload = _booking_json(booking)
     location = url_for("api.manage", token=payload["manage_token"])
     return jsonify(payload), 201, {"Location": location}
@@ -540,7 +614,10 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
 
 @blueprint.get("/manage/<token>")
 def manage(token: str) -> Response:
-    return jsonify(_booking_json(find_by_manage_token(db_session(), token)))
+    try:
+        return jsonify(_booking_json(find_by_manage_token(db_session(), token)))
+    except NotFound:
+        return jsonify(series=_series_json(find_series_by_manage_token(db_session(), token)))
 
 
 @blueprint.post("/manage/<token>/reschedule")
@@ -563,10 +640,46 @@ def cancel(token: str) -> Response:
         raise ApiError(400, "invalid_request", "reason must be at most 500 characters")
     database = instance().database
     with unit_of_work(database.sessions, write=True) as session:
-        booking = find_by_manage_token(session, token)
+        try:
+            booking = find_by_manage_token(session, token)
+        except NotFound:
+            series = find_series_by_manage_token(session, token)
+            occurrence, rest_from = _occurrences_to_cancel(body)
+            cancel_occurrences(
+                session,
+                series,
+                now(),
+                occurrence=occurrence,
+                rest_from=rest_from,
+                reason=reason,
+                plugins=plugin_host(),
+            )
+            return jsonify(series=_series_json(series))
         cancel_booking(session, booking, now(), reason=reason, plugins=plugin_host())
         payload = _booking_json(booking)
     return jsonify(payload)
+
+
+def _occurrences_to_cancel(body: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """A series' cancel request: ``{"occurrence": START}`` (one), ``{"rest": true}`` (every
+    occurrence still to come) or ``{"from": START}`` (the rest from that one on)."""
+    rest = body.get("rest", False)
+    if not isinstance(rest, bool):
+        raise ApiError(400, "invalid_request", "rest must be true or false")
+    given = [key for key in ("occurrence", "from") if body.get(key) is not None] + (
+        ["rest"] if rest else []
+    )
+    if len(given) != 1:
+        raise ApiError(
+            400,
+            "invalid_request",
+            'give one of {"occurrence": START}, {"rest": true} or {"from": START}',
+        )
+    if given[0] == "occurrence":
+        return _moment(body["occurrence"], "occurrence"), None
+    if given[0] == "from":
+        return None, _moment(body["from"], "from")
+    return None, now()
 
 
 # --- the client's own data (docs/privacy.md, "A client's rights") --------------------------------

@@ -242,6 +242,9 @@ class SlotSearch:
     ignore_bookings: bool = False
     by_staff: bool = False
     answers: Mapping[str, Any] | None = None
+    # How far ahead the search may look, when further than the rules allow (a series: the first
+    # occurrence obeys the booking window, the later ones follow it).
+    max_ahead: timedelta | None = None
 
 
 def service_availability(
@@ -263,6 +266,8 @@ def service_availability(
     if search.staff_ids is not None:
         pool = [m for m in pool if m.id in search.staff_ids]
     rules = slot_rules(calendar, service, workflow, search.by_staff)
+    if search.max_ahead is not None and search.max_ahead > rules.max_ahead:
+        rules = replace(rules, max_ahead=search.max_ahead)
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
     staff_time = read_staff_time(
         session,

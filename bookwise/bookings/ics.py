@@ -47,6 +47,21 @@ class CalendarEvent:
     attendee_name: str = ""
     attendee_email: str = ""
     status: Status = "CONFIRMED"
+    # A series (issue 18): ``RRULE:FREQ=WEEKLY;INTERVAL=weeks;COUNT=count`` from ``start``, less
+    # the ``exdates`` (occurrences left out or cancelled), plus the ``rdates`` (moved ones).
+    repeat: SeriesRule | None = None
+
+
+@dataclass(frozen=True)
+class SeriesRule:
+    """The recurrence of a series' event: every ``weeks`` weeks, ``count`` times."""
+
+    weeks: int
+    count: int
+    exdates: tuple[datetime, ...] = ()
+    rdates: tuple[datetime, ...] = ()
+    # The last occurrence's start and end (the VTIMEZONE covers the series' whole span).
+    last_end: datetime | None = None
 
 
 def event_status(holds_slot: bool, awaiting_approval: bool) -> Status:
@@ -136,6 +151,8 @@ def _vevent(event: CalendarEvent, status: Status, *, attendee: bool) -> icalenda
     vevent.add("dtend", _local(_aware(event.end, "end"), zone))
     vevent.add("summary", _text(event.summary))
     vevent.add("status", status)
+    if event.repeat is not None:
+        _add_repeat(vevent, event.repeat, zone)
     if event.description:
         vevent.add("description", _text(event.description))
     if event.location or event.url:
@@ -159,6 +176,14 @@ def _vevent(event: CalendarEvent, status: Status, *, attendee: bool) -> icalenda
             },
         )
     return vevent
+
+
+def _add_repeat(vevent: icalendar.Event, repeat: SeriesRule, zone: ZoneInfo) -> None:
+    """RRULE, then EXDATE and RDATE in the event's zone (each matching a DTSTART of the rule)."""
+    vevent.add("rrule", {"FREQ": "WEEKLY", "INTERVAL": repeat.weeks, "COUNT": repeat.count})
+    for name, moments in (("exdate", repeat.exdates), ("rdate", repeat.rdates)):
+        if moments:
+            vevent.add(name, [_local(_aware(m, name), zone) for m in sorted(moments)])
 
 
 def _aware(moment: datetime, what: str) -> datetime:
@@ -199,6 +224,8 @@ def _years(event: CalendarEvent) -> tuple[int, int]:
     zone = ZoneInfo(event.timezone)
     start = _aware(event.start, "start").astimezone(zone).year
     end = _aware(event.end, "end").astimezone(zone).year
+    if event.repeat is not None and event.repeat.last_end is not None:
+        end = max(end, _aware(event.repeat.last_end, "last_end").astimezone(zone).year)
     return min(start, end) - 1, max(start, end) + 1
 
 

@@ -27,6 +27,14 @@ REFUSALS = {
     "unknown_transition": N_("This booking cannot be changed any more."),
     "invalid_start": N_("This time cannot be booked for this service. Please pick another time."),
     "busy": N_("Many people are booking right now. Nothing was booked; please try again."),
+    "series_conflict": N_(
+        "Some occurrences of this series are not free. Nothing was booked: book the series "
+        "without them, or pick another time."
+    ),
+    "series_not_allowed": N_("This service cannot be booked as a series."),
+    "invalid_frequency": N_("This service does not repeat that often."),
+    "invalid_count": N_("This series has too many or too few occurrences."),
+    "nothing_to_cancel": N_("No occurrence of this series is left to cancel."),
 }
 GENERIC = N_("Your request could not be completed. Please try again.")
 

@@ -164,6 +164,36 @@ def booking_context(
     }
 
 
+def _add_series(
+    session: Session,
+    context: dict[str, Any],
+    booking: Booking,
+    row: Notification,
+    settings: Settings,
+) -> None:
+    """The series' occurrences (its one confirmation lists them) and its manage link."""
+    from bookwise.bookings.models import BookingSeries
+    from bookwise.bookings.series import series_manage_token
+
+    series = session.get(BookingSeries, booking.series_id)
+    if series is None:
+        return
+    business = booking.calendar.timezone
+    held = [b for b in series.occurrences if b.holds_slot]
+    cancelled = [
+        datetime.fromisoformat(start) for start in (row.payload or {}).get("cancelled", [])
+    ]
+    context["series"] = {
+        "occurrences": [moment_text(b.start_at, row.timezone, row.locale, business) for b in held],
+        "count": len(held),
+        # "Cancel the rest": the occurrences this one message tells of.
+        "cancelled": [moment_text(c, row.timezone, row.locale, business) for c in cancelled],
+    }
+    if row.recipient_kind == "client":
+        link = f"{settings.base_url}/manage/{series_manage_token(series)}"
+        context["manage_url"] = f"{link}?lang={row.locale}"
+
+
 def consent_version(booking: Booking) -> str:
     """Which consent text was agreed to: the workflow's version number and the start of the
     text's hash (``v3-1f2e3d4c``), enough to find the exact text again."""
@@ -245,6 +275,8 @@ def message_context(
         context["booking"]["approved"] = was_approved(session, booking, row.event)
         if payload.get("reason"):
             context["reason"] = payload["reason"]
+        if payload.get("series") and booking.series_id is not None:
+            _add_series(session, context, booking, row, settings)
         return context
     if row.event == "time-off":
         time_off = session.get(TimeOff, (row.payload or {}).get("time_off_id"))

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.models import Booking, BookingEvent
+from bookwise.bookings.series import series_invitation
 from bookwise.calendars.models import Calendar
 from bookwise.config import Settings
 from bookwise.database import Database
@@ -491,15 +492,23 @@ class Dispatcher:
         method = INVITATION_METHOD.get(row.event)
         if booking is None or method is None or row.channel != "email":
             return ()
+        # An occurrence of a series: the series' one event, updated (issue 18).
+        series = series_invitation(booking)
+        if series is not None:
+            method = "REQUEST" if series.holds else "CANCEL"
         if method == "CANCEL" and booking.holds_slot:
             return ()
         context = _booking_values(row, booking, self.settings)
         workflow = workflow_of(booking.workflow_version)
+        start = times.start if times is not None else booking.start_at
+        end = times.end if times is not None else booking.end_at
+        if series is not None:
+            start, end = series.start, series.end
         event = CalendarEvent(
-            uid=f"{booking.uid}@bookwise",
-            sequence=booking.sequence,
-            start=times.start if times is not None else booking.start_at,
-            end=times.end if times is not None else booking.end_at,
+            uid=series.uid if series is not None else f"{booking.uid}@bookwise",
+            sequence=series.sequence if series is not None else booking.sequence,
+            start=start,
+            end=end,
             timezone=booking.calendar.timezone,
             summary=f"{context['service']['name']} · {booking.calendar.name}",
             description=context["manage_url"] if row.recipient_kind == "client" else "",
@@ -509,8 +518,12 @@ class Dispatcher:
             organizer_email=booking.calendar.reply_to or self._sender(),
             attendee_name=booking.client.name,
             attendee_email=booking.client.email or "",
-            status=event_status(booking.holds_slot, awaiting_approval(workflow, booking)),
+            status=event_status(
+                series.holds if series is not None else booking.holds_slot,
+                awaiting_approval(workflow, booking),
+            ),
             stamp=self.clock(),
+            repeat=series.repeat if series is not None else None,
         )
         method_name = "CANCEL" if method == "CANCEL" else "REQUEST"
         return (

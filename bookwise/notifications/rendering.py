@@ -56,6 +56,11 @@ VARIABLES: dict[str, str] = {
         ".link, .version (the workflow version and the text's hash), .given_at, .withdrawn_at"
     ),
     "time_off": N_("for time-off: .start, .end"),
+    "series": N_(
+        "for the one confirmation of a series (a weekly course): .occurrences (each occurrence's "
+        "day and time), .count (how many were booked); for the one message of cancelling the "
+        "rest of a series, .cancelled (each occurrence cancelled); empty otherwise"
+    ),
     "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
     "source": N_(
         "for calendar-feed-failing: .name (the calendar that cannot be read), .since, .problem "
@@ -814,6 +819,13 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
             "version": "v3-1f2e3d4c",
             "given_at": format_when(start - timedelta(days=7), zone, locale),
             "withdrawn_at": "",
+        },
+        "series": {
+            "occurrences": [
+                format_when(start + timedelta(weeks=week), zone, locale) for week in range(3)
+            ],
+            "count": 3,
+            "cancelled": [],
         },
         "time_off": {
             "start": format_when(datetime(2026, 12, 24, 7, tzinfo=UTC), zone, locale),

@@ -107,6 +107,18 @@ from bookwise.public.forms import (
     routed_answers,
     same_origin,
 )
+from bookwise.public.series import (
+    PageParts,
+    SeriesChoice,
+    SeriesStep,
+    book_series_step,
+    recurrence_menu,
+    series_booked,
+    series_calendar_file,
+    series_cancel,
+    series_choice,
+    series_manage_page,
+)
 from bookwise.timezones import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -665,6 +677,9 @@ def book(calendar_slug: str, service_slug: str) -> Any:
     alternatives: list[dict[str, Any]] = []
     more_questions: list[str] = []  # asked on a second step: they apply, the client never saw them
     status = 200
+    # A series (issue 18): "Repeat" chosen on the form; its occurrences, once checked.
+    repeat = series_choice(workflow, source) if posted else SeriesChoice()
+    series_preview: list[dict[str, Any]] = []
     if prefilled and _mark_prefilled_problems(context, form, prefilled):
         problem = gettext("Please correct the answers marked below.")
     if posted:
@@ -676,13 +691,16 @@ def book(calendar_slug: str, service_slug: str) -> Any:
             alternatives = _alternatives(context, taken or now(), zone, staff, answers)
         elif more_questions := _not_yet_seen(workflow, form):
             # Nothing is written: the form comes back with them, every answer kept.
-            if _mark_other_problems(context, form, more_questions):
-                problem, status = gettext("Please correct the answers marked below."), 422
-            elif form[f"field_{more_questions[0]}"].type != "SelectMultipleField":
-                _focus(form[f"field_{more_questions[0]}"])
+            problem, status = _ask_more_questions(context, form, more_questions, problem, status)
         else:
             try:
-                token = _create(context, form, start, zone, staff)
+                step = _book_or_check(context, form, start, zone, staff, answers, repeat, source)
+                token, series_preview, problem, status = (
+                    step.token,
+                    step.preview,
+                    step.problem,
+                    step.status,
+                )
             except InvalidAnswers as invalid:
                 mark_answer_problems(form, invalid, format_date=_local_date)
                 problem, status = gettext("Please correct the answers marked below."), 422
@@ -696,7 +714,8 @@ def book(calendar_slug: str, service_slug: str) -> Any:
                 problem = describe(refused.code, gettext, refused.told)
                 status = 503 if isinstance(refused, Busy) else 409
             else:
-                return redirect(link("confirmation", token=token, tz=zone))
+                if token is not None:
+                    return redirect(link("confirmation", token=token, tz=zone))
     shown = start or taken
     assert shown is not None
     members = {m.slug: m.name for m in service_pool_members(context)}
@@ -724,7 +743,49 @@ def book(calendar_slug: str, service_slug: str) -> Any:
         consent_link=workflow.consent.link.get(locale(), calendar.default_locale)
         if workflow.consent
         else "",
+        recurrence=recurrence_menu(workflow),
+        repeat=repeat,
+        series_preview=series_preview,
     ), status
+
+
+def _ask_more_questions(
+    context: BookingContext, form: Any, more_questions: list[str], problem: str | None, status: int
+) -> tuple[str | None, int]:
+    """The questions that came to apply, asked on a second step: their problems, or the focus
+    on the first of them."""
+    if _mark_other_problems(context, form, more_questions):
+        return gettext("Please correct the answers marked below."), 422
+    if form[f"field_{more_questions[0]}"].type != "SelectMultipleField":
+        _focus(form[f"field_{more_questions[0]}"])
+    return problem, status
+
+
+def _series_parts() -> PageParts:
+    """What the series' pages (bookwise.public.series) share with these views."""
+    return PageParts(link, _page_settings, _zone, _service_card)
+
+
+def _book_or_check(
+    context: BookingContext,
+    form: Any,
+    start: datetime,
+    zone: str,
+    staff: str | None,
+    answers: dict[str, Any] | None,
+    repeat: SeriesChoice,
+    source: Any,
+) -> SeriesStep:
+    """Book the time; or, for a series (issue 18), show its occurrences first, then book it."""
+    if repeat.problem:
+        return SeriesStep(problem=repeat.problem, status=422)
+    if not repeat.frequency:
+        return SeriesStep(token=_create(context, form, start, zone, staff))
+    members = {m.slug: m.id for m in service_pool_members(context)}
+    staff_ids = [members[staff]] if staff in members else None
+    return book_series_step(
+        context, form, start, zone, staff_ids, staff, answers, repeat, source, locale()
+    )
 
 
 def _mark_prefilled_problems(context: BookingContext, form: Any, prefilled: list[str]) -> bool:
@@ -952,7 +1013,10 @@ def _details(booking: Booking) -> dict[str, Any]:
 
 @blueprint.get("/manage/<token>/booked")
 def confirmation(token: str) -> Any:
-    booking = _booking(token)
+    try:
+        booking = _booking(token)
+    except NotFound:  # a series' token (issue 18): its page says it is booked
+        return series_booked(token, _series_parts())
     if not booking.holds_slot:  # cancelled or declined since: the manage page says so
         return redirect(link("manage", token=token))
     return render_template(
@@ -961,8 +1025,11 @@ def confirmation(token: str) -> Any:
 
 
 @blueprint.get("/manage/<token>")
-def manage(token: str) -> str:
-    booking = _booking(token)
+def manage(token: str) -> Any:
+    try:
+        booking = _booking(token)
+    except NotFound:  # a series' token (issue 18)
+        return series_manage_page(token, _series_parts())
     notice = {
         "rescheduled": gettext("Your booking has been moved."),
         "cancelled": gettext("Your booking has been cancelled."),
@@ -978,7 +1045,10 @@ def manage(token: str) -> str:
 
 @blueprint.get("/manage/<token>/booking.ics")
 def calendar_file(token: str) -> Response:
-    booking = _booking(token)
+    try:
+        booking = _booking(token)
+    except NotFound:  # a series' token (issue 18)
+        return series_calendar_file(token, _series_parts())  # type: ignore[return-value]
     details = _details(booking)
     calendar = booking.calendar
     event = CalendarEvent(
@@ -1006,7 +1076,10 @@ def calendar_file(token: str) -> Response:
 @blueprint.route("/manage/<token>/cancel", methods=["GET", "POST"])
 @csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
 def cancel(token: str) -> Any:
-    booking = _booking(token)
+    try:
+        booking = _booking(token)
+    except NotFound:  # a series' token (issue 18): one occurrence, or the rest
+        return series_cancel(token, _series_parts())
     posted = request.method == "POST"
     form = ActionForm(
         request.form if posted else None, meta={"csrf_context": f"cancel:{booking.uid}"}

@@ -58,6 +58,9 @@ CORE_CHANNELS = frozenset({"email", "sms", "webhook", "log"})
 CAPACITY_PER = ("staff", "slot")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RECIPIENT_KINDS = ("client", "staff", "calendar_admins")
+# How often a series may repeat, and the weeks between two occurrences of each (``recurrence``).
+FREQUENCIES = {"weekly": 1, "every_2_weeks": 2, "every_3_weeks": 3, "every_4_weeks": 4}
+DEFAULT_MAX_OCCURRENCES = 12
 
 
 def field_type_names(plugin_types: Iterable[str] = ()) -> tuple[str, ...]:
@@ -315,6 +318,15 @@ class SessionTime:
 
 
 @dataclass(frozen=True)
+class Recurrence:
+    """``recurrence``: whether a client may book a series, how long, and how often."""
+
+    allowed: bool = False
+    max_occurrences: int = DEFAULT_MAX_OCCURRENCES
+    frequencies: tuple[str, ...] = ("weekly",)
+
+
+@dataclass(frozen=True)
 class Retention:
     delete_answers_after: timedelta | None = None
     delete_client_after: timedelta | None = None
@@ -352,6 +364,8 @@ class Workflow:
     route: tuple[Route, ...] = ()
     # When text messages wait (the recipient's night); None: the calendar's, if any.
     quiet_hours: QuietHours | None = None
+    # Series (a weekly course): not allowed unless the workflow says so.
+    recurrence: Recurrence = field(default_factory=Recurrence)
 
     @property
     def is_group(self) -> bool:
@@ -427,6 +441,7 @@ class Workflow:
             sessions=session_times(d.get("sessions", [])),
             route=tuple(_route(r) for r in d.get("route", [])),
             quiet_hours=QuietHours.of(d.get("quiet_hours")),
+            recurrence=_recurrence(d.get("recurrence")),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),
@@ -473,6 +488,16 @@ def session_times(specs: list[Mapping[str, Any]]) -> tuple[SessionTime, ...]:
         for day in spec["days"]:
             times.add(SessionTime(WEEKDAYS.index(day), hours * 60 + minutes))
     return tuple(sorted(times, key=lambda t: (t.weekday, t.minute)))
+
+
+def _recurrence(spec: Mapping[str, Any] | None) -> Recurrence:
+    if spec is None:
+        return Recurrence()
+    return Recurrence(
+        allowed=bool(spec.get("allowed", False)),
+        max_occurrences=int(spec.get("max_occurrences", DEFAULT_MAX_OCCURRENCES)),
+        frequencies=one_or_many(spec.get("frequencies", "weekly")),
+    )
 
 
 def _duration(value: str | None, default: timedelta = timedelta(0)) -> timedelta:

@@ -285,6 +285,7 @@ class _Checker:
         self.check_groups(data)
         self.check_sessions(data)
         self.check_quiet_hours(data.get("quiet_hours"))
+        self.check_recurrence(data.get("recurrence"))
         self.check_location(data.get("location"))
         self.check_staff(data.get("staff", {}))
         states = self.check_lifecycle(data)
@@ -587,6 +588,30 @@ class _Checker:
                 f"quiet_hours from and to are both {spec['to']}: give the time they end, like "
                 'from: "21:00", to: "08:00" (a range across midnight is the usual case)',
             )
+
+    def check_recurrence(self, recurrence: dict[str, Any] | None) -> None:
+        """Each frequency once; settings that a forbidden recurrence makes pointless."""
+        if not recurrence:
+            return
+        frequencies = recurrence.get("frequencies")
+        if isinstance(frequencies, list):
+            seen: dict[str, int] = {}
+            for index, name in enumerate(frequencies):
+                if name in seen:
+                    line, _ = self.document.locate(("recurrence", "frequencies", seen[name]))
+                    self.error(
+                        ("recurrence", "frequencies", index),
+                        f"{name} is already listed (line {line}); list each frequency once",
+                    )
+                seen.setdefault(name, index)
+        if recurrence.get("allowed") is not True:
+            for key in ("max_occurrences", "frequencies"):
+                if key in recurrence:
+                    self.warn(
+                        ("recurrence", key),
+                        f"{key} has no effect unless clients may book a series; "
+                        "write allowed: true",
+                    )
 
     def check_location(self, location: dict[str, Any] | None) -> None:
         if not location:

@@ -1,0 +1,516 @@
+"""Series of bookings (a weekly course): check every occurrence, book them in one transaction,
+show them and cancel one or the rest (issue 18; docs/workflows.md, "Series").
+
+A series is one :class:`~bookwise.bookings.models.BookingSeries` row and one
+:class:`~bookwise.bookings.models.Booking` per occurrence booked. It is booked by the same path
+as a single booking (:mod:`bookwise.bookings.services`: the writer's transaction, the staff
+locks, the database's no-double-booking rule), with these differences:
+
+- every occurrence is checked with one search of the availability engine over the series' span
+  before anything is written; when one is not free, :class:`SeriesConflict` lists those that are
+  not and nothing is written, unless the client said ``skip_unavailable`` (then the free ones are
+  booked and the others left out, EXDATEs of the calendar invitation);
+- one staff member free for every occurrence is preferred (a tutor keeps their pupil); else each
+  occurrence is assigned by the workflow's strategy, preferring the previous one's staff member;
+- the client gets one confirmation (the first occurrence's, which lists them all and carries the
+  series' invitation) and a reminder before each occurrence.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from bookwise.availability.engine import Slot
+from bookwise.availability.services import (
+    SlotSearch,
+    read_pool,
+    routed_pool,
+    service_availability,
+)
+from bookwise.bookings.answers import check_answers
+from bookwise.bookings.ics import SeriesRule
+from bookwise.bookings.models import Booking, BookingSeries
+from bookwise.bookings.recurrence import (
+    SeriesRequest,
+    SeriesRequestError,
+    check_series_request,
+    continuous_staff,
+    occurrence_starts,
+    weeks_between,
+)
+from bookwise.bookings.services import (
+    BookingContext,
+    BookingError,
+    BookingRequest,
+    InvalidRequest,
+    NotAllowed,
+    TooLate,
+    _check_window,
+    _check_with_plugins,
+    _choose_staff,
+    _client,
+    _consent_record,
+    _flush_or_taken,
+    _lock_staff,
+    _slot_key,
+    _wanted_staff,
+    begin_write_if_fresh,
+    cancel_booking,
+    client_may_change,
+    find_service,
+    history,
+    routing_values,
+)
+from bookwise.errors import NotFound
+from bookwise.notifications.models import Notification
+from bookwise.notifications.planning import plan_event, plan_rule, plan_timed
+from bookwise.plugins.bookings import create_meeting
+from bookwise.workflows.services import workflow_of
+
+if TYPE_CHECKING:
+    from bookwise.plugins.host import PluginHost
+
+# What an occurrence of a series is, besides its booking's state: left out when booked (it was
+# not free), or moved to another time (its booking is listed at its new start).
+SKIPPED = "skipped"
+MOVED = "moved"
+
+
+class SeriesConflict(BookingError):
+    """Some occurrences of the series are not free: nothing was written. ``details``:
+    ``unavailable`` (their starts) and ``occurrences`` (every start, free or not)."""
+
+    code = "series_conflict"
+
+
+@dataclass(frozen=True)
+class OccurrenceCheck:
+    """One occurrence of a series asked for: its start, and whether it is free (and for whom)."""
+
+    start: datetime
+    free: bool
+    staff: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeriesOccurrence:
+    """One occurrence of a booked series, for pages and the API: its start, its state (the
+    booking's, or :data:`SKIPPED` / :data:`MOVED`), and its booking when it has one."""
+
+    start: datetime
+    state: str
+    booking: Booking | None = None
+
+
+def _series_search(
+    starts: Sequence[datetime],
+    now: datetime,
+    staff_ids: list[int] | None,
+    by_staff: bool,
+    answers: dict[str, object] | None,
+) -> tuple[SlotSearch, tuple[datetime, datetime]]:
+    """One search over the series' span: the first start to the last, the booking window lifted
+    beyond the first occurrence."""
+    reach = starts[-1] - now + timedelta(days=1)
+    search = SlotSearch(staff_ids=staff_ids, by_staff=by_staff, answers=answers, max_ahead=reach)
+    return search, (starts[0], starts[-1] + timedelta(seconds=1))
+
+
+def check_occurrences(
+    session: Session,
+    context: BookingContext,
+    first_start: datetime,
+    series: SeriesRequest,
+    now: datetime,
+    *,
+    staff_ids: list[int] | None = None,
+    by_staff: bool = False,
+    answers: dict[str, object] | None = None,
+) -> tuple[list[OccurrenceCheck], dict[datetime, Slot]]:
+    """Whether each occurrence of ``series`` from ``first_start`` is free, with one search of
+    the availability engine over the series' span; and the free slots, by start. Raises
+    :class:`InvalidRequest` for a series the workflow does not allow. Reads only."""
+    try:
+        check_series_request(context.workflow.recurrence, series)
+    except SeriesRequestError as exc:
+        raise InvalidRequest(str(exc), exc.code) from None
+    if first_start.tzinfo is None or first_start.utcoffset() is None:
+        raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
+    starts = occurrence_starts(
+        first_start, series.frequency, series.count, context.calendar.timezone
+    )
+    search, window = _series_search(starts, now, staff_ids, by_staff, answers)
+    found = service_availability(
+        session, context.calendar, context.service, context.workflow, *window, now, search
+    )
+    by_start = {slot.start: slot for slot in found.slots}
+    slots = {start: by_start[start] for start in starts if start in by_start}
+    checks = [
+        OccurrenceCheck(start, start in slots, slots[start].staff if start in slots else ())
+        for start in starts
+    ]
+    return checks, slots
+
+
+def book_series_from_answers(
+    session: Session,
+    calendar_slug: str,
+    workflow_slug: str,
+    request: BookingRequest,
+    series: SeriesRequest,
+    now: datetime,
+    *,
+    plugins: PluginHost | None,
+    public: bool = True,
+) -> BookingSeries:
+    """Book a series from answers: the public form's and the API's path (see
+    :func:`bookwise.bookings.services.book_from_answers`). The caller commits."""
+    context = find_service(session, calendar_slug, workflow_slug, public=public)
+    return create_series(session, context, request, series, now, plugins=plugins)
+
+
+def create_series(
+    session: Session,
+    context: BookingContext,
+    request: BookingRequest,
+    series: SeriesRequest,
+    now: datetime,
+    *,
+    plugins: PluginHost | None,
+) -> BookingSeries:
+    """Book ``series.count`` occurrences from ``request.start``, all in the caller's one
+    transaction; raises :class:`SeriesConflict` (nothing written) when one is not free and
+    ``series.skip_unavailable`` is not set, or any error :func:`create_booking` raises."""
+    begin_write_if_fresh(session)
+    workflow = context.workflow
+    try:
+        check_series_request(workflow.recurrence, series)
+    except SeriesRequestError as exc:
+        raise InvalidRequest(str(exc), exc.code) from None
+    answers = check_answers(
+        workflow,
+        request.values,
+        request.consent,
+        now.date(),
+        field_types=plugins.field_types if plugins is not None else None,
+    )
+    if request.start.tzinfo is None or request.start.utcoffset() is None:
+        raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
+    first_start = request.start.astimezone(UTC)
+    _check_window(workflow, first_start, now, request.by_staff)
+
+    pool = read_pool(session, context.service, workflow)
+    routing = routing_values(answers)
+    wanted = _wanted_staff(workflow, routed_pool(pool, workflow, routing)[0], request)
+    everyone = workflow.one_group_per_slot or not wanted
+    _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
+    checks, slots = check_occurrences(
+        session,
+        context,
+        first_start,
+        series,
+        now,
+        staff_ids=wanted,
+        by_staff=request.by_staff,
+        answers=routing,
+    )
+    unavailable = [c.start for c in checks if not c.free]
+    if unavailable and (not series.skip_unavailable or len(unavailable) == len(checks)):
+        raise SeriesConflict(
+            "some occurrences of the series are not free; nothing was booked",
+            unavailable=[start.isoformat() for start in unavailable],
+            occurrences=[{"start": c.start.isoformat(), "free": c.free} for c in checks],
+        )
+    free_starts = [c.start for c in checks if c.free]
+    order = [m.id for m in pool]
+    tutor = (
+        wanted[0]
+        if wanted
+        else continuous_staff({s: slots[s].staff for s in free_starts}, free_starts, order)
+    )
+
+    client = _client(context, request, answers)
+    session.add(client)
+    row = BookingSeries(
+        uid=uuid.uuid4().hex,
+        calendar_id=context.calendar.id,
+        service_id=context.service.id,
+        client=client,
+        frequency=series.frequency,
+        count=series.count,
+        first_start=first_start,
+        locale=client.locale,
+        timezone=client.timezone,
+        manage_token=secrets.token_urlsafe(22),
+        sequence=0,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    bookings: list[Booking] = []
+    previous: int | None = None
+    for start in free_starts:
+        slot = slots[start]
+        if tutor is not None:
+            staff_id = tutor
+        else:
+            staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=previous)
+        previous = staff_id
+        uid = uuid.uuid4().hex
+        end = start + workflow.duration
+        booking = Booking(
+            created_at=now,
+            uid=uid,
+            calendar_id=context.calendar.id,
+            service_id=context.service.id,
+            workflow_version_id=context.version.id,
+            staff_id=staff_id,
+            client=client,
+            start_at=start,
+            end_at=end,
+            blocked_from=start - workflow.buffer_before,
+            blocked_until=end + workflow.buffer_after,
+            state=workflow.lifecycle.initial,
+            holds_slot=workflow.lifecycle.holds_slot(workflow.lifecycle.initial),
+            slot_key=_slot_key(context, staff_id, start, uid),
+            capacity=workflow.capacity,
+            answers=answers.answers,
+            locale=client.locale,
+            timezone=client.timezone,
+            manage_token=secrets.token_urlsafe(22),
+            source=request.source,
+            sms_opt_in=request.sms_opt_in and workflow.texts_client,
+            series_id=row.id,
+        )
+        session.add(booking)
+        bookings.append(booking)
+    _flush_or_taken(session)
+    for booking in bookings:
+        _check_with_plugins(booking, plugins)
+        if workflow.location.type == "online":
+            create_meeting(session, booking, workflow.location.provider, plugins)
+        if workflow.consent is not None and request.consent:
+            session.add(_consent_record(workflow.consent, booking, context.calendar, now))
+        history(
+            session,
+            booking,
+            "created",
+            request.actor,
+            at=now,
+            details={
+                "start": booking.start_at.isoformat(),
+                "source": request.source,
+                "series": row.uid,
+            },
+            plugins=plugins,
+        )
+    session.flush()
+    _plan_series_messages(session, context, bookings, row, now)
+    session.flush()
+    return row
+
+
+def _plan_series_messages(
+    session: Session,
+    context: BookingContext,
+    bookings: list[Booking],
+    series: BookingSeries,
+    now: datetime,
+) -> None:
+    """One message per recipient for the series (the first occurrence's, which lists them all
+    and carries the series' invitation); the staff of a later occurrence who is not the first's
+    is told of their own. Reminders and follow-ups: per occurrence, as for any booking."""
+    workflow = context.workflow
+    lead = bookings[0]
+    state = lead.state
+    plan_event(session, lead, workflow, state, now, payload={"series": series.uid})
+    for booking in bookings[1:]:
+        if booking.staff_id != lead.staff_id:
+            for rule in workflow.notifications:
+                if rule.on == state and "staff" in rule.to:
+                    staff_rule = replace(rule, to=("staff",))
+                    plan_rule(session, booking, staff_rule, now, f"{state}#{booking.sequence}")
+    for booking in bookings:
+        if booking.holds_slot:
+            plan_timed(session, booking, workflow, now)
+
+
+# --- the series' manage link --------------------------------------------------------------------
+
+
+def series_manage_token(series: BookingSeries) -> str:
+    """The client's secret link token of the whole series (as a booking's: id and secret)."""
+    return f"{series.uid}-{series.manage_token}"
+
+
+def find_series_by_manage_token(session: Session, token: str) -> BookingSeries:
+    """The series of a manage token, or :class:`NotFound` (compared in constant time)."""
+    uid, _, secret = token.partition("-")
+    if len(uid) != 32 or not secret or len(token) > 128 or not token.isascii():
+        raise NotFound("no such series")
+    series = session.scalar(select(BookingSeries).where(BookingSeries.uid == uid))
+    if series is None or not hmac.compare_digest(series.manage_token.encode(), secret.encode()):
+        raise NotFound("no such series")
+    return series
+
+
+def expected_starts(series: BookingSeries, timezone: str) -> list[datetime]:
+    """The starts the series' rule makes (booked or not), in UTC."""
+    first = series.first_start
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)  # SQLite gives naive UTC
+    return occurrence_starts(first, series.frequency, series.count, timezone)
+
+
+def series_occurrences(series: BookingSeries) -> list[SeriesOccurrence]:
+    """Every occurrence of the series by start: those of the rule (a booking's state, or
+    :data:`SKIPPED` when none was booked, :data:`MOVED` when its booking moved away), and the
+    moved ones at their new start."""
+    bookings = {_utc(b.start_at): b for b in series.occurrences}
+    rule = expected_starts(series, series.calendar.timezone)
+    out = []
+    for start in rule:
+        booking = bookings.get(start)
+        if booking is not None:
+            out.append(SeriesOccurrence(start, booking.state, booking))
+        else:
+            out.append(SeriesOccurrence(start, SKIPPED))
+    ruled = set(rule)
+    out.extend(SeriesOccurrence(s, b.state, b) for s, b in bookings.items() if s not in ruled)
+    out.sort(key=lambda o: o.start)
+    return out
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def cancel_occurrences(
+    session: Session,
+    series: BookingSeries,
+    now: datetime,
+    *,
+    occurrence: datetime | None = None,
+    rest_from: datetime | None = None,
+    reason: str | None = None,
+    plugins: PluginHost | None,
+) -> list[Booking]:
+    """Cancel, for the client, the occurrence starting at ``occurrence``, or every occurrence
+    still to come from ``rest_from`` on (those too close to their start to cancel online are
+    kept); return the bookings cancelled. :class:`NotFound` for a start that is not an
+    occurrence of the series; :class:`TooLate`/:class:`NotAllowed` when nothing can be
+    cancelled."""
+    begin_write_if_fresh(session)
+    if (occurrence is None) == (rest_from is None):
+        raise InvalidRequest("give the occurrence to cancel, or the rest", "invalid_request")
+    if occurrence is not None:
+        wanted = _utc(occurrence)
+        booking = next((b for b in series.occurrences if _utc(b.start_at) == wanted), None)
+        if booking is None:
+            raise NotFound("no occurrence of this series starts at this time")
+        cancel_booking(session, booking, now, reason=reason, plugins=plugins)
+        cancelled = [booking]
+    else:
+        assert rest_from is not None
+        since = max(_utc(rest_from), now)
+        candidates = [b for b in series.occurrences if _utc(b.start_at) >= since and b.holds_slot]
+        cancelled = []
+        for booking in candidates:
+            workflow = workflow_of(booking.workflow_version)
+            if client_may_change(workflow, booking, now):
+                cancel_booking(session, booking, now, reason=reason, plugins=plugins)
+                cancelled.append(booking)
+        if not cancelled:
+            if candidates:
+                workflow = workflow_of(candidates[0].workflow_version)
+                client_may_change(workflow, candidates[0], now, raise_if_not=True)
+                raise TooLate("it is too late to change this booking online", "too_late")
+            raise NotAllowed("no occurrence of this series is left to cancel", "nothing_to_cancel")
+    series.sequence += 1
+    session.flush()
+    if len(cancelled) > 1:
+        _one_message_for_the_rest(session, series, cancelled)
+    return cancelled
+
+
+def _one_message_for_the_rest(
+    session: Session, series: BookingSeries, cancelled: list[Booking]
+) -> None:
+    """Cancelling the rest tells each recipient once: the first occurrence's message lists them
+    all (``series.cancelled``); the same recipient's messages of the others are withdrawn."""
+    rows = session.scalars(
+        select(Notification).where(
+            Notification.booking_id.in_([b.id for b in cancelled]),
+            Notification.event == "cancelled",
+            Notification.state == "pending",
+        )
+    ).all()
+    first = cancelled[0].id
+    told = {(r.recipient, r.channel) for r in rows if r.booking_id == first}
+    starts = [_utc(b.start_at).isoformat() for b in cancelled]
+    for row in rows:
+        if row.booking_id == first:
+            row.payload = {**(row.payload or {}), "series": series.uid, "cancelled": starts}
+        elif (row.recipient, row.channel) in told:
+            row.state = "withdrawn"
+            row.last_error = "told in the message for the rest of the series"
+    session.flush()
+
+
+# --- the series' calendar invitation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesInvitation:
+    """The one calendar event of a series: its UID, SEQUENCE, first occurrence and rule (with
+    the occurrences left out or cancelled as EXDATEs, the moved ones as RDATEs); ``holds``:
+    whether any occurrence still takes place (else the event is cancelled as a whole)."""
+
+    uid: str
+    sequence: int
+    start: datetime
+    end: datetime
+    repeat: SeriesRule
+    holds: bool
+
+
+def series_invitation(booking: Booking) -> SeriesInvitation | None:
+    """The invitation of the series ``booking`` belongs to, or None for a single booking.
+
+    Its SEQUENCE is the series' own plus every occurrence's, so that any change (an occurrence
+    cancelled from its own link, approved, moved) raises it and calendars update the event."""
+    if booking.series_id is None:
+        return None
+    session = object_session(booking)
+    series = session.get(BookingSeries, booking.series_id) if session is not None else None
+    if series is None:
+        return None
+    duration = booking.end_at - booking.start_at
+    rule = expected_starts(series, series.calendar.timezone)
+    holding = {_utc(b.start_at) for b in series.occurrences if b.holds_slot}
+    ruled = set(rule)
+    last = max([*rule, *holding])
+    repeat = SeriesRule(
+        weeks=weeks_between(series.frequency),
+        count=series.count,
+        exdates=tuple(start for start in rule if start not in holding),
+        rdates=tuple(sorted(start for start in holding if start not in ruled)),
+        last_end=last + duration,
+    )
+    return SeriesInvitation(
+        uid=f"{series.uid}@bookwise",
+        sequence=series.sequence + sum(b.sequence for b in series.occurrences),
+        start=rule[0],
+        end=rule[0] + duration,
+        repeat=repeat,
+        holds=bool(holding),
+    )

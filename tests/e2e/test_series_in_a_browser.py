@@ -1,0 +1,78 @@
+"""A weekly course booked in a real browser, then one occurrence cancelled from the manage page
+(issue 18): the tutoring scenario of the demo offers series."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.helpers import days_after, pick_time
+
+pytestmark = pytest.mark.browser
+
+
+def open_tutoring_form(page: Any, live: str, now: datetime) -> None:
+    page.goto(f"{live}/bright-minds/tutoring?tz=America/New_York")
+    pick_time(page, days_after(now, 2))
+    page.wait_for_selector("form.booking-form")
+    page.fill("#field_name", "Sam Parker")
+    page.fill("#field_email", "sam@example.org")
+    page.fill("#field_student_name", "Alex Parker")
+    page.select_option("#field_level", "middle")
+    page.locator("input[name=field_subjects][value=maths]").check()
+    # Repeat: every week, 3 times.
+    page.select_option("#repeat-frequency", "weekly")
+    page.fill("#repeat-count", "3")
+
+
+def test_book_a_weekly_series_then_cancel_one_occurrence(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
+    context = open_context(locale="en-US", timezone_id="America/New_York")
+    page = context.new_page()
+    open_tutoring_form(page, live, now)
+    page.click("button[type=submit]")
+
+    # Each occurrence is shown, free or not; nothing is booked yet.
+    preview = page.locator("#series-preview")
+    expect(preview).to_be_visible()
+    occurrences = preview.locator("li.occurrence")
+    expect(occurrences).to_have_count(3)
+    free = preview.locator("li.occurrence.free").count()
+    assert free >= 2
+    assert page.locator("#field_student_name").input_value() == "Alex Parker"  # answers kept
+    page.click(f"button:has-text('Book the series ({free} times)')")
+
+    page.wait_for_selector("text=Your series is booked")
+    cancel_buttons = page.locator("button:has-text('Cancel this one')")
+    expect(cancel_buttons).to_have_count(free)
+    cancel_buttons.first.click()
+    page.wait_for_selector("text=This occurrence has been cancelled")
+    expect(page.locator("button:has-text('Cancel this one')")).to_have_count(free - 1)
+    expect(page.locator("li.occurrence.status-cancelled")).to_have_count(1)
+
+
+def test_the_series_pages_have_no_axe_violations(
+    open_context: Callable[..., Any], live: str, now: datetime
+) -> None:
+    from tests.e2e.test_accessibility import Checker
+
+    context = open_context(
+        locale="en-GB",
+        timezone_id="America/New_York",
+        extra_http_headers={"Accept-Language": "en"},
+    )
+    page = context.new_page()
+    checker = Checker(page, live)
+    open_tutoring_form(page, live, now)
+    checker.check("the booking form with Repeat")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#series-preview")
+    checker.check("the series' occurrences before booking")
+    page.click("button:has-text('Book the series')")
+    page.wait_for_selector("text=Your series is booked")
+    checker.check("the series' manage page")
