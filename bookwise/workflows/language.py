@@ -80,6 +80,7 @@ def channel_names(plugin_channels: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 DEFAULT_MIN_NOTICE = timedelta(hours=1)
+DEFAULT_WAITLIST_HOLD = timedelta(hours=2)
 DEFAULT_MAX_AHEAD = timedelta(days=90)
 DEFAULT_REMINDER = timedelta(hours=24)
 # Longest answer accepted when a field does not say (keeps forms, e-mails and exports sane).
@@ -346,6 +347,9 @@ class Workflow:
     sessions: tuple[SessionTime, ...] = ()
     # Who serves, by answer (the first rule that holds); empty: the whole pool.
     route: tuple[Route, ...] = ()
+    # ``waitlist``: clients may wait for a full time or day; a freed place is held ``hold``.
+    waitlist_enabled: bool = False
+    waitlist_hold: timedelta = DEFAULT_WAITLIST_HOLD
 
     @property
     def is_group(self) -> bool:
@@ -420,6 +424,8 @@ class Workflow:
             capacity_per=str(capacity.get("per", "staff")),
             sessions=session_times(d.get("sessions", [])),
             route=tuple(_route(r) for r in d.get("route", [])),
+            waitlist_enabled=bool(d.get("waitlist", {}).get("enabled", False)),
+            waitlist_hold=_duration(d.get("waitlist", {}).get("hold"), DEFAULT_WAITLIST_HOLD),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),
