@@ -190,6 +190,8 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.client_data": TOKEN,
     "api.erase": TOKEN,
     "api.withdraw_consent": TOKEN,
+    "api.join": PUBLIC,
+    "api.accept": TOKEN,
     # public pages that change data
     "public.book": PUBLIC,
     "public.cancel": TOKEN,
