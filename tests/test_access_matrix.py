@@ -191,6 +191,10 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.erase": TOKEN,
     "api.withdraw_consent": TOKEN,
     "api.join": PUBLIC,
+    "public.waitlist_accept": TOKEN,
+    "public.waitlist_leave": TOKEN,
+    "embed.waitlist_accept": TOKEN,
+    "embed.waitlist_leave": TOKEN,
     "api.accept": TOKEN,
     # public pages that change data
     "public.book": PUBLIC,

@@ -367,7 +367,7 @@ def test_the_offer_reaches_the_client_by_real_smtp(
     (message,) = inbox.to("w1@example.org")
     assert "A place is free: Class" in message["Subject"]
     body = message.get_body(preferencelist=("plain",)).get_content()
-    assert f"https://book.school.example/waitlist/{token}" in body
+    assert f"https://book.school.example/manage/{token}" in body
     # Nothing of the client whose cancellation freed the place.
     assert "S1" not in body and "s1@example.org" not in body
 
@@ -566,3 +566,53 @@ def test_two_worker_processes_never_offer_one_place_twice(
     by_id = {b: session_start(now, 2 + n // 2) for n, b in enumerate(cancelled)}
     assert all(e.freed_booking_id is not None for e in found)
     assert all(by_id[e.freed_booking_id] == e.offered_start for e in found)
+
+
+# --- the entry's page, without JavaScript -------------------------------------------------------
+
+
+def form_token(page: str) -> str:
+    import re
+
+    found = re.search(r'name="form_token"[^>]*value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+def test_the_entry_page_shows_the_line_then_the_offer_and_accepts_it(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    client = school_app.test_client()
+    start, bookings = full_class(school, now)
+    token = join(school, start, now, 1)
+    waiting = client.get(f"/manage/{token}")
+    assert waiting.status_code == 200
+    assert "You are number 1 in line." in waiting.get_data(as_text=True)
+    assert (
+        waiting.headers["Cache-Control"].startswith("no-store")
+        or "private" in waiting.headers["Cache-Control"]
+    )
+    cancel(school, bookings[0], now)
+    offered = client.get(f"/manage/{token}").get_data(as_text=True)
+    assert "A place is free for you" in offered and ">Accept</button>" in offered
+    stale = client.post(f"/manage/{token}/accept", data={"form_token": "forged"})
+    assert stale.status_code == 409
+    accepted = client.post(f"/manage/{token}/accept", data={"form_token": form_token(offered)})
+    assert accepted.status_code == 302
+    assert "/booked" in accepted.headers["Location"]
+    page = client.get(accepted.headers["Location"]).get_data(as_text=True)
+    assert "Your booking is confirmed" in page
+    assert entries(school)["w1@example.org"].state == "booked"
+
+
+def test_leaving_from_the_entry_page(school: Loaded, school_app: Any, now: datetime) -> None:
+    client = school_app.test_client()
+    start, _ = full_class(school, now)
+    token = join(school, start, now, 1)
+    page = client.get(f"/manage/{token}").get_data(as_text=True)
+    left = client.post(f"/manage/{token}/leave", data={"form_token": form_token(page)})
+    assert left.status_code == 302
+    assert "You have left the waitlist." in client.get(left.headers["Location"]).get_data(
+        as_text=True
+    )
+    assert client.get("/manage/wl-forged").status_code == 404

@@ -268,8 +268,9 @@ def message_context(
 
 
 def waitlist_url(settings: Settings, token: str) -> str:
-    """A waitlist entry's public page (its state, and "Accept" while a place is on offer)."""
-    return f"{settings.base_url}/waitlist/{token}"
+    """A waitlist entry's public page, its manage link (its state, and "Accept" while a place
+    is on offer)."""
+    return f"{settings.base_url}/manage/{token}"
 
 
 def waitlist_offer_values(

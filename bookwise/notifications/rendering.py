@@ -830,7 +830,7 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
         "offer": {
             "start": when,
             "expires": format_when(start - timedelta(days=1), zone, locale),
-            "accept_url": "https://bookings.example.org/waitlist/wl-abc",
+            "accept_url": "https://bookings.example.org/manage/wl-abc",
         },
         "source": {
             "name": "outlook.office365.com/owa/calendar/.../calendar.ics",
