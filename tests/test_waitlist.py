@@ -616,3 +616,43 @@ def test_leaving_from_the_entry_page(school: Loaded, school_app: Any, now: datet
         as_text=True
     )
     assert client.get("/manage/wl-forged").status_code == 404
+
+
+# --- privacy: encrypted answers, key rotation, erasure -------------------------------------------
+
+
+def test_answers_are_encrypted_rotated_and_erased(
+    school: Loaded, school_app: Any, now: datetime, bookwise_cli: Any, tmp_path: Path
+) -> None:
+    start, bookings = full_class(school, now)
+    first = join(school, start, now, 1)
+    join(school, start, now, 2)
+    cancel(school, bookings[0], now)
+    raw = sa.table("waitlist_entries", sa.column("id"), sa.column("answers", sa.JSON))
+    with school.database.engine.connect() as connection:
+        stored = connection.execute(sa.select(raw.c.answers)).scalars().all()
+    assert all("$fernet" in str(value) and "'b'" not in str(value) for value in stored)
+
+    result = bookwise_cli("--config", str(tmp_path / "school.yaml"), "keys", "rotate")
+    assert result.exit_code == 0, result.stderr
+    assert "2 waitlist entry(ies)" in result.stdout
+    assert entries(school)["w2@example.org"].answers == {"level": "b"}
+
+    with unit_of_work(school.database.sessions, write=True) as session:
+        from bookwise.config import secret_key_of
+        from bookwise.privacy.clients import erase_client
+
+        erase_client(
+            session, None, "w1@example.org", "test", now,
+            secret=secret_key_of(school.settings), plugins=None,
+        )  # fmt: skip
+    with school.database.sessions() as session:
+        erased = session.scalars(sa.select(WaitlistEntry).order_by(WaitlistEntry.id)).all()
+        assert (erased[0].state, erased[0].answers, erased[0].client.email) == ("left", {}, None)
+        # The place on offer to the erased client went to the next in line.
+        assert erased[1].state == "offered"
+        offers = session.scalars(
+            sa.select(Notification.recipient).where(Notification.event == "waitlist_offer")
+        ).all()
+    assert sorted(offers) == ["(erased)", "w2@example.org"]
+    assert school_app.test_client().get(f"/api/v1/manage/{first}").status_code == 404
