@@ -656,3 +656,42 @@ def test_answers_are_encrypted_rotated_and_erased(
         ).all()
     assert sorted(offers) == ["(erased)", "w2@example.org"]
     assert school_app.test_client().get(f"/api/v1/manage/{first}").status_code == 404
+
+
+def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    client = school_app.test_client()
+    start, _ = full_class(school, now)
+    day = start.date().isoformat()
+    page = client.get(f"/school/class?date={day}&tz=Europe/Paris").get_data(as_text=True)
+    assert "Join the waitlist for this day" in page
+    free_day = (start + timedelta(days=1)).date().isoformat()
+    other = client.get(f"/school/class?date={free_day}&tz=Europe/Paris").get_data(as_text=True)
+    assert "Join the waitlist" not in other
+    plain = client.get(f"/school/plain?date={day}&tz=Europe/Paris").get_data(as_text=True)
+    assert "Join the waitlist" not in plain
+
+    url = f"/school/class/waitlist?date={day}&tz=Europe/Paris"
+    form = client.get(url).get_data(as_text=True)
+    assert "Every time of this day is taken." in form
+    missing = client.post(url, data={"form_token": form_token(form), "field_name": "W1"})
+    assert missing.status_code == 422
+    joined = client.post(
+        url,
+        data={
+            "form_token": form_token(form),
+            "field_name": "W1",
+            "field_email": "w1@example.org",
+            "field_level": "b",
+        },
+    )
+    assert joined.status_code == 302, joined.get_data(as_text=True)[:2000]
+    confirmation = client.get(joined.headers["Location"]).get_data(as_text=True)
+    assert "You are on the waitlist." in confirmation
+    assert "You are number 1 in line." in confirmation
+    entry = entries(school)["w1@example.org"]
+    assert entry.wanted_from != entry.wanted_until  # the day
+    closed = client.get(f"/school/plain/waitlist?date={day}")
+    assert closed.status_code == 409
+    assert "This service has no waitlist." in closed.get_data(as_text=True)

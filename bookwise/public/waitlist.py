@@ -11,21 +11,43 @@ from typing import Any
 
 from flask import g, redirect, render_template, request
 
+from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import WaitlistEntry
-from bookwise.bookings.services import BookingError, find_by_manage_token, manage_token
+from bookwise.bookings.services import (
+    BookingError,
+    find_by_manage_token,
+    find_service,
+    manage_token,
+)
 from bookwise.bookings.waitlist import (
+    WaitlistRequest,
     accept_offer,
     find_entry_by_token,
     is_waitlist_token,
+    join_waitlist,
     leave_waitlist,
     position_in_line,
 )
 from bookwise.db import unit_of_work
-from bookwise.formatting import format_when
+from bookwise.formatting import format_day, format_when
 from bookwise.i18n import gettext
-from bookwise.public.forms import ActionForm
-from bookwise.public.views import _page_settings, blueprint, formats, link, locale
+from bookwise.public.forms import (
+    ActionForm,
+    booking_form,
+    booking_request,
+    mark_answer_problems,
+)
+from bookwise.public.views import (
+    _context,
+    _day_param,
+    _page_settings,
+    _service_card,
+    blueprint,
+    formats,
+    link,
+    locale,
+)
 from bookwise.web import csrf, db_session, instance, now, plugin_host
 from bookwise.workflows.services import current_version, workflow_of
 
@@ -150,3 +172,65 @@ def waitlist_leave(token: str) -> Any:
     except BookingError as refused:
         return render_entry(token, describe(refused.code, gettext, refused.told))
     return redirect(link("manage", token=token, done="left"))
+
+
+@blueprint.route("/<calendar_slug>/<service_slug>/waitlist", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
+    """Join the waitlist of a day without a free time (``?date=``): the client's details and
+    the workflow's questions, checked as a booking's; then the entry's page says what happens
+    next. Works without JavaScript."""
+    context = _context(calendar_slug, service_slug)
+    calendar, workflow = context.calendar, context.workflow
+    day = _day_param()
+    if not workflow.waitlist_enabled or day is None:
+        message = describe("waitlist_closed" if not workflow.waitlist_enabled else "", gettext)
+        page = render_template(
+            "error.html", code=409, title=gettext("Join the waitlist"), message=message
+        )
+        return page, 409
+    posted = request.method == "POST"
+    form = booking_form(workflow, locale(), calendar.default_locale)(
+        request.form if posted else None,
+        meta={"csrf_context": f"waitlist:{calendar.slug}/{workflow.id}"},
+    )
+    problem = None
+    if posted:
+        if not form.validate():
+            problem = gettext("This form has expired. Reload the page and try again.")
+        else:
+            wanted = booking_request(form, workflow, start=now())
+            db_session().close()
+            try:
+                with unit_of_work(instance().database.sessions, write=True) as session:
+                    entry = join_waitlist(
+                        session,
+                        find_service(session, calendar_slug, service_slug),
+                        WaitlistRequest(
+                            values=wanted.values,
+                            day=day,
+                            consent=wanted.consent,
+                            locale=locale(),
+                            timezone=request.args.get("tz") or None,
+                            sms_opt_in=wanted.sms_opt_in,
+                        ),
+                        now(),
+                        plugins=plugin_host(),
+                    )
+                    token = entry.manage_token
+            except InvalidAnswers as invalid:
+                mark_answer_problems(form, invalid)
+                problem = gettext("Some answers are missing or wrong.")
+            except BookingError as refused:
+                problem = describe(refused.code, gettext, refused.told)
+            else:
+                return redirect(link("manage", token=token, done="joined"))
+    return render_template(
+        "public/waitlist_join.html",
+        calendar=calendar,
+        service=_service_card(context),
+        workflow=workflow,
+        form=form,
+        day_label=format_day(day, formats()),
+        problem=problem,
+    ), (422 if problem else 200)
