@@ -300,6 +300,11 @@ def test_a_day_without_a_free_time(school: Loaded, school_app: Any, now: datetim
     other = (start + timedelta(days=1)).date().isoformat()
     free = client.post(URL.format(service="class"), json=body | {"day": other})
     assert free.get_json()["error"]["code"] == "slot_free"
+    far = (start + timedelta(days=90)).date().isoformat()
+    too_far = client.post(URL.format(service="class"), json=body | {"day": far})
+    assert (too_far.status_code, too_far.get_json()["error"]["code"]) == (422, "too_far")
+    bad = client.post(URL.format(service="class"), json=body | {"day": "soon"})
+    assert (bad.status_code, bad.get_json()["error"]["code"]) == (400, "invalid_date")
 
 
 # --- the offer ---------------------------------------------------------------------------------

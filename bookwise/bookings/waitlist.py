@@ -38,6 +38,7 @@ from bookwise.bookings.services import (
     BookingError,
     BookingRequest,
     NotASlot,
+    OutsideWindow,
     SlotTaken,
     _check_window,
     begin_write_if_fresh,
@@ -148,7 +149,9 @@ def join_waitlist(
         zone = ZoneInfo(context.calendar.timezone)
         window = local_day_bounds(request.day, request.day, zone)
         if window[1] <= now:
-            raise WaitlistError("this day has passed", "in_the_past")
+            raise OutsideWindow("this day has passed", "in_the_past")
+        if window[0] > now + workflow.max_ahead:
+            raise OutsideWindow("this day is too far ahead to be booked yet", "too_far")
         # A day's entry wants any start of it: its last second is the end of the range.
         wanted_from, wanted_until = window[0], window[1] - timedelta(seconds=1)
     search = SlotSearch(answers=routing)

@@ -42,11 +42,13 @@ class WaitlistView(AdminView):
         calendar = self.calendar
         zone, locale = calendar.timezone, str(get_locale())
         rows: list[dict[str, Any]] = []
-        place: dict[int, int] = {}
+        place: dict[tuple[int, Any, Any], int] = {}
         for entry in entries_of_calendar(self.db, calendar.id):
             is_day = entry.wanted_from != entry.wanted_until
+            # In line among those waiting for the same time (or day) of the same service.
+            wish = (entry.service_id, entry.wanted_from, entry.wanted_until)
             if entry.state == "waiting":
-                place[entry.service_id] = place.get(entry.service_id, 0) + 1
+                place[wish] = place.get(wish, 0) + 1
             rows.append(
                 {
                     "entry": entry,
@@ -57,7 +59,7 @@ class WaitlistView(AdminView):
                     if is_day
                     else format_when(entry.wanted_from, zone, locale),
                     "day": is_day,
-                    "line": place[entry.service_id] if entry.state == "waiting" else None,
+                    "line": place[wish] if entry.state == "waiting" else None,
                     "state": state_name(entry.state),
                     "offered": format_when(entry.offered_start, zone, locale)
                     if entry.offered_start
