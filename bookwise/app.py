@@ -89,8 +89,10 @@ def create_app(
     from bookwise.accounts.views import login_manager
     from bookwise.admin import init_admin
     from bookwise.api.views import blueprint as api_blueprint
+    from bookwise.api.waitlist import entry_json as _with_waitlist_routes  # noqa: F401
     from bookwise.public.feeds import blueprint as feeds_blueprint
     from bookwise.public.views import blueprint as public_blueprint
+    from bookwise.public.waitlist import render_entry as _with_waitlist_pages  # noqa: F401
 
     login_manager.init_app(app)
     app.register_blueprint(api_blueprint)

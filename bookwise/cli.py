@@ -830,6 +830,8 @@ def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> Non
         f"{report.total} booking(s): {report.rotated} re-encrypted with the first key, "
         f"{report.encrypted} encrypted for the first time"
     )
+    if report.waitlist_entries:
+        click.echo(f"{report.waitlist_entries} waitlist entry(ies) counted among them")
 
 
 # --- retention and a client's data (docs/privacy.md) ---------------------------------------------

@@ -197,6 +197,8 @@ class EncryptedJSON(TypeDecorator[Any]):
 # The bookings' answers as stored, without the decrypting type: rotation and the start-up check
 # read and write the sealed values themselves.
 _RAW = table("bookings", column("id"), column("answers", JSONType))
+# The waitlist's entries keep answers the same way (rotated with the bookings').
+_RAW_WAITLIST = table("waitlist_entries", column("id"), column("answers", JSONType))
 
 
 def check_keyring(engine: Engine, sample: int = 20, has_table: bool = True) -> None:
@@ -223,6 +225,7 @@ class RotationReport:
     rotated: int = 0  # encrypted again with the first key
     encrypted: int = 0  # plain until now, encrypted
     total: int = 0
+    waitlist_entries: int = 0  # of which rows of the waitlist (not in ``total``)
 
 
 def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
@@ -257,7 +260,37 @@ def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
             break
         report.total += len(rows)
         last = rows[-1][0]
+    _rotate_waitlist(engine, keyring, batch, report)
     return report
+
+
+def _rotate_waitlist(engine: Engine, keyring: Keyring, batch: int, report: RotationReport) -> None:
+    """The waitlist entries' answers, as :func:`rotate_answers` does the bookings'."""
+    last = 0
+    while True:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                select(_RAW_WAITLIST.c.id, _RAW_WAITLIST.c.answers)
+                .where(_RAW_WAITLIST.c.id > last)
+                .order_by(_RAW_WAITLIST.c.id)
+                .limit(batch)
+            ).all()
+            for row_id, stored in rows:
+                if stored is None:
+                    continue
+                if is_sealed(stored):
+                    new = {MARK: keyring.rotate(stored[MARK])}
+                    report.rotated += 1
+                else:
+                    new = keyring.seal(stored)
+                    report.encrypted += 1
+                connection.execute(
+                    update(_RAW_WAITLIST).where(_RAW_WAITLIST.c.id == row_id).values(answers=new)
+                )
+        if not rows:
+            return
+        report.waitlist_entries += len(rows)
+        last = rows[-1][0]
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from bookwise.accounts.models import CalendarRole
 from bookwise.audit.services import Actor
-from bookwise.bookings.models import Booking
+from bookwise.bookings.models import Booking, Client, WaitlistEntry
 from bookwise.bookings.services import manage_token
 from bookwise.calendars.editing import invitation_token
 from bookwise.calendars.feeds import create_link
@@ -175,6 +175,9 @@ RULES: dict[str, str | dict[str, str]] = {
     "users.details": SUPER,
     "users.toggle_active": SUPER,
     "users.remove_role": SUPER,
+    # the waitlist: viewers read, admins take someone off the list
+    "waitlist.index": VIEW,
+    "waitlist.remove": ADMIN,
     # a client's data: look up, export, erase (the current calendar's clients)
     "clients.index": ADMIN,
     "clients.export": ADMIN,
@@ -190,6 +193,14 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.client_data": TOKEN,
     "api.erase": TOKEN,
     "api.withdraw_consent": TOKEN,
+    "api.join": PUBLIC,
+    "public.waitlist_accept": TOKEN,
+    "public.waitlist_join": PUBLIC,
+    "embed.waitlist_join": PUBLIC,
+    "public.waitlist_leave": TOKEN,
+    "embed.waitlist_accept": TOKEN,
+    "embed.waitlist_leave": TOKEN,
+    "api.accept": TOKEN,
     # public pages that change data
     "public.book": PUBLIC,
     "public.cancel": TOKEN,
@@ -331,6 +342,22 @@ def _seed_matrix(settings: Settings, database: Database) -> dict[str, Any]:
         found = re.search(r"/feeds/([^/]+)\.ics$", address)
         assert found is not None, address
         ids["feed_token"] = found.group(1)
+        # A client of acme waiting for a full time (the waitlist's page and its removal).
+        consult = session.get(Booking, ids["acme_consult"])
+        assert consult is not None
+        waiting = Client(
+            calendar_id=ids["acme"], name="Zoé Client", email="wait@client.example",
+            locale="en", timezone="Europe/Paris",
+        )  # fmt: skip
+        entry = WaitlistEntry(
+            calendar_id=ids["acme"], service_id=consult.service_id, client=waiting,
+            wanted_from=consult.start_at, wanted_until=consult.start_at, state="waiting",
+            answers={}, locale="en", timezone="Europe/Paris", manage_token="wl-matrix-entry",
+            created_at=NOW,
+        )  # fmt: skip
+        session.add(entry)
+        session.flush()
+        ids["waitlist_acme"] = entry.id
         # A version of acme's own wording of a template: the history's URLs name version 1.
         save_template(
             session,
@@ -484,6 +511,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "invitation": invitation_token(secret_key_of(settings), ana),
             "feed": ids["feed_token"],
             "answer": "accept",
+            "entry_id": ids["waitlist_acme"],
         }
 
 

@@ -32,6 +32,7 @@ def init_admin(app: Flask) -> Admin:
     from bookwise.admin.views.reports import ReportsView
     from bookwise.admin.views.templates import TemplatesView
     from bookwise.admin.views.users import UsersView
+    from bookwise.admin.views.waitlist import WaitlistView
     from bookwise.admin.views.workflows import WorkflowsView
 
     app.register_blueprint(assets)
@@ -50,6 +51,7 @@ def init_admin(app: Flask) -> Admin:
         (WorkflowsView, lazy_gettext("Scenarios"), "workflows", None),
         (ReportsView, lazy_gettext("Reports"), "reports", None),
         (ClientsView, lazy_gettext("Clients"), "clients", None),
+        (WaitlistView, lazy_gettext("Waitlist"), "waitlist", None),
         (TemplatesView, lazy_gettext("Messages"), "templates", lazy_gettext("Settings")),
         (CalendarsView, lazy_gettext("Calendars"), "calendars", lazy_gettext("Settings")),
         (OutboxView, lazy_gettext("Outbox"), "outbox", lazy_gettext("Settings")),

@@ -63,6 +63,7 @@ from bookwise.bookings.services import (
     withdrawal_cancels,
 )
 from bookwise.bookings.services import withdraw_consent as withdraw
+from bookwise.bookings.waitlist import WaitlistClosed
 from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
@@ -85,6 +86,7 @@ STATUS = {
     OutsideWindow: 422,
     InvalidRequest: 422,
     Refused: 422,
+    WaitlistClosed: 422,
 }
 
 

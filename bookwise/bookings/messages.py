@@ -26,6 +26,12 @@ REFUSALS = {
     "forbidden": N_("This booking cannot be changed any more."),
     "unknown_transition": N_("This booking cannot be changed any more."),
     "invalid_start": N_("This time cannot be booked for this service. Please pick another time."),
+    "slot_free": N_("This time still has a free place: book it instead of waiting."),
+    "waitlist_closed": N_("This service has no waitlist."),
+    "offer_expired": N_("This offer has expired and the place went to the next person waiting."),
+    "offer_taken": N_("Sorry, the place offered is no longer free."),
+    "no_offer": N_("There is no place on offer for you at the moment."),
+    "already_booked": N_("You have already booked this place."),
     "busy": N_("Many people are booking right now. Nothing was booked; please try again."),
     "series_conflict": N_(
         "Some occurrences of this series are not free. Nothing was booked: book the series "

@@ -41,6 +41,7 @@ from bookwise.availability.services import (
 )
 from bookwise.bookings.answers import CleanAnswers, check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
+from bookwise.bookings.offers import offer_freed_place
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import N_, BookwiseError, NotFound
 from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
@@ -728,6 +729,7 @@ def reschedule_booking(
     )
     staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=booking.staff_id)
     previous = booking.start_at
+    previous_staff = booking.staff_id
     state_before = booking.state
     initial = workflow.lifecycle.initial
     back_to_approval = (
@@ -767,7 +769,20 @@ def reschedule_booking(
     )
     plan_timed(session, booking, workflow, now)
     session.flush()
+    if previous != start or previous_staff != staff_id:
+        _offer_to_waitlist(session, booking, now, previous, previous_staff)
     return booking
+
+
+def _offer_to_waitlist(
+    session: Session,
+    booking: Booking,
+    now: datetime,
+    start: datetime | None = None,
+    staff_id: int | None = None,
+) -> None:
+    """The place a booking just gave up, to the first on the waitlist, in this transaction."""
+    offer_freed_place(session, booking, now, start=start, staff_id=staff_id)
 
 
 def booked_answers(booking: Booking) -> dict[str, Any]:
@@ -799,6 +814,7 @@ def transition_booking(
     if role == "client":
         client_may_change(workflow, booking, now, raise_if_not=True)
     previous = booking.state
+    held = booking.holds_slot
     if not booking.holds_slot and workflow.lifecycle.holds_slot(move.target):
         _lock_staff(session, [booking.staff_id])
         _check_still_free(session, booking)
@@ -828,6 +844,8 @@ def transition_booking(
         payload={"reason": reason} if reason else None,
     )
     session.flush()
+    if held and not booking.holds_slot:
+        _offer_to_waitlist(session, booking, now)
     return booking
 
 

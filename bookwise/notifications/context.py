@@ -294,7 +294,45 @@ def message_context(
         }
     if row.event == "calendar-feed-failing":
         return _feed_failing_values(session, row, settings)
+    if row.event == "waitlist_offer":
+        return waitlist_offer_values(session, row, settings)
     return dict(row.payload or {})
+
+
+def waitlist_url(settings: Settings, token: str) -> str:
+    """A waitlist entry's public page, its manage link (its state, and "Accept" while a place
+    is on offer)."""
+    return f"{settings.base_url}/manage/{token}"
+
+
+def waitlist_offer_values(
+    session: Session, row: Notification, settings: Settings
+) -> dict[str, Any]:
+    """The values of a waitlist offer's message: the entry's own, never the freed booking's."""
+    from bookwise.bookings.models import WaitlistEntry
+    from bookwise.workflows.services import current_version
+
+    entry = session.get(WaitlistEntry, (row.payload or {}).get("waitlist_entry_id"))
+    if entry is None or entry.offered_start is None or entry.offer_expires_at is None:
+        return {"offer": {}}
+    calendar = entry.calendar
+    workflow = workflow_of(current_version(session, entry.service.workflow.slug))
+    fallback = calendar.default_locale
+    return {
+        "calendar": calendar_values(calendar),
+        "service": {
+            "name": workflow.name.get(row.locale, fallback),
+            "duration": human_duration(workflow.duration, row.locale),
+        },
+        "client": {"name": entry.client.name, "email": entry.client.email or ""},
+        "offer": {
+            "start": moment_text(entry.offered_start, row.timezone, row.locale, calendar.timezone),
+            "expires": moment_text(
+                entry.offer_expires_at, row.timezone, row.locale, calendar.timezone
+            ),
+            "accept_url": waitlist_url(settings, entry.manage_token),
+        },
+    }
 
 
 def _feed_failing_values(session: Session, row: Notification, settings: Settings) -> dict[str, Any]:

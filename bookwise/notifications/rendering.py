@@ -62,6 +62,10 @@ VARIABLES: dict[str, str] = {
         "rest of a series, .cancelled (each occurrence cancelled); empty otherwise"
     ),
     "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
+    "offer": N_(
+        "for waitlist_offer: .start (the place offered), .expires (until when it is held), "
+        ".accept_url (the client's page to accept it or leave the waitlist)"
+    ),
     "source": N_(
         "for calendar-feed-failing: .name (the calendar that cannot be read), .since, .problem "
         "(what is wrong, in words), .admin_url (the staff member's page in the back office)"
@@ -834,6 +838,11 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
         "invitation": {
             "accept_url": "https://bookings.example.org/staff/accept",
             "decline_url": "https://bookings.example.org/staff/decline",
+        },
+        "offer": {
+            "start": when,
+            "expires": format_when(start - timedelta(days=1), zone, locale),
+            "accept_url": "https://bookings.example.org/manage/wl-abc",
         },
         "source": {
             "name": "outlook.office365.com/owa/calendar/.../calendar.ics",

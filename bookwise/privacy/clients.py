@@ -30,6 +30,7 @@ from bookwise.privacy.erasure import (
     close_manage_links,
     erase_answers,
     erase_clients,
+    erase_waitlist_entries,
     normalise_email,
     pseudonym,
     purge_messages,
@@ -375,6 +376,7 @@ def _erase(
                 report.not_cancelled.append(booking.uid)
     report.answers = erase_answers(session, bookings, now)
     close_manage_links(bookings)
+    erase_waitlist_entries(session, [c.id for c in clients], now)
     report.messages = purge_messages(session, [b.id for b in bookings], erasing=True)
     report.bookings = len(bookings)
     report.clients = [c.id for c in clients]

@@ -27,7 +27,8 @@ from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from bookwise.audit.models import AuditEntry
-from bookwise.bookings.models import Booking, BookingEvent, Client
+from bookwise.bookings.models import Booking, BookingEvent, Client, WaitlistEntry
+from bookwise.bookings.offers import offer_again
 from bookwise.notifications.models import Notification, SmsOptOut
 
 BATCH = 500
@@ -123,6 +124,43 @@ def erase_answers(session: Session, bookings: Iterable[Booking], now: datetime) 
                 event.details = {k: v for k, v in details.items() if k in KEPT_DETAILS}
     session.flush()
     return erased
+
+
+def erase_waitlist_entries(session: Session, client_ids: Sequence[int], now: datetime) -> int:
+    """The waitlist entries of erased clients, as their bookings: answers removed, the entry
+    out of the line (``left``), its manage link closed, its offer messages purged (unsent ones
+    withdrawn); the number of entries. A place on offer to them goes to the next in line."""
+    entries = [
+        entry
+        for chunk in batches(list(client_ids))
+        for entry in session.scalars(
+            select(WaitlistEntry).where(WaitlistEntry.client_id.in_(chunk))
+        )
+    ]
+    passed_on = []
+    for entry in entries:
+        entry.answers = {}
+        entry.manage_token = "wl-erased-" + secrets.token_urlsafe(30)
+        if entry.state in ("waiting", "offered"):
+            if entry.state == "offered":
+                passed_on.append(entry)
+            entry.state = "left"
+    ids = {entry.id for entry in entries}
+    calendars = {entry.calendar_id for entry in entries}
+    if ids:
+        for row in session.scalars(
+            select(Notification).where(
+                Notification.event == "waitlist_offer",
+                Notification.calendar_id.in_(calendars),
+                ~Notification.idempotency_key.startswith(ERASED_KEY, autoescape=True),
+            )
+        ):
+            if (row.payload or {}).get("waitlist_entry_id") in ids:
+                purge_message(row, erasing=True)
+    session.flush()
+    for entry in passed_on:
+        offer_again(session, entry, now)
+    return len(entries)
 
 
 def close_manage_links(bookings: Iterable[Booking]) -> None:

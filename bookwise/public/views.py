@@ -578,6 +578,12 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         notice=gettext("That time is no longer available. Please pick another.")
         if request.args.get("notice") == "unavailable"
         else None,
+        # A day without a free time may be waited for (bookwise.public.waitlist).
+        waitlist_day=picker_values["picker"].day.isoformat()
+        if workflow.waitlist_enabled
+        and picker_values["picker"] is not None
+        and not picker_values["picker"].slots
+        else None,
         **picker_values,
     )
 

@@ -17,6 +17,7 @@ COMPLETE_PAST_EVERY = 300  # seconds
 REFRESH_FEEDS_EVERY = 60  # seconds
 # Retention runs once a day at a quiet hour (UTC): see bookwise.privacy.retention.
 RETENTION_AT = time(3, 30)
+WAITLIST_OFFERS_EVERY = 60  # seconds: a held place waits at most this long past its hold
 
 
 def deliver_outbox(context: JobContext) -> str | None:
@@ -67,6 +68,17 @@ def apply_retention(context: JobContext) -> str | None:
     )
 
 
+def expire_waitlist_offers(context: JobContext) -> str | None:
+    """Expire the waitlist offers not taken in time and offer each place to the next in line
+    (see bookwise.bookings.offers); safe in several processes at once."""
+    from bookwise.bookings.offers import expire_offers
+    from bookwise.db import unit_of_work
+
+    with unit_of_work(context.database.sessions, write=True) as session:
+        expired = expire_offers(session, context.now)
+    return f"{expired} waitlist offer(s) expired" if expired else None
+
+
 def core_jobs(settings: Settings) -> list[Job]:
     return [
         Job(
@@ -100,6 +112,14 @@ def core_jobs(settings: Settings) -> list[Job]:
             once=True,  # one process erases, under the lease
             lease=timedelta(hours=1),
             description="remove the answers, clients and messages past their workflow's retention",
+        ),
+        Job(
+            "waitlist-offers",
+            expire_waitlist_offers,
+            Every(WAITLIST_OFFERS_EVERY),
+            once=True,
+            lease=timedelta(minutes=5),
+            description="expire waitlist offers not taken in time; offer each place to the next",
         ),
     ]
 

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 JOB_NAME = re.compile(r"[a-z][a-z0-9_-]{0,79}")
 # Declared by bookwise.scheduling.core; named here so that plugins cannot take them.
-CORE_JOB_NAMES = ("deliver-outbox", "complete-past", "refresh-calendar-feeds", "apply-retention")
+CORE_JOB_NAMES: tuple[str, ...] = (
+    "deliver-outbox",
+    "complete-past",
+    "refresh-calendar-feeds",
+    "apply-retention",
+    "waitlist-offers",
+)
 
 
 class JobProblem(ValueError):

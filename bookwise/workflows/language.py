@@ -84,6 +84,7 @@ def channel_names(plugin_channels: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 DEFAULT_MIN_NOTICE = timedelta(hours=1)
+DEFAULT_WAITLIST_HOLD = timedelta(hours=2)
 DEFAULT_MAX_AHEAD = timedelta(days=90)
 DEFAULT_REMINDER = timedelta(hours=24)
 # Longest answer accepted when a field does not say (keeps forms, e-mails and exports sane).
@@ -366,6 +367,9 @@ class Workflow:
     quiet_hours: QuietHours | None = None
     # Series (a weekly course): not allowed unless the workflow says so.
     recurrence: Recurrence = field(default_factory=Recurrence)
+    # ``waitlist``: clients may wait for a full time or day; a freed place is held ``hold``.
+    waitlist_enabled: bool = False
+    waitlist_hold: timedelta = DEFAULT_WAITLIST_HOLD
 
     @property
     def is_group(self) -> bool:
@@ -442,6 +446,8 @@ class Workflow:
             route=tuple(_route(r) for r in d.get("route", [])),
             quiet_hours=QuietHours.of(d.get("quiet_hours")),
             recurrence=_recurrence(d.get("recurrence")),
+            waitlist_enabled=bool(d.get("waitlist", {}).get("enabled", False)),
+            waitlist_hold=_duration(d.get("waitlist", {}).get("hold"), DEFAULT_WAITLIST_HOLD),
             location=_location(d.get("location")),
             staff=_staff(d.get("staff", {})),
             fields=_with_contact_fields(fields),

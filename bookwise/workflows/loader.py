@@ -519,6 +519,14 @@ class _Checker:
                 ("cancellation", "min_notice"),
                 "min_notice has no effect when clients may not cancel (allowed: false)",
             )
+        waitlist = data.get("waitlist", {})
+        if "hold" in waitlist and not parse_duration(waitlist["hold"]):
+            self.error(("waitlist", "hold"), "hold must be longer than 0m")
+        elif "hold" in waitlist and not waitlist.get("enabled", False):
+            self.warn(
+                ("waitlist", "hold"),
+                "hold has no effect without a waitlist; add enabled: true",
+            )
         retention = data.get("retention", {})
         for key in ("delete_answers_after", "delete_client_after"):
             if key in retention and not parse_duration(retention[key]):

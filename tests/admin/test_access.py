@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bookwise.accounts.models import CalendarRole
 from bookwise.audit.models import AuditEntry
-from bookwise.bookings.models import Booking
+from bookwise.bookings.models import Booking, Client, WaitlistEntry
 from bookwise.calendars.models import Service, StaffMember
 from bookwise.workflows.models import WorkflowVersion
 from tests.admin.conftest import World, token
@@ -34,6 +34,28 @@ def admin_rules(app: Any) -> list[Any]:
     )
 
 
+def _private_waitlist_entry(session: Any, world: World) -> int:
+    """A client of the private calendar waiting for a time (made once per world)."""
+    found = session.scalar(
+        select(WaitlistEntry.id).where(WaitlistEntry.calendar_id == world.ids["private"])
+    )
+    if found is not None:
+        return int(found)
+    consult = session.get(Booking, world.ids["private_consult"])
+    client = Client(
+        calendar_id=world.ids["private"], name="Secret Member", email="private-client@bw.example",
+        locale="en", timezone="UTC",
+    )  # fmt: skip
+    entry = WaitlistEntry(
+        calendar_id=world.ids["private"], service_id=consult.service_id, client=client,
+        wanted_from=consult.start_at, wanted_until=consult.start_at, answers={}, locale="en",
+        timezone="UTC", manage_token="wl-private-entry", created_at=consult.created_at,
+    )  # fmt: skip
+    session.add(entry)
+    session.commit()
+    return entry.id
+
+
 def private_values(world: World) -> dict[str, Any]:
     """URL values naming the private calendar's objects."""
     with world.app.app_context():
@@ -46,7 +68,9 @@ def private_values(world: World) -> dict[str, Any]:
             role_id = session.scalar(
                 select(CalendarRole.id).where(CalendarRole.user_id == world.ids["other"])
             )
+            entry_id = _private_waitlist_entry(session, world)
     return {
+        "entry_id": entry_id,
         "booking_id": world.ids["private_consult"],
         "staff_id": world.ids["staff_dan"],
         "service_id": service_id,

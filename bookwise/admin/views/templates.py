@@ -86,6 +86,7 @@ def event_name(name: str) -> str:
         "time-off": gettext("Time off recorded"),
         "staff-invitation": gettext("Staff invitation"),
         "calendar-feed-failing": gettext("A staff calendar cannot be read"),
+        "waitlist_offer": gettext("Waitlist: a place offered"),
     }
     return names.get(name, name)
 

@@ -1,0 +1,185 @@
+"""The waitlist in the JSON API (docs/api.md, "Waitlist"): joining a full time or day, and an
+entry's manage link (its state, place in line and offer; accept; leave).
+
+The routes live on the API's blueprint (:mod:`bookwise.api.views`), with its error handlers:
+every refusal is ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, jsonify, request, url_for
+
+from bookwise.api.views import (
+    ApiError,
+    _booking_json,
+    _json_body,
+    _moment,
+    _optional_json_body,
+    _optional_text,
+    _zone,
+    blueprint,
+)
+from bookwise.bookings.models import WaitlistEntry
+from bookwise.bookings.services import find_by_manage_token, find_service
+from bookwise.bookings.waitlist import (
+    NoOffer,
+    WaitlistRequest,
+    accept_offer,
+    find_entry_by_token,
+    is_waitlist_token,
+    join_waitlist,
+    leave_waitlist,
+    position_in_line,
+)
+from bookwise.db import unit_of_work
+from bookwise.errors import NotFound
+from bookwise.notifications.context import waitlist_url
+from bookwise.timezones import FIRST_YEAR, LAST_YEAR
+from bookwise.web import db_session, instance, now, plugin_host
+
+
+def entry_json(entry: WaitlistEntry, position: int | None) -> dict[str, Any]:
+    """An entry as its manage link shows it (contact details as given, never other clients')."""
+    zone = ZoneInfo(entry.timezone)
+    is_day = entry.wanted_from != entry.wanted_until
+    wanted: dict[str, Any] = (
+        {"day": entry.wanted_from.astimezone(ZoneInfo(entry.calendar.timezone)).date().isoformat()}
+        if is_day
+        else {"start": entry.wanted_from.astimezone(zone).isoformat()}
+    )
+    offer = None
+    if entry.state in ("offered", "expired", "booked") and entry.offered_start is not None:
+        assert entry.offer_expires_at is not None
+        offer = {
+            "start": entry.offered_start.astimezone(zone).isoformat(),
+            "expires_at": entry.offer_expires_at.astimezone(zone).isoformat(),
+        }
+    return {
+        "state": entry.state,
+        "calendar": entry.calendar.slug,
+        "service": entry.service.workflow.slug,
+        **wanted,
+        "timezone": entry.timezone,
+        "position": position,
+        "offer": offer,
+        "client": {"name": entry.client.name, "email": entry.client.email},
+        "manage_token": entry.manage_token,
+        "manage_url": waitlist_url(instance().settings, entry.manage_token),
+    }
+
+
+def _day(value: Any) -> date:
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_date", "day must be a date, like 2027-03-29")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "invalid_date", f"day {value!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ApiError(400, "invalid_date", f"day {value!r} is out of range")
+    return day
+
+
+@blueprint.post("/calendars/<calendar>/services/<service>/waitlist")
+def join(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
+    """Join the waitlist of a full ``start`` (or of a ``day`` without a free time)."""
+    find_service(db_session(), calendar, service)  # 404 first
+    db_session().close()
+    body = _json_body()
+    client = body.get("client", {})
+    answers = body.get("answers", {})
+    if not isinstance(client, dict):
+        raise ApiError(400, "invalid_request", "client must be an object")
+    if not isinstance(answers, dict):
+        raise ApiError(400, "invalid_request", "answers must be an object")
+    consent = body.get("consent")
+    if consent is not None and not isinstance(consent, bool):
+        raise ApiError(400, "invalid_request", "consent must be true or false")
+    sms_opt_in = body.get("sms_opt_in", False)
+    if not isinstance(sms_opt_in, bool):
+        raise ApiError(400, "invalid_request", "sms_opt_in must be true or false")
+    if ("start" in body) == ("day" in body):
+        raise ApiError(400, "invalid_request", "give either start (a time) or day (a date)")
+    start = _moment(body["start"]) if "start" in body else None
+    day = _day(body["day"]) if "day" in body else None
+    locale = _optional_text(client, "locale")
+    settings = instance().settings
+    if locale is not None and locale not in settings.locales:
+        raise ApiError(
+            400, "invalid_locale", f"locale must be one of {', '.join(settings.locales)}"
+        )
+    values = {k: v for k, v in client.items() if k in ("name", "email", "phone")}
+    duplicated = set(values) & set(answers)
+    if duplicated:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"give {', '.join(sorted(duplicated))} in client, not in answers",
+        )
+    values.update(answers)
+    timezone = client.get("timezone")
+    if timezone is not None:
+        timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        context = find_service(session, calendar, service)
+        entry = join_waitlist(
+            session,
+            context,
+            WaitlistRequest(
+                values=values,
+                start=start,
+                day=day,
+                consent=consent,
+                locale=locale,
+                timezone=timezone,
+                sms_opt_in=sms_opt_in,
+            ),
+            now(),
+            plugins=plugin_host(),
+        )
+        payload = entry_json(entry, position_in_line(session, entry))
+    location = url_for("api.manage", token=payload["manage_token"])
+    return jsonify(payload), 201, {"Location": location}
+
+
+@blueprint.before_request
+def _entry_links() -> Response | None:
+    """A waitlist entry's token on the manage link's routes: ``GET /manage/{token}`` shows the
+    entry, ``POST /manage/{token}/cancel`` leaves the list; other routes of the manage link do
+    not know entries (404). A booking's token goes on to the booking's views."""
+    token = (request.view_args or {}).get("token")
+    if not isinstance(token, str) or not is_waitlist_token(token):
+        return None
+    if request.endpoint == "api.manage":
+        session = db_session()
+        entry = find_entry_by_token(session, token)
+        return jsonify(entry_json(entry, position_in_line(session, entry)))
+    if request.endpoint == "api.cancel":
+        _optional_json_body()
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            entry = find_entry_by_token(session, token)
+            leave_waitlist(session, entry, now())
+            payload = entry_json(entry, None)
+        return jsonify(payload)
+    if request.endpoint == "api.accept":
+        return None
+    raise NotFound("no such booking")  # a booking's other links do not know entries
+
+
+@blueprint.post("/manage/<token>/accept")
+def accept(token: str) -> Response:
+    """Take the place on offer: books it; the entry is ``booked`` and names the booking."""
+    _optional_json_body()
+    if not is_waitlist_token(token):
+        # A booking's link: nothing is on offer to it (a wrong token is 404 as everywhere).
+        find_by_manage_token(db_session(), token)
+        raise NoOffer("there is no place on offer for this link")
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        entry = find_entry_by_token(session, token)
+        booking = accept_offer(session, entry, now(), plugins=plugin_host())
+        payload = entry_json(entry, None) | {"booking": _booking_json(booking)}
+    return jsonify(payload)

@@ -1,0 +1,183 @@
+"""Offering a freed place to the waitlist (issue 18; see :mod:`bookwise.bookings.waitlist`).
+
+:func:`offer_freed_place` runs in the transaction of the change that frees a place (the bookings
+service calls it when a booking stops holding its time, or moves away from it): the first entry
+in line whose wish holds the freed time is ``offered`` it until ``now + hold``, and its message
+is planned in the outbox, in that transaction. :func:`expire_offers` (the ``waitlist-offers``
+job) turns offers not taken in time into ``expired`` and gives each place to the next in line.
+
+One live offer per freed place, whatever the number of workers: writers are serialised on
+SQLite; on PostgreSQL the entry offered is taken with ``FOR UPDATE SKIP LOCKED`` (two
+cancellations never pick the same entry, and one never waits for the other), and the partial
+unique index ``uq_waitlist_offer`` refuses a second live offer of one freed booking (that
+refusal, in a savepoint, leaves the other transaction's offer standing).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bookwise.availability.services import SlotSearch, service_availability
+from bookwise.bookings.models import Booking, WaitlistEntry
+from bookwise.notifications.models import Notification
+from bookwise.notifications.planning import opted_out
+from bookwise.workflows.services import current_version, workflow_of
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "waitlist_offer"
+# Offers whose hold ran out, expired per run of the job (the next run takes the rest).
+EXPIRY_BATCH = 200
+
+
+def skip_locked(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _place_is_free(
+    session: Session, booking: Booking, start: datetime, staff_id: int | None, now: datetime
+) -> int | None:
+    """The staff member who can take the freed place at ``start`` now (the one it was with when
+    still free), or None when it is taken again or no longer offered."""
+    workflow = workflow_of(current_version(session, booking.service.workflow.slug))
+    found = service_availability(
+        session,
+        booking.calendar,
+        booking.service,
+        workflow,
+        start,
+        start + timedelta(seconds=1),
+        now,
+        SlotSearch(by_staff=True),
+    )
+    slot = next((s for s in found.slots if s.start == start), None)
+    if slot is None:
+        return None
+    return staff_id if staff_id in slot.staff else slot.staff[0]
+
+
+def offer_freed_place(
+    session: Session,
+    freed: Booking,
+    now: datetime,
+    *,
+    start: datetime | None = None,
+    staff_id: int | None = None,
+) -> WaitlistEntry | None:
+    """Offer the place ``freed`` gave up (at ``start`` with ``staff_id``; by default its own)
+    to the first entry in line that wants it, in the caller's transaction; plan its message.
+    None when the service has no waitlist, nobody waits for that time, or the place is not free.
+    """
+    start = (start or freed.start_at).astimezone(UTC)
+    staff_id = staff_id if staff_id is not None else freed.staff_id
+    if start <= now:
+        return None
+    workflow = workflow_of(current_version(session, freed.service.workflow.slug))
+    if not workflow.waitlist_enabled:
+        return None
+    live = select(WaitlistEntry.id).where(
+        WaitlistEntry.freed_booking_id == freed.id, WaitlistEntry.state == "offered"
+    )
+    if session.scalar(live) is not None:
+        return None  # this booking's earlier place is on offer (a booking moved twice)
+    candidate = (
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.service_id == freed.service_id,
+            WaitlistEntry.state == "waiting",
+            WaitlistEntry.wanted_from <= start,
+            WaitlistEntry.wanted_until >= start,
+        )
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        .limit(1)
+    )
+    if skip_locked(session):
+        candidate = candidate.with_for_update(skip_locked=True)
+    entry = session.scalar(candidate)
+    if entry is None:
+        return None
+    chosen = _place_is_free(session, freed, start, staff_id, now)
+    if chosen is None:
+        return None
+    entry.state = "offered"
+    entry.freed_booking_id = freed.id
+    entry.offered_start = start
+    entry.offered_staff_id = chosen
+    entry.offered_at = now
+    entry.offer_expires_at = now + workflow.waitlist_hold
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another transaction offered this place first (uq_waitlist_offer): keep theirs.
+        session.refresh(entry)
+        log.info("waitlist: place of booking %s already offered; not offered twice", freed.id)
+        return None
+    _plan_offer(session, entry, now)
+    return entry
+
+
+def _plan_offer(session: Session, entry: WaitlistEntry, now: datetime) -> None:
+    """The offer's message to the client, by e-mail and (with a phone) by text message, in the
+    outbox of the offer's transaction."""
+    client = entry.client
+    assert entry.offered_at is not None
+    moment = entry.offered_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for channel, recipient in (("email", client.email), ("sms", client.phone)):
+        if not recipient or (channel == "sms" and not entry.answers.get("_sms_opt_in")):
+            continue
+        row = Notification(
+            idempotency_key=f"waitlist:{entry.id}:{moment}:{channel}"[:200],
+            booking_id=None,
+            calendar_id=entry.calendar_id,
+            event=TEMPLATE,
+            rule_key=None,
+            channel=channel,
+            recipient_kind="client",
+            recipient=recipient,
+            template=TEMPLATE,
+            locale=entry.locale,
+            timezone=entry.timezone,
+            due_at=now,
+            state="pending",
+            payload={"waitlist_entry_id": entry.id, "offered_at": entry.offered_at.isoformat()},
+        )
+        if channel == "sms" and opted_out(session, recipient):
+            row.state = "skipped"
+            row.last_error = "this number asked for no more text messages (STOP)"
+        session.add(row)
+    session.flush()
+
+
+def offer_again(session: Session, entry: WaitlistEntry, now: datetime) -> WaitlistEntry | None:
+    """The place ``entry`` was offered, to the next in line (after ``entry`` let it go)."""
+    freed = session.get(Booking, entry.freed_booking_id) if entry.freed_booking_id else None
+    if freed is None or entry.offered_start is None:
+        return None
+    return offer_freed_place(
+        session, freed, now, start=entry.offered_start, staff_id=entry.offered_staff_id
+    )
+
+
+def expire_offers(session: Session, now: datetime) -> int:
+    """Offers past their hold become ``expired`` and each place goes to the next in line; the
+    number expired. Safe in several workers at once: each takes the rows no other holds."""
+    due = (
+        select(WaitlistEntry)
+        .where(WaitlistEntry.state == "offered", WaitlistEntry.offer_expires_at <= now)
+        .order_by(WaitlistEntry.offer_expires_at, WaitlistEntry.id)
+        .limit(EXPIRY_BATCH)
+    )
+    if skip_locked(session):
+        due = due.with_for_update(skip_locked=True)
+    expired = list(session.scalars(due))
+    for entry in expired:
+        entry.state = "expired"
+        session.flush()
+        offer_again(session, entry, now)
+    return len(expired)

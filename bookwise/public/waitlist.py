@@ -1,0 +1,236 @@
+"""A waitlist entry's public page (issue 18): the link of the offer's message. It is the
+manage link (``/manage/{token}``) of an entry's token: where the client sees their place in
+line or the place offered to them, accepts it ("Accept") or leaves the list; without
+JavaScript, two small forms. The routes live on the public pages' blueprint (and its
+``/embed`` copy), whose helpers they use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, redirect, render_template, request
+
+from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.messages import describe
+from bookwise.bookings.models import WaitlistEntry
+from bookwise.bookings.services import (
+    BookingError,
+    find_by_manage_token,
+    find_service,
+    manage_token,
+)
+from bookwise.bookings.waitlist import (
+    WaitlistRequest,
+    accept_offer,
+    find_entry_by_token,
+    is_waitlist_token,
+    join_waitlist,
+    leave_waitlist,
+    position_in_line,
+)
+from bookwise.db import unit_of_work
+from bookwise.formatting import format_day, format_when
+from bookwise.i18n import gettext
+from bookwise.public.forms import (
+    ActionForm,
+    booking_form,
+    booking_request,
+    mark_answer_problems,
+)
+from bookwise.public.views import (
+    _context,
+    _day_param,
+    _page_settings,
+    _service_card,
+    blueprint,
+    formats,
+    link,
+    locale,
+)
+from bookwise.web import csrf, db_session, instance, now, plugin_host
+from bookwise.workflows.services import current_version, workflow_of
+
+
+def _entry(token: str) -> WaitlistEntry:
+    entry = find_entry_by_token(db_session(), token)
+    _page_settings(entry.calendar)
+    g.noindex = True
+    g.private = True
+    return entry
+
+
+def _entry_details(entry: WaitlistEntry) -> dict[str, Any]:
+    calendar = entry.calendar
+    workflow = workflow_of(current_version(db_session(), entry.service.workflow.slug))
+    zone, fmt = entry.timezone, formats()
+    is_day = entry.wanted_from != entry.wanted_until
+    wanted = (
+        format_when(entry.wanted_from, calendar.timezone, fmt).rsplit(" ", 1)[0]
+        if is_day
+        else format_when(entry.wanted_from, zone, fmt)
+    )
+    start, expires = entry.offered_start, entry.offer_expires_at
+    return {
+        "token": entry.manage_token,
+        "calendar": calendar,
+        "service": workflow.name.get(locale(), calendar.default_locale),
+        "service_id": workflow.id,
+        "client": entry.client.name,
+        "state": entry.state,
+        "day": is_day,
+        "wanted": wanted,
+        "position": position_in_line(db_session(), entry),
+        "offer_start": format_when(start, zone, fmt) if start is not None else "",
+        "offer_expires": format_when(expires, zone, fmt) if expires is not None else "",
+        "live_offer": entry.state == "offered"
+        and entry.offer_expires_at is not None
+        and entry.offer_expires_at > now(),
+    }
+
+
+def render_entry(token: str, problem: str | None = None, notice: str | None = None) -> Any:
+    entry = _entry(token)
+    form = ActionForm(meta={"csrf_context": f"waitlist:{entry.manage_token}"})
+    page = render_template(
+        "public/waitlist.html",
+        entry=_entry_details(entry),
+        form=form,
+        problem=problem,
+        notice=notice,
+    )
+    return page, (409 if problem else 200)
+
+
+@blueprint.before_request
+def _entry_page() -> Any:
+    """``/manage/{token}`` of an entry's token is the entry's page (a booking's goes on)."""
+    token = (request.view_args or {}).get("token")
+    if (
+        request.endpoint in ("public.manage", "embed.manage")
+        and isinstance(token, str)
+        and is_waitlist_token(token)
+    ):
+        notice = {
+            "joined": gettext(
+                "You are on the waitlist. If a place becomes free, we will write to you, and "
+                "hold it for you for a while."
+            ),
+            "left": gettext("You have left the waitlist."),
+        }.get(request.args.get("done", ""))
+        return render_entry(token, notice=notice)
+    return None
+
+
+def _not_an_entry(token: str) -> Any:
+    """A booking's link (an entry's action asked of it) goes to the booking's page; a wrong
+    token is 404, as everywhere."""
+    find_by_manage_token(db_session(), token)
+    return redirect(link("manage", token=token))
+
+
+def _checked_form(entry: WaitlistEntry) -> bool:
+    form = ActionForm(request.form, meta={"csrf_context": f"waitlist:{entry.manage_token}"})
+    return bool(form.validate())
+
+
+@blueprint.post("/manage/<token>/accept")
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def waitlist_accept(token: str) -> Any:
+    """Take the place on offer: the booking's confirmation page, or the entry's page saying
+    why not."""
+    if not is_waitlist_token(token):
+        return _not_an_entry(token)
+    entry = _entry(token)
+    if not _checked_form(entry):
+        return render_entry(token, gettext("This form has expired. Reload the page and try again."))
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            booking = accept_offer(
+                session, find_entry_by_token(session, token), now(), plugins=plugin_host()
+            )
+            booked = manage_token(booking)
+    except BookingError as refused:
+        return render_entry(token, describe(refused.code, gettext, refused.told))
+    return redirect(link("confirmation", token=booked))
+
+
+@blueprint.post("/manage/<token>/leave")
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def waitlist_leave(token: str) -> Any:
+    """Leave the list; the entry's page says so."""
+    if not is_waitlist_token(token):
+        return _not_an_entry(token)
+    entry = _entry(token)
+    if not _checked_form(entry):
+        return render_entry(token, gettext("This form has expired. Reload the page and try again."))
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            leave_waitlist(session, find_entry_by_token(session, token), now())
+    except BookingError as refused:
+        return render_entry(token, describe(refused.code, gettext, refused.told))
+    return redirect(link("manage", token=token, done="left"))
+
+
+@blueprint.route("/<calendar_slug>/<service_slug>/waitlist", methods=["GET", "POST"])
+@csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
+def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
+    """Join the waitlist of a day without a free time (``?date=``): the client's details and
+    the workflow's questions, checked as a booking's; then the entry's page says what happens
+    next. Works without JavaScript."""
+    context = _context(calendar_slug, service_slug)
+    calendar, workflow = context.calendar, context.workflow
+    day = _day_param()
+    if not workflow.waitlist_enabled or day is None:
+        message = describe("waitlist_closed" if not workflow.waitlist_enabled else "", gettext)
+        page = render_template(
+            "error.html", code=409, title=gettext("Join the waitlist"), message=message
+        )
+        return page, 409
+    posted = request.method == "POST"
+    form = booking_form(workflow, locale(), calendar.default_locale)(
+        request.form if posted else None,
+        meta={"csrf_context": f"waitlist:{calendar.slug}/{workflow.id}"},
+    )
+    problem = None
+    if posted:
+        if not form.validate():
+            problem = gettext("This form has expired. Reload the page and try again.")
+        else:
+            wanted = booking_request(form, workflow, start=now())
+            db_session().close()
+            try:
+                with unit_of_work(instance().database.sessions, write=True) as session:
+                    entry = join_waitlist(
+                        session,
+                        find_service(session, calendar_slug, service_slug),
+                        WaitlistRequest(
+                            values=wanted.values,
+                            day=day,
+                            consent=wanted.consent,
+                            locale=locale(),
+                            timezone=request.args.get("tz") or None,
+                            sms_opt_in=wanted.sms_opt_in,
+                        ),
+                        now(),
+                        plugins=plugin_host(),
+                    )
+                    token = entry.manage_token
+            except InvalidAnswers as invalid:
+                mark_answer_problems(form, invalid)
+                problem = gettext("Some answers are missing or wrong.")
+            except BookingError as refused:
+                problem = describe(refused.code, gettext, refused.told)
+            else:
+                return redirect(link("manage", token=token, done="joined"))
+    return render_template(
+        "public/waitlist_join.html",
+        calendar=calendar,
+        service=_service_card(context),
+        workflow=workflow,
+        form=form,
+        day_label=format_day(day, formats()),
+        problem=problem,
+    ), (422 if problem else 200)
