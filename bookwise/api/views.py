@@ -7,6 +7,7 @@ JSON in and out. Every error is ``{"error": {"code": "...", "message": "...", ..
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -547,13 +548,21 @@ def _sees_staff_details(calendar_id: int) -> bool:
     return role in ("admin", "viewer")
 
 
-@blueprint.post("/calendars/<calendar>/services/<service>/bookings")
-def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
-    find_service(db_session(), calendar, service)  # 404 first, before judging the body
-    # Give the request's connection back before the write transaction takes one: a request must
-    # never hold two, or many concurrent bookings would wait on each other for connections.
-    db_session().close()
-    body = _json_body()
+@dataclass(frozen=True)
+class ClientBody:
+    """What a booking's or a waitlist's body says of the client: the values the form would
+    hold (contact details and answers), consent, language, time zone, text messages."""
+
+    values: dict[str, Any]
+    consent: bool | None
+    locale: str | None
+    timezone: str | None
+    sms_opt_in: bool
+
+
+def client_body(body: dict[str, Any]) -> ClientBody:
+    """The client part of a POST body (``client``, ``answers``, ``consent``, ``sms_opt_in``),
+    its types checked; :class:`ApiError` for a wrong one."""
     client = body.get("client", {})
     answers = body.get("answers", {})
     if not isinstance(client, dict):
@@ -566,9 +575,6 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     sms_opt_in = body.get("sms_opt_in", False)
     if not isinstance(sms_opt_in, bool):
         raise ApiError(400, "invalid_request", "sms_opt_in must be true or false")
-    start = _moment(body.get("start"))
-    series = _series_request(body)
-    staff = _optional_text(body, "staff")
     locale = _optional_text(client, "locale")
     settings = instance().settings
     if locale is not None and locale not in settings.locales:
@@ -584,19 +590,33 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
             f"give {', '.join(sorted(duplicated))} in client, not in answers",
         )
     values.update(answers)
-    database = instance().database
     timezone = client.get("timezone")
     if timezone is not None:
         timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
+    return ClientBody(values, consent, locale, timezone, sms_opt_in)
+
+
+@blueprint.post("/calendars/<calendar>/services/<service>/bookings")
+def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
+    find_service(db_session(), calendar, service)  # 404 first, before judging the body
+    # Give the request's connection back before the write transaction takes one: a request must
+    # never hold two, or many concurrent bookings would wait on each other for connections.
+    db_session().close()
+    body = _json_body()
+    person = client_body(body)
+    start = _moment(body.get("start"))
+    series = _series_request(body)
+    staff = _optional_text(body, "staff")
+    database = instance().database
     asked = BookingRequest(
         start=start,
-        values=values,
-        consent=consent,
+        values=person.values,
+        consent=person.consent,
         staff=staff,
-        locale=locale,
-        timezone=timezone,
+        locale=person.locale,
+        timezone=person.timezone,
         source="api",
-        sms_opt_in=sms_opt_in,
+        sms_opt_in=person.sms_opt_in,
     )
     if series is not None:
         with unit_of_work(database.sessions, write=True) as session:

@@ -19,9 +19,8 @@ from bookwise.api.views import (
     _json_body,
     _moment,
     _optional_json_body,
-    _optional_text,
-    _zone,
     blueprint,
+    client_body,
 )
 from bookwise.bookings.models import WaitlistEntry
 from bookwise.bookings.services import find_by_manage_token, find_service
@@ -90,53 +89,24 @@ def join(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     find_service(db_session(), calendar, service)  # 404 first
     db_session().close()
     body = _json_body()
-    client = body.get("client", {})
-    answers = body.get("answers", {})
-    if not isinstance(client, dict):
-        raise ApiError(400, "invalid_request", "client must be an object")
-    if not isinstance(answers, dict):
-        raise ApiError(400, "invalid_request", "answers must be an object")
-    consent = body.get("consent")
-    if consent is not None and not isinstance(consent, bool):
-        raise ApiError(400, "invalid_request", "consent must be true or false")
-    sms_opt_in = body.get("sms_opt_in", False)
-    if not isinstance(sms_opt_in, bool):
-        raise ApiError(400, "invalid_request", "sms_opt_in must be true or false")
+    person = client_body(body)
     if ("start" in body) == ("day" in body):
         raise ApiError(400, "invalid_request", "give either start (a time) or day (a date)")
     start = _moment(body["start"]) if "start" in body else None
     day = _day(body["day"]) if "day" in body else None
-    locale = _optional_text(client, "locale")
-    settings = instance().settings
-    if locale is not None and locale not in settings.locales:
-        raise ApiError(
-            400, "invalid_locale", f"locale must be one of {', '.join(settings.locales)}"
-        )
-    values = {k: v for k, v in client.items() if k in ("name", "email", "phone")}
-    duplicated = set(values) & set(answers)
-    if duplicated:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"give {', '.join(sorted(duplicated))} in client, not in answers",
-        )
-    values.update(answers)
-    timezone = client.get("timezone")
-    if timezone is not None:
-        timezone, _ = _zone(timezone if isinstance(timezone, str) else "?", "UTC")
     with unit_of_work(instance().database.sessions, write=True) as session:
         context = find_service(session, calendar, service)
         entry = join_waitlist(
             session,
             context,
             WaitlistRequest(
-                values=values,
+                values=person.values,
                 start=start,
                 day=day,
-                consent=consent,
-                locale=locale,
-                timezone=timezone,
-                sms_opt_in=sms_opt_in,
+                consent=person.consent,
+                locale=person.locale,
+                timezone=person.timezone,
+                sms_opt_in=person.sms_opt_in,
             ),
             now(),
             plugins=plugin_host(),

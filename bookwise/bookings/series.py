@@ -61,13 +61,13 @@ from bookwise.bookings.services import (
     _consent_record,
     _flush_or_taken,
     _lock_staff,
-    _slot_key,
     _wanted_staff,
     begin_write_if_fresh,
     cancel_booking,
     client_may_change,
     find_service,
     history,
+    new_booking,
     routing_values,
 )
 from bookwise.errors import NotFound
@@ -265,31 +265,8 @@ def create_series(
         else:
             staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=previous)
         previous = staff_id
-        uid = uuid.uuid4().hex
-        end = start + workflow.duration
-        booking = Booking(
-            created_at=now,
-            uid=uid,
-            calendar_id=context.calendar.id,
-            service_id=context.service.id,
-            workflow_version_id=context.version.id,
-            staff_id=staff_id,
-            client=client,
-            start_at=start,
-            end_at=end,
-            blocked_from=start - workflow.buffer_before,
-            blocked_until=end + workflow.buffer_after,
-            state=workflow.lifecycle.initial,
-            holds_slot=workflow.lifecycle.holds_slot(workflow.lifecycle.initial),
-            slot_key=_slot_key(context, staff_id, start, uid),
-            capacity=workflow.capacity,
-            answers=answers.answers,
-            locale=client.locale,
-            timezone=client.timezone,
-            manage_token=secrets.token_urlsafe(22),
-            source=request.source,
-            sms_opt_in=request.sms_opt_in and workflow.texts_client,
-            series_id=row.id,
+        booking = new_booking(
+            context, request, answers, client, staff_id, start, now, series_id=row.id
         )
         session.add(booking)
         bookings.append(booking)

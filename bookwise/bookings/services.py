@@ -443,6 +443,47 @@ def history(
     note_change(session, booking, action, actor, from_state, details, plugins)
 
 
+def new_booking(
+    context: BookingContext,
+    request: BookingRequest,
+    answers: CleanAnswers,
+    client: Client,
+    staff_id: int,
+    start: datetime,
+    now: datetime,
+    series_id: int | None = None,
+) -> Booking:
+    """The row of a new booking of ``start`` with ``staff_id``, in the workflow's first state
+    (not added to the session: the caller checks and writes it)."""
+    workflow = context.workflow
+    uid = uuid.uuid4().hex
+    end = start + workflow.duration
+    return Booking(
+        created_at=now,
+        uid=uid,
+        calendar_id=context.calendar.id,
+        service_id=context.service.id,
+        workflow_version_id=context.version.id,
+        staff_id=staff_id,
+        client=client,
+        start_at=start,
+        end_at=end,
+        blocked_from=start - workflow.buffer_before,
+        blocked_until=end + workflow.buffer_after,
+        state=workflow.lifecycle.initial,
+        holds_slot=workflow.lifecycle.holds_slot(workflow.lifecycle.initial),
+        slot_key=_slot_key(context, staff_id, start, uid),
+        capacity=workflow.capacity,
+        answers=answers.answers,
+        locale=client.locale,
+        timezone=client.timezone,
+        manage_token=secrets.token_urlsafe(22),
+        source=request.source,
+        sms_opt_in=request.sms_opt_in and workflow.texts_client,
+        series_id=series_id,
+    )
+
+
 def create_booking(
     session: Session,
     context: BookingContext,
@@ -485,31 +526,7 @@ def create_booking(
 
     client = _client(context, request, answers)
     session.add(client)
-    uid = uuid.uuid4().hex
-    end = start + workflow.duration
-    booking = Booking(
-        created_at=now,
-        uid=uid,
-        calendar_id=context.calendar.id,
-        service_id=context.service.id,
-        workflow_version_id=context.version.id,
-        staff_id=staff_id,
-        client=client,
-        start_at=start,
-        end_at=end,
-        blocked_from=start - workflow.buffer_before,
-        blocked_until=end + workflow.buffer_after,
-        state=workflow.lifecycle.initial,
-        holds_slot=workflow.lifecycle.holds_slot(workflow.lifecycle.initial),
-        slot_key=_slot_key(context, staff_id, start, uid),
-        capacity=workflow.capacity,
-        answers=answers.answers,
-        locale=client.locale,
-        timezone=client.timezone,
-        manage_token=secrets.token_urlsafe(22),
-        source=request.source,
-        sms_opt_in=request.sms_opt_in and workflow.texts_client,
-    )
+    booking = new_booking(context, request, answers, client, staff_id, start, now)
     session.add(booking)
     _flush_or_taken(session)
     _check_with_plugins(booking, plugins)
