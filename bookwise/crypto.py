@@ -237,42 +237,23 @@ def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
     if keyring is None:
         raise EncryptionKeyError("this database connection has no keyring")
     report = RotationReport()
-    last = 0
-    while True:
-        with engine.begin() as connection:
-            rows = connection.execute(
-                select(_RAW.c.id, _RAW.c.answers)
-                .where(_RAW.c.id > last)
-                .order_by(_RAW.c.id)
-                .limit(batch)
-            ).all()
-            for row_id, stored in rows:
-                if stored is None:
-                    continue
-                if is_sealed(stored):
-                    new = {MARK: keyring.rotate(stored[MARK])}
-                    report.rotated += 1
-                else:
-                    new = keyring.seal(stored)
-                    report.encrypted += 1
-                connection.execute(update(_RAW).where(_RAW.c.id == row_id).values(answers=new))
-        if not rows:
-            break
-        report.total += len(rows)
-        last = rows[-1][0]
-    _rotate_waitlist(engine, keyring, batch, report)
+    report.total = _rotate_table(engine, keyring, batch, report, _RAW)
+    report.waitlist_entries = _rotate_table(engine, keyring, batch, report, _RAW_WAITLIST)
     return report
 
 
-def _rotate_waitlist(engine: Engine, keyring: Keyring, batch: int, report: RotationReport) -> None:
-    """The waitlist entries' answers, as :func:`rotate_answers` does the bookings'."""
-    last = 0
+def _rotate_table(
+    engine: Engine, keyring: Keyring, batch: int, report: RotationReport, raw: Any
+) -> int:
+    """Encrypt again every row's ``answers`` of the table ``raw`` (an id and an answers column,
+    read without the decrypting type), ``batch`` rows a transaction; the rows seen."""
+    last = seen = 0
     while True:
         with engine.begin() as connection:
             rows = connection.execute(
-                select(_RAW_WAITLIST.c.id, _RAW_WAITLIST.c.answers)
-                .where(_RAW_WAITLIST.c.id > last)
-                .order_by(_RAW_WAITLIST.c.id)
+                select(raw.c.id, raw.c.answers)
+                .where(raw.c.id > last)
+                .order_by(raw.c.id)
                 .limit(batch)
             ).all()
             for row_id, stored in rows:
@@ -284,12 +265,10 @@ def _rotate_waitlist(engine: Engine, keyring: Keyring, batch: int, report: Rotat
                 else:
                     new = keyring.seal(stored)
                     report.encrypted += 1
-                connection.execute(
-                    update(_RAW_WAITLIST).where(_RAW_WAITLIST.c.id == row_id).values(answers=new)
-                )
+                connection.execute(update(raw).where(raw.c.id == row_id).values(answers=new))
         if not rows:
-            return
-        report.waitlist_entries += len(rows)
+            return seen
+        seen += len(rows)
         last = rows[-1][0]
 
 
