@@ -318,8 +318,11 @@ def test_a_plugin_field_types_settings_are_checked_in_workflow_files(
     plugins = {"enabled": [throwaway], throwaway: {"path": str(tmp_path / "out")}}
     with pytest.raises(ProblemsError) as raised:
         make_instance(tmp_path, plugins=plugins, workflows=rated_workflows(tmp_path / "wf", 50))
-    # Where the field is written (its settings), with the plugin's schema's words.
-    expected = "tutoring.yaml:19:41: fields[1].settings: settings of the rating field: max: "
+    # Where the field is written (its settings), with the plugin's schema's words: the line
+    # of the rating question in the workflow as written (it moves as tutoring.yaml grows).
+    written = (tmp_path / "wf" / "tutoring.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(written, 1) if "type: rating" in text)
+    expected = f"tutoring.yaml:{line}:41: fields[1].settings: settings of the rating field: max: "
     assert expected + "must be at most 10, got 50" in str(raised.value)
 
 
