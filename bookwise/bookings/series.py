@@ -55,10 +55,8 @@ from bookwise.bookings.services import (
     NotAllowed,
     TooLate,
     _check_window,
-    _check_with_plugins,
     _choose_staff,
     _client,
-    _consent_record,
     _flush_or_taken,
     _lock_staff,
     _wanted_staff,
@@ -66,14 +64,13 @@ from bookwise.bookings.services import (
     cancel_booking,
     client_may_change,
     find_service,
-    history,
     new_booking,
+    record_new_booking,
     routing_values,
 )
 from bookwise.errors import NotFound
 from bookwise.notifications.models import Notification
 from bookwise.notifications.planning import plan_event, plan_rule, plan_timed
-from bookwise.plugins.bookings import create_meeting
 from bookwise.workflows.services import workflow_of
 
 if TYPE_CHECKING:
@@ -272,24 +269,7 @@ def create_series(
         bookings.append(booking)
     _flush_or_taken(session)
     for booking in bookings:
-        _check_with_plugins(booking, plugins)
-        if workflow.location.type == "online":
-            create_meeting(session, booking, workflow.location.provider, plugins)
-        if workflow.consent is not None and request.consent:
-            session.add(_consent_record(workflow.consent, booking, context.calendar, now))
-        history(
-            session,
-            booking,
-            "created",
-            request.actor,
-            at=now,
-            details={
-                "start": booking.start_at.isoformat(),
-                "source": request.source,
-                "series": row.uid,
-            },
-            plugins=plugins,
-        )
+        record_new_booking(session, context, request, booking, now, plugins, series=row.uid)
     session.flush()
     _plan_series_messages(session, context, bookings, row, now)
     session.flush()

@@ -484,6 +484,34 @@ def new_booking(
     )
 
 
+def record_new_booking(
+    session: Session,
+    context: BookingContext,
+    request: BookingRequest,
+    booking: Booking,
+    now: datetime,
+    plugins: PluginHost | None,
+    **details: Any,
+) -> None:
+    """What follows a new booking's row once written: the plugins' checks, its meeting, the
+    consent as given, and its first history entry (with ``details`` besides start and source)."""
+    workflow = context.workflow
+    _check_with_plugins(booking, plugins)
+    if workflow.location.type == "online":
+        create_meeting(session, booking, workflow.location.provider, plugins)
+    if workflow.consent is not None and request.consent:
+        session.add(_consent_record(workflow.consent, booking, context.calendar, now))
+    history(
+        session,
+        booking,
+        "created",
+        request.actor,
+        at=now,
+        details={"start": booking.start_at.isoformat(), "source": request.source, **details},
+        plugins=plugins,
+    )
+
+
 def create_booking(
     session: Session,
     context: BookingContext,
@@ -529,20 +557,7 @@ def create_booking(
     booking = new_booking(context, request, answers, client, staff_id, start, now)
     session.add(booking)
     _flush_or_taken(session)
-    _check_with_plugins(booking, plugins)
-    if workflow.location.type == "online":
-        create_meeting(session, booking, workflow.location.provider, plugins)
-    if workflow.consent is not None and request.consent:
-        session.add(_consent_record(workflow.consent, booking, context.calendar, now))
-    history(
-        session,
-        booking,
-        "created",
-        request.actor,
-        at=now,
-        details={"start": start.isoformat(), "source": request.source},
-        plugins=plugins,
-    )
+    record_new_booking(session, context, request, booking, now, plugins)
     session.flush()
     plan_event(session, booking, workflow, booking.state, now)
     if booking.holds_slot:
