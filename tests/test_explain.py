@@ -5,6 +5,7 @@ exactly when find_free_slots offers it, with the same staff and places."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from bookwise.availability.engine import (
     BUFFER,
     BUSY,
     CAPACITY,
+    HELD,
     MAX_AHEAD,
     MIN_NOTICE,
     NOT_A_START,
@@ -94,6 +96,26 @@ def test_time_off_busy_booking_and_buffer_are_told_apart() -> None:
     assert codes(explain_start(slot_rules, [member], at("09:45"), LONG_AGO), 1) == [BOOKED]
     told = explain_start(slot_rules, [member], at("11:15"), LONG_AGO)
     assert [(r.code, r.label) for r in told.staff[0].reasons] == [(BUSY, "Outlook")]
+
+
+def test_a_place_held_for_the_waitlist_is_its_own_reason() -> None:
+    offered = replace(booking(at("10:00"), 30, after=15), held=True)
+    member = StaffTime(1, HOURS, bookings=(offered,))
+    told = explain_start(rules(), [member], at("10:15"), LONG_AGO)
+    assert [(r.code, r.start, r.end) for r in told.staff[0].reasons] == [
+        (HELD, at("10:00"), at("10:30"))
+    ]
+    # Its break too: the place is held as the booking it stands for.
+    assert codes(explain_start(rules(), [member], at("10:30"), LONG_AGO), 1) == [HELD]
+    from bookwise.availability.reasons import reason_message
+    from bookwise.formatting import translator
+
+    reason = told.staff[0].reasons[0]
+    words = reason_message(reason, "Europe/Paris", "en", translator("en"), private=False)
+    assert words == (
+        "Offered to a client on the waitlist (10:00\u202fAM\u201310:30\u202fAM), and held for them "
+        "until they answer."
+    )
 
 
 def test_the_booking_window_is_service_wide() -> None:
@@ -191,6 +213,8 @@ def worlds(draw: st.DrawFn) -> tuple[SlotRules, list[StaffTime], date, datetime,
                     start - before * M,
                     start + (length + after) * M,
                     draw(st.sampled_from([1, 2])),
+                    # A place offered to the waitlist and held weighs as a booking.
+                    held=draw(st.integers(0, 3)) == 0,
                 )
             )
         today = [r for r in hours if r.weekday == day.weekday()]
@@ -200,6 +224,8 @@ def worlds(draw: st.DrawFn) -> tuple[SlotRules, list[StaffTime], date, datetime,
             start = midnight + (first * M + draw(st.integers(0, 4)) * slot_rules.slot_step)
             group = ExistingBooking(start, start + slot_rules.duration, start, start + 60 * M, 1)
             bookings += [group] * draw(st.integers(1, capacity))
+            if draw(st.booleans()):  # and a place of it offered to the waitlist
+                bookings.append(replace(group, held=True))
         off = []
         for _ in range(draw(st.integers(0, 2))):
             start = midnight + draw(st.integers(0, 47)) * 30 * M

@@ -3,7 +3,8 @@ offer made in the transaction of the cancellation that frees a place, its messag
 accepting, leaving, and expiry passing the place to the next in line; on SQLite and PostgreSQL.
 
 The calendar "school" has one tutor. ``class`` is a group of two per session with a waitlist
-holding a freed place two hours; ``plain`` has no waitlist.
+holding a freed place two hours; ``lesson`` is one to one with the same waitlist; ``plain`` has
+no waitlist.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bookwise.bookings.services import (
     reschedule_booking,
 )
 from bookwise.bookings.waitlist import WaitlistRequest, join_waitlist
+from bookwise.calendars.models import StaffMember, TimeOff
 from bookwise.clock import Clock
 from bookwise.db import unit_of_work
 from bookwise.errors import Problem, errors_only
@@ -51,6 +53,14 @@ fields:
      options: [{value: a, label: A}, {value: b, label: B}]}
 notifications: []
 """
+LESSON = """id: lesson
+name: Lesson
+duration: 1h
+booking_window: {min_notice: 0m, max_ahead: 60d}
+staff: {tags: [tutor]}
+waitlist: {enabled: true, hold: 2h}
+notifications: []
+"""
 PLAIN = """id: plain
 name: Plain
 duration: 1h
@@ -71,6 +81,7 @@ CALENDARS = """calendars:
     services:
       - workflow: class
       - workflow: plain
+      - workflow: lesson
 """
 
 
@@ -79,6 +90,7 @@ def school_config(tmp_path: Path, database_url: str, smtp_port: int) -> dict[str
     workflows.mkdir(exist_ok=True)
     (workflows / "class.yaml").write_text(CLASS)
     (workflows / "plain.yaml").write_text(PLAIN)
+    (workflows / "lesson.yaml").write_text(LESSON)
     return base_config(tmp_path, database_url) | {
         "workflows": str(workflows),
         "mail": {
@@ -432,13 +444,101 @@ def test_an_offer_whose_hold_ran_out_cannot_be_accepted_before_the_job_runs(
     assert (answer.status_code, answer.get_json()["error"]["code"]) == (409, "offer_expired")
 
 
+def test_an_offered_place_is_held_against_other_bookers(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    from bookwise.bookings.services import SlotTaken
+
+    client = school_app.test_client()
+    start, bookings = full_class(school, now)
+    token = join(school, start, now, 1)
+    cancel(school, bookings[0], now)
+    day = start.date().isoformat()
+    slots = client.get(f"/api/v1/calendars/school/services/class/slots?from={day}&to={day}")
+    assert start not in [datetime.fromisoformat(s["start"]) for s in slots.get_json()["slots"]]
+    with pytest.raises(SlotTaken):
+        book(school, start, now, 3)
+    why = client.get(
+        "/api/v1/calendars/school/services/class/explain",
+        query_string={"start": start.isoformat()},
+    ).get_json()
+    assert (why["offered"], [r["code"] for r in why["reasons"]]) == (False, ["capacity"])
+    # The time is full while the place is held: another client may still join the line.
+    join(school, start, now, 2)
+    accepted = client.post(f"/api/v1/manage/{token}/accept")
+    assert accepted.status_code == 200, accepted.get_json()
+    with school.database.sessions() as session:
+        held = session.scalar(
+            sa.select(sa.func.count()).where(Booking.start_at == start, Booking.holds_slot)
+        )
+    assert held == 2
+
+
+def test_a_hold_that_ran_out_no_longer_holds_the_place(school: Loaded, now: datetime) -> None:
+    start, bookings = full_class(school, now)
+    join(school, start, now, 1)
+    cancel(school, bookings[0], now)
+    # Past the two hours, before the job passes the place on: it is anyone's.
+    book(school, start, now + timedelta(hours=2, minutes=1), 3)
+    with unit_of_work(school.database.sessions, write=True) as session:
+        assert expire_offers(session, now + timedelta(hours=2, minutes=2)) == 1
+    assert entries(school)["w1@example.org"].state == "expired"
+
+
+def test_a_held_one_to_one_place_holds_the_staff_members_time(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    from bookwise.bookings.services import SlotTaken
+
+    start = session_start(now) - timedelta(hours=8)  # 10:00, the lesson's hour
+    with unit_of_work(school.database.sessions, write=True) as session:
+        context = find_service(session, "school", "lesson")
+        taken = create_booking(
+            session,
+            context,
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        ).id
+        entry = join_waitlist(
+            session,
+            context,
+            WaitlistRequest(values={"name": "W1", "email": "w1@example.org"}, start=start),
+            now,
+            plugins=None,
+        )
+        token = entry.manage_token
+    cancel(school, taken, now)
+    assert entries(school)["w1@example.org"].state == "offered"
+    # The tutor's hour is held: not for the lesson, nor for another service of hers.
+    with unit_of_work(school.database.sessions, write=True) as session, pytest.raises(SlotTaken):
+        create_booking(
+            session,
+            find_service(session, "school", "plain"),
+            BookingRequest(start=start, values={"name": "S2", "email": "s2@example.org"}),
+            now,
+            plugins=None,
+        )
+    client = school_app.test_client()
+    why = client.get(
+        "/api/v1/calendars/school/services/lesson/explain",
+        query_string={"start": start.isoformat()},
+    ).get_json()
+    (maya,) = why["staff"]
+    assert [r["code"] for r in maya["reasons"]] == ["held"]
+    assert "held for them until they answer" in maya["reasons"][0]["message"]
+    assert client.post(f"/api/v1/manage/{token}/accept").status_code == 200
+
+
 def test_a_place_taken_meanwhile_is_refused_as_taken(
     school: Loaded, school_app: Any, now: datetime
 ) -> None:
     start, bookings = full_class(school, now)
     token = join(school, start, now, 1)
     cancel(school, bookings[0], now)
-    book(school, start, now, 3)  # the place was not held against a booking by hand
+    with unit_of_work(school.database.sessions, write=True) as session:
+        (maya,) = session.scalars(sa.select(StaffMember)).all()
+        session.add(TimeOff(staff_id=maya.id, start_at=start, end_at=start + timedelta(hours=2)))
     answer = school_app.test_client().post(f"/api/v1/manage/{token}/accept")
     assert (answer.status_code, answer.get_json()["error"]["code"]) == (409, "offer_taken")
     assert entries(school)["w1@example.org"].state == "offered"

@@ -56,7 +56,8 @@ class Interval:
 
 @dataclass(frozen=True)
 class ExistingBooking:
-    """A booking that takes its staff member's time (its state holds the slot)."""
+    """A booking that takes its staff member's time (its state holds the slot), or a place
+    offered to the waitlist and held for it until the offer is taken or runs out (``held``)."""
 
     start: datetime
     end: datetime
@@ -64,6 +65,7 @@ class ExistingBooking:
     blocked_until: datetime
     service_id: int
     booking_id: int = 0
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -449,6 +451,7 @@ PAST, MIN_NOTICE, MAX_AHEAD, CAPACITY = "past", "min_notice", "max_ahead", "capa
 OUTSIDE_HOURS, NOT_A_START = "outside_hours", "not_a_start"
 TIME_OFF, BUSY, BOOKED, BUFFER = "time_off", "busy", "booked", "buffer"
 ROUTING, OTHER_GROUP = "routing", "other_group"
+HELD = "held"  # a place offered to the waitlist, held for that client
 REASON_CODES = (
     PAST,
     MIN_NOTICE,
@@ -462,6 +465,7 @@ REASON_CODES = (
     BUFFER,
     ROUTING,
     OTHER_GROUP,
+    HELD,
 )
 
 
@@ -470,7 +474,8 @@ class Reason:
     """One reason a start is not offered. ``start``/``end``: the period in the way (a booking,
     a time off, the nearest starts for ``not_a_start``, the first and last start allowed for
     ``min_notice``/``max_ahead``); ``label``: which one (a time off's reason, a feed's name);
-    ``count``: places (``capacity``) or the booking's id (``booked``, ``buffer``)."""
+    ``count``: places (``capacity``) or the booking's id (``booked``, ``buffer``; not ``held``).
+    """
 
     code: str
     start: datetime | None = None
@@ -609,7 +614,7 @@ def _member_reasons(
             meets = _seconds(booking.start) < at + search.duration and at < _seconds(booking.end)
             reasons.append(
                 Reason(
-                    BOOKED if meets else BUFFER,
+                    HELD if booking.held else BOOKED if meets else BUFFER,
                     start=booking.start,
                     end=booking.end,
                     count=booking.booking_id,

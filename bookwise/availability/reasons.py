@@ -18,6 +18,7 @@ from bookwise.availability.engine import (
     BUFFER,
     BUSY,
     CAPACITY,
+    HELD,
     MAX_AHEAD,
     MIN_NOTICE,
     NOT_A_START,
@@ -42,6 +43,7 @@ PLAIN = {
     BUSY: N_("Busy in another calendar."),
     BOOKED: N_("Already booked."),
     BUFFER: N_("Too close to another booking and the break kept around it."),
+    HELD: N_("Offered to a client on the waitlist, and held for them until they answer."),
 }
 
 
@@ -99,6 +101,14 @@ def reason_message(
         return translate(N_("Busy in another calendar, %(period)s."), period=period)
     if code == BOOKED and period and private:
         return translate(N_("Already booked, %(period)s."), period=period)
+    if code == HELD and period:
+        return translate(
+            N_(
+                "Offered to a client on the waitlist (%(period)s), and held for them until "
+                "they answer."
+            ),
+            period=period,
+        )
     if code == BUFFER and period and private:
         return translate(
             N_("Too close to the booking of %(period)s and the break kept around it."),

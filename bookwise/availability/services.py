@@ -30,7 +30,7 @@ from bookwise.availability.engine import (
     find_free_slots,
     workflow_rules,
 )
-from bookwise.bookings.models import Booking
+from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.calendars.data import HoursRange
 from bookwise.calendars.models import (
     BusyTime,
@@ -138,8 +138,11 @@ def read_staff_time(
     window_end: datetime,
     margin: timedelta,
     exclude_booking: int | None = None,
+    now: datetime | None = None,
 ) -> list[StaffTime]:
-    """Hours, time off, busy times and bookings of ``staff_ids`` around the window: four queries."""
+    """Hours, time off, busy times and bookings of ``staff_ids`` around the window, with the
+    places offered to the waitlist and still held at ``now`` (see :func:`read_held_offers`):
+    five queries."""
     if not staff_ids:
         return []
     low, high = window_start - margin, window_end + margin
@@ -212,6 +215,8 @@ def read_staff_time(
                 row.id,
             )
         )
+    for member, held in read_held_offers(session, low, high, now, staff_ids=staff_ids):
+        bookings[member].append(held)
 
     return [
         StaffTime(
@@ -224,6 +229,74 @@ def read_staff_time(
         )
         for staff_id in staff_ids
     ]
+
+
+def read_held_offers(
+    session: Session,
+    low: datetime,
+    high: datetime,
+    now: datetime | None,
+    *,
+    staff_ids: Sequence[int] | None = None,
+    service_id: int | None = None,
+    other_staff: bool = False,
+) -> list[tuple[int, ExistingBooking]]:
+    """Places offered to the waitlist and held (``offered``, not run out at ``now``) with a
+    start in ``[low - 1 day, high)``, as the bookings they stand for: (staff id, booking). An
+    offer holds the freed booking's length and breaks at the offered start, for its staff
+    member: one place of a group, the whole time otherwise. ``staff_ids`` (or, ``other_staff``,
+    all but them) and ``service_id`` narrow what is read. The client who accepts the offer
+    turns it into ``booked`` first, so their own offer is not in their way."""
+    query = (
+        select(
+            WaitlistEntry.offered_staff_id,
+            WaitlistEntry.offered_start,
+            WaitlistEntry.service_id,
+            Booking.start_at,
+            Booking.end_at,
+            Booking.blocked_from,
+            Booking.blocked_until,
+        )
+        .join(Booking, Booking.id == WaitlistEntry.freed_booking_id)
+        .where(
+            WaitlistEntry.state == "offered",
+            WaitlistEntry.offered_start >= low - timedelta(days=1),
+            WaitlistEntry.offered_start < high,
+        )
+    )
+    if now is not None:
+        query = query.where(WaitlistEntry.offer_expires_at > now)
+    if staff_ids is not None:
+        member = WaitlistEntry.offered_staff_id
+        query = query.where(member.not_in(staff_ids) if other_staff else member.in_(staff_ids))
+    if service_id is not None:
+        query = query.where(WaitlistEntry.service_id == service_id)
+    held = []
+    for (
+        staff_id,
+        start,
+        service,
+        freed_start,
+        freed_end,
+        blocked_from,
+        blocked_until,
+    ) in session.execute(query):
+        if staff_id is None or start is None:
+            continue
+        held.append(
+            (
+                staff_id,
+                ExistingBooking(
+                    start,
+                    start + (freed_end - freed_start),
+                    start - (freed_start - blocked_from),
+                    start + (blocked_until - freed_start),
+                    service,
+                    held=True,
+                ),
+            )
+        )
+    return held
 
 
 @dataclass(frozen=True)
@@ -277,6 +350,7 @@ def service_availability(
         window_end,
         margin,
         search.exclude_booking,
+        now,
     )
     joined_elsewhere: dict[datetime, int] = {}
     if search.ignore_bookings:
@@ -289,6 +363,7 @@ def service_availability(
             window_start,
             window_end,
             search.exclude_booking,
+            now,
         )
     return Availability(
         find_free_slots(rules, staff_time, window_start, window_end, now, joined_elsewhere), pool
@@ -302,9 +377,11 @@ def read_joined_elsewhere(
     window_start: datetime,
     window_end: datetime,
     exclude_booking: int | None = None,
+    now: datetime | None = None,
 ) -> dict[datetime, int]:
     """Bookings of ``service`` starting in the window, by start, held by staff other than
-    ``staff_ids``: with one group per slot they take its places too, whoever teaches them."""
+    ``staff_ids`` (places offered to the waitlist too): with one group per slot they take its
+    places too, whoever teaches them."""
     query = (
         select(Booking.start_at, func.count())
         .where(
@@ -319,7 +396,20 @@ def read_joined_elsewhere(
         query = query.where(Booking.staff_id.not_in(staff_ids))
     if exclude_booking is not None:
         query = query.where(Booking.id != exclude_booking)
-    return dict(session.execute(query).all())
+    joined: dict[datetime, int] = defaultdict(int, session.execute(query).all())
+    offers = read_held_offers(
+        session,
+        window_start,
+        window_end,
+        now,
+        staff_ids=staff_ids,
+        service_id=service.id,
+        other_staff=True,
+    )
+    for _member, held in offers:
+        if window_start <= held.start < window_end:
+            joined[held.start] += 1
+    return dict(joined)
 
 
 @dataclass(frozen=True)
@@ -358,13 +448,13 @@ def explain_time(
     end = start + timedelta(seconds=1)
     ids = [m.id for m in pool]
     staff_time = read_staff_time(
-        session, calendar.id, ids, start, end, margin, search.exclude_booking
+        session, calendar.id, ids, start, end, margin, search.exclude_booking, now
     )
     joined = 0
     if rules.per_slot:
         joined = sum(
             read_joined_elsewhere(
-                session, service, ids, start, end, search.exclude_booking
+                session, service, ids, start, end, search.exclude_booking, now
             ).values()
         )
     explanation = explain_start(

@@ -283,10 +283,14 @@ def accept_offer(
     )
     try:
         with session.begin_nested():
+            # The offer holds the place against everyone else (see
+            # availability.services.read_held_offers): no longer on offer, it is free for this
+            # client. Refused, the savepoint puts the offer back as it was.
+            entry.state = "booked"
+            session.flush()
             booking = create_booking(session, context, request, now, plugins=plugins)
     except (SlotTaken, NotASlot):
         raise OfferTaken("the place offered is no longer free") from None
-    entry.state = "booked"
     entry.booking_id = booking.id
     session.flush()
     return booking
