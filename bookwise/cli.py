@@ -873,13 +873,21 @@ def retention(ctx: click.Context, config_path: Path | None, dry_run: bool, clock
         click.echo(
             f"{group.calendar}/{group.workflow}: {len(group.bookings)} booking(s) lose their "
             f"answers, {len(group.clients)} client(s) erased, {len(group.messages)} "
-            f"message(s) purged{_span(group)}"
+            f"message(s) purged{_entries(len(group.entries), ', {} erased')}{_span(group)}"
         )
     verb = "would be" if dry_run else "were"
     click.echo(
-        f"{plan.answers} answer set(s), {plan.clients} client(s) and {plan.messages} message(s) "
-        f"{verb} removed" + (" (dry run: nothing changed)" if dry_run else "")
+        f"{plan.answers} answer set(s), {plan.clients} client(s)"
+        f"{_entries(plan.entries, ', {}')} and {plan.messages} message(s) {verb} removed"
+        + (" (dry run: nothing changed)" if dry_run else "")
     )
+
+
+def _entries(count: int, words: str) -> str:
+    """``words`` with the number of waitlist entries, when there are any."""
+    if not count:
+        return ""
+    return words.format(f"{count} waitlist entr{'y' if count == 1 else 'ies'}")
 
 
 @cli.group()

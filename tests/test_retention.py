@@ -263,7 +263,8 @@ def test_the_job_runs_through_the_scheduler_registry(
     assert result.exit_code == 0, result.stderr
     sent = messages_of(kept, three["early"], three["late"])
     assert result.stdout.strip().endswith(
-        f": 2 booking(s) without answers, 1 client(s) erased, {sent} message(s) purged"
+        f": 2 booking(s) without answers, 1 client(s) erased, {sent} message(s) purged, 0 "
+        "waitlist entries erased"
     )
     assert booking(kept, three["early"])[3] is None
     assert booking(kept, three["late"])[:1] == ({},)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.bookings.offers import expire_offers
 from bookwise.bookings.services import (
@@ -761,6 +762,63 @@ def test_answers_are_encrypted_rotated_and_erased(
         ).all()
     assert sorted(offers) == ["(erased)", "w2@example.org"]
     assert school_app.test_client().get(f"/api/v1/manage/{first}").status_code == 404
+
+
+def test_retention_erases_entries_whose_time_has_long_passed(
+    school: Loaded, school_app: Any, now: datetime, tmp_path: Path
+) -> None:
+    from bookwise import instance
+    from bookwise.privacy.retention import apply_retention, plan_retention
+
+    class_file = tmp_path / "workflows" / "class.yaml"
+    class_file.write_text(
+        CLASS + "retention: {delete_answers_after: 30d, delete_client_after: 90d}\n"
+    )
+    instance.sync_workflows(school.settings, school.database)
+    start, bookings = full_class(school, now)
+    first = join(school, start, now, 1)
+    join(school, start, now, 2)
+    for number in (4, 5):
+        book(school, start + timedelta(days=40), now, number)
+    later = join(school, start + timedelta(days=40), now, 3)  # a time still ahead at day 33
+    cancel(school, bookings[0], now)
+    assert school_app.test_client().post(f"/api/v1/manage/{first}/accept").status_code == 200
+    secret = "test-secret-" + "x" * 40
+
+    with school.database.sessions() as session:
+        soon = plan_retention(session, start + timedelta(days=29))
+        assert soon.entries == 0
+        due = plan_retention(session, start + timedelta(days=33))
+    assert (due.entries, due.clients) == (2, 0)
+    with unit_of_work(school.database.sessions, write=True) as session:
+        done = apply_retention(session, start + timedelta(days=33), secret=secret)
+        assert done.entries == 2
+        again = apply_retention(session, start + timedelta(days=33), secret=secret)
+        assert again.empty
+    found = entries(school)
+    assert (found["w1@example.org"].state, found["w1@example.org"].answers) == ("booked", {})
+    assert (found["w2@example.org"].state, found["w2@example.org"].answers) == ("left", {})
+    assert found["w3@example.org"].answers == {"level": "b"}
+    client = school_app.test_client()
+    assert client.get(f"/api/v1/manage/{first}").status_code == 404
+    assert client.get(f"/api/v1/manage/{later}").status_code == 200
+
+    # Past the clients' period, the rows of clients who only waited are pseudonymised (the
+    # booking made through the offer has a client row of its own, the bookings' retention's);
+    # the third client's time was 40 days later: their answers go, their row stays.
+    with unit_of_work(school.database.sessions, write=True) as session:
+        done = apply_retention(session, start + timedelta(days=95), secret=secret)
+    # Five clients: the two who only waited, and the three of the first time's bookings.
+    assert (done.entries, done.clients) == (1, 5)
+    with school.database.sessions() as session:
+        waited = session.scalars(sa.select(WaitlistEntry).order_by(WaitlistEntry.id)).all()
+        assert [e.client.email for e in waited] == [None, None, "w3@example.org"]
+        assert waited[2].answers == {}
+    with school.database.sessions() as session:
+        audited = session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "retention.applied")
+        ).all()
+    assert [a.details["waitlist_entries_erased"] for a in audited] == [2, 1]
 
 
 def test_a_full_day_offers_to_join_the_waitlist_without_javascript(

@@ -37,6 +37,8 @@ SETTLED_STATES = ("sent", "dead", "skipped", "withdrawn")
 ERASED_RECIPIENT = "(erased)"
 PURGED_KEY = "purged:"
 ERASED_KEY = "erased:"
+# The manage token of an erased waitlist entry begins so (nobody holds the rest of it).
+ERASED_ENTRY = "wl-erased-"
 # What an outbox row's payload may keep: the times a recipient was told (no personal data).
 KEPT_PAYLOAD = ("sequence", "told", "previous_start")
 # What a history line's details may keep.
@@ -127,9 +129,7 @@ def erase_answers(session: Session, bookings: Iterable[Booking], now: datetime) 
 
 
 def erase_waitlist_entries(session: Session, client_ids: Sequence[int], now: datetime) -> int:
-    """The waitlist entries of erased clients, as their bookings: answers removed, the entry
-    out of the line (``left``), its manage link closed, its offer messages purged (unsent ones
-    withdrawn); the number of entries. A place on offer to them goes to the next in line."""
+    """The waitlist entries of erased clients (see :func:`erase_entries`); the number."""
     entries = [
         entry
         for chunk in batches(list(client_ids))
@@ -137,10 +137,18 @@ def erase_waitlist_entries(session: Session, client_ids: Sequence[int], now: dat
             select(WaitlistEntry).where(WaitlistEntry.client_id.in_(chunk))
         )
     ]
+    return erase_entries(session, entries, now)
+
+
+def erase_entries(session: Session, entries: Sequence[WaitlistEntry], now: datetime) -> int:
+    """Waitlist entries, as bookings are: answers removed, the entry out of the line (``left``),
+    its manage link closed (``wl-erased-``: how an erased entry is known), its offer messages
+    purged (unsent ones withdrawn); the number of entries. A place on offer to them goes to the
+    next in line."""
     passed_on = []
     for entry in entries:
         entry.answers = {}
-        entry.manage_token = "wl-erased-" + secrets.token_urlsafe(30)
+        entry.manage_token = ERASED_ENTRY + secrets.token_urlsafe(30)
         if entry.state in ("waiting", "offered"):
             if entry.state == "offered":
                 passed_on.append(entry)

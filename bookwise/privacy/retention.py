@@ -7,6 +7,12 @@ keeps no rendered message). When ``delete_client_after`` has passed, the client 
 pseudonymised too (and, with it, the answers). The booking itself stays, with its times,
 service, staff member and state, so that the reports keep counting it.
 
+A waitlist entry counts from the end of the time it waited for (``wanted_until``): past the
+answers' period, it is erased as an erased client's entry is (answers removed, out of the line,
+its link closed, its offer messages purged); past the client's period, a client row that only
+waited (it never booked) is pseudonymised too. Entries keep no version: the workflow's current
+periods apply.
+
 The periods in force for a booking are the shorter of those of the workflow version it was made
 under (what the client was told) and of the workflow's current version (a period shortened
 since applies to the bookings made before). :func:`plan_retention` writes nothing (``bookwise
@@ -25,12 +31,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bookwise.audit.services import Actor, record
-from bookwise.bookings.models import Booking, Client
-from bookwise.calendars.models import Calendar
+from bookwise.bookings.models import Booking, Client, WaitlistEntry
+from bookwise.calendars.models import Calendar, Service
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
 from bookwise.notifications.models import Notification
 from bookwise.privacy.erasure import (
+    ERASED_ENTRY,
     ERASED_KEY,
     PURGED_KEY,
     SETTLED_STATES,
@@ -38,10 +45,11 @@ from bookwise.privacy.erasure import (
     close_manage_links,
     erase_answers,
     erase_clients,
+    erase_entries,
     purge_message,
 )
 from bookwise.workflows.language import Retention
-from bookwise.workflows.models import WorkflowVersion
+from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
 
 if TYPE_CHECKING:
@@ -58,12 +66,13 @@ class RetentionGroup:
     bookings: list[int] = field(default_factory=list)  # answers to remove
     clients: list[int] = field(default_factory=list)  # client rows to pseudonymise
     messages: list[int] = field(default_factory=list)  # outbox rows to purge
+    entries: list[int] = field(default_factory=list)  # waitlist entries to erase
     oldest_end: datetime | None = None
     newest_end: datetime | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.bookings or self.clients or self.messages)
+        return not (self.bookings or self.clients or self.messages or self.entries)
 
     def _span(self, end: datetime) -> None:
         self.oldest_end = end if self.oldest_end is None else min(self.oldest_end, end)
@@ -88,6 +97,10 @@ class RetentionPlan:
     @property
     def messages(self) -> int:
         return sum(len(g.messages) for g in self.groups)
+
+    @property
+    def entries(self) -> int:
+        return sum(len(g.entries) for g in self.groups)
 
     @property
     def empty(self) -> bool:
@@ -187,8 +200,74 @@ def plan_retention(session: Session, now: datetime) -> RetentionPlan:
             ):
                 group.clients.append(client_id)
                 group._span(end)
+    _plan_waitlist(session, now, groups)
     plan.groups = [g for g in groups.values() if not g.empty]
     return plan
+
+
+def _plan_waitlist(
+    session: Session, now: datetime, groups: dict[tuple[int, str], RetentionGroup]
+) -> None:
+    """The waitlist entries due (see the module), into ``groups``."""
+    pairs = session.execute(
+        select(WaitlistEntry.calendar_id, WorkflowRecord.slug)
+        .join(Service, Service.id == WaitlistEntry.service_id)
+        .join(WorkflowRecord, WorkflowRecord.id == Service.workflow_id)
+        .distinct()
+    ).all()
+    for calendar_id, slug in sorted(pairs):
+        calendar = session.get(Calendar, calendar_id)
+        try:
+            periods = workflow_of(current_version(session, slug)).retention
+        except NotFound:
+            continue
+        known = [p for p in (periods.delete_answers_after, periods.delete_client_after) if p]
+        if calendar is None or not known:
+            continue
+        group = groups.setdefault(
+            (calendar_id, slug), RetentionGroup(calendar_id, calendar.slug, slug)
+        )
+        of_workflow = (
+            WaitlistEntry.calendar_id == calendar_id,
+            WaitlistEntry.service_id.in_(
+                select(Service.id).join(WorkflowRecord).where(WorkflowRecord.slug == slug)
+            ),
+        )
+        for entry_id, end in session.execute(
+            select(WaitlistEntry.id, WaitlistEntry.wanted_until)
+            .where(
+                *of_workflow,
+                WaitlistEntry.wanted_until <= now - min(known),
+                ~WaitlistEntry.manage_token.startswith(ERASED_ENTRY, autoescape=True),
+            )
+            .order_by(WaitlistEntry.id)
+        ):
+            group.entries.append(entry_id)
+            group._span(end)
+        if periods.delete_client_after is None:
+            continue
+        # A client row that only waited: none of its bookings, every entry's time long past.
+        latest = (
+            select(WaitlistEntry.client_id, func.max(WaitlistEntry.wanted_until).label("last"))
+            .group_by(WaitlistEntry.client_id)
+            .subquery()
+        )
+        for client_id, end in session.execute(
+            select(Client.id, latest.c.last)
+            .join(latest, latest.c.client_id == Client.id)
+            .join(WaitlistEntry, WaitlistEntry.client_id == Client.id)
+            .where(
+                *of_workflow,
+                Client.erased_at.is_(None),
+                latest.c.last <= now - periods.delete_client_after,
+                ~select(Booking.id).where(Booking.client_id == Client.id).exists(),
+            )
+            .distinct()
+            .order_by(Client.id)
+        ):
+            if client_id not in group.clients:
+                group.clients.append(client_id)
+                group._span(end)
 
 
 def apply_retention(
@@ -224,6 +303,7 @@ def apply_retention(
                 "answers_erased": len(applied.bookings),
                 "clients_erased": len(applied.clients),
                 "messages_purged": len(applied.messages),
+                "waitlist_entries_erased": len(applied.entries),
                 "oldest_end": applied.oldest_end.isoformat() if applied.oldest_end else None,
                 "newest_end": applied.newest_end.isoformat() if applied.newest_end else None,
             },
@@ -258,6 +338,19 @@ def _apply_group(
         close_manage_links(bookings)
         for booking in bookings:
             applied._span(booking.end_at)
+    for chunk in batches(group.entries):
+        entries = list(
+            session.scalars(
+                select(WaitlistEntry).where(
+                    WaitlistEntry.id.in_(chunk),
+                    ~WaitlistEntry.manage_token.startswith(ERASED_ENTRY, autoescape=True),
+                )
+            )
+        )
+        erase_entries(session, entries, now)
+        for entry in entries:
+            applied.entries.append(entry.id)
+            applied._span(entry.wanted_until)
     for chunk in batches(group.messages):
         rows = session.scalars(
             select(Notification).where(

@@ -64,7 +64,7 @@ def apply_retention(context: JobContext) -> str | None:
         return None
     return (
         f"{done.answers} booking(s) without answers, {done.clients} client(s) erased, "
-        f"{done.messages} message(s) purged"
+        f"{done.messages} message(s) purged, {done.entries} waitlist entries erased"
     )
 
 
