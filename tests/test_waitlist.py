@@ -301,6 +301,74 @@ def test_joining_is_refused_with_a_clear_code(
         assert session.scalar(sa.select(sa.func.count()).select_from(WaitlistEntry)) == 0
 
 
+def test_the_same_person_cannot_wait_twice_for_one_time(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    start, _bookings = full_class(school, now)
+    first = join(school, start, now, 1)
+    client = school_app.test_client()
+    url = URL.format(service="class")
+    person = {"client": {"name": "W1 again", "email": "W1@Example.org"}, "answers": {"level": "a"}}
+    again = client.post(url, json={"start": start.isoformat(), **person})
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "already_waiting")
+    assert "already on the waitlist" in again.get_json()["error"]["message"]
+    assert first not in again.get_data(as_text=True)  # the entry is not named
+    # A day holds its times: the whole day overlaps the time waited for.
+    day = client.post(url, json={"day": start.date().isoformat(), **person})
+    assert day.get_json()["error"]["code"] == "already_waiting"
+    # Another person, the same time: fine. And once left, the first may join again.
+    assert join(school, start, now, 2).startswith("wl-")
+    assert client.post(f"/api/v1/manage/{first}/cancel").status_code == 200
+    rejoined = client.post(url, json={"start": start.isoformat(), **person})
+    assert rejoined.status_code == 201, rejoined.get_json()
+
+
+def test_a_reassignment_offers_the_time_the_staff_member_gave_up(
+    school: Loaded, now: datetime
+) -> None:
+    from bookwise.bookings.services import reassign_booking
+
+    start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    with unit_of_work(school.database.sessions, write=True) as session:
+        context = find_service(session, "school", "lesson")
+        taken = create_booking(
+            session,
+            context,
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        ).id
+        join_waitlist(
+            session,
+            context,
+            WaitlistRequest(values={"name": "W1", "email": "w1@example.org"}, start=start),
+            now,
+            plugins=None,
+        )
+    # A second tutor arrives: the time is no longer full, and nobody was told.
+    with unit_of_work(school.database.sessions, write=True) as session:
+        maya = session.scalars(sa.select(StaffMember)).one()
+        noor = StaffMember(
+            calendar_id=maya.calendar_id,
+            slug="noor",
+            name="Noor",
+            email="noor@school.example",
+            tags=["tutor"],
+        )
+        session.add(noor)
+    assert entries(school)["w1@example.org"].state == "waiting"
+    with unit_of_work(school.database.sessions, write=True) as session:
+        booking = session.get(Booking, taken)
+        assert booking is not None
+        reassign_booking(session, booking, noor.id, now, "admin", plugins=None)
+    offered = entries(school)["w1@example.org"]
+    assert (offered.state, offered.offered_start, offered.offered_staff_id) == (
+        "offered",
+        start,
+        maya.id,
+    )
+
+
 def test_a_day_without_a_free_time(school: Loaded, school_app: Any, now: datetime) -> None:
     client = school_app.test_client()
     start, _ = full_class(school, now)

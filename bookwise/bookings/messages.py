@@ -28,6 +28,10 @@ REFUSALS = {
     "invalid_start": N_("This time cannot be booked for this service. Please pick another time."),
     "slot_free": N_("This time still has a free place: book it instead of waiting."),
     "waitlist_closed": N_("This service has no waitlist."),
+    "already_waiting": N_(
+        "You are already on the waitlist for this time. We will write to you if a place "
+        "becomes free."
+    ),
     "offer_expired": N_("This offer has expired and the place went to the next person waiting."),
     "offer_taken": N_("Sorry, the place offered is no longer free."),
     "no_offer": N_("There is no place on offer for you at the moment."),

@@ -948,6 +948,9 @@ def reassign_booking(
     withdraw_timed(session, booking)
     plan_timed(session, booking, workflow, now)
     session.flush()
+    # The time the previous member gave up: a place of the service may have come free there
+    # (one waited for since, say, a colleague's time off was taken back).
+    _offer_to_waitlist(session, booking, now, booking.start_at, previous)
     return booking
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from bookwise.availability.services import SlotSearch, local_day_bounds, service_availability
@@ -75,6 +75,12 @@ class SlotFree(WaitlistError):
     """The time (or day) still has a free place: book it instead of waiting."""
 
     code = "slot_free"
+
+
+class AlreadyWaiting(WaitlistError):
+    """The same person (e-mail or phone) already waits for this time of this service."""
+
+    code = "already_waiting"
 
 
 class OfferExpired(WaitlistError):
@@ -154,6 +160,7 @@ def join_waitlist(
             raise OutsideWindow("this day is too far ahead to be booked yet", "too_far")
         # A day's entry wants any start of it: its last second is the end of the range.
         wanted_from, wanted_until = window[0], window[1] - timedelta(seconds=1)
+    _refuse_twice(session, context, answers.email, answers.phone, wanted_from, wanted_until)
     search = SlotSearch(answers=routing)
     free = service_availability(
         session, context.calendar, context.service, workflow, *window, now, search
@@ -202,6 +209,40 @@ def join_waitlist(
     session.add(entry)
     session.flush()
     return entry
+
+
+def _refuse_twice(
+    session: Session,
+    context: BookingContext,
+    email: str | None,
+    phone: str | None,
+    wanted_from: datetime,
+    wanted_until: datetime,
+) -> None:
+    """:class:`AlreadyWaiting` when the same e-mail address or phone number is still in line
+    (or on offer) for a time of the service that overlaps the one asked for (a day holds its
+    times). The entry is not named: whoever types someone's address learns nothing more."""
+    same = []
+    if email:
+        same.append(func.lower(Client.email) == email.lower())
+    if phone:
+        same.append(Client.phone == phone)
+    if not same:
+        return
+    found = session.scalar(
+        select(WaitlistEntry.id)
+        .join(Client, Client.id == WaitlistEntry.client_id)
+        .where(
+            WaitlistEntry.service_id == context.service.id,
+            WaitlistEntry.state.in_(LIVE),
+            WaitlistEntry.wanted_from <= wanted_until,
+            WaitlistEntry.wanted_until >= wanted_from,
+            or_(*same),
+        )
+        .limit(1)
+    )
+    if found is not None:
+        raise AlreadyWaiting("you are already on the waitlist for this time", "already_waiting")
 
 
 def is_waitlist_token(token: str) -> bool:
