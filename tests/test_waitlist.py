@@ -60,6 +60,11 @@ duration: 1h
 booking_window: {min_notice: 0m, max_ahead: 60d}
 staff: {tags: [tutor]}
 waitlist: {enabled: true, hold: 2h}
+fields:
+  - {id: goal, type: select, label: Goal,
+     options: [{value: exam, label: An exam}, {value: fun, label: For fun}]}
+  - {id: exam_day, type: date, required: true, label: Day of the exam,
+     show_if: {field: goal, equals: exam}}
 notifications: []
 """
 PLAIN = """id: plain
@@ -889,6 +894,67 @@ def test_retention_erases_entries_whose_time_has_long_passed(
     assert [a.details["waitlist_entries_erased"] for a in audited] == [2, 1]
 
 
+def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    import re
+
+    client = school_app.test_client()
+    start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    with unit_of_work(school.database.sessions, write=True) as session:
+        create_booking(
+            session,
+            find_service(session, "school", "lesson"),
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        )
+    day = start.date().isoformat()
+    page = client.get(f"/school/lesson?date={day}&tz=Europe/Paris").get_data(as_text=True)
+    assert 'href="/school/lesson/book?start=' in page  # the day has free times
+    assert "Join the waitlist for this day" not in page
+    links = re.findall(r'class="join-waitlist" href="([^"]+)"', page)
+    assert len(links) == 1 and "start=" in links[0], links
+    times = client.get(f"/school/lesson/times?date={day}&tz=Europe/Paris").get_json()
+    assert [t["href"] for t in times["full"]] == [links[0].replace("&amp;", "&")]
+    url = links[0].replace("&amp;", "&")
+    form = client.get(url).get_data(as_text=True)
+    assert "Every place at this time is taken." in form
+    # Without the script: an answer that makes another question apply brings the form back
+    # with it, nothing written.
+    details = {"field_name": "W1", "field_email": "w1@example.org", "field_goal": "exam"}
+    more = client.post(url, data={"form_token": form_token(form), "asked": "", **details})
+    assert more.status_code == 200
+    assert "A few more questions" in more.get_data(as_text=True)
+    assert entries(school) == {}
+    exam = (start + timedelta(days=20)).date().isoformat()
+    joined = client.post(
+        url,
+        data={
+            "form_token": form_token(form),
+            "asked": "exam_day",
+            **details,
+            "field_exam_day": exam,
+            "start": start.isoformat(),
+        },
+    )
+    assert joined.status_code == 302, joined.get_data(as_text=True)[:3000]
+    entry = entries(school)["w1@example.org"]
+    assert entry.wanted_from == entry.wanted_until == start
+    assert entry.answers == {"goal": "exam", "exam_day": exam}
+    again = client.post(
+        url,
+        data={
+            "form_token": form_token(form),
+            "asked": "exam_day",
+            **details,
+            "field_exam_day": exam,
+        },
+    )
+    assert again.status_code == 409
+    assert "already on the waitlist" in again.get_data(as_text=True)
+
+
 def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
     school: Loaded, school_app: Any, now: datetime
 ) -> None:
@@ -899,7 +965,7 @@ def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
     assert "Join the waitlist for this day" in page
     free_day = (start + timedelta(days=1)).date().isoformat()
     other = client.get(f"/school/class?date={free_day}&tz=Europe/Paris").get_data(as_text=True)
-    assert "Join the waitlist" not in other
+    assert "Join the waitlist for this day" not in other and "join-waitlist" not in other
     plain = client.get(f"/school/plain?date={day}&tz=Europe/Paris").get_data(as_text=True)
     assert "Join the waitlist" not in plain
 

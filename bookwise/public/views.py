@@ -13,7 +13,8 @@ import json
 import unicodedata
 from calendar import Calendar as MonthCalendar
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 from functools import cache
@@ -354,6 +355,11 @@ class Picker:
     previous_month: date | None
     next_month: date | None
     first_free: date | None
+    # With a waitlist: the chosen day's full times, each with its link to wait for it, and
+    # whether the whole day is full (it has times, none free), so it may be waited for.
+    full: list[dict[str, Any]] = field(default_factory=list)
+    full_day: bool = False
+    waitlist: bool = False
 
 
 def _day_param(name: str = "date") -> date | None:
@@ -436,9 +442,11 @@ def _picker(
     staff: str | None,
     exclude_booking: int | None = None,
     answers: dict[str, Any] | None = None,
+    waitlist_href: Callable[[str], str] | None = None,
 ) -> Picker:
     """Free times of the month around ``?date=`` in ``zone``, for one staff member or any, of
-    the staff ``answers`` route to."""
+    the staff ``answers`` route to. ``waitlist_href`` (a workflow with a waitlist): the full
+    times and days are told too (see :func:`_full_times`), each linked to its waitlist."""
     tz = ZoneInfo(zone)
     today = now().astimezone(tz).date()
     last = (now() + context.workflow.max_ahead).astimezone(tz).date()
@@ -476,6 +484,11 @@ def _picker(
         month = month_end + timedelta(days=1)
         month_end, by_day = month_slots(month)
         asked = month
+    full_by_day: dict[date, list[Slot]] = {}
+    if waitlist_href is not None:
+        full_by_day = _full_times(
+            context, tz, max(month, today), min(month_end, last), by_day, staff_ids, answers
+        )
     free_days = sorted(by_day)
     day = asked if asked in by_day or _day_param() else (free_days[0] if free_days else asked)
     weeks = []
@@ -487,6 +500,8 @@ def _picker(
                     "label": d.day,
                     "in_month": d.month == month.month,
                     "free": d in by_day,
+                    # Every time taken: a day that may be waited for (a link of its own).
+                    "waitlist": d not in by_day and d in full_by_day and d.month == month.month,
                     "selected": d == day,
                     "past": d < today or d > last,
                     "full": format_day(d, formats()) if d.month == month.month else "",
@@ -510,7 +525,52 @@ def _picker(
         else None,
         next_month=next_month if next_month <= last else None,
         first_free=free_days[0] if free_days else None,
+        full=[
+            {
+                "start": (moment := s.start.astimezone(tz).isoformat()),
+                "label": format_clock(s.start, zone, formats()),
+                "href": waitlist_href(moment),
+            }
+            for s in full_by_day.get(day, [])
+            if waitlist_href is not None
+        ],
+        full_day=day not in by_day and day in full_by_day,
+        waitlist=waitlist_href is not None,
     )
+
+
+def _full_times(
+    context: BookingContext,
+    tz: ZoneInfo,
+    first: date,
+    last: date,
+    shown: dict[date, list[Slot]],
+    staff_ids: list[int] | None,
+    answers: dict[str, Any] | None,
+) -> dict[date, list[Slot]]:
+    """By local day from ``first`` to ``last``: the times the service would offer were nothing
+    booked, and that no one of the (routed) pool can take now: the times a client may wait for.
+    A time another staff member than the one chosen still has free is not full (``shown``
+    holds the free times of the pool when no one is chosen)."""
+    if first > last:
+        return {}
+    bounds = local_day_bounds(first, last, tz)
+
+    def slots(search: SlotSearch) -> list[Slot]:
+        calendar, service, workflow = context.calendar, context.service, context.workflow
+        return service_availability(
+            db_session(), calendar, service, workflow, *bounds, now(), search
+        ).slots
+
+    if staff_ids is None:
+        free = {s.start for day_slots in shown.values() for s in day_slots}
+    else:
+        free = {s.start for s in slots(SlotSearch(answers=answers))}
+    full: dict[date, list[Slot]] = defaultdict(list)
+    for slot in slots(SlotSearch(answers=answers, ignore_bookings=True)):
+        if slot.start not in free:
+            full[slot.start.astimezone(tz).date()].append(slot)
+    return full
 
 
 def _picker_page_values(context: BookingContext, picker: Picker) -> dict[str, Any]:
@@ -540,7 +600,13 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         members = routed_pool(members, workflow, routing.answers)[0]
     picker_values: dict[str, Any] = {"picker": None}
     if routing.ready:
-        picker = _picker(context, zone, staff, answers=routing.answers)
+        picker = _picker(
+            context,
+            zone,
+            staff,
+            answers=routing.answers,
+            waitlist_href=_waitlist_href(context, zone, carried),
+        )
         picker_values = _picker_page_values(context, picker)
 
     def slot_href(start: str) -> str:
@@ -578,11 +644,9 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         notice=gettext("That time is no longer available. Please pick another.")
         if request.args.get("notice") == "unavailable"
         else None,
-        # A day without a free time may be waited for (bookwise.public.waitlist).
+        # A day whose every time is taken may be waited for (bookwise.public.waitlist).
         waitlist_day=picker_values["picker"].day.isoformat()
-        if workflow.waitlist_enabled
-        and picker_values["picker"] is not None
-        and not picker_values["picker"].slots
+        if picker_values["picker"] is not None and picker_values["picker"].full_day
         else None,
         **picker_values,
     )
@@ -598,12 +662,39 @@ def day_times(calendar_slug: str, service_slug: str) -> Response:
         message = gettext("Answer the questions above the times first.")
         return make_response(jsonify(error={"code": "answers_needed", "message": message}), 422)
     staff = _chosen_staff(context, request.args.get("staff"))
-    picker = _picker(context, zone, staff, answers=routing.answers)
+    picker = _picker(
+        context,
+        zone,
+        staff,
+        answers=routing.answers,
+        waitlist_href=_waitlist_href(context, zone, routing.params or {}),
+    )
     return jsonify(
         day=picker.day.isoformat(),
         label=format_day(picker.day, formats()),
         slots=picker.slots,
+        full=picker.full,
     )
+
+
+def _waitlist_href(
+    context: BookingContext, zone: str, carried: dict[str, Any]
+) -> Callable[[str], str] | None:
+    """The link that waits for a full time, when the workflow has a waitlist."""
+    if not context.workflow.waitlist_enabled:
+        return None
+
+    def href(start: str) -> str:
+        return link(
+            "waitlist_join",
+            calendar_slug=context.calendar.slug,
+            service_slug=context.workflow.id,
+            start=start,
+            tz=zone,
+            **carried,
+        )
+
+    return href
 
 
 # --- the booking form ----------------------------------------------------------------------------

@@ -33,16 +33,24 @@ from bookwise.db import unit_of_work
 from bookwise.formatting import format_day, format_when
 from bookwise.i18n import gettext
 from bookwise.public.forms import (
+    ASKED_INPUT,
     ActionForm,
     booking_form,
     booking_request,
+    conditional_questions,
     mark_answer_problems,
+    prefill,
 )
 from bookwise.public.views import (
+    _ask_more_questions,
+    _asked_on_page,
     _context,
     _day_param,
+    _not_yet_seen,
     _page_settings,
+    _parse_start,
     _service_card,
+    _zone,
     blueprint,
     formats,
     link,
@@ -177,29 +185,39 @@ def waitlist_leave(token: str) -> Any:
 @blueprint.route("/<calendar_slug>/<service_slug>/waitlist", methods=["GET", "POST"])
 @csrf.exempt  # public forms carry their own signed token (see bookwise.public.forms)
 def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
-    """Join the waitlist of a day without a free time (``?date=``): the client's details and
-    the workflow's questions, checked as a booking's; then the entry's page says what happens
-    next. Works without JavaScript."""
+    """Join the waitlist of a full time (``?start=``) or of a day whose every time is taken
+    (``?date=``): the client's details and the workflow's questions, checked as a booking's
+    (a question asked only if another's answer fits comes on a second step without the
+    script); then the entry's page says what happens next. Works without JavaScript."""
     context = _context(calendar_slug, service_slug)
     calendar, workflow = context.calendar, context.workflow
-    day = _day_param()
-    if not workflow.waitlist_enabled or day is None:
+    g.private = True
+    posted = request.method == "POST"
+    start = _parse_start(request.form.get("start") or request.args.get("start"))
+    day = None if start is not None else _day_param()
+    if not workflow.waitlist_enabled or (start is None and day is None):
         message = describe("waitlist_closed" if not workflow.waitlist_enabled else "", gettext)
         page = render_template(
             "error.html", code=409, title=gettext("Join the waitlist"), message=message
         )
         return page, 409
-    posted = request.method == "POST"
+    zone = _zone(calendar)
     form = booking_form(workflow, locale(), calendar.default_locale)(
         request.form if posted else None,
         meta={"csrf_context": f"waitlist:{calendar.slug}/{workflow.id}"},
+        data={"start": start.isoformat() if start else "", "tz": zone, "staff": ""},
     )
-    problem = None
+    if not posted:
+        prefill(form, workflow, request.args)  # the routing answers a link carries
+    problem, more_questions, status = None, [], 200
     if posted:
         if not form.validate():
-            problem = gettext("This form has expired. Reload the page and try again.")
+            problem, status = gettext("This form has expired. Reload the page and try again."), 422
+        elif more_questions := _not_yet_seen(workflow, form):
+            # Nothing is written: the form comes back with them, every answer kept.
+            problem, status = _ask_more_questions(context, form, more_questions, problem, status)
         else:
-            wanted = booking_request(form, workflow, start=now())
+            wanted = booking_request(form, workflow, start=start or now())
             db_session().close()
             try:
                 with unit_of_work(instance().database.sessions, write=True) as session:
@@ -208,10 +226,11 @@ def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
                         find_service(session, calendar_slug, service_slug),
                         WaitlistRequest(
                             values=wanted.values,
+                            start=start,
                             day=day,
                             consent=wanted.consent,
                             locale=locale(),
-                            timezone=request.args.get("tz") or None,
+                            timezone=zone,
                             sms_opt_in=wanted.sms_opt_in,
                         ),
                         now(),
@@ -220,9 +239,9 @@ def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
                     token = entry.manage_token
             except InvalidAnswers as invalid:
                 mark_answer_problems(form, invalid)
-                problem = gettext("Some answers are missing or wrong.")
+                problem, status = gettext("Some answers are missing or wrong."), 422
             except BookingError as refused:
-                problem = describe(refused.code, gettext, refused.told)
+                problem, status = describe(refused.code, gettext, refused.told), 409
             else:
                 return redirect(link("manage", token=token, done="joined"))
     return render_template(
@@ -231,6 +250,13 @@ def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
         service=_service_card(context),
         workflow=workflow,
         form=form,
-        day_label=format_day(day, formats()),
+        tz=zone,
+        day=day.isoformat() if day else None,
+        day_label=format_day(day, formats()) if day else "",
+        when=format_when(start, zone, formats()) if start else "",
+        conditional=conditional_questions(workflow),
+        asked=_asked_on_page(workflow, form),
+        more_questions=more_questions,
+        asked_input=ASKED_INPUT,
         problem=problem,
-    ), (422 if problem else 200)
+    ), status

@@ -180,6 +180,29 @@
           item.appendChild(a);
           list.appendChild(item);
         });
+        // With a waitlist: the day's full times, each with its link to wait for it. A day
+        // switched to here has free times: the whole day is not to be waited for.
+        var full = picker.querySelector("[data-full-times]");
+        if (full) {
+          full.textContent = "";
+          (data.full || []).forEach(function (slot) {
+            var item = document.createElement("li");
+            var label = document.createElement("span");
+            label.className = "slot full";
+            label.textContent = slot.label + " · " + full.dataset.label;
+            var join = document.createElement("a");
+            join.className = "join-waitlist";
+            join.href = slot.href;
+            join.textContent = full.dataset.join;
+            join.setAttribute("aria-label", full.dataset.joinFor.replace("__TIME__", slot.label));
+            item.appendChild(label);
+            item.appendChild(document.createTextNode(" "));
+            item.appendChild(join);
+            full.appendChild(item);
+          });
+          full.hidden = !(data.full || []).length;
+        }
+        document.querySelectorAll("[data-waitlist-day]").forEach(function (p) { p.remove(); });
         history.replaceState(null, "", day.href);
       })
       .catch(function () { window.location.href = day.href; });

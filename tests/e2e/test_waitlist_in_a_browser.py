@@ -20,7 +20,14 @@ from bookwise.clock import Clock
 from bookwise.db import unit_of_work
 from bookwise.notifications.delivery import Dispatcher
 from tests.conftest import Inbox, Loaded
-from tests.test_waitlist import cancel, entries, full_class, join, school  # noqa: F401
+from tests.test_waitlist import (  # noqa: F401
+    cancel,
+    entries,
+    full_class,
+    join,
+    school,
+    session_start,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -99,3 +106,41 @@ def test_an_offer_not_taken_in_time_passes_to_the_next_in_line(
     expect(page.locator("h1")).to_have_text("Your booking is confirmed")
     found = entries(loaded)
     assert (found["w1@example.org"].state, found["w2@example.org"].state) == ("expired", "booked")
+
+
+def test_a_full_time_waited_for_from_the_times_of_a_day(
+    browser: Any, served: tuple[str, Loaded], now: datetime
+) -> None:
+    from bookwise.bookings.services import BookingRequest, create_booking, find_service
+
+    base, loaded = served
+    start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    with unit_of_work(loaded.database.sessions, write=True) as session:
+        create_booking(
+            session,
+            find_service(session, "school", "lesson"),
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        )
+    day = start.date()
+    page = browser.new_context(locale="en", timezone_id="Europe/Paris").new_page()
+    # The page opens on another day; the script switches to the lesson's day in place.
+    page.goto(f"{base}/school/lesson?date={(day + timedelta(days=1)).isoformat()}&tz=Europe/Paris")
+    page.click(f"a.day[data-day='{day.isoformat()}']")
+    full = page.locator("[data-full-times] li")
+    expect(full).to_have_count(1)
+    expect(full).to_contain_text("10:00")
+    full.locator("a.join-waitlist").click()
+    expect(page.locator("h1")).to_have_text("Join the waitlist")
+    page.fill("#field_name", "Wanda")
+    page.fill("#field_email", "wanda@example.org")
+    # The question asked only for an exam appears as the answer is chosen.
+    expect(page.locator("#field_exam_day")).to_be_hidden()
+    page.select_option("#field_goal", "exam")
+    page.fill("#field_exam_day", (day + timedelta(days=20)).isoformat())
+    page.click("button:has-text('Join the waitlist')")
+    expect(page.locator(".notice, .waitlist-state").first).to_contain_text("on the waitlist")
+    entry = entries(loaded)["wanda@example.org"]
+    assert entry.wanted_from == entry.wanted_until == start
+    assert entry.answers["goal"] == "exam"
