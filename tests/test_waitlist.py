@@ -992,3 +992,69 @@ def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
     closed = client.get(f"/school/plain/waitlist?date={day}")
     assert closed.status_code == 409
     assert "This service has no waitlist." in closed.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=not-a-time",
+        "start=2026-13-45T10:00:00%2B01:00",
+        "start=9999-12-31T23:59:59%2B14:00",
+        "start=2027-01-05T10:00:00",  # no offset
+        "start=%ED%A0%80",  # a lone surrogate, as UTF-8 bytes
+        "start=2027-01-05T10:07:00%2B01:00",  # not a start of the service
+        "date=0001-01-01",
+        "date=2027-02-30",
+        "start=2020-01-01T10:00:00%2B01:00",  # past
+    ],
+)
+def test_a_join_link_with_a_bad_time_is_a_clear_refusal(
+    school: Loaded, school_app: Any, now: datetime, query: str
+) -> None:
+    client = school_app.test_client()
+    page = client.get(f"/school/lesson/waitlist?{query}")
+    assert page.status_code in (200, 409), page.status_code
+    if page.status_code == 200:  # a time the form names: sending it says what is wrong
+        form = page.get_data(as_text=True)
+        sent = client.post(
+            f"/school/lesson/waitlist?{query}",
+            data={"form_token": form_token(form), "field_name": "W", "field_email": "w@x.org"},
+        )
+        assert sent.status_code in (409, 422), sent.status_code
+        assert "error-summary" in sent.get_data(as_text=True)
+    assert entries(school) == {}
+
+
+def test_two_joins_at_once_by_one_person_make_one_entry(school: Loaded, now: datetime) -> None:
+    """The second join waits for the first's transaction, then finds its entry: refused."""
+    import threading
+
+    from bookwise.bookings.waitlist import AlreadyWaiting
+
+    start, _bookings = full_class(school, now)
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            join(school, start, now, 1)
+            outcome.append("joined")
+        except AlreadyWaiting:
+            outcome.append("refused")
+
+    with unit_of_work(school.database.sessions, write=True) as session:
+        join_waitlist(
+            session,
+            find_service(session, "school", "class"),
+            WaitlistRequest(
+                values={"name": "W1", "email": "w1@example.org", "level": "b"}, start=start
+            ),
+            now,
+            plugins=None,
+        )
+        other = threading.Thread(target=second)
+        other.start()
+        other.join(timeout=1.0)  # it waits for this transaction
+        assert other.is_alive() and outcome == []
+    other.join(timeout=30)
+    assert outcome == ["refused"]
+    assert len(entries(school)) == 1

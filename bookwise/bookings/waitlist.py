@@ -45,7 +45,7 @@ from bookwise.bookings.services import (
     create_booking,
     routing_values,
 )
-from bookwise.calendars.models import StaffMember
+from bookwise.calendars.models import Service, StaffMember
 from bookwise.errors import NotFound
 from bookwise.workflows.services import current_version
 
@@ -221,7 +221,13 @@ def _refuse_twice(
 ) -> None:
     """:class:`AlreadyWaiting` when the same e-mail address or phone number is still in line
     (or on offer) for a time of the service that overlaps the one asked for (a day holds its
-    times). The entry is not named: whoever types someone's address learns nothing more."""
+    times). The entry is not named: whoever types someone's address learns nothing more.
+    Joins of one service are serialised (its row locked ``FOR NO KEY UPDATE`` on PostgreSQL,
+    which bookings referring to it do not wait for; SQLite has one writer): two at once by the
+    same person cannot both pass."""
+    session.execute(
+        select(Service.id).where(Service.id == context.service.id).with_for_update(key_share=True)
+    ).one()
     same = []
     if email:
         same.append(func.lower(Client.email) == email.lower())
