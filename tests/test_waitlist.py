@@ -321,6 +321,10 @@ def test_the_same_person_cannot_wait_twice_for_one_time(
     # A day holds its times: the whole day overlaps the time waited for.
     day = client.post(url, json={"day": start.date().isoformat(), **person})
     assert day.get_json()["error"]["code"] == "already_waiting"
+    # Someone who booked that time does not wait for it too.
+    booked = {"client": {"name": "S1", "email": "S1@example.org"}, "answers": {"level": "a"}}
+    mine = client.post(url, json={"start": start.isoformat(), **booked})
+    assert (mine.status_code, mine.get_json()["error"]["code"]) == (409, "already_booked")
     # Another person, the same time: fine. And once left, the first may join again.
     assert join(school, start, now, 2).startswith("wl-")
     assert client.post(f"/api/v1/manage/{first}/cancel").status_code == 200
@@ -433,7 +437,9 @@ def test_a_cancellation_that_rolls_back_offers_nothing(school: Loaded, now: date
         raise Abandon
     assert entries(school)["w1@example.org"].state == "waiting"
     with school.database.sessions() as session:
-        assert not session.scalars(sa.select(Notification)).all()
+        assert [row.event for row in session.scalars(sa.select(Notification))] == [
+            "waitlist_joined"
+        ]
 
 
 def test_a_move_frees_the_old_place_for_the_waitlist(school: Loaded, now: datetime) -> None:
@@ -455,7 +461,11 @@ def test_the_offer_reaches_the_client_by_real_smtp(
     token = join(school, start, now, 1)
     cancel(school, bookings[0], now)
     Dispatcher(school.settings, school.database, clock=lambda: now).drain()
-    (message,) = inbox.to("w1@example.org")
+    joined, message = inbox.to("w1@example.org")
+    assert "You are on the waitlist: Class" in joined["Subject"]
+    told = joined.get_body(preferencelist=("plain",)).get_content()
+    assert f"https://book.school.example/manage/{token}" in told
+    assert "hold it for you for 2 hours" in told
     assert "A place is free: Class" in message["Subject"]
     body = message.get_body(preferencelist=("plain",)).get_content()
     assert f"https://book.school.example/manage/{token}" in body
@@ -536,7 +546,10 @@ def test_an_offered_place_is_held_against_other_bookers(
         "/api/v1/calendars/school/services/class/explain",
         query_string={"start": start.isoformat()},
     ).get_json()
-    assert (why["offered"], [r["code"] for r in why["reasons"]]) == (False, ["capacity"])
+    assert (why["offered"], [r["code"] for r in why["reasons"]]) == (False, ["capacity", "held"])
+    assert why["reasons"][1]["message"] == (
+        "Of these places, 1 held for clients on the waitlist until they answer."
+    )
     # The time is full while the place is held: another client may still join the line.
     join(school, start, now, 2)
     accepted = client.post(f"/api/v1/manage/{token}/accept")
@@ -962,7 +975,10 @@ def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
     start, _ = full_class(school, now)
     day = start.date().isoformat()
     page = client.get(f"/school/class?date={day}&tz=Europe/Paris").get_data(as_text=True)
-    assert "Join the waitlist for this day" in page
+    # One session that day: waiting for it is waiting for the day (one link, the time's).
+    assert "Join the waitlist for this day" not in page
+    assert page.count('class="join-waitlist"') == 1
+    assert "Shaded days are full" in page
     free_day = (start + timedelta(days=1)).date().isoformat()
     other = client.get(f"/school/class?date={free_day}&tz=Europe/Paris").get_data(as_text=True)
     assert "Join the waitlist for this day" not in other and "join-waitlist" not in other

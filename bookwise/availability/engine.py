@@ -556,6 +556,9 @@ def explain_start(
         verdicts, full = _explain_one_group(verdicts, held, joined_elsewhere, rules)
         if full:
             wide.append(Reason(CAPACITY, count=rules.capacity))
+            offered = sum(_held_places(search, member, at) for member in staff)
+            if offered:  # some of the group's places are held for the waitlist
+                wide.append(Reason(HELD, count=offered))
     free = [verdict for verdict in verdicts if verdict.free]
     if rules.per_slot:
         remaining = free[0].remaining if free else 0
@@ -605,6 +608,8 @@ def _member_reasons(
         reasons.append(_not_a_start(search, ranges, at))
     if own_session >= capacity:
         reasons.append(Reason(CAPACITY, count=capacity))
+        if offered := _held_places(search, member, at):
+            reasons.append(Reason(HELD, count=offered))
     own = {booking for booking in member.bookings if _in_session(search, booking, at)}
     for booking in member.bookings:
         if booking in own and own_session:
@@ -626,6 +631,11 @@ def _member_reasons(
                 Reason(period.kind, start=period.start, end=period.end, label=period.label)
             )
     return reasons, capacity - own_session
+
+
+def _held_places(search: _Search, member: StaffTime, at: int) -> int:
+    """The places of ``member``'s group at ``at`` that are held for the waitlist."""
+    return sum(1 for b in member.bookings if b.held and _in_session(search, b, at))
 
 
 def _in_session(search: _Search, booking: ExistingBooking, at: int) -> bool:

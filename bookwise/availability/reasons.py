@@ -101,6 +101,11 @@ def reason_message(
         return translate(N_("Busy in another calendar, %(period)s."), period=period)
     if code == BOOKED and period and private:
         return translate(N_("Already booked, %(period)s."), period=period)
+    if code == HELD and reason.count:  # places of a full group
+        return translate(
+            N_("Of these places, %(count)s held for clients on the waitlist until they answer."),
+            count=reason.count,
+        )
     if code == HELD and period:
         return translate(
             N_(

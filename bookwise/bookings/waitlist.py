@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,8 @@ from bookwise.bookings.services import (
 )
 from bookwise.calendars.models import Service, StaffMember
 from bookwise.errors import NotFound
+from bookwise.formatting import format_day, format_when
+from bookwise.notifications.models import Notification
 from bookwise.workflows.services import current_version
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A waitlist entry's manage token starts with this (a booking's starts with its 32-hex uid).
+JOINED_TEMPLATE = "waitlist_joined"  # the client's message on joining
 TOKEN_PREFIX = "wl-"  # noqa: S105 (a prefix, not a secret)
 LIVE = ("waiting", "offered")
 
@@ -208,7 +212,34 @@ def join_waitlist(
     )
     session.add(entry)
     session.flush()
+    _plan_joined(session, entry, now)
     return entry
+
+
+def _plan_joined(session: Session, entry: WaitlistEntry, now: datetime) -> None:
+    """The client's e-mail saying they are in line, with their entry's page (their place in
+    line, leave the list), in the join's transaction."""
+    if not entry.client.email:
+        return
+    session.add(
+        Notification(
+            idempotency_key=f"waitlist-joined:{entry.id}",
+            booking_id=None,
+            calendar_id=entry.calendar_id,
+            event=JOINED_TEMPLATE,
+            rule_key=None,
+            channel="email",
+            recipient_kind="client",
+            recipient=entry.client.email,
+            template=JOINED_TEMPLATE,
+            locale=entry.locale,
+            timezone=entry.timezone,
+            due_at=now,
+            state="pending",
+            payload={"waitlist_entry_id": entry.id},
+        )
+    )
+    session.flush()
 
 
 def _refuse_twice(
@@ -221,7 +252,8 @@ def _refuse_twice(
 ) -> None:
     """:class:`AlreadyWaiting` when the same e-mail address or phone number is still in line
     (or on offer) for a time of the service that overlaps the one asked for (a day holds its
-    times). The entry is not named: whoever types someone's address learns nothing more.
+    times), or holds a booking of it then (``already_booked``). The entry is not named:
+    whoever types someone's address learns nothing more.
     Joins of one service are serialised (its row locked ``FOR NO KEY UPDATE`` on PostgreSQL,
     which bookings referring to it do not wait for; SQLite has one writer): two at once by the
     same person cannot both pass."""
@@ -249,6 +281,20 @@ def _refuse_twice(
     )
     if found is not None:
         raise AlreadyWaiting("you are already on the waitlist for this time", "already_waiting")
+    booked = session.scalar(
+        select(Booking.id)
+        .join(Client, Client.id == Booking.client_id)
+        .where(
+            Booking.service_id == context.service.id,
+            Booking.holds_slot,
+            Booking.start_at >= wanted_from,
+            Booking.start_at <= wanted_until,
+            or_(*same),
+        )
+        .limit(1)
+    )
+    if booked is not None:
+        raise AlreadyWaiting("you have already booked this time", "already_booked")
 
 
 def is_waitlist_token(token: str) -> bool:
@@ -269,6 +315,15 @@ def find_entry_by_token(session: Session, token: str, *, lock: bool = False) -> 
     if entry is None or not hmac.compare_digest(entry.manage_token.encode(), token.encode()):
         raise NotFound("no such waitlist entry")
     return entry
+
+
+def wanted_words(entry: WaitlistEntry, zone: str, locale: str | Locale) -> str:
+    """What an entry waits for, in words: the day ("Saturday, December 5, 2026", in the
+    calendar's zone, where its bounds are) or the time (in ``zone``)."""
+    if entry.wanted_from != entry.wanted_until:
+        local = entry.wanted_from.astimezone(ZoneInfo(entry.calendar.timezone))
+        return format_day(local.date(), locale)
+    return format_when(entry.wanted_from, zone, locale)
 
 
 def position_in_line(session: Session, entry: WaitlistEntry) -> int | None:

@@ -296,6 +296,8 @@ def message_context(
         return _feed_failing_values(session, row, settings)
     if row.event == "waitlist_offer":
         return waitlist_offer_values(session, row, settings)
+    if row.event == "waitlist_joined":
+        return waitlist_joined_values(session, row, settings)
     return dict(row.payload or {})
 
 
@@ -331,6 +333,36 @@ def waitlist_offer_values(
                 entry.offer_expires_at, row.timezone, row.locale, calendar.timezone
             ),
             "accept_url": waitlist_url(settings, entry.manage_token),
+        },
+    }
+
+
+def waitlist_joined_values(
+    session: Session, row: Notification, settings: Settings
+) -> dict[str, Any]:
+    """The values of the message saying a client joined a waitlist: what they wait for, how
+    long a freed place would be held, and their entry's page."""
+    from bookwise.bookings.models import WaitlistEntry
+    from bookwise.bookings.waitlist import wanted_words
+    from bookwise.workflows.services import current_version
+
+    entry = session.get(WaitlistEntry, (row.payload or {}).get("waitlist_entry_id"))
+    if entry is None:
+        return {"waiting": {}}
+    calendar = entry.calendar
+    workflow = workflow_of(current_version(session, entry.service.workflow.slug))
+    fallback = calendar.default_locale
+    return {
+        "calendar": calendar_values(calendar),
+        "service": {
+            "name": workflow.name.get(row.locale, fallback),
+            "duration": human_duration(workflow.duration, row.locale),
+        },
+        "client": {"name": entry.client.name, "email": entry.client.email or ""},
+        "waiting": {
+            "wanted": wanted_words(entry, row.timezone, row.locale),
+            "hold": human_duration(workflow.waitlist_hold, row.locale),
+            "page_url": waitlist_url(settings, entry.manage_token),
         },
     }
 

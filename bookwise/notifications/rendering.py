@@ -66,6 +66,10 @@ VARIABLES: dict[str, str] = {
         "for waitlist_offer: .start (the place offered), .expires (until when it is held), "
         ".accept_url (the client's page to accept it or leave the waitlist)"
     ),
+    "waiting": N_(
+        "for waitlist_joined: .wanted (the time, or day, waited for), .hold (how long a freed "
+        "place is held), .page_url (the client's page: their place in line, leave the list)"
+    ),
     "source": N_(
         "for calendar-feed-failing: .name (the calendar that cannot be read), .since, .problem "
         "(what is wrong, in words), .admin_url (the staff member's page in the back office)"
@@ -843,6 +847,11 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
             "start": when,
             "expires": format_when(start - timedelta(days=1), zone, locale),
             "accept_url": "https://bookings.example.org/manage/wl-abc",
+        },
+        "waiting": {
+            "wanted": when,
+            "hold": "2 hours",
+            "page_url": "https://bookings.example.org/manage/wl-abc",
         },
         "source": {
             "name": "outlook.office365.com/owa/calendar/.../calendar.ics",

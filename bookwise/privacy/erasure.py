@@ -158,7 +158,7 @@ def erase_entries(session: Session, entries: Sequence[WaitlistEntry], now: datet
     if ids:
         for row in session.scalars(
             select(Notification).where(
-                Notification.event == "waitlist_offer",
+                Notification.event.in_(("waitlist_offer", "waitlist_joined")),
                 Notification.calendar_id.in_(calendars),
                 ~Notification.idempotency_key.startswith(ERASED_KEY, autoescape=True),
             )

@@ -361,6 +361,11 @@ class Picker:
     full_day: bool = False
     waitlist: bool = False
 
+    @property
+    def any_full_day(self) -> bool:
+        """Whether a day of the month is full (shaded, to be waited for)."""
+        return any(day.get("waitlist") for week in self.weeks for day in week)
+
 
 def _day_param(name: str = "date") -> date | None:
     try:
@@ -645,8 +650,11 @@ def service_page(calendar_slug: str, service_slug: str) -> str:
         if request.args.get("notice") == "unavailable"
         else None,
         # A day whose every time is taken may be waited for (bookwise.public.waitlist).
+        # (With one time that day, waiting for it is waiting for the day: one link.)
         waitlist_day=picker_values["picker"].day.isoformat()
-        if picker_values["picker"] is not None and picker_values["picker"].full_day
+        if picker_values["picker"] is not None
+        and picker_values["picker"].full_day
+        and len(picker_values["picker"].full) > 1
         else None,
         **picker_values,
     )

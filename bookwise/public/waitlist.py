@@ -13,7 +13,7 @@ from flask import g, redirect, render_template, request
 
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
-from bookwise.bookings.models import WaitlistEntry
+from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.bookings.services import (
     BookingError,
     find_by_manage_token,
@@ -28,9 +28,10 @@ from bookwise.bookings.waitlist import (
     join_waitlist,
     leave_waitlist,
     position_in_line,
+    wanted_words,
 )
 from bookwise.db import unit_of_work
-from bookwise.formatting import format_day, format_when
+from bookwise.formatting import format_day, format_when, human_duration
 from bookwise.i18n import gettext
 from bookwise.public.forms import (
     ASKED_INPUT,
@@ -73,12 +74,9 @@ def _entry_details(entry: WaitlistEntry) -> dict[str, Any]:
     workflow = workflow_of(current_version(db_session(), entry.service.workflow.slug))
     zone, fmt = entry.timezone, formats()
     is_day = entry.wanted_from != entry.wanted_until
-    wanted = (
-        format_when(entry.wanted_from, calendar.timezone, fmt).rsplit(" ", 1)[0]
-        if is_day
-        else format_when(entry.wanted_from, zone, fmt)
-    )
+    wanted = wanted_words(entry, zone, fmt)
     start, expires = entry.offered_start, entry.offer_expires_at
+    booking = db_session().get(Booking, entry.booking_id) if entry.booking_id else None
     return {
         "token": entry.manage_token,
         "calendar": calendar,
@@ -91,6 +89,8 @@ def _entry_details(entry: WaitlistEntry) -> dict[str, Any]:
         "position": position_in_line(db_session(), entry),
         "offer_start": format_when(start, zone, fmt) if start is not None else "",
         "offer_expires": format_when(expires, zone, fmt) if expires is not None else "",
+        "booking_link": link("manage", token=manage_token(booking)) if booking else "",
+        "hold": human_duration(workflow.waitlist_hold, fmt),
         "live_offer": entry.state == "offered"
         and entry.offer_expires_at is not None
         and entry.offer_expires_at > now(),
@@ -254,6 +254,7 @@ def waitlist_join(calendar_slug: str, service_slug: str) -> Any:
         day=day.isoformat() if day else None,
         day_label=format_day(day, formats()) if day else "",
         when=format_when(start, zone, formats()) if start else "",
+        hold=human_duration(workflow.waitlist_hold, formats()),
         conditional=conditional_questions(workflow),
         asked=_asked_on_page(workflow, form),
         more_questions=more_questions,

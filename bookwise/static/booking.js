@@ -118,7 +118,7 @@
         case "Enter":
         case " ":
           event.preventDefault();
-          if (current.matches("a.day.free")) { current.click(); }
+          if (current.matches("a.day.free, a.day.full")) { current.click(); }
           return;
         default: return;
       }

@@ -55,7 +55,7 @@ def send(loaded: Loaded, at: datetime) -> None:
 
 
 def offer_link(inbox: Inbox, address: str) -> str:
-    (message,) = inbox.to(address)
+    (message,) = [m for m in inbox.to(address) if "A place is free" in m["Subject"]]
     body = message.get_body(preferencelist=("plain",)).get_content()
     found = re.search(r"(http://127\.0\.0\.1:\d+/manage/wl-\S+)", body)
     assert found is not None, body

@@ -87,6 +87,7 @@ def event_name(name: str) -> str:
         "staff-invitation": gettext("Staff invitation"),
         "calendar-feed-failing": gettext("A staff calendar cannot be read"),
         "waitlist_offer": gettext("Waitlist: a place offered"),
+        "waitlist_joined": gettext("Waitlist: joined"),
     }
     return names.get(name, name)
 

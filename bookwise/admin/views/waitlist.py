@@ -15,11 +15,17 @@ from bookwise.admin.base import ActionForm, AdminView
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import WaitlistEntry
 from bookwise.bookings.services import BookingError
-from bookwise.bookings.waitlist import entries_of_calendar, leave_waitlist
+from bookwise.bookings.waitlist import (
+    entries_of_calendar,
+    leave_waitlist,
+    position_in_line,
+    wanted_words,
+)
 from bookwise.db import begin_write
 from bookwise.formatting import format_when
 from bookwise.i18n import gettext
 from bookwise.web import now
+from bookwise.workflows.services import current_version, workflow_of
 
 
 def state_name(state: str) -> str:
@@ -42,30 +48,31 @@ class WaitlistView(AdminView):
         calendar = self.calendar
         zone, locale = calendar.timezone, str(get_locale())
         rows: list[dict[str, Any]] = []
-        place: dict[tuple[int, Any, Any], int] = {}
+        names: dict[int, str] = {}
         for entry in entries_of_calendar(self.db, calendar.id):
-            is_day = entry.wanted_from != entry.wanted_until
-            # In line among those waiting for the same time (or day) of the same service.
-            wish = (entry.service_id, entry.wanted_from, entry.wanted_until)
-            if entry.state == "waiting":
-                place[wish] = place.get(wish, 0) + 1
+            if entry.service_id not in names:
+                workflow = workflow_of(current_version(self.db, entry.service.workflow.slug))
+                names[entry.service_id] = workflow.name.get(locale, calendar.default_locale)
             rows.append(
                 {
                     "entry": entry,
-                    "service": entry.service.workflow.slug,
+                    "service": names[entry.service_id],
                     "client": entry.client.name,
                     "email": entry.client.email or "",
-                    "wanted": format_when(entry.wanted_from, zone, locale).rsplit(" ", 1)[0]
-                    if is_day
-                    else format_when(entry.wanted_from, zone, locale),
-                    "day": is_day,
-                    "line": place[wish] if entry.state == "waiting" else None,
+                    "wanted": wanted_words(entry, zone, locale),
+                    "day": entry.wanted_from != entry.wanted_until,
+                    # As the client's page counts it: among those waiting for an overlapping
+                    # time (a day's entry and a time of that day are in one line).
+                    "line": position_in_line(self.db, entry),
                     "state": state_name(entry.state),
                     "offered": format_when(entry.offered_start, zone, locale)
                     if entry.offered_start
                     else "",
                     "expires": format_when(entry.offer_expires_at, zone, locale)
-                    if entry.offer_expires_at
+                    if entry.offer_expires_at and entry.state == "offered"
+                    else "",
+                    "booking_url": url_for("bookings.details", booking_id=entry.booking_id)
+                    if entry.booking_id
                     else "",
                     "live": entry.state in ("waiting", "offered"),
                 }
