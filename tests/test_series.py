@@ -782,3 +782,114 @@ def test_the_whole_series_is_checked_with_one_search(series_app: Any, now: datet
         sa.event.remove(database.engine, "before_cursor_execute", record)
     hours_reads = [s for s in statements if "FROM working_hours" in s]
     assert len(hours_reads) == 1, hours_reads
+
+
+# --- a series awaiting approval: one request, one approval (or decline), for the whole series -
+
+APPROVAL = """states:
+  requested: {initial: true}
+  confirmed: {}
+  declined: {final: true}
+  cancelled: {final: true}
+transitions:
+  - {name: approve, from: requested, to: confirmed, by: staff}
+  - {name: decline, from: requested, to: declined, by: staff}
+  - {name: cancel, from: [requested, confirmed], to: cancelled, by: [client, staff]}
+"""
+APPROVAL_MESSAGES = """notifications:
+  - {on: requested, to: [client, staff], channel: email}
+  - {on: confirmed, to: [client, staff], channel: email}
+  - {on: declined, to: client, channel: email}
+  - {on: reminder, before: 24h, to: client, channel: email}
+"""
+
+
+@pytest.fixture
+def approving(mailing: Loaded) -> Loaded:
+    """``mailing``, with ``consult`` requested first, then approved or declined by staff."""
+    text = consult_with(SERIES + APPROVAL, CHOOSES).replace(
+        "notifications: []\n", APPROVAL_MESSAGES
+    )
+    add_workflow_version(mailing.settings, mailing.database, text)
+    return mailing
+
+
+def plain_text(message: Any) -> str:
+    return str(message.get_body(("plain",)).get_content())
+
+
+def move_the_series(loaded: Loaded, token: str, name: str, now: datetime) -> list[str]:
+    from bookwise.bookings.series import move_occurrences, series_moves_from
+
+    with unit_of_work(loaded.database.sessions, write=True) as session:
+        series = find_series_by_manage_token(session, token)
+        pending = series_moves_from(series, series.occurrences[0], now)
+        moved = move_occurrences(
+            session, pending, name, "staff", "user:1", now, "Fully booked", plugins=None
+        )
+        return [b.state for b in moved]
+
+
+def outbox(loaded: Loaded, event: str) -> Counter[str]:
+    with loaded.database.sessions() as session:
+        rows = session.scalars(sa.select(Notification).where(Notification.event == event)).all()
+        return Counter(f"{row.recipient_kind}:{row.state}" for row in rows)
+
+
+def test_a_series_awaiting_approval_is_requested_and_approved_in_one_message(
+    approving: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    token = book_series(approving, in_days(3, 18), 3, now)
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (request,) = inbox.to("zoe@example.org")
+    assert "Request received" in request["Subject"]
+    assert "Every session of the series (3)" in plain_text(request)
+    (to_approve,) = inbox.to("ana@acme.example")
+    assert "Approval needed" in to_approve["Subject"]
+    assert ics_of(request)["STATUS"] == "TENTATIVE"
+
+    inbox.messages.clear()
+    assert move_the_series(approving, token, "approve", now) == ["confirmed"] * 3
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (confirmed,) = inbox.to("zoe@example.org")
+    text = plain_text(confirmed)
+    assert "Confirmed" in confirmed["Subject"]
+    assert "Every session of the series (3)" in text and text.count("\n- ") == 3
+    event = ics_of(confirmed)
+    assert event["STATUS"] == "CONFIRMED" and event["RRULE"]["COUNT"] == [3]
+    (approved,) = inbox.to("ana@acme.example")
+    assert "Approved" in approved["Subject"]
+    assert outbox(approving, "confirmed") == {
+        "client:sent": 1,
+        "staff:sent": 1,
+        "client:withdrawn": 2,
+        "staff:withdrawn": 2,
+    }
+
+
+def test_declining_a_series_tells_the_client_once_naming_every_date(
+    approving: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    token = book_series(approving, in_days(3, 18), 4, now)
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    inbox.messages.clear()
+    assert move_the_series(approving, token, "decline", now) == ["declined"] * 4
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (declined,) = inbox.to("zoe@example.org")
+    text = plain_text(declined)
+    assert "This applies to every session of the series you asked for:" in text
+    assert text.count("\n- ") == 4
+    assert "Reason: Fully booked" in text
+    assert ics_of(declined)["STATUS"] == "CANCELLED"
+    assert inbox.to("ana@acme.example") == []  # no rule tells staff of a decline
+    with approving.database.sessions() as session:
+        reminders = session.scalars(
+            sa.select(Notification.state).where(Notification.event == "reminder")
+        ).all()
+    assert set(reminders) == {"withdrawn"}
+    # Nothing is left to approve: a second move is refused, nothing changes.
+    from bookwise.bookings.services import NotAllowed
+
+    with pytest.raises(NotAllowed):
+        move_the_series(approving, token, "approve", now)
+

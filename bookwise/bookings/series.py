@@ -67,10 +67,11 @@ from bookwise.bookings.services import (
     new_booking,
     record_new_booking,
     routing_values,
+    transition_booking,
 )
 from bookwise.errors import NotFound
-from bookwise.notifications.models import Notification
-from bookwise.notifications.planning import plan_event, plan_rule, plan_timed
+from bookwise.notifications.planning import one_message_each, plan_event, plan_rule, plan_timed
+from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import workflow_of
 
 if TYPE_CHECKING:
@@ -285,7 +286,7 @@ def _plan_series_messages(
 ) -> None:
     """One message per recipient for the series (the first occurrence's, which lists them all
     and carries the series' invitation); the staff of a later occurrence who is not the first's
-    is told of their own. Reminders and follow-ups: per occurrence, as for any booking."""
+    is told once of theirs. Reminders and follow-ups: per occurrence, as for any booking."""
     workflow = context.workflow
     lead = bookings[0]
     state = lead.state
@@ -296,6 +297,8 @@ def _plan_series_messages(
                 if rule.on == state and "staff" in rule.to:
                     staff_rule = replace(rule, to=("staff",))
                     plan_rule(session, booking, staff_rule, now, f"{state}#{booking.sequence}")
+    session.flush()
+    one_message_each(session, bookings, state, {"series": series.uid})
     for booking in bookings:
         if booking.holds_slot:
             plan_timed(session, booking, workflow, now)
@@ -402,25 +405,58 @@ def cancel_occurrences(
 def _one_message_for_the_rest(
     session: Session, series: BookingSeries, cancelled: list[Booking]
 ) -> None:
-    """Cancelling the rest tells each recipient once: the first occurrence's message lists them
-    all (``series.cancelled``); the same recipient's messages of the others are withdrawn."""
-    rows = session.scalars(
-        select(Notification).where(
-            Notification.booking_id.in_([b.id for b in cancelled]),
-            Notification.event == "cancelled",
-            Notification.state == "pending",
-        )
-    ).all()
-    first = cancelled[0].id
-    told = {(r.recipient, r.channel) for r in rows if r.booking_id == first}
-    starts = [_utc(b.start_at).isoformat() for b in cancelled]
-    for row in rows:
-        if row.booking_id == first:
-            row.payload = {**(row.payload or {}), "series": series.uid, "cancelled": starts}
-        elif (row.recipient, row.channel) in told:
-            row.state = "withdrawn"
-            row.last_error = "told in the message for the rest of the series"
+    """Cancelling the rest tells each recipient once: their first occurrence's message lists
+    every occurrence cancelled that they are told of (``series.cancelled``); their messages of
+    the others are withdrawn."""
+    one_message_each(session, cancelled, "cancelled", {"series": series.uid}, listed="cancelled")
+
+
+def series_moves_from(series: BookingSeries, booking: Booking, now: datetime) -> list[Booking]:
+    """The occurrences of ``booking``'s series a move on the whole series applies to: those
+    still to come in ``booking``'s state (``requested``: the series awaiting approval), in
+    order. Empty for a single booking."""
+    if booking.series_id is None:
+        return []
+    return [
+        b
+        for b in series.occurrences
+        if b.state == booking.state
+        and b.workflow_version_id == booking.workflow_version_id
+        and _utc(b.start_at) > now
+    ]
+
+
+def move_occurrences(
+    session: Session,
+    occurrences: list[Booking],
+    name: str,
+    role: Role,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    *,
+    plugins: PluginHost | None,
+) -> list[Booking]:
+    """Make the lifecycle move ``name`` (``approve``, ``decline``...) on each of
+    ``occurrences`` (of one series) in the caller's one transaction: all of them or, when one is
+    refused (:class:`NotAllowed`, a time taken since), none (the caller rolls back). Each
+    recipient gets one message naming every occurrence moved (``series.changed``), as for
+    cancelling the rest."""
+    begin_write_if_fresh(session)
+    series = session.get(BookingSeries, occurrences[0].series_id) if occurrences else None
+    if series is None or any(b.series_id != series.id for b in occurrences):
+        raise NotAllowed("no occurrence of this series is waiting for this", "nothing_to_move")
+    moved = [
+        transition_booking(session, b, name, role, actor, now, reason, plugins=plugins)
+        for b in occurrences
+    ]
+    series.sequence += 1
     session.flush()
+    states = {b.state for b in moved}
+    for state in states:
+        same = [b for b in moved if b.state == state]
+        one_message_each(session, same, state, {"series": series.uid}, listed="changed")
+    return moved
 
 
 # --- the series' calendar invitation -------------------------------------------------------------
@@ -471,3 +507,16 @@ def series_invitation(booking: Booking) -> SeriesInvitation | None:
         repeat=repeat,
         holds=bool(holding),
     )
+
+
+def occurrence_position(booking: Booking) -> tuple[BookingSeries, int, int] | None:
+    """The series ``booking`` is an occurrence of, its place in it (from 1) and how many
+    occurrences the series has (those booked, in order of time); None for a single booking."""
+    if booking.series_id is None:
+        return None
+    session = object_session(booking)
+    series = session.get(BookingSeries, booking.series_id) if session is not None else None
+    if series is None:
+        return None
+    ids = [b.id for b in series.occurrences]
+    return series, ids.index(booking.id) + 1, len(ids)
