@@ -893,3 +893,26 @@ def test_declining_a_series_tells_the_client_once_naming_every_date(
     with pytest.raises(NotAllowed):
         move_the_series(approving, token, "approve", now)
 
+
+def test_an_occurrence_links_to_its_series(series_app: Any) -> None:
+    api = series_app.test_client()
+    series = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4)).get_json()["series"]
+    second = series["occurrences"][1]["manage_token"]
+    own = api.get(f"/api/v1/manage/{second}").get_json()
+    assert own["series"] == {
+        "id": series["id"],
+        "frequency": "weekly",
+        "occurrence": 2,
+        "of": 4,
+        "manage_token": series["manage_token"],
+        "manage_url": series["manage_url"],
+    }
+    page = api.get(f"/manage/{second}?lang=en").get_data(as_text=True)
+    assert "Occurrence 2 of 4 of a weekly series" in page
+    assert f'href="/manage/{series["manage_token"]}?lang=en"' in page
+    french = api.get(f"/manage/{second}?lang=fr").get_data(as_text=True)
+    assert "Séance 2 sur 4 d&#39;une série hebdomadaire" in french
+    single_booking = single(api, in_days(5))
+    assert single_booking["series"] is None
+    page = api.get(f"/manage/{single_booking['manage_token']}").get_data(as_text=True)
+    assert "See the whole series" not in page

@@ -34,6 +34,7 @@ from bookwise.bookings.series import (
     book_series_from_answers,
     cancel_occurrences,
     find_series_by_manage_token,
+    occurrence_position,
     series_manage_token,
     series_occurrences,
 )
@@ -327,6 +328,25 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "manage_token": token,
         "manage_url": manage_url(instance().settings, booking),
         "consent": _consent_json(booking),
+        "series": _series_link_json(booking),
+    }
+
+
+def _series_link_json(booking: Booking) -> dict[str, Any] | None:
+    """An occurrence of a series: the series, where the occurrence stands in it (from 1, of
+    how many), and the series' manage token; None for a single booking."""
+    found = occurrence_position(booking)
+    if found is None:
+        return None
+    series, index, count = found
+    token = series_manage_token(series)
+    return {
+        "id": series.uid,
+        "frequency": series.frequency,
+        "occurrence": index,
+        "of": count,
+        "manage_token": token,
+        "manage_url": f"{instance().settings.base_url}/manage/{token}",
     }
 
 
