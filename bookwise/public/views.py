@@ -111,6 +111,7 @@ from bookwise.public.forms import (
 from bookwise.public.series import (
     PageParts,
     SeriesChoice,
+    SeriesForm,
     SeriesStep,
     book_series_step,
     recurrence_menu,
@@ -790,9 +791,8 @@ def _book_or_check(
         return SeriesStep(token=_create(context, form, start, zone, staff))
     members = {m.slug: m.id for m in service_pool_members(context)}
     staff_ids = [members[staff]] if staff in members else None
-    return book_series_step(
-        context, form, start, zone, staff_ids, staff, answers, repeat, source, locale()
-    )
+    step = SeriesForm(context, form, start, zone, staff_ids, staff, answers, locale())
+    return book_series_step(step, repeat, source)
 
 
 def _mark_prefilled_problems(context: BookingContext, form: Any, prefilled: list[str]) -> bool:
