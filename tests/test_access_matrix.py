@@ -109,6 +109,7 @@ RULES: dict[str, str | dict[str, str]] = {
     "bookings.details": READ,
     "bookings.create": ADMIN,
     "bookings.transition": STAFF,
+    "bookings.series_transition": STAFF,
     "bookings.reassign": ADMIN,
     "bookings.reschedule": ADMIN,
     # staff and their calendars

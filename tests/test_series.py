@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from bookwise.bookings.ics import CalendarEvent, SeriesRule, build_ics
-from bookwise.bookings.models import Booking, BookingSeries
+from bookwise.bookings.models import Booking, BookingEvent, BookingSeries
 from bookwise.bookings.recurrence import (
     SeriesRequest,
     SeriesRequestError,
@@ -650,7 +650,9 @@ def test_the_booking_form_books_a_series_without_the_times_not_free(series_app: 
     html = shown.get_data(as_text=True)
     assert html.count('class="occurrence free"') == 2
     assert html.count('class="occurrence not-free"') == 1
-    assert "Book the series (2 times)" in html
+    # The time not free may be replaced (by a time that week) or left out, the default.
+    assert "Book the series (2 times, and the replacements picked)" in html
+    assert '<select name="replacement"' in html and '<option value="">Leave it out' in html
     assert counts(series_app) == before  # nothing written before the client decides
     again = hidden_inputs(html)
     assert again["series_checked"] == "1" and again["series_skip"]
@@ -782,3 +784,363 @@ def test_the_whole_series_is_checked_with_one_search(series_app: Any, now: datet
         sa.event.remove(database.engine, "before_cursor_execute", record)
     hours_reads = [s for s in statements if "FROM working_hours" in s]
     assert len(hours_reads) == 1, hours_reads
+
+
+# --- a series awaiting approval: one request, one approval (or decline), for the whole series -
+
+APPROVAL = """states:
+  requested: {initial: true}
+  confirmed: {}
+  declined: {final: true}
+  cancelled: {final: true}
+transitions:
+  - {name: approve, from: requested, to: confirmed, by: staff}
+  - {name: decline, from: requested, to: declined, by: staff}
+  - {name: cancel, from: [requested, confirmed], to: cancelled, by: [client, staff]}
+"""
+APPROVAL_MESSAGES = """notifications:
+  - {on: requested, to: [client, staff], channel: email}
+  - {on: confirmed, to: [client, staff], channel: email}
+  - {on: declined, to: client, channel: email}
+  - {on: reminder, before: 24h, to: client, channel: email}
+"""
+
+
+@pytest.fixture
+def approving(mailing: Loaded) -> Loaded:
+    """``mailing``, with ``consult`` requested first, then approved or declined by staff."""
+    text = consult_with(SERIES + APPROVAL, CHOOSES).replace(
+        "notifications: []\n", APPROVAL_MESSAGES
+    )
+    add_workflow_version(mailing.settings, mailing.database, text)
+    return mailing
+
+
+def plain_text(message: Any) -> str:
+    return str(message.get_body(("plain",)).get_content())
+
+
+def move_the_series(loaded: Loaded, token: str, name: str, now: datetime) -> list[str]:
+    from bookwise.bookings.series import move_occurrences, series_moves_from
+
+    with unit_of_work(loaded.database.sessions, write=True) as session:
+        series = find_series_by_manage_token(session, token)
+        pending = series_moves_from(series, series.occurrences[0], now)
+        moved = move_occurrences(
+            session, pending, name, "staff", "user:1", now, "Fully booked", plugins=None
+        )
+        return [b.state for b in moved]
+
+
+def outbox(loaded: Loaded, event: str) -> Counter[str]:
+    with loaded.database.sessions() as session:
+        rows = session.scalars(sa.select(Notification).where(Notification.event == event)).all()
+        return Counter(f"{row.recipient_kind}:{row.state}" for row in rows)
+
+
+def test_a_series_awaiting_approval_is_requested_and_approved_in_one_message(
+    approving: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    token = book_series(approving, in_days(3, 18), 3, now)
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (request,) = inbox.to("zoe@example.org")
+    assert "Request received" in request["Subject"]
+    assert "Every session of the series (3)" in plain_text(request)
+    (to_approve,) = inbox.to("ana@acme.example")
+    assert "Approval needed" in to_approve["Subject"]
+    assert ics_of(request)["STATUS"] == "TENTATIVE"
+
+    inbox.messages.clear()
+    assert move_the_series(approving, token, "approve", now) == ["confirmed"] * 3
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (confirmed,) = inbox.to("zoe@example.org")
+    text = plain_text(confirmed)
+    assert "Confirmed" in confirmed["Subject"]
+    assert "Every session of the series (3)" in text and text.count("\n- ") == 3
+    event = ics_of(confirmed)
+    assert event["STATUS"] == "CONFIRMED" and event["RRULE"]["COUNT"] == [3]
+    (approved,) = inbox.to("ana@acme.example")
+    assert "Approved" in approved["Subject"]
+    assert outbox(approving, "confirmed") == {
+        "client:sent": 1,
+        "staff:sent": 1,
+        "client:withdrawn": 2,
+        "staff:withdrawn": 2,
+    }
+
+
+def test_declining_a_series_tells_the_client_once_naming_every_date(
+    approving: Loaded, inbox: Inbox, now: datetime
+) -> None:
+    token = book_series(approving, in_days(3, 18), 4, now)
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    inbox.messages.clear()
+    assert move_the_series(approving, token, "decline", now) == ["declined"] * 4
+    Dispatcher(approving.settings, approving.database, clock=lambda: now).drain()
+    (declined,) = inbox.to("zoe@example.org")
+    text = plain_text(declined)
+    assert "This applies to every session of the series you asked for:" in text
+    assert text.count("\n- ") == 4
+    assert "Reason: Fully booked" in text
+    assert ics_of(declined)["STATUS"] == "CANCELLED"
+    assert inbox.to("ana@acme.example") == []  # no rule tells staff of a decline
+    with approving.database.sessions() as session:
+        reminders = session.scalars(
+            sa.select(Notification.state).where(Notification.event == "reminder")
+        ).all()
+    assert set(reminders) == {"withdrawn"}
+    # Nothing is left to approve: a second move is refused, nothing changes.
+    from bookwise.bookings.services import NotAllowed
+
+    with pytest.raises(NotAllowed):
+        move_the_series(approving, token, "approve", now)
+
+
+def test_an_occurrence_links_to_its_series(series_app: Any) -> None:
+    api = series_app.test_client()
+    series = api.post(f"{URL}/consult/bookings", json=body(in_days(3), 4)).get_json()["series"]
+    second = series["occurrences"][1]["manage_token"]
+    own = api.get(f"/api/v1/manage/{second}").get_json()
+    assert own["series"] == {
+        "id": series["id"],
+        "frequency": "weekly",
+        "occurrence": 2,
+        "of": 4,
+        "manage_token": series["manage_token"],
+        "manage_url": series["manage_url"],
+    }
+    page = api.get(f"/manage/{second}?lang=en").get_data(as_text=True)
+    assert "Occurrence 2 of 4 of a weekly series" in page
+    assert f'href="/manage/{series["manage_token"]}?lang=en"' in page
+    french = api.get(f"/manage/{second}?lang=fr").get_data(as_text=True)
+    assert "Séance 2 sur 4 d&#39;une série hebdomadaire" in french
+    single_booking = single(api, in_days(5))
+    assert single_booking["series"] is None
+    page = api.get(f"/manage/{single_booking['manage_token']}").get_data(as_text=True)
+    assert "See the whole series" not in page
+
+
+# --- a replacement for an occurrence that is not free -------------------------------------------
+
+
+def test_replacements_are_checked_against_the_series_rule() -> None:
+    from bookwise.bookings.recurrence import Replacement, check_replacements
+
+    starts = occurrence_starts(datetime(2027, 3, 16, 18, tzinfo=PARIS), "weekly", 3, "Europe/Paris")
+    hour = timedelta(hours=1)
+    moved = datetime(2027, 3, 25, 9, tzinfo=PARIS)  # the second (23 March), two days later
+    booked = check_replacements(starts, [Replacement(starts[1], moved)], hour, "Europe/Paris")
+    assert booked == [starts[0], moved, starts[2]]
+    for replacements, message in [
+        ([Replacement(starts[1] + hour, moved)], "is not an occurrence of this series"),
+        ([Replacement(starts[1], moved), Replacement(starts[1], moved + hour)], "replaced twice"),
+        ([Replacement(starts[1], starts[1] + timedelta(days=4))], "4 days from the occurrence"),
+        ([Replacement(starts[1], datetime(2027, 3, 24, 9))], "naive time"),
+        (  # two days long, three days later, and three days earlier: they overlap
+            [
+                Replacement(starts[1], starts[1] + timedelta(days=3)),
+                Replacement(starts[2], starts[2] - timedelta(days=3)),
+            ],
+            "overlaps another time",
+        ),
+    ]:
+        with pytest.raises(SeriesRequestError, match=message) as caught:
+            check_replacements(starts, replacements, timedelta(days=2), "Europe/Paris")
+        assert caught.value.code == "invalid_replacement"
+
+
+def expand(event: icalendar.Event) -> list[datetime]:
+    """The occurrences an RFC 5545 reader makes of an event: its RRULE from DTSTART, the
+    RDATEs added, the EXDATEs taken away (dateutil's rruleset, as calendar programs do)."""
+    from dateutil.rrule import rruleset, rrulestr
+
+    start = event["DTSTART"].dt
+    rules = rruleset()
+    rules.rrule(rrulestr(event["RRULE"].to_ical().decode(), dtstart=start))
+    for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
+        values = event.get(name, [])
+        for value in values if isinstance(values, list) else [values]:
+            for moment in value.dts:
+                add(moment.dt)
+    return [moment.astimezone(UTC) for moment in rules]
+
+
+def test_a_taken_occurrence_is_replaced_by_another_time_that_week(series_app: Any) -> None:
+    api = series_app.test_client()
+    taken, instead = in_days(17), in_days(18, 11)
+    for _ in range(3):  # every consultant is busy at the third occurrence
+        single(api, taken)
+    replacement = {"replaces": taken.isoformat(), "start": instead.isoformat()}
+    response = api.post(
+        f"{URL}/consult/bookings", json=body(in_days(3), 4, replacements=[replacement])
+    )
+    assert response.status_code == 201, response.get_json()
+    series = response.get_json()["series"]
+    listed = [(datetime.fromisoformat(o["start"]), o["state"]) for o in series["occurrences"]]
+    assert listed == [
+        (in_days(3), "confirmed"),
+        (in_days(10), "confirmed"),
+        (taken, "moved"),
+        (instead, "confirmed"),
+        (in_days(24), "confirmed"),
+    ]
+    assert len({o["staff"] for o in series["occurrences"] if "staff" in o}) == 1
+    # The invitation: the rule, the occurrence replaced as an EXDATE, the replacement an RDATE;
+    # read as a calendar program reads it, it holds exactly the times booked.
+    ics = api.get(f"/manage/{series['manage_token']}/booking.ics")
+    event = icalendar.Calendar.from_ical(ics.data).walk("VEVENT")[0]
+    assert event["RRULE"]["COUNT"] == [4]
+    assert expand(event) == [in_days(3), in_days(10), instead, in_days(24)]
+    assert "RDATE;TZID=Europe/Paris:" in ics.get_data(as_text=True)
+    # The replacement's history says what it replaces.
+    engine = series_app.extensions["bookwise"].database.engine
+    with engine.connect() as connection:
+        details = connection.execute(
+            sa.select(BookingEvent.details)
+            .join(Booking, Booking.id == BookingEvent.booking_id)
+            .where(Booking.series_id.is_not(None), Booking.start_at == instead)
+        ).scalar_one()
+    assert datetime.fromisoformat(details["replaces"]) == taken
+
+
+def test_a_replacement_not_free_is_a_conflict_naming_it(series_app: Any) -> None:
+    api = series_app.test_client()
+    taken, instead = in_days(17), in_days(18, 11)
+    for start in (taken, instead):
+        for _ in range(3):
+            single(api, start)
+    before = counts(series_app)
+    replacement = {"replaces": taken.isoformat(), "start": instead.isoformat()}
+    response = api.post(
+        f"{URL}/consult/bookings", json=body(in_days(3), 4, replacements=[replacement])
+    )
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "series_conflict"
+    assert [datetime.fromisoformat(s) for s in error["unavailable"]] == [instead]
+    (told,) = error["replacements"]
+    assert datetime.fromisoformat(told["start"]) == instead and told["free"] is False
+    assert counts(series_app) == before
+    # A replacement in the past (the first occurrence's, the day before) is not free either.
+    early = {"replaces": in_days(1).isoformat(), "start": in_days(-1).isoformat()}
+    response = api.post(f"{URL}/consult/bookings", json=body(in_days(1), 3, replacements=[early]))
+    assert response.status_code == 409
+    unavailable = response.get_json()["error"]["unavailable"]
+    assert [datetime.fromisoformat(s) for s in unavailable] == [in_days(-1)]
+    assert counts(series_app) == before
+
+
+@pytest.mark.parametrize(
+    ("replacements", "status", "code"),
+    [
+        ([{"replaces": "2020-01-01T10:00:00+01:00", "start": "x"}], 400, "invalid_start"),
+        ([{"start": "2020-01-01T10:00:00+01:00"}], 400, "invalid_replacement"),
+        ({"replaces": "a", "start": "b"}, 400, "invalid_replacement"),
+        ([[]], 400, "invalid_replacement"),
+        ([{"replaces": in_days(3, 11).isoformat(), "start": in_days(4).isoformat()}], 422, "i"),
+        ([{"replaces": in_days(10).isoformat(), "start": in_days(15).isoformat()}], 422, "i"),
+        ([{"replaces": in_days(10).isoformat(), "start": in_days(3).isoformat()}], 422, "i"),
+    ],
+)
+def test_bad_replacements_are_clear_errors(
+    series_app: Any, replacements: Any, status: int, code: str
+) -> None:
+    api = series_app.test_client()
+    before = counts(series_app)
+    response = api.post(
+        f"{URL}/consult/bookings", json=body(in_days(3), 4, replacements=replacements)
+    )
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == ("invalid_replacement" if code == "i" else code)
+    if status == 422:
+        assert error["problem"]  # what is wrong with it, besides the sentence for people
+    assert counts(series_app) == before
+    alone = api.post(f"{URL}/consult/bookings", json=single_body(replacements=[]))
+    assert alone.status_code == 400
+
+
+def single_body(**more: Any) -> dict[str, Any]:
+    data = body(in_days(3), 2, **more)
+    del data["recurrence"]
+    return data
+
+
+def preview_three_weeks(web: Any) -> tuple[str, dict[str, str], str]:
+    """The booking form answered for three weekly sessions from ``in_days(3)`` and sent once:
+    its path, the answers, and the page showing the occurrences."""
+    url = f"/acme/consult/book?start={in_days(3).isoformat().replace('+', '%2B')}&tz=Europe/Paris"
+    answers = hidden_inputs(web.get(url).get_data(as_text=True)) | {
+        "field_name": "Zoé Martin",
+        "field_email": "zoe@example.org",
+        "field_topic": "Maths",
+        "consent": "y",
+        "repeat": "weekly",
+        "repeat_count": "3",
+    }
+    path = url.split("?", maxsplit=1)[0]
+    return path, answers, web.post(path, data=answers, headers=ORIGIN).get_data(as_text=True)
+
+
+def test_the_booking_form_books_a_replacement_picked_for_a_time_not_free(series_app: Any) -> None:
+    web = series_app.test_client()
+    for _ in range(3):  # the second occurrence is taken by everyone
+        single(series_app.test_client(), in_days(10))
+    path, answers, html = preview_three_weeks(web)
+    choices = re.findall(r'<option value="([^"]+/[^"]+)"', html)
+    replaced = {datetime.fromisoformat(c.split("/")[0]) for c in choices}
+    instead = [datetime.fromisoformat(c.split("/")[1]) for c in choices]
+    assert replaced == {in_days(10)}  # offered for the one time not free only
+    assert {abs((s.astimezone(PARIS).date() - in_days(10).date()).days) for s in instead} <= {
+        0,
+        1,
+        2,
+        3,
+    }
+    assert in_days(10) not in instead and in_days(3) not in instead and in_days(17) not in instead
+    assert "Instead of" in html and "<optgroup" in html
+    checked = answers | hidden_inputs(html)
+    # A tampered choice is said on the form; nothing is booked.
+    before = counts(series_app)
+    bad = web.post(path, data=checked | {"replacement": "tomorrow/noon"}, headers=ORIGIN)
+    assert bad.status_code == 422
+    assert "Choose a replacement from the list." in bad.get_data(as_text=True)
+    # The pick is taken by someone else before the client sends the form: shown again, 409.
+    picked = next(c for c in choices if datetime.fromisoformat(c.split("/")[1]) > in_days(10))
+    taken_start = datetime.fromisoformat(picked.split("/")[1])
+    assert counts(series_app) == before
+    for _ in range(3):
+        single(series_app.test_client(), taken_start)
+    before = counts(series_app)
+    lost = web.post(path, data=checked | {"replacement": picked}, headers=ORIGIN)
+    assert lost.status_code == 409
+    assert "Some of these times were just taken" in lost.get_data(as_text=True)
+    assert counts(series_app) == before
+    # Another pick, booked.
+    again = lost.get_data(as_text=True)
+    choice = next(
+        c
+        for c in re.findall(r'<option value="([^"]+/[^"]+)"', again)
+        if datetime.fromisoformat(c.split("/")[1]) != taken_start
+    )
+    booked = web.post(path, data=checked | {"replacement": choice}, headers=ORIGIN)
+    assert booked.status_code == 302, booked.get_data(as_text=True)[:2000]
+    page = web.get(booked.headers["Location"], follow_redirects=True).get_data(as_text=True)
+    assert "Replaced by another time" in page
+    assert page.count("Cancel this one") == 3
+    starts = re.findall(r'data-start="([^"]+)"', page)
+    assert choice.split("/")[1] in [datetime.fromisoformat(s).isoformat() for s in starts]
+
+
+def test_a_time_taken_after_the_preview_is_never_left_out_silently(series_app: Any) -> None:
+    web = series_app.test_client()
+    for _ in range(3):
+        single(series_app.test_client(), in_days(10))
+    path, answers, html = preview_three_weeks(web)
+    for _ in range(3):  # the third is taken too, after the client saw it free
+        single(series_app.test_client(), in_days(17))
+    before = counts(series_app)
+    response = web.post(path, data=answers | hidden_inputs(html), headers=ORIGIN)
+    assert response.status_code == 409
+    assert response.get_data(as_text=True).count('class="occurrence not-free"') == 2
+    assert counts(series_app) == before

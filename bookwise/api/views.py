@@ -29,11 +29,12 @@ from bookwise.availability.services import (
 from bookwise.bookings.answers import InvalidAnswers
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking, BookingSeries
-from bookwise.bookings.recurrence import SeriesRequest
+from bookwise.bookings.recurrence import Replacement, SeriesRequest
 from bookwise.bookings.series import (
     book_series_from_answers,
     cancel_occurrences,
     find_series_by_manage_token,
+    occurrence_position,
     series_manage_token,
     series_occurrences,
 )
@@ -327,6 +328,25 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "manage_token": token,
         "manage_url": manage_url(instance().settings, booking),
         "consent": _consent_json(booking),
+        "series": _series_link_json(booking),
+    }
+
+
+def _series_link_json(booking: Booking) -> dict[str, Any] | None:
+    """An occurrence of a series: the series, where the occurrence stands in it (from 1, of
+    how many), and the series' manage token; None for a single booking."""
+    found = occurrence_position(booking)
+    if found is None:
+        return None
+    series, index, count = found
+    token = series_manage_token(series)
+    return {
+        "id": series.uid,
+        "frequency": series.frequency,
+        "occurrence": index,
+        "of": count,
+        "manage_token": token,
+        "manage_url": f"{instance().settings.base_url}/manage/{token}",
     }
 
 
@@ -369,8 +389,10 @@ def _series_request(body: dict[str, Any]) -> SeriesRequest | None:
     if not isinstance(skip, bool):
         raise ApiError(400, "invalid_request", "skip_unavailable must be true or false")
     if recurrence is None:
-        if skip:
-            raise ApiError(400, "invalid_request", "skip_unavailable needs a recurrence")
+        if skip or body.get("replacements") is not None:
+            raise ApiError(
+                400, "invalid_request", "skip_unavailable and replacements need a recurrence"
+            )
         return None
     if not isinstance(recurrence, dict) or set(recurrence) - {"frequency", "count"}:
         raise ApiError(
@@ -383,7 +405,24 @@ def _series_request(body: dict[str, Any]) -> SeriesRequest | None:
         raise ApiError(400, "invalid_recurrence", "recurrence.frequency must be text")
     if not isinstance(count, int) or isinstance(count, bool):
         raise ApiError(400, "invalid_recurrence", "recurrence.count must be a whole number")
-    return SeriesRequest(frequency, count, skip)
+    return SeriesRequest(frequency, count, skip, _replacements(body.get("replacements")))
+
+
+def _replacements(value: Any) -> tuple[Replacement, ...]:
+    """``replacements: [{"replaces": START, "start": START}, ...]`` of a series request: the
+    times to book instead of some occurrences."""
+    if value is None:
+        return ()
+    shape = 'replacements must be a list like [{"replaces": START, "start": START}]'
+    if not isinstance(value, list) or len(value) > 52:  # a series has at most 52 occurrences
+        raise ApiError(400, "invalid_replacement", shape)
+    found = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"replaces", "start"}:
+            raise ApiError(400, "invalid_replacement", shape)
+        replaces = _moment(item["replaces"], "replacements[].replaces")
+        found.append(Replacement(replaces, _moment(item["start"], "replacements[].start")))
+    return tuple(found)
 
 
 def _consent_json(booking: Booking) -> dict[str, Any] | None:

@@ -45,6 +45,11 @@ REFUSALS = {
     "invalid_frequency": N_("This service does not repeat that often."),
     "invalid_count": N_("This series has too many or too few occurrences."),
     "nothing_to_cancel": N_("No occurrence of this series is left to cancel."),
+    "nothing_to_move": N_("No occurrence of this series is waiting for this any more."),
+    "invalid_replacement": N_(
+        "A replacement time must be on the day of the occurrence it replaces or within three "
+        "days of it, and apart from the series' other times."
+    ),
 }
 GENERIC = N_("Your request could not be completed. Please try again.")
 
@@ -79,3 +84,21 @@ def state_name(
     if text:
         return text.get(locale)
     return state.replace("_", " ").capitalize()
+
+
+# Where an occurrence stands in its series, by the series' frequency ("Occurrence 3 of 10 of a
+# weekly series").
+SERIES_POSITION = {
+    "weekly": N_("Occurrence %(index)s of %(count)s of a weekly series"),
+    "every_2_weeks": N_("Occurrence %(index)s of %(count)s of a series every 2 weeks"),
+    "every_3_weeks": N_("Occurrence %(index)s of %(count)s of a series every 3 weeks"),
+    "every_4_weeks": N_("Occurrence %(index)s of %(count)s of a series every 4 weeks"),
+}
+
+
+def series_position(
+    frequency: str, index: int, count: int, translate: Callable[[str], str] = str
+) -> str:
+    """ "Occurrence 3 of 10 of a weekly series", translated (``index`` from 1)."""
+    text = translate(SERIES_POSITION.get(frequency, SERIES_POSITION["weekly"]))
+    return text % {"index": index, "count": count}

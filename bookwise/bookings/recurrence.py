@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from bookwise.timezones import local_instant
@@ -26,14 +27,32 @@ class SeriesRequestError(ValueError):
         self.code = code
 
 
+# How far from an occurrence its replacement may be: that day, or up to this many days before
+# or after it (the week around it).
+REPLACEMENT_DAYS = 3
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Another time booked instead of one occurrence of the series' rule (one not free):
+    ``replaces`` is the occurrence's start, ``start`` the time booked instead."""
+
+    replaces: datetime
+    start: datetime
+
+
 @dataclass(frozen=True)
 class SeriesRequest:
     """What a client asks for: ``count`` occurrences, every ``frequency``, from the first start.
-    ``skip_unavailable``: book the free occurrences and leave the others out."""
+    ``skip_unavailable``: book the free occurrences and leave the others out (``leave_out``,
+    when given: only those, the ones the client saw were not free); ``replacements``: other
+    times booked instead of some occurrences."""
 
     frequency: str
     count: int
     skip_unavailable: bool = False
+    replacements: tuple[Replacement, ...] = ()
+    leave_out: frozenset[datetime] | None = None
 
 
 def weeks_between(frequency: str) -> int:
@@ -77,6 +96,59 @@ def occurrence_starts(
         seconds = local_instant(day, minute, zone, earliest=True) + local.second
         starts.append(datetime.fromtimestamp(seconds, UTC))
     return starts
+
+
+def check_replacements(
+    starts: Sequence[datetime],
+    replacements: Sequence[Replacement],
+    duration: timedelta,
+    timezone: str,
+) -> list[datetime]:
+    """The starts booked when ``replacements`` take the place of some of the rule's ``starts``
+    (in order); :class:`SeriesRequestError` (``invalid_replacement``) when one replaces no
+    occurrence of the rule, replaces one already replaced, is not that day or within
+    :data:`REPLACEMENT_DAYS` days of it (in ``timezone``), or overlaps another time booked."""
+    zone = ZoneInfo(timezone)
+    rule = {start.astimezone(UTC): start for start in starts}
+    replaced: set[datetime] = set()
+    for replacement in replacements:
+        for moment in (replacement.replaces, replacement.start):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise SeriesRequestError(
+                    f"naive time {moment.isoformat()}: give its UTC offset", "invalid_replacement"
+                )
+        replaces = replacement.replaces.astimezone(UTC)
+        if replaces not in rule:
+            raise SeriesRequestError(
+                f"{replacement.replaces.isoformat()} is not an occurrence of this series",
+                "invalid_replacement",
+            )
+        if replaces in replaced:
+            raise SeriesRequestError(
+                f"the occurrence {replacement.replaces.isoformat()} is replaced twice",
+                "invalid_replacement",
+            )
+        replaced.add(replaces)
+        days = abs(
+            (replacement.start.astimezone(zone).date() - replaces.astimezone(zone).date()).days
+        )
+        if days > REPLACEMENT_DAYS:
+            raise SeriesRequestError(
+                f"the replacement {replacement.start.isoformat()} is {days} days from the "
+                f"occurrence it replaces; it must be within {REPLACEMENT_DAYS}",
+                "invalid_replacement",
+            )
+    booked = sorted(
+        [start for start in rule if start not in replaced]
+        + [r.start.astimezone(UTC) for r in replacements]
+    )
+    for earlier, later in pairwise(booked):
+        if later < earlier + duration:
+            raise SeriesRequestError(
+                f"{later.isoformat()} overlaps another time of the series ({earlier.isoformat()})",
+                "invalid_replacement",
+            )
+    return booked
 
 
 def continuous_staff(

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session, object_session
 from bookwise.availability.engine import Slot
 from bookwise.availability.services import (
     SlotSearch,
+    local_day_bounds,
     read_pool,
     routed_pool,
     service_availability,
@@ -40,8 +42,10 @@ from bookwise.bookings.answers import check_answers
 from bookwise.bookings.ics import SeriesRule
 from bookwise.bookings.models import Booking, BookingSeries
 from bookwise.bookings.recurrence import (
+    REPLACEMENT_DAYS,
     SeriesRequest,
     SeriesRequestError,
+    check_replacements,
     check_series_request,
     continuous_staff,
     occurrence_starts,
@@ -67,10 +71,11 @@ from bookwise.bookings.services import (
     new_booking,
     record_new_booking,
     routing_values,
+    transition_booking,
 )
 from bookwise.errors import NotFound
-from bookwise.notifications.models import Notification
-from bookwise.notifications.planning import plan_event, plan_rule, plan_timed
+from bookwise.notifications.planning import one_message_each, plan_event, plan_rule, plan_timed
+from bookwise.workflows.lifecycle import Role
 from bookwise.workflows.services import workflow_of
 
 if TYPE_CHECKING:
@@ -96,6 +101,7 @@ class OccurrenceCheck:
     start: datetime
     free: bool
     staff: tuple[int, ...] = ()
+    replaces: datetime | None = None  # a replacement: the occurrence of the rule it replaces
 
 
 @dataclass(frozen=True)
@@ -108,18 +114,52 @@ class SeriesOccurrence:
     booking: Booking | None = None
 
 
-def _series_search(
+def _series_slots(
+    session: Session,
+    context: BookingContext,
     starts: Sequence[datetime],
     now: datetime,
-    staff_ids: list[int] | None,
-    by_staff: bool,
-    answers: dict[str, object] | None,
-) -> tuple[SlotSearch, tuple[datetime, datetime]]:
-    """One search over the series' span: the first start to the last, the booking window lifted
-    beyond the first occurrence."""
-    reach = starts[-1] - now + timedelta(days=1)
-    search = SlotSearch(staff_ids=staff_ids, by_staff=by_staff, answers=answers, max_ahead=reach)
-    return search, (starts[0], starts[-1] + timedelta(seconds=1))
+    search: SlotSearch,
+    margin_days: int = 0,
+) -> dict[datetime, Slot]:
+    """The free slots, by start, of one search of the availability engine over the series'
+    span (the first start to the last, widened by ``margin_days`` local days each side), the
+    booking window lifted beyond the first occurrence."""
+    if margin_days:
+        zone = ZoneInfo(context.calendar.timezone)
+        first, last = min(starts).astimezone(zone).date(), max(starts).astimezone(zone).date()
+        margin = timedelta(days=margin_days)
+        window = local_day_bounds(first - margin, last + margin, zone)
+    else:
+        window = (min(starts), max(starts) + timedelta(seconds=1))
+    search = replace(search, max_ahead=window[1] - now + timedelta(days=1))
+    found = service_availability(
+        session, context.calendar, context.service, context.workflow, *window, now, search
+    )
+    return {slot.start: slot for slot in found.slots}
+
+
+def _rule_starts(
+    context: BookingContext, first_start: datetime, series: SeriesRequest
+) -> list[datetime]:
+    """The starts of the series' rule; :class:`InvalidRequest` for a series the workflow does
+    not allow, or replacements that do not fit it."""
+    try:
+        check_series_request(context.workflow.recurrence, series)
+    except SeriesRequestError as exc:
+        raise InvalidRequest(str(exc), exc.code) from None
+    if first_start.tzinfo is None or first_start.utcoffset() is None:
+        raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
+    starts = occurrence_starts(
+        first_start, series.frequency, series.count, context.calendar.timezone
+    )
+    try:
+        check_replacements(
+            starts, series.replacements, context.workflow.duration, context.calendar.timezone
+        )
+    except SeriesRequestError as exc:
+        raise InvalidRequest(str(exc), exc.code, problem=str(exc)) from None
+    return starts
 
 
 def check_occurrences(
@@ -133,29 +173,88 @@ def check_occurrences(
     by_staff: bool = False,
     answers: dict[str, object] | None = None,
 ) -> tuple[list[OccurrenceCheck], dict[datetime, Slot]]:
-    """Whether each occurrence of ``series`` from ``first_start`` is free, with one search of
-    the availability engine over the series' span; and the free slots, by start. Raises
-    :class:`InvalidRequest` for a series the workflow does not allow. Reads only."""
-    try:
-        check_series_request(context.workflow.recurrence, series)
-    except SeriesRequestError as exc:
-        raise InvalidRequest(str(exc), exc.code) from None
-    if first_start.tzinfo is None or first_start.utcoffset() is None:
-        raise InvalidRequest("the start time needs its UTC offset", "invalid_start")
-    starts = occurrence_starts(
-        first_start, series.frequency, series.count, context.calendar.timezone
-    )
-    search, window = _series_search(starts, now, staff_ids, by_staff, answers)
-    found = service_availability(
-        session, context.calendar, context.service, context.workflow, *window, now, search
-    )
-    by_start = {slot.start: slot for slot in found.slots}
-    slots = {start: by_start[start] for start in starts if start in by_start}
-    checks = [
-        OccurrenceCheck(start, start in slots, slots[start].staff if start in slots else ())
-        for start in starts
-    ]
+    """Whether each occurrence of ``series`` from ``first_start`` is free, then each of its
+    replacements (``replaces`` set), with one search of the availability engine over the
+    series' span; and the free slots, by start. Raises :class:`InvalidRequest` for a series
+    the workflow does not allow. Reads only."""
+    starts = _rule_starts(context, first_start, series)
+    wanted = [*starts, *(r.start.astimezone(UTC) for r in series.replacements)]
+    search = SlotSearch(staff_ids=staff_ids, by_staff=by_staff, answers=answers)
+    found = _series_slots(session, context, wanted, now, search)
+    slots = {start: found[start] for start in wanted if start in found}
+    checks = [OccurrenceCheck(s, s in slots, slots[s].staff if s in slots else ()) for s in starts]
+    for replacement in series.replacements:
+        start = replacement.start.astimezone(UTC)
+        staff = slots[start].staff if start in slots else ()
+        replaces = replacement.replaces.astimezone(UTC)
+        checks.append(OccurrenceCheck(start, start in slots, staff, replaces))
     return checks, slots
+
+
+# At most this many replacement times are offered on each day around an occurrence.
+OPTIONS_PER_DAY = 8
+
+
+def replacement_times(
+    session: Session,
+    context: BookingContext,
+    first_start: datetime,
+    series: SeriesRequest,
+    now: datetime,
+    *,
+    staff_ids: list[int] | None = None,
+    answers: dict[str, object] | None = None,
+) -> tuple[list[OccurrenceCheck], dict[datetime, list[datetime]]]:
+    """Whether each occurrence of the series' rule is free and, for each one that is not, the
+    free times that could replace it: that day and the :data:`REPLACEMENT_DAYS` days around
+    it, apart from the series' other occurrences, and with the staff member who would take
+    the whole series when one would (the client's choice, else one free for every free
+    occurrence). One search of the availability engine; reads only."""
+    starts = _rule_starts(context, first_start, replace(series, replacements=()))
+    search = SlotSearch(staff_ids=staff_ids, answers=answers)
+    found = _series_slots(session, context, starts, now, search, REPLACEMENT_DAYS)
+    checks = [OccurrenceCheck(s, s in found, found[s].staff if s in found else ()) for s in starts]
+    free = [c.start for c in checks if c.free]
+    if staff_ids and len(staff_ids) == 1:
+        tutor: int | None = staff_ids[0]
+    else:
+        order = [m.id for m in read_pool(session, context.service, context.workflow)]
+        tutor = continuous_staff({s: found[s].staff for s in free}, free, order)
+    duration = context.workflow.duration
+    zone = ZoneInfo(context.calendar.timezone)
+    options: dict[datetime, list[datetime]] = {}
+    for check in checks:
+        if check.free:
+            continue
+        day = check.start.astimezone(zone).date()
+        near = [
+            start
+            for start, slot in sorted(found.items())
+            if abs((start.astimezone(zone).date() - day).days) <= REPLACEMENT_DAYS
+            and (tutor is None or tutor in slot.staff)
+            and all(abs(start - other) >= duration for other in free)
+        ]
+        options[check.start] = _closest_each_day(near, check.start, zone)
+    return checks, options
+
+
+def _closest_each_day(times: list[datetime], wanted: datetime, zone: ZoneInfo) -> list[datetime]:
+    """Of ``times``, on each day the :data:`OPTIONS_PER_DAY` closest to ``wanted``'s time of
+    day (the same time another day, or another time that day), in order of time."""
+    local = wanted.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    days: dict[object, list[datetime]] = {}
+    for moment in times:
+        days.setdefault(moment.astimezone(zone).date(), []).append(moment)
+    kept: list[datetime] = []
+    for moments in days.values():
+
+        def distance(moment: datetime) -> int:
+            there = moment.astimezone(zone)
+            return abs(there.hour * 60 + there.minute - minute)
+
+        kept.extend(sorted(moments, key=distance)[:OPTIONS_PER_DAY])
+    return sorted(kept)
 
 
 def book_series_from_answers(
@@ -184,9 +283,12 @@ def create_series(
     *,
     plugins: PluginHost | None,
 ) -> BookingSeries:
-    """Book ``series.count`` occurrences from ``request.start``, all in the caller's one
-    transaction; raises :class:`SeriesConflict` (nothing written) when one is not free and
-    ``series.skip_unavailable`` is not set, or any error :func:`create_booking` raises."""
+    """Book ``series.count`` occurrences from ``request.start`` (with ``series.replacements``
+    booked instead of the occurrences they replace), all in the caller's one transaction;
+    raises :class:`SeriesConflict` (nothing written) when a replacement is not free, or an
+    occurrence is not free and not replaced and ``series.skip_unavailable`` does not leave it
+    out; :class:`InvalidRequest` for replacements that do not fit the series; or any error
+    :func:`create_booking` raises."""
     begin_write_if_fresh(session)
     workflow = context.workflow
     try:
@@ -220,14 +322,13 @@ def create_series(
         by_staff=request.by_staff,
         answers=routing,
     )
-    unavailable = [c.start for c in checks if not c.free]
-    if unavailable and (not series.skip_unavailable or len(unavailable) == len(checks)):
-        raise SeriesConflict(
-            "some occurrences of the series are not free; nothing was booked",
-            unavailable=[start.isoformat() for start in unavailable],
-            occurrences=[{"start": c.start.isoformat(), "free": c.free} for c in checks],
-        )
-    free_starts = [c.start for c in checks if c.free]
+    replaced = {c.replaces: c.start for c in checks if c.replaces is not None}
+    rule = [c for c in checks if c.replaces is None]
+    free_starts = sorted(
+        [c.start for c in rule if c.free and c.start not in replaced]
+        + [c.start for c in checks if c.replaces is not None]
+    )
+    _refuse_conflicts(checks, replaced, series, bool(free_starts))
     order = [m.id for m in pool]
     tutor = (
         wanted[0]
@@ -268,12 +369,44 @@ def create_series(
         session.add(booking)
         bookings.append(booking)
     _flush_or_taken(session)
+    instead = {start: replaces for replaces, start in replaced.items()}
     for booking in bookings:
-        record_new_booking(session, context, request, booking, now, plugins, series=row.uid)
+        details: dict[str, str] = {"series": row.uid}
+        if (replaces := instead.get(_utc(booking.start_at))) is not None:
+            details["replaces"] = replaces.isoformat()
+        record_new_booking(session, context, request, booking, now, plugins, **details)
     session.flush()
     _plan_series_messages(session, context, bookings, row, now)
     session.flush()
     return row
+
+
+def _refuse_conflicts(
+    checks: list[OccurrenceCheck],
+    replaced: dict[datetime, datetime],
+    series: SeriesRequest,
+    anything: bool,
+) -> None:
+    """:class:`SeriesConflict` (nothing is written) when a replacement is not free, or an
+    occurrence is not free and not replaced, unless the client agreed to leave it out; or when
+    nothing would be booked."""
+    rule = [c for c in checks if c.replaces is None]
+    lost = [c.start for c in checks if c.replaces is not None and not c.free]
+    unavailable = [c.start for c in rule if not c.free and c.start not in replaced]
+    left_out = series.skip_unavailable and (
+        series.leave_out is None or set(unavailable) <= series.leave_out
+    )
+    if lost or (unavailable and not left_out) or not anything:
+        raise SeriesConflict(
+            "some occurrences of the series are not free; nothing was booked",
+            unavailable=[start.isoformat() for start in [*unavailable, *lost]],
+            occurrences=[{"start": c.start.isoformat(), "free": c.free} for c in rule],
+            replacements=[
+                {"start": c.start.isoformat(), "replaces": c.replaces.isoformat(), "free": c.free}
+                for c in checks
+                if c.replaces is not None
+            ],
+        )
 
 
 def _plan_series_messages(
@@ -285,7 +418,7 @@ def _plan_series_messages(
 ) -> None:
     """One message per recipient for the series (the first occurrence's, which lists them all
     and carries the series' invitation); the staff of a later occurrence who is not the first's
-    is told of their own. Reminders and follow-ups: per occurrence, as for any booking."""
+    is told once of theirs. Reminders and follow-ups: per occurrence, as for any booking."""
     workflow = context.workflow
     lead = bookings[0]
     state = lead.state
@@ -296,6 +429,8 @@ def _plan_series_messages(
                 if rule.on == state and "staff" in rule.to:
                     staff_rule = replace(rule, to=("staff",))
                     plan_rule(session, booking, staff_rule, now, f"{state}#{booking.sequence}")
+    session.flush()
+    one_message_each(session, bookings, state, {"series": series.uid})
     for booking in bookings:
         if booking.holds_slot:
             plan_timed(session, booking, workflow, now)
@@ -329,19 +464,26 @@ def expected_starts(series: BookingSeries, timezone: str) -> list[datetime]:
 
 
 def series_occurrences(series: BookingSeries) -> list[SeriesOccurrence]:
-    """Every occurrence of the series by start: those of the rule (a booking's state, or
-    :data:`SKIPPED` when none was booked, :data:`MOVED` when its booking moved away), and the
-    moved ones at their new start."""
+    """Every occurrence of the series by start: those of the rule (a booking's state; or
+    :data:`MOVED` when a booking of the series off the rule is within
+    :data:`REPLACEMENT_DAYS` days of it, a replacement or an occurrence moved; else
+    :data:`SKIPPED`, left out), and the bookings off the rule at their own start."""
     bookings = {_utc(b.start_at): b for b in series.occurrences}
     rule = expected_starts(series, series.calendar.timezone)
+    ruled = set(rule)
+    away = sorted(s for s in bookings if s not in ruled)
+    zone = ZoneInfo(series.calendar.timezone)
     out = []
     for start in rule:
         booking = bookings.get(start)
         if booking is not None:
             out.append(SeriesOccurrence(start, booking.state, booking))
-        else:
-            out.append(SeriesOccurrence(start, SKIPPED))
-    ruled = set(rule)
+            continue
+        day = start.astimezone(zone).date()
+        near = [s for s in away if abs((s.astimezone(zone).date() - day).days) <= REPLACEMENT_DAYS]
+        if near:
+            away.remove(min(near, key=lambda s: abs(s - start)))
+        out.append(SeriesOccurrence(start, MOVED if near else SKIPPED))
     out.extend(SeriesOccurrence(s, b.state, b) for s, b in bookings.items() if s not in ruled)
     out.sort(key=lambda o: o.start)
     return out
@@ -402,25 +544,58 @@ def cancel_occurrences(
 def _one_message_for_the_rest(
     session: Session, series: BookingSeries, cancelled: list[Booking]
 ) -> None:
-    """Cancelling the rest tells each recipient once: the first occurrence's message lists them
-    all (``series.cancelled``); the same recipient's messages of the others are withdrawn."""
-    rows = session.scalars(
-        select(Notification).where(
-            Notification.booking_id.in_([b.id for b in cancelled]),
-            Notification.event == "cancelled",
-            Notification.state == "pending",
-        )
-    ).all()
-    first = cancelled[0].id
-    told = {(r.recipient, r.channel) for r in rows if r.booking_id == first}
-    starts = [_utc(b.start_at).isoformat() for b in cancelled]
-    for row in rows:
-        if row.booking_id == first:
-            row.payload = {**(row.payload or {}), "series": series.uid, "cancelled": starts}
-        elif (row.recipient, row.channel) in told:
-            row.state = "withdrawn"
-            row.last_error = "told in the message for the rest of the series"
+    """Cancelling the rest tells each recipient once: their first occurrence's message lists
+    every occurrence cancelled that they are told of (``series.cancelled``); their messages of
+    the others are withdrawn."""
+    one_message_each(session, cancelled, "cancelled", {"series": series.uid}, listed="cancelled")
+
+
+def series_moves_from(series: BookingSeries, booking: Booking, now: datetime) -> list[Booking]:
+    """The occurrences of ``booking``'s series a move on the whole series applies to: those
+    still to come in ``booking``'s state (``requested``: the series awaiting approval), in
+    order. Empty for a single booking."""
+    if booking.series_id is None:
+        return []
+    return [
+        b
+        for b in series.occurrences
+        if b.state == booking.state
+        and b.workflow_version_id == booking.workflow_version_id
+        and _utc(b.start_at) > now
+    ]
+
+
+def move_occurrences(
+    session: Session,
+    occurrences: list[Booking],
+    name: str,
+    role: Role,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    *,
+    plugins: PluginHost | None,
+) -> list[Booking]:
+    """Make the lifecycle move ``name`` (``approve``, ``decline``...) on each of
+    ``occurrences`` (of one series) in the caller's one transaction: all of them or, when one is
+    refused (:class:`NotAllowed`, a time taken since), none (the caller rolls back). Each
+    recipient gets one message naming every occurrence moved (``series.changed``), as for
+    cancelling the rest."""
+    begin_write_if_fresh(session)
+    series = session.get(BookingSeries, occurrences[0].series_id) if occurrences else None
+    if series is None or any(b.series_id != series.id for b in occurrences):
+        raise NotAllowed("no occurrence of this series is waiting for this", "nothing_to_move")
+    moved = [
+        transition_booking(session, b, name, role, actor, now, reason, plugins=plugins)
+        for b in occurrences
+    ]
+    series.sequence += 1
     session.flush()
+    states = {b.state for b in moved}
+    for state in states:
+        same = [b for b in moved if b.state == state]
+        one_message_each(session, same, state, {"series": series.uid}, listed="changed")
+    return moved
 
 
 # --- the series' calendar invitation -------------------------------------------------------------
@@ -471,3 +646,16 @@ def series_invitation(booking: Booking) -> SeriesInvitation | None:
         repeat=repeat,
         holds=bool(holding),
     )
+
+
+def occurrence_position(booking: Booking) -> tuple[BookingSeries, int, int] | None:
+    """The series ``booking`` is an occurrence of, its place in it (from 1) and how many
+    occurrences the series has (those booked, in order of time); None for a single booking."""
+    if booking.series_id is None:
+        return None
+    session = object_session(booking)
+    series = session.get(BookingSeries, booking.series_id) if session is not None else None
+    if series is None:
+        return None
+    ids = [b.id for b in series.occurrences]
+    return series, ids.index(booking.id) + 1, len(ids)

@@ -180,14 +180,19 @@ def _add_series(
         return
     business = booking.calendar.timezone
     held = [b for b in series.occurrences if b.holds_slot]
-    cancelled = [
-        datetime.fromisoformat(start) for start in (row.payload or {}).get("cancelled", [])
-    ]
+    payload = row.payload or {}
+
+    def listed(key: str) -> list[str]:
+        starts = [datetime.fromisoformat(start) for start in payload.get(key, [])]
+        return [moment_text(s, row.timezone, row.locale, business) for s in starts]
+
     context["series"] = {
         "occurrences": [moment_text(b.start_at, row.timezone, row.locale, business) for b in held],
         "count": len(held),
         # "Cancel the rest": the occurrences this one message tells of.
-        "cancelled": [moment_text(c, row.timezone, row.locale, business) for c in cancelled],
+        "cancelled": listed("cancelled"),
+        # The whole series approved or declined (any move made on it at once): the same.
+        "changed": listed("changed") or listed("cancelled"),
     }
     if row.recipient_kind == "client":
         link = f"{settings.base_url}/manage/{series_manage_token(series)}"

@@ -9,7 +9,7 @@ or a cancellation withdraws those that no longer hold and plans the new ones.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -260,3 +260,52 @@ def plan_time_off_notice(session: Session, time_off: TimeOff, now: datetime) -> 
         now,
         {"time_off_id": time_off.id, "staff_id": member.id},
     )
+
+
+def one_message_each(
+    session: Session,
+    bookings: list[Booking],
+    event: str,
+    payload: dict[str, Any],
+    listed: str | None = None,
+) -> int:
+    """Occurrences of a series changed together (approved, declined, cancelled, booked) tell
+    each recipient once: of the pending ``event`` rows just planned for ``bookings`` (in
+    order), the first of each rule and recipient (kind, address, channel) is kept, with
+    ``payload`` added and, under ``listed``, the starts of the bookings that recipient is told
+    of; their rows for the others are withdrawn. Returns how many rows were withdrawn."""
+    if not bookings:
+        return 0
+    order = {booking.id: index for index, booking in enumerate(bookings)}
+    rows = session.scalars(
+        select(Notification).where(
+            Notification.booking_id.in_(list(order)),
+            Notification.event == event,
+            Notification.state == "pending",
+        )
+    ).all()
+    groups: dict[tuple[str | None, str, str, str], list[Notification]] = {}
+    for row in sorted(rows, key=lambda r: (order[r.booking_id or 0], r.id)):
+        key = (row.rule_key, row.recipient_kind, row.recipient, row.channel)
+        groups.setdefault(key, []).append(row)
+    starts = {booking.id: _utc_text(booking.start_at) for booking in bookings}
+    withdrawn = 0
+    for group in groups.values():
+        kept, *others = group
+        extra = dict(payload)
+        if listed is not None:
+            told = dict.fromkeys(starts[r.booking_id or 0] for r in group)
+            extra[listed] = list(told)
+        kept.payload = {**(kept.payload or {}), **extra}
+        for row in others:
+            row.state = "withdrawn"
+            row.last_error = "told in one message for the series"
+            withdrawn += 1
+    session.flush()
+    return withdrawn
+
+
+def _utc_text(moment: datetime) -> str:
+    """A stored time as an aware UTC ISO string (SQLite gives naive UTC)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat()

@@ -59,7 +59,9 @@ VARIABLES: dict[str, str] = {
     "series": N_(
         "for the one confirmation of a series (a weekly course): .occurrences (each occurrence's "
         "day and time), .count (how many were booked); for the one message of cancelling the "
-        "rest of a series, .cancelled (each occurrence cancelled); empty otherwise"
+        "rest of a series, .cancelled (each occurrence cancelled); for the one message of a "
+        "series approved or declined at once, .changed (each occurrence approved or declined); "
+        "empty otherwise"
     ),
     "invitation": N_("for staff-invitation: .accept_url, .decline_url"),
     "offer": N_(
@@ -834,6 +836,7 @@ def sample_context(locale: str = "fr") -> dict[str, Any]:
             ],
             "count": 3,
             "cancelled": [],
+            "changed": [],
         },
         "time_off": {
             "start": format_when(datetime(2026, 12, 24, 7, tzinfo=UTC), zone, locale),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Response, g, redirect, render_template, request
 from flask_babel import get_locale
@@ -22,15 +23,16 @@ from werkzeug.wrappers import Response as BaseResponse
 from bookwise.bookings.ics import CalendarEvent, build_ics
 from bookwise.bookings.messages import describe, state_name
 from bookwise.bookings.models import BookingSeries
-from bookwise.bookings.recurrence import SeriesRequest
+from bookwise.bookings.recurrence import Replacement, SeriesRequest
 from bookwise.bookings.series import (
+    MOVED,
     SKIPPED,
     OccurrenceCheck,
     SeriesConflict,
     book_series_from_answers,
     cancel_occurrences,
-    check_occurrences,
     find_series_by_manage_token,
+    replacement_times,
     series_invitation,
     series_manage_token,
     series_occurrences,
@@ -39,9 +41,10 @@ from bookwise.bookings.services import BookingContext, BookingError, client_may_
 from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
 from bookwise.errors import N_, NotFound
-from bookwise.formatting import format_when
+from bookwise.formatting import format_day, format_when
 from bookwise.i18n import format_locale, gettext
 from bookwise.public.forms import ActionForm, booking_request
+from bookwise.timezones import sane
 from bookwise.web import db_session, instance, now, plugin_host
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.services import workflow_of
@@ -119,87 +122,152 @@ def series_choice(workflow: Workflow, source: Any) -> SeriesChoice:
     return SeriesChoice(frequency, count)
 
 
-def _preview(checks: list[OccurrenceCheck], zone: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "start": c.start.isoformat(),
-            "label": format_when(c.start, zone, _formats()),
-            "free": c.free,
+def _preview(
+    checks: list[OccurrenceCheck],
+    zone: str,
+    options: dict[datetime, list[datetime]] | None = None,
+    chosen: dict[datetime, datetime] | None = None,
+) -> list[dict[str, Any]]:
+    """The occurrences as the form shows them; for each one not free, the times that could
+    replace it (``options``), grouped by day, the client's choice (``chosen``) selected."""
+    shown = []
+    for index, check in enumerate(checks):
+        item: dict[str, Any] = {
+            "start": check.start.isoformat(),
+            "label": format_when(check.start, zone, _formats()),
+            "free": check.free,
+            "index": index,
         }
-        for c in checks
-    ]
+        if not check.free and options is not None:
+            picked = (chosen or {}).get(check.start)
+            days: dict[str, list[dict[str, Any]]] = {}
+            for start in options.get(check.start, []):
+                day = format_day(start.astimezone(ZoneInfo(zone)).date(), _formats())
+                days.setdefault(day, []).append(
+                    {
+                        "value": f"{check.start.isoformat()}/{start.isoformat()}",
+                        "label": format_when(start, zone, _formats()),
+                        "selected": start == picked,
+                    }
+                )
+            item["days"] = list(days.items())
+        shown.append(item)
+    return shown
 
 
 def _formats() -> Any:
     return format_locale()
 
 
-def book_series_step(  # noqa: PLR0913 (the booking form's state, as its view holds it)
-    context: BookingContext,
-    form: Any,
-    start: datetime,
-    zone: str,
-    staff_ids: list[int] | None,
-    staff: str | None,
-    answers: dict[str, Any] | None,
-    choice: SeriesChoice,
-    source: Any,
-    locale: str,
-) -> SeriesStep:
-    """The first post shows each occurrence, free or not (nothing written); the second books
-    the series, without the occurrences the client saw were not free. One that stopped being
-    free in between shows the occurrences again (409). Raises what booking raises."""
+def chosen_replacements(source: Any) -> dict[datetime, datetime] | None:
+    """The replacements picked on the form (``replacement``: ``OCCURRENCE/START`` per time not
+    free, empty to leave it out), by the occurrence they replace; None when one is not of that
+    form (a tampered post)."""
+    chosen: dict[datetime, datetime] = {}
+    for value in source.getlist("replacement") if hasattr(source, "getlist") else []:
+        if not value:
+            continue
+        replaces, _, start = str(value).partition("/")
+        try:
+            moments = datetime.fromisoformat(replaces), datetime.fromisoformat(start)
+        except ValueError:
+            return None
+        if any(m.tzinfo is None or not sane(m) for m in moments) or moments[0] in chosen:
+            return None
+        chosen[moments[0]] = moments[1]
+    return chosen
+
+
+@dataclass(frozen=True)
+class SeriesForm:
+    """The booking form's state a series' step needs, as the booking form's view holds it."""
+
+    context: BookingContext
+    form: Any
+    start: datetime
+    zone: str
+    staff_ids: list[int] | None
+    staff: str | None
+    answers: dict[str, Any] | None
+    locale: str
+
+
+def _show(step: SeriesForm, wanted: SeriesRequest, chosen: dict[datetime, datetime]) -> SeriesStep:
+    """The occurrences, free or not, with the times that could replace those not free."""
+    checks, options = replacement_times(
+        db_session(),
+        step.context,
+        step.start,
+        wanted,
+        now(),
+        staff_ids=step.staff_ids,
+        answers=step.answers,
+    )
+    shown = SeriesStep(preview=_preview(checks, step.zone, options, chosen))
+    if all(not c.free for c in checks) and not any(options.values()):
+        shown.problem = gettext("None of these times is free. Please choose another time.")
+        shown.status = 409
+    return shown
+
+
+def book_series_step(step: SeriesForm, choice: SeriesChoice, source: Any) -> SeriesStep:
+    """The first post shows each occurrence, free or not, and for each one not free the times
+    that could replace it (nothing written); the second books the series with the
+    replacements picked, without the other occurrences the client saw were not free. One that
+    stopped being free in between shows the occurrences again (409). Raises what booking
+    raises."""
     assert choice.count is not None
     wanted = SeriesRequest(choice.frequency, choice.count)
+    chosen = chosen_replacements(source)
+    if chosen is None:
+        shown = _show(step, wanted, {})
+        shown.problem, shown.status = gettext("Choose a replacement from the list."), 422
+        return shown
     if source.get("series_checked") != "1":
-        checks, _ = check_occurrences(
-            db_session(), context, start, wanted, now(), staff_ids=staff_ids, answers=answers
-        )
-        step = SeriesStep(preview=_preview(checks, zone))
-        if all(not c.free for c in checks):
-            step.problem = gettext("None of these times is free. Please choose another time.")
-            step.status = 409
-        return step
-    seen = set(str(source.get("series_skip", "")).split())
-    workflow = context.workflow
+        return _show(step, wanted, chosen)
+    seen = set()
+    for value in str(source.get("series_skip", "")).split():
+        try:
+            seen.add(datetime.fromisoformat(value))
+        except ValueError:
+            continue
+    workflow = step.context.workflow
     asked = booking_request(
-        form,
+        step.form,
         workflow,
-        start=start,
-        staff=staff if workflow.staff.client_chooses else None,
-        locale=locale,
-        timezone=zone,
+        start=step.start,
+        staff=step.staff if workflow.staff.client_chooses else None,
+        locale=step.locale,
+        timezone=step.zone,
         source="public",
     )
+    series = SeriesRequest(
+        choice.frequency,
+        choice.count,
+        skip_unavailable=True,
+        replacements=tuple(Replacement(r, s) for r, s in chosen.items()),
+        leave_out=frozenset(seen),
+    )
     db_session().close()  # one connection at a time: the write below takes its own
-    for skip in (bool(seen), True):
-        try:
-            with unit_of_work(instance().database.sessions, write=True) as session:
-                series = book_series_from_answers(
-                    session,
-                    context.calendar.slug,
-                    workflow.id,
-                    asked,
-                    SeriesRequest(choice.frequency, choice.count, skip_unavailable=skip),
-                    now(),
-                    plugins=plugin_host(),
-                )
-                return SeriesStep(token=series_manage_token(series))
-        except SeriesConflict as conflict:
-            unavailable = {
-                datetime.fromisoformat(s).isoformat() for s in conflict.details["unavailable"]
-            }
-            if skip or not unavailable <= seen:
-                checks = [
-                    OccurrenceCheck(datetime.fromisoformat(o["start"]), o["free"])
-                    for o in conflict.details["occurrences"]
-                ]
-                problem = gettext(
-                    "Some of these times were just taken. Nothing was booked; your answers "
-                    "are kept."
-                )
-                return SeriesStep(preview=_preview(checks, zone), problem=problem, status=409)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            booked = book_series_from_answers(
+                session,
+                step.context.calendar.slug,
+                workflow.id,
+                asked,
+                series,
+                now(),
+                plugins=plugin_host(),
+            )
+            return SeriesStep(token=series_manage_token(booked))
+    except SeriesConflict:
+        shown = _show(step, wanted, chosen)
+        shown.problem = gettext(
+            "Some of these times were just taken. Nothing was booked; your answers are kept."
+        )
+        shown.status = 409
+        return shown
 
 
 # --- the series' manage link ---------------------------------------------------------------------
@@ -221,6 +289,8 @@ def _series_details(series: BookingSeries, parts: PageParts) -> dict[str, Any]:
         booking = occurrence.booking
         changeable = False
         state_label = gettext("Not booked (not free)")
+        if occurrence.state == MOVED:
+            state_label = gettext("Replaced by another time")
         if booking is not None:
             workflow = workflow_of(booking.workflow_version)
             changeable = client_may_change(workflow, booking, now())
@@ -234,7 +304,7 @@ def _series_details(series: BookingSeries, parts: PageParts) -> dict[str, Any]:
                 "label": format_when(occurrence.start, zone, _formats()),
                 "state": occurrence.state,
                 "state_label": state_label,
-                "skipped": occurrence.state == SKIPPED,
+                "skipped": occurrence.state in (SKIPPED, MOVED),
                 "active": booking is not None and booking.holds_slot,
                 "changeable": changeable,
                 "staff": booking.staff_member.name if booking is not None else "",

@@ -49,8 +49,9 @@ from bookwise.availability.services import (
 )
 from bookwise.bookings.answers import InvalidAnswers, check_answers
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
-from bookwise.bookings.messages import describe, state_name
+from bookwise.bookings.messages import describe, series_position, state_name
 from bookwise.bookings.models import Booking
+from bookwise.bookings.series import occurrence_position, series_manage_token
 from bookwise.bookings.services import (
     CONSENT_REFUSALS,
     BookingContext,
@@ -111,6 +112,7 @@ from bookwise.public.forms import (
 from bookwise.public.series import (
     PageParts,
     SeriesChoice,
+    SeriesForm,
     SeriesStep,
     book_series_step,
     recurrence_menu,
@@ -888,9 +890,8 @@ def _book_or_check(
         return SeriesStep(token=_create(context, form, start, zone, staff))
     members = {m.slug: m.id for m in service_pool_members(context)}
     staff_ids = [members[staff]] if staff in members else None
-    return book_series_step(
-        context, form, start, zone, staff_ids, staff, answers, repeat, source, locale()
-    )
+    step = SeriesForm(context, form, start, zone, staff_ids, staff, answers, locale())
+    return book_series_step(step, repeat, source)
 
 
 def _mark_prefilled_problems(context: BookingContext, form: Any, prefilled: list[str]) -> bool:
@@ -1113,6 +1114,19 @@ def _details(booking: Booking) -> dict[str, Any]:
         "group": workflow.capacity > 1,
         "zone": zone,
         "consent": _consent_details(booking, zone),
+        "series": _series_of(booking),
+    }
+
+
+def _series_of(booking: Booking) -> dict[str, str] | None:
+    """An occurrence of a series: where it stands in it, and the series' page (issue 18)."""
+    found = occurrence_position(booking)
+    if found is None:
+        return None
+    series, index, count = found
+    return {
+        "position": series_position(series.frequency, index, count, gettext),
+        "url": link("manage", token=series_manage_token(series)),
     }
 
 

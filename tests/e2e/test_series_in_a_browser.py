@@ -45,7 +45,7 @@ def test_book_a_weekly_series_then_cancel_one_occurrence(
     free = preview.locator("li.occurrence.free").count()
     assert free >= 2
     assert page.locator("#field_student_name").input_value() == "Alex Parker"  # answers kept
-    page.click(f"button:has-text('Book the series ({free} times)')")
+    page.click(f"button:has-text('Book the series ({free} times')")
 
     page.wait_for_selector("text=Your series is booked")
     cancel_buttons = page.locator("button:has-text('Cancel this one')")
@@ -76,3 +76,59 @@ def test_the_series_pages_have_no_axe_violations(
     page.click("button:has-text('Book the series')")
     page.wait_for_selector("text=Your series is booked")
     checker.check("the series' manage page")
+
+
+def _take_for_everyone(app: Any, start: datetime) -> None:
+    """Book ``start`` of the tutoring until no tutor is free then."""
+    from bookwise.bookings.services import BookingError, BookingRequest, book_from_answers
+    from bookwise.db import unit_of_work
+
+    database = app.extensions["bookwise"].database
+    now = app.extensions["bookwise"].clock()
+    values = {
+        "name": "Someone Else",
+        "email": "else@example.org",
+        "student_name": "Kim",
+        "level": "high",
+        "subjects": ["physics"],
+    }
+    for _ in range(10):
+        try:
+            with unit_of_work(database.sessions, write=True) as session:
+                request = BookingRequest(start=start, values=values, consent=True)
+                book_from_answers(session, "bright-minds", "tutoring", request, now, plugins=None)
+        except BookingError:
+            return
+    raise AssertionError("the time is still free after ten bookings")
+
+
+def test_a_time_not_free_is_replaced_by_another_that_week(
+    open_context: Callable[..., Any], live: str, now: datetime, app: Any
+) -> None:
+    from bookwise.bookings.recurrence import occurrence_starts
+
+    context = open_context(locale="en-US", timezone_id="America/New_York")
+    page = context.new_page()
+    open_tutoring_form(page, live, now)
+    first = datetime.fromisoformat(page.locator("input[name=start]").input_value())
+    second = occurrence_starts(first, "weekly", 3, "America/New_York")[1]  # the centre's zone
+    _take_for_everyone(app, second)
+    page.click("button[type=submit]")
+
+    preview = page.locator("#series-preview")
+    expect(preview.locator("li.occurrence.not-free")).to_have_count(1)
+    choice = preview.locator("select[name=replacement]")
+    expect(choice).to_have_count(1)
+    from tests.e2e.test_accessibility import Checker
+
+    Checker(page, live).check("the series' occurrences with a replacement to pick")
+    picked = choice.locator("option").nth(1)
+    instead = datetime.fromisoformat(str(picked.get_attribute("value")).split("/")[1])
+    choice.select_option(index=1)
+    page.click("button:has-text('Book the series (2 times, and the replacements picked)')")
+
+    page.wait_for_selector("text=Your series is booked")
+    expect(page.locator("button:has-text('Cancel this one')")).to_have_count(3)
+    listed = page.locator("li.occurrence").evaluate_all("items => items.map(i => i.dataset.start)")
+    assert instead in [datetime.fromisoformat(s) for s in listed]
+    expect(page.locator("text=Replaced by another time")).to_have_count(1)

@@ -41,8 +41,9 @@ from bookwise.availability.services import (
     service_availability,
 )
 from bookwise.bookings.answers import InvalidAnswers
-from bookwise.bookings.messages import describe
+from bookwise.bookings.messages import describe, series_position
 from bookwise.bookings.models import Booking, BookingEvent, Client
+from bookwise.bookings.series import move_occurrences, occurrence_position, series_moves_from
 from bookwise.bookings.services import (
     BookingContext,
     BookingError,
@@ -312,6 +313,7 @@ class BookingsView(ExplainMixin, AdminView):
         zone = calendar.timezone
         return self.render(
             "bookwise_admin/bookings/details.html",
+            series=self._series_part(booking, acting, locale),
             booking=booking,
             row=booking_row(booking, locale),
             reference=reference(booking),
@@ -347,6 +349,101 @@ class BookingsView(ExplainMixin, AdminView):
             if booking.timezone != zone
             else "",
         ), status
+
+    def _series_part(self, booking: Booking, acting: bool, locale: str) -> dict[str, Any] | None:
+        """A series' occurrence: where it stands in the series, the series' other occurrences
+        (those this user may see), and the moves that can be made on every occurrence still to
+        come in this one's state (approve or decline the series awaiting approval)."""
+        found = occurrence_position(booking)
+        if found is None:
+            return None
+        series, index, count = found
+        access, zone = self.access, booking.calendar.timezone
+        workflow = workflow_of(booking.workflow_version)
+        occurrences = [
+            {
+                "id": b.id,
+                "when": format_when(b.start_at, zone, locale),
+                "state": b.state,
+                "state_label": state_label(workflow_of(b.workflow_version), b.state, locale),
+                "this": b.id == booking.id,
+                "visible": may_see_booking(access, b.calendar_id, b.staff_id),
+            }
+            for b in series.occurrences
+        ]
+        pending = self._series_candidates(booking)
+        moves = []
+        if acting and len(pending) > 1:
+            for transition in workflow.lifecycle.available(booking.state, self._role(booking)):
+                label = transition_label(workflow, transition.name, locale)
+                moves.append(
+                    {
+                        "name": transition.name,
+                        "label": gettext("%(action)s the series", action=label),
+                        "danger": not workflow.lifecycle.holds_slot(transition.target),
+                    }
+                )
+        return {
+            "position": series_position(series.frequency, index, count, gettext),
+            "occurrences": occurrences,
+            "pending": len(pending),
+            "moves": moves,
+        }
+
+    def _series_candidates(self, booking: Booking) -> list[Booking]:
+        """The occurrences a move on the whole series applies to (see
+        :func:`series_moves_from`), of those this user may see; none when ``booking`` is not
+        one of them."""
+        found = occurrence_position(booking)
+        if found is None:
+            return []
+        candidates = [
+            b
+            for b in series_moves_from(found[0], booking, now())
+            if may_see_booking(self.access, b.calendar_id, b.staff_id)
+        ]
+        return candidates if booking in candidates else []
+
+    @expose("/<int:booking_id>/series-move", methods=("POST",))
+    def series_transition(self, booking_id: int) -> Any:
+        """A move made on every occurrence of the series still to come in this one's state
+        (approve or decline a series awaiting approval): all of them, or none."""
+        booking = self._booking(booking_id, "staff")
+        form = ReasonForm()
+        name = request.form.get("transition", "")
+        if not form.validate_on_submit():
+            return self._details_page(booking, reason_form=form, status=422)
+        workflow = workflow_of(booking.workflow_version)
+        label = transition_label(workflow, name, _locale())
+        session = self.db
+        booking = self._for_writing(booking_id, "staff")
+        # The state the page showed: a second post, once the series has moved, moves nothing.
+        seen = request.form.get("state", "")
+        occurrences = self._series_candidates(booking) if seen == booking.state else []
+        try:
+            moved = move_occurrences(
+                session,
+                occurrences,
+                name,
+                self._role(booking),
+                self.access.booking_actor,
+                now(),
+                reason=(form.reason.data or "").strip() or None,
+                plugins=plugin_host(),
+            )
+        except BookingError as refused:
+            self.fail(describe(refused.code, gettext, refused.told))
+            return redirect(url_for(".details", booking_id=booking_id))
+        for occurrence in moved:
+            self._audited("transition", occurrence, transition=name, state=occurrence.state)
+        self.commit(
+            gettext(
+                "Done for %(count)s occurrences of the series: %(action)s.",
+                count=len(moved),
+                action=label,
+            )
+        )
+        return redirect(url_for(".details", booking_id=booking_id))
 
     def _history_entry(
         self, event: BookingEvent, workflow: Any, locale: str, zone: str
