@@ -48,6 +48,7 @@ from bookwise.notifications.context import Times, booking_context, message_conte
 from bookwise.notifications.models import MessageTemplate, Notification
 from bookwise.notifications.planning import (
     INVITATION_METHOD,
+    STOPPED,
     held_note,
     opted_out,
     quiet_hours_for,
@@ -305,7 +306,7 @@ class Dispatcher:
         if reason is None:
             reason = self._not_used_by_calendar(session, row)
         if reason is None and row.channel == "sms" and opted_out(session, row.recipient):
-            reason = "this number asked for no more text messages (STOP)"
+            reason = STOPPED
         if reason is not None:
             return None, {"state": "skipped", "last_error": reason}
         if booking is not None:
