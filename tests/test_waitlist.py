@@ -109,20 +109,25 @@ def school_config(tmp_path: Path, database_url: str, smtp_port: int) -> dict[str
     }
 
 
-@pytest.fixture
-def school(tmp_path: Path, database_url: str, inbox: Inbox) -> Any:
+def open_school(tmp_path: Path, values: dict[str, Any], calendars: str) -> Loaded:
+    """The instance of ``values`` (see :func:`school_config`) with the ``calendars`` file."""
     from bookwise import instance
     from bookwise.config import load_settings
     from bookwise.database import open_database
 
-    values = school_config(tmp_path, database_url, inbox.port)
-    (tmp_path / "calendars.yaml").write_text(CALENDARS)
+    (tmp_path / "calendars.yaml").write_text(calendars)
     settings = load_settings(write_config(tmp_path / "school.yaml", values), environ={})
     database = open_database(settings)
     instance.sync_workflows(settings, database)
     instance.load_calendar_file(settings, database, tmp_path / "calendars.yaml")
-    yield Loaded(settings, database)
-    database.engine.dispose()
+    return Loaded(settings, database)
+
+
+@pytest.fixture
+def school(tmp_path: Path, database_url: str, inbox: Inbox) -> Any:
+    loaded = open_school(tmp_path, school_config(tmp_path, database_url, inbox.port), CALENDARS)
+    yield loaded
+    loaded.database.engine.dispose()
 
 
 @pytest.fixture

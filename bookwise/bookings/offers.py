@@ -6,6 +6,11 @@ in line whose wish holds the freed time is ``offered`` it until ``now + hold``, 
 is planned in the outbox, in that transaction. :func:`expire_offers` (the ``waitlist-offers``
 job) turns offers not taken in time into ``expired`` and gives each place to the next in line.
 
+The hold counts from when the offer can reach the client (:func:`first_send`): its messages keep
+the quiet hours of the workflow (else the calendar) on the client's clock, so an offer made at
+23:00 to a client reachable only by text message is sent at 08:00, and held from 08:00 for
+``hold``. A message's ``due_at`` is that instant: the worker sends it then, never held again.
+
 One live offer per freed place, whatever the number of workers: writers are serialised on
 SQLite; on PostgreSQL the entry offered is taken with ``FOR UPDATE SKIP LOCKED`` (two
 cancellations never pick the same entry, and one never waits for the other), and the partial
@@ -16,7 +21,9 @@ refusal, in a savepoint, leaves the other transaction's offer standing).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +32,9 @@ from sqlalchemy.orm import Session
 from bookwise.availability.services import SlotSearch, service_availability
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.notifications.models import Notification
-from bookwise.notifications.planning import opted_out
+from bookwise.notifications.planning import STOPPED, held_note, opted_out, quiet_hours_of
+from bookwise.notifications.quiet import held_until
+from bookwise.workflows.language import Workflow
 from bookwise.workflows.services import current_version, workflow_of
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,23 @@ log = logging.getLogger(__name__)
 TEMPLATE = "waitlist_offer"
 # Offers whose hold ran out, expired per run of the job (the next run takes the rest).
 EXPIRY_BATCH = 200
+
+
+@dataclass(frozen=True)
+class OfferMessage:
+    """One message of an offer: its channel and address, when it is sent (after the client's
+    quiet hours), and why it is not sent at all (an SMS to a number that replied STOP)."""
+
+    channel: str
+    recipient: str
+    send_at: datetime
+    skipped: str | None = None
+
+
+def first_send(messages: list[OfferMessage], now: datetime) -> datetime:
+    """When the first of an offer's messages leaves: the earliest send time of those sent
+    (``now`` when none is: the hold then counts from the offer, as on its page)."""
+    return min((m.send_at for m in messages if m.skipped is None), default=now)
 
 
 def skip_locked(session: Session) -> bool:
@@ -104,12 +130,14 @@ def offer_freed_place(
     chosen = _place_is_free(session, freed, start, staff_id, now)
     if chosen is None:
         return None
+    # Read before the entry changes: its queries must not flush the offer outside the savepoint.
+    messages = offer_messages(session, entry, workflow, now)
     entry.state = "offered"
     entry.freed_booking_id = freed.id
     entry.offered_start = start
     entry.offered_staff_id = chosen
     entry.offered_at = now
-    entry.offer_expires_at = now + workflow.waitlist_hold
+    entry.offer_expires_at = first_send(messages, now) + workflow.waitlist_hold
     try:
         with session.begin_nested():
             session.flush()
@@ -118,19 +146,38 @@ def offer_freed_place(
         session.refresh(entry)
         log.info("waitlist: place of booking %s already offered; not offered twice", freed.id)
         return None
-    _plan_offer(session, entry, now)
+    _plan_offer(session, entry, messages, now)
     return entry
 
 
-def _plan_offer(session: Session, entry: WaitlistEntry, now: datetime) -> None:
-    """The offer's message to the client, by e-mail and (with a phone) by text message, in the
-    outbox of the offer's transaction."""
+def offer_messages(
+    session: Session, entry: WaitlistEntry, workflow: Workflow, now: datetime
+) -> list[OfferMessage]:
+    """The messages of an offer made at ``now``: by e-mail, and by text message when the client
+    gave a phone and agreed to texts; each sent after the quiet hours (the workflow's, else the
+    calendar's, as for a booking's messages) on the client's clock, in ``entry.timezone``."""
     client = entry.client
+    hours = quiet_hours_of(workflow, entry.calendar)
+    messages = []
+    for channel, recipient in (("email", client.email), ("sms", client.phone)):
+        if not recipient or (channel == "sms" and not (entry.answers or {}).get("_sms_opt_in")):
+            continue
+        stopped = channel == "sms" and opted_out(session, recipient)
+        send_at = held_until(now, channel, hours, entry.timezone, now=now)
+        messages.append(OfferMessage(channel, recipient, send_at, STOPPED if stopped else None))
+    return messages
+
+
+def _plan_offer(
+    session: Session, entry: WaitlistEntry, messages: list[OfferMessage], now: datetime
+) -> None:
+    """The offer's ``messages`` in the outbox of the offer's transaction, each due when it is
+    sent (a message held for quiet hours says so, as a booking's does)."""
     assert entry.offered_at is not None
     moment = entry.offered_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for channel, recipient in (("email", client.email), ("sms", client.phone)):
-        if not recipient or (channel == "sms" and not entry.answers.get("_sms_opt_in")):
-            continue
+    for message in messages:
+        channel, recipient = message.channel, message.recipient
+        held = {"held": held_note(now, message.send_at)} if message.send_at != now else {}
         row = Notification(
             idempotency_key=f"waitlist:{entry.id}:{moment}:{channel}"[:200],
             booking_id=None,
@@ -143,15 +190,39 @@ def _plan_offer(session: Session, entry: WaitlistEntry, now: datetime) -> None:
             template=TEMPLATE,
             locale=entry.locale,
             timezone=entry.timezone,
-            due_at=now,
-            state="pending",
-            payload={"waitlist_entry_id": entry.id, "offered_at": entry.offered_at.isoformat()},
+            due_at=message.send_at,
+            state="pending" if message.skipped is None else "skipped",
+            last_error=message.skipped,
+            payload={
+                "waitlist_entry_id": entry.id,
+                "offered_at": entry.offered_at.isoformat(),
+                **held,
+            },
         )
-        if channel == "sms" and opted_out(session, recipient):
-            row.state = "skipped"
-            row.last_error = "this number asked for no more text messages (STOP)"
         session.add(row)
     session.flush()
+
+
+def offer_closed(session: Session, payload: dict[str, Any] | None, now: datetime) -> str | None:
+    """Why the offer an outbox row announces (its ``payload``) is no longer open at ``now``, or
+    None: an offer taken, left, passed on or run out is not announced (a text message held
+    until 08:00 whose e-mail went at once, and whose hold ended at 01:00, is not sent)."""
+    payload = payload or {}
+    entry_id = payload.get("waitlist_entry_id")
+    entry = session.get(WaitlistEntry, entry_id) if isinstance(entry_id, int) else None
+    if entry is None:
+        return "the waitlist entry no longer exists"
+    offered = payload.get("offered_at")
+    if (
+        entry.state != "offered"
+        or entry.offered_at is None
+        or not isinstance(offered, str)
+        or datetime.fromisoformat(offered) != entry.offered_at
+    ):
+        return f"the offer is no longer open (the waitlist entry is {entry.state})"
+    if entry.offer_expires_at is not None and entry.offer_expires_at <= now:
+        return "the offer ran out before its message went out"
+    return None
 
 
 def offer_again(session: Session, entry: WaitlistEntry, now: datetime) -> WaitlistEntry | None:

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session
 
 from bookwise.bookings.ics import CalendarEvent, build_ics, event_status
 from bookwise.bookings.models import Booking, BookingEvent
+from bookwise.bookings.offers import TEMPLATE as OFFER_TEMPLATE
+from bookwise.bookings.offers import offer_closed
 from bookwise.bookings.series import series_invitation
 from bookwise.calendars.models import Calendar
 from bookwise.config import Settings
@@ -48,6 +50,7 @@ from bookwise.notifications.context import Times, booking_context, message_conte
 from bookwise.notifications.models import MessageTemplate, Notification
 from bookwise.notifications.planning import (
     INVITATION_METHOD,
+    STOPPED,
     held_note,
     opted_out,
     quiet_hours_for,
@@ -305,9 +308,13 @@ class Dispatcher:
         if reason is None:
             reason = self._not_used_by_calendar(session, row)
         if reason is None and row.channel == "sms" and opted_out(session, row.recipient):
-            reason = "this number asked for no more text messages (STOP)"
+            reason = STOPPED
+        if reason is None and row.event == OFFER_TEMPLATE and row.booking_id is None:
+            reason = offer_closed(session, row.payload, now)
         if reason is not None:
             return None, {"state": "skipped", "last_error": reason}
+        # A waitlist offer's message is not held again: it was planned outside the client's
+        # quiet hours, and the offer's hold counts from its due time (bookings.offers).
         if booking is not None:
             held = self._held_for_quiet_hours(row, booking, now)
             if held is not None:

@@ -31,6 +31,9 @@ from bookwise.workflows.services import workflow_of
 
 log = logging.getLogger(__name__)
 
+# Why a text message is not sent to a number that replied STOP (its row's ``last_error``).
+STOPPED = "this number asked for no more text messages (STOP)"
+
 # Events whose e-mails carry the calendar invitation, and with which method. A request that
 # waits for approval is invited as TENTATIVE (bookwise.bookings.ics.event_status).
 INVITATION_METHOD = {
@@ -88,9 +91,15 @@ def calendar_quiet_hours(calendar: Calendar | None) -> QuietHours | None:
     return hours
 
 
+def quiet_hours_of(workflow: Workflow, calendar: Calendar | None) -> QuietHours | None:
+    """The quiet hours of messages about ``workflow`` in ``calendar``: the workflow's, else the
+    calendar's (a booking's messages, and a waitlist offer's)."""
+    return effective_quiet_hours(workflow.quiet_hours, calendar_quiet_hours(calendar))
+
+
 def quiet_hours_for(booking: Booking, workflow: Workflow) -> QuietHours | None:
     """The quiet hours of the booking's messages: the workflow's, else its calendar's."""
-    return effective_quiet_hours(workflow.quiet_hours, calendar_quiet_hours(booking.calendar))
+    return quiet_hours_of(workflow, booking.calendar)
 
 
 def plan_rule(
@@ -144,7 +153,7 @@ def plan_rule(
                 )
                 if channel == "sms" and opted_out(session, recipient):
                     row.state = "skipped"
-                    row.last_error = "this number asked for no more text messages (STOP)"
+                    row.last_error = STOPPED
                 session.add(row)
                 added += 1
     return added
