@@ -235,8 +235,9 @@ def test_with_email_not_held_the_hold_starts_at_once_and_the_late_text_is_not_se
     assert (rows["email"].due_at, "held" in rows["email"].payload) == (evening, False)
     assert rows["sms"].due_at == morning
     texts = Texts()
-    assert deliver(school, evening, texts) == 1
-    assert [m["To"] for m in inbox.messages] == ["wim@example.org"]
+    assert deliver(school, evening, texts) == 2  # on joining, then the offer
+    assert [m["To"] for m in inbox.messages] == ["wim@example.org"] * 2
+    assert "A place is free" in inbox.messages[-1]["Subject"]
     # The hold ended at 01:00: the text message of 08:00 has nothing left to offer.
     with unit_of_work(school.database.sessions, write=True) as session:
         assert expire_offers(session, evening + HOLD) == 1
