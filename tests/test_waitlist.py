@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from bookwise.audit.models import AuditEntry
+from bookwise.availability.services import SlotSearch, local_day_bounds, service_availability
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.bookings.offers import expire_offers
 from bookwise.bookings.services import (
@@ -177,6 +178,18 @@ def cancel(school: Loaded, booking_id: int, now: datetime) -> None:
         booking = session.get(Booking, booking_id)
         assert booking is not None
         cancel_booking(session, booking, now, plugins=None)
+
+
+def book_lesson(school: Loaded, start: datetime, now: datetime) -> None:
+    """The tutor's one-to-one lesson at ``start``: that time is full."""
+    with unit_of_work(school.database.sessions, write=True) as session:
+        create_booking(
+            session,
+            find_service(session, "school", "lesson"),
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        )
 
 
 def entries(school: Loaded) -> dict[str, WaitlistEntry]:
@@ -901,14 +914,7 @@ def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
 
     client = school_app.test_client()
     start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
-    with unit_of_work(school.database.sessions, write=True) as session:
-        create_booking(
-            session,
-            find_service(session, "school", "lesson"),
-            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
-            now,
-            plugins=None,
-        )
+    book_lesson(school, start, now)
     day = start.date().isoformat()
     page = client.get(f"/school/lesson?date={day}&tz=Europe/Paris").get_data(as_text=True)
     assert 'href="/school/lesson/book?start=' in page  # the day has free times
@@ -953,6 +959,38 @@ def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
     )
     assert again.status_code == 409
     assert "already on the waitlist" in again.get_data(as_text=True)
+
+
+def test_the_times_as_if_nothing_were_booked_read_no_booking(school: Loaded, now: datetime) -> None:
+    """The search that tells full times from times never offered (the picker's full times, a
+    join's check) sends no query of the bookings or the held places: it would drop them."""
+    start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    book_lesson(school, start, now)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    day = local_day_bounds(start.date(), start.date(), PARIS)
+    with school.database.sessions() as session:
+        context = find_service(session, "school", "lesson")
+
+        def starts(search: SlotSearch) -> set[datetime]:
+            found = service_availability(
+                session, context.calendar, context.service, context.workflow, *day, now, search
+            )
+            return {slot.start for slot in found.slots}
+
+        free = starts(SlotSearch())
+        sa.event.listen(school.database.engine, "before_cursor_execute", record)
+        try:
+            unbooked = starts(SlotSearch(ignore_bookings=True))
+        finally:
+            sa.event.remove(school.database.engine, "before_cursor_execute", record)
+    assert start not in free
+    assert unbooked == free | {start}
+    assert any("FROM working_hours" in s for s in statements), statements
+    assert not [s for s in statements if "bookings" in s or "waitlist_entries" in s]
 
 
 def test_a_full_day_offers_to_join_the_waitlist_without_javascript(
