@@ -9,6 +9,8 @@ no waitlist.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -959,6 +961,56 @@ def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
     )
     assert again.status_code == 409
     assert "already on the waitlist" in again.get_data(as_text=True)
+
+
+@contextmanager
+def windows_read(engine: sa.Engine) -> Iterator[list[timedelta]]:
+    """The span of each window that the availability searches on ``engine`` read (their
+    time-off query's bounds, as sent to the database), in order."""
+    spans: list[timedelta] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM time_off" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            moments = [  # SQLite's are sent as text (UTC), PostgreSQL's as datetimes
+                datetime.fromisoformat(v) if isinstance(v, str) else v.replace(tzinfo=None)
+                for v in values
+                if isinstance(v, datetime) or (isinstance(v, str) and v[:4].isdigit())
+            ]
+            spans.append(max(moments) - min(moments))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield spans
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_the_times_answer_tells_the_days_full_times_as_the_page_does(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    """/times looks for the full times of its day alone (not of the whole month): the same as
+    the page lists for that day, day after day."""
+    import re
+
+    client = school_app.test_client()
+    first = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    second = first + timedelta(days=1, hours=2)  # 12:00 the next day
+    for start in (first, second):
+        book_lesson(school, start, now)
+    for start in (first, second):
+        query = f"date={start.astimezone(PARIS).date()}&tz=Europe/Paris"
+        page = client.get(f"/school/lesson?{query}").get_data(as_text=True)
+        links = [
+            h.replace("&amp;", "&") for h in re.findall(r'"join-waitlist" href="([^"]+)"', page)
+        ]
+        with windows_read(school_app.extensions["bookwise"].database.engine) as spans:
+            times = client.get(f"/school/lesson/times?{query}").get_json()
+        assert [t["href"] for t in times["full"]] == links
+        assert [t["start"] for t in times["full"]] == [start.astimezone(PARIS).isoformat()]
+        # The month's free times, then the day's times as if nothing were booked: one day and
+        # the margins (the lesson's hour and a day) on either side.
+        assert len(spans) == 2 and spans[1] <= timedelta(days=3, hours=3), spans
 
 
 def test_the_times_as_if_nothing_were_booked_read_no_booking(school: Loaded, now: datetime) -> None:
