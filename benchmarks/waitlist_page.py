@@ -13,8 +13,8 @@ asked through the Flask test client for the service page and for ``/times`` of 2
 with and without a chosen staff member, for both services. The eight requests are interleaved
 (shuffled within each of ``ROUNDS`` rounds, after a warm-up round) so that the machine's noise
 falls on all of them alike. Median and 95th percentile of each, and the ratio of the medians
-with / without the waitlist. With ``--profile``, then: the cProfile of 20 of the dearest
-request (``/times`` with a chosen staff member, with the waitlist), its 25 dearest calls.
+with / without the waitlist. With ``--profile``, then: the cProfile of 20 of the request of
+the highest ratio (the page with a chosen staff member, with the waitlist), its 25 dearest calls.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def run(url: str | None, profile: bool = False) -> None:
             if profile:
                 profiler = cProfile.Profile()
                 profiler.runcall(
-                    lambda: [requests[("times", "one staff member", "wait")]() for _ in range(20)]
+                    lambda: [requests[("page", "one staff member", "wait")]() for _ in range(20)]
                 )
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
             database.engine.dispose()
