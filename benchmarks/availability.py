@@ -67,7 +67,11 @@ notifications: []
 """
 
 
-def calendar_file(folder: Path) -> Path:
+def calendar_file(
+    folder: Path, staff_count: int = STAFF, workflows: tuple[str, ...] = ("bench",)
+) -> Path:
+    """The calendar "bench": ``staff_count`` staff members tagged ``bench`` working 08:00-18:00
+    Monday to Saturday, offering ``workflows``."""
     hours = (
         "{"
         + ", ".join(f'{d}: ["08:00-18:00"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat"))
@@ -75,12 +79,13 @@ def calendar_file(folder: Path) -> Path:
     )
     staff = "\n".join(
         f"      - {{id: s{n}, name: Staff {n}, email: s{n}@bench.example, tags: [bench]}}"
-        for n in range(STAFF)
+        for n in range(staff_count)
     )
+    services = "".join(f"      - workflow: {name}\n" for name in workflows)
     path = folder / "calendar.yaml"
     path.write_text(
         "calendars:\n  - slug: bench\n    name: Bench\n    timezone: Europe/Paris\n"
-        f"    hours: {hours}\n    staff:\n{staff}\n    services:\n      - workflow: bench\n"
+        f"    hours: {hours}\n    staff:\n{staff}\n    services:\n{services}"
     )
     return path
 

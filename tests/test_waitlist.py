@@ -9,6 +9,8 @@ no waitlist.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from bookwise.audit.models import AuditEntry
+from bookwise.availability.services import SlotSearch, local_day_bounds, service_availability
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.bookings.offers import expire_offers
 from bookwise.bookings.services import (
@@ -182,6 +185,18 @@ def cancel(school: Loaded, booking_id: int, now: datetime) -> None:
         booking = session.get(Booking, booking_id)
         assert booking is not None
         cancel_booking(session, booking, now, plugins=None)
+
+
+def book_lesson(school: Loaded, start: datetime, now: datetime) -> None:
+    """The tutor's one-to-one lesson at ``start``: that time is full."""
+    with unit_of_work(school.database.sessions, write=True) as session:
+        create_booking(
+            session,
+            find_service(session, "school", "lesson"),
+            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
+            now,
+            plugins=None,
+        )
 
 
 def entries(school: Loaded) -> dict[str, WaitlistEntry]:
@@ -919,14 +934,7 @@ def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
 
     client = school_app.test_client()
     start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
-    with unit_of_work(school.database.sessions, write=True) as session:
-        create_booking(
-            session,
-            find_service(session, "school", "lesson"),
-            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
-            now,
-            plugins=None,
-        )
+    book_lesson(school, start, now)
     day = start.date().isoformat()
     page = client.get(f"/school/lesson?date={day}&tz=Europe/Paris").get_data(as_text=True)
     assert 'href="/school/lesson/book?start=' in page  # the day has free times
@@ -971,6 +979,88 @@ def test_a_full_time_in_a_day_with_free_times_may_be_waited_for(
     )
     assert again.status_code == 409
     assert "already on the waitlist" in again.get_data(as_text=True)
+
+
+@contextmanager
+def windows_read(engine: sa.Engine) -> Iterator[list[timedelta]]:
+    """The span of each window that the availability searches on ``engine`` read (their
+    time-off query's bounds, as sent to the database), in order."""
+    spans: list[timedelta] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM time_off" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            moments = [  # SQLite's are sent as text (UTC), PostgreSQL's as datetimes
+                datetime.fromisoformat(v) if isinstance(v, str) else v.replace(tzinfo=None)
+                for v in values
+                if isinstance(v, datetime) or (isinstance(v, str) and v[:4].isdigit())
+            ]
+            spans.append(max(moments) - min(moments))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield spans
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_the_times_answer_tells_the_days_full_times_as_the_page_does(
+    school: Loaded, school_app: Any, now: datetime
+) -> None:
+    """/times looks for the full times of its day alone (not of the whole month): the same as
+    the page lists for that day, day after day."""
+    import re
+
+    client = school_app.test_client()
+    first = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    second = first + timedelta(days=1, hours=2)  # 12:00 the next day
+    for start in (first, second):
+        book_lesson(school, start, now)
+    for start in (first, second):
+        query = f"date={start.astimezone(PARIS).date()}&tz=Europe/Paris"
+        page = client.get(f"/school/lesson?{query}").get_data(as_text=True)
+        links = [
+            h.replace("&amp;", "&") for h in re.findall(r'"join-waitlist" href="([^"]+)"', page)
+        ]
+        with windows_read(school_app.extensions["bookwise"].database.engine) as spans:
+            times = client.get(f"/school/lesson/times?{query}").get_json()
+        assert [t["href"] for t in times["full"]] == links
+        assert [t["start"] for t in times["full"]] == [start.astimezone(PARIS).isoformat()]
+        # The month's free times, then the day's times as if nothing were booked: one day and
+        # the margins (the lesson's hour and a day) on either side.
+        assert len(spans) == 2 and spans[1] <= timedelta(days=3, hours=3), spans
+
+
+def test_the_times_as_if_nothing_were_booked_read_no_booking(school: Loaded, now: datetime) -> None:
+    """The search that tells full times from times never offered (the picker's full times, a
+    join's check) sends no query of the bookings or the held places: it would drop them."""
+    start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
+    book_lesson(school, start, now)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    day = local_day_bounds(start.date(), start.date(), PARIS)
+    with school.database.sessions() as session:
+        context = find_service(session, "school", "lesson")
+
+        def starts(search: SlotSearch) -> set[datetime]:
+            found = service_availability(
+                session, context.calendar, context.service, context.workflow, *day, now, search
+            )
+            return {slot.start for slot in found.slots}
+
+        free = starts(SlotSearch())
+        sa.event.listen(school.database.engine, "before_cursor_execute", record)
+        try:
+            unbooked = starts(SlotSearch(ignore_bookings=True))
+        finally:
+            sa.event.remove(school.database.engine, "before_cursor_execute", record)
+    assert start not in free
+    assert unbooked == free | {start}
+    assert any("FROM working_hours" in s for s in statements), statements
+    assert not [s for s in statements if "bookings" in s or "waitlist_entries" in s]
 
 
 def test_a_full_day_offers_to_join_the_waitlist_without_javascript(

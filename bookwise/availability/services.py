@@ -142,7 +142,54 @@ def read_staff_time(
 ) -> list[StaffTime]:
     """Hours, time off, busy times and bookings of ``staff_ids`` around the window, with the
     places offered to the waitlist and still held at ``now`` (see :func:`read_held_offers`):
-    five queries."""
+    six queries."""
+    working = read_working_time(session, calendar_id, staff_ids, window_start, window_end, margin)
+    if not working:
+        return []
+    low, high = window_start - margin, window_end + margin
+    query = select(
+        Booking.id,
+        Booking.staff_id,
+        Booking.start_at,
+        Booking.end_at,
+        Booking.blocked_from,
+        Booking.blocked_until,
+        Booking.service_id,
+    ).where(
+        Booking.staff_id.in_(staff_ids),
+        Booking.holds_slot,
+        Booking.blocked_until > low,
+        Booking.blocked_from < high,
+    )
+    if exclude_booking is not None:
+        query = query.where(Booking.id != exclude_booking)
+    bookings: dict[int, list[ExistingBooking]] = defaultdict(list)
+    for row in session.execute(query):
+        bookings[row.staff_id].append(
+            ExistingBooking(
+                row.start_at,
+                row.end_at,
+                row.blocked_from,
+                row.blocked_until,
+                row.service_id,
+                row.id,
+            )
+        )
+    for member, held in read_held_offers(session, low, high, now, staff_ids=staff_ids):
+        bookings[member].append(held)
+    return [replace(time, bookings=tuple(bookings[time.staff_id])) for time in working]
+
+
+def read_working_time(
+    session: Session,
+    calendar_id: int,
+    staff_ids: list[int],
+    window_start: datetime,
+    window_end: datetime,
+    margin: timedelta,
+) -> list[StaffTime]:
+    """Hours, time off and busy times of ``staff_ids`` around the window, no booking: what a
+    search as if nothing were booked needs (four queries; none of the bookings is read)."""
     if not staff_ids:
         return []
     low, high = window_start - margin, window_end + margin
@@ -186,38 +233,6 @@ def read_staff_time(
     for kind, periods in ((TIME_OFF, time_off), (BUSY, busy)):
         for member, period_start, period_end, label in session.execute(periods):
             unavailable[member].append(Interval(period_start, period_end, kind, label))
-
-    query = select(
-        Booking.id,
-        Booking.staff_id,
-        Booking.start_at,
-        Booking.end_at,
-        Booking.blocked_from,
-        Booking.blocked_until,
-        Booking.service_id,
-    ).where(
-        Booking.staff_id.in_(staff_ids),
-        Booking.holds_slot,
-        Booking.blocked_until > low,
-        Booking.blocked_from < high,
-    )
-    if exclude_booking is not None:
-        query = query.where(Booking.id != exclude_booking)
-    bookings: dict[int, list[ExistingBooking]] = defaultdict(list)
-    for row in session.execute(query):
-        bookings[row.staff_id].append(
-            ExistingBooking(
-                row.start_at,
-                row.end_at,
-                row.blocked_from,
-                row.blocked_until,
-                row.service_id,
-                row.id,
-            )
-        )
-    for member, held in read_held_offers(session, low, high, now, staff_ids=staff_ids):
-        bookings[member].append(held)
-
     return [
         StaffTime(
             staff_id=staff_id,
@@ -225,7 +240,6 @@ def read_staff_time(
             if uses_calendar.get(staff_id, True)
             else tuple(sorted(member_hours[staff_id])),
             unavailable=tuple(unavailable[staff_id]),
-            bookings=tuple(bookings[staff_id]),
         )
         for staff_id in staff_ids
     ]
@@ -342,29 +356,18 @@ def service_availability(
     if search.max_ahead is not None and search.max_ahead > rules.max_ahead:
         rules = replace(rules, max_ahead=search.max_ahead)
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
-    staff_time = read_staff_time(
-        session,
-        calendar.id,
-        [m.id for m in pool],
-        window_start,
-        window_end,
-        margin,
-        search.exclude_booking,
-        now,
-    )
+    ids = [m.id for m in pool]
     joined_elsewhere: dict[datetime, int] = {}
-    if search.ignore_bookings:
-        staff_time = [StaffTime(t.staff_id, t.hours, t.unavailable, ()) for t in staff_time]
-    elif rules.per_slot:
-        joined_elsewhere = read_joined_elsewhere(
-            session,
-            service,
-            [m.id for m in pool],
-            window_start,
-            window_end,
-            search.exclude_booking,
-            now,
+    if search.ignore_bookings:  # no booking read: as if nothing were booked
+        staff_time = read_working_time(session, calendar.id, ids, window_start, window_end, margin)
+    else:
+        staff_time = read_staff_time(
+            session, calendar.id, ids, window_start, window_end, margin, search.exclude_booking, now
         )
+        if rules.per_slot:
+            joined_elsewhere = read_joined_elsewhere(
+                session, service, ids, window_start, window_end, search.exclude_booking, now
+            )
     return Availability(
         find_free_slots(rules, staff_time, window_start, window_end, now, joined_elsewhere), pool
     )

@@ -450,10 +450,13 @@ def _picker(
     exclude_booking: int | None = None,
     answers: dict[str, Any] | None = None,
     waitlist_href: Callable[[str], str] | None = None,
+    full_month: bool = True,
 ) -> Picker:
     """Free times of the month around ``?date=`` in ``zone``, for one staff member or any, of
     the staff ``answers`` route to. ``waitlist_href`` (a workflow with a waitlist): the full
-    times and days are told too (see :func:`_full_times`), each linked to its waitlist."""
+    times and days are told too (see :func:`_full_times`), each linked to its waitlist: of the
+    whole month, or (``full_month=False``, for an answer that tells one day) of the chosen day
+    only, which costs a search of one day instead of the month's."""
     tz = ZoneInfo(zone)
     today = now().astimezone(tz).date()
     last = (now() + context.workflow.max_ahead).astimezone(tz).date()
@@ -491,13 +494,14 @@ def _picker(
         month = month_end + timedelta(days=1)
         month_end, by_day = month_slots(month)
         asked = month
-    full_by_day: dict[date, list[Slot]] = {}
-    if waitlist_href is not None:
-        full_by_day = _full_times(
-            context, tz, max(month, today), min(month_end, last), by_day, staff_ids, answers
-        )
     free_days = sorted(by_day)
     day = asked if asked in by_day or _day_param() else (free_days[0] if free_days else asked)
+    full_by_day: dict[date, list[Slot]] = {}
+    if waitlist_href is not None:
+        first, end = (month, month_end) if full_month else (day, day)
+        full_by_day = _full_times(
+            context, tz, max(first, today), min(end, last), by_day, staff_ids, answers
+        )
     weeks = []
     for week in MonthCalendar().monthdatescalendar(month.year, month.month):
         weeks.append(
@@ -678,6 +682,7 @@ def day_times(calendar_slug: str, service_slug: str) -> Response:
         staff,
         answers=routing.answers,
         waitlist_href=_waitlist_href(context, zone, routing.params or {}),
+        full_month=False,  # the answer tells the day's full times, not the month's days
     )
     return jsonify(
         day=picker.day.isoformat(),
