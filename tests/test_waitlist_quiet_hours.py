@@ -373,3 +373,27 @@ def test_a_client_in_another_zone_gets_their_own_night(school: Loaded, now: date
     dawn = local(morning.astimezone(NEW_YORK).date(), "08:00", NEW_YORK)
     assert entry_of(school, token).offer_expires_at == dawn + HOLD
     assert offer_rows(school, token)["sms"].due_at == dawn
+
+
+def test_one_whose_text_could_only_come_after_the_start_is_passed_over(
+    school: Loaded, now: datetime
+) -> None:
+    """First in line: a client in Tokyo reachable only by text, whose night (21:00-08:00
+    there) lasts past the 18:00 Paris lesson; second: a client with an e-mail address. The
+    second is offered the place at once; the first stays in line."""
+    start, booking = full_lesson(school, "night", now)
+    far = join(school, "night", start, now, "Wim", email=False, zone="Asia/Tokyo")
+    near = join(school, "night", start, now, "Zoe")
+    afternoon = local(start.astimezone(PARIS).date(), "14:00")
+    cancel(school, booking, afternoon)
+    assert entry_of(school, far).state == "waiting"
+    offered = entry_of(school, near)
+    assert (offered.state, offered.offer_expires_at) == ("offered", afternoon + HOLD)
+
+
+def test_a_hold_never_runs_past_the_start_of_the_place(school: Loaded, now: datetime) -> None:
+    start, booking = full_lesson(school, "night", now)
+    token = join(school, "night", start, now, "Zoe")
+    hour_before = start - timedelta(hours=1)
+    cancel(school, booking, hour_before)
+    assert entry_of(school, token).offer_expires_at == start

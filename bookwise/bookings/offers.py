@@ -40,6 +40,8 @@ from bookwise.workflows.services import current_version, workflow_of
 log = logging.getLogger(__name__)
 
 TEMPLATE = "waitlist_offer"
+# Entries in line read for one freed place: the first of them the offer can reach in time.
+CANDIDATES = 20
 # Offers whose hold ran out, expired per run of the job (the next run takes the rest).
 EXPIRY_BATCH = 200
 
@@ -120,24 +122,36 @@ def offer_freed_place(
             WaitlistEntry.wanted_until >= start,
         )
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
-        .limit(1)
+        .limit(CANDIDATES)
     )
     if skip_locked(session):
         candidate = candidate.with_for_update(skip_locked=True)
-    entry = session.scalar(candidate)
-    if entry is None:
+    in_line = list(session.scalars(candidate))
+    if not in_line:
         return None
     chosen = _place_is_free(session, freed, start, staff_id, now)
     if chosen is None:
         return None
-    # Read before the entry changes: its queries must not flush the offer outside the savepoint.
-    messages = offer_messages(session, entry, workflow, now)
+    # The first in line whose message can reach them before the place starts (one whose only
+    # channel waits for the end of their night past a 07:30 start is passed over: still in
+    # line, for another time). Read before the entry changes: the queries must not flush the
+    # offer outside the savepoint.
+    reachable = (
+        (entry, messages)
+        for entry in in_line
+        if first_send(messages := offer_messages(session, entry, workflow, now), now) < start
+    )
+    found = next(reachable, None)
+    if found is None:
+        return None
+    entry, messages = found
     entry.state = "offered"
     entry.freed_booking_id = freed.id
     entry.offered_start = start
     entry.offered_staff_id = chosen
     entry.offered_at = now
-    entry.offer_expires_at = first_send(messages, now) + workflow.waitlist_hold
+    # Held from when it can reach the client, never past the start of the place.
+    entry.offer_expires_at = min(first_send(messages, now) + workflow.waitlist_hold, start)
     try:
         with session.begin_nested():
             session.flush()
