@@ -194,6 +194,14 @@ def test_the_explainer_page_in_words(world: World) -> None:
     assert "Outside working hours." in page
     page = client.get("/admin/bookings/explain", query_string={"start": "noon"}).get_data(True)
     assert "This is not a day and time" in page
+    # From a day of the grid ("ask about a time"): the form starts on that day.
+    page = client.get("/admin/bookings/explain", query_string={"date": "2026-12-05"})
+    assert 'name="date" value="2026-12-05"' in page.get_data(True)
+    # A time already past: the staff are free, but the time is not bookable.
+    page = client.get(
+        "/admin/bookings/explain", query_string={"start": "2026-11-25T09:30:00+01:00"}
+    ).get_data(True)
+    assert "Free, but not bookable (see above)" in page
 
 
 def test_the_cli_explains_in_words(world: World, bookwise_cli: Any, tmp_path: Any) -> None:

@@ -11,7 +11,7 @@ member about themselves; others read that the person is unavailable.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,7 +122,8 @@ class ExplainMixin(AdminView):
             when=format_when(start, zone_name, locale) if start is not None else "",
             asked=raw,
             bad_time=bool(raw) and start is None,
-            day=local.date().isoformat() if local else now().astimezone(zone).date().isoformat(),
+            # The day asked about (a link from a day of the grid), else today.
+            day=local.date().isoformat() if local else _day_or_today(day, zone),
             clock=local.strftime("%H:%M") if local else time(9).strftime("%H:%M"),
             services=services,
             service=str(chosen.service.id) if chosen else "",
@@ -180,3 +181,11 @@ def _int(value: str | None) -> int | None:
         return int(value or "")
     except ValueError:
         return None
+
+
+def _day_or_today(value: str, zone: ZoneInfo) -> str:
+    """``value`` when it is a day (YYYY-MM-DD), else today in ``zone``."""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return now().astimezone(zone).date().isoformat()
