@@ -209,7 +209,7 @@ def test_no_text_message_nor_chat_post_carries_a_sensitive_answer(
         booking = session.get(Booking, booking_id)
         assert booking is not None
         not_about_a_booking = {"calendar-feed-failing", "staff-invitation", "time-off"}
-        not_about_a_booking.add("waitlist_offer")  # its values are the entry's (test_waitlist)
+        not_about_a_booking |= {"waitlist_offer", "waitlist_joined"}  # the entry's (test_waitlist)
         for name in sorted(template_names([SHIPPED_TEMPLATES]) - not_about_a_booking):
             for audience in ("client", "staff"):
                 for channel in ("sms", "chat", "email"):
