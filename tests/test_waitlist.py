@@ -187,16 +187,28 @@ def cancel(school: Loaded, booking_id: int, now: datetime) -> None:
         cancel_booking(session, booking, now, plugins=None)
 
 
-def book_lesson(school: Loaded, start: datetime, now: datetime) -> None:
-    """The tutor's one-to-one lesson at ``start``: that time is full."""
+def book_lesson(school: Loaded, start: datetime, now: datetime) -> int:
+    """The tutor's one-to-one lesson at ``start`` (its id): that time is full."""
     with unit_of_work(school.database.sessions, write=True) as session:
-        create_booking(
+        return create_booking(
             session,
             find_service(session, "school", "lesson"),
             BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
             now,
             plugins=None,
-        )
+        ).id
+
+
+def join_lesson(school: Loaded, start: datetime, now: datetime) -> str:
+    """W1 waits for the lesson at ``start``: the entry's token."""
+    with unit_of_work(school.database.sessions, write=True) as session:
+        return join_waitlist(
+            session,
+            find_service(session, "school", "lesson"),
+            WaitlistRequest(values={"name": "W1", "email": "w1@example.org"}, start=start),
+            now,
+            plugins=None,
+        ).manage_token
 
 
 def entries(school: Loaded) -> dict[str, WaitlistEntry]:
@@ -358,22 +370,8 @@ def test_a_reassignment_offers_the_time_the_staff_member_gave_up(
     from bookwise.bookings.services import reassign_booking
 
     start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
-    with unit_of_work(school.database.sessions, write=True) as session:
-        context = find_service(session, "school", "lesson")
-        taken = create_booking(
-            session,
-            context,
-            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
-            now,
-            plugins=None,
-        ).id
-        join_waitlist(
-            session,
-            context,
-            WaitlistRequest(values={"name": "W1", "email": "w1@example.org"}, start=start),
-            now,
-            plugins=None,
-        )
+    taken = book_lesson(school, start, now)
+    join_lesson(school, start, now)
     # A second tutor arrives: the time is no longer full, and nobody was told.
     with unit_of_work(school.database.sessions, write=True) as session:
         maya = session.scalars(sa.select(StaffMember)).one()
@@ -598,23 +596,8 @@ def test_a_held_one_to_one_place_holds_the_staff_members_time(
     from bookwise.bookings.services import SlotTaken
 
     start = session_start(now) - timedelta(hours=8)  # 10:00, the lesson's hour
-    with unit_of_work(school.database.sessions, write=True) as session:
-        context = find_service(session, "school", "lesson")
-        taken = create_booking(
-            session,
-            context,
-            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
-            now,
-            plugins=None,
-        ).id
-        entry = join_waitlist(
-            session,
-            context,
-            WaitlistRequest(values={"name": "W1", "email": "w1@example.org"}, start=start),
-            now,
-            plugins=None,
-        )
-        token = entry.manage_token
+    taken = book_lesson(school, start, now)
+    token = join_lesson(school, start, now)
     cancel(school, taken, now)
     assert entries(school)["w1@example.org"].state == "offered"
     # The tutor's hour is held: not for the lesson, nor for another service of hers.

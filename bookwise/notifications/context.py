@@ -316,30 +316,20 @@ def waitlist_offer_values(
     session: Session, row: Notification, settings: Settings
 ) -> dict[str, Any]:
     """The values of a waitlist offer's message: the entry's own, never the freed booking's."""
-    from bookwise.bookings.models import WaitlistEntry
-    from bookwise.workflows.services import current_version
-
-    entry = session.get(WaitlistEntry, (row.payload or {}).get("waitlist_entry_id"))
-    if entry is None or entry.offered_start is None or entry.offer_expires_at is None:
+    found = _entry_values(session, row)
+    if found is None:
         return {"offer": {}}
-    calendar = entry.calendar
-    workflow = workflow_of(current_version(session, entry.service.workflow.slug))
-    fallback = calendar.default_locale
-    return {
-        "calendar": calendar_values(calendar),
-        "service": {
-            "name": workflow.name.get(row.locale, fallback),
-            "duration": human_duration(workflow.duration, row.locale),
-        },
-        "client": {"name": entry.client.name, "email": entry.client.email or ""},
-        "offer": {
-            "start": moment_text(entry.offered_start, row.timezone, row.locale, calendar.timezone),
-            "expires": moment_text(
-                entry.offer_expires_at, row.timezone, row.locale, calendar.timezone
-            ),
-            "accept_url": waitlist_url(settings, entry.manage_token),
-        },
+    entry, values = found
+    del values["_hold"]
+    if entry.offered_start is None or entry.offer_expires_at is None:
+        return {"offer": {}}
+    zone = entry.calendar.timezone
+    values["offer"] = {
+        "start": moment_text(entry.offered_start, row.timezone, row.locale, zone),
+        "expires": moment_text(entry.offer_expires_at, row.timezone, row.locale, zone),
+        "accept_url": waitlist_url(settings, entry.manage_token),
     }
+    return values
 
 
 def waitlist_joined_values(
@@ -347,28 +337,40 @@ def waitlist_joined_values(
 ) -> dict[str, Any]:
     """The values of the message saying a client joined a waitlist: what they wait for, how
     long a freed place would be held, and their entry's page."""
-    from bookwise.bookings.models import WaitlistEntry
     from bookwise.bookings.waitlist import wanted_words
+
+    found = _entry_values(session, row)
+    if found is None:
+        return {"waiting": {}}
+    entry, values = found
+    values["waiting"] = {
+        "wanted": wanted_words(entry, row.timezone, row.locale),
+        "hold": values.pop("_hold"),
+        "page_url": waitlist_url(settings, entry.manage_token),
+    }
+    return values
+
+
+def _entry_values(session: Session, row: Notification) -> tuple[Any, dict[str, Any]] | None:
+    """A waitlist message's entry (its payload's ``waitlist_entry_id``), and the values every
+    such message has: the calendar, the service (as the workflow's current version names it),
+    the client; ``_hold``, the workflow's hold in words. None when the entry is gone."""
+    from bookwise.bookings.models import WaitlistEntry
     from bookwise.workflows.services import current_version
 
     entry = session.get(WaitlistEntry, (row.payload or {}).get("waitlist_entry_id"))
     if entry is None:
-        return {"waiting": {}}
+        return None
     calendar = entry.calendar
     workflow = workflow_of(current_version(session, entry.service.workflow.slug))
-    fallback = calendar.default_locale
-    return {
+    return entry, {
         "calendar": calendar_values(calendar),
         "service": {
-            "name": workflow.name.get(row.locale, fallback),
+            "name": workflow.name.get(row.locale, calendar.default_locale),
             "duration": human_duration(workflow.duration, row.locale),
         },
         "client": {"name": entry.client.name, "email": entry.client.email or ""},
-        "waiting": {
-            "wanted": wanted_words(entry, row.timezone, row.locale),
-            "hold": human_duration(workflow.waitlist_hold, row.locale),
-            "page_url": waitlist_url(settings, entry.manage_token),
-        },
+        "_hold": human_duration(workflow.waitlist_hold, row.locale),
     }
 
 

@@ -21,6 +21,7 @@ from bookwise.db import unit_of_work
 from bookwise.notifications.delivery import Dispatcher
 from tests.conftest import Inbox, Loaded
 from tests.test_waitlist import (  # noqa: F401
+    book_lesson,
     cancel,
     entries,
     full_class,
@@ -111,18 +112,9 @@ def test_an_offer_not_taken_in_time_passes_to_the_next_in_line(
 def test_a_full_time_waited_for_from_the_times_of_a_day(
     browser: Any, served: tuple[str, Loaded], now: datetime
 ) -> None:
-    from bookwise.bookings.services import BookingRequest, create_booking, find_service
-
     base, loaded = served
     start = session_start(now) - timedelta(hours=8)  # 10:00, a lesson
-    with unit_of_work(loaded.database.sessions, write=True) as session:
-        create_booking(
-            session,
-            find_service(session, "school", "lesson"),
-            BookingRequest(start=start, values={"name": "S1", "email": "s1@example.org"}),
-            now,
-            plugins=None,
-        )
+    book_lesson(loaded, start, now)
     day = start.date()
     page = browser.new_context(locale="en", timezone_id="Europe/Paris").new_page()
     # The page opens on another day; the script switches to the lesson's day in place.
