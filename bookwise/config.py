@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
             "booking_per_address": "20 per minute; 200 per hour",
             "booking_per_email": "10 per hour",
             "manage_per_address": "30 per minute; 300 per hour",
+            "api_read_per_address": "300 per minute; 6000 per hour",
         },
     },
 }
@@ -137,6 +138,7 @@ class RateLimits:
     booking_per_address: str
     booking_per_email: str
     manage_per_address: str
+    api_read_per_address: str
 
 
 @dataclass(frozen=True)

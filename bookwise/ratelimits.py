@@ -78,6 +78,10 @@ def _not_posted() -> bool:
     return request.method != "POST"
 
 
+def _not_read() -> bool:
+    return request.method not in ("GET", "HEAD")
+
+
 def retry_after_seconds() -> int:
     """For a 429: the seconds until the limit that refused the request lets it through."""
     limiter: Limiter | None = current_app.extensions.get("bookwise_limiter")
@@ -169,5 +173,19 @@ def _attach(app: Flask, limiter: Limiter, limits: RateLimits) -> None:
         manage,
         limiter.shared_limit(
             limits.manage_per_address, scope="manage-address", exempt_when=_not_posted
+        ),
+    )
+    # Every read of the JSON API (a script polling free times, a scraper): one generous count.
+    reads = sorted(
+        {
+            rule.endpoint
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith("api.") and "GET" in (rule.methods or ())
+        }
+    )
+    on_endpoints(
+        reads,
+        limiter.shared_limit(
+            limits.api_read_per_address, scope="api-read-address", exempt_when=_not_read
         ),
     )

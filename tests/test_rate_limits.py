@@ -195,3 +195,16 @@ def test_a_limit_that_cannot_be_read_stops_the_start(
     values = _scenario_config(tmp_path, "sqlite://") | {"security": {"rate_limits": limits}}
     with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
         load_settings(write_config(tmp_path / "bad.yaml", values), environ={})
+
+
+def test_reads_of_the_api_are_limited_apart_from_bookings(make_app: Any) -> None:
+    app = make_app(rate_limits={"api_read_per_address": "3 per day"})
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get(f"{URL}").status_code == 200
+    refused = client.get(f"{URL}/consult/slots")
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
+    # Booking is counted apart: reading did not use it up.
+    assert _book(client, 10).status_code == 201

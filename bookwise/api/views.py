@@ -18,6 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from bookwise.accounts.models import CalendarRole
+from bookwise.api.cors import init_cors
 from bookwise.availability.engine import Reason
 from bookwise.availability.reasons import reason_message
 from bookwise.availability.services import (
@@ -78,6 +79,7 @@ from bookwise.workflows.language import Field, Workflow
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(blueprint)  # JSON only (enforced below): a cross-site form cannot send it
+init_cors(blueprint)  # a calendar's own websites may call it from the browser
 
 MAX_DAYS = 93
 STATUS = {

@@ -198,7 +198,8 @@ def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ())
         embed_origins = TextAreaField(
             lazy_gettext("Sites allowed to embed the page"),
             description=lazy_gettext(
-                "One per line, like https://www.example.org. None: the page cannot be framed."
+                "One per line, like https://www.example.org. They may also call the booking "
+                "API from the visitor's browser. None: the page cannot be framed."
             ),
             render_kw={"rows": 3},
         )
