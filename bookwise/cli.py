@@ -795,6 +795,100 @@ def _routing_answers(workflow: Any, given: dict[str, str], today: Any) -> dict[s
 
 
 @cli.group()
+def tokens() -> None:
+    """Personal API tokens (docs/api.md, "Authentication"): create, list, revoke."""
+
+
+@tokens.command("create")
+@config_option
+@click.option("--user", "email", required=True, help="The e-mail address of the token's user.")
+@click.option("--calendar", "calendar_slug", required=True, help="The calendar it is for.")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+@click.option("--name", default="", help="What it is for, as the lists show it.")
+@click.pass_context
+def tokens_create(
+    ctx: click.Context,
+    config_path: Path | None,
+    email: str,
+    calendar_slug: str,
+    scope: str,
+    name: str,
+) -> None:
+    """Create a token and print it, once: it is not kept, only a digest of it."""
+    from bookwise.accounts.tokens import TokenError, create_token
+    from bookwise.clock import system_clock
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.db import unit_of_work
+
+    database = open_database(settings_from(ctx, config_path))
+    try:
+        require_current_schema(database)
+        with unit_of_work(database.sessions, write=True) as session:
+            token, secret = create_token(session, email, calendar_slug, scope, name, system_clock())
+            token_id = token.id
+    except TokenError as exc:
+        click.echo(f"bookwise tokens create: {exc}", err=True)
+        ctx.exit(1)
+    finally:
+        database.engine.dispose()
+    click.echo(
+        f"token {token_id} ({scope}, calendar {calendar_slug}); copy it now, it is not shown again:"
+    )
+    click.echo(secret)
+
+
+@tokens.command("list")
+@config_option
+@click.pass_context
+def tokens_list(ctx: click.Context, config_path: Path | None) -> None:
+    """Every token: its id, user, calendar, scope, last use; never the secret."""
+    from bookwise.accounts.tokens import tokens_of
+    from bookwise.calendars.models import Calendar
+    from bookwise.database import open_database, require_current_schema
+
+    database = open_database(settings_from(ctx, config_path))
+    try:
+        require_current_schema(database)
+        with database.sessions() as session:
+            for token in tokens_of(session):
+                calendar = session.get(Calendar, token.calendar_id)
+                used = token.last_used_at.isoformat() if token.last_used_at else "never used"
+                state = f"revoked {token.revoked_at.isoformat()}" if token.revoked_at else "active"
+                click.echo(
+                    f"{token.id}\t{token.prefix}...\t{token.user.email}\t"
+                    f"{calendar.slug if calendar else '?'}\t{token.scope}\t{state}\t{used}"
+                    f"\t{token.name}"
+                )
+    finally:
+        database.engine.dispose()
+
+
+@tokens.command("revoke")
+@config_option
+@click.argument("token_id", type=int)
+@click.pass_context
+def tokens_revoke(ctx: click.Context, config_path: Path | None, token_id: int) -> None:
+    """Revoke a token: refused from the next request on."""
+    from bookwise.accounts.tokens import revoke_token
+    from bookwise.clock import system_clock
+    from bookwise.database import open_database, require_current_schema
+    from bookwise.db import unit_of_work
+    from bookwise.errors import NotFound
+
+    database = open_database(settings_from(ctx, config_path))
+    try:
+        require_current_schema(database)
+        with unit_of_work(database.sessions, write=True) as session:
+            revoke_token(session, token_id, system_clock())
+    except NotFound:
+        click.echo(f"bookwise tokens revoke: there is no token {token_id}", err=True)
+        ctx.exit(1)
+    finally:
+        database.engine.dispose()
+    click.echo(f"token {token_id} revoked")
+
+
+@cli.group()
 def keys() -> None:
     """The keys that encrypt the clients' answers in the database (docs/deployment.md)."""
 

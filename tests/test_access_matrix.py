@@ -83,6 +83,7 @@ ADMIN = "admin of the calendar"
 SUPER = "superadmin"
 TOKEN = "holder of the link's token"  # everyone with the right token, no one with a wrong one
 NOBODY = "no user: a signed request of the SMS gateway"
+BEARER = "a personal API token (a signed-in session is not enough; tests/admin/test_api_tokens.py)"
 
 ALLOWED: dict[str, set[str]] = {
     PUBLIC: set(ROLES),
@@ -94,6 +95,7 @@ ALLOWED: dict[str, set[str]] = {
     SUPER: {"superadmin"},
     TOKEN: set(ROLES),
     NOBODY: set(),
+    BEARER: set(),
 }
 
 # A rule is who may use the endpoint, or who may use each of its methods.
@@ -194,6 +196,7 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.client_data": TOKEN,
     "api.erase": TOKEN,
     "api.withdraw_consent": TOKEN,
+    "api.list_bookings": BEARER,
     "api.join": PUBLIC,
     "public.waitlist_accept": TOKEN,
     "public.waitlist_join": PUBLIC,

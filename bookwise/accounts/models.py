@@ -83,3 +83,27 @@ class CalendarRole(Base):
     )
 
     user: Mapped[User] = relationship(back_populates="roles")
+
+
+class ApiToken(Base):
+    """A personal API token: it acts as its user, within one calendar and for reading only or
+    for reading and writing (never beyond the user's own role there). Only a SHA-256 of the
+    secret is kept (the secret has 256 random bits: a slow hash would add nothing); ``prefix``
+    (its first characters) tells tokens apart in lists. Revoked: refused at once, kept for the
+    record."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('read', 'write')", name="scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    scope: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()

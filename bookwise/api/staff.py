@@ -1,0 +1,137 @@
+"""The API for a business's own systems (issue 19), authenticated by personal API tokens
+(:mod:`bookwise.accounts.tokens`): ``Authorization: Bearer bw_...``.
+
+Without a token, or with an unknown or revoked one: 401 ``unauthorized``. A token is for one
+calendar: another calendar's URLs answer 404, as for a calendar that does not exist (nothing
+tells that it does). A write with a read token, or by a user whose role only reads: 403
+``forbidden``. A staff member's token sees their own bookings only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, g, jsonify, request
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
+
+from bookwise.accounts.tokens import TokenAccess, authenticate
+from bookwise.api.views import ApiError, _booking_json, _date_param, blueprint
+from bookwise.availability.services import local_day_bounds
+from bookwise.bookings.models import Booking
+from bookwise.calendars.models import Calendar
+from bookwise.db import unit_of_work
+from bookwise.errors import NotFound
+from bookwise.timezones import sane
+from bookwise.web import db_session, instance, now
+
+PAGE, MAX_PAGE = 50, 200
+DEFAULT_DAYS, MAX_DAYS = 120, 366
+
+
+def token_access() -> TokenAccess:
+    """The access of the request's bearer token (401 without a valid one). Its last use is
+    recorded in a short transaction of its own."""
+    found = getattr(g, "token_access", None)
+    if isinstance(found, TokenAccess):
+        return found
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "unauthorized", "send a personal API token: Authorization: Bearer ...")
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            access = authenticate(session, secret.strip(), now())
+    except NotFound:
+        raise ApiError(401, "unauthorized", "this API token is unknown or revoked") from None
+    g.token_access = access
+    return access
+
+
+def calendar_for(slug: str | None, *, write: bool = False) -> tuple[TokenAccess, Calendar]:
+    """The calendar ``slug`` names, when the token is for it (404 otherwise, as for one that
+    does not exist); 403 for a write the token or its user may not make."""
+    access = token_access()
+    if not slug:
+        raise ApiError(400, "invalid_request", "the parameter 'calendar' is required")
+    calendar = db_session().get(Calendar, access.calendar_id)
+    if calendar is None or calendar.slug != slug:
+        raise NotFound("no such calendar")
+    if write and not access.may_write:
+        raise ApiError(403, "forbidden", "this token may only read")
+    return access, calendar
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    """The position a ``next_cursor`` names (after which booking to go on)."""
+    if not value:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(value.encode("ascii") + b"=="))
+        start, booking_id = datetime.fromisoformat(raw["s"]), int(raw["i"])
+    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
+        raise ApiError(400, "invalid_cursor", "this cursor is not one this API gave") from None
+    if start.tzinfo is None or not sane(start):
+        raise ApiError(400, "invalid_cursor", "this cursor is not one this API gave")
+    return start, booking_id
+
+
+def _next_cursor(booking: Booking) -> str:
+    raw = json.dumps({"s": booking.start_at.isoformat(), "i": booking.id}).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@blueprint.get("/bookings")
+def list_bookings() -> Response:
+    """A calendar's bookings starting on the local days ``from`` to ``to`` (by default today
+    and the 119 days after: the report of the Microsoft Bookings FAQ), by start, ``limit`` at a
+    time (50; at most 200), with a ``next_cursor`` while more remain; ``status`` narrows."""
+    access, calendar = calendar_for(request.args.get("calendar"))
+    first = _date_param("from") if request.args.get("from") else None
+    last = _date_param("to") if request.args.get("to") else None
+    zone = ZoneInfo(calendar.timezone)
+    today = now().astimezone(zone).date()
+    first = first or (last - timedelta(days=DEFAULT_DAYS - 1) if last else today)
+    last = last or first + timedelta(days=DEFAULT_DAYS - 1)
+    if last < first:
+        raise ApiError(400, "invalid_range", "'to' is before 'from'")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ApiError(400, "range_too_long", f"ask for at most {MAX_DAYS} days at a time")
+    try:
+        limit = int(request.args.get("limit", PAGE))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "limit must be a number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_PAGE}")
+    low, high = local_day_bounds(first, last, zone)
+    query = (
+        select(Booking)
+        .options(selectinload(Booking.client), selectinload(Booking.staff_member))
+        .where(Booking.calendar_id == calendar.id, Booking.start_at >= low, Booking.start_at < high)
+        .order_by(Booking.start_at, Booking.id)
+        .limit(limit + 1)
+    )
+    if access.staff_id is not None:
+        query = query.where(Booking.staff_id == access.staff_id)
+    if request.args.get("status"):
+        query = query.where(Booking.state == request.args["status"][:32])
+    after = _cursor(request.args.get("cursor"))
+    if after is not None:
+        start, booking_id = after
+        query = query.where(
+            or_(Booking.start_at > start, and_(Booking.start_at == start, Booking.id > booking_id))
+        )
+    found = list(db_session().scalars(query))
+    page = found[:limit]
+    items: list[dict[str, Any]] = [_booking_json(booking) for booking in page]
+    return jsonify(
+        bookings=items,
+        next_cursor=_next_cursor(page[-1]) if len(found) > limit else None,
+        calendar=calendar.slug,
+        timezone=calendar.timezone,
+    )

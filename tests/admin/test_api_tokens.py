@@ -1,0 +1,126 @@
+"""Personal API tokens and the first endpoint they open (issue 19): ``GET /api/v1/bookings``
+with cursor pagination; 401 without a valid token, 404 for another calendar (nothing tells that
+it exists), a staff member's token sees their own bookings; tokens created, listed and revoked
+with ``bookwise tokens``. The back office's world (tests/admin/conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bookwise.accounts.models import ApiToken
+from bookwise.accounts.tokens import create_token, revoke_token
+from bookwise.db import unit_of_work
+from tests.admin.conftest import NOW, World
+
+URL = "/api/v1/bookings"
+
+
+def make_token(world: World, who: str, calendar: str = "acme", scope: str = "read") -> str:
+    sessions = world.app.extensions["bookwise"].database.sessions
+    with unit_of_work(sessions, write=True) as session:
+        _token, secret = create_token(session, f"{who}@bw.example", calendar, scope, "test", NOW)
+    return secret
+
+
+def get(world: World, secret: str | None, **query: Any) -> Any:
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    return world.app.test_client().get(URL, query_string=query, headers=headers)
+
+
+def test_without_a_valid_token_the_answer_is_401(world: World) -> None:
+    for headers in ({}, {"Authorization": "Bearer bw_nope"}, {"Authorization": "Basic eDp5"}):
+        answer = world.app.test_client().get(
+            URL, query_string={"calendar": "acme"}, headers=headers
+        )
+        assert answer.status_code == 401
+        assert answer.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_a_calendars_bookings_page_by_page(world: World) -> None:
+    secret = make_token(world, "admin")
+    first = get(world, secret, calendar="acme", limit=3, **{"from": "2026-11-25"})
+    assert first.status_code == 200, first.get_json()
+    page = first.get_json()
+    assert page["calendar"] == "acme" and len(page["bookings"]) == 3
+    assert page["next_cursor"]
+    rest = get(
+        world,
+        secret,
+        calendar="acme",
+        limit=3,
+        cursor=page["next_cursor"],
+        **{"from": "2026-11-25"},
+    )
+    more = rest.get_json()
+    assert more["next_cursor"] is None
+    seen = [b["id"] for b in page["bookings"] + more["bookings"]]
+    assert len(seen) == len(set(seen)) == 4  # the acme bookings of the world, each once
+    starts = [b["start"] for b in page["bookings"] + more["bookings"]]
+    assert starts == sorted(starts)
+    everything = get(world, secret, calendar="acme", **{"from": "2026-11-25"}).get_json()
+    assert [b["id"] for b in everything["bookings"]] == seen
+
+
+def test_another_calendar_is_not_found_and_a_revoked_token_fails_at_once(world: World) -> None:
+    secret = make_token(world, "admin")
+    hidden = get(world, secret, calendar="private")
+    assert hidden.status_code == 404
+    nowhere = get(world, secret, calendar="nowhere")
+    assert nowhere.status_code == 404
+    assert hidden.get_json()["error"] == nowhere.get_json()["error"]
+    assert get(world, make_token(world, "other", "private"), calendar="private").status_code == 200
+    sessions = world.app.extensions["bookwise"].database.sessions
+    with unit_of_work(sessions, write=True) as session:
+        token = session.scalars(sa.select(ApiToken).order_by(ApiToken.id)).first()
+        assert token is not None
+        revoke_token(session, token.id, NOW)
+    assert get(world, secret, calendar="acme").status_code == 401
+
+
+def test_a_staff_members_token_sees_their_own_bookings(world: World) -> None:
+    mine = get(world, make_token(world, "ana"), calendar="acme", **{"from": "2026-11-25"})
+    assert mine.status_code == 200
+    assert {b["staff"] for b in mine.get_json()["bookings"]} == {"ana"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"cursor": "not-a-cursor"},
+        {"cursor": "eyJzIjogIjIwMjYifQ"},
+        {"limit": "0"},
+        {"limit": "many"},
+        {"from": "2026-13-01"},
+        {"from": "2026-12-10", "to": "2026-12-01"},
+        {"from": "2026-01-01", "to": "2027-12-31"},
+    ],
+)
+def test_bad_queries_are_400(world: World, query: dict[str, str]) -> None:
+    answer = get(world, make_token(world, "admin"), calendar="acme", **query)
+    assert answer.status_code == 400, answer.get_json()
+
+
+def test_tokens_from_the_command_line(world: World, bookwise_cli: Any) -> None:
+    config = str(world.app.extensions["bookwise"].settings.source)
+    made = bookwise_cli(
+        "--config", config, "tokens", "create", "--user", "viewer@bw.example", "--calendar",
+        "acme", "--scope", "read", "--name", "HR system",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("bw_")
+    assert get(world, secret, calendar="acme").status_code == 200
+    listed = bookwise_cli("--config", config, "tokens", "list")
+    assert "viewer@bw.example" in listed.stdout and "HR system" in listed.stdout
+    assert secret not in listed.stdout
+    token_id = listed.stdout.split("\t", 1)[0]
+    assert bookwise_cli("--config", config, "tokens", "revoke", token_id).exit_code == 0
+    assert get(world, secret, calendar="acme").status_code == 401
+    refused = bookwise_cli(
+        "--config", config, "tokens", "create", "--user", "ana@bw.example", "--calendar", "private"
+    )
+    assert refused.exit_code == 1
+    assert "has no role in the calendar 'private'" in refused.stderr
