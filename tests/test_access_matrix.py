@@ -181,6 +181,8 @@ RULES: dict[str, str | dict[str, str]] = {
     # the waitlist: viewers read, admins take someone off the list
     "waitlist.index": VIEW,
     "waitlist.remove": ADMIN,
+    "tokens.index": {"GET": READ, "POST": READ},
+    "tokens.revoke": ADMIN,
     # a client's data: look up, export, erase (the current calendar's clients)
     "clients.index": ADMIN,
     "clients.export": ADMIN,
@@ -362,6 +364,12 @@ def _seed_matrix(settings: Settings, database: Database) -> dict[str, Any]:
         session.add(entry)
         session.flush()
         ids["waitlist_acme"] = entry.id
+        # An API token of acme's admin: only they and the calendar's admins revoke it.
+        from bookwise.accounts.tokens import create_token
+
+        ids["token_acme"] = create_token(session, "admin@bw.example", "acme", "read", "m", NOW)[
+            0
+        ].id
         # A version of acme's own wording of a template: the history's URLs name version 1.
         save_template(
             session,
@@ -516,6 +524,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "feed": ids["feed_token"],
             "answer": "accept",
             "entry_id": ids["waitlist_acme"],
+            "token_id": ids["token_acme"],
         }
 
 

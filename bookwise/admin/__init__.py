@@ -31,6 +31,7 @@ def init_admin(app: Flask) -> Admin:
     from bookwise.admin.views.records import AuditView, OutboxView
     from bookwise.admin.views.reports import ReportsView
     from bookwise.admin.views.templates import TemplatesView
+    from bookwise.admin.views.tokens import TokensView
     from bookwise.admin.views.users import UsersView
     from bookwise.admin.views.waitlist import WaitlistView
     from bookwise.admin.views.workflows import WorkflowsView
@@ -59,6 +60,7 @@ def init_admin(app: Flask) -> Admin:
         (UsersView, lazy_gettext("Users"), "users", lazy_gettext("Settings")),
         (PluginsView, lazy_gettext("Plugins"), "plugins", lazy_gettext("Settings")),
         (JobsView, lazy_gettext("Scheduled jobs"), "jobs", lazy_gettext("Settings")),
+        (TokensView, lazy_gettext("API tokens"), "tokens", lazy_gettext("Settings")),
     ]
     for view, name, endpoint, category in views:
         admin.add_view(

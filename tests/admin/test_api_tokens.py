@@ -124,3 +124,42 @@ def test_tokens_from_the_command_line(world: World, bookwise_cli: Any) -> None:
     )
     assert refused.exit_code == 1
     assert "has no role in the calendar 'private'" in refused.stderr
+
+
+def test_tokens_in_the_back_office(world: World) -> None:
+    import re
+
+    from tests.admin.conftest import token as csrf_of
+
+    client = world.login("viewer")
+    page = client.get("/admin/tokens/")
+    assert page.status_code == 200
+    made = client.post(
+        "/admin/tokens/",
+        data={"name": "Reports", "scope": "write", "csrf_token": csrf_of(client, "/admin/tokens/")},
+    )
+    assert made.status_code == 200
+    shown = re.search(r'class="api-token-secret"[^>]*>(bw_[^<]+)<', made.get_data(as_text=True))
+    assert shown is not None
+    secret = shown.group(1)
+    # Shown once: not on the next visit; listed by its prefix, with its last use.
+    again = client.get("/admin/tokens/").get_data(as_text=True)
+    assert secret not in again and secret[:9] in again and "never" in again
+    assert get(world, secret, calendar="acme").status_code == 200
+    assert (
+        "never" not in client.get("/admin/tokens/").get_data(as_text=True).split("Reports")[1][:400]
+    )
+    # A viewer's write token still only reads (the user's role is the limit).
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        row = session.scalars(sa.select(ApiToken).where(ApiToken.name == "Reports")).one()
+    # Another calendar's admin cannot revoke it; the acme admin can.
+    other = world.login("other")
+    form = {"csrf_token": csrf_of(other, "/admin/tokens/")}
+    assert other.post(f"/admin/tokens/{row.id}/revoke", data=form).status_code == 403
+    admin = world.login("admin")
+    assert "viewer@bw.example" in admin.get("/admin/tokens/").get_data(as_text=True)
+    revoked = admin.post(
+        f"/admin/tokens/{row.id}/revoke", data={"csrf_token": csrf_of(admin, "/admin/tokens/")}
+    )
+    assert revoked.status_code == 302
+    assert get(world, secret, calendar="acme").status_code == 401
