@@ -199,6 +199,9 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.erase": TOKEN,
     "api.withdraw_consent": TOKEN,
     "api.list_bookings": BEARER,
+    "api.get_booking": BEARER,
+    "api.cancel_booking_by_token": BEARER,
+    "api.export_bookings": BEARER,
     "api.join": PUBLIC,
     "public.waitlist_accept": TOKEN,
     "public.waitlist_join": PUBLIC,
@@ -525,6 +528,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "answer": "accept",
             "entry_id": ids["waitlist_acme"],
             "token_id": ids["token_acme"],
+            "uid": consult.uid,
         }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,13 +22,18 @@ from sqlalchemy.orm import selectinload
 
 from bookwise.accounts.tokens import TokenAccess, authenticate
 from bookwise.api.views import ApiError, _booking_json, _date_param, blueprint
+from bookwise.audit.services import Actor, record
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
+from bookwise.bookings.services import transition_booking
 from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
+from bookwise.i18n import gettext
+from bookwise.reports.services import ReportScope, export_rows, write_table
 from bookwise.timezones import sane
-from bookwise.web import db_session, instance, now
+from bookwise.web import db_session, instance, now, plugin_host
+from bookwise.workflows.lifecycle import Role
 
 PAGE, MAX_PAGE = 50, 200
 DEFAULT_DAYS, MAX_DAYS = 120, 366
@@ -86,22 +91,34 @@ def _next_cursor(booking: Booking) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-@blueprint.get("/bookings")
-def list_bookings() -> Response:
-    """A calendar's bookings starting on the local days ``from`` to ``to`` (by default today
-    and the 119 days after: the report of the Microsoft Bookings FAQ), by start, ``limit`` at a
-    time (50; at most 200), with a ``next_cursor`` while more remain; ``status`` narrows."""
-    access, calendar = calendar_for(request.args.get("calendar"))
+def _days(calendar: Calendar) -> tuple[date, date]:
+    """The local days ``from`` to ``to`` asked for (by default today and the 119 days after:
+    the report of the Microsoft Bookings FAQ); 400 when they make no sense."""
     first = _date_param("from") if request.args.get("from") else None
     last = _date_param("to") if request.args.get("to") else None
-    zone = ZoneInfo(calendar.timezone)
-    today = now().astimezone(zone).date()
+    today = now().astimezone(ZoneInfo(calendar.timezone)).date()
     first = first or (last - timedelta(days=DEFAULT_DAYS - 1) if last else today)
     last = last or first + timedelta(days=DEFAULT_DAYS - 1)
     if last < first:
         raise ApiError(400, "invalid_range", "'to' is before 'from'")
     if (last - first).days + 1 > MAX_DAYS:
         raise ApiError(400, "range_too_long", f"ask for at most {MAX_DAYS} days at a time")
+    return first, last
+
+
+def _actor(access: TokenAccess) -> Actor:
+    """Who acted, as the audit log and the booking history name them."""
+    return Actor(f"{access.actor} (API token {access.token_id})", user_id=access.user_id)
+
+
+@blueprint.get("/bookings")
+def list_bookings() -> Response:
+    """A calendar's bookings starting on the local days ``from`` to ``to`` (see :func:`_days`),
+    by start, ``limit`` at a time (50; at most 200), with a ``next_cursor`` while more remain;
+    ``status`` narrows."""
+    access, calendar = calendar_for(request.args.get("calendar"))
+    first, last = _days(calendar)
+    zone = ZoneInfo(calendar.timezone)
     try:
         limit = int(request.args.get("limit", PAGE))
     except ValueError:
@@ -134,4 +151,112 @@ def list_bookings() -> Response:
         next_cursor=_next_cursor(page[-1]) if len(found) > limit else None,
         calendar=calendar.slug,
         timezone=calendar.timezone,
+    )
+
+
+def _token_booking(uid: str, *, write: bool = False) -> tuple[TokenAccess, Booking]:
+    """The booking ``uid`` of the token's calendar (and, for staff, their own): 404 otherwise."""
+    access = token_access()
+    booking = db_session().scalar(select(Booking).where(Booking.uid == uid[:64]))
+    if (
+        booking is None
+        or booking.calendar_id != access.calendar_id
+        or (access.staff_id is not None and booking.staff_id != access.staff_id)
+    ):
+        raise NotFound("no such booking")
+    if write and not access.may_write:
+        raise ApiError(403, "forbidden", "this token may only read")
+    return access, booking
+
+
+@blueprint.get("/bookings/<uid>")
+def get_booking(uid: str) -> Response:
+    """One booking of the token's calendar."""
+    _access, booking = _token_booking(uid)
+    return jsonify(_booking_json(booking))
+
+
+@blueprint.post("/bookings/<uid>/cancel")
+def cancel_booking_by_token(uid: str) -> Response:
+    """Cancel a booking for the business (its staff's cancellation: the workflow's rules for
+    clients, such as a deadline, do not apply); an optional ``reason`` goes to its history and
+    the client's message."""
+    access, booking = _token_booking(uid, write=True)
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise ApiError(422, "invalid_reason", "reason must be a text of at most 500 characters")
+    booking_id = booking.id
+    db_session().close()
+    role: Role = "staff" if access.role == "staff" else "admin"
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        found = session.get(Booking, booking_id)
+        assert found is not None
+        transition_booking(
+            session,
+            found,
+            "cancel",
+            role,
+            _actor(access).name,
+            now(),
+            reason,
+            plugins=plugin_host(),
+        )
+        payload = _booking_json(found)
+    return jsonify(payload)
+
+
+@blueprint.get("/reports/bookings")
+def export_bookings() -> Response:
+    """The report of the Microsoft Bookings FAQ for the local days ``from`` to ``to`` (120 by
+    default): one row per booking with its client, staff, times, state and answers (sensitive
+    ones for the calendar's admins only), as ``format=tsv`` (the default), ``csv`` or ``json``.
+    Audited as the back office's export is."""
+    access, calendar = calendar_for(request.args.get("calendar"))
+    kind = request.args.get("format", "tsv")
+    if kind not in ("tsv", "csv", "json"):
+        raise ApiError(400, "invalid_format", "format must be tsv, csv or json")
+    first, last = _days(calendar)
+    include_sensitive = access.role == "admin"
+    scope = ReportScope(
+        calendar.id,
+        first,
+        last,
+        calendar.timezone,
+        calendar.default_locale,
+        calendar.default_locale,
+        staff_id=access.staff_id,
+    )
+    header, rows = export_rows(
+        db_session(),
+        scope,
+        include_sensitive=include_sensitive,
+        translate=gettext,
+        field_types=plugin_host().field_types,
+    )
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        record(
+            session,
+            "report.exported",
+            _actor(access),
+            object_type="calendar",
+            object_id=calendar.slug,
+            calendar_id=calendar.id,
+            details={
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "rows": len(rows),
+                "format": kind,
+                "sensitive": include_sensitive,
+            },
+        )
+    if kind == "json":
+        return jsonify(columns=header, rows=rows, calendar=calendar.slug)
+    name = f"{calendar.slug}-bookings-{first.isoformat()}-{last.isoformat()}.{kind}"
+    return Response(
+        write_table(header, rows, "\t" if kind == "tsv" else ","),
+        mimetype="text/tab-separated-values" if kind == "tsv" else "text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from bookwise.accounts.models import ApiToken
 from bookwise.accounts.tokens import create_token, revoke_token
+from bookwise.audit.models import AuditEntry
 from bookwise.db import unit_of_work
 from tests.admin.conftest import NOW, World
 
@@ -163,3 +164,72 @@ def test_tokens_in_the_back_office(world: World) -> None:
     )
     assert revoked.status_code == 302
     assert get(world, secret, calendar="acme").status_code == 401
+
+
+def test_one_booking_and_a_cancellation_by_a_write_token(world: World) -> None:
+    from bookwise.bookings.models import Booking
+
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        acme = session.get(Booking, world.ids["acme_consult"])
+        private = session.get(Booking, world.ids["private_consult"])
+        assert acme is not None and private is not None
+        acme_uid, private_uid = acme.uid, private.uid
+    client = world.app.test_client()
+    reader = {"Authorization": f"Bearer {make_token(world, 'admin')}"}
+    writer = {"Authorization": f"Bearer {make_token(world, 'admin', scope='write')}"}
+    viewer_writer = {"Authorization": f"Bearer {make_token(world, 'viewer', scope='write')}"}
+    shown = client.get(f"/api/v1/bookings/{acme_uid}", headers=reader)
+    assert (shown.status_code, shown.get_json()["id"]) == (200, acme_uid)
+    assert client.get(f"/api/v1/bookings/{private_uid}", headers=reader).status_code == 404
+    assert client.get(f"/api/v1/bookings/{acme_uid}").status_code == 401
+    # Reading is not writing: a read token, and a viewer's write token, are refused (403).
+    for headers in (reader, viewer_writer):
+        refused = client.post(f"/api/v1/bookings/{acme_uid}/cancel", headers=headers, json={})
+        assert refused.status_code == 403
+        assert refused.get_json()["error"]["code"] == "forbidden"
+    assert client.get(f"/api/v1/bookings/{acme_uid}", headers=reader).get_json()["status"] != (
+        "cancelled"
+    )
+    done = client.post(
+        f"/api/v1/bookings/{acme_uid}/cancel", headers=writer, json={"reason": "Closed"}
+    )
+    assert done.status_code == 200, done.get_json()
+    assert done.get_json()["status"] == "cancelled"
+    other = client.post(f"/api/v1/bookings/{private_uid}/cancel", headers=writer, json={})
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["tsv", "csv", "json"])
+def test_the_report_of_120_days(world: World, kind: str) -> None:
+    admin = {"Authorization": f"Bearer {make_token(world, 'admin')}"}
+    answer = world.app.test_client().get(
+        "/api/v1/reports/bookings",
+        query_string={"calendar": "acme", "format": kind, "from": "2026-11-25"},
+        headers=admin,
+    )
+    assert answer.status_code == 200
+    if kind == "json":
+        report = answer.get_json()
+        assert len(report["rows"]) == 4 and report["columns"]
+    else:
+        lines = answer.get_data(as_text=True).strip().splitlines()
+        assert len(lines) == 1 + 4
+        assert ("\t" if kind == "tsv" else ",") in lines[0]
+    # The viewer's report leaves the sensitive answers out, as the back office's does.
+    viewer = {"Authorization": f"Bearer {make_token(world, 'viewer')}"}
+    theirs = world.app.test_client().get(
+        "/api/v1/reports/bookings",
+        query_string={"calendar": "acme", "format": "json", "from": "2026-11-25"},
+        headers=viewer,
+    )
+    full = world.app.test_client().get(
+        "/api/v1/reports/bookings",
+        query_string={"calendar": "acme", "format": "json", "from": "2026-11-25"},
+        headers=admin,
+    )
+    assert len(theirs.get_json()["columns"]) < len(full.get_json()["columns"])
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        audited = session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "report.exported")
+        ).all()
+    assert audited and "API token" in audited[-1].actor
