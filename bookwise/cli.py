@@ -908,8 +908,9 @@ def keys_generate() -> None:
 )
 @click.pass_context
 def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> None:
-    """Encrypt every booking's answers again with the first key (and the plain ones of before),
-    a batch at a time; then the older keys can be removed."""
+    """Encrypt every booking's answers again with the first key (and the plain ones of before,
+    the waitlist's answers and the API's stored responses too), a batch at a time; then the older
+    keys can be removed."""
     from bookwise.crypto import rotate_answers
     from bookwise.database import open_database, require_current_schema
 
@@ -926,6 +927,11 @@ def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> Non
     )
     if report.waitlist_entries:
         click.echo(f"{report.waitlist_entries} waitlist entry(ies) counted among them")
+    if report.idempotency_keys:
+        click.echo(
+            f"{report.idempotency_keys} stored API response(s) (idempotency keys) counted "
+            "among them"
+        )
 
 
 # --- retention and a client's data (docs/privacy.md) ---------------------------------------------

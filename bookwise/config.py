@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "caldav_accounts": {},
     },
     "plugins": {"enabled": []},
+    "api": {"idempotency_hours": 24},
     "log_level": "INFO",
     "security": {
         "behind_proxies": 0,
@@ -98,6 +99,13 @@ class SchedulerSettings:
     # Seconds an outbox worker holds the rows it claimed; it renews them every quarter of that
     # while it lives, so a dead worker's rows wait about this long (docs/notifications.md).
     outbox_lease: int = 60
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    # How long an Idempotency-Key and its response are kept (docs/api.md, "Idempotency"): a
+    # retry within this time gets the first response again; after it, the key is new.
+    idempotency_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,7 @@ class Settings:
     log_level: str
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     security: SecuritySettings = field(default_factory=_default_security)
+    api: ApiSettings = field(default_factory=ApiSettings)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     # The keys of the answers' encryption at rest, the first encrypting (bookwise.crypto); empty:
     # the instance's generated key.
@@ -284,6 +293,7 @@ def load_settings(
         scheduler=SchedulerSettings(**values["scheduler"]),
         feeds=_feed_settings(values["feeds"], environ, source),
         security=_security_settings(values["security"], source),
+        api=ApiSettings(**values["api"]),
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,

@@ -199,6 +199,9 @@ class EncryptedJSON(TypeDecorator[Any]):
 _RAW = table("bookings", column("id"), column("answers", JSONType))
 # The waitlist's entries keep answers the same way (rotated with the bookings').
 _RAW_WAITLIST = table("waitlist_entries", column("id"), column("answers", JSONType))
+# The API's idempotency keys keep the response they replay (a manage token, a client's name and
+# e-mail address) the same way (bookwise.bookings.idempotency).
+_RAW_IDEMPOTENCY = table("idempotency_keys", column("id"), column("response_body", JSONType))
 
 
 def check_keyring(engine: Engine, sample: int = 20, has_table: bool = True) -> None:
@@ -226,10 +229,12 @@ class RotationReport:
     encrypted: int = 0  # plain until now, encrypted
     total: int = 0
     waitlist_entries: int = 0  # of which rows of the waitlist (not in ``total``)
+    idempotency_keys: int = 0  # of which the API's stored responses (not in ``total``)
 
 
 def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
-    """Encrypt every row's answers again with the first key (plain ones too), ``batch`` rows a
+    """Encrypt every row's answers again with the first key (plain ones too; the waitlist's
+    answers and the API's stored responses of idempotency keys likewise), ``batch`` rows a
     transaction, so that a long rotation never holds the table; running it again is harmless.
     :class:`EncryptionKeyError` when a row cannot be read with the keys at hand (the rows before
     it stay rotated)."""
@@ -239,22 +244,28 @@ def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
     report = RotationReport()
     report.total = _rotate_table(engine, keyring, batch, report, _RAW)
     report.waitlist_entries = _rotate_table(engine, keyring, batch, report, _RAW_WAITLIST)
+    report.idempotency_keys = _rotate_table(
+        engine, keyring, batch, report, _RAW_IDEMPOTENCY, "response_body"
+    )
     return report
 
 
 def _rotate_table(
-    engine: Engine, keyring: Keyring, batch: int, report: RotationReport, raw: Any
+    engine: Engine,
+    keyring: Keyring,
+    batch: int,
+    report: RotationReport,
+    raw: Any,
+    name: str = "answers",
 ) -> int:
-    """Encrypt again every row's ``answers`` of the table ``raw`` (an id and an answers column,
+    """Encrypt again every row's column ``name`` of the table ``raw`` (an id and that column,
     read without the decrypting type), ``batch`` rows a transaction; the rows seen."""
     last = seen = 0
+    data = raw.c[name]
     while True:
         with engine.begin() as connection:
             rows = connection.execute(
-                select(raw.c.id, raw.c.answers)
-                .where(raw.c.id > last)
-                .order_by(raw.c.id)
-                .limit(batch)
+                select(raw.c.id, data).where(raw.c.id > last).order_by(raw.c.id).limit(batch)
             ).all()
             for row_id, stored in rows:
                 if stored is None:
@@ -265,7 +276,7 @@ def _rotate_table(
                 else:
                     new = keyring.seal(stored)
                     report.encrypted += 1
-                connection.execute(update(raw).where(raw.c.id == row_id).values(answers=new))
+                connection.execute(update(raw).where(raw.c.id == row_id).values({data: new}))
         if not rows:
             return seen
         seen += len(rows)

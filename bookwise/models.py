@@ -2,7 +2,13 @@
 
 from bookwise.accounts.models import CalendarRole, User
 from bookwise.audit.models import AuditEntry
-from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
+from bookwise.bookings.models import (
+    Booking,
+    BookingEvent,
+    Client,
+    ConsentRecord,
+    IdempotencyKey,
+)
 from bookwise.calendars.models import (
     AssignmentState,
     BusyTime,
@@ -40,6 +46,7 @@ __all__ = [
     "Client",
     "ConsentRecord",
     "FeedLink",
+    "IdempotencyKey",
     "MessageTemplate",
     "MessageTemplateVersion",
     "Notification",

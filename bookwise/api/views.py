@@ -16,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole
 from bookwise.api.cors import init_cors
@@ -28,6 +29,16 @@ from bookwise.availability.services import (
     service_availability,
 )
 from bookwise.bookings.answers import InvalidAnswers
+from bookwise.bookings.idempotency import (
+    IdempotentRequest,
+    InvalidKey,
+    KeyReused,
+    StoredResponse,
+    check_key,
+    claim,
+    remember,
+    request_hash,
+)
 from bookwise.bookings.messages import describe
 from bookwise.bookings.models import Booking, BookingSeries
 from bookwise.bookings.recurrence import Replacement, SeriesRequest
@@ -121,6 +132,11 @@ def _api_error(error: ApiError) -> tuple[Response, int]:
 @blueprint.errorhandler(NotFound)
 def _not_found(error: NotFound) -> tuple[Response, int]:
     return error_response(404, "not_found", str(error))
+
+
+@blueprint.errorhandler(KeyReused)
+def _key_reused(error: KeyReused) -> tuple[Response, int]:
+    return error_response(422, "idempotency_key_reused", str(error))
 
 
 @blueprint.errorhandler(BookingError)
@@ -250,6 +266,37 @@ def _optional_text(body: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ApiError(400, "invalid_request", f"{key} must be text")
     return value
+
+
+def idempotent_request(body: dict[str, Any]) -> IdempotentRequest | None:
+    """The request's ``Idempotency-Key`` (docs/api.md, "Idempotency") with its scope (the method
+    and path) and the hash of the request; None without the header; 400
+    ``invalid_idempotency_key`` for a key that is not 1 to 255 printable ASCII characters."""
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    try:
+        key = check_key(value)
+    except InvalidKey as exc:
+        raise ApiError(400, "invalid_idempotency_key", str(exc)) from None
+    scope = f"{request.method} {request.path}"
+    return IdempotentRequest(scope, key, request_hash(request.method, request.path, body))
+
+
+def replayed(stored: StoredResponse) -> tuple[Response, int, dict[str, str]]:
+    """A key's stored response, sent again, saying so (``Idempotent-Replayed: true``)."""
+    return jsonify(stored.body), stored.status, {**stored.headers, "Idempotent-Replayed": "true"}
+
+
+def created(
+    session: Session, asked: IdempotentRequest | None, body: dict[str, Any], location: str
+) -> tuple[Response, int, dict[str, str]]:
+    """The 201 of a creation, its response first stored with its key (in the creation's
+    transaction, before the commit) when the request came with one."""
+    headers = {"Location": location}
+    if asked is not None:
+        remember(session, asked, 201, headers, body)
+    return jsonify(body), 201, headers
 
 
 # --- presenting ---------------------------------------------------------------------------------
@@ -659,20 +706,23 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         source="api",
         sms_opt_in=person.sms_opt_in,
     )
-    if series is not None:
-        with unit_of_work(database.sessions, write=True) as session:
-            _check_sign_in(find_service(session, calendar, service))
+    idempotent = idempotent_request(body)
+    with unit_of_work(database.sessions, write=True) as session:
+        # The key first, in the booking's own transaction (bookwise.bookings.idempotency).
+        stored = claim(session, idempotent, now()) if idempotent is not None else None
+        if stored is not None:
+            return replayed(stored)
+        _check_sign_in(find_service(session, calendar, service))
+        if series is not None:
             booked = book_series_from_answers(
                 session, calendar, service, asked, series, now(), plugins=plugin_host()
             )
             made = {"series": _series_json(booked)}
-        return jsonify(made), 201, {"Location": made["series"]["manage_url"]}
-    with unit_of_work(database.sessions, write=True) as session:
-        _check_sign_in(find_service(session, calendar, service))
+            return created(session, idempotent, made, made["series"]["manage_url"])
         booking = book_from_answers(session, calendar, service, asked, now(), plugins=plugin_host())
         payload = _booking_json(booking)
-    location = url_for("api.manage", token=payload["manage_token"])
-    return jsonify(payload), 201, {"Location": location}
+        location = url_for("api.manage", token=payload["manage_token"])
+        return created(session, idempotent, payload, location)
 
 
 @blueprint.get("/manage/<token>")

@@ -21,7 +21,11 @@ from bookwise.api.views import (
     _optional_json_body,
     blueprint,
     client_body,
+    created,
+    idempotent_request,
+    replayed,
 )
+from bookwise.bookings.idempotency import claim
 from bookwise.bookings.models import WaitlistEntry
 from bookwise.bookings.services import find_by_manage_token, find_service
 from bookwise.bookings.waitlist import (
@@ -94,7 +98,12 @@ def join(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         raise ApiError(400, "invalid_request", "give either start (a time) or day (a date)")
     start = _moment(body["start"]) if "start" in body else None
     day = _day(body["day"]) if "day" in body else None
+    idempotent = idempotent_request(body)
     with unit_of_work(instance().database.sessions, write=True) as session:
+        # The key first, in the entry's own transaction (bookwise.bookings.idempotency).
+        stored = claim(session, idempotent, now()) if idempotent is not None else None
+        if stored is not None:
+            return replayed(stored)
         context = find_service(session, calendar, service)
         entry = join_waitlist(
             session,
@@ -112,8 +121,8 @@ def join(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
             plugins=plugin_host(),
         )
         payload = entry_json(entry, position_in_line(session, entry))
-    location = url_for("api.manage", token=payload["manage_token"])
-    return jsonify(payload), 201, {"Location": location}
+        location = url_for("api.manage", token=payload["manage_token"])
+        return created(session, idempotent, payload, location)
 
 
 @blueprint.before_request

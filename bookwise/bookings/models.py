@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -238,3 +239,30 @@ class BookingEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     booking: Mapped[Booking] = relationship(back_populates="history")
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` and the response of the creation it made
+    (:mod:`bookwise.bookings.idempotency`, docs/api.md "Idempotency").
+
+    The row is inserted in the creation's own write transaction, before the booking, and its
+    response stored before the commit: a committed row always holds a response, and a creation
+    that failed left no row. ``scope`` is the endpoint (``POST /api/v1/calendars/acme/...``);
+    ``token_id`` will name the API token that sent the key (NULL: the public API). The response
+    body holds the client's manage token and personal data: encrypted like the answers."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(String(255))
+    token_id: Mapped[int | None] = mapped_column(Integer)
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256, hex
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None]
+    response_body: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    created_at: Mapped[datetime]

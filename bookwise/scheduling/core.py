@@ -18,6 +18,7 @@ REFRESH_FEEDS_EVERY = 60  # seconds
 # Retention runs once a day at a quiet hour (UTC): see bookwise.privacy.retention.
 RETENTION_AT = time(3, 30)
 WAITLIST_OFFERS_EVERY = 60  # seconds: a held place waits at most this long past its hold
+PURGE_IDEMPOTENCY_KEYS_EVERY = 3600  # seconds: a key lives at most this long past its hours
 
 
 def deliver_outbox(context: JobContext) -> str | None:
@@ -79,6 +80,17 @@ def expire_waitlist_offers(context: JobContext) -> str | None:
     return f"{expired} waitlist offer(s) expired" if expired else None
 
 
+def purge_idempotency_keys(context: JobContext) -> str | None:
+    """Delete the API's idempotency keys older than ``api.idempotency_hours`` (see
+    bookwise.bookings.idempotency); one DELETE, safe in several processes at once."""
+    from bookwise.bookings.idempotency import purge_expired
+
+    purged = purge_expired(
+        context.database.sessions, context.now, context.settings.api.idempotency_hours
+    )
+    return f"{purged} idempotency key(s) purged" if purged else None
+
+
 def core_jobs(settings: Settings) -> list[Job]:
     return [
         Job(
@@ -120,6 +132,14 @@ def core_jobs(settings: Settings) -> list[Job]:
             once=True,
             lease=timedelta(minutes=5),
             description="expire waitlist offers not taken in time; offer each place to the next",
+        ),
+        Job(
+            "purge-idempotency-keys",
+            purge_idempotency_keys,
+            Every(PURGE_IDEMPOTENCY_KEYS_EVERY),
+            once=True,
+            lease=timedelta(minutes=10),
+            description="delete the API's idempotency keys older than api.idempotency_hours",
         ),
     ]
 

@@ -28,6 +28,7 @@ CORE_JOB_NAMES: tuple[str, ...] = (
     "refresh-calendar-feeds",
     "apply-retention",
     "waitlist-offers",
+    "purge-idempotency-keys",
 )
 
 
