@@ -202,6 +202,8 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.get_booking": BEARER,
     "api.cancel_booking_by_token": BEARER,
     "api.export_bookings": BEARER,
+    "api.transition_by_token": BEARER,
+    "api.reschedule_by_token": BEARER,
     "api.join": PUBLIC,
     "public.waitlist_accept": TOKEN,
     "public.waitlist_join": PUBLIC,
@@ -529,6 +531,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "entry_id": ids["waitlist_acme"],
             "token_id": ids["token_acme"],
             "uid": consult.uid,
+            "name": "cancel",
         }
 
 

@@ -12,20 +12,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, g, jsonify, request
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bookwise.accounts.tokens import TokenAccess, authenticate
-from bookwise.api.views import ApiError, _booking_json, _date_param, blueprint
+from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
 from bookwise.audit.services import Actor, record
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
-from bookwise.bookings.services import transition_booking
+from bookwise.bookings.services import reschedule_booking, transition_booking
 from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
@@ -176,36 +177,70 @@ def get_booking(uid: str) -> Response:
     return jsonify(_booking_json(booking))
 
 
-@blueprint.post("/bookings/<uid>/cancel")
-def cancel_booking_by_token(uid: str) -> Response:
-    """Cancel a booking for the business (its staff's cancellation: the workflow's rules for
-    clients, such as a deadline, do not apply); an optional ``reason`` goes to its history and
-    the client's message."""
-    access, booking = _token_booking(uid, write=True)
+def _write_body() -> dict[str, Any]:
+    """A write's JSON body (``{}`` when there is none)."""
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def _reason(body: dict[str, Any]) -> str | None:
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise ApiError(422, "invalid_reason", "reason must be a text of at most 500 characters")
+    return reason
+
+
+def _as_business(uid: str, change: Callable[[Session, Booking, Role, str], object]) -> Response:
+    """Make ``change`` to the booking ``uid`` for the business (a write token: its user's role,
+    staff or admin, as the workflow's lifecycle names who may do what), in one transaction; the
+    booking as it is then."""
+    access, booking = _token_booking(uid, write=True)
     booking_id = booking.id
     db_session().close()
     role: Role = "staff" if access.role == "staff" else "admin"
     with unit_of_work(instance().database.sessions, write=True) as session:
         found = session.get(Booking, booking_id)
         assert found is not None
-        transition_booking(
-            session,
-            found,
-            "cancel",
-            role,
-            _actor(access).name,
-            now(),
-            reason,
-            plugins=plugin_host(),
-        )
+        change(session, found, role, _actor(access).name)
         payload = _booking_json(found)
     return jsonify(payload)
+
+
+@blueprint.post("/bookings/<uid>/transitions/<name>")
+def transition_by_token(uid: str, name: str) -> Response:
+    """Make one of the workflow's moves (``approve``, ``decline``, ``complete``, ``no_show``,
+    ``cancel``, ...) as the business: 409 when the workflow does not allow it from the booking's
+    state or for the token's user; an optional ``reason``."""
+    reason = _reason(_write_body())
+    return _as_business(
+        uid,
+        lambda session, booking, role, actor: transition_booking(
+            session, booking, name[:64], role, actor, now(), reason, plugins=plugin_host()
+        ),
+    )
+
+
+@blueprint.post("/bookings/<uid>/cancel")
+def cancel_booking_by_token(uid: str) -> Response:
+    """Cancel a booking for the business (its staff's cancellation: the workflow's rules for
+    clients, such as a deadline, do not apply); an optional ``reason`` goes to its history and
+    the client's message."""
+    return transition_by_token(uid, "cancel")
+
+
+@blueprint.post("/bookings/<uid>/reschedule")
+def reschedule_by_token(uid: str) -> Response:
+    """Move a booking to ``start`` for the business (it keeps its staff member when free, else
+    the workflow's assignment picks another): 409 when the time is taken."""
+    start = _moment(_write_body().get("start"))
+    return _as_business(
+        uid,
+        lambda session, booking, role, actor: reschedule_booking(
+            session, booking, start, now(), role, actor, plugins=plugin_host()
+        ),
+    )
 
 
 @blueprint.get("/reports/bookings")

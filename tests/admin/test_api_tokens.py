@@ -233,3 +233,43 @@ def test_the_report_of_120_days(world: World, kind: str) -> None:
             sa.select(AuditEntry).where(AuditEntry.action == "report.exported")
         ).all()
     assert audited and "API token" in audited[-1].actor
+
+
+def _uid(world: World, key: str) -> str:
+    from bookwise.bookings.models import Booking
+
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        booking = session.get(Booking, world.ids[key])
+        assert booking is not None
+        return booking.uid
+
+
+def test_approving_and_moving_for_the_business(world: World) -> None:
+    client = world.app.test_client()
+    writer = {"Authorization": f"Bearer {make_token(world, 'admin', scope='write')}"}
+    review = _uid(world, "acme_review_ana")
+    assert client.get(f"/api/v1/bookings/{review}", headers=writer).get_json()["status"] == (
+        "requested"
+    )
+    approved = client.post(f"/api/v1/bookings/{review}/transitions/approve", headers=writer)
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["status"] == "confirmed"
+    again = client.post(f"/api/v1/bookings/{review}/transitions/approve", headers=writer)
+    assert again.status_code == 409
+    unknown = client.post(f"/api/v1/bookings/{review}/transitions/teleport", headers=writer)
+    assert unknown.status_code == 409
+    consult = _uid(world, "acme_consult")
+    later = "2026-11-30T10:00:00+01:00"
+    moved = client.post(
+        f"/api/v1/bookings/{consult}/reschedule", headers=writer, json={"start": later}
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["start"].startswith("2026-11-30T10:00")
+    nowhere = client.post(
+        f"/api/v1/bookings/{consult}/reschedule",
+        headers=writer,
+        json={"start": "2026-11-30T03:00:00+01:00"},
+    )
+    assert nowhere.status_code in (409, 422)
+    bad = client.post(f"/api/v1/bookings/{consult}/reschedule", headers=writer, json={"start": 5})
+    assert bad.status_code == 400
