@@ -23,18 +23,31 @@ from sqlalchemy.orm import Session, selectinload
 
 from bookwise.accounts.tokens import TokenAccess, authenticate
 from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
-from bookwise.audit.services import Actor, record
+from bookwise.audit.services import Actor
+from bookwise.audit.services import record as audit
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import reschedule_booking, transition_booking
 from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
-from bookwise.errors import NotFound
+from bookwise.errors import NotFound, Problem
 from bookwise.i18n import gettext
 from bookwise.reports.services import ReportScope, export_rows, write_table
 from bookwise.timezones import sane
 from bookwise.web import db_session, instance, now, plugin_host
+from bookwise.workflows.editing import check_text
 from bookwise.workflows.lifecycle import Role
+from bookwise.workflows.loader import CheckedWorkflow
+from bookwise.workflows.models import WorkflowRecord
+from bookwise.workflows.services import (
+    calendars_of_workflow,
+    current_version,
+    find_workflow,
+    save_version,
+    workflow_of,
+    workflows_of_calendars,
+)
+from bookwise.workflows.sources import check_context
 
 PAGE, MAX_PAGE = 50, 200
 DEFAULT_DAYS, MAX_DAYS = 120, 366
@@ -272,7 +285,7 @@ def export_bookings() -> Response:
         field_types=plugin_host().field_types,
     )
     with unit_of_work(instance().database.sessions, write=True) as session:
-        record(
+        audit(
             session,
             "report.exported",
             _actor(access),
@@ -294,4 +307,144 @@ def export_bookings() -> Response:
         write_table(header, rows, "\t" if kind == "tsv" else ","),
         mimetype="text/tab-separated-values" if kind == "tsv" else "text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- workflows ----------------------------------------------------------------------------------
+
+MAX_SOURCE = 60_000  # characters of a workflow's YAML (as the back office's editor)
+
+
+def _workflow_for(slug: str, *, write: bool = False) -> tuple[TokenAccess, WorkflowRecord]:
+    """The workflow ``slug`` when it concerns the token's calendar (404 otherwise) and the
+    token's user may read its settings (viewer or admin: 403); writing also needs a write token
+    of an admin, and a workflow that concerns no other calendar (a new version reaches every
+    calendar it concerns, beyond the token's scope)."""
+    access = token_access()
+    session = db_session()
+    try:
+        record = find_workflow(session, slug[:64])
+    except NotFound:
+        raise NotFound("no such workflow") from None
+    concerned = calendars_of_workflow(session, record)
+    if access.calendar_id not in concerned:
+        raise NotFound("no such workflow")
+    if access.role not in ("viewer", "admin"):
+        raise ApiError(403, "forbidden", "a staff member's token does not read workflows")
+    if write and not (access.may_write and access.role == "admin"):
+        raise ApiError(403, "forbidden", "only a write token of the calendar's admin changes it")
+    if write and concerned != {access.calendar_id}:
+        raise ApiError(
+            403,
+            "forbidden",
+            "this workflow is shared with other calendars: change it in the back office",
+        )
+    return access, record
+
+
+def _source() -> tuple[str, str | None]:
+    """The YAML a body carries (``{"source": "...", "comment": "..."}``)."""
+    body = _write_body()
+    source, comment = body.get("source"), body.get("comment")
+    if not isinstance(source, str) or not source.strip():
+        raise ApiError(422, "invalid_source", "source must be the workflow's YAML, as a text")
+    if len(source) > MAX_SOURCE:
+        raise ApiError(413, "too_large", f"a workflow is at most {MAX_SOURCE} characters")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
+        raise ApiError(422, "invalid_comment", "comment must be a text of at most 500 characters")
+    return source, comment
+
+
+def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [
+        {"line": p.line, "column": p.column, "severity": p.severity, "message": p.message}
+        for p in problems
+    ]
+
+
+def _checked(source: str, expected: str | None) -> tuple[CheckedWorkflow | None, list[Problem]]:
+    bookwise = instance()
+    context, _problems = check_context(bookwise.settings, plugins=bookwise.database.plugins)
+    return check_text(source, f"{expected or 'workflow'}.yaml", context, expected_id=expected)
+
+
+@blueprint.get("/workflows")
+def list_workflows() -> Response:
+    """The workflows the token's calendar offers or owns, with their current version."""
+    access, calendar = calendar_for(request.args.get("calendar"))
+    if access.role not in ("viewer", "admin"):
+        raise ApiError(403, "forbidden", "a staff member's token does not read workflows")
+    session = db_session()
+    items = []
+    for record in workflows_of_calendars(session, [calendar.id]):
+        version = current_version(session, record.slug)
+        workflow = workflow_of(version)
+        items.append(
+            {
+                "id": record.slug,
+                "name": dict(workflow.name.values),
+                "version": version.number,
+                "shared": calendars_of_workflow(session, record) != {calendar.id},
+            }
+        )
+    return jsonify(workflows=items, calendar=calendar.slug)
+
+
+@blueprint.get("/workflows/<slug>")
+def get_workflow(slug: str) -> Response:
+    """A workflow's current version: its YAML as written (``format=yaml``, the default for
+    ``Accept: application/yaml``) or the checked document as JSON (``format=json``)."""
+    _access, record = _workflow_for(slug)
+    version = current_version(db_session(), record.slug)
+    kind = request.args.get("format", "json")
+    if kind == "yaml":
+        return Response(version.source_text, mimetype="application/yaml")
+    if kind != "json":
+        raise ApiError(400, "invalid_format", "format must be json or yaml")
+    return jsonify(
+        id=record.slug,
+        version=version.number,
+        definition=version.definition,
+        source=version.source_text,
+    )
+
+
+@blueprint.post("/workflows/validate")
+def validate_workflow() -> Response:
+    """Check a workflow's YAML (``{"source": "..."}``) as the back office and ``bookwise
+    validate`` do, saving nothing: every problem with its line, column and what to do."""
+    token_access()
+    source, _comment = _source()
+    checked, problems = _checked(source, None)
+    errors = [p for p in problems if p.severity == "error"]
+    return jsonify(
+        valid=checked is not None and not errors,
+        id=checked.workflow.id if checked is not None else None,
+        problems=_problems_json(problems),
+    )
+
+
+@blueprint.post("/workflows/<slug>/versions")
+def add_workflow_version(slug: str) -> tuple[Response, int]:
+    """A new version of a workflow from its YAML (``{"source": ..., "comment": ...}``),
+    checked first (422 with its problems, nothing saved); 200 when it says what the current
+    version already says."""
+    access, record = _workflow_for(slug, write=True)
+    source, comment = _source()
+    checked, problems = _checked(source, record.slug)
+    if checked is None or any(p.severity == "error" for p in problems):
+        raise ApiError(
+            422, "invalid_workflow", "the workflow has problems", problems=_problems_json(problems)
+        )
+    record_id = record.id
+    db_session().close()
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        found = session.get(WorkflowRecord, record_id)
+        assert found is not None
+        version = save_version(
+            session, found, checked, origin="api", author=_actor(access).name, comment=comment
+        )
+        number = version.number if version is not None else current_version(session, slug).number
+    return jsonify(id=record.slug, version=number, created=version is not None), (
+        201 if version is not None else 200
     )

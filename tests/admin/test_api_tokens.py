@@ -273,3 +273,48 @@ def test_approving_and_moving_for_the_business(world: World) -> None:
     assert nowhere.status_code in (409, 422)
     bad = client.post(f"/api/v1/bookings/{consult}/reschedule", headers=writer, json={"start": 5})
     assert bad.status_code == 400
+
+
+def test_workflows_read_validated_and_versioned(world: World) -> None:
+    from tests.admin.conftest import PRIVATE_ONLY
+
+    client = world.app.test_client()
+    admin = {"Authorization": f"Bearer {make_token(world, 'admin', scope='write')}"}
+    listed = client.get("/api/v1/workflows", query_string={"calendar": "acme"}, headers=admin)
+    assert listed.status_code == 200
+    ids = {w["id"]: w for w in listed.get_json()["workflows"]}
+    assert {"consult", "review", "visit"} <= set(ids) and "private-only" not in ids
+    assert ids["consult"]["shared"] is True  # private offers it too
+    yaml = client.get("/api/v1/workflows/consult", query_string={"format": "yaml"}, headers=admin)
+    assert yaml.mimetype == "application/yaml" and "id: consult" in yaml.get_data(as_text=True)
+    shown = client.get("/api/v1/workflows/consult", headers=admin).get_json()
+    assert shown["definition"]["id"] == "consult" and shown["version"] >= 1
+    assert client.get("/api/v1/workflows/private-only", headers=admin).status_code == 404
+    # Checking a text saves nothing, and says where each problem is.
+    good = client.post("/api/v1/workflows/validate", json={"source": PRIVATE_ONLY}, headers=admin)
+    assert good.get_json()["valid"] is True
+    broken = PRIVATE_ONLY.replace("duration: 30m", "duration: thirty")
+    bad = client.post("/api/v1/workflows/validate", json={"source": broken}, headers=admin)
+    report = bad.get_json()
+    assert report["valid"] is False
+    assert any(p["line"] == 3 and "duration" in p["message"] for p in report["problems"])
+    # A new version: not of a workflow shared with another calendar (beyond the token's scope).
+    shared = client.post(
+        "/api/v1/workflows/consult/versions", json={"source": shown["source"]}, headers=admin
+    )
+    assert shared.status_code == 403
+    # The private calendar's admin versions its own workflow.
+    other = {"Authorization": f"Bearer {make_token(world, 'other', 'private', 'write')}"}
+    renamed = PRIVATE_ONLY.replace("Members' secret session", "Members' session")
+    url = "/api/v1/workflows/private-only/versions"
+    made = client.post(url, json={"source": renamed, "comment": "by the API"}, headers=other)
+    assert made.status_code == 201, made.get_json()
+    assert client.post(url, json={"source": renamed}, headers=other).status_code == 200
+    refused = client.post(url, json={"source": broken}, headers=other)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["problems"]
+    # Read tokens, viewers and staff do not write; staff do not read workflows.
+    viewer = {"Authorization": f"Bearer {make_token(world, 'viewer', scope='write')}"}
+    assert client.get("/api/v1/workflows/consult", headers=viewer).status_code == 200
+    ana = {"Authorization": f"Bearer {make_token(world, 'ana', scope='write')}"}
+    assert client.get("/api/v1/workflows/consult", headers=ana).status_code == 403
