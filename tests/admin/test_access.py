@@ -17,7 +17,7 @@ from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking, Client, WaitlistEntry
 from bookwise.calendars.models import Service, StaffMember
 from bookwise.workflows.models import WorkflowVersion
-from tests.admin.conftest import World, token
+from tests.admin.conftest import NOW, World, token
 
 # What only the private calendar's pages would show.
 SECRETS = ("Secret Member", "Secret trip", "secret session", "private-client@", "Private club")
@@ -56,6 +56,21 @@ def _private_waitlist_entry(session: Any, world: World) -> int:
     return entry.id
 
 
+def _private_api_token(session: Any) -> int:
+    """An API token of the private calendar's admin (made once per world)."""
+    from bookwise.accounts.models import ApiToken
+    from bookwise.accounts.tokens import create_token
+    from bookwise.calendars.models import Calendar
+
+    private = session.scalar(select(Calendar.id).where(Calendar.slug == "private"))
+    found = session.scalar(select(ApiToken.id).where(ApiToken.calendar_id == private))
+    if found is not None:
+        return int(found)
+    token, _secret = create_token(session, "other@bw.example", "private", "read", "p", NOW)
+    session.commit()
+    return token.id
+
+
 def private_values(world: World) -> dict[str, Any]:
     """URL values naming the private calendar's objects."""
     with world.app.app_context():
@@ -69,8 +84,10 @@ def private_values(world: World) -> dict[str, Any]:
                 select(CalendarRole.id).where(CalendarRole.user_id == world.ids["other"])
             )
             entry_id = _private_waitlist_entry(session, world)
+            token_id = _private_api_token(session)
     return {
         "entry_id": entry_id,
+        "token_id": token_id,
         "booking_id": world.ids["private_consult"],
         "staff_id": world.ids["staff_dan"],
         "service_id": service_id,
