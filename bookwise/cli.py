@@ -832,6 +832,8 @@ def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> Non
     )
     if report.waitlist_entries:
         click.echo(f"{report.waitlist_entries} waitlist entry(ies) counted among them")
+    if report.webhook_endpoints:
+        click.echo(f"{report.webhook_endpoints} webhook endpoint secret(s) sealed again")
 
 
 # --- retention and a client's data (docs/privacy.md) ---------------------------------------------

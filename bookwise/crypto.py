@@ -199,6 +199,8 @@ class EncryptedJSON(TypeDecorator[Any]):
 _RAW = table("bookings", column("id"), column("answers", JSONType))
 # The waitlist's entries keep answers the same way (rotated with the bookings').
 _RAW_WAITLIST = table("waitlist_entries", column("id"), column("answers", JSONType))
+# The calendars' webhook secrets (bookwise.notifications.webhooks), rotated with the answers.
+_RAW_WEBHOOKS = table("webhook_endpoints", column("id"), column("secrets", JSONType))
 
 
 def check_keyring(engine: Engine, sample: int = 20, has_table: bool = True) -> None:
@@ -226,6 +228,7 @@ class RotationReport:
     encrypted: int = 0  # plain until now, encrypted
     total: int = 0
     waitlist_entries: int = 0  # of which rows of the waitlist (not in ``total``)
+    webhook_endpoints: int = 0  # webhook endpoints whose secrets were sealed again (idem)
 
 
 def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
@@ -239,22 +242,21 @@ def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
     report = RotationReport()
     report.total = _rotate_table(engine, keyring, batch, report, _RAW)
     report.waitlist_entries = _rotate_table(engine, keyring, batch, report, _RAW_WAITLIST)
+    report.webhook_endpoints = _rotate_table(engine, keyring, batch, report, _RAW_WEBHOOKS)
     return report
 
 
 def _rotate_table(
     engine: Engine, keyring: Keyring, batch: int, report: RotationReport, raw: Any
 ) -> int:
-    """Encrypt again every row's ``answers`` of the table ``raw`` (an id and an answers column,
-    read without the decrypting type), ``batch`` rows a transaction; the rows seen."""
+    """Encrypt again every row's sealed column of the table ``raw`` (an id and that column, read
+    without the decrypting type), ``batch`` rows a transaction; the rows seen."""
+    sealed = list(raw.c)[1]
     last = seen = 0
     while True:
         with engine.begin() as connection:
             rows = connection.execute(
-                select(raw.c.id, raw.c.answers)
-                .where(raw.c.id > last)
-                .order_by(raw.c.id)
-                .limit(batch)
+                select(raw.c.id, sealed).where(raw.c.id > last).order_by(raw.c.id).limit(batch)
             ).all()
             for row_id, stored in rows:
                 if stored is None:
@@ -265,7 +267,7 @@ def _rotate_table(
                 else:
                     new = keyring.seal(stored)
                     report.encrypted += 1
-                connection.execute(update(raw).where(raw.c.id == row_id).values(answers=new))
+                connection.execute(update(raw).where(raw.c.id == row_id).values({sealed.name: new}))
         if not rows:
             return seen
         seen += len(rows)
