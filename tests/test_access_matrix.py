@@ -52,6 +52,7 @@ from bookwise.db import unit_of_work
 from bookwise.models import metadata
 from bookwise.notifications.rendering import TemplateParts
 from bookwise.notifications.services import TemplateKey, save_template
+from bookwise.notifications.webhooks import create_endpoint
 from bookwise.workflows.models import WorkflowRecord as Workflow
 from tests.admin.conftest import NOW, PASSWORD, _seed_world, token
 from tests.conftest import (
@@ -179,6 +180,14 @@ RULES: dict[str, str | dict[str, str]] = {
     # the waitlist: viewers read, admins take someone off the list
     "waitlist.index": VIEW,
     "waitlist.remove": ADMIN,
+    # the calendar's webhook endpoints: its admins only (URLs, secrets, deliveries)
+    "webhooks.index": ADMIN,
+    "webhooks.create": ADMIN,
+    "webhooks.details": ADMIN,
+    "webhooks.edit": ADMIN,
+    "webhooks.rotate_secret": ADMIN,
+    "webhooks.send_test": ADMIN,
+    "webhooks.delete": ADMIN,
     # a client's data: look up, export, erase (the current calendar's clients)
     "clients.index": ADMIN,
     "clients.export": ADMIN,
@@ -359,6 +368,11 @@ def _seed_matrix(settings: Settings, database: Database) -> dict[str, Any]:
         session.add(entry)
         session.flush()
         ids["waitlist_acme"] = entry.id
+        # A webhook endpoint of acme (its page, edits, rotation, test event, deletion).
+        hook, _secret = create_endpoint(
+            session, ids["acme"], "https://hooks.example.org/in", ["booking.created"]
+        )
+        ids["webhook_acme"] = hook.id
         # A version of acme's own wording of a template: the history's URLs name version 1.
         save_template(
             session,
@@ -513,6 +527,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "feed": ids["feed_token"],
             "answer": "accept",
             "entry_id": ids["waitlist_acme"],
+            "endpoint_id": ids["webhook_acme"],
         }
 
 

@@ -7,6 +7,9 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -178,6 +181,27 @@ def test_rotation_signs_with_both_then_only_the_new(mailing: Loaded, hook: Recei
     AtInstant(new, later).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         AtInstant(old, later).verify(body, headers)
+
+
+def documented_recipe(at: datetime) -> Any:
+    """The 10-line verification of docs/api.md (Webhooks), run as written, its clock at ``at``."""
+    text = (Path(__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    code = text.split("or without it (raw body bytes, as received):\n\n```python\n")[1]
+    namespace: dict[str, Any] = {}
+    exec(code.split("```")[0], namespace)  # our own documentation's code
+    namespace["time"] = SimpleNamespace(time=at.timestamp)
+    return namespace["verify"]
+
+
+def test_the_documented_recipe_verifies_too(mailing: Loaded, hook: Receiver) -> None:
+    _, secret = endpoint(mailing, hook.url)
+    book(mailing, start_in())
+    dispatcher(mailing).drain()
+    ((headers, body),) = received(hook)
+    assert documented_recipe(TEST_NOW)(secret, headers, body)
+    assert not documented_recipe(TEST_NOW)(secret, headers, body + b" ")
+    assert not documented_recipe(TEST_NOW + timedelta(minutes=6))(secret, headers, body)
+    assert not documented_recipe(TEST_NOW)(new_secret(), headers, body)
 
 
 def test_a_paused_or_deleted_endpoint_gets_nothing(mailing: Loaded, hook: Receiver) -> None:

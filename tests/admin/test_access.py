@@ -16,11 +16,20 @@ from bookwise.accounts.models import CalendarRole
 from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking, Client, WaitlistEntry
 from bookwise.calendars.models import Service, StaffMember
+from bookwise.notifications.models import WebhookEndpoint
+from bookwise.notifications.webhooks import create_endpoint
 from bookwise.workflows.models import WorkflowVersion
 from tests.admin.conftest import World, token
 
 # What only the private calendar's pages would show.
-SECRETS = ("Secret Member", "Secret trip", "secret session", "private-client@", "Private club")
+SECRETS = (
+    "Secret Member",
+    "Secret trip",
+    "secret session",
+    "private-client@",
+    "Private club",
+    "secret-hooks.example",
+)
 
 
 def admin_rules(app: Any) -> list[Any]:
@@ -56,6 +65,20 @@ def _private_waitlist_entry(session: Any, world: World) -> int:
     return entry.id
 
 
+def _private_endpoint(session: Any, world: World) -> int:
+    """A webhook endpoint of the private calendar (made once per world)."""
+    found = session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.calendar_id == world.ids["private"])
+    )
+    if found is not None:
+        return int(found)
+    endpoint, _secret = create_endpoint(
+        session, world.ids["private"], "https://secret-hooks.example/in", ["booking.created"]
+    )
+    session.commit()
+    return endpoint.id
+
+
 def private_values(world: World) -> dict[str, Any]:
     """URL values naming the private calendar's objects."""
     with world.app.app_context():
@@ -69,8 +92,10 @@ def private_values(world: World) -> dict[str, Any]:
                 select(CalendarRole.id).where(CalendarRole.user_id == world.ids["other"])
             )
             entry_id = _private_waitlist_entry(session, world)
+            endpoint_id = _private_endpoint(session, world)
     return {
         "entry_id": entry_id,
+        "endpoint_id": endpoint_id,
         "booking_id": world.ids["private_consult"],
         "staff_id": world.ids["staff_dan"],
         "service_id": service_id,
