@@ -26,6 +26,7 @@ from bookwise.notifications.webhooks import (
     WebhookProblem,
     check_url,
     create_endpoint,
+    delete_endpoint,
     new_secret,
     plan_test,
     rotate,
@@ -221,6 +222,20 @@ def test_a_paused_or_deleted_endpoint_gets_nothing(mailing: Loaded, hook: Receiv
         str(paused_id): ("skipped", "the webhook endpoint is paused"),
         str(deleted_id): ("skipped", "the webhook endpoint was deleted"),
     }
+
+
+def test_a_deleted_endpoints_rows_never_reach_the_next_one(mailing: Loaded, hook: Receiver) -> None:
+    first_id, _ = endpoint(mailing, hook.url)
+    book(mailing, start_in())
+    with unit_of_work(mailing.database.sessions, write=True) as session:
+        found = session.get(WebhookEndpoint, first_id)
+        assert found is not None
+        assert delete_endpoint(session, found) == 1
+    endpoint(mailing, hook.url)  # on SQLite, it may well get the same id
+    dispatcher(mailing).drain()
+    assert received(hook) == []
+    ((state, reason),) = [(r.state, r.last_error) for r in hook_rows(mailing)]
+    assert state == "skipped" and reason == "the webhook endpoint was deleted"
 
 
 def test_a_calendar_never_gets_another_calendars_events(mailing: Loaded, hook: Receiver) -> None:

@@ -25,6 +25,7 @@ from bookwise.notifications.webhooks import (
     WebhookProblem,
     check_url,
     create_endpoint,
+    delete_endpoint,
     deliveries,
     plan_test,
     rotate,
@@ -289,6 +290,6 @@ class WebhooksView(AdminView):
             calendar_id=endpoint.calendar_id,
             details={"url": endpoint.url},
         )
-        self.db.delete(endpoint)
+        delete_endpoint(self.db, endpoint)
         self.commit(gettext("Endpoint deleted: it gets nothing more."))
         return redirect(url_for(".index"))
