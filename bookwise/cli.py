@@ -932,6 +932,8 @@ def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> Non
             f"{report.idempotency_keys} stored API response(s) (idempotency keys) counted "
             "among them"
         )
+    if report.webhook_endpoints:
+        click.echo(f"{report.webhook_endpoints} webhook endpoint secret(s) sealed again")
 
 
 # --- retention and a client's data (docs/privacy.md) ---------------------------------------------

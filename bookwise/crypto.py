@@ -202,6 +202,8 @@ _RAW_WAITLIST = table("waitlist_entries", column("id"), column("answers", JSONTy
 # The API's idempotency keys keep the response they replay (a manage token, a client's name and
 # e-mail address) the same way (bookwise.bookings.idempotency).
 _RAW_IDEMPOTENCY = table("idempotency_keys", column("id"), column("response_body", JSONType))
+# The calendars' webhook secrets (bookwise.notifications.webhooks), rotated with the answers.
+_RAW_WEBHOOKS = table("webhook_endpoints", column("id"), column("secrets", JSONType))
 
 
 def check_keyring(engine: Engine, sample: int = 20, has_table: bool = True) -> None:
@@ -230,6 +232,7 @@ class RotationReport:
     total: int = 0
     waitlist_entries: int = 0  # of which rows of the waitlist (not in ``total``)
     idempotency_keys: int = 0  # of which the API's stored responses (not in ``total``)
+    webhook_endpoints: int = 0  # webhook endpoints whose secrets were sealed again (idem)
 
 
 def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
@@ -246,6 +249,9 @@ def rotate_answers(engine: Engine, batch: int = 500) -> RotationReport:
     report.waitlist_entries = _rotate_table(engine, keyring, batch, report, _RAW_WAITLIST)
     report.idempotency_keys = _rotate_table(
         engine, keyring, batch, report, _RAW_IDEMPOTENCY, "response_body"
+    )
+    report.webhook_endpoints = _rotate_table(
+        engine, keyring, batch, report, _RAW_WEBHOOKS, "secrets"
     )
     return report
 

@@ -27,6 +27,7 @@ from bookwise.notifications.models import (
     MessageTemplateVersion,
     Notification,
     SmsOptOut,
+    WebhookEndpoint,
 )
 from bookwise.scheduling.models import ScheduledJob
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
@@ -57,6 +58,7 @@ __all__ = [
     "StaffMember",
     "TimeOff",
     "User",
+    "WebhookEndpoint",
     "WorkflowRecord",
     "WorkflowVersion",
     "WorkingHours",

@@ -52,6 +52,7 @@ from bookwise.db import unit_of_work
 from bookwise.models import metadata
 from bookwise.notifications.rendering import TemplateParts
 from bookwise.notifications.services import TemplateKey, save_template
+from bookwise.notifications.webhooks import create_endpoint
 from bookwise.workflows.models import WorkflowRecord as Workflow
 from tests.admin.conftest import NOW, PASSWORD, _seed_world, token
 from tests.conftest import (
@@ -183,6 +184,14 @@ RULES: dict[str, str | dict[str, str]] = {
     "waitlist.remove": ADMIN,
     "tokens.index": {"GET": READ, "POST": READ},
     "tokens.revoke": ADMIN,
+    # the calendar's webhook endpoints: its admins only (URLs, secrets, deliveries)
+    "webhooks.index": ADMIN,
+    "webhooks.create": ADMIN,
+    "webhooks.details": ADMIN,
+    "webhooks.edit": ADMIN,
+    "webhooks.rotate_secret": ADMIN,
+    "webhooks.send_test": ADMIN,
+    "webhooks.delete": ADMIN,
     # a client's data: look up, export, erase (the current calendar's clients)
     "clients.index": ADMIN,
     "clients.export": ADMIN,
@@ -379,6 +388,11 @@ def _seed_matrix(settings: Settings, database: Database) -> dict[str, Any]:
         ids["token_acme"] = create_token(session, "admin@bw.example", "acme", "read", "m", NOW)[
             0
         ].id
+        # A webhook endpoint of acme (its page, edits, rotation, test event, deletion).
+        hook, _secret = create_endpoint(
+            session, ids["acme"], "https://hooks.example.org/in", ["booking.created"]
+        )
+        ids["webhook_acme"] = hook.id
         # A version of acme's own wording of a template: the history's URLs name version 1.
         save_template(
             session,
@@ -536,6 +550,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "token_id": ids["token_acme"],
             "uid": consult.uid,
             "name": "cancel",
+            "endpoint_id": ids["webhook_acme"],
         }
 
 

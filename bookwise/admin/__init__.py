@@ -34,6 +34,7 @@ def init_admin(app: Flask) -> Admin:
     from bookwise.admin.views.tokens import TokensView
     from bookwise.admin.views.users import UsersView
     from bookwise.admin.views.waitlist import WaitlistView
+    from bookwise.admin.views.webhooks import WebhooksView
     from bookwise.admin.views.workflows import WorkflowsView
 
     app.register_blueprint(assets)
@@ -56,6 +57,7 @@ def init_admin(app: Flask) -> Admin:
         (TemplatesView, lazy_gettext("Messages"), "templates", lazy_gettext("Settings")),
         (CalendarsView, lazy_gettext("Calendars"), "calendars", lazy_gettext("Settings")),
         (OutboxView, lazy_gettext("Outbox"), "outbox", lazy_gettext("Settings")),
+        (WebhooksView, lazy_gettext("Webhooks"), "webhooks", lazy_gettext("Settings")),
         (AuditView, lazy_gettext("Audit log"), "audit", lazy_gettext("Settings")),
         (UsersView, lazy_gettext("Users"), "users", lazy_gettext("Settings")),
         (PluginsView, lazy_gettext("Plugins"), "plugins", lazy_gettext("Settings")),

@@ -45,6 +45,7 @@ from bookwise.bookings.offers import offer_freed_place
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import N_, BookwiseError, NotFound
 from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
+from bookwise.notifications.webhooks import event_type, plan_webhooks
 from bookwise.plugins.bookings import (
     create_meeting,
     forget_meeting,
@@ -440,6 +441,8 @@ def history(
             at=at,
         )
     )
+    # The calendar's webhook endpoints hear of it in the same transaction (the outbox).
+    plan_webhooks(session, booking, event_type(action, from_state, booking.state), at)
     note_change(session, booking, action, actor, from_state, details, plugins)
 
 

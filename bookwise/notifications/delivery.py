@@ -66,6 +66,8 @@ from bookwise.notifications.rendering import (
     text_to_html,
 )
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
+from bookwise.notifications.webhooks import CHANNEL as WEBHOOK_CHANNEL
+from bookwise.notifications.webhooks import CalendarWebhookChannel, not_deliverable
 from bookwise.plugins.bookings import used_by
 from bookwise.workflows.language import Workflow
 from bookwise.workflows.lifecycle import FOLLOW_UP, REMINDER, RESCHEDULED
@@ -123,6 +125,10 @@ class Dispatcher:
             channels if channels is not None else database.plugins.make_channels(settings)
         )
         self.clock = clock
+        # The calendars' own webhooks (bookwise.notifications.webhooks): always there.
+        self.channels.setdefault(
+            WEBHOOK_CHANNEL, CalendarWebhookChannel(database.sessions, clock=clock)
+        )
         self.rules = rules or DeliveryRules(
             lease=timedelta(seconds=settings.scheduler.outbox_lease)
         )
@@ -295,6 +301,8 @@ class Dispatcher:
         self, session: Session, row: Notification
     ) -> tuple[OutgoingMessage | None, dict[str, Any]]:
         """The message to send, or (None, the outcome) when there is nothing to send."""
+        if row.channel == WEBHOOK_CHANNEL:
+            return self._prepare_webhook(session, row)
         now = self.clock()
         booking = session.get(Booking, row.booking_id) if row.booking_id else None
         times = message_times(session, row, booking) if booking is not None else None
@@ -347,6 +355,25 @@ class Dispatcher:
                 "sequence": booking.sequence,
             }
         return message, outcome
+
+    def _prepare_webhook(
+        self, session: Session, row: Notification
+    ) -> tuple[OutgoingMessage | None, dict[str, Any]]:
+        """A calendar's webhook: the body planned with the event, unless its endpoint was
+        paused or deleted since (skipped, with the reason). A booking event is a fact: it is
+        sent even when the booking changed again since (that change has its own event)."""
+        reason = not_deliverable(session, row)
+        if reason is not None:
+            return None, {"state": "skipped", "last_error": reason}
+        message = OutgoingMessage(
+            channel=row.channel,
+            recipient=row.recipient,
+            text="",
+            event=row.event,
+            data=dict(row.payload or {}),
+            message_uid=row.message_uid,
+        )
+        return message, {"last_error": None}
 
     def _send(self, message: OutgoingMessage, attempts: int) -> dict[str, Any]:
         try:

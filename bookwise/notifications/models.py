@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bookwise.crypto import EncryptedJSON
 from bookwise.db import Base, utcnow
 
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "dead", "skipped", "withdrawn")
@@ -173,3 +174,27 @@ class MessageTemplateVersion(Base):
 
     def __repr__(self) -> str:
         return f"<MessageTemplateVersion {self.name}/{self.audience}/{self.channel} v{self.number}>"
+
+
+class WebhookEndpoint(Base):
+    """A calendar's outbound webhook (docs/api.md, Webhooks): where its booking events go.
+
+    ``events`` lists the event types it wants (``booking.created``...); a paused endpoint
+    (``active`` false) gets nothing. ``secrets`` is encrypted at rest (bookwise.crypto) and holds
+    ``{"current": "whsec_...", "previous": "whsec_..." | None, "previous_until": ISO time}``:
+    after a rotation the previous secret still signs deliveries until ``previous_until``.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(
+        ForeignKey("calendars.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list[str]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    secrets: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -16,11 +16,20 @@ from bookwise.accounts.models import CalendarRole
 from bookwise.audit.models import AuditEntry
 from bookwise.bookings.models import Booking, Client, WaitlistEntry
 from bookwise.calendars.models import Service, StaffMember
+from bookwise.notifications.models import WebhookEndpoint
+from bookwise.notifications.webhooks import create_endpoint
 from bookwise.workflows.models import WorkflowVersion
 from tests.admin.conftest import NOW, World, token
 
 # What only the private calendar's pages would show.
-SECRETS = ("Secret Member", "Secret trip", "secret session", "private-client@", "Private club")
+SECRETS = (
+    "Secret Member",
+    "Secret trip",
+    "secret session",
+    "private-client@",
+    "Private club",
+    "secret-hooks.example",
+)
 
 
 def admin_rules(app: Any) -> list[Any]:
@@ -71,6 +80,20 @@ def _private_api_token(session: Any) -> int:
     return token.id
 
 
+def _private_endpoint(session: Any, world: World) -> int:
+    """A webhook endpoint of the private calendar (made once per world)."""
+    found = session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.calendar_id == world.ids["private"])
+    )
+    if found is not None:
+        return int(found)
+    endpoint, _secret = create_endpoint(
+        session, world.ids["private"], "https://secret-hooks.example/in", ["booking.created"]
+    )
+    session.commit()
+    return endpoint.id
+
+
 def private_values(world: World) -> dict[str, Any]:
     """URL values naming the private calendar's objects."""
     with world.app.app_context():
@@ -85,9 +108,11 @@ def private_values(world: World) -> dict[str, Any]:
             )
             entry_id = _private_waitlist_entry(session, world)
             token_id = _private_api_token(session)
+            endpoint_id = _private_endpoint(session, world)
     return {
         "entry_id": entry_id,
         "token_id": token_id,
+        "endpoint_id": endpoint_id,
         "booking_id": world.ids["private_consult"],
         "staff_id": world.ids["staff_dan"],
         "service_id": service_id,

@@ -211,6 +211,7 @@ def test_back_office_pages_have_no_axe_violations(
         "/admin/calendars/",
         "/admin/users/",
         "/admin/outbox/",
+        "/admin/webhooks/",
         "/admin/audit/",
         "/admin/plugins/",
         "/admin/workflows/patient-visit/",
