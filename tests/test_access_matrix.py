@@ -202,6 +202,10 @@ RULES: dict[str, str | dict[str, str]] = {
     "embed.waitlist_accept": TOKEN,
     "embed.waitlist_leave": TOKEN,
     "api.accept": TOKEN,
+    # the API's own description and its browsable page (and the page's files)
+    "api.openapi": PUBLIC,
+    "api.docs": PUBLIC,
+    "api.docs_asset": PUBLIC,
     # public pages that change data
     "public.book": PUBLIC,
     "public.cancel": TOKEN,
@@ -513,6 +517,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "feed": ids["feed_token"],
             "answer": "accept",
             "entry_id": ids["waitlist_acme"],
+            "name": "swagger-ui.css",
         }
 
 
