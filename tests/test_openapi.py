@@ -206,3 +206,28 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_its_schema(
             case.call_and_validate(checks=checks)
 
         run()
+
+
+def test_every_example_fits_its_schema(api: Any) -> None:
+    """The examples of the document (bodies and answers) are checked against their own schemas:
+    they cannot drift from what the API takes and gives."""
+    spec = api.get("/api/v1/openapi.json").get_json()
+    found = 0
+    for path, item in spec["paths"].items():
+        for method, described in item.items():
+            medias = [
+                (f"{method} {path} body", m)
+                for m in described.get("requestBody", {}).get("content", {}).values()
+            ] + [
+                (f"{method} {path} {status}", m)
+                for status, answer in described["responses"].items()
+                for m in answer.get("content", {}).values()
+            ]
+            for where, media in medias:
+                if "example" in media:
+                    found += 1
+                    # The references (#/components/schemas/...) resolve in the schema's root.
+                    schema = media["schema"] | {"components": spec["components"]}
+                    errors = list(Draft202012Validator(schema).iter_errors(media["example"]))
+                    assert not errors, (where, errors[0].message)
+    assert found >= 7

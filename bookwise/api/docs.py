@@ -9,9 +9,9 @@ its LICENSE shipped beside them): no CDN. Its start script is a static file
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
 
-import swagger_ui
 from flask import Response, current_app, jsonify, send_from_directory, url_for
 from markupsafe import escape
 
@@ -19,7 +19,17 @@ from bookwise.api.spec import Operation, Reply, operation
 from bookwise.api.views import blueprint
 from bookwise.web import instance
 
-ASSETS = Path(swagger_ui.__file__).parent / "static"
+
+def _assets() -> Path:
+    """Swagger UI's files, found without importing the package (its code is for other
+    frameworks; we serve three of its files and nothing else)."""
+    spec = find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
+        raise RuntimeError("swagger-ui-py is not installed (pip install swagger-ui-py)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+ASSETS = _assets()
 # The files the page loads (and the licence): nothing else of the package is served.
 SERVED = {"swagger-ui.css", "swagger-ui-bundle.js", "LICENSE"}
 

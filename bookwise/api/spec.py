@@ -90,6 +90,7 @@ class Reply:
     codes: tuple[str, ...] = ()
     media_type: str = "application/json"
     headers: tuple[str, ...] = ()
+    example: dict[str, Any] | None = None
 
 
 def error(description: str, *codes: str) -> Reply:
@@ -245,18 +246,7 @@ def _operation_json(
             "content": {"application/json": media},
         }
     for status, reply in sorted(described.responses.items()):
-        answer: dict[str, Any] = {"description": reply.description}
-        if reply.codes:
-            answer["description"] += " (codes: " + ", ".join(reply.codes) + ")"
-        if reply.schema is not None:
-            answer["content"] = {reply.media_type: {"schema": reply.schema}}
-        elif reply.media_type != "application/json":
-            answer["content"] = {reply.media_type: {"schema": {"type": "string"}}}
-        if reply.headers:
-            answer["headers"] = {
-                name: {"schema": {"type": "string"}, "description": name} for name in reply.headers
-            }
-        out["responses"][str(status)] = answer
+        out["responses"][str(status)] = _reply_json(reply)
     # Every route may answer these (the app's own handlers, in the same error shape).
     out["responses"].setdefault("404", _reply_json(error("unknown calendar, service or token")))
     out["responses"].setdefault("413", _reply_json(error("the body is over 64 KiB", "too_large")))
@@ -269,8 +259,18 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": reply.description}
     if reply.codes:
         answer["description"] += " (codes: " + ", ".join(reply.codes) + ")"
-    if reply.schema is not None:
-        answer["content"] = {reply.media_type: {"schema": reply.schema}}
+    schema = reply.schema
+    if schema is None and reply.media_type != "application/json":
+        schema = {"type": "string"}
+    if schema is not None:
+        media: dict[str, Any] = {"schema": schema}
+        if reply.example is not None:
+            media["example"] = reply.example
+        answer["content"] = {reply.media_type: media}
+    if reply.headers:
+        answer["headers"] = {
+            name: {"schema": {"type": "string"}, "description": name} for name in reply.headers
+        }
     return answer
 
 

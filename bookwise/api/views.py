@@ -152,6 +152,24 @@ BOOKING_BODY: dict[str, Any] = {
         },
     },
 }
+BOOKING_EXAMPLE: dict[str, Any] = {
+    "id": "b542f1462caa40359351a3e6ebce1e69",
+    "status": "confirmed",
+    "calendar": "acme",
+    "service": "consult",
+    "start": "2026-12-01T09:00:00+01:00",
+    "end": "2026-12-01T09:30:00+01:00",
+    "timezone": "Europe/Paris",
+    "staff": "ben",
+    "client": {"name": "Zoé Martin", "email": "zoe@example.org"},
+    "meeting_url": None,
+    "can_change": True,
+    "change_deadline": "2026-12-01T07:00:00+01:00",
+    "manage_token": "b542f1462caa40359351a3e6ebce1e69-vc2-FJst",
+    "manage_url": "https://bookings.example.org/manage/b542f1462caa40359351a3e6ebce1e69-vc2-FJst",
+    "consent": None,
+    "series": None,
+}
 CANCEL_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -228,7 +246,8 @@ def _json_body() -> dict[str, Any]:
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     # The body's schema, the one the OpenAPI document gives (bookwise.api.spec), before the
     # view's own checks: a value of the wrong type is refused with the path of its field.
-    described = operation_of(current_app.view_functions[request.endpoint or ""])
+    view = current_app.view_functions.get(request.endpoint or "")
+    described = operation_of(view) if view is not None else None
     if described is not None:
         problem = validate_body(described, body)
         if problem is not None:
@@ -584,7 +603,22 @@ def services(calendar: str) -> Response:
             ANSWERS_PARAMETER,
         ),
         responses={
-            200: Reply("the free slots", ref("Slots")),
+            200: Reply(
+                "the free slots",
+                ref("Slots"),
+                example={
+                    "timezone": "Europe/Paris",
+                    "routed": False,
+                    "routing_fields": [],
+                    "slots": [
+                        {
+                            "start": "2026-12-01T09:00:00+01:00",
+                            "end": "2026-12-01T09:30:00+01:00",
+                            "remaining": 1,
+                        }
+                    ],
+                },
+            ),
             400: error(
                 "a bad parameter",
                 "invalid_request",
@@ -799,6 +833,7 @@ def client_body(body: dict[str, Any]) -> ClientBody:
                 "booked",
                 {"anyOf": [ref("Booking"), ref("SeriesAnswer")]},
                 headers=("Location",),
+                example=BOOKING_EXAMPLE,
             ),
             **BODY_ERRORS,
             400: error(
