@@ -231,3 +231,23 @@ def test_every_example_fits_its_schema(api: Any) -> None:
                     errors = list(Draft202012Validator(schema).iter_errors(media["example"]))
                     assert not errors, (where, errors[0].message)
     assert found >= 7
+
+
+def test_a_single_bookings_cancel_refuses_series_keys_of_the_wrong_type(api: Any) -> None:
+    """A deliberate change: the series' keys of a cancel body were ignored for a single booking
+    whatever their type; the body's schema now refuses a wrong one (nothing is cancelled)."""
+    booked = api.post(
+        f"{URL}/workshop/bookings",
+        json={"start": start_at(9), "client": {"name": "P", "email": "p@example.org"}},
+    )
+    token = booked.get_json()["manage_token"]
+    for body, path in (({"rest": "yes"}, "/rest"), ({"reason": 3}, "/reason")):
+        response = api.post(f"/api/v1/manage/{token}/cancel", json=body)
+        error = response.get_json()["error"]
+        assert (response.status_code, error["code"], error["path"]) == (
+            400,
+            "invalid_request",
+            path,
+        )
+    assert api.get(f"/api/v1/manage/{token}").get_json()["status"] == "confirmed"
+    assert api.post(f"/api/v1/manage/{token}/cancel", json={"reason": "ill"}).status_code == 200
