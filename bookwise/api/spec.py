@@ -110,11 +110,9 @@ class Operation:
     body_codes: dict[str, str] = field(default_factory=dict)
     responses: dict[int, Reply] = field(default_factory=dict)
 
-    def validator(self) -> Draft202012Validator | None:
-        return _validator(self)
-
 
 _OPERATIONS: dict[str, Operation] = {}
+# Each registered operation's body validator, made once (the operations live as long as this).
 _VALIDATORS: dict[int, Draft202012Validator] = {}
 
 
@@ -126,6 +124,7 @@ def operation(described: Operation) -> Callable[[F], F]:
     """Describe a view (put it under the route's decorator)."""
     if described.body is not None:
         Draft202012Validator.check_schema(described.body)
+        _VALIDATORS[id(described)] = Draft202012Validator(described.body)
 
     def register(func: F) -> F:
         _OPERATIONS[_key(func)] = described
@@ -141,10 +140,7 @@ def operation_of(view: Callable[..., Any]) -> Operation | None:
 def _validator(described: Operation) -> Draft202012Validator | None:
     if described.body is None:
         return None
-    found = _VALIDATORS.get(id(described))
-    if found is None:
-        found = _VALIDATORS[id(described)] = Draft202012Validator(described.body)
-    return found
+    return _VALIDATORS.get(id(described)) or Draft202012Validator(described.body)
 
 
 @dataclass(frozen=True)
