@@ -225,6 +225,10 @@ RULES: dict[str, str | dict[str, str]] = {
     "embed.waitlist_accept": TOKEN,
     "embed.waitlist_leave": TOKEN,
     "api.accept": TOKEN,
+    # the API's own description and its browsable page (and the page's files)
+    "api.openapi": PUBLIC,
+    "api.docs": PUBLIC,
+    "api.docs_asset": PUBLIC,
     # public pages that change data
     "public.book": PUBLIC,
     "public.cancel": TOKEN,
@@ -549,8 +553,8 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "entry_id": ids["waitlist_acme"],
             "token_id": ids["token_acme"],
             "uid": consult.uid,
-            "name": "cancel",
             "endpoint_id": ids["webhook_acme"],
+            "name": "swagger-ui.css",
         }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.accounts.tokens import TokenAccess, authenticate
+from bookwise.api.spec import MOMENT, Operation, Reply, error, operation, query, ref
 from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
 from bookwise.audit.services import Actor
 from bookwise.audit.services import record as audit
@@ -51,6 +52,63 @@ from bookwise.workflows.sources import check_context
 
 PAGE, MAX_PAGE = 50, 200
 DEFAULT_DAYS, MAX_DAYS = 120, 366
+
+# --- their OpenAPI descriptions (bookwise.api.spec) ----------------------------------------------
+
+CALENDAR = query("calendar", "the token's calendar (its slug)", {"type": "string"}, required=True)
+DAYS = (
+    query("from", "the first local day (default: today)", {"type": "string", "format": "date"}),
+    query("to", "the last local day (default: 119 days after from)", {"type": "string"}),
+)
+BAD_QUERY = error(
+    "a bad query",
+    "invalid_request",
+    "invalid_date",
+    "invalid_range",
+    "range_too_long",
+    "invalid_cursor",
+    "invalid_format",
+)
+BOOKING_PAGE = {
+    "type": "object",
+    "required": ["bookings", "next_cursor", "calendar", "timezone"],
+    "properties": {
+        "bookings": {"type": "array", "items": ref("Booking")},
+        "next_cursor": {"type": ["string", "null"]},
+        "calendar": {"type": "string"},
+        "timezone": {"type": "string"},
+    },
+}
+REASON_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"reason": {"type": ["string", "null"], "maxLength": 500}},
+}
+SOURCE_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["source"],
+    "properties": {
+        "source": {"type": "string", "description": "the workflow's YAML"},
+        "comment": {"type": ["string", "null"], "maxLength": 500},
+    },
+}
+PROBLEMS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "line": {"type": ["integer", "null"]},
+            "column": {"type": ["integer", "null"]},
+            "severity": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    },
+}
+CHANGED = {
+    200: Reply("the booking as it is now", ref("Booking")),
+    400: error("a malformed body", "invalid_json", "invalid_start"),
+    409: error("not allowed now", "not_allowed", "slot_taken", "invalid_state"),
+    422: error("refused", "invalid_reason", "not_a_slot", "in_the_past"),
+}
 
 
 def token_access() -> TokenAccess:
@@ -126,6 +184,22 @@ def _actor(access: TokenAccess) -> Actor:
 
 
 @blueprint.get("/bookings")
+@operation(
+    Operation(
+        "A calendar's bookings, page by page",
+        "bookings (token)",
+        description="By start; pass next_cursor back as cursor for the next page.",
+        parameters=(
+            CALENDAR,
+            *DAYS,
+            query("limit", "bookings a page (1-200, default 50)", {"type": "string"}),
+            query("cursor", "the next_cursor of the page before", {"type": "string"}),
+            query("status", "only bookings in this state", {"type": "string"}),
+        ),
+        bearer=True,
+        responses={200: Reply("a page", BOOKING_PAGE), 400: BAD_QUERY},
+    )
+)
 def list_bookings() -> Response:
     """A calendar's bookings starting on the local days ``from`` to ``to`` (see :func:`_days`),
     by start, ``limit`` at a time (50; at most 200), with a ``next_cursor`` while more remain;
@@ -184,6 +258,14 @@ def _token_booking(uid: str, *, write: bool = False) -> tuple[TokenAccess, Booki
 
 
 @blueprint.get("/bookings/<uid>")
+@operation(
+    Operation(
+        "One booking of the token's calendar",
+        "bookings (token)",
+        bearer=True,
+        responses={200: Reply("the booking", ref("Booking"))},
+    )
+)
 def get_booking(uid: str) -> Response:
     """One booking of the token's calendar."""
     _access, booking = _token_booking(uid)
@@ -222,6 +304,16 @@ def _as_business(uid: str, change: Callable[[Session, Booking, Role, str], objec
 
 
 @blueprint.post("/bookings/<uid>/transitions/<name>")
+@operation(
+    Operation(
+        "A move of the workflow's lifecycle, as the business (approve, decline, complete...)",
+        "bookings (token)",
+        body=REASON_BODY,
+        body_required=False,
+        bearer=True,
+        responses=CHANGED,
+    )
+)
 def transition_by_token(uid: str, name: str) -> Response:
     """Make one of the workflow's moves (``approve``, ``decline``, ``complete``, ``no_show``,
     ``cancel``, ...) as the business: 409 when the workflow does not allow it from the booking's
@@ -236,6 +328,16 @@ def transition_by_token(uid: str, name: str) -> Response:
 
 
 @blueprint.post("/bookings/<uid>/cancel")
+@operation(
+    Operation(
+        "Cancel a booking, as the business",
+        "bookings (token)",
+        body=REASON_BODY,
+        body_required=False,
+        bearer=True,
+        responses=CHANGED,
+    )
+)
 def cancel_booking_by_token(uid: str) -> Response:
     """Cancel a booking for the business (its staff's cancellation: the workflow's rules for
     clients, such as a deadline, do not apply); an optional ``reason`` goes to its history and
@@ -244,6 +346,15 @@ def cancel_booking_by_token(uid: str) -> Response:
 
 
 @blueprint.post("/bookings/<uid>/reschedule")
+@operation(
+    Operation(
+        "Move a booking, as the business",
+        "bookings (token)",
+        body={"type": "object", "required": ["start"], "properties": {"start": MOMENT}},
+        bearer=True,
+        responses=CHANGED,
+    )
+)
 def reschedule_by_token(uid: str) -> Response:
     """Move a booking to ``start`` for the business (it keeps its staff member when free, else
     the workflow's assignment picks another): 409 when the time is taken."""
@@ -257,6 +368,32 @@ def reschedule_by_token(uid: str) -> Response:
 
 
 @blueprint.get("/reports/bookings")
+@operation(
+    Operation(
+        "The report of 120 days (the Microsoft Bookings FAQ's), as TSV, CSV or JSON",
+        "reports (token)",
+        parameters=(
+            CALENDAR,
+            *DAYS,
+            query("format", "tsv (default), csv or json", {"enum": ["tsv", "csv", "json"]}),
+        ),
+        bearer=True,
+        responses={
+            200: Reply(
+                "the report",
+                {
+                    "type": "object",
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "rows": {"type": "array"},
+                        "calendar": {"type": "string"},
+                    },
+                },
+            ),
+            400: BAD_QUERY,
+        },
+    )
+)
 def export_bookings() -> Response:
     """The report of the Microsoft Bookings FAQ for the local days ``from`` to ``to`` (120 by
     default): one row per booking with its client, staff, times, state and answers (sensitive
@@ -369,6 +506,15 @@ def _checked(source: str, expected: str | None) -> tuple[CheckedWorkflow | None,
 
 
 @blueprint.get("/workflows")
+@operation(
+    Operation(
+        "The workflows the calendar offers or owns",
+        "workflows (token)",
+        parameters=(CALENDAR,),
+        bearer=True,
+        responses={200: Reply("the workflows", {"type": "object"}), 400: BAD_QUERY},
+    )
+)
 def list_workflows() -> Response:
     """The workflows the token's calendar offers or owns, with their current version."""
     access, calendar = calendar_for(request.args.get("calendar"))
@@ -391,6 +537,15 @@ def list_workflows() -> Response:
 
 
 @blueprint.get("/workflows/<slug>")
+@operation(
+    Operation(
+        "A workflow's current version, as JSON or as its YAML",
+        "workflows (token)",
+        parameters=(query("format", "json (default) or yaml", {"enum": ["json", "yaml"]}),),
+        bearer=True,
+        responses={200: Reply("the version", {"type": "object"}), 400: BAD_QUERY},
+    )
+)
 def get_workflow(slug: str) -> Response:
     """A workflow's current version: its YAML as written (``format=yaml``, the default for
     ``Accept: application/yaml``) or the checked document as JSON (``format=json``)."""
@@ -410,6 +565,31 @@ def get_workflow(slug: str) -> Response:
 
 
 @blueprint.post("/workflows/validate")
+@operation(
+    Operation(
+        "Check a workflow's YAML, saving nothing",
+        "workflows (token)",
+        body=SOURCE_BODY,
+        bearer=True,
+        responses={
+            200: Reply(
+                "the problems, each with its line",
+                {
+                    "type": "object",
+                    "required": ["valid", "problems"],
+                    "properties": {
+                        "valid": {"type": "boolean"},
+                        "id": {"type": ["string", "null"]},
+                        "problems": PROBLEMS,
+                    },
+                },
+            ),
+            400: error("a malformed body", "invalid_json"),
+            413: error("too long", "too_large"),
+            422: error("no YAML", "invalid_source", "invalid_comment"),
+        },
+    )
+)
 def validate_workflow() -> Response:
     """Check a workflow's YAML (``{"source": "..."}``) as the back office and ``bookwise
     validate`` do, saving nothing: every problem with its line, column and what to do."""
@@ -425,6 +605,21 @@ def validate_workflow() -> Response:
 
 
 @blueprint.post("/workflows/<slug>/versions")
+@operation(
+    Operation(
+        "Save a new version of a workflow from its YAML",
+        "workflows (token)",
+        body=SOURCE_BODY,
+        bearer=True,
+        responses={
+            200: Reply("nothing changed", {"type": "object"}),
+            201: Reply("saved", {"type": "object"}),
+            400: error("a malformed body", "invalid_json"),
+            413: error("too long", "too_large"),
+            422: error("problems (in problems)", "invalid_workflow", "invalid_source"),
+        },
+    )
+)
 def add_workflow_version(slug: str) -> tuple[Response, int]:
     """A new version of a workflow from its YAML (``{"source": ..., "comment": ...}``),
     checked first (422 with its problems, nothing saved); 200 when it says what the current

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy import select
@@ -20,6 +20,20 @@ from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole
 from bookwise.api.cors import init_cors
+from bookwise.api.spec import (
+    CLIENT_BODY,
+    IDEMPOTENCY_KEY,
+    MOMENT,
+    NULLABLE_TEXT,
+    Operation,
+    Reply,
+    error,
+    operation,
+    operation_of,
+    query,
+    ref,
+    validate_body,
+)
 from bookwise.availability.engine import Reason
 from bookwise.availability.reasons import reason_message
 from bookwise.availability.services import (
@@ -104,6 +118,82 @@ STATUS = {
     WaitlistClosed: 422,
 }
 
+# --- the OpenAPI descriptions' shared parts (bookwise.api.spec) ----------------------------------
+
+TZ_PARAMETER = query(
+    "tz", "the IANA zone times are written in (default: the calendar's)", {"type": "string"}
+)
+ANSWERS_PARAMETER = {
+    "name": "answers",
+    "in": "query",
+    "style": "deepObject",
+    "explode": True,
+    "description": "answers to the questions the service routes on: answers[ID]=value",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+BODY_ERRORS = {
+    400: error("a malformed body", "malformed_json", "invalid_request"),
+    415: error("the body is not sent as JSON", "unsupported_media_type"),
+}
+EMPTY_BODY: dict[str, Any] = {"type": "object"}
+BOOKING_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["start"],
+    "properties": {
+        "start": {**MOMENT, "type": "string"},
+        "staff": {**NULLABLE_TEXT, "description": "when the workflow lets the client choose"},
+        **CLIENT_BODY,
+        "recurrence": {
+            "type": ["object", "null"],
+            "description": "book the same time every week or every few weeks",
+            "properties": {"frequency": {"type": "string"}, "count": {"type": "integer"}},
+            "required": ["count"],
+            "additionalProperties": False,
+        },
+        "skip_unavailable": {"type": "boolean"},
+        "replacements": {
+            "type": ["array", "null"],
+            "maxItems": 52,
+            "items": {
+                "type": "object",
+                "required": ["replaces", "start"],
+                "additionalProperties": False,
+                "properties": {
+                    "replaces": {"format": "date-time", "description": "an occurrence's start"},
+                    "start": {"format": "date-time", "description": "the time booked instead"},
+                },
+            },
+        },
+    },
+}
+BOOKING_EXAMPLE: dict[str, Any] = {
+    "id": "b542f1462caa40359351a3e6ebce1e69",
+    "status": "confirmed",
+    "calendar": "acme",
+    "service": "consult",
+    "start": "2026-12-01T09:00:00+01:00",
+    "end": "2026-12-01T09:30:00+01:00",
+    "timezone": "Europe/Paris",
+    "staff": "ben",
+    "client": {"name": "Zoé Martin", "email": "zoe@example.org"},
+    "meeting_url": None,
+    "can_change": True,
+    "change_deadline": "2026-12-01T07:00:00+01:00",
+    "manage_token": "b542f1462caa40359351a3e6ebce1e69-vc2-FJst",
+    "manage_url": "https://bookings.example.org/manage/b542f1462caa40359351a3e6ebce1e69-vc2-FJst",
+    "consent": None,
+    "series": None,
+}
+CANCEL_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reason": {**NULLABLE_TEXT, "maxLength": 500},
+        "occurrence": {"type": ["string", "null"], "format": "date-time"},
+        "from": {"type": ["string", "null"], "format": "date-time"},
+        "rest": {"type": "boolean"},
+    },
+}
+
 
 class ApiError(Exception):
     """A request the API refuses before any business rule: bad JSON, types, dates, zones."""
@@ -173,6 +263,14 @@ def _json_body() -> dict[str, Any]:
         raise ApiError(400, "malformed_json", "the body is not valid JSON")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    # The body's schema, the one the OpenAPI document gives (bookwise.api.spec), before the
+    # view's own checks: a value of the wrong type is refused with the path of its field.
+    view = current_app.view_functions.get(request.endpoint or "")
+    described = operation_of(view) if view is not None else None
+    if described is not None:
+        problem = validate_body(described, body)
+        if problem is not None:
+            raise ApiError(400, problem.code, problem.message, path=problem.path)
     return body
 
 
@@ -505,6 +603,13 @@ def _check_sign_in(context: BookingContext) -> None:
 
 
 @blueprint.get("/calendars/<calendar>/services")
+@operation(
+    Operation(
+        "List a calendar's services, with their fields",
+        "services",
+        responses={200: Reply("the calendar and its active services", ref("Services"))},
+    )
+)
 def services(calendar: str) -> Response:
     session = db_session()
     locale = str(get_locale())
@@ -525,6 +630,57 @@ def services(calendar: str) -> Response:
 
 
 @blueprint.get("/calendars/<calendar>/services/<service>/slots")
+@operation(
+    Operation(
+        "List the free slots of a service between two days",
+        "services",
+        parameters=(
+            query(
+                "from", "the first day (in tz)", {"type": "string", "format": "date"}, required=True
+            ),
+            query(
+                "to",
+                "the last day, at most 93 days on",
+                {"type": "string", "format": "date"},
+                required=True,
+            ),
+            TZ_PARAMETER,
+            query(
+                "staff",
+                "only the slots this member can take (when the client chooses)",
+                {"type": "string"},
+            ),
+            ANSWERS_PARAMETER,
+        ),
+        responses={
+            200: Reply(
+                "the free slots",
+                ref("Slots"),
+                example={
+                    "timezone": "Europe/Paris",
+                    "routed": False,
+                    "routing_fields": [],
+                    "slots": [
+                        {
+                            "start": "2026-12-01T09:00:00+01:00",
+                            "end": "2026-12-01T09:30:00+01:00",
+                            "remaining": 1,
+                        }
+                    ],
+                },
+            ),
+            400: error(
+                "a bad parameter",
+                "invalid_request",
+                "invalid_date",
+                "invalid_range",
+                "range_too_long",
+                "invalid_timezone",
+            ),
+            422: error("answers that route are missing or wrong", "invalid"),
+        },
+    )
+)
 def slots(calendar: str, service: str) -> Response:
     session = db_session()
     context = find_service(session, calendar, service)
@@ -575,6 +731,25 @@ def slots(calendar: str, service: str) -> Response:
 
 
 @blueprint.get("/calendars/<calendar>/services/<service>/explain")
+@operation(
+    Operation(
+        "Explain why a time is, or is not, offered",
+        "services",
+        parameters=(
+            query("start", "the time asked about, with its offset", MOMENT, required=True),
+            TZ_PARAMETER,
+            ANSWERS_PARAMETER,
+        ),
+        responses={
+            200: Reply(
+                "the engine's reasons, for the service and each staff member", ref("Explanation")
+            ),
+            400: error("a bad parameter", "invalid_start", "invalid_timezone", "invalid_request"),
+            401: error("the calendar requires sign-in", "sign_in_required"),
+            422: error("answers that route are missing or wrong", "invalid"),
+        },
+    )
+)
 def explain(calendar: str, service: str) -> Response:
     """Why a time is or is not offered: the engine's reasons for the whole service (booking
     window, a full group) and for each staff member, in the request's language."""
@@ -685,6 +860,68 @@ def client_body(body: dict[str, Any]) -> ClientBody:
 
 
 @blueprint.post("/calendars/<calendar>/services/<service>/bookings")
+@operation(
+    Operation(
+        "Book a time, or a series of times",
+        "bookings",
+        parameters=(IDEMPOTENCY_KEY,),
+        description='201 with the booking (or {"series": ...} with recurrence); Location is '
+        "its manage URL. Nothing is written when it fails.",
+        body=BOOKING_BODY,
+        body_example={
+            "start": "2026-12-01T09:00:00+01:00",
+            "client": {"name": "Zoé Martin", "email": "zoe@example.org", "locale": "fr"},
+            "answers": {"topic": "Taxes"},
+            "consent": True,
+        },
+        body_codes={
+            "start": "invalid_start",
+            "recurrence": "invalid_recurrence",
+            "replacements": "invalid_replacement",
+        },
+        responses={
+            201: Reply(
+                "booked",
+                {"anyOf": [ref("Booking"), ref("SeriesAnswer")]},
+                headers=("Location",),
+                example=BOOKING_EXAMPLE,
+            ),
+            **BODY_ERRORS,
+            400: error(
+                "a malformed body",
+                "malformed_json",
+                "invalid_request",
+                "invalid_start",
+                "invalid_locale",
+                "invalid_timezone",
+                "invalid_recurrence",
+                "invalid_replacement",
+            ),
+            401: error("the calendar requires sign-in", "sign_in_required"),
+            409: error("not free any more", "slot_taken", "series_conflict", "not_allowed"),
+            422: error(
+                "refused by the workflow",
+                "invalid",
+                "not_a_slot",
+                "in_the_past",
+                "too_soon",
+                "too_far",
+                "staff_not_choosable",
+                "unknown_staff",
+                "series_not_allowed",
+                "invalid_frequency",
+                "invalid_count",
+                "invalid_replacement",
+            ),
+            503: Reply(
+                "busy: send the same request again",
+                ref("Error"),
+                ("busy",),
+                headers=("Retry-After",),
+            ),
+        },
+    )
+)
 def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     find_service(db_session(), calendar, service)  # 404 first, before judging the body
     # Give the request's connection back before the write transaction takes one: a request must
@@ -726,6 +963,18 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("/manage/<token>")
+@operation(
+    Operation(
+        "Read a booking, a series or a waitlist entry by its manage token",
+        "manage",
+        responses={
+            200: Reply(
+                "the booking, the series or the waitlist entry",
+                {"anyOf": [ref("Booking"), ref("SeriesAnswer"), ref("WaitlistEntry")]},
+            )
+        },
+    )
+)
 def manage(token: str) -> Response:
     try:
         return jsonify(_booking_json(find_by_manage_token(db_session(), token)))
@@ -734,6 +983,34 @@ def manage(token: str) -> Response:
 
 
 @blueprint.post("/manage/<token>/reschedule")
+@operation(
+    Operation(
+        "Move a booking to another time",
+        "manage",
+        body={
+            "type": "object",
+            "required": ["start"],
+            "properties": {"start": {**MOMENT, "type": "string"}},
+        },
+        body_example={"start": "2026-12-02T10:00:00+01:00"},
+        body_codes={"start": "invalid_start"},
+        responses={
+            200: Reply("the booking moved", ref("Booking")),
+            **BODY_ERRORS,
+            400: error("a malformed body", "malformed_json", "invalid_request", "invalid_start"),
+            409: error("refused", "slot_taken", "too_late", "invalid_state", "not_allowed"),
+            422: error(
+                "not a time the service offers", "not_a_slot", "in_the_past", "too_soon", "too_far"
+            ),
+            503: Reply(
+                "busy: send the same request again",
+                ref("Error"),
+                ("busy",),
+                headers=("Retry-After",),
+            ),
+        },
+    )
+)
 def reschedule(token: str) -> Response:
     body = _json_body()
     start = _moment(body.get("start"))
@@ -746,6 +1023,33 @@ def reschedule(token: str) -> Response:
 
 
 @blueprint.post("/manage/<token>/cancel")
+@operation(
+    Operation(
+        "Cancel a booking, occurrences of a series, or leave a waitlist",
+        "manage",
+        description="No body, or a JSON object. A series' token takes one of "
+        '{"occurrence": START}, {"rest": true} or {"from": START}.',
+        body=CANCEL_BODY,
+        body_required=False,
+        body_example={"reason": "I am ill"},
+        body_codes={"occurrence": "invalid_start", "from": "invalid_start"},
+        responses={
+            200: Reply(
+                "cancelled (or left the list)",
+                {"anyOf": [ref("Booking"), ref("SeriesAnswer"), ref("WaitlistEntry")]},
+            ),
+            **BODY_ERRORS,
+            400: error("a malformed body", "malformed_json", "invalid_request", "invalid_start"),
+            409: error("refused", "too_late", "invalid_state", "nothing_to_cancel", "not_allowed"),
+            503: Reply(
+                "busy: send the same request again",
+                ref("Error"),
+                ("busy",),
+                headers=("Retry-After",),
+            ),
+        },
+    )
+)
 def cancel(token: str) -> Response:
     body = _optional_json_body()
     reason = _optional_text(body, "reason")
@@ -806,6 +1110,13 @@ def _may_erase_now(booking: Booking) -> None:
 
 
 @blueprint.get("/manage/<token>/data")
+@operation(
+    Operation(
+        "Export everything held about this booking's client",
+        "privacy",
+        responses={200: Reply("the export (bookwise.client-data, version 1)", {"type": "object"})},
+    )
+)
 def client_data(token: str) -> Response:
     """Everything held about the client of this booking, as JSON (audited)."""
     database = instance().database
@@ -819,6 +1130,43 @@ def client_data(token: str) -> Response:
 
 
 @blueprint.post("/manage/<token>/erase")
+@operation(
+    Operation(
+        "Erase this booking's client",
+        "privacy",
+        body={
+            "type": "object",
+            "required": ["confirm"],
+            "properties": {"confirm": {"const": True}},
+        },
+        body_example={"confirm": True},
+        body_codes={"confirm": "confirm_required"},
+        responses={
+            200: Reply(
+                "what was erased",
+                {
+                    "type": "object",
+                    "required": ["erased"],
+                    "properties": {"erased": {"type": "object"}},
+                },
+            ),
+            **BODY_ERRORS,
+            400: error(
+                "a malformed body or no confirmation",
+                "malformed_json",
+                "invalid_request",
+                "confirm_required",
+            ),
+            409: error("inside the cancellation notice: ask the calendar", "too_late"),
+            503: Reply(
+                "busy: send the same request again",
+                ref("Error"),
+                ("busy",),
+                headers=("Retry-After",),
+            ),
+        },
+    )
+)
 def erase(token: str) -> Response:
     """Erase the client of this booking: ``{"confirm": true}`` is required. The link stops
     working: a second call is 404."""
@@ -843,6 +1191,34 @@ def erase(token: str) -> Response:
 
 
 @blueprint.post("/manage/<token>/consent/withdraw")
+@operation(
+    Operation(
+        "Withdraw the consent given when booking",
+        "privacy",
+        body=EMPTY_BODY,
+        body_required=False,
+        responses={
+            200: Reply(
+                "the booking, and whether it was cancelled",
+                {
+                    "allOf": [ref("Booking")],
+                    "required": ["cancelled"],
+                    "properties": {"cancelled": {"type": "boolean"}},
+                },
+            ),
+            **BODY_ERRORS,
+            409: error(
+                "refused", "consent_withdrawn", "no_consent", "invalid_state", "not_allowed"
+            ),
+            503: Reply(
+                "busy: send the same request again",
+                ref("Error"),
+                ("busy",),
+                headers=("Retry-After",),
+            ),
+        },
+    )
+)
 def withdraw_consent(token: str) -> Response | tuple[Response, int]:
     """The client withdraws the consent given on the booking (docs/api.md); when the workflow
     requires it, a booking still to come is cancelled."""

@@ -13,7 +13,19 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, jsonify, request, url_for
 
+from bookwise.api.spec import (
+    CLIENT_BODY,
+    IDEMPOTENCY_KEY,
+    MOMENT,
+    Operation,
+    Reply,
+    error,
+    operation,
+    ref,
+)
 from bookwise.api.views import (
+    BODY_ERRORS,
+    EMPTY_BODY,
     ApiError,
     _booking_json,
     _json_body,
@@ -88,6 +100,44 @@ def _day(value: Any) -> date:
 
 
 @blueprint.post("/calendars/<calendar>/services/<service>/waitlist")
+@operation(
+    Operation(
+        "Join the waitlist of a full time, or of a day without a free time",
+        "waitlist",
+        parameters=(IDEMPOTENCY_KEY,),
+        description="Give either start (a time) or day (a local date of the calendar).",
+        body={
+            "type": "object",
+            "properties": {
+                "start": {**MOMENT, "type": "string"},
+                "day": {"type": "string", "format": "date"},
+                **CLIENT_BODY,
+            },
+        },
+        body_example={
+            "start": "2027-03-29T17:00:00+02:00",
+            "client": {"name": "Zoé Martin", "email": "zoe@example.org", "locale": "fr"},
+            "consent": True,
+        },
+        body_codes={"start": "invalid_start", "day": "invalid_date"},
+        responses={
+            201: Reply("on the list", ref("WaitlistEntry"), headers=("Location",)),
+            **BODY_ERRORS,
+            400: error(
+                "a malformed body",
+                "malformed_json",
+                "invalid_request",
+                "invalid_start",
+                "invalid_date",
+                "invalid_locale",
+                "invalid_timezone",
+            ),
+            409: error("a place is free, or already waiting", "slot_free", "already_waiting"),
+            422: error("refused", "invalid", "not_a_slot", "waitlist_closed"),
+            503: Reply("busy", ref("Error"), ("busy",), headers=("Retry-After",)),
+        },
+    )
+)
 def join(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     """Join the waitlist of a full ``start`` (or of a ``day`` without a free time)."""
     find_service(db_session(), calendar, service)  # 404 first
@@ -150,6 +200,23 @@ def _entry_links() -> Response | None:
 
 
 @blueprint.post("/manage/<token>/accept")
+@operation(
+    Operation(
+        "Take the place a waitlist entry is offered",
+        "waitlist",
+        body=EMPTY_BODY,
+        body_required=False,
+        responses={
+            200: Reply(
+                "booked: the entry, and the booking in booking",
+                {"allOf": [ref("WaitlistEntry")], "required": ["booking"]},
+            ),
+            **BODY_ERRORS,
+            409: error("nothing to take", "offer_expired", "offer_taken", "no_offer"),
+            503: Reply("busy", ref("Error"), ("busy",), headers=("Retry-After",)),
+        },
+    )
+)
 def accept(token: str) -> Response:
     """Take the place on offer: books it; the entry is ``booked`` and names the booking."""
     _optional_json_body()
