@@ -103,6 +103,8 @@ class Reply:
     media_type: str = "application/json"
     headers: tuple[str, ...] = ()
     example: dict[str, Any] | None = None
+    # Other media types the same answer may come as (text: a TSV or CSV file).
+    also: tuple[str, ...] = ()
 
 
 def error(description: str, *codes: str) -> Reply:
@@ -285,6 +287,8 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
         if reply.example is not None:
             media["example"] = reply.example
         answer["content"] = {reply.media_type: media}
+        for other in reply.also:
+            answer["content"][other] = {}  # a file: no schema to check
     if reply.headers:
         answer["headers"] = {
             name: {"schema": {"type": "string"}, "description": name} for name in reply.headers

@@ -380,7 +380,7 @@ def reschedule_by_token(uid: str) -> Response:
         bearer=True,
         responses={
             200: Reply(
-                "the report",
+                "the report (format=json; else the file)",
                 {
                     "type": "object",
                     "properties": {
@@ -389,6 +389,7 @@ def reschedule_by_token(uid: str) -> Response:
                         "calendar": {"type": "string"},
                     },
                 },
+                also=("text/tab-separated-values", "text/csv"),
             ),
             400: BAD_QUERY,
         },
@@ -543,7 +544,14 @@ def list_workflows() -> Response:
         "workflows (token)",
         parameters=(query("format", "json (default) or yaml", {"enum": ["json", "yaml"]}),),
         bearer=True,
-        responses={200: Reply("the version", {"type": "object"}), 400: BAD_QUERY},
+        responses={
+            200: Reply(
+                "the version (format=yaml: its YAML)",
+                {"type": "object"},
+                also=("application/yaml",),
+            ),
+            400: BAD_QUERY,
+        },
     )
 )
 def get_workflow(slug: str) -> Response:
