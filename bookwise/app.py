@@ -88,8 +88,8 @@ def create_app(
     from bookwise.accounts.views import blueprint as accounts_blueprint
     from bookwise.accounts.views import login_manager
     from bookwise.admin import init_admin
-    from bookwise.api.staff import list_bookings as _with_token_routes  # noqa: F401
     from bookwise.api.docs import openapi as _with_docs_routes  # noqa: F401
+    from bookwise.api.staff import list_bookings as _with_token_routes  # noqa: F401
     from bookwise.api.views import blueprint as api_blueprint
     from bookwise.api.waitlist import entry_json as _with_waitlist_routes  # noqa: F401
     from bookwise.public.feeds import blueprint as feeds_blueprint
