@@ -25,7 +25,6 @@ from bookwise.accounts.tokens import TokenAccess, authenticate
 from bookwise.api.spec import MOMENT, Operation, Reply, error, operation, query, ref
 from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
 from bookwise.audit.services import Actor
-from bookwise.audit.services import record as audit
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import reschedule_booking, transition_booking
@@ -33,7 +32,7 @@ from bookwise.calendars.models import Calendar
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound, Problem
 from bookwise.i18n import gettext
-from bookwise.reports.services import ReportScope, export_rows, write_table
+from bookwise.reports.services import ReportScope, export_rows, record_export, write_table
 from bookwise.timezones import sane
 from bookwise.web import db_session, instance, now, plugin_host
 from bookwise.workflows.editing import check_text
@@ -423,24 +422,17 @@ def export_bookings() -> Response:
         field_types=plugin_host().field_types,
     )
     with unit_of_work(instance().database.sessions, write=True) as session:
-        audit(
+        name = record_export(
             session,
-            "report.exported",
             _actor(access),
-            object_type="calendar",
-            object_id=calendar.slug,
-            calendar_id=calendar.id,
-            details={
-                "from": first.isoformat(),
-                "to": last.isoformat(),
-                "rows": len(rows),
-                "format": kind,
-                "sensitive": include_sensitive,
-            },
+            scope,
+            calendar.slug,
+            rows=len(rows),
+            kind=kind,
+            sensitive=include_sensitive,
         )
     if kind == "json":
         return jsonify(columns=header, rows=rows, calendar=calendar.slug)
-    name = f"{calendar.slug}-bookings-{first.isoformat()}-{last.isoformat()}.{kind}"
     return Response(
         write_table(header, rows, "\t" if kind == "tsv" else ","),
         mimetype="text/tab-separated-values" if kind == "tsv" else "text/csv",

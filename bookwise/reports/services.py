@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from bookwise.audit.services import Actor, record
 from bookwise.bookings.models import Booking, Client, ConsentRecord
 from bookwise.calendars.models import StaffMember
 from bookwise.errors import N_
@@ -299,6 +300,36 @@ class _RowWriter:
 
 def _local(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def record_export(
+    session: Session,
+    actor: Actor | str,
+    scope: ReportScope,
+    calendar_slug: str,
+    *,
+    rows: int,
+    kind: str,
+    sensitive: bool,
+) -> str:
+    """Put an export of ``scope`` in the audit log (the back office's and the API's alike), in
+    the caller's transaction; the file's name."""
+    record(
+        session,
+        "report.exported",
+        actor,
+        object_type="calendar",
+        object_id=calendar_slug,
+        calendar_id=scope.calendar_id,
+        details={
+            "from": scope.first.isoformat(),
+            "to": scope.last.isoformat(),
+            "rows": rows,
+            "format": kind,
+            "sensitive": sensitive,
+        },
+    )
+    return f"{calendar_slug}-bookings-{scope.first.isoformat()}-{scope.last.isoformat()}.{kind}"
 
 
 def write_table(header: Sequence[str], rows: Iterable[Sequence[str]], delimiter: str) -> bytes:

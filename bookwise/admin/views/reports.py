@@ -24,6 +24,7 @@ from bookwise.reports.services import (
     ReportScope,
     booking_stats,
     export_rows,
+    record_export,
     write_table,
 )
 from bookwise.web import now, plugin_host
@@ -130,29 +131,25 @@ class ReportsView(AdminView):
         _form, first, last, member = self._period(EXPORT_DAYS)
         access = self.access
         include_sensitive = access.allows(calendar.id, "admin")
+        scope = self._scope(first, last, member)
         header, rows = export_rows(
             self.db,
-            self._scope(first, last, member),
+            scope,
             include_sensitive=include_sensitive,
             translate=gettext,
             field_types=plugin_host().field_types,
         )
-        self.audit(
-            "report.exported",
-            object_type="calendar",
-            object_id=calendar.slug,
-            calendar_id=calendar.id,
-            details={
-                "from": first.isoformat(),
-                "to": last.isoformat(),
-                "rows": len(rows),
-                "format": kind,
-                "sensitive": include_sensitive,
-            },
+        name = record_export(
+            self.db,
+            self.actor,
+            scope,
+            calendar.slug,
+            rows=len(rows),
+            kind=kind,
+            sensitive=include_sensitive,
         )
         self.db.commit()
         body = write_table(header, rows, "\t" if kind == "tsv" else ",")
-        name = f"{calendar.slug}-bookings-{first.isoformat()}-{last.isoformat()}.{kind}"
         return Response(
             body,
             mimetype="text/tab-separated-values" if kind == "tsv" else "text/csv",
