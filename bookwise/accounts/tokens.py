@@ -45,6 +45,7 @@ class TokenAccess:
     role: str  # the user's role in the calendar (admin for a superadmin)
     scope: str
     staff_id: int | None = None  # a staff member's own bookings only (role staff)
+    last_used_at: datetime | None = None
 
     @property
     def may_write(self) -> bool:
@@ -99,9 +100,9 @@ def create_token(
     return token, secret
 
 
-def authenticate(session: Session, secret: str, now: datetime) -> TokenAccess:
+def authenticate(session: Session, secret: str) -> TokenAccess:
     """The access a token's secret gives; :class:`NotFound` for an unknown, revoked or
-    powerless token (the caller answers 401). Records when it was last used."""
+    powerless token (the caller answers 401). Reads only: see :func:`touch`."""
     if not secret.startswith(PREFIX) or len(secret) > 200 or not secret.isascii():
         raise NotFound("no such token")
     token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == digest(secret)))
@@ -111,8 +112,6 @@ def authenticate(session: Session, secret: str, now: datetime) -> TokenAccess:
     if found is None:
         raise NotFound("no such token")
     role, staff_id = found
-    if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
-        token.last_used_at = now
     return TokenAccess(
         token_id=token.id,
         user_id=token.user_id,
@@ -121,7 +120,20 @@ def authenticate(session: Session, secret: str, now: datetime) -> TokenAccess:
         role=role,
         scope=token.scope,
         staff_id=staff_id if role == "staff" else None,
+        last_used_at=token.last_used_at,
     )
+
+
+def needs_touch(access: TokenAccess, now: datetime) -> bool:
+    """Whether the token's last use is worth writing down (at most once a minute)."""
+    return access.last_used_at is None or now - access.last_used_at >= TOUCH_EVERY
+
+
+def touch(session: Session, token_id: int, now: datetime) -> None:
+    """Record the token's use at ``now`` (a write of its own, once a minute at most)."""
+    token = session.get(ApiToken, token_id)
+    if token is not None:
+        token.last_used_at = now
 
 
 def revoke_token(session: Session, token_id: int, now: datetime) -> ApiToken:

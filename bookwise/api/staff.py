@@ -21,7 +21,7 @@ from flask import Response, g, jsonify, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from bookwise.accounts.tokens import TokenAccess, authenticate
+from bookwise.accounts.tokens import TokenAccess, authenticate, needs_touch, touch
 from bookwise.api.spec import MOMENT, Operation, Reply, error, operation, query, ref
 from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
 from bookwise.audit.services import Actor
@@ -111,8 +111,9 @@ CHANGED = {
 
 
 def token_access() -> TokenAccess:
-    """The access of the request's bearer token (401 without a valid one). Its last use is
-    recorded in a short transaction of its own."""
+    """The access of the request's bearer token (401 without a valid one), read in the
+    request's session; its last use is written in a short transaction of its own, at most once a
+    minute."""
     found = getattr(g, "token_access", None)
     if isinstance(found, TokenAccess):
         return found
@@ -121,10 +122,14 @@ def token_access() -> TokenAccess:
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "unauthorized", "send a personal API token: Authorization: Bearer ...")
     try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            access = authenticate(session, secret.strip(), now())
+        access = authenticate(db_session(), secret.strip())
     except NotFound:
         raise ApiError(401, "unauthorized", "this API token is unknown or revoked") from None
+    if needs_touch(access, now()):
+        # A write of its own, once a minute at most: reads must not take the writer's lock.
+        db_session().close()
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            touch(session, access.token_id, now())
     g.token_access = access
     return access
 

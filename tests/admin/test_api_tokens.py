@@ -318,3 +318,22 @@ def test_workflows_read_validated_and_versioned(world: World) -> None:
     assert client.get("/api/v1/workflows/consult", headers=viewer).status_code == 200
     ana = {"Authorization": f"Bearer {make_token(world, 'ana', scope='write')}"}
     assert client.get("/api/v1/workflows/consult", headers=ana).status_code == 403
+
+
+def test_a_token_in_use_is_written_down_once_a_minute_not_on_every_read(world: World) -> None:
+    secret = make_token(world, "admin")
+    engine = world.app.extensions["bookwise"].database.engine
+    writes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_TOKENS"):
+            writes.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(5):
+            assert get(world, secret, calendar="acme").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    updates = [w for w in writes if "api_tokens" in w.lower()]
+    assert len(updates) == 1  # the first use; the next four within the minute write nothing
