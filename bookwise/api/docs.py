@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 from flask import Response, current_app, jsonify, send_from_directory, url_for
 from markupsafe import escape
@@ -52,7 +53,12 @@ def _version() -> str:
 def openapi() -> Response:
     from bookwise.api.spec import document
 
-    return jsonify(document(current_app, instance().settings.base_url, _version()))
+    # Built once per application: it changes only with the code (its routes and descriptions).
+    base_url = instance().settings.base_url
+    cache: dict[str, dict[str, Any]] = current_app.extensions.setdefault("bookwise_openapi", {})
+    if base_url not in cache:
+        cache[base_url] = document(current_app, base_url, _version())
+    return jsonify(cache[base_url])
 
 
 PAGE = """<!doctype html>
