@@ -366,7 +366,9 @@ def _optional_text(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def idempotent_request(body: dict[str, Any]) -> IdempotentRequest | None:
+def idempotent_request(
+    body: dict[str, Any], token_id: int | None = None
+) -> IdempotentRequest | None:
     """The request's ``Idempotency-Key`` (docs/api.md, "Idempotency") with its scope (the method
     and path) and the hash of the request; None without the header; 400
     ``invalid_idempotency_key`` for a key that is not 1 to 255 printable ASCII characters."""
@@ -378,6 +380,8 @@ def idempotent_request(body: dict[str, Any]) -> IdempotentRequest | None:
     except InvalidKey as exc:
         raise ApiError(400, "invalid_idempotency_key", str(exc)) from None
     scope = f"{request.method} {request.path}"
+    if token_id is not None:  # a business's key is its own, apart from the public's
+        scope += f" token:{token_id}"
     return IdempotentRequest(scope, key, request_hash(request.method, request.path, body))
 
 
@@ -590,6 +594,18 @@ def _consent_json(booking: Booking) -> dict[str, Any] | None:
         else None,
         "withdrawal_cancels": consent.withdrawn_at is None and withdrawal_cancels(booking, now()),
     }
+
+
+def _on_behalf(calendar: str) -> Any:
+    """With ``Authorization: Bearer``: the write token's access (bookwise.api.staff), the
+    business booking for a client, as its staff does on the phone (the booking window does not
+    apply, a staff member may be named); None without a token (a client booking)."""
+    if "Authorization" not in request.headers:
+        return None
+    from bookwise.api.staff import calendar_for  # its routes build on this module
+
+    access, _calendar = calendar_for(calendar, write=True)
+    return access
 
 
 def _check_sign_in(context: BookingContext) -> None:
@@ -866,7 +882,9 @@ def client_body(body: dict[str, Any]) -> ClientBody:
         "bookings",
         parameters=(IDEMPOTENCY_KEY,),
         description='201 with the booking (or {"series": ...} with recurrence); Location is '
-        "its manage URL. Nothing is written when it fails.",
+        "its manage URL. Nothing is written when it fails. With a write API token "
+        "(Authorization: Bearer), the business books for a client as its staff does: the "
+        "booking window does not apply (403 with a read token, 404 for another calendar).",
         body=BOOKING_BODY,
         body_example={
             "start": "2026-12-01T09:00:00+01:00",
@@ -897,7 +915,8 @@ def client_body(body: dict[str, Any]) -> ClientBody:
                 "invalid_recurrence",
                 "invalid_replacement",
             ),
-            401: error("the calendar requires sign-in", "sign_in_required"),
+            401: error("the calendar requires sign-in", "sign_in_required", "unauthorized"),
+            403: error("a token that may only read", "forbidden"),
             409: error("not free any more", "slot_taken", "series_conflict", "not_allowed"),
             422: error(
                 "refused by the workflow",
@@ -924,6 +943,7 @@ def client_body(body: dict[str, Any]) -> ClientBody:
 )
 def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
     find_service(db_session(), calendar, service)  # 404 first, before judging the body
+    business = _on_behalf(calendar)
     # Give the request's connection back before the write transaction takes one: a request must
     # never hold two, or many concurrent bookings would wait on each other for connections.
     db_session().close()
@@ -941,15 +961,18 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         locale=person.locale,
         timezone=person.timezone,
         source="api",
+        actor=business.actor if business is not None else "client",
         sms_opt_in=person.sms_opt_in,
+        by_staff=business is not None,
     )
-    idempotent = idempotent_request(body)
+    idempotent = idempotent_request(body, business.token_id if business is not None else None)
     with unit_of_work(database.sessions, write=True) as session:
         # The key first, in the booking's own transaction (bookwise.bookings.idempotency).
         stored = claim(session, idempotent, now()) if idempotent is not None else None
         if stored is not None:
             return replayed(stored)
-        _check_sign_in(find_service(session, calendar, service))
+        if business is None:
+            _check_sign_in(find_service(session, calendar, service))
         if series is not None:
             booked = book_series_from_answers(
                 session, calendar, service, asked, series, now(), plugins=plugin_host()

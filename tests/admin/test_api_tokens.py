@@ -337,3 +337,41 @@ def test_a_token_in_use_is_written_down_once_a_minute_not_on_every_read(world: W
         sa.event.remove(engine, "before_cursor_execute", seen)
     updates = [w for w in writes if "api_tokens" in w.lower()]
     assert len(updates) == 1  # the first use; the next four within the minute write nothing
+
+
+def test_booking_for_a_client_with_a_write_token(world: World) -> None:
+    from bookwise.bookings.models import Booking, BookingEvent
+
+    url = "/api/v1/calendars/acme/services/consult/bookings"
+    body = {
+        "start": "2026-12-01T11:00:00+01:00",
+        "client": {"name": "Phone Caller", "email": "caller@example.org"},
+        "answers": {"topic": "Taxes"},
+        "consent": True,
+    }
+    client = world.app.test_client()
+    reader = {"Authorization": f"Bearer {make_token(world, 'admin')}"}
+    assert client.post(url, json=body, headers=reader).status_code == 403
+    other = {"Authorization": f"Bearer {make_token(world, 'other', 'private', 'write')}"}
+    assert client.post(url, json=body, headers=other).status_code == 404
+    writer = {
+        "Authorization": f"Bearer {make_token(world, 'admin', scope='write')}",
+        "Idempotency-Key": "call-42",
+    }
+    made = client.post(url, json=body, headers=writer)
+    assert made.status_code == 201, made.get_json()
+    again = client.post(url, json=body, headers=writer)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.get_json()["id"] == made.get_json()["id"]
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        booking = session.scalars(
+            sa.select(Booking).where(Booking.uid == made.get_json()["id"])
+        ).one()
+        actors = session.scalars(
+            sa.select(BookingEvent.actor).where(BookingEvent.booking_id == booking.id)
+        ).all()
+    assert booking.source == "api"
+    assert f"user:{world.ids['admin']}" in actors  # as the back office names its users
+    # The same key without the token is the public's: judged on its own.
+    public = client.post(url, json=body, headers={"Idempotency-Key": "call-42"})
+    assert public.headers.get("Idempotent-Replayed") is None
