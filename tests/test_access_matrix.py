@@ -217,6 +217,10 @@ RULES: dict[str, str | dict[str, str]] = {
     "api.get_workflow": BEARER,
     "api.validate_workflow": BEARER,
     "api.add_workflow_version": BEARER,
+    "api.list_staff": BEARER,
+    "api.list_time_off": BEARER,
+    "api.add_time_off_by_token": BEARER,
+    "api.remove_time_off_by_token": BEARER,
     "api.join": PUBLIC,
     "public.waitlist_accept": TOKEN,
     "public.waitlist_join": PUBLIC,
@@ -535,6 +539,7 @@ def _acme_values(world: Matrix, settings: Settings) -> dict[str, Any]:
             "user_id": ids["viewer"],
             "role_id": role_id,
             "time_off_id": ids["time_off_ana"],
+            "staff": "ana",
             "source_id": ids["source_ana"],
             "template": "confirmed",
             "audience": "client",
@@ -584,6 +589,8 @@ def _path(endpoint: str, rule: str, values: dict[str, Any], wrong_token: bool = 
 def _ask(client: Any, method: str, path: str, csrf: str, values: dict[str, Any]) -> Any:
     if method == "GET":
         return client.get(path)
+    if method == "DELETE":
+        return client.delete(path)
     if path.startswith("/api/"):  # a body the API reads, so that the token is what is judged
         start = (NOW + timedelta(days=5)).replace(hour=9, minute=0).isoformat()
         return client.post(path, json={"start": start, "confirm": True})

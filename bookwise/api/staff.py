@@ -28,9 +28,10 @@ from bookwise.audit.services import Actor
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import reschedule_booking, transition_booking
-from bookwise.calendars.models import Calendar
+from bookwise.calendars.editing import add_time_off, remove_time_off
+from bookwise.calendars.models import Calendar, StaffMember, TimeOff
 from bookwise.db import unit_of_work
-from bookwise.errors import NotFound, Problem
+from bookwise.errors import InvalidInput, NotFound, Problem
 from bookwise.i18n import gettext
 from bookwise.reports.services import ReportScope, export_rows, record_export, write_table
 from bookwise.timezones import sane
@@ -648,3 +649,206 @@ def add_workflow_version(slug: str) -> tuple[Response, int]:
     return jsonify(id=record.slug, version=number, created=version is not None), (
         201 if version is not None else 200
     )
+
+
+# --- staff and their time off -------------------------------------------------------------------
+
+TIME_OFF = {
+    "type": "object",
+    "required": ["id", "start", "end"],
+    "properties": {
+        "id": {"type": "integer"},
+        "start": MOMENT,
+        "end": MOMENT,
+        "reason": {"type": ["string", "null"]},
+        "origin": {"type": "string"},
+    },
+}
+TIME_OFF_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["start", "end"],
+    "properties": {
+        "start": MOMENT,
+        "end": MOMENT,
+        "reason": {"type": ["string", "null"], "maxLength": 500},
+    },
+}
+
+
+def _member(calendar: Calendar, slug: str) -> StaffMember:
+    member = db_session().scalar(
+        select(StaffMember).where(
+            StaffMember.calendar_id == calendar.id,
+            StaffMember.slug == slug[:64],
+            StaffMember.removed_at.is_(None),
+        )
+    )
+    if member is None:
+        raise NotFound("no such staff member")
+    return member
+
+
+def _may_see_reasons(access: TokenAccess, member: StaffMember) -> bool:
+    """A time off's reason is the member's private life: for the calendar's admins and viewers,
+    and the member themselves."""
+    return access.role in ("admin", "viewer") or access.staff_id == member.id
+
+
+def _time_off_json(time_off: TimeOff, zone: str, reasons: bool) -> dict[str, Any]:
+    tz = ZoneInfo(zone)
+    return {
+        "id": time_off.id,
+        "start": time_off.start_at.astimezone(tz).isoformat(),
+        "end": time_off.end_at.astimezone(tz).isoformat(),
+        "reason": time_off.reason if reasons else None,
+        "origin": time_off.origin,
+    }
+
+
+@blueprint.get("/calendars/<calendar>/staff")
+@operation(
+    Operation(
+        "The calendar's staff members",
+        "staff (token)",
+        bearer=True,
+        responses={200: Reply("the staff", {"type": "object"})},
+    )
+)
+def list_staff(calendar: str) -> Response:
+    """The calendar's staff members: their id (slug), name, tags and whether they take
+    bookings."""
+    _access, found = calendar_for(calendar)
+    members = db_session().scalars(
+        select(StaffMember)
+        .where(StaffMember.calendar_id == found.id, StaffMember.removed_at.is_(None))
+        .order_by(StaffMember.name, StaffMember.id)
+    )
+    return jsonify(
+        staff=[
+            {"id": m.slug, "name": m.name, "tags": list(m.tags or []), "bookable": m.bookable}
+            for m in members
+        ],
+        calendar=found.slug,
+    )
+
+
+@blueprint.get("/calendars/<calendar>/staff/<staff>/time-off")
+@operation(
+    Operation(
+        "A staff member's time off",
+        "staff (token)",
+        parameters=DAYS,
+        bearer=True,
+        responses={
+            200: Reply(
+                "their time off in the days asked for (120 from today by default)",
+                {
+                    "type": "object",
+                    "properties": {"time_off": {"type": "array", "items": TIME_OFF}},
+                },
+            ),
+            400: BAD_QUERY,
+        },
+    )
+)
+def list_time_off(calendar: str, staff: str) -> Response:
+    """A member's time off meeting the local days ``from`` to ``to``; the reasons for the
+    calendar's admins and viewers and the member themselves."""
+    access, found = calendar_for(calendar)
+    member = _member(found, staff)
+    first, last = _days(found)
+    low, high = local_day_bounds(first, last, ZoneInfo(found.timezone))
+    periods = db_session().scalars(
+        select(TimeOff)
+        .where(TimeOff.staff_id == member.id, TimeOff.end_at > low, TimeOff.start_at < high)
+        .order_by(TimeOff.start_at, TimeOff.id)
+    )
+    reasons = _may_see_reasons(access, member)
+    return jsonify(
+        time_off=[_time_off_json(t, found.timezone, reasons) for t in periods],
+        staff=member.slug,
+    )
+
+
+def _may_change_time_off(access: TokenAccess, member: StaffMember) -> None:
+    """A write token of the calendar's admin, or of the member themselves (403 otherwise)."""
+    if not access.may_write or not (access.role == "admin" or access.staff_id == member.id):
+        raise ApiError(403, "forbidden", "only the calendar's admins or the member change it")
+
+
+@blueprint.post("/calendars/<calendar>/staff/<staff>/time-off")
+@operation(
+    Operation(
+        "Record time off (the member is told by e-mail)",
+        "staff (token)",
+        body=TIME_OFF_BODY,
+        bearer=True,
+        responses={
+            201: Reply(
+                "recorded; clashes lists the bookings already in it (they are not moved)",
+                {
+                    "type": "object",
+                    "properties": {
+                        "time_off": TIME_OFF,
+                        "clashes": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            ),
+            400: error("a malformed body", "invalid_json", "invalid_start", "invalid_end"),
+            422: error("refused (fields: each field and its problem)", "invalid"),
+        },
+    )
+)
+def add_time_off_by_token(calendar: str, staff: str) -> tuple[Response, int]:
+    """Time off for a member, through the back office's own service (checked the same way)."""
+    access, found = calendar_for(calendar)
+    member = _member(found, staff)
+    _may_change_time_off(access, member)
+    body = _write_body()
+    start, end = _moment(body.get("start")), _moment(body.get("end"), "end")
+    reason = body.get("reason") or ""
+    if not isinstance(reason, str):
+        raise ApiError(422, "invalid", "reason must be a text", fields={"reason": "a text"})
+    member_id, zone = member.id, found.timezone
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            owner = session.get(StaffMember, member_id)
+            assert owner is not None
+            time_off, clashes = add_time_off(
+                session, owner, start, end, reason, now=now(), actor=_actor(access).name, ip=None
+            )
+            payload = {
+                "time_off": _time_off_json(time_off, zone, True),
+                "clashes": [booking.uid for booking in clashes],
+            }
+    except InvalidInput as invalid:
+        fields = {key: problem.translate(gettext) for key, problem in invalid.problems.items()}
+        raise ApiError(
+            422, "invalid", gettext("Some answers are missing or wrong."), fields=fields
+        ) from None
+    return jsonify(payload), 201
+
+
+@blueprint.delete("/calendars/<calendar>/staff/<staff>/time-off/<int:time_off_id>")
+@operation(
+    Operation(
+        "Remove time off",
+        "staff (token)",
+        bearer=True,
+        responses={204: Reply("removed", None)},
+    )
+)
+def remove_time_off_by_token(calendar: str, staff: str, time_off_id: int) -> tuple[str, int]:
+    access, found = calendar_for(calendar)
+    member = _member(found, staff)
+    _may_change_time_off(access, member)
+    time_off = db_session().get(TimeOff, time_off_id)
+    if time_off is None or time_off.staff_id != member.id:
+        raise NotFound("no such time off")
+    db_session().close()
+    with unit_of_work(instance().database.sessions, write=True) as session:
+        found_off = session.get(TimeOff, time_off_id)
+        if found_off is not None:
+            remove_time_off(session, found_off, _actor(access).name, None)
+    return "", 204

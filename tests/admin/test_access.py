@@ -123,6 +123,7 @@ def private_values(world: World) -> dict[str, Any]:
         "user_id": world.ids["other"],
         "role_id": role_id,
         "time_off_id": world.ids["time_off_dan"],
+        "staff": "dan",
         "template": "confirmed",
         "audience": "client",
         "channel": "email",

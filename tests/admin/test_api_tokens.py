@@ -375,3 +375,50 @@ def test_booking_for_a_client_with_a_write_token(world: World) -> None:
     # The same key without the token is the public's: judged on its own.
     public = client.post(url, json=body, headers={"Idempotency-Key": "call-42"})
     assert public.headers.get("Idempotent-Replayed") is None
+
+
+def test_staff_and_their_time_off(world: World) -> None:
+    client = world.app.test_client()
+    admin = {"Authorization": f"Bearer {make_token(world, 'admin', scope='write')}"}
+    staff = client.get("/api/v1/calendars/acme/staff", headers=admin).get_json()["staff"]
+    assert {"ana", "ben", "cleo"} <= {m["id"] for m in staff}
+    assert client.get("/api/v1/calendars/private/staff", headers=admin).status_code == 404
+    url = "/api/v1/calendars/acme/staff/ben/time-off"
+    made = client.post(
+        url,
+        headers=admin,
+        json={"start": "2026-12-14T00:00:00+01:00", "end": "2026-12-15T00:00:00+01:00",
+              "reason": "Training"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.get_json()
+    time_off = made.get_json()["time_off"]
+    listed = client.get(url, headers=admin, query_string={"from": "2026-12-01"}).get_json()
+    assert [t["reason"] for t in listed["time_off"] if t["id"] == time_off["id"]] == ["Training"]
+    # The same period twice, or an end before its start: 422 naming the field.
+    twice = client.post(
+        url, headers=admin, json={"start": time_off["start"], "end": time_off["end"]}
+    )
+    assert (twice.status_code, list(twice.get_json()["error"]["fields"])) == (422, ["start"])
+    backwards = client.post(
+        url, headers=admin, json={"start": time_off["end"], "end": time_off["start"]}
+    )
+    assert backwards.get_json()["error"]["fields"].keys() >= {"end"}
+    # Ana (staff) reads Ben's time off without its reason, and may not change it; her own, yes.
+    ana = {"Authorization": f"Bearer {make_token(world, 'ana', scope='write')}"}
+    seen = client.get(url, headers=ana, query_string={"from": "2026-12-01"}).get_json()
+    assert {t["reason"] for t in seen["time_off"]} == {None}
+    assert (
+        client.post(
+            url, headers=ana, json={"start": time_off["start"], "end": time_off["end"]}
+        ).status_code
+        == 403
+    )
+    own = client.post(
+        "/api/v1/calendars/acme/staff/ana/time-off",
+        headers=ana,
+        json={"start": "2026-12-16T09:00:00+01:00", "end": "2026-12-16T12:00:00+01:00"},
+    )
+    assert own.status_code == 201
+    gone = client.delete(f"{url}/{time_off['id']}", headers=admin)
+    assert gone.status_code == 204
+    assert client.delete(f"{url}/{time_off['id']}", headers=admin).status_code == 404
