@@ -28,8 +28,14 @@ from bookwise.audit.services import Actor
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
 from bookwise.bookings.services import reschedule_booking, transition_booking
-from bookwise.calendars.editing import add_time_off, remove_time_off
-from bookwise.calendars.models import Calendar, StaffMember, TimeOff
+from bookwise.calendars.editing import (
+    add_time_off,
+    format_hours,
+    parse_hours_text,
+    remove_time_off,
+    set_hours,
+)
+from bookwise.calendars.models import Calendar, StaffMember, TimeOff, WorkingHours
 from bookwise.db import unit_of_work
 from bookwise.errors import InvalidInput, NotFound, Problem
 from bookwise.i18n import gettext
@@ -852,3 +858,168 @@ def remove_time_off_by_token(calendar: str, staff: str, time_off_id: int) -> tup
         if found_off is not None:
             remove_time_off(session, found_off, _actor(access).name, None)
     return "", 204
+
+
+# --- working hours ------------------------------------------------------------------------------
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        day: {
+            "type": "array",
+            "maxItems": 12,
+            "items": {"type": "string", "examples": ["09:00-12:30"]},
+        }
+        for day in WEEKDAYS
+    },
+    "description": "per weekday, ranges of local time like 09:00-12:30 (a day left out: closed)",
+}
+
+
+def _hours_json(rows: list[WorkingHours]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {day: [] for day in WEEKDAYS}
+    for row in sorted(rows, key=lambda r: (r.weekday, r.start_minute)):
+        out[WEEKDAYS[row.weekday]].append(format_hours([(row.start_minute, row.end_minute)]))
+    return out
+
+
+def _hours_of(calendar: Calendar, member: StaffMember | None) -> dict[str, Any]:
+    query = select(WorkingHours).where(WorkingHours.calendar_id == calendar.id)
+    if member is None or member.uses_calendar_hours:
+        query = query.where(WorkingHours.staff_id.is_(None))
+    else:
+        query = query.where(WorkingHours.staff_id == member.id)
+    return {
+        "hours": _hours_json(list(db_session().scalars(query))),
+        "own_hours": member is not None and not member.uses_calendar_hours,
+        "timezone": calendar.timezone,
+    }
+
+
+def _read_hours(body: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """``{"mon": ["09:00-12:00"], ...}`` as (weekday, start, end) minutes; 422 naming the day."""
+    hours = body.get("hours")
+    if not isinstance(hours, dict) or any(key not in WEEKDAYS for key in hours):
+        raise ApiError(
+            422, "invalid", "hours must be an object of weekdays (mon ... sun)", fields={}
+        )
+    ranges: list[tuple[int, int, int]] = []
+    for day, texts in hours.items():
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ApiError(422, "invalid", f"{day}: a list of ranges", fields={day: "a list"})
+        try:
+            found = parse_hours_text(", ".join(texts))
+        except (ValueError, IndexError):
+            message = 'ranges like "09:00-12:30"'
+            raise ApiError(422, "invalid", f"{day}: {message}", fields={day: message}) from None
+        ranges += [(WEEKDAYS.index(day), start, end) for start, end in found]
+    return ranges
+
+
+def _set_hours(access: TokenAccess, found: Calendar, member: StaffMember | None) -> Response:
+    ranges = _read_hours(_write_body())
+    calendar_id, member_id = found.id, member.id if member is not None else None
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            calendar = session.get(Calendar, calendar_id)
+            owner = session.get(StaffMember, member_id) if member_id is not None else None
+            assert calendar is not None
+            set_hours(session, calendar, owner, ranges, _actor(access).name, None)
+    except InvalidInput as invalid:
+        fields = {
+            WEEKDAYS[int(key.removeprefix("day_"))] if key.startswith("day_") else key: (
+                problem.translate(gettext)
+            )
+            for key, problem in invalid.problems.items()
+        }
+        message = gettext("Some answers are missing or wrong.")
+        raise ApiError(422, "invalid", message, fields=fields) from None
+    refreshed = db_session().get(Calendar, calendar_id)
+    assert refreshed is not None
+    again = db_session().get(StaffMember, member_id) if member_id is not None else None
+    return jsonify(_hours_of(refreshed, again))
+
+
+HOURS_ANSWER = Reply(
+    "the hours",
+    {
+        "type": "object",
+        "properties": {
+            "hours": HOURS,
+            "own_hours": {"type": "boolean"},
+            "timezone": {"type": "string"},
+        },
+    },
+)
+HOURS_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["hours"],
+    "properties": {"hours": HOURS},
+}
+HOURS_CHANGED = {
+    200: HOURS_ANSWER,
+    400: error("a malformed body", "invalid_json"),
+    422: error("a range that cannot be read, ends before it starts or overlaps", "invalid"),
+}
+
+
+@blueprint.get("/calendars/<calendar>/hours")
+@operation(
+    Operation(
+        "The calendar's working hours", "hours (token)", bearer=True, responses={200: HOURS_ANSWER}
+    )
+)
+def calendar_hours(calendar: str) -> Response:
+    _access, found = calendar_for(calendar)
+    return jsonify(_hours_of(found, None))
+
+
+@blueprint.put("/calendars/<calendar>/hours")
+@operation(
+    Operation(
+        "Replace the calendar's working hours",
+        "hours (token)",
+        body=HOURS_BODY,
+        bearer=True,
+        responses=HOURS_CHANGED,
+    )
+)
+def set_calendar_hours(calendar: str) -> Response:
+    access, found = calendar_for(calendar, write=True)
+    if access.role != "admin":
+        raise ApiError(403, "forbidden", "only the calendar's admins change its hours")
+    return _set_hours(access, found, None)
+
+
+@blueprint.get("/calendars/<calendar>/staff/<staff>/hours")
+@operation(
+    Operation(
+        "A staff member's working hours (the calendar's when they have none of their own)",
+        "hours (token)",
+        bearer=True,
+        responses={200: HOURS_ANSWER},
+    )
+)
+def staff_hours(calendar: str, staff: str) -> Response:
+    _access, found = calendar_for(calendar)
+    return jsonify(_hours_of(found, _member(found, staff)))
+
+
+@blueprint.put("/calendars/<calendar>/staff/<staff>/hours")
+@operation(
+    Operation(
+        "Replace a staff member's own working hours ({} for none: the calendar's apply)",
+        "hours (token)",
+        body=HOURS_BODY,
+        bearer=True,
+        responses=HOURS_CHANGED,
+    )
+)
+def set_staff_hours(calendar: str, staff: str) -> Response:
+    access, found = calendar_for(calendar, write=True)
+    member = _member(found, staff)
+    _may_change_time_off(access, member)  # the admins, or the member for their own
+    return _set_hours(access, found, member)

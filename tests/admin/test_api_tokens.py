@@ -422,3 +422,40 @@ def test_staff_and_their_time_off(world: World) -> None:
     gone = client.delete(f"{url}/{time_off['id']}", headers=admin)
     assert gone.status_code == 204
     assert client.delete(f"{url}/{time_off['id']}", headers=admin).status_code == 404
+
+
+def test_working_hours(world: World) -> None:
+    client = world.app.test_client()
+    admin = {"Authorization": f"Bearer {make_token(world, 'admin', scope='write')}"}
+    url = "/api/v1/calendars/acme/hours"
+    before = client.get(url, headers=admin).get_json()
+    assert set(before["hours"]) == {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+    week = {"mon": ["09:00-12:00", "13:00-17:30"], "tue": ["08:00-12:00"]}
+    put = client.put(url, headers=admin, json={"hours": week})
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["hours"]["mon"] == ["09:00-12:00", "13:00-17:30"]
+    assert put.get_json()["hours"]["wed"] == []
+    overlap = client.put(
+        url, headers=admin, json={"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}}
+    )
+    assert (overlap.status_code, list(overlap.get_json()["error"]["fields"])) == (422, ["mon"])
+    garbage = client.put(url, headers=admin, json={"hours": {"mon": ["nine to five"]}})
+    assert garbage.status_code == 422
+    unknown_day = client.put(url, headers=admin, json={"hours": {"funday": []}})
+    assert unknown_day.status_code == 422
+    viewer = {"Authorization": f"Bearer {make_token(world, 'viewer', scope='write')}"}
+    assert client.put(url, headers=viewer, json={"hours": week}).status_code == 403
+    # Ana sets her own hours, then gives them up for the calendar's.
+    ana = {"Authorization": f"Bearer {make_token(world, 'ana', scope='write')}"}
+    mine = "/api/v1/calendars/acme/staff/ana/hours"
+    own = client.put(mine, headers=ana, json={"hours": {"fri": ["10:00-14:00"]}})
+    assert own.status_code == 200 and own.get_json()["own_hours"] is True
+    assert (
+        client.put(
+            "/api/v1/calendars/acme/staff/ben/hours", headers=ana, json={"hours": {}}
+        ).status_code
+        == 403
+    )
+    back = client.put(mine, headers=ana, json={"hours": {}})
+    assert back.get_json()["own_hours"] is False
+    assert back.get_json()["hours"]["mon"] == ["09:00-12:00", "13:00-17:30"]
