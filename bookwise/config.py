@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
             "booking_per_email": "10 per hour",
             "manage_per_address": "30 per minute; 300 per hour",
             "api_read_per_address": "300 per minute; 6000 per hour",
+            "api_write_per_address": "60 per minute; 1000 per hour",
         },
     },
 }
@@ -147,6 +148,7 @@ class RateLimits:
     booking_per_email: str
     manage_per_address: str
     api_read_per_address: str
+    api_write_per_address: str
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,10 @@ def _not_read() -> bool:
     return request.method not in ("GET", "HEAD")
 
 
+def _read_only() -> bool:
+    return request.method not in ("POST", "PUT", "DELETE")
+
+
 def retry_after_seconds() -> int:
     """For a 429: the seconds until the limit that refused the request lets it through."""
     limiter: Limiter | None = current_app.extensions.get("bookwise_limiter")
@@ -187,5 +191,22 @@ def _attach(app: Flask, limiter: Limiter, limits: RateLimits) -> None:
         reads,
         limiter.shared_limit(
             limits.api_read_per_address, scope="api-read-address", exempt_when=_not_read
+        ),
+    )
+    # The token API's changes (bookings are counted above, manage links apart).
+    writes = sorted(
+        {
+            rule.endpoint
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith("api.")
+            and rule.endpoint not in BOOKING_ENDPOINTS
+            and not rule.rule.startswith(MANAGE_PREFIXES)
+            and {"POST", "PUT", "DELETE"} & set(rule.methods or ())
+        }
+    )
+    on_endpoints(
+        writes,
+        limiter.shared_limit(
+            limits.api_write_per_address, scope="api-write-address", exempt_when=_read_only
         ),
     )

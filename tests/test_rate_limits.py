@@ -208,3 +208,14 @@ def test_reads_of_the_api_are_limited_apart_from_bookings(make_app: Any) -> None
     assert int(refused.headers["Retry-After"]) > 0
     # Booking is counted apart: reading did not use it up.
     assert _book(client, 10).status_code == 201
+
+
+def test_changes_with_api_tokens_are_limited(make_app: Any) -> None:
+    app = make_app(rate_limits={"api_write_per_address": "2 per day"})
+    client = app.test_client()
+    for _ in range(2):  # refused for want of a token, but counted: a guesser is slowed too
+        assert client.post("/api/v1/workflows/validate", json={"source": "x"}).status_code == 401
+    refused = client.post("/api/v1/workflows/validate", json={"source": "x"})
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert client.get(f"{URL}").status_code == 200  # reads are counted apart
