@@ -17,13 +17,21 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, g, jsonify, request
+from flask import Response, jsonify, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from bookwise.accounts.tokens import TokenAccess, authenticate, needs_touch, touch
+from bookwise.accounts.tokens import TokenAccess
 from bookwise.api.spec import MOMENT, Operation, Reply, error, operation, query, ref
-from bookwise.api.views import ApiError, _booking_json, _date_param, _moment, blueprint
+from bookwise.api.views import (
+    ApiError,
+    _booking_json,
+    _date_param,
+    _moment,
+    blueprint,
+    calendar_for,
+    token_access,
+)
 from bookwise.audit.services import Actor
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
@@ -115,44 +123,6 @@ CHANGED = {
     409: error("not allowed now", "not_allowed", "slot_taken", "invalid_state"),
     422: error("refused", "invalid_reason", "not_a_slot", "in_the_past"),
 }
-
-
-def token_access() -> TokenAccess:
-    """The access of the request's bearer token (401 without a valid one), read in the
-    request's session; its last use is written in a short transaction of its own, at most once a
-    minute."""
-    found = getattr(g, "token_access", None)
-    if isinstance(found, TokenAccess):
-        return found
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise ApiError(401, "unauthorized", "send a personal API token: Authorization: Bearer ...")
-    try:
-        access = authenticate(db_session(), secret.strip())
-    except NotFound:
-        raise ApiError(401, "unauthorized", "this API token is unknown or revoked") from None
-    if needs_touch(access, now()):
-        # A write of its own, once a minute at most: reads must not take the writer's lock.
-        db_session().close()
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            touch(session, access.token_id, now())
-    g.token_access = access
-    return access
-
-
-def calendar_for(slug: str | None, *, write: bool = False) -> tuple[TokenAccess, Calendar]:
-    """The calendar ``slug`` names, when the token is for it (404 otherwise, as for one that
-    does not exist); 403 for a write the token or its user may not make."""
-    access = token_access()
-    if not slug:
-        raise ApiError(400, "invalid_request", "the parameter 'calendar' is required")
-    calendar = db_session().get(Calendar, access.calendar_id)
-    if calendar is None or calendar.slug != slug:
-        raise NotFound("no such calendar")
-    if write and not access.may_write:
-        raise ApiError(403, "forbidden", "this token may only read")
-    return access, calendar
 
 
 def _cursor(value: str | None) -> tuple[datetime, int] | None:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole
+from bookwise.accounts.tokens import TokenAccess, authenticate, needs_touch, touch
 from bookwise.api.cors import init_cors
 from bookwise.api.spec import (
     CLIENT_BODY,
@@ -92,6 +93,7 @@ from bookwise.bookings.services import (
 )
 from bookwise.bookings.services import withdraw_consent as withdraw
 from bookwise.bookings.waitlist import WaitlistClosed
+from bookwise.calendars.models import Calendar
 from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
@@ -596,16 +598,55 @@ def _consent_json(booking: Booking) -> dict[str, Any] | None:
     }
 
 
-def _on_behalf(calendar: str) -> Any:
-    """With ``Authorization: Bearer``: the write token's access (bookwise.api.staff), the
-    business booking for a client, as its staff does on the phone (the booking window does not
-    apply, a staff member may be named); None without a token (a client booking)."""
+def _on_behalf(calendar: str) -> TokenAccess | None:
+    """With ``Authorization: Bearer``: the write token's access, the business booking for a
+    client, as its staff does on the phone (the booking window does not apply, a staff member
+    may be named); None without a token (a client booking)."""
     if "Authorization" not in request.headers:
         return None
-    from bookwise.api.staff import calendar_for  # its routes build on this module
-
     access, _calendar = calendar_for(calendar, write=True)
     return access
+
+
+# --- personal API tokens (their routes: bookwise.api.staff) ---------------------------------------
+
+
+def token_access() -> TokenAccess:
+    """The access of the request's bearer token (401 without a valid one), read in the
+    request's session; its last use is written in a short transaction of its own, at most once a
+    minute."""
+    found = getattr(g, "token_access", None)
+    if isinstance(found, TokenAccess):
+        return found
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "unauthorized", "send a personal API token: Authorization: Bearer ...")
+    try:
+        access = authenticate(db_session(), secret.strip())
+    except NotFound:
+        raise ApiError(401, "unauthorized", "this API token is unknown or revoked") from None
+    if needs_touch(access, now()):
+        # A write of its own, once a minute at most: reads must not take the writer's lock.
+        db_session().close()
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            touch(session, access.token_id, now())
+    g.token_access = access
+    return access
+
+
+def calendar_for(slug: str | None, *, write: bool = False) -> tuple[TokenAccess, Calendar]:
+    """The calendar ``slug`` names, when the token is for it (404 otherwise, as for one that
+    does not exist); 403 for a write the token or its user may not make."""
+    access = token_access()
+    if not slug:
+        raise ApiError(400, "invalid_request", "the parameter 'calendar' is required")
+    calendar = db_session().get(Calendar, access.calendar_id)
+    if calendar is None or calendar.slug != slug:
+        raise NotFound("no such calendar")
+    if write and not access.may_write:
+        raise ApiError(403, "forbidden", "this token may only read")
+    return access, calendar
 
 
 def _check_sign_in(context: BookingContext) -> None:
