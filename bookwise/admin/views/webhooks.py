@@ -130,6 +130,16 @@ class WebhooksView(AdminView):
             "webhook endpoint",
         )
 
+    def _for_action(self, endpoint_id: int) -> WebhookEndpoint | None:
+        """The endpoint a button acts on, read again in a write transaction (None: the form
+        was not valid, nothing to do)."""
+        self._endpoint(endpoint_id)
+        if not ActionForm().validate_on_submit():
+            return None
+        self.db.rollback()
+        begin_write(self.db)
+        return self._endpoint(endpoint_id)
+
     def _when(self, moment: datetime | None) -> str:
         if moment is None:
             return ""
@@ -265,24 +275,18 @@ class WebhooksView(AdminView):
 
     @expose("/<int:endpoint_id>/test", methods=("POST",))
     def send_test(self, endpoint_id: int) -> Any:
-        self._endpoint(endpoint_id)
-        if not ActionForm().validate_on_submit():
+        endpoint = self._for_action(endpoint_id)
+        if endpoint is None:
             return redirect(url_for(".details", endpoint_id=endpoint_id))
-        self.db.rollback()
-        begin_write(self.db)
-        endpoint = self._endpoint(endpoint_id)
         plan_test(self.db, endpoint, now())
         self.commit(gettext("A test event is on its way; its delivery shows below."))
         return redirect(url_for(".details", endpoint_id=endpoint.id))
 
     @expose("/<int:endpoint_id>/delete", methods=("POST",))
     def delete(self, endpoint_id: int) -> Any:
-        self._endpoint(endpoint_id)
-        if not ActionForm().validate_on_submit():
+        endpoint = self._for_action(endpoint_id)
+        if endpoint is None:
             return redirect(url_for(".details", endpoint_id=endpoint_id))
-        self.db.rollback()
-        begin_write(self.db)
-        endpoint = self._endpoint(endpoint_id)
         self.audit(
             "webhook.deleted",
             object_type="webhook_endpoint",
