@@ -88,6 +88,7 @@ def create_app(
     from bookwise.accounts.views import blueprint as accounts_blueprint
     from bookwise.accounts.views import login_manager
     from bookwise.admin import init_admin
+    from bookwise.api.business import calendar_settings as _with_settings_routes  # noqa: F401
     from bookwise.api.docs import openapi as _with_docs_routes  # noqa: F401
     from bookwise.api.staff import list_bookings as _with_token_routes  # noqa: F401
     from bookwise.api.views import blueprint as api_blueprint

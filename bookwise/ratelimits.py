@@ -83,7 +83,7 @@ def _not_read() -> bool:
 
 
 def _read_only() -> bool:
-    return request.method not in ("POST", "PUT", "DELETE")
+    return request.method not in ("POST", "PUT", "PATCH", "DELETE")
 
 
 def retry_after_seconds() -> int:
@@ -201,7 +201,7 @@ def _attach(app: Flask, limiter: Limiter, limits: RateLimits) -> None:
             if rule.endpoint.startswith("api.")
             and rule.endpoint not in BOOKING_ENDPOINTS
             and not rule.rule.startswith(MANAGE_PREFIXES)
-            and {"POST", "PUT", "DELETE"} & set(rule.methods or ())
+            and {"POST", "PUT", "PATCH", "DELETE"} & set(rule.methods or ())
         }
     )
     on_endpoints(

@@ -26,6 +26,15 @@ _LINE_SEPARATORS = frozenset("\u2028\u2029")
 _MULTILINE_ALLOWED = frozenset("\t\n\r")
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate: no UTF-8 encoding, so no database, can keep it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def unstorable_text(text: str, *, multiline: bool = False) -> Message | None:
     """What is wrong with ``text`` as a name (or, ``multiline``, as free text), or ``None``.
 

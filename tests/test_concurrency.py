@@ -40,10 +40,13 @@ def _start(days: int = 2, hour: int = 10) -> str:
     return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS).isoformat()
 
 
-def _post(url: str, body: dict[str, Any], number: int) -> tuple[int, str]:
+def _post(
+    url: str, body: dict[str, Any], number: int, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
     # Each client from an address of its own, as real clients come (the servers trust one
     # proxy's X-Forwarded-For): the rate limits per address then hold none of them back.
     headers = {"Content-Type": "application/json", "X-Forwarded-For": f"10.0.0.{number + 1}"}
+    headers |= extra or {}
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -54,6 +57,15 @@ def _post(url: str, body: dict[str, Any], number: int) -> tuple[int, str]:
 
 def _race(urls: list[str], path: str, body_for: Any) -> Counter[tuple[int, str]]:
     """CLIENTS threads post at the same instant, spread over ``urls``; their answers, counted."""
+    answers = _answers(urls, path, body_for)
+    return Counter((status, detail if status != 201 else "created") for status, detail in answers)
+
+
+def _answers(
+    urls: list[str], path: str, body_for: Any, headers: dict[str, str] | None = None
+) -> list[tuple[int, str]]:
+    """CLIENTS threads post at the same instant, spread over ``urls``: each status with the id
+    of the booking made (201) or the error's code."""
     barrier = threading.Barrier(CLIENTS)
     results: list[tuple[int, str]] = []
     lock = threading.Lock()
@@ -61,7 +73,7 @@ def _race(urls: list[str], path: str, body_for: Any) -> Counter[tuple[int, str]]
     def client(number: int) -> None:
         body = body_for(number)
         barrier.wait()
-        outcome = _post(urls[number % len(urls)] + path, body, number)
+        outcome = _post(urls[number % len(urls)] + path, body, number, headers)
         with lock:
             results.append(outcome)
 
@@ -70,7 +82,7 @@ def _race(urls: list[str], path: str, body_for: Any) -> Counter[tuple[int, str]]
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    return Counter((status, detail if status != 201 else "created") for status, detail in results)
+    return results
 
 
 def _one_to_one(number: int) -> dict[str, Any]:
@@ -198,6 +210,24 @@ def test_several_processes_five_winners(four_servers: list[str], scenario: Any) 
     outcome = _race(four_servers, "/api/v1/calendars/acme/services/workshop/bookings", _group)
     assert outcome == Counter({(201, "created"): 5, (409, "slot_taken"): CLIENTS - 5})
     assert _booked(scenario, _start(hour=11)) == 5
+
+
+@pytest.mark.slow
+def test_several_processes_one_idempotency_key_one_booking(
+    four_servers: list[str], scenario: Any
+) -> None:
+    """A client's retries all at once, with the same key, to four processes: one booking, and
+    every answer is its 201."""
+    body = _group(0)
+    answers = _answers(
+        four_servers,
+        "/api/v1/calendars/acme/services/workshop/bookings",
+        lambda _number: body,
+        {"Idempotency-Key": "retry-7f3a"},
+    )
+    assert {status for status, _id in answers} == {201}, Counter(answers)
+    assert len({booking for _status, booking in answers}) == 1
+    assert _booked(scenario, _start(hour=11)) == 1
 
 
 def test_the_database_refuses_an_overlap_on_its_own(scenario: Any) -> None:

@@ -296,6 +296,9 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
     return answer
 
 
+RACE = error("another request changed the same thing at the same moment: retry", "conflict")
+
+
 def document(app: Flask, base_url: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every /api/v1 route of ``app``; :class:`Undescribed` for a
     route without a description."""
@@ -311,6 +314,14 @@ def document(app: Flask, base_url: str, version: str) -> dict[str, Any]:
         item = paths.setdefault(openapi_path(rule.rule), {})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             item[method.lower()] = _operation_json(described, rule.endpoint, rule.arguments)
+            if method != "GET":  # a uniqueness another request won at the same moment
+                responses = item[method.lower()]["responses"]
+                if "409" not in responses:
+                    responses["409"] = _reply_json(RACE)
+                elif "conflict" not in responses["409"]["description"]:
+                    responses["409"]["description"] += (
+                        "; or conflict, when another request changed the same thing at once"
+                    )
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -319,7 +330,8 @@ def document(app: Flask, base_url: str, version: str) -> dict[str, Any]:
             "version": version,
             "description": "The public JSON API: services, free slots, booking, waitlist, and "
             "the client's manage link; with a personal API token, a calendar's bookings, their "
-            "lifecycle, its workflows and its report. Every error is "
+            "lifecycle, its settings, services, staff, hours and time off, its workflows and its "
+            "report. Every error is "
             '{"error": {"code", "message", ...}}.',
             "license": {"name": "see the project", "identifier": "AGPL-3.0-or-later"},
         },
@@ -339,6 +351,151 @@ def document(app: Flask, base_url: str, version: str) -> dict[str, Any]:
         },
     }
 
+
+# --- the privacy answers (bookwise.privacy.clients) ---------------------------------------------
+
+INSTANT = {"type": ["string", "null"], "format": "date-time", "description": "UTC, ISO 8601"}
+COUNT = {"type": "integer", "minimum": 0}
+TEXTS = {"type": "array", "items": {"type": "string"}}
+
+
+def _closed(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these keys: a key added to the answer must be described."""
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+_EXPORTED_BOOKING = _closed(
+    ["id", "calendar", "service", "start", "end", "state", "answers", "history", "messages"],
+    {
+        "id": {"type": "string"},
+        "client_id": {"type": "integer"},
+        "calendar": {"type": "string"},
+        "service": {"type": "string"},
+        "staff": {"type": "string"},
+        "start": INSTANT,
+        "end": INSTANT,
+        "state": {"type": "string"},
+        "source": {"type": ["string", "null"]},
+        "locale": {"type": ["string", "null"]},
+        "timezone": {"type": ["string", "null"]},
+        "created_at": INSTANT,
+        "sms_opt_in": {"type": ["boolean", "null"]},
+        "answers": {"type": "object", "description": "each question's id and the answer"},
+        "answers_erased_at": INSTANT,
+        "consent": {
+            "oneOf": [
+                {"type": "null"},
+                _closed(
+                    ["text", "given_at"],
+                    {
+                        "text": {"type": "string"},
+                        "text_sha256": {"type": ["string", "null"]},
+                        "link": {"type": ["string", "null"]},
+                        "locale": {"type": ["string", "null"]},
+                        "given_at": INSTANT,
+                        "withdrawn_at": INSTANT,
+                    },
+                ),
+            ]
+        },
+        "history": {
+            "type": "array",
+            "items": _closed(
+                ["at", "action"],
+                {
+                    "at": INSTANT,
+                    "action": {"type": "string"},
+                    "from_state": {"type": ["string", "null"]},
+                    "to_state": {"type": ["string", "null"]},
+                    "by": {"type": ["string", "null"]},
+                    "details": {"type": "object"},
+                },
+            ),
+        },
+        "messages": {
+            "type": "array",
+            "description": "each message sent or due (its text is not kept)",
+            "items": _closed(
+                ["channel", "state"],
+                {
+                    "channel": {"type": "string"},
+                    "event": {"type": ["string", "null"]},
+                    "template": {"type": ["string", "null"]},
+                    "to": {"type": ["string", "null"]},
+                    "state": {"type": "string"},
+                    "due_at": INSTANT,
+                    "sent_at": INSTANT,
+                    "subject": {"type": "null"},
+                    "body": {"type": "null"},
+                },
+            ),
+        },
+    },
+)
+CLIENT_DATA = _closed(
+    ["schema", "version", "generated_at", "email", "calendars", "clients", "bookings", "notes"],
+    {
+        "schema": {"const": "bookwise.client-data"},
+        "version": {"const": 1},
+        "generated_at": INSTANT,
+        "email": {"type": "string"},
+        "calendars": TEXTS,
+        "clients": {
+            "type": "array",
+            "items": _closed(
+                ["id", "calendar", "name", "email"],
+                {
+                    "id": {"type": "integer"},
+                    "calendar": {"type": "string"},
+                    "name": {"type": ["string", "null"]},
+                    "email": {"type": ["string", "null"]},
+                    "phone": {"type": ["string", "null"]},
+                    "locale": {"type": ["string", "null"]},
+                    "timezone": {"type": ["string", "null"]},
+                    "created_at": INSTANT,
+                    "erased_at": INSTANT,
+                },
+            ),
+        },
+        "bookings": {"type": "array", "items": _EXPORTED_BOOKING},
+        "notes": TEXTS,
+    },
+)
+ERASED = _closed(
+    ["erased"],
+    {
+        "erased": _closed(
+            [
+                "calendars",
+                "clients",
+                "pseudonyms",
+                "bookings",
+                "answers_erased",
+                "bookings_cancelled",
+                "bookings_not_cancelled",
+                "messages_purged",
+            ],
+            {
+                "calendars": TEXTS,
+                "clients": COUNT,
+                "pseudonyms": TEXTS,
+                "bookings": COUNT,
+                "answers_erased": COUNT,
+                "bookings_cancelled": COUNT,
+                "bookings_not_cancelled": {
+                    **TEXTS,
+                    "description": "bookings kept in their state (ask the calendar)",
+                },
+                "messages_purged": COUNT,
+            },
+        )
+    },
+)
 
 # The shared schemas of the responses (bodies are inline: they are validated on their own).
 COMPONENTS: dict[str, Any] = {"Error": ERROR}

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, jsonify, request
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from bookwise.accounts.tokens import TokenAccess
@@ -30,6 +31,7 @@ from bookwise.api.views import (
     _moment,
     blueprint,
     calendar_for,
+    refuse_unstorable,
     token_access,
 )
 from bookwise.audit.services import Actor
@@ -38,6 +40,7 @@ from bookwise.bookings.models import Booking
 from bookwise.bookings.services import reschedule_booking, transition_booking
 from bookwise.calendars.editing import (
     add_time_off,
+    create_calendar_workflow,
     format_hours,
     parse_hours_text,
     remove_time_off,
@@ -115,6 +118,43 @@ PROBLEMS = {
             "severity": {"type": "string"},
             "message": {"type": "string"},
         },
+    },
+}
+WORKFLOW_LIST = {
+    "type": "object",
+    "required": ["workflows", "calendar"],
+    "properties": {
+        "calendar": {"type": "string"},
+        "workflows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "version", "shared"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "per language",
+                    },
+                    "version": {"type": "integer"},
+                    "shared": {
+                        "type": "boolean",
+                        "description": "another calendar offers it too (change it in the back "
+                        "office)",
+                    },
+                },
+            },
+        },
+    },
+}
+WORKFLOW_SAVED = {
+    "type": "object",
+    "required": ["id", "version", "created"],
+    "properties": {
+        "id": {"type": "string"},
+        "version": {"type": "integer"},
+        "created": {"type": "boolean", "description": "false: it said what it said already"},
     },
 }
 CHANGED = {
@@ -258,6 +298,7 @@ def _write_body() -> dict[str, Any]:
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    refuse_unstorable(body)
     return body
 
 
@@ -364,9 +405,20 @@ def reschedule_by_token(uid: str) -> Response:
                 "the report (format=json; else the file)",
                 {
                     "type": "object",
+                    "required": ["columns", "rows", "calendar"],
                     "properties": {
-                        "columns": {"type": "array", "items": {"type": "string"}},
-                        "rows": {"type": "array"},
+                        "columns": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "in the calendar's language; a question's id in "
+                            "brackets",
+                        },
+                        "rows": {
+                            "type": "array",
+                            "description": "one per booking (each participant of a group), "
+                            "a cell per column",
+                            "items": {"type": "array", "items": {"type": "string"}},
+                        },
                         "calendar": {"type": "string"},
                     },
                 },
@@ -487,7 +539,7 @@ def _checked(source: str, expected: str | None) -> tuple[CheckedWorkflow | None,
         "workflows (token)",
         parameters=(CALENDAR,),
         bearer=True,
-        responses={200: Reply("the workflows", {"type": "object"}), 400: BAD_QUERY},
+        responses={200: Reply("the workflows", WORKFLOW_LIST), 400: BAD_QUERY},
     )
 )
 def list_workflows() -> Response:
@@ -521,7 +573,19 @@ def list_workflows() -> Response:
         responses={
             200: Reply(
                 "the version (format=yaml: its YAML)",
-                {"type": "object"},
+                {
+                    "type": "object",
+                    "required": ["id", "version", "definition", "source"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "definition": {
+                            "type": "object",
+                            "description": "the checked document (the workflow language)",
+                        },
+                        "source": {"type": "string", "description": "its YAML as written"},
+                    },
+                },
                 also=("application/yaml",),
             ),
             400: BAD_QUERY,
@@ -586,6 +650,54 @@ def validate_workflow() -> Response:
     )
 
 
+@blueprint.post("/workflows")
+@operation(
+    Operation(
+        "Create a workflow in the calendar from its YAML (offered there, not yet published)",
+        "workflows (token)",
+        description=(
+            "The new workflow belongs to the token's calendar, which offers it unpublished: "
+            "publish it with PATCH /calendars/{calendar}/services/{service}/settings."
+        ),
+        parameters=(CALENDAR,),
+        body=SOURCE_BODY,
+        bearer=True,
+        responses={
+            201: Reply("created", WORKFLOW_SAVED),
+            400: error("a malformed body", "invalid_json", "invalid_request"),
+            409: error("a workflow has this id already", "workflow_exists"),
+            413: error("too long", "too_large"),
+            422: error("problems (in problems)", "invalid_workflow", "invalid_source"),
+        },
+    )
+)
+def create_workflow_by_token() -> tuple[Response, int]:
+    """A new workflow of the token's calendar from its YAML, checked first (422 with its
+    problems, nothing saved); offered in the calendar, unpublished."""
+    access, found = calendar_for(request.args.get("calendar"), write=True)
+    if access.role != "admin":
+        raise ApiError(403, "forbidden", "only the calendar's admins create workflows")
+    source, _comment = _source()
+    checked, problems = _checked(source, None)
+    if checked is None or any(p.severity == "error" for p in problems):
+        raise ApiError(
+            422, "invalid_workflow", "the workflow has problems", problems=_problems_json(problems)
+        )
+    slug, calendar_id = checked.workflow.id, found.id
+    exists = ApiError(409, "workflow_exists", f"a workflow {slug!r} exists; choose another id")
+    if db_session().scalar(select(WorkflowRecord.id).where(WorkflowRecord.slug == slug)):
+        raise exists
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            owner = session.get(Calendar, calendar_id)
+            assert owner is not None
+            create_calendar_workflow(session, checked, owner, origin="api", actor=_actor(access))
+    except IntegrityError:  # the same id, created at the same moment by another request
+        raise exists from None
+    return jsonify(id=slug, version=1, created=True), 201
+
+
 @blueprint.post("/workflows/<slug>/versions")
 @operation(
     Operation(
@@ -594,8 +706,8 @@ def validate_workflow() -> Response:
         body=SOURCE_BODY,
         bearer=True,
         responses={
-            200: Reply("nothing changed", {"type": "object"}),
-            201: Reply("saved", {"type": "object"}),
+            200: Reply("nothing changed", WORKFLOW_SAVED),
+            201: Reply("saved", WORKFLOW_SAVED),
             400: error("a malformed body", "invalid_json"),
             413: error("too long", "too_large"),
             422: error("problems (in problems)", "invalid_workflow", "invalid_source"),
@@ -687,7 +799,31 @@ def _time_off_json(time_off: TimeOff, zone: str, reasons: bool) -> dict[str, Any
         "The calendar's staff members",
         "staff (token)",
         bearer=True,
-        responses={200: Reply("the staff", {"type": "object"})},
+        responses={
+            200: Reply(
+                "the staff",
+                {
+                    "type": "object",
+                    "required": ["staff", "calendar"],
+                    "properties": {
+                        "calendar": {"type": "string"},
+                        "staff": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "name", "tags", "bookable"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "tags": {"type": "array", "items": {"type": "string"}},
+                                    "bookable": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                },
+            )
+        },
     )
 )
 def list_staff(calendar: str) -> Response:

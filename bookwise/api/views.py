@@ -6,6 +6,7 @@ JSON in and out. Every error is ``{"error": {"code": "...", "message": "...", ..
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bookwise.accounts.models import CalendarRole
@@ -23,6 +25,8 @@ from bookwise.accounts.tokens import TokenAccess, authenticate, needs_touch, tou
 from bookwise.api.cors import init_cors
 from bookwise.api.spec import (
     CLIENT_BODY,
+    CLIENT_DATA,
+    ERASED,
     IDEMPOTENCY_KEY,
     MOMENT,
     NULLABLE_TEXT,
@@ -100,10 +104,12 @@ from bookwise.errors import NotFound
 from bookwise.i18n import contact_label, gettext
 from bookwise.notifications.context import consent_version, manage_url
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
+from bookwise.text import UNSTORABLE, has_lone_surrogate
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
 from bookwise.web import csrf, db_session, instance, now, plugin_host
 from bookwise.workflows.language import Field, Workflow
 
+logger = logging.getLogger(__name__)
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(blueprint)  # JSON only (enforced below): a cross-site form cannot send it
 init_cors(blueprint)  # a calendar's own websites may call it from the browser
@@ -226,6 +232,18 @@ def _not_found(error: NotFound) -> tuple[Response, int]:
     return error_response(404, "not_found", str(error))
 
 
+@blueprint.errorhandler(IntegrityError)
+def _conflict(error: IntegrityError) -> tuple[Response, int]:
+    # A uniqueness another request won at the same moment (an address, a period): nothing of
+    # this request was written (its unit of work rolled back).
+    logger.info("a change lost a race: %s", error.orig)
+    return error_response(
+        409,
+        "conflict",
+        "another request changed the same thing at the same moment: read it again, then retry",
+    )
+
+
 @blueprint.errorhandler(KeyReused)
 def _key_reused(error: KeyReused) -> tuple[Response, int]:
     return error_response(422, "idempotency_key_reused", str(error))
@@ -274,6 +292,30 @@ def _json_body() -> dict[str, Any]:
         if problem is not None:
             raise ApiError(400, problem.code, problem.message, path=problem.path)
     return body
+
+
+def refuse_unstorable(body: Any, where: str = "") -> None:
+    """422 ``invalid`` naming the first text of a JSON body (a key or a value, at any depth) that
+    holds a lone surrogate (``"\\ud800"``): no database can store it, and every page that read
+    it back would fail. The changes made with API tokens check their whole body this way; the
+    public booking form checks each answer itself (bookwise.bookings.answers)."""
+    texts: list[tuple[str, Any]] = [(where, body)]
+    while texts:
+        path, value = texts.pop()
+        if isinstance(value, dict):
+            texts += [(f"{path}/{key}", key) for key in value]
+            texts += [(f"{path}/{key}", item) for key, item in value.items()]
+        elif isinstance(value, list):
+            texts += [(f"{path}/{index}", item) for index, item in enumerate(value)]
+        elif isinstance(value, str) and has_lone_surrogate(value):
+            field = path.split("/")[1] if path.count("/") else "body"
+            raise ApiError(
+                422,
+                "invalid",
+                gettext("Some answers are missing or wrong."),
+                fields={field: gettext(UNSTORABLE)},
+                path=path,
+            )
 
 
 def _optional_json_body() -> dict[str, Any]:
@@ -1178,7 +1220,7 @@ def _may_erase_now(booking: Booking) -> None:
     Operation(
         "Export everything held about this booking's client",
         "privacy",
-        responses={200: Reply("the export (bookwise.client-data, version 1)", {"type": "object"})},
+        responses={200: Reply("the export (bookwise.client-data, version 1)", CLIENT_DATA)},
     )
 )
 def client_data(token: str) -> Response:
@@ -1206,14 +1248,7 @@ def client_data(token: str) -> Response:
         body_example={"confirm": True},
         body_codes={"confirm": "confirm_required"},
         responses={
-            200: Reply(
-                "what was erased",
-                {
-                    "type": "object",
-                    "required": ["erased"],
-                    "properties": {"erased": {"type": "object"}},
-                },
-            ),
+            200: Reply("what was erased", ERASED),
             **BODY_ERRORS,
             400: error(
                 "a malformed body or no confirmation",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bookwise.audit.services import Actor, record
@@ -219,6 +220,8 @@ def check_settings(
         problems["reply_to"] = _problem(N_("This is not an e-mail address."))
     if len(values.address) > 500:
         problems["address"] = _problem(N_("The address is too long (500 characters at most)."))
+    elif wrong_address := unstorable_text(values.address, multiline=True):
+        problems["address"] = wrong_address
     wrong = [o for o in values.embed_origins if not check_origin(o)]
     if wrong:
         problems["embed_origins"] = _problem(
@@ -232,6 +235,8 @@ def check_settings(
             problems[f"description_{locale}"] = _problem(
                 N_("The description is too long (2,000 characters at most).")
             )
+        elif wrong_text := unstorable_text(text, multiline=True):
+            problems[f"description_{locale}"] = wrong_text
     problems.update(_quiet_hours_problems(values))
     plugins = _plugins_problem(values.plugins, allowed_plugins) or _needed_problem(
         values.plugins, needed_plugins or {}
@@ -667,19 +672,26 @@ def add_staff(
 ) -> StaffMember:
     """Add a staff member, pending until they accept the invitation e-mailed to them."""
     check_staff(values)
-    member = StaffMember(
-        calendar_id=calendar.id,
-        slug=_unique_slug(session, calendar.id, values.name),
-        name=values.name.strip(),
-        email=values.email.strip(),
-        phone=values.phone.strip() or None,
-        tags=list(values.tags),
-        bookable=values.bookable,
-        invitation="pending",
-        origin="admin",
-    )
-    session.add(member)
-    session.flush()
+    for attempt in range(5):
+        member = StaffMember(
+            calendar_id=calendar.id,
+            slug=_unique_slug(session, calendar.id, values.name),
+            name=values.name.strip(),
+            email=values.email.strip(),
+            phone=values.phone.strip() or None,
+            tags=list(values.tags),
+            bookable=values.bookable,
+            invitation="pending",
+            origin="admin",
+        )
+        try:
+            with session.begin_nested():
+                session.add(member)
+        except IntegrityError:  # a namesake added at the same moment took the id: the next one
+            if attempt == 4:
+                raise
+        else:
+            break
     plan_invitation(session, member, secret=secret, base_url=base_url, now=now)
     _audit(
         session,

@@ -464,6 +464,14 @@ class PluginHost:
             key=lambda info: info.name,
         )
 
+    def optional_meeting_owner(self, provider: str) -> str | None:
+        """The optional plugin (see :meth:`optional`) that makes ``provider``'s meetings, or
+        None (the core's, or a provider no plugin offers)."""
+        if provider not in self.meeting_providers:
+            return None
+        owner = self.meeting_provider_owner(provider)
+        return owner if owner in {info.name for info in self.optional()} else None
+
     def checks_bookings(self) -> bool:
         """Whether a plugin implements ``bookwise_validate_booking``."""
         return bool(self.manager.hook.bookwise_validate_booking.get_hookimpls())

@@ -157,15 +157,6 @@ def offered_plugins() -> list[PluginOffer]:
     return [(info.name, info.provides) for info in plugin_host().optional()]
 
 
-def _optional_owner(provider: str) -> str | None:
-    """The optional plugin that makes ``provider``'s meetings, or None."""
-    host = plugin_host()
-    if provider not in host.meeting_providers:
-        return None
-    owner = host.meeting_provider_owner(provider)
-    return owner if owner in {info.name for info in host.optional()} else None
-
-
 def calendar_form(locales: tuple[str, ...], plugins: Sequence[PluginOffer] = ()) -> type[Form]:
     """The settings form; its Plugins group only when the instance has ``plugins`` to offer."""
 
@@ -477,7 +468,9 @@ class CalendarsView(AdminView):
                         access.actor,
                         request.remote_addr,
                         offered_plugins=[name for name, _provides in plugins],
-                        needed_plugins=plugins_needed(self.db, calendar, _optional_owner),
+                        needed_plugins=plugins_needed(
+                            self.db, calendar, plugin_host().optional_meeting_owner
+                        ),
                     )
                 except InvalidInput as invalid:
                     self.db.rollback()
