@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, jsonify, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from bookwise.accounts.tokens import TokenAccess
 from bookwise.api.spec import MOMENT, Operation, Reply, error, operation, query, ref
@@ -165,6 +165,16 @@ CHANGED = {
 }
 
 
+BOOKING_PAGE_LOADS = (
+    selectinload(Booking.client),
+    selectinload(Booking.staff_member),
+    selectinload(Booking.consent),
+    selectinload(Booking.workflow_version),
+    selectinload(Booking.service),
+    defer(Booking.answers),
+)
+
+
 def _cursor(value: str | None) -> tuple[datetime, int] | None:
     """The position a ``next_cursor`` names (after which booking to go on)."""
     if not value:
@@ -237,7 +247,9 @@ def list_bookings() -> Response:
     low, high = local_day_bounds(first, last, zone)
     query = (
         select(Booking)
-        .options(selectinload(Booking.client), selectinload(Booking.staff_member))
+        # What _booking_json reads of each, in a query per relation rather than one per
+        # booking; the answers (decrypted on load) are not shown here.
+        .options(*BOOKING_PAGE_LOADS)
         .where(Booking.calendar_id == calendar.id, Booking.start_at >= low, Booking.start_at < high)
         .order_by(Booking.start_at, Booking.id)
         .limit(limit + 1)

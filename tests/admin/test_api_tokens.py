@@ -459,3 +459,27 @@ def test_working_hours(world: World) -> None:
     back = client.put(mine, headers=ana, json={"hours": {}})
     assert back.get_json()["own_hours"] is False
     assert back.get_json()["hours"]["mon"] == ["09:00-12:00", "13:00-17:30"]
+
+
+def test_a_page_of_bookings_costs_the_same_statements_whatever_its_length(world: World) -> None:
+    """No query per booking (its client, staff member, consent): a page of 4 bookings runs as
+    many SQL statements as a page of 1."""
+    engine = world.app.extensions["bookwise"].database.engine
+    secret = make_token(world, "admin")
+    counted: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        counted.append(statement)
+
+    def statements(limit: int) -> int:
+        get(world, secret, calendar="acme", limit=limit)  # the token's last use is written once
+        counted.clear()
+        answer = get(world, secret, calendar="acme", limit=limit, **{"from": "2026-11-25"})
+        assert len(answer.get_json()["bookings"]) == limit
+        return len(counted)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert statements(1) == statements(4)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
