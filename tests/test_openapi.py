@@ -82,7 +82,7 @@ def test_the_document_is_valid_openapi_for_schemathesis(scenario_app: Any) -> No
             "/client/locale",
         ),
         ({"recurrence": {"count": "six"}}, "invalid_recurrence", "/recurrence/count"),
-        ({"recurrence": {"count": 3, "every": 2}}, "invalid_recurrence", "/recurrence"),
+        ({"recurrence": {"count": 3, "every": 2}}, "invalid_recurrence", "/recurrence/every"),
         ({"replacements": "none"}, "invalid_replacement", "/replacements"),
         ({"start": None}, "invalid_start", "/start"),
     ],

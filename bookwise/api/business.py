@@ -44,7 +44,12 @@ from bookwise.workflows.services import current_version, workflow_of
 
 TEXT = {"type": "string"}
 FLAG = {"type": "boolean"}
-CLOCK = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "examples": ["21:00"]}
+CLOCK = {
+    "type": "string",
+    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+    "description": "a time of day like 21:00 (24-hour clock, two digits each)",
+    "examples": ["21:00"],
+}
 QUIET_HOURS = {
     "type": ["object", "null"],
     "additionalProperties": False,

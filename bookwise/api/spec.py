@@ -9,6 +9,7 @@ app's url_map: a ``/api/v1`` route without a description is an error, not a gap.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -181,6 +182,11 @@ def validate_body(described: Operation, body: Any) -> BodyProblem | None:
         wanted: Any = found.validator_value
         missing = [k for k in wanted if k not in (found.instance or {})]
         steps.append(missing[0] if missing else "")
+    elif found.validator == "additionalProperties" and isinstance(found.instance, dict):
+        known = found.schema.get("properties", {})
+        unknown = [k for k in found.instance if k not in known]
+        if unknown:  # the key itself is at fault: its path names it
+            steps.append(str(unknown[0]))
     top = steps[0] if steps else ""
     pointer = "/" + "/".join(s.replace("~", "~0").replace("/", "~1") for s in steps)
     code = described.body_codes.get(top, "invalid_request")
@@ -209,7 +215,14 @@ def _message(found: ValidationError, steps: list[str]) -> str:
     if found.validator == "maxItems":
         return f"{where} must have at most {found.validator_value} items"
     if found.validator == "additionalProperties":
-        return f"{where} has an unknown key"
+        known = ", ".join(sorted(found.schema.get("properties", {})))
+        key = steps[-1] if steps else ""
+        return f"unknown key {key!r}" + (f"; the keys known here: {known}" if known else "")
+    if found.validator == "pattern":
+        return f"{where} must be {found.schema.get('description') or 'in the form documented'}"
+    if found.validator in ("enum", "const"):
+        allowed = found.validator_value if found.validator == "enum" else [found.validator_value]
+        return f"{where} must be one of: {', '.join(json.dumps(v) for v in allowed)}"
     return f"{where}: {found.message}"[:300]
 
 
@@ -270,6 +283,10 @@ def _operation_json(
     # Every route may answer these (the app's own handlers, in the same error shape).
     out["responses"].setdefault("404", _reply_json(error("unknown calendar, service or token")))
     out["responses"].setdefault("413", _reply_json(error("the body is over 64 KiB", "too_large")))
+    if described.body is not None:
+        out["responses"].setdefault(
+            "415", _reply_json(error("the body is not sent as JSON", "unsupported_media_type"))
+        )
     out["responses"].setdefault("429", _reply_json(error("too many requests", "rate_limited")))
     out["responses"].setdefault("405", _reply_json(error("method not allowed")))
     return out
@@ -324,7 +341,6 @@ def document(app: Flask, base_url: str, version: str) -> dict[str, Any]:
                     )
     return {
         "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "Bookwise API",
             "version": version,

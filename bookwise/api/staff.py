@@ -29,10 +29,12 @@ from bookwise.api.views import (
     _booking_json,
     _date_param,
     _moment,
+    _optional_json_body,
     blueprint,
     calendar_for,
     refuse_unstorable,
     token_access,
+    without_client_links,
 )
 from bookwise.audit.services import Actor
 from bookwise.availability.services import local_day_bounds
@@ -159,7 +161,7 @@ WORKFLOW_SAVED = {
 }
 CHANGED = {
     200: Reply("the booking as it is now", ref("Booking")),
-    400: error("a malformed body", "invalid_json", "invalid_start"),
+    400: error("a malformed body", "malformed_json", "invalid_request", "invalid_start"),
     409: error("not allowed now", "not_allowed", "slot_taken", "invalid_state"),
     422: error("refused", "invalid_reason", "not_a_slot", "in_the_past"),
 }
@@ -266,7 +268,7 @@ def list_bookings() -> Response:
         )
     found = list(db_session().scalars(query))
     page = found[:limit]
-    items: list[dict[str, Any]] = [_booking_json(booking) for booking in page]
+    items = [without_client_links(_booking_json(booking)) for booking in page]
     return jsonify(
         bookings=items,
         next_cursor=_next_cursor(page[-1]) if len(found) > limit else None,
@@ -302,14 +304,14 @@ def _token_booking(uid: str, *, write: bool = False) -> tuple[TokenAccess, Booki
 def get_booking(uid: str) -> Response:
     """One booking of the token's calendar."""
     _access, booking = _token_booking(uid)
-    return jsonify(_booking_json(booking))
+    return jsonify(without_client_links(_booking_json(booking)))
 
 
 def _write_body() -> dict[str, Any]:
-    """A write's JSON body (``{}`` when there is none)."""
-    body = request.get_json(silent=True) if request.data else {}
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    """A write's JSON body (``{}`` when there is none), as every body of the API is read: sent
+    as JSON (415 otherwise), checked against the operation's schema (400 with the path of the
+    value at fault), with no text that cannot be stored (422)."""
+    body = _optional_json_body()
     refuse_unstorable(body)
     return body
 
@@ -333,7 +335,7 @@ def _as_business(uid: str, change: Callable[[Session, Booking, Role, str], objec
         found = session.get(Booking, booking_id)
         assert found is not None
         change(session, found, role, _actor(access).name)
-        payload = _booking_json(found)
+        payload = without_client_links(_booking_json(found))
     return jsonify(payload)
 
 
@@ -385,6 +387,7 @@ def cancel_booking_by_token(uid: str) -> Response:
         "Move a booking, as the business",
         "bookings (token)",
         body={"type": "object", "required": ["start"], "properties": {"start": MOMENT}},
+        body_codes={"start": "invalid_start"},
         bearer=True,
         responses=CHANGED,
     )
@@ -642,7 +645,7 @@ def get_workflow(slug: str) -> Response:
                     },
                 },
             ),
-            400: error("a malformed body", "invalid_json"),
+            400: error("a malformed body", "malformed_json", "invalid_request"),
             413: error("too long", "too_large"),
             422: error("no YAML", "invalid_source", "invalid_comment"),
         },
@@ -676,7 +679,7 @@ def validate_workflow() -> Response:
         bearer=True,
         responses={
             201: Reply("created", WORKFLOW_SAVED),
-            400: error("a malformed body", "invalid_json", "invalid_request"),
+            400: error("a malformed body", "malformed_json", "invalid_request"),
             409: error("a workflow has this id already", "workflow_exists"),
             413: error("too long", "too_large"),
             422: error("problems (in problems)", "invalid_workflow", "invalid_source"),
@@ -720,7 +723,7 @@ def create_workflow_by_token() -> tuple[Response, int]:
         responses={
             200: Reply("nothing changed", WORKFLOW_SAVED),
             201: Reply("saved", WORKFLOW_SAVED),
-            400: error("a malformed body", "invalid_json"),
+            400: error("a malformed body", "malformed_json", "invalid_request"),
             413: error("too long", "too_large"),
             422: error("problems (in problems)", "invalid_workflow", "invalid_source"),
         },
@@ -906,6 +909,7 @@ def _may_change_time_off(access: TokenAccess, member: StaffMember) -> None:
         "Record time off (the member is told by e-mail)",
         "staff (token)",
         body=TIME_OFF_BODY,
+        body_codes={"start": "invalid_start", "end": "invalid_end"},
         bearer=True,
         responses={
             201: Reply(
@@ -918,7 +922,13 @@ def _may_change_time_off(access: TokenAccess, member: StaffMember) -> None:
                     },
                 },
             ),
-            400: error("a malformed body", "invalid_json", "invalid_start", "invalid_end"),
+            400: error(
+                "a malformed body",
+                "malformed_json",
+                "invalid_request",
+                "invalid_start",
+                "invalid_end",
+            ),
             422: error("refused (fields: each field and its problem)", "invalid"),
         },
     )
@@ -1079,7 +1089,7 @@ HOURS_BODY: dict[str, Any] = {
 }
 HOURS_CHANGED = {
     200: HOURS_ANSWER,
-    400: error("a malformed body", "invalid_json"),
+    400: error("a malformed body", "malformed_json", "invalid_request"),
     422: error("a range that cannot be read, ends before it starts or overlaps", "invalid"),
 }
 

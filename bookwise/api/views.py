@@ -6,6 +6,7 @@ JSON in and out. Every error is ``{"error": {"code": "...", "message": "...", ..
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -273,14 +274,28 @@ def _invalid(error: InvalidAnswers) -> tuple[Response, int]:
 # --- reading the request ------------------------------------------------------------------------
 
 
+def _why_not_json(raw: bytes) -> str | None:
+    """What is wrong with a body that gave no JSON value: where the parser stopped, with its
+    line and column; None when it is JSON after all (``null``: not an object)."""
+    try:
+        json.loads(raw)
+    except RecursionError:
+        return "the body is not valid JSON: it is nested too deeply"
+    except UnicodeDecodeError:
+        return "the body is not valid JSON: it is not UTF-8 text"
+    except ValueError as error:
+        return f"the body is not valid JSON: {error}"[:300]
+    return None
+
+
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send JSON with Content-Type: application/json"
         )
     body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    if body is None and (why := _why_not_json(request.get_data(cache=True))) is not None:
+        raise ApiError(400, "malformed_json", why)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     # The body's schema, the one the OpenAPI document gives (bookwise.api.spec), before the
@@ -525,6 +540,20 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
         "consent": _consent_json(booking),
         "series": _series_link_json(booking),
     }
+
+
+CLIENT_LINKS = frozenset({"manage_token", "manage_url"})
+
+
+def without_client_links(answer: Any) -> Any:
+    """``answer`` without its manage tokens and links, at any depth: a manage link is the
+    client's own key (it cancels, moves, erases), sent to them alone; the answers given to a
+    business's API token never carry one."""
+    if isinstance(answer, dict):
+        return {k: without_client_links(v) for k, v in answer.items() if k not in CLIENT_LINKS}
+    if isinstance(answer, list):
+        return [without_client_links(item) for item in answer]
+    return answer
 
 
 def _series_link_json(booking: Booking) -> dict[str, Any] | None:
@@ -1061,9 +1090,16 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
                 session, calendar, service, asked, series, now(), plugins=plugin_host()
             )
             made = {"series": _series_json(booked)}
-            return created(session, idempotent, made, made["series"]["manage_url"])
+            if business is None:
+                return created(session, idempotent, made, made["series"]["manage_url"])
+            first = next(o["booking"] for o in made["series"]["occurrences"] if "booking" in o)
+            location = url_for("api.get_booking", uid=first)
+            return created(session, idempotent, without_client_links(made), location)
         booking = book_from_answers(session, calendar, service, asked, now(), plugins=plugin_host())
         payload = _booking_json(booking)
+        if business is not None:
+            location = url_for("api.get_booking", uid=booking.uid)
+            return created(session, idempotent, without_client_links(payload), location)
         location = url_for("api.manage", token=payload["manage_token"])
         return created(session, idempotent, payload, location)
 

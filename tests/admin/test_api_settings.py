@@ -344,3 +344,43 @@ def test_parallel_changes_give_no_server_error(world: World) -> None:
     finally:
         session.close()
     assert sorted(slugs) == sorted(made)
+
+
+def test_a_tokens_answers_never_carry_a_clients_manage_link(world: World) -> None:
+    """A manage link is the client's key (it cancels, moves, erases): read by a token's user, it
+    would let a read token change bookings. Token answers leave it out, at any depth."""
+    client = world.app.test_client()
+    reader = bearer(world, "admin", "read")
+    page = client.get("/api/v1/bookings?calendar=acme&from=2026-11-25", headers=reader)
+    booking = page.get_json()["bookings"][0]
+    assert booking["id"] and "manage_token" not in booking and "manage_url" not in booking
+    one = client.get(f"/api/v1/bookings/{booking['id']}", headers=reader).get_json()
+    assert "manage_token" not in str(one) and "/manage/" not in str(one)
+    writer = bearer(world, "admin")
+    made = client.post(
+        f"{CALENDAR}/services/review/bookings",
+        headers=writer,
+        json={
+            "start": "2026-12-03T11:00:00+01:00",
+            "client": {"name": "Zoé", "email": "zoe@client.example"},
+        },
+    )
+    assert made.status_code == 201, made.get_json()
+    assert "manage_token" not in str(made.get_json())
+    assert made.headers["Location"].endswith(f"/api/v1/bookings/{made.get_json()['id']}")
+
+
+def test_what_is_wrong_with_a_body_is_said_where_it_is(world: World) -> None:
+    client = world.app.test_client()
+    admin = {**bearer(world, "admin"), "Content-Type": "application/json"}
+    null = client.patch(CALENDAR, headers=admin, data="null")
+    assert (null.status_code, null.get_json()["error"]["code"]) == (400, "invalid_request")
+    broken = client.patch(CALENDAR, headers=admin, data='{"name": "A",}')
+    assert broken.get_json()["error"]["code"] == "malformed_json"
+    assert "line 1 column 14" in broken.get_json()["error"]["message"]
+    typo = client.patch(CALENDAR, headers=admin, json={"nmae": "A"}).get_json()["error"]
+    assert (typo["path"], typo["message"][:20]) == ("/nmae", "unknown key 'nmae'; ")
+    late = client.patch(CALENDAR, headers=admin, json={"quiet_hours": {"from": "25:00", "to": "8"}})
+    assert "a time of day like 21:00" in late.get_json()["error"]["message"]
+    unsent = client.patch(CALENDAR, headers=bearer(world, "admin"), data='{"name": "A"}')
+    assert unsent.status_code == 415

@@ -442,7 +442,13 @@ def test_working_hours(world: World) -> None:
     garbage = client.put(url, headers=admin, json={"hours": {"mon": ["nine to five"]}})
     assert garbage.status_code == 422
     unknown_day = client.put(url, headers=admin, json={"hours": {"funday": []}})
-    assert unknown_day.status_code == 422
+    error = unknown_day.get_json()["error"]
+    assert (unknown_day.status_code, error["path"]) == (400, "/hours/funday")
+    assert error["message"].startswith("unknown key 'funday'; the keys known here: fri, mon")
+    not_text = client.put(url, headers=admin, json={"hours": {"mon": [9]}})
+    assert not_text.get_json()["error"]["path"] == "/hours/mon/0"
+    unsent = client.put(url, headers=admin, data='{"hours": {}}')  # no Content-Type
+    assert unsent.status_code == 415
     viewer = {"Authorization": f"Bearer {make_token(world, 'viewer', scope='write')}"}
     assert client.put(url, headers=viewer, json={"hours": week}).status_code == 403
     # Ana sets her own hours, then gives them up for the calendar's.
