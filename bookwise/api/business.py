@@ -16,7 +16,14 @@ from flask import Response, jsonify, request
 
 from bookwise.accounts.tokens import TokenAccess
 from bookwise.api.spec import Operation, Reply, error, operation, query
-from bookwise.api.staff import _actor, _member
+from bookwise.api.staff import (
+    BOOKABLE,
+    INVITATION,
+    TAKES_BOOKINGS,
+    _actor,
+    _member,
+    takes_bookings,
+)
 from bookwise.api.views import ApiError, _json_body, blueprint, calendar_for, refuse_unstorable
 from bookwise.calendars.editing import (
     REMOVAL_MODES,
@@ -98,13 +105,18 @@ SERVICE_SUMMARY = {
 }
 SETTINGS = {
     "type": "object",
-    "required": [*SETTINGS_FIELDS, "services"],
+    "required": [*SETTINGS_FIELDS, "services", "locales"],
     "properties": {
         **SETTINGS_FIELDS,
         "address": {"type": ["string", "null"]},
         "phone": {"type": ["string", "null"]},
         "reply_to": {"type": ["string", "null"]},
         "services": {"type": "array", "items": SERVICE_SUMMARY},
+        "locales": {
+            "type": "array",
+            "items": TEXT,
+            "description": "the instance's languages (read only): those description may have",
+        },
         "changed": {"type": "array", "items": TEXT},
     },
 }
@@ -153,7 +165,7 @@ SERVICE_BODY: dict[str, Any] = {
 
 MEMBER = {
     "type": "object",
-    "required": ["id", "name", "tags", "bookable", "invitation", "own_hours"],
+    "required": ["id", "name", "tags", "bookable", "invitation", "takes_bookings", "own_hours"],
     "properties": {
         "id": TEXT,
         "name": TEXT,
@@ -163,11 +175,9 @@ MEMBER = {
         },
         "phone": {"type": ["string", "null"]},
         "tags": {"type": "array", "items": TEXT},
-        "bookable": FLAG,
-        "invitation": {
-            "enum": ["pending", "accepted", "declined"],
-            "description": "a member takes bookings once they accept the e-mailed invitation",
-        },
+        "bookable": BOOKABLE,
+        "invitation": INVITATION,
+        "takes_bookings": TAKES_BOOKINGS,
         "own_hours": FLAG,
         "changed": {"type": "array", "items": TEXT},
     },
@@ -175,7 +185,7 @@ MEMBER = {
 MEMBER_FIELDS: dict[str, Any] = {
     "name": {"type": "string", "maxLength": 200},
     "email": {"type": "string", "maxLength": 320},
-    "phone": {"type": "string", "maxLength": 40},
+    "phone": {"type": ["string", "null"], "maxLength": 40, "description": "null: none"},
     "tags": {"type": "array", "maxItems": 50, "items": {"type": "string", "maxLength": 40}},
     "bookable": FLAG,
 }
@@ -271,6 +281,7 @@ def _settings_json(session: Any, calendar: Calendar) -> dict[str, Any]:
             else None
         ),
         "services": services,
+        "locales": list(instance().settings.locales),
     }
 
 
@@ -545,6 +556,7 @@ def _member_json(member: StaffMember, private: bool) -> dict[str, Any]:
         "tags": list(member.tags or []),
         "bookable": member.bookable,
         "invitation": member.invitation,
+        "takes_bookings": takes_bookings(member),
         "own_hours": not member.uses_calendar_hours,
     }
 
@@ -556,8 +568,9 @@ def _private(access: TokenAccess, member: StaffMember) -> bool:
 
 def _staff_values(body: dict[str, Any], current: StaffMember | None = None) -> StaffValues:
     def text(key: str, before: str | None) -> str:
-        value = body.get(key)
-        return (value if isinstance(value, str) else before or "").strip()
+        if key not in body:
+            return (before or "").strip()
+        return (body[key] or "").strip()  # null: none (the phone)
 
     tags = body.get("tags")
     return StaffValues(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -183,7 +183,7 @@ def validate_body(described: Operation, body: Any) -> BodyProblem | None:
         missing = [k for k in wanted if k not in (found.instance or {})]
         steps.append(missing[0] if missing else "")
     elif found.validator == "additionalProperties" and isinstance(found.instance, dict):
-        known = found.schema.get("properties", {})
+        known = found.schema.get("properties", {}) if isinstance(found.schema, Mapping) else {}
         unknown = [k for k in found.instance if k not in known]
         if unknown:  # the key itself is at fault: its path names it
             steps.append(str(unknown[0]))
@@ -214,14 +214,16 @@ def _message(found: ValidationError, steps: list[str]) -> str:
         return f"{where} must be at most {found.validator_value} characters"
     if found.validator == "maxItems":
         return f"{where} must have at most {found.validator_value} items"
+    schema: dict[str, Any] = dict(found.schema) if isinstance(found.schema, Mapping) else {}
     if found.validator == "additionalProperties":
-        known = ", ".join(sorted(found.schema.get("properties", {})))
+        known = ", ".join(sorted(schema.get("properties", {})))
         key = steps[-1] if steps else ""
         return f"unknown key {key!r}" + (f"; the keys known here: {known}" if known else "")
     if found.validator == "pattern":
-        return f"{where} must be {found.schema.get('description') or 'in the form documented'}"
+        return f"{where} must be {schema.get('description') or 'in the form documented'}"
     if found.validator in ("enum", "const"):
-        allowed = found.validator_value if found.validator == "enum" else [found.validator_value]
+        value = found.validator_value
+        allowed: list[Any] = list(value) if found.validator == "enum" else [value]
         return f"{where} must be one of: {', '.join(json.dumps(v) for v in allowed)}"
     return f"{where}: {found.message}"[:300]
 

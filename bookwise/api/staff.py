@@ -39,7 +39,7 @@ from bookwise.api.views import (
 from bookwise.audit.services import Actor
 from bookwise.availability.services import local_day_bounds
 from bookwise.bookings.models import Booking
-from bookwise.bookings.services import reschedule_booking, transition_booking
+from bookwise.bookings.services import context_of, reschedule_booking, transition_booking
 from bookwise.calendars.editing import (
     add_time_off,
     create_calendar_workflow,
@@ -87,6 +87,7 @@ BAD_QUERY = error(
     "range_too_long",
     "invalid_cursor",
     "invalid_format",
+    "invalid_status",
 )
 BOOKING_PAGE = {
     "type": "object",
@@ -162,7 +163,7 @@ WORKFLOW_SAVED = {
 CHANGED = {
     200: Reply("the booking as it is now", ref("Booking")),
     400: error("a malformed body", "malformed_json", "invalid_request", "invalid_start"),
-    409: error("not allowed now", "not_allowed", "slot_taken", "invalid_state"),
+    409: error("not allowed now", "not_allowed", "slot_taken", "invalid_state", "forbidden"),
     422: error("refused", "invalid_reason", "not_a_slot", "in_the_past"),
 }
 
@@ -259,7 +260,7 @@ def list_bookings() -> Response:
     if access.staff_id is not None:
         query = query.where(Booking.staff_id == access.staff_id)
     if request.args.get("status"):
-        query = query.where(Booking.state == request.args["status"][:32])
+        query = query.where(Booking.state == _known_state(calendar, request.args["status"]))
     after = _cursor(request.args.get("cursor"))
     if after is not None:
         start, booking_id = after
@@ -275,6 +276,30 @@ def list_bookings() -> Response:
         calendar=calendar.slug,
         timezone=calendar.timezone,
     )
+
+
+def _known_state(calendar: Calendar, state: str) -> str:
+    """``state`` when a booking of the calendar may be in it (a state of its workflows' current
+    versions, or one its bookings hold); 400 naming them otherwise (a typo would list nothing)."""
+    session = db_session()
+    known = {
+        name
+        for service in calendar.services
+        for name in workflow_of(current_version(session, service.workflow.slug)).lifecycle.states
+    }
+    if state in known:
+        return state
+    known |= set(
+        session.scalars(select(Booking.state).where(Booking.calendar_id == calendar.id).distinct())
+    )
+    if state not in known:
+        raise ApiError(
+            400,
+            "invalid_status",
+            f"no booking of this calendar can be {state[:64]!r}; its states: "
+            + ", ".join(sorted(known)),
+        )
+    return state
 
 
 def _token_booking(uid: str, *, write: bool = False) -> tuple[TokenAccess, Booking]:
@@ -355,11 +380,41 @@ def transition_by_token(uid: str, name: str) -> Response:
     ``cancel``, ...) as the business: 409 when the workflow does not allow it from the booking's
     state or for the token's user; an optional ``reason``."""
     reason = _reason(_write_body())
-    return _as_business(
-        uid,
-        lambda session, booking, role, actor: transition_booking(
+
+    def move(session: Session, booking: Booking, role: Role, actor: str) -> None:
+        _may_move(booking, name[:64], role)
+        transition_booking(
             session, booking, name[:64], role, actor, now(), reason, plugins=plugin_host()
-        ),
+        )
+
+    return _as_business(uid, move)
+
+
+def _may_move(booking: Booking, name: str, role: Role) -> None:
+    """A move the workflow does not have is 404; one it has but not from the booking's state,
+    or not for the token's user, 409: each says what may be done instead (an integrator reads
+    these, not a client)."""
+    lifecycle = context_of(booking).workflow.lifecycle
+    names = sorted({t.name for t in lifecycle.transitions})
+    if name not in names:
+        raise ApiError(
+            404,
+            "unknown_transition",
+            f"this booking's workflow has no action {name!r}; its actions: {', '.join(names)}",
+        )
+    here = [t.name for t in lifecycle.available(booking.state, role)]
+    if name in here:
+        return
+    possible = ", ".join(here) or "none"
+    if any(t.name == name for t in lifecycle.available(booking.state)):
+        raise ApiError(
+            409, "forbidden", f"{name!r} is not yours to do ({role}); yours now: {possible}"
+        )
+    raise ApiError(
+        409,
+        "invalid_state",
+        f"{name!r} is not possible while the booking is {booking.state!r}; possible now: "
+        f"{possible}",
     )
 
 
@@ -778,6 +833,23 @@ TIME_OFF_BODY: dict[str, Any] = {
 }
 
 
+BOOKABLE = {"type": "boolean", "description": "the setting: may be booked (see takes_bookings)"}
+INVITATION = {
+    "enum": ["pending", "accepted", "declined"],
+    "description": "a member added takes bookings once they accept the e-mailed invitation",
+}
+TAKES_BOOKINGS = {
+    "type": "boolean",
+    "description": "bookable, and their invitation accepted: clients can book them now",
+}
+
+
+def takes_bookings(member: StaffMember) -> bool:
+    """Whether clients can be given this member now: bookable, invitation accepted, not
+    removed (what the availability engine's pool keeps)."""
+    return member.bookable and member.invitation == "accepted" and member.removed_at is None
+
+
 def _member(calendar: Calendar, slug: str) -> StaffMember:
     member = db_session().scalar(
         select(StaffMember).where(
@@ -826,12 +898,14 @@ def _time_off_json(time_off: TimeOff, zone: str, reasons: bool) -> dict[str, Any
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "required": ["id", "name", "tags", "bookable"],
+                                "required": ["id", "name", "tags", "bookable", "takes_bookings"],
                                 "properties": {
                                     "id": {"type": "string"},
                                     "name": {"type": "string"},
                                     "tags": {"type": "array", "items": {"type": "string"}},
-                                    "bookable": {"type": "boolean"},
+                                    "bookable": BOOKABLE,
+                                    "invitation": INVITATION,
+                                    "takes_bookings": TAKES_BOOKINGS,
                                 },
                             },
                         },
@@ -852,7 +926,14 @@ def list_staff(calendar: str) -> Response:
     )
     return jsonify(
         staff=[
-            {"id": m.slug, "name": m.name, "tags": list(m.tags or []), "bookable": m.bookable}
+            {
+                "id": m.slug,
+                "name": m.name,
+                "tags": list(m.tags or []),
+                "bookable": m.bookable,
+                "invitation": m.invitation,
+                "takes_bookings": takes_bookings(m),
+            }
             for m in members
         ],
         calendar=found.slug,

@@ -224,8 +224,11 @@ def _keep_manage_answers_private() -> None:
 
 
 @blueprint.errorhandler(ApiError)
-def _api_error(error: ApiError) -> tuple[Response, int]:
-    return error_response(error.status, error.code, str(error), **error.extra)
+def _api_error(error: ApiError) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    body, status = error_response(error.status, error.code, str(error), **error.extra)
+    if error.code == "unauthorized":  # RFC 6750: how to authenticate
+        return body, status, {"WWW-Authenticate": 'Bearer realm="bookwise"'}
+    return body, status
 
 
 @blueprint.errorhandler(NotFound)

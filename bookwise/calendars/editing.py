@@ -18,7 +18,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -638,6 +638,25 @@ def check_staff(values: StaffValues) -> None:
         raise InvalidInput(problems)
 
 
+def _check_email_free(
+    session: Session, calendar_id: int, email: str, member_id: int | None = None
+) -> None:
+    """:class:`InvalidInput` when another member of the calendar (not removed) has ``email``
+    (in any case): their invitations, messages and sign-in would be mixed up."""
+    taken = session.scalar(
+        select(StaffMember.id).where(
+            StaffMember.calendar_id == calendar_id,
+            func.lower(StaffMember.email) == email.strip().lower(),
+            StaffMember.removed_at.is_(None),
+            StaffMember.id != (member_id or 0),
+        )
+    )
+    if taken is not None:
+        raise InvalidInput(
+            {"email": _problem(N_("Another staff member of this calendar has this address."))}
+        )
+
+
 def _unique_slug(session: Session, calendar_id: int, name: str) -> str:
     base = slugify(name) or "staff"
     taken = set(
@@ -672,6 +691,7 @@ def add_staff(
 ) -> StaffMember:
     """Add a staff member, pending until they accept the invitation e-mailed to them."""
     check_staff(values)
+    _check_email_free(session, calendar.id, values.email)
     for attempt in range(5):
         member = StaffMember(
             calendar_id=calendar.id,
@@ -794,6 +814,7 @@ def update_staff(
     """Save a member's details. A new e-mail address is invited again (the person behind it has
     not agreed to be booked)."""
     check_staff(values)
+    _check_email_free(session, member.calendar_id, values.email, member.id)
     wanted = {
         "name": values.name.strip(),
         "email": values.email.strip(),

@@ -321,14 +321,14 @@ def test_a_text_that_cannot_be_stored_is_refused_by_name(
 
 
 def test_parallel_changes_give_no_server_error(world: World) -> None:
-    """Eight clients add a member of the same name, and move the calendar to the same address,
-    at once: each answer is a success or a clear refusal, never a 500, and no id is doubled."""
+    """Eight clients add a member of the same name at once: each answer is a success or a clear
+    refusal, never a 500, and no id is doubled."""
     from concurrent.futures import ThreadPoolExecutor
 
     headers = bearer(world, "admin")
 
-    def add(_: int) -> Any:
-        body = {"name": "Eve Twin", "email": "eve@acme.example"}
+    def add(number: int) -> Any:
+        body = {"name": "Eve Twin", "email": f"eve{number}@acme.example"}
         return world.app.test_client().post(f"{CALENDAR}/staff", headers=headers, json=body)
 
     with ThreadPoolExecutor(8) as pool:
@@ -384,3 +384,44 @@ def test_what_is_wrong_with_a_body_is_said_where_it_is(world: World) -> None:
     assert "a time of day like 21:00" in late.get_json()["error"]["message"]
     unsent = client.patch(CALENDAR, headers=bearer(world, "admin"), data='{"name": "A"}')
     assert unsent.status_code == 415
+
+
+def test_an_integrators_mistakes_are_answered_with_what_to_do(world: World) -> None:
+    client = world.app.test_client()
+    admin = bearer(world, "admin")
+    # No token: 401 with how to send one (RFC 6750).
+    bare = client.get(CALENDAR)
+    assert (bare.status_code, bare.headers["WWW-Authenticate"]) == (401, 'Bearer realm="bookwise"')
+    # A status no booking can have: 400 naming those it can, not an empty page.
+    typo = client.get("/api/v1/bookings?calendar=acme&status=confirmd", headers=admin)
+    assert typo.status_code == 400
+    assert "confirmed" in typo.get_json()["error"]["message"]
+    assert (
+        client.get("/api/v1/bookings?calendar=acme&status=cancelled", headers=admin).status_code
+        == 200
+    )
+    # An action the workflow does not have: 404 listing its actions; one not possible now: 409.
+    uid = client.get("/api/v1/bookings?calendar=acme", headers=admin).get_json()["bookings"][0][
+        "id"
+    ]
+    unknown = client.post(f"/api/v1/bookings/{uid}/transitions/frobnicate", headers=admin)
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (404, "unknown_transition")
+    assert "cancel" in unknown.get_json()["error"]["message"]
+    # Two members of one calendar with one address: refused, naming the field.
+    twin = client.post(
+        f"{CALENDAR}/staff", headers=admin, json={"name": "Ana Two", "email": "ANA@acme.example"}
+    )
+    assert (twin.status_code, list(twin.get_json()["error"]["fields"])) == (422, ["email"])
+    # A member invited and not yet answering is bookable, but takes no booking yet.
+    new = client.post(
+        f"{CALENDAR}/staff", headers=admin, json={"name": "Ivo", "email": "i@x.example"}
+    )
+    assert (new.get_json()["bookable"], new.get_json()["takes_bookings"]) == (True, False)
+    listed = client.get(f"{CALENDAR}/staff", headers=admin).get_json()["staff"]
+    assert {m["id"]: m["takes_bookings"] for m in listed}["ana"] is True
+    # A phone is cleared with null.
+    client.patch(f"{CALENDAR}/staff/ivo", headers=admin, json={"phone": "+33 1 23 45 67 89"})
+    cleared = client.patch(f"{CALENDAR}/staff/ivo", headers=admin, json={"phone": None})
+    assert (cleared.get_json()["phone"], cleared.get_json()["changed"]) == (None, ["phone"])
+    # The languages a description may be given in.
+    assert client.get(CALENDAR, headers=admin).get_json()["locales"][0] == "en"

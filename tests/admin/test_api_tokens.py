@@ -255,9 +255,10 @@ def test_approving_and_moving_for_the_business(world: World) -> None:
     assert approved.status_code == 200, approved.get_json()
     assert approved.get_json()["status"] == "confirmed"
     again = client.post(f"/api/v1/bookings/{review}/transitions/approve", headers=writer)
-    assert again.status_code == 409
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "invalid_state")
+    assert "'confirmed'; possible now: cancel" in again.get_json()["error"]["message"]
     unknown = client.post(f"/api/v1/bookings/{review}/transitions/teleport", headers=writer)
-    assert unknown.status_code == 409
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (404, "unknown_transition")
     consult = _uid(world, "acme_consult")
     later = "2026-11-30T10:00:00+01:00"
     moved = client.post(
