@@ -130,11 +130,27 @@ def test_tokens_from_the_command_line(world: World, bookwise_cli: Any) -> None:
 def test_tokens_in_the_back_office(world: World) -> None:
     import re
 
+    from bookwise.calendars.models import Calendar
     from tests.admin.conftest import token as csrf_of
 
+    with world.app.extensions["bookwise"].database.sessions() as session:
+        acme = session.get(Calendar, world.ids["acme"])
+        assert acme is not None
+        name, slug, zone = acme.name, acme.slug, acme.timezone
     client = world.login("viewer")
     page = client.get("/admin/tokens/")
     assert page.status_code == 200
+    # The page names its calendar and its id in the API, links the API's browsable reference
+    # and says what each scope allows.
+    text = page.get_data(as_text=True)
+    assert f"Tokens for the calendar {name} (in the API: <code>{slug}</code>)." in text
+    assert 'href="/api/v1/docs"' in text and "docs/api.md" not in text
+    assert "it can do only what you can do here" in text
+    assert "Read only: bookings, staff, hours, settings, scenarios and reports" in text
+    assert (
+        "Read and change what you may change in this calendar: bookings, staff, hours,"
+        " time off, settings, scenarios"
+    ) in text
     made = client.post(
         "/admin/tokens/",
         data={"name": "Reports", "scope": "write", "csrf_token": csrf_of(client, "/admin/tokens/")},
@@ -146,6 +162,8 @@ def test_tokens_in_the_back_office(world: World) -> None:
     # Shown once: not on the next visit; listed by its prefix, with its last use.
     again = client.get("/admin/tokens/").get_data(as_text=True)
     assert secret not in again and secret[:9] in again and "never" in again
+    # Its times are in the calendar's zone, said above the table; revoking says it is final.
+    assert f"Times in {zone}." in again and "Revoke (cannot be undone)" in again
     assert get(world, secret, calendar="acme").status_code == 200
     assert (
         "never" not in client.get("/admin/tokens/").get_data(as_text=True).split("Reports")[1][:400]

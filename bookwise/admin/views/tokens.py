@@ -33,9 +33,16 @@ class TokenForm(Form):
     scope = RadioField(
         lazy_gettext("It may"),
         choices=[
-            SelectChoice("read", lazy_gettext("Read bookings and reports")),
             SelectChoice(
-                "write", lazy_gettext("Read and change bookings (never more than your own role)")
+                "read",
+                lazy_gettext("Read only: bookings, staff, hours, settings, scenarios and reports"),
+            ),
+            SelectChoice(
+                "write",
+                lazy_gettext(
+                    "Read and change what you may change in this calendar: bookings, staff,"
+                    " hours, time off, settings, scenarios"
+                ),
             ),
         ],
         default="read",
@@ -71,8 +78,13 @@ class TokensView(AdminView):
         return rows
 
     def _page(self, form: TokenForm, secret: str = "") -> str:
+        calendar = self.calendar
         return self.render(
             "bookwise_admin/tokens.html",
+            # Named on the page with its slug, the calendar's id in the API (the tokens are its).
+            calendar=calendar,
+            # The times of the table (created, last used, revoked) are in the calendar's zone.
+            zone=calendar.timezone,
             rows=self._rows(),
             form=form,
             action=ActionForm(),
