@@ -548,6 +548,10 @@ COMPONENTS.update(
                 "meeting_url": NULLABLE_TEXT,
                 "can_change": {"type": "boolean"},
                 "change_deadline": MOMENT,
+                "reference": {
+                    **TEXT,
+                    "description": "BW- and six characters: as the client and the report name it",
+                },
                 "manage_token": TEXT,
                 "manage_url": TEXT,
                 "consent": {

@@ -103,7 +103,7 @@ from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
 from bookwise.i18n import contact_label, gettext
-from bookwise.notifications.context import consent_version, manage_url
+from bookwise.notifications.context import consent_version, manage_url, reference
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.text import UNSTORABLE, has_lone_surrogate
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
@@ -526,6 +526,8 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
     deadline = change_deadline(workflow, booking)
     return {
         "id": booking.uid,
+        # What the client reads on the phone and the report's first column: BW-1A2B3C.
+        "reference": reference(booking),
         "status": booking.state,
         "calendar": booking.calendar.slug,
         "service": workflow.id,

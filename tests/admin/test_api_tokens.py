@@ -229,6 +229,11 @@ def test_the_report_of_120_days(world: World, kind: str) -> None:
     if kind == "json":
         report = answer.get_json()
         assert len(report["rows"]) == 4 and report["columns"]
+        # Each row's reference is the reference of a booking the API lists.
+        listed = get(world, make_token(world, "admin"), calendar="acme", **{"from": "2026-11-25"})
+        assert {row[0] for row in report["rows"]} == {
+            b["reference"] for b in listed.get_json()["bookings"]
+        }
     else:
         lines = answer.get_data(as_text=True).strip().splitlines()
         assert len(lines) == 1 + 4
