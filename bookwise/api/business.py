@@ -23,6 +23,7 @@ from bookwise.api.staff import (
     _actor,
     _member,
     takes_bookings,
+    writing,
 )
 from bookwise.api.views import ApiError, _json_body, blueprint, calendar_for, refuse_unstorable
 from bookwise.calendars.editing import (
@@ -34,14 +35,14 @@ from bookwise.calendars.editing import (
     plugins_needed,
     quiet_hours_values,
     remove_staff,
+    settings_of,
     update_calendar,
     update_service,
     update_staff,
 )
 from bookwise.calendars.models import Calendar, Service, StaffMember
 from bookwise.config import secret_key_of
-from bookwise.db import unit_of_work
-from bookwise.errors import InvalidInput, NotFound
+from bookwise.errors import NotFound
 from bookwise.i18n import gettext
 from bookwise.web import db_session, instance, now, plugin_host
 from bookwise.workflows.scenario_tests import run_cases
@@ -234,16 +235,6 @@ def _body() -> dict[str, Any]:
     return body
 
 
-def _refused(invalid: InvalidInput, rename: dict[str, str] | None = None) -> ApiError:
-    """422 ``invalid``: each field the back office's check refused, and why, in the request's
-    language (``rename``: the API's name of a field the back office names otherwise)."""
-    fields = {
-        (rename or {}).get(key, key): problem.translate(gettext)
-        for key, problem in invalid.problems.items()
-    }
-    return ApiError(422, "invalid", gettext("Some answers are missing or wrong."), fields=fields)
-
-
 # --- calendar settings --------------------------------------------------------------------------
 
 
@@ -283,30 +274,6 @@ def _settings_json(session: Any, calendar: Calendar) -> dict[str, Any]:
         "services": services,
         "locales": list(instance().settings.locales),
     }
-
-
-def _current_settings(calendar: Calendar) -> CalendarSettings:
-    quiet = quiet_hours_values(calendar)
-    return CalendarSettings(
-        name=calendar.name,
-        slug=calendar.slug,
-        timezone=calendar.timezone,
-        default_locale=calendar.default_locale,
-        description=dict(calendar.description or {}),
-        address=calendar.address or "",
-        phone=calendar.phone or "",
-        reply_to=calendar.reply_to or "",
-        published=calendar.published,
-        search_indexing=calendar.search_indexing,
-        sign_in_required=calendar.sign_in_required,
-        show_business_timezone=calendar.show_business_timezone,
-        embed_origins=tuple(calendar.embed_origins or ()),
-        plugins=None if calendar.plugins is None else tuple(calendar.plugins),
-        feed_client_names=calendar.feed_client_names,
-        quiet_from=quiet["quiet_from"],
-        quiet_to=quiet["quiet_to"],
-        quiet_email=bool(quiet["quiet_email"]),
-    )
 
 
 def _settings_from(
@@ -385,29 +352,25 @@ def change_calendar(calendar: str) -> Response:
     access, found = _admin(calendar)
     body = _body()
     locales = tuple(instance().settings.locales)
-    wanted = _settings_from(_current_settings(found), body, locales)
+    wanted = _settings_from(settings_of(found), body, locales)
     calendar_id = found.id
     host = plugin_host()
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            saved = session.get(Calendar, calendar_id)
-            assert saved is not None
-            changes = update_calendar(
-                session,
-                saved,
-                wanted,
-                locales,
-                _actor(access).name,
-                request.remote_addr,
-                offered_plugins=[info.name for info in host.optional()],
-                needed_plugins=plugins_needed(session, saved, host.optional_meeting_owner),
-            )
-            payload = _settings_json(session, saved)
-    except InvalidInput as invalid:
-        rename = {"slug": "id", "quiet_from": "quiet_hours", "quiet_to": "quiet_hours"}
-        rename.update({f"description_{code}": "description" for code in locales})
-        raise _refused(invalid, rename) from None
+    rename = {"slug": "id", "quiet_from": "quiet_hours", "quiet_to": "quiet_hours"}
+    rename.update({f"description_{code}": "description" for code in locales})
+    with writing(lambda key: rename.get(key, key)) as session:
+        saved = session.get(Calendar, calendar_id)
+        assert saved is not None
+        changes = update_calendar(
+            session,
+            saved,
+            wanted,
+            locales,
+            _actor(access).name,
+            request.remote_addr,
+            offered_plugins=[info.name for info in host.optional()],
+            needed_plugins=plugins_needed(session, saved, host.optional_meeting_owner),
+        )
+        payload = _settings_json(session, saved)
     payload["changed"] = sorted("id" if key == "slug" else key for key in changes)
     return jsonify(payload)
 
@@ -520,27 +483,23 @@ def change_service(calendar: str, service: str) -> Response:
             )
             raise ApiError(422, "checks_failed", message, failures=failures)
     calendar_id, service_id = found.id, offered.id
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            saved = session.get(Service, service_id)
-            assert saved is not None
-            update_service(
-                session,
-                saved,
-                active=active,
-                pool_by_tags=pool_by_tags,
-                staff_ids=staff_ids,
-                actor=_actor(access).name,
-                ip=request.remote_addr,
-            )
-            session.flush()
-            session.expire(saved)
-            owner = session.get(Calendar, calendar_id)
-            assert owner is not None
-            payload = _service_json(session, owner, saved)
-    except InvalidInput as invalid:
-        raise _refused(invalid) from None
+    with writing() as session:
+        saved = session.get(Service, service_id)
+        assert saved is not None
+        update_service(
+            session,
+            saved,
+            active=active,
+            pool_by_tags=pool_by_tags,
+            staff_ids=staff_ids,
+            actor=_actor(access).name,
+            ip=request.remote_addr,
+        )
+        session.flush()
+        session.expire(saved)
+        owner = session.get(Calendar, calendar_id)
+        assert owner is not None
+        payload = _service_json(session, owner, saved)
     return jsonify(payload)
 
 
@@ -630,22 +589,18 @@ def add_staff_member(calendar: str) -> tuple[Response, int]:
     access, found = _admin(calendar)
     values = _staff_values(_body())
     calendar_id = found.id
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            owner = session.get(Calendar, calendar_id)
-            assert owner is not None
-            member = add_staff(
-                session,
-                owner,
-                values,
-                **_inviting(),
-                actor=_actor(access).name,
-                ip=request.remote_addr,
-            )
-            payload = _member_json(member, True)
-    except InvalidInput as invalid:
-        raise _refused(invalid) from None
+    with writing() as session:
+        owner = session.get(Calendar, calendar_id)
+        assert owner is not None
+        member = add_staff(
+            session,
+            owner,
+            values,
+            **_inviting(),
+            actor=_actor(access).name,
+            ip=request.remote_addr,
+        )
+        payload = _member_json(member, True)
     return jsonify(payload), 201
 
 
@@ -670,22 +625,18 @@ def change_staff_member(calendar: str, staff: str) -> Response:
     member = _member(found, staff)
     values = _staff_values(_body(), member)
     member_id = member.id
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            saved = session.get(StaffMember, member_id)
-            assert saved is not None
-            changes = update_staff(
-                session,
-                saved,
-                values,
-                **_inviting(),
-                actor=_actor(access).name,
-                ip=request.remote_addr,
-            )
-            payload = {**_member_json(saved, True), "changed": sorted(changes)}
-    except InvalidInput as invalid:
-        raise _refused(invalid) from None
+    with writing() as session:
+        saved = session.get(StaffMember, member_id)
+        assert saved is not None
+        changes = update_staff(
+            session,
+            saved,
+            values,
+            **_inviting(),
+            actor=_actor(access).name,
+            ip=request.remote_addr,
+        )
+        payload = {**_member_json(saved, True), "changed": sorted(changes)}
     return jsonify(payload)
 
 
@@ -723,8 +674,7 @@ def remove_staff_member(calendar: str, staff: str) -> Response:
     reason = (request.args.get("reason") or "").strip()[:500] or None
     member_id = member.id
     actor = _actor(access)
-    db_session().close()
-    with unit_of_work(instance().database.sessions, write=True) as session:
+    with writing() as session:
         saved = session.get(StaffMember, member_id)
         assert saved is not None
         try:

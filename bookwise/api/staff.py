@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -348,15 +349,37 @@ def _reason(body: dict[str, Any]) -> str | None:
     return reason
 
 
+def refused(invalid: InvalidInput, rename: Callable[[str], str] | None = None) -> ApiError:
+    """422 ``invalid``: each field the back office's checks refused, with its problem in the
+    request's language (``rename``: the API's name of a field the back office names otherwise)."""
+    fields = {
+        (rename(key) if rename else key): problem.translate(gettext)
+        for key, problem in invalid.problems.items()
+    }
+    return ApiError(422, "invalid", gettext("Some answers are missing or wrong."), fields=fields)
+
+
+@contextmanager
+def writing(rename: Callable[[str], str] | None = None) -> Iterator[Session]:
+    """A change's own write transaction, the request's read session closed first (a reader must
+    not hold SQLite's lock while it waits for the writer's); what the back office's checks
+    refuse is :func:`refused`, and nothing is written."""
+    db_session().close()
+    try:
+        with unit_of_work(instance().database.sessions, write=True) as session:
+            yield session
+    except InvalidInput as invalid:
+        raise refused(invalid, rename) from None
+
+
 def _as_business(uid: str, change: Callable[[Session, Booking, Role, str], object]) -> Response:
     """Make ``change`` to the booking ``uid`` for the business (a write token: its user's role,
     staff or admin, as the workflow's lifecycle names who may do what), in one transaction; the
     booking as it is then."""
     access, booking = _token_booking(uid, write=True)
     booking_id = booking.id
-    db_session().close()
     role: Role = "staff" if access.role == "staff" else "admin"
-    with unit_of_work(instance().database.sessions, write=True) as session:
+    with writing() as session:
         found = session.get(Booking, booking_id)
         assert found is not None
         change(session, found, role, _actor(access).name)
@@ -757,9 +780,8 @@ def create_workflow_by_token() -> tuple[Response, int]:
     exists = ApiError(409, "workflow_exists", f"a workflow {slug!r} exists; choose another id")
     if db_session().scalar(select(WorkflowRecord.id).where(WorkflowRecord.slug == slug)):
         raise exists
-    db_session().close()
     try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
+        with writing() as session:
             owner = session.get(Calendar, calendar_id)
             assert owner is not None
             create_calendar_workflow(session, checked, owner, origin="api", actor=_actor(access))
@@ -796,8 +818,7 @@ def add_workflow_version(slug: str) -> tuple[Response, int]:
             422, "invalid_workflow", "the workflow has problems", problems=_problems_json(problems)
         )
     record_id = record.id
-    db_session().close()
-    with unit_of_work(instance().database.sessions, write=True) as session:
+    with writing() as session:
         found = session.get(WorkflowRecord, record_id)
         assert found is not None
         version = save_version(
@@ -1025,23 +1046,16 @@ def add_time_off_by_token(calendar: str, staff: str) -> tuple[Response, int]:
     if not isinstance(reason, str):
         raise ApiError(422, "invalid", "reason must be a text", fields={"reason": "a text"})
     member_id, zone = member.id, found.timezone
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            owner = session.get(StaffMember, member_id)
-            assert owner is not None
-            time_off, clashes = add_time_off(
-                session, owner, start, end, reason, now=now(), actor=_actor(access).name, ip=None
-            )
-            payload = {
-                "time_off": _time_off_json(time_off, zone, True),
-                "clashes": [booking.uid for booking in clashes],
-            }
-    except InvalidInput as invalid:
-        fields = {key: problem.translate(gettext) for key, problem in invalid.problems.items()}
-        raise ApiError(
-            422, "invalid", gettext("Some answers are missing or wrong."), fields=fields
-        ) from None
+    with writing() as session:
+        owner = session.get(StaffMember, member_id)
+        assert owner is not None
+        time_off, clashes = add_time_off(
+            session, owner, start, end, reason, now=now(), actor=_actor(access).name, ip=None
+        )
+        payload = {
+            "time_off": _time_off_json(time_off, zone, True),
+            "clashes": [booking.uid for booking in clashes],
+        }
     return jsonify(payload), 201
 
 
@@ -1061,8 +1075,7 @@ def remove_time_off_by_token(calendar: str, staff: str, time_off_id: int) -> tup
     time_off = db_session().get(TimeOff, time_off_id)
     if time_off is None or time_off.staff_id != member.id:
         raise NotFound("no such time off")
-    db_session().close()
-    with unit_of_work(instance().database.sessions, write=True) as session:
+    with writing() as session:
         found_off = session.get(TimeOff, time_off_id)
         if found_off is not None:
             remove_time_off(session, found_off, _actor(access).name, None)
@@ -1130,22 +1143,15 @@ def _read_hours(body: dict[str, Any]) -> list[tuple[int, int, int]]:
 def _set_hours(access: TokenAccess, found: Calendar, member: StaffMember | None) -> Response:
     ranges = _read_hours(_write_body())
     calendar_id, member_id = found.id, member.id if member is not None else None
-    db_session().close()
-    try:
-        with unit_of_work(instance().database.sessions, write=True) as session:
-            calendar = session.get(Calendar, calendar_id)
-            owner = session.get(StaffMember, member_id) if member_id is not None else None
-            assert calendar is not None
-            set_hours(session, calendar, owner, ranges, _actor(access).name, None)
-    except InvalidInput as invalid:
-        fields = {
-            WEEKDAYS[int(key.removeprefix("day_"))] if key.startswith("day_") else key: (
-                problem.translate(gettext)
-            )
-            for key, problem in invalid.problems.items()
-        }
-        message = gettext("Some answers are missing or wrong.")
-        raise ApiError(422, "invalid", message, fields=fields) from None
+
+    def weekday(key: str) -> str:  # the back office's day_0 ... day_6
+        return WEEKDAYS[int(key.removeprefix("day_"))] if key.startswith("day_") else key
+
+    with writing(weekday) as session:
+        calendar = session.get(Calendar, calendar_id)
+        owner = session.get(StaffMember, member_id) if member_id is not None else None
+        assert calendar is not None
+        set_hours(session, calendar, owner, ranges, _actor(access).name, None)
     refreshed = db_session().get(Calendar, calendar_id)
     assert refreshed is not None
     again = db_session().get(StaffMember, member_id) if member_id is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from itertools import pairwise
@@ -146,6 +146,28 @@ def quiet_hours_values(calendar: Calendar) -> dict[str, Any]:
         return {"quiet_from": "", "quiet_to": "", "quiet_email": False}
     spec = hours.to_spec()
     return {"quiet_from": spec["from"], "quiet_to": spec["to"], "quiet_email": hours.email}
+
+
+def settings_of(calendar: Calendar) -> CalendarSettings:
+    """The settings ``calendar`` has now, as its settings form holds them."""
+    return CalendarSettings(
+        name=calendar.name,
+        slug=calendar.slug,
+        timezone=calendar.timezone,
+        default_locale=calendar.default_locale,
+        description=dict(calendar.description or {}),
+        address=calendar.address or "",
+        phone=calendar.phone or "",
+        reply_to=calendar.reply_to or "",
+        published=calendar.published,
+        search_indexing=calendar.search_indexing,
+        sign_in_required=calendar.sign_in_required,
+        show_business_timezone=calendar.show_business_timezone,
+        embed_origins=tuple(calendar.embed_origins or ()),
+        plugins=None if calendar.plugins is None else tuple(calendar.plugins),
+        feed_client_names=calendar.feed_client_names,
+        **quiet_hours_values(calendar),
+    )
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -504,24 +526,8 @@ def clone_calendar(
 ) -> Calendar:
     """A new calendar with the settings, hours, staff (and their hours) and services of
     ``source`` (Microsoft Bookings' "clone a calendar"); bookings and time off stay behind."""
-    values = CalendarSettings(
-        name=name,
-        slug=slug,
-        timezone=source.timezone,
-        default_locale=source.default_locale,
-        description=dict(source.description or {}),
-        address=source.address or "",
-        phone=source.phone or "",
-        reply_to=source.reply_to or "",
-        published=False,  # a clone is prepared before it is opened to clients
-        search_indexing=source.search_indexing,
-        sign_in_required=source.sign_in_required,
-        show_business_timezone=source.show_business_timezone,
-        embed_origins=tuple(source.embed_origins or ()),
-        plugins=None if source.plugins is None else tuple(source.plugins),
-        feed_client_names=source.feed_client_names,
-        **quiet_hours_values(source),
-    )
+    # A clone is prepared before it is opened to clients: unpublished.
+    values = replace(settings_of(source), name=name, slug=slug, published=False)
     check_settings(session, values, locales, None, source.plugins or ())
     clone = Calendar(slug=slug, name=name, timezone=source.timezone)
     _apply_settings(clone, values)
