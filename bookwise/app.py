@@ -93,6 +93,7 @@ def create_app(
     from bookwise.api.staff import list_bookings as _with_token_routes  # noqa: F401
     from bookwise.api.views import blueprint as api_blueprint
     from bookwise.api.waitlist import entry_json as _with_waitlist_routes  # noqa: F401
+    from bookwise.health import init_health
     from bookwise.public.feeds import blueprint as feeds_blueprint
     from bookwise.public.views import blueprint as public_blueprint
     from bookwise.public.waitlist import render_entry as _with_waitlist_pages  # noqa: F401
@@ -108,6 +109,7 @@ def create_app(
     init_admin(app)
     _mount_plugins(app)
     init_rate_limits(app, settings.security, settings.database_url)
+    init_health(app)
 
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(lambda: {"language_choices": language_choices, "get_locale": get_locale})

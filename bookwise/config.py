@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "plugins": {"enabled": []},
     "api": {"idempotency_hours": 24},
+    "monitoring": {"metrics_from": ["127.0.0.1/32", "::1/128"]},
     "log_level": "INFO",
     "security": {
         "behind_proxies": 0,
@@ -100,6 +102,16 @@ class SchedulerSettings:
     # Seconds an outbox worker holds the rows it claimed; it renews them every quarter of that
     # while it lives, so a dead worker's rows wait about this long (docs/notifications.md).
     outbox_lease: int = 60
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    # The networks /metrics answers (docs/deployment.md, "What to watch"): Prometheus scrapes
+    # each web process; anyone else gets 404 (the volumes of bookings are the business's).
+    metrics_from: tuple[IPv4Network | IPv6Network, ...] = (
+        ip_network("127.0.0.1/32"),
+        ip_network("::1/128"),
+    )
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,7 @@ class Settings:
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     security: SecuritySettings = field(default_factory=_default_security)
     api: ApiSettings = field(default_factory=ApiSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     # The keys of the answers' encryption at rest, the first encrypting (bookwise.crypto); empty:
     # the instance's generated key.
@@ -296,6 +309,7 @@ def load_settings(
         feeds=_feed_settings(values["feeds"], environ, source),
         security=_security_settings(values["security"], source),
         api=ApiSettings(**values["api"]),
+        monitoring=_monitoring_settings(values["monitoring"], source),
         plugins=values["plugins"],
         log_level=values["log_level"],
         raw=values,
@@ -344,6 +358,19 @@ def _feed_settings(
             )
         accounts[name] = CaldavAccount(account["username"], password, variable)
     return FeedSettings(**{**values, "caldav_accounts": accounts})
+
+
+def _monitoring_settings(values: Mapping[str, Any], source: str) -> MonitoringSettings:
+    networks = []
+    for text in values["metrics_from"]:
+        try:
+            networks.append(ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"configuration error: {source}: monitoring.metrics_from: {text!r} is not an "
+                "address or a network; write it like 10.0.0.0/8 or 192.168.1.20"
+            ) from None
+    return MonitoringSettings(metrics_from=tuple(networks))
 
 
 def _security_settings(values: Mapping[str, Any], source: str) -> SecuritySettings:

@@ -103,6 +103,7 @@ from bookwise.config import secret_key_of
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
 from bookwise.i18n import contact_label, gettext
+from bookwise.metrics import booking_made
 from bookwise.notifications.context import consent_version, manage_url, reference
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.text import UNSTORABLE, has_lone_surrogate
@@ -1095,18 +1096,27 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
                 session, calendar, service, asked, series, now(), plugins=plugin_host()
             )
             made = {"series": _series_json(booked)}
+            count = len(booked.occurrences)
             if business is None:
-                return created(session, idempotent, made, made["series"]["manage_url"])
-            first = next(o["booking"] for o in made["series"]["occurrences"] if "booking" in o)
-            location = url_for("api.get_booking", uid=first)
-            return created(session, idempotent, without_client_links(made), location)
-        booking = book_from_answers(session, calendar, service, asked, now(), plugins=plugin_host())
-        payload = _booking_json(booking)
-        if business is not None:
-            location = url_for("api.get_booking", uid=booking.uid)
-            return created(session, idempotent, without_client_links(payload), location)
-        location = url_for("api.manage", token=payload["manage_token"])
-        return created(session, idempotent, payload, location)
+                answer = created(session, idempotent, made, made["series"]["manage_url"])
+            else:
+                first = next(o["booking"] for o in made["series"]["occurrences"] if "booking" in o)
+                location = url_for("api.get_booking", uid=first)
+                answer = created(session, idempotent, without_client_links(made), location)
+        else:
+            booking = book_from_answers(
+                session, calendar, service, asked, now(), plugins=plugin_host()
+            )
+            payload = _booking_json(booking)
+            count = 1
+            if business is not None:
+                location = url_for("api.get_booking", uid=booking.uid)
+                answer = created(session, idempotent, without_client_links(payload), location)
+            else:
+                location = url_for("api.manage", token=payload["manage_token"])
+                answer = created(session, idempotent, payload, location)
+    booking_made("api", count)  # committed
+    return answer
 
 
 @blueprint.get("/manage/<token>")

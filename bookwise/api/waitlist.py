@@ -52,6 +52,7 @@ from bookwise.bookings.waitlist import (
 )
 from bookwise.db import unit_of_work
 from bookwise.errors import NotFound
+from bookwise.metrics import booking_made
 from bookwise.notifications.context import waitlist_url
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR
 from bookwise.web import db_session, instance, now, plugin_host
@@ -228,4 +229,5 @@ def accept(token: str) -> Response:
         entry = find_entry_by_token(session, token)
         booking = accept_offer(session, entry, now(), plugins=plugin_host())
         payload = entry_json(entry, None) | {"booking": _booking_json(booking)}
+    booking_made("waitlist")
     return jsonify(payload)

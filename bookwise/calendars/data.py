@@ -38,6 +38,8 @@ RESERVED_SLUGS = frozenset(
         "favicon.ico",
         "feeds",
         "healthz",
+        "readyz",
+        "metrics",
         "login",
         "logout",
         "manage",

@@ -45,6 +45,7 @@ from bookwise.calendars.models import Calendar
 from bookwise.config import Settings
 from bookwise.database import Database
 from bookwise.db import unit_of_work, utcnow
+from bookwise.metrics import DELIVERIES
 from bookwise.notifications.channels import Attachment, Channel, ChannelError, OutgoingMessage
 from bookwise.notifications.context import Times, booking_context, message_context
 from bookwise.notifications.models import MessageTemplate, Notification
@@ -281,6 +282,8 @@ class Dispatcher:
         self._record(row_id, outcome)
 
     def _record(self, row_id: int, outcome: dict[str, Any]) -> None:
+        held = outcome.get("state") == "pending" and "held" in (outcome.get("payload") or {})
+        counted: tuple[str, str] | None = None
         with unit_of_work(self.database.sessions, write=True) as session:
             # Locked: a worker that takes the row over (this one's lease ran out) waits, or
             # went first and the row is theirs: never a result written over another's claim.
@@ -296,6 +299,9 @@ class Dispatcher:
             row.claimed_until = None
             if row.state == "dead":
                 log.error("message %s to %s given up: %s", row.id, row.recipient, row.last_error)
+            counted = (row.channel, "held" if held else row.state)
+        if counted is not None:  # committed
+            DELIVERIES.labels(channel=counted[0], result=counted[1]).inc()
 
     def _prepare(
         self, session: Session, row: Notification

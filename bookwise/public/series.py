@@ -43,6 +43,7 @@ from bookwise.db import unit_of_work
 from bookwise.errors import N_, NotFound
 from bookwise.formatting import format_day, format_when
 from bookwise.i18n import format_locale, gettext
+from bookwise.metrics import booking_made
 from bookwise.public.forms import ActionForm, booking_request
 from bookwise.timezones import sane
 from bookwise.web import db_session, instance, now, plugin_host
@@ -260,7 +261,10 @@ def book_series_step(step: SeriesForm, choice: SeriesChoice, source: Any) -> Ser
                 now(),
                 plugins=plugin_host(),
             )
-            return SeriesStep(token=series_manage_token(booked))
+            token = series_manage_token(booked)
+            made = len(booked.occurrences)
+        booking_made("public", made)
+        return SeriesStep(token=token)
     except SeriesConflict:
         shown = _show(step, wanted, chosen)
         shown.problem = gettext(

@@ -36,7 +36,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_login import current_user
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms import Form as PlainForm
 
@@ -92,6 +92,7 @@ from bookwise.formatting import (
     zone_place,
 )
 from bookwise.i18n import format_locale, gettext, ngettext
+from bookwise.metrics import booking_made
 from bookwise.notifications.context import consent_version, manage_url
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.public.forms import (
@@ -296,13 +297,6 @@ def _page_headers(response: Response) -> Response:
 
 
 # --- the calendar and its services ---------------------------------------------------------------
-
-
-@blueprint.get("/healthz")
-def health() -> Response:
-    """For load balancers and monitoring: 200 when the database answers."""
-    db_session().execute(text("SELECT 1"))
-    return jsonify(status="ok")
 
 
 @blueprint.get("/")
@@ -1034,7 +1028,9 @@ def _create(
         booking = book_from_answers(
             session, context.calendar.slug, workflow.id, request_, now(), plugins=plugin_host()
         )
-        return manage_token(booking)
+        token = manage_token(booking)
+    booking_made("public")
+    return token
 
 
 def _alternatives(

@@ -33,6 +33,7 @@ from bookwise.bookings.waitlist import (
 from bookwise.db import unit_of_work
 from bookwise.formatting import format_day, format_when, human_duration
 from bookwise.i18n import gettext
+from bookwise.metrics import booking_made
 from bookwise.public.forms import (
     ASKED_INPUT,
     ActionForm,
@@ -161,6 +162,7 @@ def waitlist_accept(token: str) -> Any:
             booked = manage_token(booking)
     except BookingError as refused:
         return render_entry(token, describe(refused.code, gettext, refused.told))
+    booking_made("waitlist")
     return redirect(link("confirmation", token=booked))
 
 

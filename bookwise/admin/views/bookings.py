@@ -59,6 +59,7 @@ from bookwise.db import begin_write
 from bookwise.errors import NotFound
 from bookwise.formatting import format_clock, format_day, format_when
 from bookwise.i18n import gettext, language_name
+from bookwise.metrics import booking_made
 from bookwise.notifications.context import answer_text, consent_version, reference
 from bookwise.notifications.models import Notification
 from bookwise.public.forms import (
@@ -816,6 +817,7 @@ class BookingsView(ExplainMixin, AdminView):
             details={"service": service.workflow.slug, "start": start.isoformat()},
         )
         self.commit(gettext("Booked."))
+        booking_made("admin")
         return booking
 
     def _free_for_others(
