@@ -333,6 +333,53 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
     server.serve_forever()  # returns on Ctrl+C, the server closed
 
 
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Web processes (about two per core; each holds its own database pool).",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads per process (requests waiting on the database overlap).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, config_path: Path | None, host: str, port: int, workers: int, threads: int
+) -> None:
+    """Serve Bookwise in production: gunicorn with several web processes. Messages and
+    scheduled jobs are not run here: start one or more `bookwise worker` beside it.
+
+    The database must be set up (bookwise init). Metrics of every process are added up at
+    /metrics (PROMETHEUS_MULTIPROC_DIR, by default a folder of the instance emptied at start).
+    See docs/deployment.md.
+    """
+    from bookwise.serving import prepare_metrics_folder, serve_with_gunicorn
+
+    settings = settings_from(ctx, config_path)
+    prepare_metrics_folder(settings)  # before anything imports prometheus_client
+    from bookwise.database import open_database, require_current_schema
+
+    _check_port_free(host, port)
+    database = open_database(settings)
+    _report_plugins(database)
+    require_current_schema(database)
+    database.engine.dispose()  # each process opens its own connections once forked
+    click.echo(
+        f"Bookwise serving on http://{host}:{port}/ with {workers} process(es) of {threads} "
+        "thread(s); start `bookwise worker` for messages and scheduled jobs."
+    )
+    serve_with_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+
+
 def _report_plugins(database: Any) -> None:
     """Plugins that could not be loaded: said at start-up; the rest of Bookwise starts."""
     for problem in database.plugins.problems():
