@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from bookwise.i18n import (
     select_locale,
 )
 from bookwise.ratelimits import init_rate_limits, retry_after_seconds
+from bookwise.tracing import configure_logging
 from bookwise.web import Bookwise, close_session, csrf, instance
 
 MAX_BODY = 64 * 1024
@@ -78,7 +78,7 @@ def create_app(
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         WTF_CSRF_TIME_LIMIT=None,
     )
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     app.extensions["bookwise"] = Bookwise(settings, open_database(settings), clock)
 
     app.jinja_env.add_extension("jinja2.ext.do")

@@ -20,6 +20,7 @@ import click
 
 from bookwise.config import DEFAULTS, Settings, load_settings
 from bookwise.errors import BookwiseError, ConfigError, ProblemsError, errors_only
+from bookwise.tracing import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -308,7 +309,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
     email, password = instance.demo_login(settings, database)
     database.engine.dispose()
     app = create_app(settings, clock=clock)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     # APScheduler tells of every tick at INFO: a line every few seconds would bury the banner.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
     try:
@@ -422,7 +423,7 @@ def worker(ctx: click.Context, config_path: Path | None, once: bool, clock: Any)
     database = open_database(settings)
     _report_plugins(database)
     require_current_schema(database)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if once:
         from bookwise.notifications.delivery import Dispatcher
 
@@ -498,7 +499,7 @@ def jobs_run(ctx: click.Context, config_path: Path | None, name: str, clock: Any
     settings = settings_from(ctx, config_path)
     database = open_database(settings)
     require_current_schema(database)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         result = runner_for(settings, database, clock=clock).run_now(name)
     finally:

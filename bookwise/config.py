@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "api": {"idempotency_hours": 24},
     "monitoring": {"metrics_from": ["127.0.0.1/32", "::1/128"]},
     "log_level": "INFO",
+    "log_format": "text",
     "security": {
         "behind_proxies": 0,
         "session_idle_minutes": 480,
@@ -200,6 +201,8 @@ class Settings:
     scheduler: SchedulerSettings
     plugins: Mapping[str, Any]
     log_level: str
+    # text: plain lines; json: one JSON object per line, with the request id (bookwise.tracing).
+    log_format: str
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     security: SecuritySettings = field(default_factory=_default_security)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -312,6 +315,7 @@ def load_settings(
         monitoring=_monitoring_settings(values["monitoring"], source),
         plugins=values["plugins"],
         log_level=values["log_level"],
+        log_format=values["log_format"],
         raw=values,
         encryption_keys=_encryption_keys(values, environ, source),
     )

@@ -9,7 +9,9 @@
 - ``/metrics``: Prometheus's text (bookwise.metrics), to the networks of
   ``monitoring.metrics_from`` only.
 
-Each request's time is observed here too, by endpoint, method and status class.
+Each request's time is observed here too, by endpoint, method and status class; and each goes
+by a request id (the proxy's ``X-Request-ID``, or a new one; sent back in the answer), which its
+log lines and the messages it plans carry (bookwise.tracing).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import func, select, text
 from werkzeug.exceptions import NotFound
 
 from bookwise.metrics import CONTENT_TYPE_LATEST, REQUEST_SECONDS, exposition, status_class
+from bookwise.tracing import REQUEST_ID, request_id_from
 from bookwise.web import instance, now
 
 blueprint = Blueprint("health", __name__)
@@ -90,9 +93,19 @@ def metrics() -> Response:
 
 def _started() -> None:
     g.request_started = time.perf_counter()
+    g.request_id = request_id_from(request.headers.get("X-Request-ID"))
+    g.request_trace = REQUEST_ID.set(g.request_id)
+
+
+def _untraced(_error: BaseException | None) -> None:
+    token = g.pop("request_trace", None)
+    if token is not None:
+        REQUEST_ID.reset(token)
 
 
 def _timed(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
     started = g.pop("request_started", None)
     if started is not None:
         REQUEST_SECONDS.labels(
@@ -111,3 +124,4 @@ def init_health(app: Flask) -> None:
     app.register_blueprint(blueprint)
     app.before_request(_started)
     app.after_request(_timed)
+    app.teardown_request(_untraced)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bookwise.crypto import EncryptedJSON
 from bookwise.db import Base, utcnow
+from bookwise.tracing import current_request_id
 
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "dead", "skipped", "withdrawn")
 
@@ -58,6 +59,8 @@ class Notification(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(500))
     last_error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The request (or scheduled job run) that planned it: its X-Request-ID (bookwise.tracing).
+    request_id: Mapped[str | None] = mapped_column(String(64), default=current_request_id)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

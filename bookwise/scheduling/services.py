@@ -34,6 +34,7 @@ from bookwise.errors import BookwiseError, did_you_mean
 from bookwise.notifications.delivery import worker_name
 from bookwise.scheduling.models import ScheduledJob
 from bookwise.scheduling.registry import Job, JobContext
+from bookwise.tracing import job_run_id, traced
 
 log = logging.getLogger("bookwise.jobs")
 
@@ -252,7 +253,9 @@ class JobRunner:
         )
         started = time.monotonic()
         try:
-            summary = job.run(context)
+            # Its log lines and the messages it plans go by this run's id (bookwise.tracing).
+            with traced(job_run_id(job.name)):
+                summary = job.run(context)
         except Exception as exc:
             duration = round((time.monotonic() - started) * 1000)
             log.exception("job %s failed", job.name)
