@@ -162,7 +162,7 @@ def test_two_requests_at_once_with_one_key_make_one_booking(
     Looking the key up before the transaction instead would book twice or answer 409."""
     from bookwise.api import views
 
-    real = views.book_from_answers
+    real = views.create_booking
     booked, go = threading.Event(), threading.Event()
     holder: list[threading.Thread] = []
 
@@ -173,7 +173,7 @@ def test_two_requests_at_once_with_one_key_make_one_booking(
             assert go.wait(timeout=30)
         return booking
 
-    monkeypatch.setattr(views, "book_from_answers", held)
+    monkeypatch.setattr(views, "create_booking", held)
     body = consult(tomorrow_at(10))
     answers: dict[str, Any] = {}
 

@@ -83,11 +83,11 @@ from bookwise.bookings.services import (
     Refused,
     SlotTaken,
     TooLate,
-    book_from_answers,
     cancel_booking,
     change_deadline,
     client_may_change,
     context_of,
+    create_booking,
     find_by_manage_token,
     find_service,
     manage_token,
@@ -1089,8 +1089,11 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         stored = claim(session, idempotent, now()) if idempotent is not None else None
         if stored is not None:
             return replayed(stored)
+        # The service, read once in the write transaction (what a page read before may have
+        # changed); a client of a calendar that needs signing in must be signed in.
+        context = find_service(session, calendar, service)
         if business is None:
-            _check_sign_in(find_service(session, calendar, service))
+            _check_sign_in(context)
         if series is not None:
             booked = book_series_from_answers(
                 session, calendar, service, asked, series, now(), plugins=plugin_host()
@@ -1104,9 +1107,7 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
                 location = url_for("api.get_booking", uid=first)
                 answer = created(session, idempotent, without_client_links(made), location)
         else:
-            booking = book_from_answers(
-                session, calendar, service, asked, now(), plugins=plugin_host()
-            )
+            booking = create_booking(session, context, asked, now(), plugins=plugin_host())
             payload = _booking_json(booking)
             count = 1
             if business is not None:

@@ -334,6 +334,9 @@ class SlotSearch:
     # How far ahead the search may look, when further than the rules allow (a series: the first
     # occurrence obeys the booking window, the later ones follow it).
     max_ahead: timedelta | None = None
+    # The service's pool, when the caller read it already in this transaction (a booking):
+    # not read again.
+    pool: tuple[PoolMember, ...] | None = None
 
 
 def service_availability(
@@ -369,7 +372,7 @@ def _service_availability(
     search: SlotSearch | None,
 ) -> Availability:
     search = search or SlotSearch()
-    pool = read_pool(session, service, workflow)
+    pool = list(search.pool) if search.pool is not None else read_pool(session, service, workflow)
     if search.answers is not None and workflow.route:
         pool, _excluded = routed_pool(pool, workflow, search.answers)
     if search.staff_ids is not None:
@@ -462,7 +465,7 @@ def explain_time(
     :func:`service_availability` (``search`` alike: ``answers`` route, ``staff_ids`` narrow),
     explained by the engine itself."""
     search = search or SlotSearch()
-    pool = read_pool(session, service, workflow)
+    pool = list(search.pool) if search.pool is not None else read_pool(session, service, workflow)
     if search.staff_ids is not None:
         pool = [m for m in pool if m.id in search.staff_ids]
     excluded: list[PoolMember] = []

@@ -56,7 +56,7 @@ from bookwise.plugins.bookings import (
 )
 from bookwise.workflows.language import Consent, Field, Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
-from bookwise.workflows.models import WorkflowVersion
+from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 from bookwise.workflows.services import current_version, workflow_of
 
 if TYPE_CHECKING:
@@ -172,13 +172,25 @@ def find_service(
 
     ``public`` requires the calendar to be published and the service active.
     """
-    calendar = session.scalar(select(Calendar).where(Calendar.slug == calendar_slug))
-    if calendar is None or (public and not calendar.published):
+    # The calendar, its service and the workflow in one query (a booking reads them in its write
+    # transaction: every statement there holds the writers back), the version in a second.
+    found = session.execute(
+        select(Calendar, Service, WorkflowRecord)
+        .join(Service, Service.calendar_id == Calendar.id)
+        .join(WorkflowRecord, WorkflowRecord.id == Service.workflow_id)
+        .where(Calendar.slug == calendar_slug, WorkflowRecord.slug == workflow_slug)
+    ).first()
+    if found is None:
+        calendar = session.scalar(select(Calendar).where(Calendar.slug == calendar_slug))
+        if calendar is None or (public and not calendar.published):
+            raise NotFound(f"no calendar {calendar_slug!r}")
+        raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
+    calendar, service, _workflow = found
+    if public and not calendar.published:
         raise NotFound(f"no calendar {calendar_slug!r}")
-    for service in calendar.services:
-        if service.workflow.slug == workflow_slug and (service.active or not public):
-            return BookingContext(calendar, service, current_version(session, workflow_slug))
-    raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
+    if public and not service.active:
+        raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
+    return BookingContext(calendar, service, current_version(session, workflow_slug))
 
 
 def book_from_answers(
@@ -262,22 +274,13 @@ def _check_window(
 
 
 def _slot_at(
-    session: Session,
-    context: BookingContext,
-    start: datetime,
-    now: datetime,
-    staff_ids: list[int] | None,
-    exclude_booking: int | None = None,
-    by_staff: bool = False,
-    answers: dict[str, Any] | None = None,
+    session: Session, context: BookingContext, start: datetime, now: datetime, search: SlotSearch
 ) -> Slot:
-    """The free slot starting exactly at ``start`` (for the staff the workflow routes
-    ``answers`` to); :class:`SlotTaken` when it is booked up, :class:`NotASlot` when it was never
-    offered."""
+    """The free slot starting exactly at ``start``, for the staff and bookings ``search``
+    counts (the staff the workflow routes its answers to, the pool when the caller read it in
+    this transaction...); :class:`SlotTaken` when it is booked up, :class:`NotASlot` when it was
+    never offered."""
     window = (start, start + timedelta(seconds=1))
-    search = SlotSearch(
-        staff_ids=staff_ids, exclude_booking=exclude_booking, by_staff=by_staff, answers=answers
-    )
     found = service_availability(
         session, context.calendar, context.service, context.workflow, *window, now, search
     )
@@ -467,6 +470,10 @@ def new_booking(
         calendar_id=context.calendar.id,
         service_id=context.service.id,
         workflow_version_id=context.version.id,
+        # The objects too, as read in this transaction: describing the new booking then reads
+        # nothing again (no consent yet: record_new_booking adds the one given).
+        workflow_version=context.version,
+        consent=None,
         staff_id=staff_id,
         client=client,
         start_at=start,
@@ -503,7 +510,7 @@ def record_new_booking(
     if workflow.location.type == "online":
         create_meeting(session, booking, workflow.location.provider, plugins)
     if workflow.consent is not None and request.consent:
-        session.add(_consent_record(workflow.consent, booking, context.calendar, now))
+        booking.consent = _consent_record(workflow.consent, booking, context.calendar, now)
     history(
         session,
         booking,
@@ -550,9 +557,10 @@ def create_booking(
     # service locks the whole pool, so the group is counted by one writer at a time.
     everyone = workflow.one_group_per_slot or not wanted
     _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
-    slot = _slot_at(
-        session, context, start, now, wanted, by_staff=request.by_staff, answers=routing
+    search = SlotSearch(
+        staff_ids=wanted, by_staff=request.by_staff, answers=routing, pool=tuple(pool)
     )
+    slot = _slot_at(session, context, start, now, search)
     staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool, plugins)
 
     client = _client(context, request, answers)
@@ -752,16 +760,14 @@ def reschedule_booking(
     keep_staff = workflow.staff.client_chooses
     wanted = [booking.staff_id] if keep_staff else None
     _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
-    slot = _slot_at(
-        session,
-        context,
-        start,
-        now,
-        wanted,
+    search = SlotSearch(
+        staff_ids=wanted,
         exclude_booking=booking.id,
         by_staff=by_staff,
         answers=booked_answers(booking),
+        pool=tuple(pool),
     )
+    slot = _slot_at(session, context, start, now, search)
     staff_id = _choose_staff(session, context, slot, pool, plugins, prefer=booking.staff_id)
     previous = booking.start_at
     previous_staff = booking.staff_id
@@ -924,15 +930,8 @@ def reassign_booking(
     if staff_id not in {m.id for m in pool}:
         raise InvalidRequest("this person does not take bookings for this service", "unknown_staff")
     _lock_staff(session, sorted({booking.staff_id, staff_id}))
-    _slot_at(
-        session,
-        context,
-        booking.start_at,
-        now,
-        [staff_id],
-        exclude_booking=booking.id,
-        by_staff=True,
-    )
+    search = SlotSearch(staff_ids=[staff_id], exclude_booking=booking.id, by_staff=True)
+    _slot_at(session, context, booking.start_at, now, search)
     previous = booking.staff_id
     booking.staff_id = staff_id
     booking.slot_key = _slot_key(context, staff_id, booking.start_at, booking.uid)
@@ -976,15 +975,13 @@ def reassign_to_anyone(
     if not pool:
         raise SlotTaken("no one else takes bookings of this service")
     _lock_staff(session, sorted({booking.staff_id, *(m.id for m in pool)}))
-    slot = _slot_at(
-        session,
-        context,
-        booking.start_at,
-        now,
-        [m.id for m in pool],
+    search = SlotSearch(
+        staff_ids=[m.id for m in pool],
         exclude_booking=booking.id,
         by_staff=True,
+        pool=tuple(everyone),
     )
+    slot = _slot_at(session, context, booking.start_at, now, search)
     staff_id = _choose_staff(session, context, slot, pool, plugins)
     return reassign_booking(session, booking, staff_id, now, actor, plugins=plugins)
 

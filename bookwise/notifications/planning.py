@@ -121,41 +121,51 @@ def plan_rule(
     if workflow is None:
         workflow = workflow_of(booking.workflow_version)
     hours = quiet_hours_for(booking, workflow)
+    wanted = [
+        (f"{booking.uid}:{rule.key}:{kind}:{recipient}:{channel}:{occurrence}"[:200], channel,
+         kind, recipient, locale, zone)
+        for channel in rule.channels
+        for who in rule.to
+        for kind, recipient, locale, zone in _recipients(session, booking, who, channel)
+    ]  # fmt: skip
+    # Those planned already, in one query (the unique constraint is the last word).
+    planned = set(
+        session.scalars(
+            select(Notification.idempotency_key).where(
+                Notification.idempotency_key.in_([key for key, *_rest in wanted])
+            )
+        )
+        if wanted
+        else ()
+    )
     added = 0
-    for channel in rule.channels:
-        for who in rule.to:
-            for kind, recipient, locale, zone in _recipients(session, booking, who, channel):
-                key = f"{booking.uid}:{rule.key}:{kind}:{recipient}:{channel}:{occurrence}"
-                if (
-                    session.scalar(
-                        select(Notification.id).where(Notification.idempotency_key == key)
-                    )
-                    is not None
-                ):
-                    continue  # planned already (the unique constraint is the last word)
-                send_at = held_until(due, channel, hours, zone, rule.quiet_hours, now)
-                extra = {"held": held_note(due, send_at)} if send_at != due else {}
-                row = Notification(
-                    idempotency_key=key[:200],
-                    booking_id=booking.id,
-                    calendar_id=booking.calendar_id,
-                    event=rule.on,
-                    rule_key=rule.key,
-                    channel=channel,
-                    recipient_kind=kind,
-                    recipient=recipient,
-                    template=rule.template,
-                    locale=locale,
-                    timezone=zone,
-                    due_at=send_at,
-                    state="pending",
-                    payload={"sequence": booking.sequence, **(payload or {}), **extra},
-                )
-                if channel == "sms" and opted_out(session, recipient):
-                    row.state = "skipped"
-                    row.last_error = STOPPED
-                session.add(row)
-                added += 1
+    for key, channel, kind, recipient, locale, zone in wanted:
+        if key in planned:
+            continue
+        planned.add(key)
+        send_at = held_until(due, channel, hours, zone, rule.quiet_hours, now)
+        extra = {"held": held_note(due, send_at)} if send_at != due else {}
+        row = Notification(
+            idempotency_key=key,
+            booking_id=booking.id,
+            calendar_id=booking.calendar_id,
+            event=rule.on,
+            rule_key=rule.key,
+            channel=channel,
+            recipient_kind=kind,
+            recipient=recipient,
+            template=rule.template,
+            locale=locale,
+            timezone=zone,
+            due_at=send_at,
+            state="pending",
+            payload={"sequence": booking.sequence, **(payload or {}), **extra},
+        )
+        if channel == "sms" and opted_out(session, recipient):
+            row.state = "skipped"
+            row.last_error = STOPPED
+        session.add(row)
+        added += 1
     return added
 
 

@@ -1,6 +1,7 @@
 """One way to book: the public form, the back office's phone booking and the API all go through
-``book_from_answers``, so a refusal reads the same wherever it happens (issue 13, item 2), a
-plugin's refusal (``bookwise_validate_booking``) included."""
+``find_service`` then ``create_booking`` (``book_from_answers``), so a refusal reads the same
+wherever it happens (issue 13, item 2), a plugin's refusal (``bookwise_validate_booking``)
+included."""
 
 from __future__ import annotations
 
