@@ -28,19 +28,20 @@ from bookwise.accounts.services import create_user, grant_role  # noqa: E402
 from bookwise.accounts.tokens import create_token  # noqa: E402
 from bookwise.app import create_app  # noqa: E402
 from bookwise.calendars.models import Calendar  # noqa: E402
-from bookwise.config import load_settings  # noqa: E402
-from bookwise.database import open_database, prepare_schema  # noqa: E402
+from bookwise.config import Settings, load_settings  # noqa: E402
+from bookwise.database import Database, open_database, prepare_schema  # noqa: E402
 from bookwise.db import unit_of_work  # noqa: E402
 
 BATCH, BATCHES = 100, 15
 NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
 
 
-def demo_app(folder: str) -> tuple[Any, str, str]:
-    """The demo instance's app, a calendar's slug and a read token for it."""
+def demo_instance(folder: str, database_url: str) -> tuple[Settings, Database]:
+    """The demo instance (its calendars and sample bookings, standing at NOW) on
+    ``database_url``, without rate limits: what the benchmarks measure."""
     config = Path(folder) / "bench.yaml"
     config.write_text(
-        f"database_url: sqlite:///{folder}/bench.db\n"
+        f"database_url: {database_url}\n"
         f"secret_key: {'b' * 40}\n"
         f"instance_dir: {folder}/instance\n"
         f"workflows: {ROOT / 'workflows'}\nforms: {ROOT / 'forms'}\n"
@@ -54,6 +55,12 @@ def demo_app(folder: str) -> tuple[Any, str, str]:
     instance.start_instance(
         settings, database, instance.checked_workflows(settings), demo=True, now=NOW
     )
+    return settings, database
+
+
+def demo_app(folder: str) -> tuple[Any, str, str]:
+    """The demo instance's app, a calendar's slug and a read token for it."""
+    settings, database = demo_instance(folder, f"sqlite:///{folder}/bench.db")
     with unit_of_work(database.sessions, write=True) as session:
         calendar = session.query(Calendar).order_by(Calendar.id).first()
         assert calendar is not None

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,33 +25,18 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bookwise import instance  # noqa: E402
-from bookwise.app import create_app  # noqa: E402
-from bookwise.config import load_settings  # noqa: E402
-from bookwise.database import open_database, prepare_schema  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
+from api_tokens import NOW, demo_instance  # noqa: E402
+
+from bookwise.app import create_app  # noqa: E402
+
 CALENDAR, SERVICE = "bright-minds", "tutoring"
 BOOKINGS, BASELINE = 60, 300
 
 
 def demo_app(folder: str, database_url: str) -> Any:
-    config = Path(folder) / "bench.yaml"
-    config.write_text(
-        f"database_url: {database_url}\n"
-        f"secret_key: {'b' * 40}\n"
-        f"instance_dir: {folder}/instance\n"
-        f"workflows: {ROOT / 'workflows'}\nforms: {ROOT / 'forms'}\n"
-        f"demo_data: {ROOT / 'demo' / 'calendars.yaml'}\n"
-        "log_level: WARNING\n"
-        "security:\n  rate_limits:\n    enabled: false\n"
-    )
-    settings = load_settings(config, environ={})
-    database = open_database(settings)
-    prepare_schema(database)
-    instance.start_instance(
-        settings, database, instance.checked_workflows(settings), demo=True, now=NOW
-    )
+    settings, database = demo_instance(folder, database_url)
     database.engine.dispose()
     return create_app(settings, clock=lambda: NOW)
 
