@@ -47,7 +47,6 @@ def ready() -> tuple[Response, int]:
 
     database = instance().database
     checks: dict[str, Any] = {}
-    ready = True
     try:
         with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
