@@ -1,12 +1,13 @@
 """What one booking costs, in one process (issue 20). Run:
 
-    .venv/bin/python benchmarks/booking.py [POSTGRES_URL]
+    .venv/bin/python benchmarks/booking.py [--sql | --sql-full] [POSTGRES_URL]
 
 Over the test client, on the demo instance (SQLite, or PostgreSQL when a URL is given: a schema of
 its own, dropped after): the public services list (a cheap request, the baseline), then bookings
 through the API's POST, each at a distinct free time of the tutoring service (a pool of three,
 round robin), with the SQL statements each one runs. Prints medians and 95th percentiles, the
-ratio to the baseline, and the statements of one booking (BEGIN included).
+ratio to the baseline, and the number of statements of one booking (BEGIN included); `--sql`
+prints them (cut to 160 characters; whole with `--sql-full`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def run(database_url: str) -> None:
             if number:  # the first warms the caches
                 costs.append(spent)
                 counts.append(len(statements))
+            if number == 1 and ("--sql" in sys.argv or "--sql-full" in sys.argv):
+                for statement in statements:
+                    print(
+                        "   ",
+                        " ".join(statement.split())[: None if "--sql-full" in sys.argv else 160],
+                    )
         app.extensions["bookwise"].database.engine.dispose()
     cheap.sort()
     costs.sort()
@@ -112,14 +119,15 @@ def run(database_url: str) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         run(f"sqlite:///{folder}/bench.db")
-    if len(sys.argv) > 1:
+    urls = [argument for argument in sys.argv[1:] if not argument.startswith("--")]
+    if urls:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(sys.argv[1], isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(urls[0], isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
         try:
-            separator = "&" if "?" in sys.argv[1] else "?"
-            run(f"{sys.argv[1]}{separator}options=-csearch_path%3D{schema}")
+            separator = "&" if "?" in urls[0] else "?"
+            run(f"{urls[0]}{separator}options=-csearch_path%3D{schema}")
         finally:
             with admin.connect() as connection:
                 connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

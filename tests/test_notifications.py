@@ -30,6 +30,7 @@ from bookwise.bookings.services import (
 from bookwise.db import unit_of_work
 from bookwise.notifications.delivery import DeliveryRules, Dispatcher
 from bookwise.notifications.models import MessageTemplate, Notification
+from bookwise.notifications.planning import plan_event
 from bookwise.notifications.services import record_stop, seed_templates
 from bookwise.notifications.templates import SHIPPED_TEMPLATES
 from tests.conftest import SECRET, TEST_NOW, Inbox, Loaded, Receiver
@@ -400,3 +401,47 @@ def test_time_off_tells_the_staff_member(mailing: Loaded, inbox: Inbox) -> None:
     (notice,) = inbox.to("ana@acme.example")
     body = next(p for p in notice.walk() if p.get_content_type() == "text/plain").get_content()
     assert "Training in Lyon" in body
+
+
+# --- what a booking writes, and in how many statements --------------------------------------
+
+
+def test_a_booking_plans_its_messages_once_in_ten_statements(mailing: Loaded) -> None:
+    """A booking of the pool (round robin) runs at most ten statements, its outbox rows written
+    in one; planning its event again in the same transaction adds nothing (a booking new in the
+    transaction knows what it planned, without a query). PostgreSQL locks the pool too (two more,
+    SET LOCAL lock_timeout and SELECT ... FOR UPDATE)."""
+    engine = mailing.database.engine
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+            statements.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with unit_of_work(mailing.database.sessions, write=True) as session:
+            context = find_service(session, "acme", "visit")
+            booking = create_booking(
+                session,
+                context,
+                BookingRequest(
+                    start=start_in(),
+                    values={"name": "Zoé Martin", "email": "zoe@example.org", "topic": "Taxes"},
+                ),
+                TEST_NOW,
+                plugins=None,
+            )
+            made = list(statements)
+            assert plan_event(session, booking, context.workflow, booking.state, TEST_NOW) == 0
+            session.flush()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    budget = 12 if engine.dialect.name == "postgresql" else 10
+    assert len(made) <= budget, "\n".join(made)
+    assert sum(s.startswith("INSERT INTO outbox") for s in made) == 1, made
+    assert statements == made  # planning again read and wrote nothing
+    with mailing.database.sessions() as session:
+        rows = session.scalars(sa.select(Notification).where(Notification.booking_id == booking.id))
+        keys = [row.idempotency_key for row in rows]
+    assert keys and len(keys) == len(set(keys))

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bookwise.bookings.models import Booking
-from bookwise.bookings.services import cancel_booking
+from bookwise.bookings.services import BookingRequest, cancel_booking, create_booking, find_service
 from bookwise.calendars.models import Calendar
 from bookwise.crypto import is_sealed, rotate_answers
-from bookwise.db import unit_of_work
+from bookwise.db import begin_write, unit_of_work
 from bookwise.notifications.models import Notification, WebhookEndpoint
 from bookwise.notifications.webhooks import (
     CHANNEL,
@@ -303,3 +303,42 @@ def test_loopback_http_and_https_are_taken() -> None:
     assert check_url(" http://127.0.0.1:8000/x ") == "http://127.0.0.1:8000/x"
     assert check_url("http://localhost/x") == "http://localhost/x"
     assert check_url("https://hooks.example.org/in?x=1") == "https://hooks.example.org/in?x=1"
+
+
+# --- a booking reads no endpoint of a calendar known to have none, in that transaction only -
+
+
+def test_an_endpoint_made_after_a_session_looked_is_heard_in_its_next_transaction(
+    mailing: Loaded, hook: Receiver
+) -> None:
+    """find_service notes that the calendar has no endpoint, for its transaction: a later
+    transaction of the same session (a cancel after the booking's commit) reads them again."""
+    with mailing.database.sessions() as session:
+        begin_write(session)
+        context = find_service(session, "acme", "visit")
+        booking = create_booking(session, context, visit_request(), TEST_NOW, plugins=None)
+        session.commit()
+        assert hook_rows(mailing) == []
+        endpoint(mailing, hook.url)  # another session, committed
+        begin_write(session)
+        cancel_booking(session, booking, TEST_NOW, reason="ill", plugins=None)
+        session.commit()
+    assert [row.event for row in hook_rows(mailing)] == ["booking.cancelled"]
+
+
+def test_an_endpoint_made_in_the_booking_transaction_is_heard(mailing: Loaded) -> None:
+    with unit_of_work(mailing.database.sessions, write=True) as session:
+        context = find_service(session, "acme", "visit")
+        create_endpoint(
+            session, context.calendar.id, "https://crm.example/hook", ("booking.created",)
+        )
+        create_booking(session, context, visit_request(), TEST_NOW, plugins=None)
+    assert [row.event for row in hook_rows(mailing)] == ["booking.created"]
+
+
+def visit_request() -> BookingRequest:
+    return BookingRequest(
+        start=start_in(),
+        staff="ana",
+        values={"name": "Zoé Martin", "email": "zoe@example.org", "topic": "Taxes"},
+    )

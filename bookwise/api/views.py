@@ -1060,16 +1060,23 @@ def client_body(body: dict[str, Any]) -> ClientBody:
     )
 )
 def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
-    find_service(db_session(), calendar, service)  # 404 first, before judging the body
-    business = _on_behalf(calendar)
-    # Give the request's connection back before the write transaction takes one: a request must
-    # never hold two, or many concurrent bookings would wait on each other for connections.
-    db_session().close()
-    body = _json_body()
-    person = client_body(body)
-    start = _moment(body.get("start"))
-    series = _series_request(body)
-    staff = _optional_text(body, "staff")
+    try:
+        business = _on_behalf(calendar)
+        body = _json_body()
+        person = client_body(body)
+        start = _moment(body.get("start"))
+        series = _series_request(body)
+        staff = _optional_text(body, "staff")
+        idempotent = idempotent_request(body, business.token_id if business is not None else None)
+    except ApiError:
+        # An unknown service is 404 before the token or the body is judged. Read only here: a
+        # good request reads the service once, in its write transaction.
+        find_service(db_session(), calendar, service)
+        raise
+    finally:
+        # Give the request's connection back before the write transaction takes one: a request
+        # must never hold two, or many concurrent bookings would wait on each other for them.
+        db_session().close()
     database = instance().database
     asked = BookingRequest(
         start=start,
@@ -1083,7 +1090,6 @@ def book(calendar: str, service: str) -> tuple[Response, int, dict[str, str]]:
         sms_opt_in=person.sms_opt_in,
         by_staff=business is not None,
     )
-    idempotent = idempotent_request(body, business.token_id if business is not None else None)
     with unit_of_work(database.sessions, write=True) as session:
         # The key first, in the booking's own transaction (bookwise.bookings.idempotency).
         stored = claim(session, idempotent, now()) if idempotent is not None else None

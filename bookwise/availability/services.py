@@ -10,12 +10,26 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from bookwise.availability.engine import (
@@ -43,6 +57,7 @@ from bookwise.calendars.models import (
     TimeOff,
     WorkingHours,
 )
+from bookwise.db import UTCDateTime
 from bookwise.metrics import SLOT_SEARCH_SECONDS, SLOTS_FOUND
 from bookwise.timezones import local_instant
 from bookwise.workflows.language import Workflow, route_tags
@@ -54,6 +69,10 @@ class PoolMember:
     slug: str
     name: str
     tags: tuple[str, ...] = ()
+    uses_calendar_hours: bool = True
+    # The whole row, when the pool was read with ``load_staff`` (held here: the session keeps
+    # only weak references to what it loaded).
+    row: StaffMember | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,11 @@ class Availability:
     pool: list[PoolMember]
 
     def slug_of(self, staff_id: int) -> str:
-        return next(m.slug for m in self.pool if m.id == staff_id)
+        return self._slugs[staff_id]
+
+    @cached_property
+    def _slugs(self) -> dict[int, str]:
+        return {member.id: member.slug for member in self.pool}
 
 
 # How far ahead staff may book on a client's behalf (the workflow's window binds clients only).
@@ -94,29 +117,55 @@ def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime,
     )
 
 
-def read_pool(session: Session, service: Service, workflow: Workflow) -> list[PoolMember]:
-    """The staff who can take bookings of ``service``, in priority order, with one query."""
-    columns = (StaffMember.id, StaffMember.slug, StaffMember.name, StaffMember.tags)
+def read_pool(
+    session: Session, service: Service, workflow: Workflow, *, load_staff: bool = False
+) -> list[PoolMember]:
+    """The staff who can take bookings of ``service``, in priority order, with one query.
+
+    ``load_staff``: the whole rows are read, as objects of the session (a booking: the one it
+    gives the booking to is then at hand, for its messages, without another query)."""
+    columns: tuple[Any, ...] = (
+        (StaffMember,)
+        if load_staff
+        else (
+            StaffMember.id,
+            StaffMember.slug,
+            StaffMember.name,
+            StaffMember.tags,
+            StaffMember.uses_calendar_hours,
+        )
+    )
     available = and_(StaffMember.bookable, StaffMember.invitation == "accepted")
     if service.pool_by_tags:
-        rows = session.execute(
+        query = (
             select(*columns)
             .where(StaffMember.calendar_id == service.calendar_id, available)
             .order_by(StaffMember.id)
-        ).all()
+        )
+    else:
+        query = (
+            select(*columns)
+            .join(ServiceStaff, ServiceStaff.staff_id == StaffMember.id)
+            .where(ServiceStaff.service_id == service.id, available)
+            .order_by(ServiceStaff.position)
+        )
+    rows = session.execute(query).all()
+    members = [_member(row[0] if load_staff else row) for row in rows]
+    if service.pool_by_tags:
         wanted = set(workflow.staff.tags)
-        return [_member(r) for r in rows if wanted <= set(r.tags or ())]
-    rows = session.execute(
-        select(*columns)
-        .join(ServiceStaff, ServiceStaff.staff_id == StaffMember.id)
-        .where(ServiceStaff.service_id == service.id, available)
-        .order_by(ServiceStaff.position)
-    ).all()
-    return [_member(r) for r in rows]
+        return [m for m in members if wanted <= set(m.tags)]
+    return members
 
 
 def _member(row: Any) -> PoolMember:
-    return PoolMember(row.id, row.slug, row.name, tuple(row.tags or ()))
+    return PoolMember(
+        row.id,
+        row.slug,
+        row.name,
+        tuple(row.tags or ()),
+        bool(row.uses_calendar_hours),
+        row if isinstance(row, StaffMember) else None,
+    )
 
 
 def routed_pool(
@@ -143,43 +192,19 @@ def read_staff_time(
     now: datetime | None = None,
 ) -> list[StaffTime]:
     """Hours, time off, busy times and bookings of ``staff_ids`` around the window, with the
-    places offered to the waitlist and still held at ``now`` (see :func:`read_held_offers`):
-    six queries."""
-    working = read_working_time(session, calendar_id, staff_ids, window_start, window_end, margin)
-    if not working:
-        return []
-    low, high = window_start - margin, window_end + margin
-    query = select(
-        Booking.id,
-        Booking.staff_id,
-        Booking.start_at,
-        Booking.end_at,
-        Booking.blocked_from,
-        Booking.blocked_until,
-        Booking.service_id,
-    ).where(
-        Booking.staff_id.in_(staff_ids),
-        Booking.holds_slot,
-        Booking.blocked_until > low,
-        Booking.blocked_from < high,
+    places offered to the waitlist and still held at ``now`` (see :func:`read_held_offers`).
+
+    Three queries: the hours, whose hours they are, then everything that takes time in one
+    ``UNION ALL`` (a search that read the pool knows whose hours: two)."""
+    return _read_time(
+        session,
+        calendar_id,
+        staff_ids,
+        window_start - margin,
+        window_end + margin,
+        None,
+        _Bookings(exclude_booking, now),
     )
-    if exclude_booking is not None:
-        query = query.where(Booking.id != exclude_booking)
-    bookings: dict[int, list[ExistingBooking]] = defaultdict(list)
-    for row in session.execute(query):
-        bookings[row.staff_id].append(
-            ExistingBooking(
-                row.start_at,
-                row.end_at,
-                row.blocked_from,
-                row.blocked_until,
-                row.service_id,
-                row.id,
-            )
-        )
-    for member, held in read_held_offers(session, low, high, now, staff_ids=staff_ids):
-        bookings[member].append(held)
-    return [replace(time, bookings=tuple(bookings[time.staff_id])) for time in working]
 
 
 def read_working_time(
@@ -191,10 +216,38 @@ def read_working_time(
     margin: timedelta,
 ) -> list[StaffTime]:
     """Hours, time off and busy times of ``staff_ids`` around the window, no booking: what a
-    search as if nothing were booked needs (four queries; none of the bookings is read)."""
+    search as if nothing were booked needs (three queries, as :func:`read_staff_time`; none of
+    the bookings is read)."""
+    return _read_time(
+        session, calendar_id, staff_ids, window_start - margin, window_end + margin, None, None
+    )
+
+
+@dataclass(frozen=True)
+class _Bookings:
+    """Which bookings a read of staff time counts: all that hold their slot but ``exclude``,
+    and the places offered to the waitlist still held at ``now``."""
+
+    exclude: int | None
+    now: datetime | None
+
+
+# What takes a staff member's time, as the branches of one UNION ALL: the kind of each row, then
+# the columns every kind fills in its own way (see _taken_query).
+_BOOKING, _HELD = "booking", "held"
+
+
+def _read_time(
+    session: Session,
+    calendar_id: int,
+    staff_ids: list[int],
+    low: datetime,
+    high: datetime,
+    uses_calendar_hours: Mapping[int, bool] | None,
+    bookings: _Bookings | None,
+) -> list[StaffTime]:
     if not staff_ids:
         return []
-    low, high = window_start - margin, window_end + margin
     hours_rows = session.execute(
         select(
             WorkingHours.staff_id,
@@ -206,9 +259,14 @@ def read_working_time(
             or_(WorkingHours.staff_id.is_(None), WorkingHours.staff_id.in_(staff_ids)),
         )
     ).all()
-    own_hours_rows = session.execute(
-        select(StaffMember.id, StaffMember.uses_calendar_hours).where(StaffMember.id.in_(staff_ids))
-    ).all()
+    if uses_calendar_hours is None or any(i not in uses_calendar_hours for i in staff_ids):
+        uses_calendar_hours = dict(
+            session.execute(
+                select(StaffMember.id, StaffMember.uses_calendar_hours).where(
+                    StaffMember.id.in_(staff_ids)
+                )
+            ).all()
+        )
     calendar_hours = tuple(
         sorted(HoursRange(w, s, e) for staff, w, s, e in hours_rows if staff is None)
     )
@@ -216,39 +274,133 @@ def read_working_time(
     for staff, weekday, start, end in hours_rows:
         if staff is not None:
             member_hours[staff].append(HoursRange(weekday, start, end))
-    uses_calendar = dict(own_hours_rows)
 
     unavailable: dict[int, list[Interval]] = defaultdict(list)
-    time_off = select(
-        TimeOff.staff_id, TimeOff.start_at, TimeOff.end_at, func.coalesce(TimeOff.reason, "")
-    ).where(TimeOff.staff_id.in_(staff_ids), TimeOff.end_at > low, TimeOff.start_at < high)
-    busy = (
-        select(
-            BusyTime.staff_id,
-            BusyTime.start_at,
-            BusyTime.end_at,
-            func.coalesce(CalendarSource.label, BusyTime.source),
-        )
-        .outerjoin(CalendarSource, CalendarSource.id == BusyTime.source_id)
-        .where(BusyTime.staff_id.in_(staff_ids), BusyTime.end_at > low, BusyTime.start_at < high)
-    )
-    for kind, periods in ((TIME_OFF, time_off), (BUSY, busy)):
-        for member, period_start, period_end, label in session.execute(periods):
-            unavailable[member].append(Interval(period_start, period_end, kind, label))
+    booked: dict[int, list[ExistingBooking]] = defaultdict(list)
+    for row in session.execute(_taken_query(staff_ids, low, high, bookings)):
+        if row.kind == _BOOKING:
+            booked[row.staff_id].append(
+                ExistingBooking(
+                    row.start_at,
+                    row.end_at,
+                    row.blocked_from,
+                    row.blocked_until,
+                    row.service_id,
+                    row.booking_id,
+                )
+            )
+        elif row.kind == _HELD:
+            if row.staff_id is not None and row.offered_start is not None:
+                booked[row.staff_id].append(_held(row))
+        else:
+            unavailable[row.staff_id].append(
+                Interval(row.start_at, row.end_at, row.kind, row.label)
+            )
     return [
         StaffTime(
             staff_id=staff_id,
             hours=calendar_hours
-            if uses_calendar.get(staff_id, True)
+            if uses_calendar_hours.get(staff_id, True)
             else tuple(sorted(member_hours[staff_id])),
             unavailable=tuple(unavailable[staff_id]),
+            bookings=tuple(booked[staff_id]),
         )
         for staff_id in staff_ids
     ]
 
 
-def read_held_offers(
-    session: Session,
+def _taken_query(
+    staff_ids: list[int], low: datetime, high: datetime, bookings: _Bookings | None
+) -> CompoundSelect[*tuple[Any, ...]]:
+    """Time off, busy times and (``bookings``) the bookings and held offers of ``staff_ids``
+    that meet ``[low, high)``, as one UNION ALL of rows (kind, staff_id, start_at, end_at,
+    blocked_from, blocked_until, service_id, booking_id, label, offered_start). The first
+    branch types the columns (a typed NULL where a kind has nothing to say)."""
+    moment, number, text = UTCDateTime(), Integer(), String()
+
+    def nothing(kind: Any) -> Any:
+        return cast(null(), kind)
+
+    time_off = select(
+        literal(TIME_OFF, String()).label("kind"),
+        TimeOff.staff_id.label("staff_id"),
+        TimeOff.start_at.label("start_at"),
+        TimeOff.end_at.label("end_at"),
+        nothing(moment).label("blocked_from"),
+        nothing(moment).label("blocked_until"),
+        nothing(number).label("service_id"),
+        nothing(number).label("booking_id"),
+        cast(func.coalesce(TimeOff.reason, ""), text).label("label"),
+        nothing(moment).label("offered_start"),
+    ).where(TimeOff.staff_id.in_(staff_ids), TimeOff.end_at > low, TimeOff.start_at < high)
+    busy = (
+        select(
+            literal(BUSY, String()),
+            BusyTime.staff_id,
+            BusyTime.start_at,
+            BusyTime.end_at,
+            nothing(moment),
+            nothing(moment),
+            nothing(number),
+            nothing(number),
+            cast(func.coalesce(CalendarSource.label, BusyTime.source), text),
+            nothing(moment),
+        )
+        .outerjoin(CalendarSource, CalendarSource.id == BusyTime.source_id)
+        .where(BusyTime.staff_id.in_(staff_ids), BusyTime.end_at > low, BusyTime.start_at < high)
+    )
+    if bookings is None:
+        return union_all(time_off, busy)
+    taken = select(
+        literal(_BOOKING, String()),
+        Booking.staff_id,
+        Booking.start_at,
+        Booking.end_at,
+        Booking.blocked_from,
+        Booking.blocked_until,
+        Booking.service_id,
+        Booking.id,
+        nothing(text),
+        nothing(moment),
+    ).where(
+        Booking.staff_id.in_(staff_ids),
+        Booking.holds_slot,
+        Booking.blocked_until > low,
+        Booking.blocked_from < high,
+    )
+    if bookings.exclude is not None:
+        taken = taken.where(Booking.id != bookings.exclude)
+    held = _held_offers_query(low, high, bookings.now, staff_ids=staff_ids).with_only_columns(
+        literal(_HELD, String()),
+        WaitlistEntry.offered_staff_id,
+        Booking.start_at,
+        Booking.end_at,
+        Booking.blocked_from,
+        Booking.blocked_until,
+        WaitlistEntry.service_id,
+        nothing(number),
+        nothing(text),
+        WaitlistEntry.offered_start,
+        maintain_column_froms=True,
+    )
+    return union_all(time_off, busy, taken, held)
+
+
+def _held(row: Any) -> ExistingBooking:
+    """The booking a held offer stands for: the freed booking's length and buffers, at the
+    offered start."""
+    start = row.offered_start
+    return ExistingBooking(
+        start,
+        start + (row.end_at - row.start_at),
+        start - (row.start_at - row.blocked_from),
+        start + (row.blocked_until - row.start_at),
+        row.service_id,
+        held=True,
+    )
+
+
+def _held_offers_query(
     low: datetime,
     high: datetime,
     now: datetime | None,
@@ -256,16 +408,10 @@ def read_held_offers(
     staff_ids: Sequence[int] | None = None,
     service_id: int | None = None,
     other_staff: bool = False,
-) -> list[tuple[int, ExistingBooking]]:
-    """Places offered to the waitlist and held (``offered``, not run out at ``now``) with a
-    start in ``[low - 1 day, high)``, as the bookings they stand for: (staff id, booking). An
-    offer holds the freed booking's length and breaks at the offered start, for its staff
-    member: one place of a group, the whole time otherwise. ``staff_ids`` (or, ``other_staff``,
-    all but them) and ``service_id`` narrow what is read. The client who accepts the offer
-    turns it into ``booked`` first, so their own offer is not in their way."""
-    query = (
+) -> Select[*tuple[Any, ...]]:
+    query: Select[*tuple[Any, ...]] = (
         select(
-            WaitlistEntry.offered_staff_id,
+            WaitlistEntry.offered_staff_id.label("staff_id"),
             WaitlistEntry.offered_start,
             WaitlistEntry.service_id,
             Booking.start_at,
@@ -287,32 +433,33 @@ def read_held_offers(
         query = query.where(member.not_in(staff_ids) if other_staff else member.in_(staff_ids))
     if service_id is not None:
         query = query.where(WaitlistEntry.service_id == service_id)
-    held = []
-    for (
-        staff_id,
-        start,
-        service,
-        freed_start,
-        freed_end,
-        blocked_from,
-        blocked_until,
-    ) in session.execute(query):
-        if staff_id is None or start is None:
-            continue
-        held.append(
-            (
-                staff_id,
-                ExistingBooking(
-                    start,
-                    start + (freed_end - freed_start),
-                    start - (freed_start - blocked_from),
-                    start + (blocked_until - freed_start),
-                    service,
-                    held=True,
-                ),
-            )
-        )
-    return held
+    return query
+
+
+def read_held_offers(
+    session: Session,
+    low: datetime,
+    high: datetime,
+    now: datetime | None,
+    *,
+    staff_ids: Sequence[int] | None = None,
+    service_id: int | None = None,
+    other_staff: bool = False,
+) -> list[tuple[int, ExistingBooking]]:
+    """Places offered to the waitlist and held (``offered``, not run out at ``now``) with a
+    start in ``[low - 1 day, high)``, as the bookings they stand for: (staff id, booking). An
+    offer holds the freed booking's length and breaks at the offered start, for its staff
+    member: one place of a group, the whole time otherwise. ``staff_ids`` (or, ``other_staff``,
+    all but them) and ``service_id`` narrow what is read. The client who accepts the offer
+    turns it into ``booked`` first, so their own offer is not in their way."""
+    query = _held_offers_query(
+        low, high, now, staff_ids=staff_ids, service_id=service_id, other_staff=other_staff
+    )
+    return [
+        (row.staff_id, _held(row))
+        for row in session.execute(query)
+        if row.staff_id is not None and row.offered_start is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -383,16 +530,21 @@ def _service_availability(
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
     ids = [m.id for m in pool]
     joined_elsewhere: dict[datetime, int] = {}
-    if search.ignore_bookings:  # no booking read: as if nothing were booked
-        staff_time = read_working_time(session, calendar.id, ids, window_start, window_end, margin)
-    else:
-        staff_time = read_staff_time(
-            session, calendar.id, ids, window_start, window_end, margin, search.exclude_booking, now
+    # Whose hours are the calendar's is known from the pool: the time in two queries.
+    staff_time = _read_time(
+        session,
+        calendar.id,
+        ids,
+        window_start - margin,
+        window_end + margin,
+        {m.id: m.uses_calendar_hours for m in pool},
+        # No booking read with ignore_bookings: as if nothing were booked.
+        None if search.ignore_bookings else _Bookings(search.exclude_booking, now),
+    )
+    if rules.per_slot and not search.ignore_bookings:
+        joined_elsewhere = read_joined_elsewhere(
+            session, service, ids, window_start, window_end, search.exclude_booking, now
         )
-        if rules.per_slot:
-            joined_elsewhere = read_joined_elsewhere(
-                session, service, ids, window_start, window_end, search.exclude_booking, now
-            )
     return Availability(
         find_free_slots(rules, staff_time, window_start, window_end, now, joined_elsewhere), pool
     )
@@ -475,8 +627,14 @@ def explain_time(
     margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
     end = start + timedelta(seconds=1)
     ids = [m.id for m in pool]
-    staff_time = read_staff_time(
-        session, calendar.id, ids, start, end, margin, search.exclude_booking, now
+    staff_time = _read_time(
+        session,
+        calendar.id,
+        ids,
+        start - margin,
+        end + margin,
+        {m.id: m.uses_calendar_hours for m in pool},
+        _Bookings(search.exclude_booking, now),
     )
     joined = 0
     if rules.per_slot:

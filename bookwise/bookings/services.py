@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bookwise.availability.assignment import STRATEGIES, AssignmentContext, assign
 from bookwise.availability.engine import Slot
@@ -44,8 +44,14 @@ from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecor
 from bookwise.bookings.offers import offer_freed_place
 from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
 from bookwise.errors import N_, BookwiseError, NotFound
-from bookwise.notifications.planning import plan_event, plan_timed, withdraw_timed
-from bookwise.notifications.webhooks import event_type, plan_webhooks
+from bookwise.notifications.models import WebhookEndpoint
+from bookwise.notifications.planning import (
+    note_new_booking,
+    plan_event,
+    plan_timed,
+    withdraw_timed,
+)
+from bookwise.notifications.webhooks import event_type, note_without_endpoints, plan_webhooks
 from bookwise.plugins.bookings import (
     create_meeting,
     forget_meeting,
@@ -57,7 +63,7 @@ from bookwise.plugins.bookings import (
 from bookwise.workflows.language import Consent, Field, Workflow
 from bookwise.workflows.lifecycle import RESCHEDULED, Role, TransitionNotAllowed
 from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
-from bookwise.workflows.services import current_version, workflow_of
+from bookwise.workflows.services import workflow_of
 
 if TYPE_CHECKING:
     from bookwise.plugins.host import PluginHost
@@ -172,12 +178,29 @@ def find_service(
 
     ``public`` requires the calendar to be published and the service active.
     """
-    # The calendar, its service and the workflow in one query (a booking reads them in its write
-    # transaction: every statement there holds the writers back), the version in a second.
+    # The calendar, its service, the workflow and its version in force in one query (a booking
+    # reads them in its write transaction: every statement there holds the writers back), with
+    # whether the calendar has webhook endpoints (when none, a booking's history reads none).
+    other = aliased(WorkflowVersion)
+    latest = (
+        select(func.max(other.number))
+        .where(other.workflow_id == WorkflowRecord.id)
+        .correlate(WorkflowRecord)
+        .scalar_subquery()
+    )
+    hooked = (
+        select(WebhookEndpoint.id)
+        .where(WebhookEndpoint.calendar_id == Calendar.id, WebhookEndpoint.active.is_(True))
+        .exists()
+    )
     found = session.execute(
-        select(Calendar, Service, WorkflowRecord)
+        select(Calendar, Service, WorkflowVersion, hooked)
         .join(Service, Service.calendar_id == Calendar.id)
         .join(WorkflowRecord, WorkflowRecord.id == Service.workflow_id)
+        .outerjoin(
+            WorkflowVersion,
+            (WorkflowVersion.workflow_id == WorkflowRecord.id) & (WorkflowVersion.number == latest),
+        )
         .where(Calendar.slug == calendar_slug, WorkflowRecord.slug == workflow_slug)
     ).first()
     if found is None:
@@ -185,12 +208,16 @@ def find_service(
         if calendar is None or (public and not calendar.published):
             raise NotFound(f"no calendar {calendar_slug!r}")
         raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
-    calendar, service, _workflow = found
+    calendar, service, version, has_webhooks = found
     if public and not calendar.published:
         raise NotFound(f"no calendar {calendar_slug!r}")
     if public and not service.active:
         raise NotFound(f"no service {workflow_slug!r} in calendar {calendar_slug!r}")
-    return BookingContext(calendar, service, current_version(session, workflow_slug))
+    if version is None:
+        raise NotFound(f"no workflow {workflow_slug!r}")
+    if not has_webhooks:
+        note_without_endpoints(session, calendar.id)
+    return BookingContext(calendar, service, version)
 
 
 def book_from_answers(
@@ -506,6 +533,7 @@ def record_new_booking(
     """What follows a new booking's row once written: the plugins' checks, its meeting, the
     consent as given, and its first history entry (with ``details`` besides start and source)."""
     workflow = context.workflow
+    note_new_booking(session, booking)
     _check_with_plugins(booking, plugins)
     if workflow.location.type == "online":
         create_meeting(session, booking, workflow.location.provider, plugins)
@@ -549,7 +577,8 @@ def create_booking(
     start = request.start.astimezone(UTC) if request.start.tzinfo else request.start
     _check_window(workflow, start, now, request.by_staff)
 
-    pool = read_pool(session, context.service, workflow)
+    # The staff as whole rows: the one given the booking is at hand for its messages.
+    pool = read_pool(session, context.service, workflow, load_staff=True)
     routing = routing_values(answers)
     # A client (or staff for them) names only a member the answers route to.
     wanted = _wanted_staff(workflow, routed_pool(pool, workflow, routing)[0], request)
@@ -566,6 +595,9 @@ def create_booking(
     client = _client(context, request, answers)
     session.add(client)
     booking = new_booking(context, request, answers, client, staff_id, start, now)
+    member = next((m.row for m in pool if m.id == staff_id), None)
+    if member is not None:
+        booking.staff_member = member
     session.add(booking)
     _flush_or_taken(session)
     record_new_booking(session, context, request, booking, now, plugins)

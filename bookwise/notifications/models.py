@@ -37,7 +37,11 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    message_uid: Mapped[str] = mapped_column(String(40), unique=True, default=new_message_uid)
+    # Unique and made here: the sentinel that lets a flush insert many rows in one statement
+    # (SQLAlchemy "insertmanyvalues" with RETURNING; SQLite numbers rows in no promised order).
+    message_uid: Mapped[str] = mapped_column(
+        String(40), unique=True, default=new_message_uid, insert_sentinel=True
+    )
     booking_id: Mapped[int | None] = mapped_column(
         ForeignKey("bookings.id", ondelete="CASCADE"), index=True
     )

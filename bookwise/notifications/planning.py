@@ -102,6 +102,26 @@ def quiet_hours_for(booking: Booking, workflow: Workflow) -> QuietHours | None:
     return quiet_hours_of(workflow, booking.calendar)
 
 
+# In a session's ``info``: its current transaction, and the bookings inserted in it (by id) with
+# the keys planned for each since: what else is planned for them is known without a query.
+_NEW_BOOKINGS = "bookwise.new_bookings"
+
+
+def note_new_booking(session: Session, booking: Booking) -> None:
+    """``booking`` was inserted in the session's current transaction: none of its messages can
+    be planned already but those this transaction plans, so :func:`plan_rule` need not look (its
+    rows are then written together, in one statement)."""
+    _new_bookings(session)[booking.id] = set()
+
+
+def _new_bookings(session: Session) -> dict[int, set[str]]:
+    transaction = session.get_transaction()
+    noted = session.info.get(_NEW_BOOKINGS)
+    if noted is None or noted[0] is not transaction:
+        noted = session.info[_NEW_BOOKINGS] = (transaction, {})
+    return noted[1]
+
+
 def plan_rule(
     session: Session,
     booking: Booking,
@@ -128,21 +148,27 @@ def plan_rule(
         for who in rule.to
         for kind, recipient, locale, zone in _recipients(session, booking, who, channel)
     ]  # fmt: skip
-    # Those planned already, in one query (the unique constraint is the last word).
-    planned = set(
-        session.scalars(
-            select(Notification.idempotency_key).where(
-                Notification.idempotency_key.in_([key for key, *_rest in wanted])
+    # Those planned already: of a booking new in this transaction, those it planned; else in one
+    # query (the unique constraint is the last word).
+    fresh = _new_bookings(session).get(booking.id)
+    if fresh is not None:
+        planned = set(fresh)
+    elif wanted:
+        keys = [key for key, *_rest in wanted]
+        planned = set(
+            session.scalars(
+                select(Notification.idempotency_key).where(Notification.idempotency_key.in_(keys))
             )
         )
-        if wanted
-        else ()
-    )
+    else:
+        planned = set()
     added = 0
     for key, channel, kind, recipient, locale, zone in wanted:
         if key in planned:
             continue
         planned.add(key)
+        if fresh is not None:
+            fresh.add(key)
         send_at = held_until(due, channel, hours, zone, rule.quiet_hours, now)
         extra = {"held": held_note(due, send_at)} if send_at != due else {}
         row = Notification(

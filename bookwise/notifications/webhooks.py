@@ -173,6 +173,7 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
+    session.info.get(_WITHOUT_ENDPOINTS, {}).pop(calendar_id, None)
     return endpoint, secret
 
 
@@ -220,10 +221,27 @@ def booking_data(booking: Booking) -> dict[str, Any]:
     }
 
 
+# In a session's ``info``: the calendars known, in its current transaction, to have no active
+# endpoint (by calendar id, with that transaction), so that planning a booking's events reads
+# no endpoint for them.
+_WITHOUT_ENDPOINTS = "bookwise.calendars_without_webhooks"
+
+
+def note_without_endpoints(session: Session, calendar_id: int) -> None:
+    """Remember, until the session's transaction ends, that the calendar ``calendar_id`` has no
+    active endpoint (the caller read it so in this transaction)."""
+    session.info.setdefault(_WITHOUT_ENDPOINTS, {})[calendar_id] = session.get_transaction()
+
+
+def _known_without_endpoints(session: Session, calendar_id: int) -> bool:
+    noted = session.info.get(_WITHOUT_ENDPOINTS, {}).get(calendar_id)
+    return noted is not None and noted is session.get_transaction()
+
+
 def plan_webhooks(session: Session, booking: Booking, event: str | None, at: datetime) -> int:
     """Add one outbox row per active endpoint of the booking's calendar that wants ``event``
     (in the caller's transaction); how many."""
-    if event is None:
+    if event is None or _known_without_endpoints(session, booking.calendar_id):
         return 0
     endpoints = session.scalars(
         select(WebhookEndpoint).where(
