@@ -135,7 +135,7 @@ def init(
         )
     elif not admin_exists:
         click.echo("no administrator yet: run bookwise init --admin-email EMAIL to create one")
-    database.engine.dispose()
+    database.dispose()
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def load(ctx: click.Context, config_path: Path | None, files: tuple[Path, ...], 
     for path, report in result.reports:
         click.echo(f"{path}: {report.summary()}")
     _read_new_sources(settings, database, clock())
-    database.engine.dispose()
+    database.dispose()
 
 
 def _read_new_sources(settings: Settings, database: Any, now: datetime) -> None:
@@ -227,7 +227,7 @@ def export_calendars(
                 feed_addresses=include_feed_addresses,
             )
     finally:
-        database.engine.dispose()
+        database.dispose()
     if output is None:
         click.echo(text, nl=False)
         return
@@ -307,7 +307,7 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
     if started.demo_loaded:
         click.echo("new instance: demo calendars loaded")
     email, password = instance.demo_login(settings, database)
-    database.engine.dispose()
+    database.dispose()
     app = create_app(settings, clock=clock)
     configure_logging(settings.log_level, settings.log_format)
     # APScheduler tells of every tick at INFO: a line every few seconds would bury the banner.
@@ -373,7 +373,7 @@ def serve(
     database = open_database(settings)
     _report_plugins(database)
     require_current_schema(database)
-    database.engine.dispose()  # each process opens its own connections once forked
+    database.dispose()  # each process opens its own connections once forked
     click.echo(
         f"Bookwise serving on http://{host}:{port}/ with {workers} process(es) of {threads} "
         "thread(s); start `bookwise worker` for messages and scheduled jobs."
@@ -482,7 +482,7 @@ def jobs(ctx: click.Context, config_path: Path | None) -> None:
     for job in statuses:
         if job.outcome == "failed" and job.last_error:
             click.echo(f"{job.name}: last error: {job.last_error}", err=True)
-    database.engine.dispose()
+    database.dispose()
 
 
 @jobs.command("run")
@@ -503,7 +503,7 @@ def jobs_run(ctx: click.Context, config_path: Path | None, name: str, clock: Any
     try:
         result = runner_for(settings, database, clock=clock).run_now(name)
     finally:
-        database.engine.dispose()
+        database.dispose()
     seconds = (result.duration_ms or 0) / 1000
     if result.outcome == "failed":
         click.echo(f"{name}: failed after {seconds:.2f} s: {result.error}", err=True)
@@ -553,7 +553,7 @@ def feeds_refresh(
             database.sessions, settings.feeds, clock(), calendar=calendar, force=True
         )
     finally:
-        database.engine.dispose()
+        database.dispose()
     if not outcomes:
         click.echo("no staff calendars to read" + (f" in {calendar}" if calendar else ""))
     for outcome in outcomes:
@@ -579,7 +579,7 @@ def feeds_status(ctx: click.Context, config_path: Path | None, calendar: str | N
         with database.sessions() as session:
             statuses = source_statuses(session, calendar=calendar)
     finally:
-        database.engine.dispose()
+        database.dispose()
     if not statuses:
         click.echo("no staff calendars" + (f" in {calendar}" if calendar else ""))
     for status in statuses:
@@ -798,7 +798,7 @@ def explain(
                 ),
             )
     finally:
-        database.engine.dispose()
+        database.dispose()
     words = translator(language)
     told = found.explanation
     verdict = f"offered ({told.remaining} place(s) left)" if told.offered else "not offered"
@@ -878,7 +878,7 @@ def tokens_create(
         click.echo(f"bookwise tokens create: {exc}", err=True)
         ctx.exit(1)
     finally:
-        database.engine.dispose()
+        database.dispose()
     click.echo(
         f"token {token_id} ({scope}, calendar {calendar_slug}); copy it now, it is not shown again:"
     )
@@ -908,7 +908,7 @@ def tokens_list(ctx: click.Context, config_path: Path | None) -> None:
                     f"\t{token.name}"
                 )
     finally:
-        database.engine.dispose()
+        database.dispose()
 
 
 @tokens.command("revoke")
@@ -932,7 +932,7 @@ def tokens_revoke(ctx: click.Context, config_path: Path | None, token_id: int) -
         click.echo(f"bookwise tokens revoke: there is no token {token_id}", err=True)
         ctx.exit(1)
     finally:
-        database.engine.dispose()
+        database.dispose()
     click.echo(f"token {token_id} revoked")
 
 
@@ -968,7 +968,7 @@ def keys_rotate(ctx: click.Context, config_path: Path | None, batch: int) -> Non
     try:
         report = rotate_answers(database.engine, batch=batch)
     finally:
-        database.engine.dispose()
+        database.dispose()
     click.echo(
         f"{report.total} booking(s): {report.rotated} re-encrypted with the first key, "
         f"{report.encrypted} encrypted for the first time"
@@ -1018,7 +1018,7 @@ def retention(ctx: click.Context, config_path: Path | None, dry_run: bool, clock
                 database.sessions, clock(), secret=secret_key_of(settings), actor="cli"
             )
     finally:
-        database.engine.dispose()
+        database.dispose()
     for group in plan.groups:
         click.echo(
             f"{group.calendar}/{group.workflow}: {len(group.bookings)} booking(s) lose their "
@@ -1095,7 +1095,7 @@ def client_export(
             data = export_client(session, chosen, email, clock())
             record_export(session, data, "cli")
     finally:
-        database.engine.dispose()
+        database.dispose()
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if output is None:
         click.echo(text)
@@ -1165,7 +1165,7 @@ def client_erase(
                 plugins=database.plugins,
             )
     finally:
-        database.engine.dispose()
+        database.dispose()
     click.echo(
         f"erased in {', '.join(report.calendars)}: {len(report.clients)} client record(s) "
         f"now {', '.join(report.subjects)}; {report.bookings} booking(s) kept as counts, "

@@ -56,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "plugins": {"enabled": []},
     "api": {"idempotency_hours": 24},
     "monitoring": {"metrics_from": ["127.0.0.1/32", "::1/128"]},
+    "database_replica_url": None,
+    "database_pool": {"size": 5, "max_overflow": 10, "timeout": 30, "recycle": 1800},
     "log_level": "INFO",
     "log_format": "text",
     "security": {
@@ -78,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
 
 ENV_OVERRIDES = {
     "BOOKWISE_DATABASE_URL": "database_url",
+    "BOOKWISE_DATABASE_REPLICA_URL": "database_replica_url",
     "BOOKWISE_SECRET_KEY": "secret_key",
     "BOOKWISE_BASE_URL": "base_url",
 }
@@ -103,6 +106,19 @@ class SchedulerSettings:
     # Seconds an outbox worker holds the rows it claimed; it renews them every quarter of that
     # while it lives, so a dead worker's rows wait about this long (docs/notifications.md).
     outbox_lease: int = 60
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The connections each process keeps to PostgreSQL (SQLAlchemy's QueuePool): ``size`` kept
+    open, ``max_overflow`` more for a burst, ``timeout`` seconds a request waits for one,
+    ``recycle`` seconds before one is replaced (-1: never). Six processes at the defaults stay
+    under PostgreSQL's default max_connections (100)."""
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout: int = 30
+    recycle: int = 1800
 
 
 @dataclass(frozen=True)
@@ -207,6 +223,9 @@ class Settings:
     security: SecuritySettings = field(default_factory=_default_security)
     api: ApiSettings = field(default_factory=ApiSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    # A read-only copy the slot searches read (bookwise.database), and the connection pools.
+    database_replica_url: str | None = None
+    database_pool: PoolSettings = field(default_factory=PoolSettings)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     # The keys of the answers' encryption at rest, the first encrypting (bookwise.crypto); empty:
     # the instance's generated key.
@@ -313,6 +332,10 @@ def load_settings(
         security=_security_settings(values["security"], source),
         api=ApiSettings(**values["api"]),
         monitoring=_monitoring_settings(values["monitoring"], source),
+        database_replica_url=_absolute_sqlite_url(values["database_replica_url"], root)
+        if values.get("database_replica_url")
+        else None,
+        database_pool=PoolSettings(**values["database_pool"]),
         plugins=values["plugins"],
         log_level=values["log_level"],
         log_format=values["log_format"],

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bookwise import migrate
 from bookwise.config import Settings
 from bookwise.crypto import attach_keyring, check_keyring, keyring_for
-from bookwise.db import loose_permissions, make_engine, make_session_factory, sqlite_path
+from bookwise.db import (
+    loose_permissions,
+    make_engine,
+    make_read_only,
+    make_session_factory,
+    sqlite_path,
+)
 from bookwise.errors import BookwiseError, ConfigError
 from bookwise.plugins.bookings import attach
 from bookwise.plugins.host import PluginHost
@@ -32,27 +38,24 @@ class Database:
     sessions: sessionmaker[Session]
     # The instance's plugins (see bookwise.plugins.host); the sessions carry them too.
     plugins: PluginHost
+    # Sessions on the read-only copy (``database_replica_url``), for slot searches; None
+    # without one. Its engine refuses to write (bookwise.db.make_read_only).
+    replica: sessionmaker[Session] | None = None
+
+    def dispose(self) -> None:
+        """Close every connection of the pools (the primary's and the replica's)."""
+        self.engine.dispose()
+        if self.replica is not None:
+            bind = self.replica.kw.get("bind")
+            if isinstance(bind, Engine):
+                bind.dispose()
 
 
 def open_database(settings: Settings) -> Database:
-    """Connect to the configured database (creating the SQLite folder when needed)."""
+    """Connect to the configured database (creating the SQLite folder when needed), and to its
+    read-only copy when ``database_replica_url`` names one."""
     url = settings.database_url
-    try:
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///").split("?")[0]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigError(
-            f"database_url {url!r} is not a database address Bookwise can use "
-            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host/name"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"database_url {url!r}: cannot create its folder ({exc.strerror})"
-        ) from None
+    engine = _engine(settings, "database_url", url)
     # The answers are encrypted with the instance's keys (bookwise.crypto): a key missing or
     # wrong for the data already there stops the start, saying what to set.
     attach_keyring(engine, keyring_for(settings))
@@ -70,7 +73,43 @@ def open_database(settings: Settings) -> Database:
     sessions = make_session_factory(engine)
     host = PluginHost(settings, sessions).load()
     attach(sessions)
-    return Database(engine, sessions, host)
+    replica = None
+    if settings.database_replica_url:
+        reader = _engine(settings, "database_replica_url", settings.database_replica_url)
+        make_read_only(reader)
+        attach_keyring(reader, keyring_for(settings))
+        replica = make_session_factory(reader)
+    return Database(engine, sessions, host, replica)
+
+
+def _engine(settings: Settings, key: str, url: str) -> Engine:
+    """The engine of ``url`` (the configuration's ``key``), with the configured pool on
+    PostgreSQL; a :class:`ConfigError` naming the key when the address is not one."""
+    pool = settings.database_pool
+    options = (
+        {}
+        if url.startswith("sqlite")
+        else {
+            "pool_size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "pool_timeout": pool.timeout,
+            "pool_recycle": pool.recycle,
+        }
+    )
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///").split("?")[0]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return make_engine(url, **options)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"{key} {url!r} is not a database address Bookwise can use "
+            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host/name"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{key} {url!r}: cannot create its folder ({exc.strerror})") from None
 
 
 def _has_bookings(engine: Engine) -> bool:

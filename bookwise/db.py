@@ -108,6 +108,24 @@ def make_engine(url: str, **options: Any) -> Engine:
     return create_engine(url, **options)
 
 
+def make_read_only(engine: Engine) -> None:
+    """Every connection of ``engine`` refuses to write (a replica's: a write sent there by
+    mistake fails at once instead of failing on the replica's own terms, or worse, on a
+    primary named by mistake): ``default_transaction_read_only`` on PostgreSQL, ``query_only``
+    on SQLite."""
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA query_only=ON")
+        elif engine.dialect.name == "postgresql":
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        cursor.close()
+        if engine.dialect.name == "postgresql":
+            dbapi_connection.commit()
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL (None in memory or for another database)."""
     parsed = make_url(url)

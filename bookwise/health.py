@@ -57,6 +57,14 @@ def ready() -> tuple[Response, int]:
     state = schema_state(database.engine)
     checks["migrations"] = {"ok": state == "current", "state": state, "head": head_revision()}
     ready = state == "current"
+    if database.replica is not None:  # the slot searches read it: unready without it
+        try:
+            with database.replica() as session:
+                session.execute(text("SELECT 1"))
+            checks["replica"] = {"ok": True}
+        except Exception as error:
+            checks["replica"] = {"ok": False, "error": type(error).__name__}
+            ready = False
     moment = now()
     with database.sessions() as session:
         last = session.scalar(select(func.max(ScheduledJob.last_started_at)))

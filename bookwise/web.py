@@ -55,7 +55,23 @@ def db_session() -> Session:
     return session
 
 
+def read_session() -> Session:
+    """A session on the read-only copy of the database (``database_replica_url``), for the
+    request's slot searches; without one, the request's own session (:func:`db_session`).
+
+    What it reads may lag behind the primary by the replica's delay: only for showing times,
+    never for checking a booking (the booking reads the primary, in its write transaction)."""
+    replica = instance().database.replica
+    if replica is None:
+        return db_session()
+    if "read_session" not in g:
+        g.read_session = replica()
+    session: Session = g.read_session
+    return session
+
+
 def close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_session", "read_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()

@@ -108,7 +108,7 @@ from bookwise.notifications.context import consent_version, manage_url, referenc
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.text import UNSTORABLE, has_lone_surrogate
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
-from bookwise.web import csrf, db_session, instance, now, plugin_host
+from bookwise.web import csrf, db_session, instance, now, plugin_host, read_session
 from bookwise.workflows.language import Field, Workflow
 
 logger = logging.getLogger(__name__)
@@ -816,7 +816,7 @@ def services(calendar: str) -> Response:
     )
 )
 def slots(calendar: str, service: str) -> Response:
-    session = db_session()
+    session = read_session()  # the replica's, when there is one
     context = find_service(session, calendar, service)
     first, last = _date_param("from"), _date_param("to")
     if first > last:

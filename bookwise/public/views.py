@@ -131,7 +131,7 @@ from bookwise.timezones import (
     offered_zones,
     sane,
 )
-from bookwise.web import csrf, db_session, instance, now, plugin_host
+from bookwise.web import csrf, db_session, instance, now, plugin_host, read_session
 from bookwise.workflows.language import Text, Workflow
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
@@ -468,7 +468,7 @@ def _picker(
         by_day: dict[date, list[Slot]] = defaultdict(list)
         if first <= min(month_end, last):
             found = service_availability(
-                db_session(),
+                read_session(),  # the replica's, when there is one
                 context.calendar,
                 context.service,
                 context.workflow,
@@ -564,7 +564,7 @@ def _full_times(
     def slots(search: SlotSearch) -> list[Slot]:
         calendar, service, workflow = context.calendar, context.service, context.workflow
         return service_availability(
-            db_session(), calendar, service, workflow, *bounds, now(), search
+            read_session(), calendar, service, workflow, *bounds, now(), search
         ).slots
 
     if staff_ids is None:
