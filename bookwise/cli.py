@@ -138,6 +138,62 @@ def init(
     database.dispose()
 
 
+# --- db ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The database's schema: its migrations (docs/deployment.md)."""
+
+
+@db.command("upgrade")
+@config_option
+@click.pass_context
+def db_upgrade(ctx: click.Context, config_path: Path | None) -> None:
+    """Apply the migrations the database lacks, in one transaction (nothing else: bookwise init
+    also stores the workflows and creates an administrator). Run it once per release, before
+    the new version's processes start."""
+    from bookwise import migrate
+    from bookwise.database import open_database, prepare_schema
+
+    database = open_database(settings_from(ctx, config_path))
+    try:
+        before = migrate.current_revision(database.engine)
+        state = prepare_schema(database)
+        head = migrate.head_revision()
+        if state == "current":
+            click.echo(f"database already at the latest migration ({head})")
+        else:
+            click.echo(f"database upgraded from {before or 'nothing'} to {head}")
+    finally:
+        database.dispose()
+
+
+@db.command("current")
+@config_option
+@click.pass_context
+def db_current(ctx: click.Context, config_path: Path | None) -> None:
+    """Say which migration the database stands at, and whether it is the latest (exit status 1
+    when migrations are to run: for a deployment script)."""
+    from bookwise import migrate
+    from bookwise.database import open_database, schema_state
+
+    database = open_database(settings_from(ctx, config_path))
+    try:
+        state = schema_state(database)
+        current = migrate.current_revision(database.engine)
+    finally:
+        database.dispose()
+    head = migrate.head_revision()
+    if state == "current":
+        click.echo(f"{current} (the latest)")
+        return
+    if state == "foreign":
+        raise BookwiseError("the database holds tables that are not Bookwise's")
+    click.echo(f"{current or 'empty'}; the latest is {head}: run bookwise db upgrade")
+    ctx.exit(1)
+
+
 # --- load ---------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,14 @@ def schema_state(engine: Engine) -> SchemaState:
     return "current" if current == head_revision() else "outdated"
 
 
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database stands at (None: none applied, or no database yet)."""
+    with engine.connect() as connection:
+        if "alembic_version" not in inspect(connection).get_table_names():
+            return None
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (default: the latest) in one transaction.
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -165,3 +168,34 @@ def test_calendars_keep_every_plugin_through_the_plugins_migration(database_url:
     finally:
         migrate.upgrade(engine)
         engine.dispose()
+
+
+def test_bookwise_db_says_where_the_schema_stands_and_upgrades_it(
+    bookwise_cli: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import base_config, write_config
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    config = str(write_config(tmp_path / "c.yaml", base_config(tmp_path, url)))
+    head = migrate.head_revision()
+    empty = bookwise_cli("db", "current", "--config", config)
+    assert (
+        empty.exit_code == 1
+        and f"empty; the latest is {head}: run bookwise db upgrade" in empty.stdout
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0018")
+    engine.dispose()
+    behind = bookwise_cli("db", "current", "--config", config)
+    assert behind.exit_code == 1 and f"0018; the latest is {head}" in behind.stdout
+    upgraded = bookwise_cli("db", "upgrade", "--config", config)
+    assert upgraded.exit_code == 0 and f"database upgraded from 0018 to {head}" in upgraded.stdout
+    latest = bookwise_cli("db", "current", "--config", config)
+    assert latest.exit_code == 0 and f"{head} (the latest)" in latest.stdout
+    again = bookwise_cli("db", "upgrade", "--config", config)
+    assert again.exit_code == 0 and "already at the latest migration" in again.stdout
+
+
+def test_bookwise_db_current_on_every_database(bookwise_cli: Any, config_file: Path) -> None:
+    answer = bookwise_cli("db", "current", "--config", str(config_file))
+    assert answer.exit_code == 0 and f"{migrate.head_revision()} (the latest)" in answer.stdout
