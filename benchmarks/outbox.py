@@ -1,5 +1,6 @@
-"""How fast the outbox drains: 10,000 due e-mails to a local SMTP server, by one worker process
-and by two. Run:
+"""How fast the outbox drains: 10,000 due reminders to a local SMTP server, by one worker process
+and by two, each sent exactly once (the SMTP server counts each recipient's messages; the outbox
+must end with every row sent). Run:
 
     .venv/bin/python benchmarks/outbox.py                       # SQLite
     .venv/bin/python benchmarks/outbox.py postgresql+psycopg://postgres@127.0.0.1/test
@@ -11,6 +12,7 @@ batch of 50).
 
 from __future__ import annotations
 
+import collections
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -49,9 +52,11 @@ print(Dispatcher(settings, open_database(settings)).drain(), flush=True)
 class Counter:
     def __init__(self) -> None:
         self.count = 0
+        self.by_recipient: collections.Counter[str] = collections.Counter()
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
         self.count += 1
+        self.by_recipient.update(envelope.rcpt_tos)
         return "250 OK"
 
 
@@ -104,6 +109,7 @@ def main(url: str | None) -> None:
             for workers in (1, 2):
                 reset(database, booking_id)
                 handler.count = 0
+                handler.by_recipient.clear()
                 started = time.perf_counter()
                 processes = [
                     subprocess.Popen(
@@ -116,9 +122,19 @@ def main(url: str | None) -> None:
                 for process in processes:
                     process.communicate()
                 elapsed = time.perf_counter() - started
+                with database.engine.connect() as connection:
+                    states = dict(
+                        connection.execute(
+                            sa.select(Notification.state, sa.func.count()).group_by(
+                                Notification.state
+                            )
+                        ).all()
+                    )
+                twice = sum(1 for n in handler.by_recipient.values() if n > 1)
                 print(
                     f"  {workers} worker process(es): {handler.count} sent in {elapsed:.1f} s "
-                    f"= {handler.count / elapsed:.0f} messages/s"
+                    f"= {handler.count / elapsed:.0f} messages/s; {len(handler.by_recipient)} "
+                    f"recipients, {twice} sent more than once; outbox {states}"
                 )
             database.engine.dispose()
     finally:
@@ -140,11 +156,11 @@ def reset(database: Database, booking_id: int) -> None:
                     "idempotency_key": f"bench:{n}",
                     "booking_id": booking_id,
                     "calendar_id": 1,
-                    "event": "confirmed",
+                    "event": "reminder",
                     "channel": "email",
                     "recipient_kind": "client",
                     "recipient": f"r{n}@bench.example",
-                    "template": "confirmed",
+                    "template": "reminder",
                     "locale": ("en", "fr", "de", "es")[n % 4],
                     "timezone": "Europe/Paris",
                     "due_at": now,

@@ -10,7 +10,7 @@ from bookwise.bookings.models import (
     IdempotencyKey,
 )
 from bookwise.calendars.models import (
-    AssignmentState,
+    AssignmentTurn,
     BusyTime,
     Calendar,
     CalendarSource,
@@ -35,7 +35,7 @@ from bookwise.workflows.models import WorkflowRecord, WorkflowVersion
 metadata = Base.metadata
 
 __all__ = [
-    "AssignmentState",
+    "AssignmentTurn",
     "AuditEntry",
     "Base",
     "Booking",

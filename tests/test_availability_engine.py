@@ -484,3 +484,27 @@ def test_a_required_checkbox_cannot_be_skipped_with_a_false_word() -> None:
         workflow, {"name": "A", "email": "a@example.org", "agree": "on"}, None, date(2026, 1, 1)
     )
     assert clean.answers == {"agree": True}
+
+
+def test_round_robin_by_turns_gives_a_busy_member_the_next_booking_they_are_free_for() -> None:
+    pool = [10, 20, 30]
+    turns: dict[int, int] = {}
+    picked = []
+    for number in range(1, 7):
+        chosen = assign("round_robin", AssignmentContext(free=pool, pool=pool, turns=turns))
+        turns = {**turns, chosen: number}
+        picked.append(chosen)
+    assert picked == [10, 20, 30, 10, 20, 30]
+    # 10 was busy when its turn came: 20 took it; 10 then has the oldest turn.
+    turns = {10: 4, 20: 5, 30: 6}
+    assert assign("round_robin", AssignmentContext(free=[20, 30], pool=pool, turns=turns)) == 20
+    assert assign("round_robin", AssignmentContext(free=pool, pool=pool, turns=turns)) == 10
+    # A member added to the pool (never assigned) comes first, once.
+    assert (
+        assign("round_robin", AssignmentContext(free=[*pool, 40], pool=[*pool, 40], turns=turns))
+        == 40
+    )
+    # least_busy breaks its ties in the same order.
+    counts = {10: 2, 20: 1, 30: 1}
+    context = AssignmentContext(free=pool, pool=pool, turns=turns, week_counts=counts)
+    assert assign("least_busy", context) == 20

@@ -3,8 +3,10 @@
 Strategies (the workflow's ``staff.assignment``):
 
 - ``random``: any free member, uniformly.
-- ``round_robin``: the next free member after the last one assigned, in pool order, cycling. The
-  last one assigned is kept in the database, so every process continues the same rotation.
+- ``round_robin``: the free member whose last turn is the oldest (never assigned first), in pool
+  order among equals: with everyone free, the pool in order, cycling. The turns are kept in the
+  database, so every process continues the same rotation; a member who was busy when their turn
+  came gets the next booking they are free for.
 - ``least_busy``: the free member with the fewest bookings in the week around the slot; ties go
   to the rotation order.
 - ``priority``: the first free member in pool order (the service's listed order).
@@ -19,21 +21,30 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AssignmentContext:
-    """What a strategy may look at. ``free`` is in pool order, never empty."""
+    """What a strategy may look at. ``free`` is in pool order, never empty. ``turns``: each
+    member's last turn in the rotation (the service's turn number when last assigned; absent:
+    never); ``last_assigned``: the member of the latest turn."""
 
     free: Sequence[int]
     pool: Sequence[int]
     last_assigned: int | None = None
     week_counts: Mapping[int, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    turns: Mapping[int, int] = field(default_factory=dict)
 
 
 Strategy = Callable[[AssignmentContext], int]
 
 
 def rotation_order(context: AssignmentContext) -> list[int]:
-    """The free members in rotation order: those after the last assigned first, then the rest."""
+    """The free members in rotation order: the oldest turn first (never assigned: before all),
+    in pool order among equals. Without turns (a context made by hand), those after
+    ``last_assigned`` first, then the rest."""
     pool = list(context.pool)
+    if context.turns:
+        place = {member: index for index, member in enumerate(pool)}
+        free = [member for member in pool if member in context.free]
+        return sorted(free, key=lambda m: (context.turns.get(m, 0), place[m]))
     if context.last_assigned in pool:
         position = pool.index(context.last_assigned) + 1
         pool = pool[position:] + pool[:position]

@@ -48,6 +48,7 @@ from bookwise.availability.engine import (
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.calendars.data import HoursRange
 from bookwise.calendars.models import (
+    AssignmentTurn,
     BusyTime,
     Calendar,
     CalendarSource,
@@ -70,9 +71,11 @@ class PoolMember:
     name: str
     tags: tuple[str, ...] = ()
     uses_calendar_hours: bool = True
-    # The whole row, when the pool was read with ``load_staff`` (held here: the session keeps
-    # only weak references to what it loaded).
+    # Read for a booking (``for_booking``): the whole row (held here: the session keeps only weak
+    # references to what it loaded), and the member's last turn in the service's rotation
+    # (0: never; None: not read).
     row: StaffMember | None = field(default=None, compare=False, repr=False)
+    turn: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,16 @@ def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime,
 
 
 def read_pool(
-    session: Session, service: Service, workflow: Workflow, *, load_staff: bool = False
+    session: Session, service: Service, workflow: Workflow, *, for_booking: bool = False
 ) -> list[PoolMember]:
     """The staff who can take bookings of ``service``, in priority order, with one query.
 
-    ``load_staff``: the whole rows are read, as objects of the session (a booking: the one it
-    gives the booking to is then at hand, for its messages, without another query)."""
+    ``for_booking``: the whole rows are read, as objects of the session (the one a booking goes
+    to is then at hand, for its messages), with each member's last turn in the service's
+    rotation (bookwise.calendars.models.AssignmentTurn)."""
     columns: tuple[Any, ...] = (
-        (StaffMember,)
-        if load_staff
+        (StaffMember, func.coalesce(AssignmentTurn.turn, 0))
+        if for_booking
         else (
             StaffMember.id,
             StaffMember.slug,
@@ -149,8 +153,18 @@ def read_pool(
             .where(ServiceStaff.service_id == service.id, available)
             .order_by(ServiceStaff.position)
         )
-    rows = session.execute(query).all()
-    members = [_member(row[0] if load_staff else row) for row in rows]
+    if for_booking:
+        query = query.outerjoin(
+            AssignmentTurn,
+            and_(
+                AssignmentTurn.staff_id == StaffMember.id,
+                AssignmentTurn.service_id == service.id,
+            ),
+        )
+    members = [
+        replace(_member(row[0]), turn=row[1]) if for_booking else _member(row)
+        for row in session.execute(query)
+    ]
     if service.pool_by_tags:
         wanted = set(workflow.staff.tags)
         return [m for m in members if wanted <= set(m.tags)]

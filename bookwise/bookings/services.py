@@ -5,9 +5,13 @@ functions. They take a ``Session`` and never commit; a booking is written in one
 cannot double-book:
 
 - the transaction is begun as a writer (:func:`bookwise.db.begin_write`: ``BEGIN IMMEDIATE`` on
-  SQLite, which serialises writers), and on PostgreSQL the pool's staff rows are locked
-  (``SELECT ... FOR UPDATE``, in id order so that two bookings never deadlock);
+  SQLite, which serialises writers);
 - availability is then computed again inside the transaction, from what is committed;
+- on PostgreSQL a one-to-one booking then locks only the member it gets, skipping a member
+  another request is booking at that moment (:func:`_claim`: ``FOR UPDATE SKIP LOCKED``), so
+  bookings for different staff never wait for each other; a group's bookings lock their staff
+  first (``SELECT ... FOR UPDATE``, in id order so that two bookings never deadlock), so that
+  one writer at a time counts its places;
 - the database refuses what would still slip through (migration 0002: an exclusion constraint on
   PostgreSQL, triggers on SQLite), and that refusal becomes :class:`SlotTaken`.
 """
@@ -19,6 +23,7 @@ import hmac
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -26,11 +31,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
-from bookwise.availability.assignment import STRATEGIES, AssignmentContext, assign
+from bookwise.availability.assignment import (
+    STRATEGIES,
+    AssignmentContext,
+    assign,
+    rotation_order,
+)
 from bookwise.availability.engine import Slot
 from bookwise.availability.services import (
     PoolMember,
@@ -42,7 +54,7 @@ from bookwise.availability.services import (
 from bookwise.bookings.answers import CleanAnswers, check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.bookings.offers import offer_freed_place
-from bookwise.calendars.models import AssignmentState, Calendar, Service, StaffMember
+from bookwise.calendars.models import AssignmentTurn, Calendar, Service, StaffMember
 from bookwise.errors import N_, BookwiseError, NotFound
 from bookwise.notifications.models import WebhookEndpoint
 from bookwise.notifications.planning import (
@@ -336,41 +348,158 @@ def _choose_staff(
     plugins: PluginHost | None,
     prefer: int | None = None,
 ) -> int:
-    """Who takes the slot: ``prefer`` when free; for a group, the staff member whose session at that
-    time is the fullest not yet full (a class fills before another opens); else the workflow's
-    assignment strategy."""
+    """Who takes the slot (the first of :func:`_staff_order`), for a caller that holds the
+    pool's locks already; their turn taken when the strategy chose them."""
+    order, strategy_chose = _staff_order(session, context, slot, pool, plugins, prefer)
+    if strategy_chose:
+        _take_turn(session, context.service.id, order[0])
+    return order[0]
+
+
+def _staff_order(
+    session: Session,
+    context: BookingContext,
+    slot: Slot,
+    pool: list[PoolMember],
+    plugins: PluginHost | None,
+    prefer: int | None = None,
+) -> tuple[list[int], bool]:
+    """The free staff of ``slot`` in the order to try them, and whether the workflow's strategy
+    chose the first (which then takes a turn in the rotation).
+
+    ``prefer`` alone when free; for a group, the staff member whose session at that time is the
+    fullest not yet full (a class fills before another opens); else the strategy's choice, then
+    the others in rotation order (on PostgreSQL, when the first is being booked by another
+    request at this moment, the next is tried rather than waited for: see :func:`_claim`)."""
     if prefer is not None and prefer in slot.staff:
-        return prefer
+        return [prefer], False
     capacity = context.workflow.capacity
     if context.workflow.one_group_per_slot and slot.remaining < capacity:
         # The group has begun: the engine offers only its staff; keep it with the first of them.
-        return slot.staff[0]
+        return [slot.staff[0]], False
     if capacity > 1:
         started = [s for s in slot.staff if slot.remaining_by_staff.get(s, capacity) < capacity]
         if started:
             order = [m.id for m in pool]
-            return min(started, key=lambda s: (slot.remaining_by_staff[s], order.index(s)))
-    state = session.get(AssignmentState, context.service.id)
+            fullest = min(started, key=lambda s: (slot.remaining_by_staff[s], order.index(s)))
+            return [fullest], False
+    turns = _turns(session, context.service.id, pool)
     strategy = context.workflow.staff.assignment
     week_counts: dict[int, int] = {}
     if strategy not in ("random", "round_robin", "priority"):
         week_counts = _week_counts(session, context, slot)
-    chosen = _assign(
-        plugins,
-        strategy,
-        AssignmentContext(
-            free=list(slot.staff),
-            pool=[m.id for m in pool],
-            last_assigned=state.last_staff_id if state else None,
-            week_counts=week_counts,
-            rng=random.SystemRandom(),
-        ),
+    latest = max(turns, key=turns.__getitem__, default=None)
+    assignment = AssignmentContext(
+        free=list(slot.staff),
+        pool=[m.id for m in pool],
+        last_assigned=latest,
+        week_counts=week_counts,
+        rng=random.SystemRandom(),
+        turns=turns,
     )
-    if state is None:
-        session.add(AssignmentState(service_id=context.service.id, last_staff_id=chosen))
-    else:
-        state.last_staff_id = chosen
-    return chosen
+    chosen = _assign(plugins, strategy, assignment)
+    return [chosen, *(m for m in rotation_order(assignment) if m != chosen)], True
+
+
+# In a session's ``info``: its current transaction, and the rotation's turns read or taken in it
+# (service id -> staff id -> turn).
+_TURNS = "bookwise.assignment_turns"
+
+
+def _turns(session: Session, service_id: int, pool: list[PoolMember]) -> dict[int, int]:
+    """The turns of the service's rotation (staff id -> last turn; 0: never): as this
+    transaction knows them, else as the pool was read with them, else in one query."""
+    transaction = session.get_transaction()
+    noted = session.info.get(_TURNS)
+    if noted is None or noted[0] is not transaction:
+        noted = session.info[_TURNS] = (transaction, {})
+    known: dict[int, dict[int, int]] = noted[1]
+    if service_id not in known:
+        if pool and all(m.turn is not None for m in pool):
+            known[service_id] = {m.id: m.turn for m in pool if m.turn}
+        else:
+            rows = session.execute(
+                select(AssignmentTurn.staff_id, AssignmentTurn.turn).where(
+                    AssignmentTurn.service_id == service_id
+                )
+            )
+            known[service_id] = {staff: turn for staff, turn in rows if turn}
+    return known[service_id]
+
+
+def _take_turn(session: Session, service_id: int, staff_id: int) -> None:
+    """Give ``staff_id`` the service's next turn: a number that only grows (PostgreSQL: the
+    sequence ``assignment_turn_seq``, which never waits; SQLite, one writer at a time: the
+    largest so far plus one), so two bookings made at once never share one. One row written,
+    the member's own (an upsert): bookings for different staff never wait for each other."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    number: Any = (
+        func.nextval("assignment_turn_seq")
+        if postgres
+        else select(func.coalesce(func.max(AssignmentTurn.turn), 0) + 1).scalar_subquery()
+    )
+    statement = (postgresql_insert if postgres else sqlite_insert)(AssignmentTurn).values(
+        service_id=service_id, staff_id=staff_id, turn=number
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=["service_id", "staff_id"], set_={"turn": statement.excluded.turn}
+    ).returning(AssignmentTurn.turn)
+    _turns(session, service_id, [])[staff_id] = int(session.scalar(upsert) or 0)
+
+
+def _claim(
+    session: Session, context: BookingContext, order: list[int], start: datetime, rotate: bool
+) -> int:
+    """On PostgreSQL, the first of ``order`` (free staff, in the order to try them) whose row
+    this transaction can lock at once and who has no booking over the new one's time: that
+    member is this booking's until it commits. A member another request is booking at this
+    moment is skipped (``SKIP LOCKED``), not waited for, so bookings for different staff never
+    wait for each other. ``rotate`` (round robin): the one whose turn is the oldest as of this
+    statement, not as of the search, so that bookings made at once go round the pool.
+
+    When every free member is being booked by another request, this tries again after a few
+    milliseconds (holding no lock, so no deadlock), for at most :data:`LOCK_TIMEOUT_MS`
+    (:class:`Busy`); :class:`SlotTaken` once none is free. Elsewhere (SQLite's writers are one
+    at a time): the first."""
+    if session.get_bind().dialect.name != "postgresql":
+        return order[0]
+    workflow = context.workflow
+    low = start - workflow.buffer_before
+    high = start + workflow.duration + workflow.buffer_after
+    taken = (
+        select(Booking.id)
+        .where(
+            Booking.staff_id == StaffMember.id,
+            Booking.holds_slot,
+            Booking.blocked_until > low,
+            Booking.blocked_from < high,
+        )
+        .exists()
+    )
+    free = select(StaffMember.id).where(StaffMember.id.in_(order), ~taken)
+    place = case({member: index for index, member in enumerate(order)}, value=StaffMember.id)
+    ranking: tuple[Any, ...] = (place,)
+    if rotate:
+        turn = (
+            select(AssignmentTurn.turn)
+            .where(
+                AssignmentTurn.service_id == context.service.id,
+                AssignmentTurn.staff_id == StaffMember.id,
+            )
+            .scalar_subquery()
+        )
+        ranking = (func.coalesce(turn, 0), place)
+    claim = free.order_by(*ranking).limit(1).with_for_update(of=StaffMember, skip_locked=True)
+    deadline = time.monotonic() + LOCK_TIMEOUT_MS / 1000
+    while True:
+        mine = session.scalar(claim)
+        if mine is not None:
+            return int(mine)
+        if session.scalar(free.limit(1)) is None:
+            raise SlotTaken("this time was just taken; please pick another")
+        if time.monotonic() > deadline:
+            raise Busy("the staff's calendars are busy; try again in a moment")
+        time.sleep(random.uniform(0.002, 0.01))  # noqa: S311 (a back-off, not a secret)
 
 
 def _check_with_plugins(booking: Booking, host: PluginHost | None) -> None:
@@ -578,19 +707,27 @@ def create_booking(
     _check_window(workflow, start, now, request.by_staff)
 
     # The staff as whole rows: the one given the booking is at hand for its messages.
-    pool = read_pool(session, context.service, workflow, load_staff=True)
+    pool = read_pool(session, context.service, workflow, for_booking=True)
     routing = routing_values(answers)
     # A client (or staff for them) names only a member the answers route to.
     wanted = _wanted_staff(workflow, routed_pool(pool, workflow, routing)[0], request)
-    # One group per slot: whoever teaches it (even a member staff named), every booking of the
-    # service locks the whole pool, so the group is counted by one writer at a time.
-    everyone = workflow.one_group_per_slot or not wanted
-    _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
+    # A group's places are counted under its staff's locks (PostgreSQL), taken before the count:
+    # with one group per slot (whoever teaches it, even a member staff named) the whole pool's,
+    # so that one writer at a time counts the group. A one-to-one booking locks only the member
+    # it gets (_claim), after the search.
+    grouped = workflow.capacity > 1
+    if grouped:
+        everyone = workflow.one_group_per_slot or not wanted
+        _lock_staff(session, [m.id for m in pool] if everyone else list(wanted or ()))
     search = SlotSearch(
         staff_ids=wanted, by_staff=request.by_staff, answers=routing, pool=tuple(pool)
     )
     slot = _slot_at(session, context, start, now, search)
-    staff_id = wanted[0] if wanted else _choose_staff(session, context, slot, pool, plugins)
+    order, strategy_chose = (
+        (list(wanted), False) if wanted else _staff_order(session, context, slot, pool, plugins)
+    )
+    rotate = strategy_chose and workflow.staff.assignment == "round_robin"
+    staff_id = order[0] if grouped else _claim(session, context, order, start, rotate)
 
     client = _client(context, request, answers)
     session.add(client)
@@ -600,6 +737,8 @@ def create_booking(
         booking.staff_member = member
     session.add(booking)
     _flush_or_taken(session)
+    if strategy_chose:
+        _take_turn(session, context.service.id, staff_id)
     record_new_booking(session, context, request, booking, now, plugins)
     session.flush()
     plan_event(session, booking, workflow, booking.state, now)

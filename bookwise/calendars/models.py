@@ -280,19 +280,23 @@ class Service(Base):
     )
 
 
-class AssignmentState(Base):
-    """Where a service's round-robin rotation stands: kept in the database, so that every process
-    continues the same rotation."""
+class AssignmentTurn(Base):
+    """A staff member's last turn in a service's rotation: the service's turn number (1, 2,
+    3...) when they were last given one of its bookings by the assignment strategy. The
+    rotation gives the next booking to the free member whose turn is the oldest (never: 0), in
+    pool order among equals, so every process continues the same rotation. One row per member
+    and service: a booking writes only its own member's row, so bookings for different staff
+    never wait for each other (bookwise.bookings.services)."""
 
-    __tablename__ = "assignment_state"
+    __tablename__ = "assignment_turns"
 
     service_id: Mapped[int] = mapped_column(
         ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
     )
-    last_staff_id: Mapped[int | None] = mapped_column(
-        ForeignKey("staff_members.id", ondelete="SET NULL")
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE"), primary_key=True
     )
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    turn: Mapped[int] = mapped_column(Integer)
 
 
 class ServiceStaff(Base):
@@ -310,7 +314,7 @@ class ServiceStaff(Base):
 
 
 __all__ = [
-    "AssignmentState",
+    "AssignmentTurn",
     "BusyTime",
     "Calendar",
     "CalendarSource",
