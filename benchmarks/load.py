@@ -288,7 +288,9 @@ def run(url: str | None, quick: bool) -> None:
                     folder,
                 )
                 bad = sum(
-                    n for status, n in mixed["statuses"].items() if status not in ("200", "201", "409")
+                    n
+                    for status, n in mixed["statuses"].items()
+                    if status not in ("200", "201", "409")
                 )
                 report(
                     f"mixed 90/9/1, {mixed_seconds} s",

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     cast,
     func,
     literal,
@@ -291,7 +292,8 @@ def _read_time(
 
     unavailable: dict[int, list[Interval]] = defaultdict(list)
     booked: dict[int, list[ExistingBooking]] = defaultdict(list)
-    for row in session.execute(_taken_query(staff_ids, low, high, bookings)):
+    statement, values = _taken_query(staff_ids, low, high, bookings)
+    for row in session.execute(statement, values):
         if row.kind == _BOOKING:
             booked[row.staff_id].append(
                 ExistingBooking(
@@ -325,12 +327,34 @@ def _read_time(
 
 def _taken_query(
     staff_ids: list[int], low: datetime, high: datetime, bookings: _Bookings | None
-) -> CompoundSelect[*tuple[Any, ...]]:
+) -> tuple[CompoundSelect[*tuple[Any, ...]], dict[str, Any]]:
     """Time off, busy times and (``bookings``) the bookings and held offers of ``staff_ids``
     that meet ``[low, high)``, as one UNION ALL of rows (kind, staff_id, start_at, end_at,
-    blocked_from, blocked_until, service_id, booking_id, label, offered_start). The first
-    branch types the columns (a typed NULL where a kind has nothing to say)."""
+    blocked_from, blocked_until, service_id, booking_id, label, offered_start): the statement
+    (built once per shape: building it costs more than running it) and its parameters."""
+    values: dict[str, Any] = {"staff_ids": staff_ids, "low": low, "high": high}
+    if bookings is None:
+        return _taken_statement(False, False, False), values
+    values["since"] = low - timedelta(days=1)
+    if bookings.exclude is not None:
+        values["exclude"] = bookings.exclude
+    if bookings.now is not None:
+        values["now"] = bookings.now
+    shape = (True, bookings.exclude is not None, bookings.now is not None)
+    return _taken_statement(*shape), values
+
+
+@cache
+def _taken_statement(
+    with_bookings: bool, excluding: bool, until_now: bool
+) -> CompoundSelect[*tuple[Any, ...]]:
+    """The statement of :func:`_taken_query`, with bind parameters ``staff_ids`` (expanding),
+    ``low``, ``high`` and, with bookings, ``since`` (for held offers, a day before ``low``),
+    ``exclude`` (a booking left out) and ``now`` (offers still held). The first branch types
+    the columns (a typed NULL where a kind has nothing to say)."""
     moment, number, text = UTCDateTime(), Integer(), String()
+    staff_ids: Any = bindparam("staff_ids", expanding=True)
+    low, high = bindparam("low", type_=moment), bindparam("high", type_=moment)
 
     def nothing(kind: Any) -> Any:
         return cast(null(), kind)
@@ -363,7 +387,7 @@ def _taken_query(
         .outerjoin(CalendarSource, CalendarSource.id == BusyTime.source_id)
         .where(BusyTime.staff_id.in_(staff_ids), BusyTime.end_at > low, BusyTime.start_at < high)
     )
-    if bookings is None:
+    if not with_bookings:
         return union_all(time_off, busy)
     taken = select(
         literal(_BOOKING, String()),
@@ -382,9 +406,14 @@ def _taken_query(
         Booking.blocked_until > low,
         Booking.blocked_from < high,
     )
-    if bookings.exclude is not None:
-        taken = taken.where(Booking.id != bookings.exclude)
-    held = _held_offers_query(low, high, bookings.now, staff_ids=staff_ids).with_only_columns(
+    if excluding:
+        taken = taken.where(Booking.id != bindparam("exclude", type_=number))
+    held = _held_offers_query(
+        bindparam("since", type_=moment),
+        high,
+        bindparam("now", type_=moment) if until_now else None,
+        staff_ids=staff_ids,
+    ).with_only_columns(
         literal(_HELD, String()),
         WaitlistEntry.offered_staff_id,
         Booking.start_at,
@@ -415,14 +444,16 @@ def _held(row: Any) -> ExistingBooking:
 
 
 def _held_offers_query(
-    low: datetime,
-    high: datetime,
-    now: datetime | None,
+    since: Any,
+    high: Any,
+    now: Any,
     *,
-    staff_ids: Sequence[int] | None = None,
+    staff_ids: Any = None,
     service_id: int | None = None,
     other_staff: bool = False,
 ) -> Select[*tuple[Any, ...]]:
+    """Held offers starting in ``[since, high)``: values, or bind parameters (a statement built
+    once, see :func:`_taken_statement`)."""
     query: Select[*tuple[Any, ...]] = (
         select(
             WaitlistEntry.offered_staff_id.label("staff_id"),
@@ -436,7 +467,7 @@ def _held_offers_query(
         .join(Booking, Booking.id == WaitlistEntry.freed_booking_id)
         .where(
             WaitlistEntry.state == "offered",
-            WaitlistEntry.offered_start >= low - timedelta(days=1),
+            WaitlistEntry.offered_start >= since,
             WaitlistEntry.offered_start < high,
         )
     )
@@ -467,7 +498,12 @@ def read_held_offers(
     all but them) and ``service_id`` narrow what is read. The client who accepts the offer
     turns it into ``booked`` first, so their own offer is not in their way."""
     query = _held_offers_query(
-        low, high, now, staff_ids=staff_ids, service_id=service_id, other_staff=other_staff
+        low - timedelta(days=1),
+        high,
+        now,
+        staff_ids=staff_ids,
+        service_id=service_id,
+        other_staff=other_staff,
     )
     return [
         (row.staff_id, _held(row))
