@@ -28,10 +28,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import Integer, Select, bindparam, func, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -55,6 +57,7 @@ from bookwise.bookings.answers import CleanAnswers, check_answers
 from bookwise.bookings.models import Booking, BookingEvent, Client, ConsentRecord
 from bookwise.bookings.offers import offer_freed_place
 from bookwise.calendars.models import AssignmentTurn, Calendar, Service, StaffMember
+from bookwise.db import UTCDateTime
 from bookwise.errors import N_, BookwiseError, NotFound
 from bookwise.notifications.models import WebhookEndpoint
 from bookwise.notifications.planning import (
@@ -193,27 +196,8 @@ def find_service(
     # The calendar, its service, the workflow and its version in force in one query (a booking
     # reads them in its write transaction: every statement there holds the writers back), with
     # whether the calendar has webhook endpoints (when none, a booking's history reads none).
-    other = aliased(WorkflowVersion)
-    latest = (
-        select(func.max(other.number))
-        .where(other.workflow_id == WorkflowRecord.id)
-        .correlate(WorkflowRecord)
-        .scalar_subquery()
-    )
-    hooked = (
-        select(WebhookEndpoint.id)
-        .where(WebhookEndpoint.calendar_id == Calendar.id, WebhookEndpoint.active.is_(True))
-        .exists()
-    )
     found = session.execute(
-        select(Calendar, Service, WorkflowVersion, hooked)
-        .join(Service, Service.calendar_id == Calendar.id)
-        .join(WorkflowRecord, WorkflowRecord.id == Service.workflow_id)
-        .outerjoin(
-            WorkflowVersion,
-            (WorkflowVersion.workflow_id == WorkflowRecord.id) & (WorkflowVersion.number == latest),
-        )
-        .where(Calendar.slug == calendar_slug, WorkflowRecord.slug == workflow_slug)
+        _service_statement(), {"calendar_slug": calendar_slug, "workflow_slug": workflow_slug}
     ).first()
     if found is None:
         calendar = session.scalar(select(Calendar).where(Calendar.slug == calendar_slug))
@@ -230,6 +214,37 @@ def find_service(
     if not has_webhooks:
         note_without_endpoints(session, calendar.id)
     return BookingContext(calendar, service, version)
+
+
+@cache
+def _service_statement() -> Select[Calendar, Service, WorkflowVersion, bool]:
+    """The query of :func:`find_service`, built once (building it cost more than running it),
+    with the bind parameters ``calendar_slug`` and ``workflow_slug``."""
+    other = aliased(WorkflowVersion)
+    latest = (
+        select(func.max(other.number))
+        .where(other.workflow_id == WorkflowRecord.id)
+        .correlate(WorkflowRecord)
+        .scalar_subquery()
+    )
+    hooked = (
+        select(WebhookEndpoint.id)
+        .where(WebhookEndpoint.calendar_id == Calendar.id, WebhookEndpoint.active.is_(True))
+        .exists()
+    )
+    return (
+        select(Calendar, Service, WorkflowVersion, hooked)
+        .join(Service, Service.calendar_id == Calendar.id)
+        .join(WorkflowRecord, WorkflowRecord.id == Service.workflow_id)
+        .outerjoin(
+            WorkflowVersion,
+            (WorkflowVersion.workflow_id == WorkflowRecord.id) & (WorkflowVersion.number == latest),
+        )
+        .where(
+            Calendar.slug == bindparam("calendar_slug"),
+            WorkflowRecord.slug == bindparam("workflow_slug"),
+        )
+    )
 
 
 def book_from_answers(
@@ -464,42 +479,57 @@ def _claim(
     if session.get_bind().dialect.name != "postgresql":
         return order[0]
     workflow = context.workflow
-    low = start - workflow.buffer_before
-    high = start + workflow.duration + workflow.buffer_after
+    claim, free = _claim_statements(rotate)
+    values = {
+        "order": order,
+        "low": start - workflow.buffer_before,
+        "high": start + workflow.duration + workflow.buffer_after,
+        "service_id": context.service.id,
+    }
+    deadline = time.monotonic() + LOCK_TIMEOUT_MS / 1000
+    while True:
+        mine = session.scalar(claim, values)
+        if mine is not None:
+            return int(mine)
+        if session.scalar(free, values) is None:
+            raise SlotTaken("this time was just taken; please pick another")
+        if time.monotonic() > deadline:
+            raise Busy("the staff's calendars are busy; try again in a moment")
+        time.sleep(random.uniform(0.002, 0.01))  # noqa: S311 (a back-off, not a secret)
+
+
+@cache
+def _claim_statements(rotate: bool) -> tuple[Select[int], Select[int]]:
+    """:func:`_claim`'s statements on PostgreSQL, built once: the claim (the first member of
+    ``order`` free over ``[low, high)`` and not locked, ranked by their turn in the rotation of
+    ``service_id`` with ``rotate``, then their place in ``order``), and whether any of them is
+    still free at all. Bind parameters: ``order`` (an array), ``low``, ``high``, ``service_id``."""
+    order = bindparam("order", type_=postgresql.ARRAY(Integer))
     taken = (
         select(Booking.id)
         .where(
             Booking.staff_id == StaffMember.id,
             Booking.holds_slot,
-            Booking.blocked_until > low,
-            Booking.blocked_from < high,
+            Booking.blocked_until > bindparam("low", type_=UTCDateTime()),
+            Booking.blocked_from < bindparam("high", type_=UTCDateTime()),
         )
         .exists()
     )
-    free = select(StaffMember.id).where(StaffMember.id.in_(order), ~taken)
-    place = case({member: index for index, member in enumerate(order)}, value=StaffMember.id)
+    free = select(StaffMember.id).where(StaffMember.id == func.any(order), ~taken)
+    place = func.array_position(order, StaffMember.id)
     ranking: tuple[Any, ...] = (place,)
     if rotate:
         turn = (
             select(AssignmentTurn.turn)
             .where(
-                AssignmentTurn.service_id == context.service.id,
+                AssignmentTurn.service_id == bindparam("service_id", type_=Integer()),
                 AssignmentTurn.staff_id == StaffMember.id,
             )
             .scalar_subquery()
         )
         ranking = (func.coalesce(turn, 0), place)
     claim = free.order_by(*ranking).limit(1).with_for_update(of=StaffMember, skip_locked=True)
-    deadline = time.monotonic() + LOCK_TIMEOUT_MS / 1000
-    while True:
-        mine = session.scalar(claim)
-        if mine is not None:
-            return int(mine)
-        if session.scalar(free.limit(1)) is None:
-            raise SlotTaken("this time was just taken; please pick another")
-        if time.monotonic() > deadline:
-            raise Busy("the staff's calendars are busy; try again in a moment")
-        time.sleep(random.uniform(0.002, 0.01))  # noqa: S311 (a back-off, not a secret)
+    return claim, free.limit(1)
 
 
 def _check_with_plugins(booking: Booking, host: PluginHost | None) -> None:
