@@ -57,6 +57,18 @@ def answers_for(client: Any) -> dict[str, Any]:
     return answers
 
 
+def spaced_starts(client: Any) -> list[str]:
+    """Free starts of the tutoring service two hours apart: no booking overlaps another's."""
+    base = f"/api/v1/calendars/{CALENDAR}/services/{SERVICE}"
+    slots = client.get(f"{base}/slots?from=2026-12-14&to=2027-01-29").get_json()
+    starts: list[str] = []
+    for slot in slots["slots"]:
+        moment = datetime.fromisoformat(slot["start"])
+        if not starts or (moment - datetime.fromisoformat(starts[-1])).total_seconds() >= 7200:
+            starts.append(slot["start"])
+    return starts
+
+
 def run(database_url: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         app = demo_app(folder, database_url)
@@ -70,13 +82,7 @@ def run(database_url: str) -> None:
             client.get(base)
             cheap.append((time.perf_counter() - started) * 1000)
         answers = answers_for(client)
-        slots = client.get(f"{base}/{SERVICE}/slots?from=2026-12-14&to=2027-01-29").get_json()
-        starts: list[str] = []  # two hours apart: no booking overlaps another's time
-        for slot in slots["slots"]:
-            moment = datetime.fromisoformat(slot["start"])
-            if not starts or (moment - datetime.fromisoformat(starts[-1])).total_seconds() >= 7200:
-                starts.append(slot["start"])
-        starts = starts[: BOOKINGS + 1]
+        starts = spaced_starts(client)[: BOOKINGS + 1]
         engine = app.extensions["bookwise"].database.engine
         statements: list[str] = []
         sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

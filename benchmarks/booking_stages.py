@@ -16,7 +16,6 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from booking import CALENDAR, SERVICE, answers_for, demo_app  # noqa: E402
+from booking import CALENDAR, SERVICE, answers_for, demo_app, spaced_starts  # noqa: E402
 
 from bookwise.api import views as api  # noqa: E402
 from bookwise.bookings import services as bookings  # noqa: E402
@@ -74,12 +73,7 @@ def run(database_url: str) -> None:
         client = app.test_client()
         base = f"/api/v1/calendars/{CALENDAR}/services"
         answers = answers_for(client)
-        slots = client.get(f"{base}/{SERVICE}/slots?from=2026-12-14&to=2027-01-29").get_json()
-        starts: list[str] = []  # two hours apart: no booking overlaps another's time
-        for slot in slots["slots"]:
-            moment = datetime.fromisoformat(slot["start"])
-            if not starts or (moment - datetime.fromisoformat(starts[-1])).total_seconds() >= 7200:
-                starts.append(slot["start"])
+        starts = spaced_starts(client)
         total, count = 0.0, 0
         for number, start in enumerate(starts[:34]):
             if number == 1:  # the first warms the caches

@@ -51,6 +51,7 @@ from bookwise import instance  # noqa: E402
 from bookwise.bookings.models import Booking  # noqa: E402
 from bookwise.config import load_settings  # noqa: E402
 from bookwise.database import open_database, prepare_schema  # noqa: E402
+from bookwise.testing import overlapping_bookings  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SERVICE = "/api/v1/calendars/bench/services/bench"
@@ -180,25 +181,11 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 def overlaps(database_url: str) -> tuple[int, int]:
     """(bookings holding their time, pairs of them sharing a staff member and a moment)."""
     engine = sa.create_engine(database_url)
-    mine, other = sa.orm.aliased(Booking), sa.orm.aliased(Booking)
     with engine.connect() as connection:
         held = connection.scalar(sa.select(sa.func.count()).where(Booking.holds_slot))
-        pairs = connection.scalar(
-            sa.select(sa.func.count())
-            .select_from(mine)
-            .join(
-                other,
-                sa.and_(
-                    other.staff_id == mine.staff_id,
-                    other.id > mine.id,
-                    other.blocked_from < mine.blocked_until,
-                    mine.blocked_from < other.blocked_until,
-                ),
-            )
-            .where(mine.holds_slot, other.holds_slot)
-        )
+    pairs = overlapping_bookings(engine)
     engine.dispose()
-    return int(held or 0), int(pairs or 0)
+    return int(held or 0), pairs
 
 
 def report(label: str, result: dict[str, Any], baseline: float, counted: str = "") -> None:

@@ -237,3 +237,30 @@ def http_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def overlapping_bookings(engine: Any) -> int:
+    """Pairs of bookings that hold their time, share a staff member and overlap (buffers
+    included): what must stay 0 whatever the load (a test's or a benchmark's check, in SQL)."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import aliased
+
+    from bookwise.bookings.models import Booking
+
+    mine, other = aliased(Booking), aliased(Booking)
+    with engine.connect() as connection:
+        pairs = connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(mine)
+            .join(
+                other,
+                sa.and_(
+                    other.staff_id == mine.staff_id,
+                    other.id > mine.id,
+                    other.blocked_from < mine.blocked_until,
+                    mine.blocked_from < other.blocked_until,
+                ),
+            )
+            .where(mine.holds_slot, other.holds_slot)
+        )
+    return int(pairs or 0)

@@ -15,9 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 
-from bookwise.bookings.models import Booking
 from bookwise.bookings.services import (
     BookingRequest,
     SlotTaken,
@@ -25,6 +23,7 @@ from bookwise.bookings.services import (
     find_service,
 )
 from bookwise.db import begin_write, unit_of_work
+from bookwise.testing import overlapping_bookings
 from tests.conftest import TEST_NOW, Loaded
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -92,26 +91,7 @@ def postgresql_only(scenario: Loaded) -> None:
 
 
 def overlaps(scenario: Loaded) -> int:
-    """Pairs of bookings holding their time that share a staff member and overlap."""
-    with scenario.database.sessions() as session:
-        mine, other = sa.orm.aliased(Booking), sa.orm.aliased(Booking)
-        return (
-            session.scalar(
-                sa.select(sa.func.count())
-                .select_from(mine)
-                .join(
-                    other,
-                    sa.and_(
-                        other.staff_id == mine.staff_id,
-                        other.id > mine.id,
-                        other.blocked_from < mine.blocked_until,
-                        mine.blocked_from < other.blocked_until,
-                    ),
-                )
-                .where(mine.holds_slot, other.holds_slot)
-            )
-            or 0
-        )
+    return overlapping_bookings(scenario.database.engine)
 
 
 def test_bookings_for_different_staff_do_not_wait_for_each_other(scenario: Loaded) -> None:
