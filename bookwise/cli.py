@@ -101,6 +101,12 @@ def init(
     if demo and settings.demo_data is None:
         raise BookwiseError("--demo needs demo_data in the configuration (a calendar data file)")
     checked = instance.checked_workflows(settings)  # before touching the database
+    if not settings.workflows_dir.is_dir():
+        click.echo(
+            f"warning: the workflows folder {settings.workflows_dir} does not exist (workflows "
+            f"in {settings.source}, relative to that file): no workflow file is read",
+            err=True,
+        )
     database = open_database(settings)
     before = prepare_schema(database)
     click.echo(
@@ -154,10 +160,11 @@ def db_upgrade(ctx: click.Context, config_path: Path | None) -> None:
     also stores the workflows and creates an administrator). Run it once per release, before
     the new version's processes start."""
     from bookwise import migrate
-    from bookwise.database import open_database, prepare_schema
+    from bookwise.database import open_database, prepare_schema, schema_state
 
     database = open_database(settings_from(ctx, config_path))
     try:
+        schema_state(database)  # a database that cannot be opened says so, in plain words
         before = migrate.current_revision(database.engine)
         state = prepare_schema(database)
         head = migrate.head_revision()

@@ -103,10 +103,14 @@ def _engine(settings: Settings, key: str, url: str) -> Engine:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         return make_engine(url, **options)
     except (ArgumentError, NoSuchModuleError) as exc:
+        hint = (
+            "write postgresql+psycopg:// instead of postgres://"
+            if url.startswith(("postgres://", "postgresql://"))
+            else "write sqlite:///path/to/file.db or postgresql+psycopg://user@host/name"
+        )
         raise ConfigError(
-            f"{key} {url!r} is not a database address Bookwise can use "
-            f"({_first_line(exc)}); write sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host/name"
+            f"{settings.source}: {key} {url!r} is not a database address Bookwise can use: "
+            f"{hint} ({_first_line(exc)})"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{key} {url!r}: cannot create its folder ({exc.strerror})") from None
@@ -124,7 +128,11 @@ def schema_state(database: Database) -> migrate.SchemaState:
     try:
         return migrate.schema_state(database.engine)
     except Exception as exc:  # the driver's own errors vary; all mean "cannot reach it"
-        raise BookwiseError(f"cannot open the database: {_first_line(exc)}") from None
+        raise BookwiseError(
+            f"cannot open the database at database_url ({_first_line(exc)}): check the address "
+            "in the configuration (or BOOKWISE_DATABASE_URL), that the server runs and accepts "
+            "this user"
+        ) from None
 
 
 def prepare_schema(database: Database) -> migrate.SchemaState:

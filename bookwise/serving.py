@@ -67,6 +67,9 @@ def serve_with_gunicorn(
         "worker_class": "gthread",
         "preload_app": False,
         "child_exit": _child_exit,
+        # gunicorn's control socket is one path per user by default: two instances on a
+        # machine would share it. Bookwise does not use it.
+        "control_socket_disable": True,
         "post_worker_init": _worker_ready,
         # A request stuck this long is a bug or a dead database: the process is replaced.
         "timeout": 60,

@@ -82,3 +82,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=level, handlers=[handler])
+    # Libraries that tell of routine at INFO: a scheduler tick every few seconds, the migration
+    # context at every readiness probe. Below WARNING only when Bookwise itself logs DEBUG.
+    for chatty in ("apscheduler", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))

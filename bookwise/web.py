@@ -5,17 +5,22 @@ Views import from here, never from ``bookwise.app`` (which imports the views).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings
 from bookwise.database import Database
 from bookwise.plugins.host import PluginHost
+
+log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 
@@ -60,14 +65,34 @@ def read_session() -> Session:
     request's slot searches; without one, the request's own session (:func:`db_session`).
 
     What it reads may lag behind the primary by the replica's delay: only for showing times,
-    never for checking a booking (the booking reads the primary, in its write transaction)."""
+    never for checking a booking (the booking reads the primary, in its write transaction). A
+    replica that does not answer is left alone for :data:`REPLICA_REST` seconds, said once in
+    the log: the searches read the primary meanwhile, and the pages keep working."""
     replica = instance().database.replica
-    if replica is None:
+    if replica is None or time.monotonic() < _replica_down_until[0]:
         return db_session()
     if "read_session" not in g:
-        g.read_session = replica()
-    session: Session = g.read_session
-    return session
+        session = replica()
+        try:
+            session.connection()
+        except OperationalError as exc:
+            session.close()
+            _replica_down_until[0] = time.monotonic() + REPLICA_REST
+            log.warning(
+                "the replica (database_replica_url) does not answer (%s): slot searches read "
+                "the primary for %d s",
+                str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__,
+                REPLICA_REST,
+            )
+            return db_session()
+        g.read_session = session
+    session_: Session = g.read_session
+    return session_
+
+
+# How long a replica that did not answer is left alone (seconds), and until when (per process).
+REPLICA_REST = 30
+_replica_down_until = [0.0]
 
 
 def close_session(_exc: BaseException | None) -> None:

@@ -163,10 +163,15 @@ def test_bad_configuration_is_one_line(bookwise_cli: Any, tmp_path: Path) -> Non
 def test_unreachable_database_is_one_line(bookwise_cli: Any, tmp_path: Path) -> None:
     values = base_config(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
     config = write_config(tmp_path / "c.yaml", values)
-    result = bookwise_cli("init", "--config", str(config))
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: cannot open the database: ")
-    assert result.stderr.count("\n") == 1
+    for command in (("init",), ("db", "upgrade"), ("db", "current")):
+        result = bookwise_cli(*command, "--config", str(config))
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("error: cannot open the database at database_url ("), (
+            command,
+            result.stderr,
+        )
+        assert "check the address in the configuration" in result.stderr
+        assert result.stderr.count("\n") == 1
 
 
 def test_worker_once_sends_what_is_due(bookwise_cli: Any, config_file: Path) -> None:
@@ -363,3 +368,11 @@ def test_simulate_refuses_what_it_cannot_do(bookwise_cli: Any, config_file: Path
         "simulate", "tutoring", "--start", "2026-12-01T10:00", "--tz", "Mars", *base
     )
     assert zone.exit_code == 1 and "unknown time zone 'Mars'" in zone.stderr
+
+
+def test_init_warns_of_a_missing_workflows_folder(bookwise_cli: Any, tmp_path: Path) -> None:
+    values = base_config(tmp_path, f"sqlite:///{tmp_path}/w.db") | {"workflows": "flows"}
+    config = write_config(tmp_path / "c.yaml", values)
+    result = bookwise_cli("init", "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert f"warning: the workflows folder {tmp_path / 'flows'} does not exist" in result.stderr

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from bookwise import web
 from bookwise.app import create_app
 from bookwise.config import ConfigError, load_settings
 from bookwise.database import open_database
@@ -130,25 +131,41 @@ def test_readiness_checks_the_replica(replica_app: Any, scenario: Loaded) -> Non
     assert answer["checks"]["replica"] == {"ok": True}
 
 
-def test_an_unreachable_replica_makes_the_process_unready(scenario: Loaded, clock: Any) -> None:
+def test_an_unreachable_replica_leaves_the_searches_to_the_primary(
+    scenario: Loaded, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica down does not take the site down: the slots are read from the primary (said
+    once in the log, then the replica is left alone a while), and the process stays ready,
+    saying the replica does not answer."""
     settings = dataclasses.replace(
         scenario.settings,
         database_replica_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2",
     )
     app = create_app(settings, clock=clock)
+    web._replica_down_until[0] = 0.0
     try:
-        answer = app.test_client().get("/readyz")
-        assert answer.status_code == 503
+        client = app.test_client()
+        day = day_after(2)
+        with caplog.at_level("WARNING", logger="bookwise.web"):
+            first = client.get(f"{URL}/slots?from={day}&to={day}")
+            second = client.get(f"{URL}/slots?from={day}&to={day}")
+        assert first.status_code == second.status_code == 200
+        assert first.get_json()["slots"] and first.get_json() == second.get_json()
+        warnings = [r for r in caplog.records if "does not answer" in r.getMessage()]
+        assert len(warnings) == 1  # then left alone for REPLICA_REST seconds
+        answer = client.get("/readyz")
+        assert answer.status_code == 200
         assert answer.get_json()["checks"]["replica"]["ok"] is False
-        assert answer.get_json()["checks"]["database"] == {"ok": True}
+        assert answer.get_json()["checks"]["replica"]["reads"] == "primary"
     finally:
+        web._replica_down_until[0] = 0.0
         app.extensions["bookwise"].database.dispose()
 
 
 def test_a_bad_replica_address_is_named(tmp_path: Path, database_url: str) -> None:
     values = base_config(tmp_path, database_url) | {"database_replica_url": "nothing://here"}
     settings = load_settings(write_config(tmp_path / "c.yaml", values), environ={})
-    with pytest.raises(ConfigError, match="database_replica_url 'nothing://here'"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: database_replica_url 'nothing://here'"):
         open_database(settings)
 
 
