@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -45,6 +46,21 @@ class BoundedJSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON is nested too deeply") from None
 
 
+class StaticKeepsSession(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose static files never rewrite the cookie.
+
+    Sessions are permanent, so Flask sends the cookie again with every answer. A stylesheet or
+    icon requested beside a form's POST, and answered after it, would then put back the
+    session as it stood before the POST: the calendar just chosen in the back office was lost
+    that way (seen in CI). Static files carry no session change, so they send no cookie."""
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        endpoint = request.endpoint or ""
+        if endpoint == "static" or endpoint.endswith(".static"):
+            return False
+        return super().should_set_cookie(app, session)
+
+
 def create_app(
     config: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     clock: Clock = system_clock,
@@ -64,6 +80,7 @@ def create_app(
 
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.json = BoundedJSONProvider(app)
+    app.session_interface = StaticKeepsSession()
     # "/api/v1//x" is not "/api/v1/x": a 404 in the API's own words, not an HTML redirect.
     app.url_map.merge_slashes = False
     app.config.update(

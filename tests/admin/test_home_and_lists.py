@@ -200,3 +200,19 @@ def test_a_service_open_to_every_staff_member_says_so(world: World) -> None:
         ben.bookable = False
     html = page(world.login("admin"), f"/admin/services/{service_id}/")
     assert "Every bookable staff member: Ana, Cléo<" in html
+
+
+def test_a_static_file_never_puts_back_an_older_session(world: World) -> None:
+    """Sessions are permanent, so each answer sends the cookie again; a stylesheet requested
+    beside the calendar switcher's POST and answered after it put back the calendar chosen
+    before (seen in CI, in Chromium). Static files send no cookie; pages still refresh it."""
+    client = world.login("super")
+    before = client.get_cookie("session")
+    assert before is not None
+    post(client, "/admin/switch", {"calendar_id": world.ids["private"]})
+    # A static file answered after the switch, to a request that left with the older cookie.
+    client.set_cookie("session", before.value)
+    static = client.get("/static/admin.css")
+    assert static.status_code == 200
+    assert "Set-Cookie" not in static.headers
+    assert "Set-Cookie" in client.get("/admin/").headers  # a page still refreshes it
