@@ -183,27 +183,37 @@ def seed_bookings(database: Database, first: date) -> None:
         session.execute(sa.insert(Booking), rows)
 
 
+def bench_instance(
+    folder: Path, database_url: str, extra_config: str = ""
+) -> tuple[Any, Database, date]:
+    """The benchmark's instance in ``folder``: its configuration (``config.yaml``, rate limits
+    off, ``extra_config`` appended), the schema, the calendar and the 2,000 bookings from
+    tomorrow on. (settings, database, tomorrow)."""
+    (folder / "workflows").mkdir()
+    (folder / "workflows" / "bench.yaml").write_text(WORKFLOW)
+    config = folder / "config.yaml"
+    config.write_text(
+        f"database_url: '{database_url}'\ninstance_dir: {folder}/instance\n"
+        f"workflows: {folder / 'workflows'}\nforms: {ROOT / 'forms'}\n"
+        # One client address sends every booking: the per-address limit would refuse them
+        # after 20 a minute (429), which is not what this measures.
+        "security: {rate_limits: {enabled: false}}\n" + extra_config
+    )
+    settings = load_settings(config, environ={})
+    database = open_database(settings)
+    prepare_schema(database)
+    instance.load_calendar_files(settings, database, [calendar_file(folder)])
+    first = datetime.now(PARIS).date() + timedelta(days=1)
+    seed_bookings(database, first)
+    return settings, database, first
+
+
 def run(url: str | None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / "workflows").mkdir()
-        (folder / "workflows" / "bench.yaml").write_text(WORKFLOW)
         with target(url, folder) as database_url:
-            config = folder / "config.yaml"
-            config.write_text(
-                f"database_url: '{database_url}'\ninstance_dir: {folder}/instance\n"
-                f"workflows: {folder / 'workflows'}\nforms: {ROOT / 'forms'}\n"
-                # One client address sends every booking: the per-address limit would refuse
-                # them after 20 a minute (429), which is not what this measures.
-                "security: {rate_limits: {enabled: false}}\n"
-            )
-            settings = load_settings(config, environ={})
-            database = open_database(settings)
-            prepare_schema(database)
-            instance.load_calendar_files(settings, database, [calendar_file(folder)])
-            first = datetime.now(PARIS).date() + timedelta(days=1)
-            seed_bookings(database, first)
+            settings, database, first = bench_instance(folder, database_url)
             print(
                 f"{'PostgreSQL' if url else 'SQLite'}: {STAFF} staff x {DAYS} days x 15-minute "
                 f"step, {BOOKINGS} existing bookings"

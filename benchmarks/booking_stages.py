@@ -14,17 +14,15 @@ import functools
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from availability import target  # noqa: E402
 from booking import CALENDAR, SERVICE, answers_for, demo_app, spaced_starts  # noqa: E402
 
 from bookwise.api import views as api  # noqa: E402
@@ -102,17 +100,8 @@ def main() -> None:
     if len(sys.argv) < 2:
         run("sqlite:///FOLDER/bench.db")
         return
-    schema = f"stages_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(sys.argv[1], isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        separator = "&" if "?" in sys.argv[1] else "?"
-        run(f"{sys.argv[1]}{separator}options=-csearch_path%3D{schema}")
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with tempfile.TemporaryDirectory() as folder, target(sys.argv[1], Path(folder)) as url:
+        run(url)
 
 
 if __name__ == "__main__":

@@ -45,12 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from availability import PARIS, WORKFLOW, calendar_file, seed_bookings, target  # noqa: E402
+from availability import PARIS, bench_instance, target  # noqa: E402
 
-from bookwise import instance  # noqa: E402
 from bookwise.bookings.models import Booking  # noqa: E402
-from bookwise.config import load_settings  # noqa: E402
-from bookwise.database import open_database, prepare_schema  # noqa: E402
 from bookwise.testing import overlapping_bookings  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -203,23 +200,12 @@ def run(url: str | None, quick: bool) -> None:
     seconds, mixed_seconds = (5, 10) if quick else (20, 120)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / "workflows").mkdir()
-        (folder / "workflows" / "bench.yaml").write_text(WORKFLOW)
         with target(url, folder) as database_url:
-            config = folder / "config.yaml"
-            config.write_text(
-                f"database_url: '{database_url}'\ninstance_dir: {folder}/instance\n"
-                f"workflows: {folder / 'workflows'}\nforms: {ROOT / 'forms'}\n"
-                "security: {rate_limits: {enabled: false}}\n"
-                "log_level: WARNING\n"
+            _settings, database, first = bench_instance(
+                folder, database_url, "log_level: WARNING\n"
             )
-            settings = load_settings(config, environ={})
-            database = open_database(settings)
-            prepare_schema(database)
-            instance.load_calendar_files(settings, database, [calendar_file(folder)])
-            first = datetime.now(PARIS).date() + timedelta(days=1)
-            seed_bookings(database, first)
             database.dispose()
+            config = folder / "config.yaml"
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             environment = {**os.environ, "BOOKWISE_CONFIG": str(config)}
