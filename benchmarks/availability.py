@@ -9,7 +9,8 @@ A calendar with 50 staff members, 31 days of 10-hour working days, a 30-minute s
 1. the engine alone (the pure function, inputs already read);
 2. reading those inputs from the database (four Core queries), and, as the same-process
    baseline, reading the same bookings as ORM objects;
-3. the slots endpoint over real HTTP on loopback (31 days, one request);
+3. the slots endpoint over real HTTP on loopback (31 days, one request), found afresh (the slot
+   cache emptied first) and from the cache; and from Redis, kept there by another process;
 4. booking throughput: 32 concurrent clients posting bookings of distinct times over HTTP.
 """
 
@@ -279,14 +280,56 @@ def run(url: str | None) -> None:
             thread.start()
             base = f"http://127.0.0.1:{httpd.server_port}/api/v1/calendars/bench/services/bench"
             last = first + timedelta(days=DAYS - 1)
-            measure(
-                "HTTP GET slots, 31 days, over loopback",
+            cache = app.extensions["bookwise"].slot_cache
+
+            def found_afresh() -> None:
+                cache.clear()
+                urllib.request.urlopen(f"{base}/slots?from={first}&to={last}").read()
+
+            missed = measure("HTTP GET slots, 31 days, found afresh (cache emptied)", found_afresh)
+            kept = measure(
+                "HTTP GET slots, 31 days, from the slot cache",
                 lambda: urllib.request.urlopen(f"{base}/slots?from={first}&to={last}").read(),
             )
+            print(f"  found afresh / from the cache: {missed / kept:.1f}x")
+            shared_from_redis(settings, first, last)
             throughput(base, first)
             httpd.shutdown()
             database.engine.dispose()
             app.extensions["bookwise"].database.engine.dispose()
+
+
+def shared_from_redis(settings: Any, first: date, last: date) -> None:
+    """The slots endpoint of a process that finds the 31 days in Redis, kept there by another
+    (its own entries emptied before each request), when Redis answers on 127.0.0.1:6379."""
+    import dataclasses
+
+    import redis
+
+    from bookwise.config import CacheSettings
+
+    address = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(address, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        print("  (no Redis on 127.0.0.1:6379: the shared cache is not measured)")
+        return
+    shared = dataclasses.replace(settings, cache=CacheSettings(storage=address))
+    one, two = create_app(shared), create_app(shared)
+    url = f"/api/v1/calendars/bench/services/bench/slots?from={first}&to={last}"
+    assert one.test_client().get(url).status_code == 200  # kept in Redis by the first
+    client, cache = two.test_client(), two.extensions["bookwise"].slot_cache
+
+    def from_redis() -> None:
+        cache.clear()
+        assert client.get(url).status_code == 200
+
+    measure("slots, 31 days, read from Redis (test client, no HTTP)", from_redis)
+    keys = redis.Redis.from_url(address)
+    for name in keys.scan_iter(f"{cache.namespace}:*"):
+        keys.delete(name)
+    for app in (one, two):
+        app.extensions["bookwise"].database.dispose()
 
 
 def throughput(base: str, first: date, clients: int = 32, total: int = 640) -> None:

@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from bookwise.availability.cache import slot_cache_for
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.database import open_database
@@ -96,7 +97,12 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     configure_logging(settings.log_level, settings.log_format)
-    app.extensions["bookwise"] = Bookwise(settings, open_database(settings), clock)
+    app.extensions["bookwise"] = Bookwise(
+        settings,
+        open_database(settings),
+        clock,
+        slot_cache_for(settings.cache, settings.database_url),
+    )
 
     app.jinja_env.add_extension("jinja2.ext.do")
     babel.init_app(app, locale_selector=select_locale)

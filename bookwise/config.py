@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "monitoring": {"metrics_from": ["127.0.0.1/32", "::1/128"]},
     "database_replica_url": None,
     "database_pool": {"size": 5, "max_overflow": 10, "timeout": 30, "recycle": 1800},
+    "cache": {"storage": "memory://", "slots_seconds": 300, "memory_entries": 4096},
     "log_level": "INFO",
     "log_format": "text",
     "security": {
@@ -119,6 +120,24 @@ class PoolSettings:
     max_overflow: int = 10
     timeout: int = 30
     recycle: int = 1800
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The slot cache (bookwise.availability.cache): ``storage`` is ``memory://`` (each process
+    its own) or a ``redis://`` address every web process shares; each entry is kept
+    ``slots_seconds``, and each process keeps at most ``memory_entries`` days of slots."""
+
+    storage: str = "memory://"
+    slots_seconds: int = 300
+    memory_entries: int = 4096
+
+    @property
+    def redis_url(self) -> str | None:
+        """The address for the Redis client (which writes a socket's as unix://), or None."""
+        if self.storage.startswith("memory://"):
+            return None
+        return self.storage.replace("redis+unix://", "unix://", 1)
 
 
 @dataclass(frozen=True)
@@ -226,6 +245,7 @@ class Settings:
     # A read-only copy the slot searches read (bookwise.database), and the connection pools.
     database_replica_url: str | None = None
     database_pool: PoolSettings = field(default_factory=PoolSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     # The keys of the answers' encryption at rest, the first encrypting (bookwise.crypto); empty:
     # the instance's generated key.
@@ -336,6 +356,7 @@ def load_settings(
         if values.get("database_replica_url")
         else None,
         database_pool=PoolSettings(**values["database_pool"]),
+        cache=_cache_settings(values["cache"], source),
         plugins=values["plugins"],
         log_level=values["log_level"],
         log_format=values["log_format"],
@@ -416,13 +437,22 @@ def _security_settings(values: Mapping[str, Any], source: str) -> SecuritySettin
                 f"configuration error: {source}: security.rate_limits.{key}: {value!r} is not a "
                 'rate limit; write it like "20 per minute" or "10 per hour; 100 per day"'
             ) from None
-    storage = limits["storage"]
+    _check_storage(limits["storage"], source, "security.rate_limits.storage")
+    return SecuritySettings(**{**values, "rate_limits": RateLimits(**limits)})
+
+
+def _cache_settings(values: Mapping[str, Any], source: str) -> CacheSettings:
+    _check_storage(values["storage"], source, "cache.storage")
+    return CacheSettings(**values)
+
+
+def _check_storage(storage: str, source: str, key: str) -> None:
+    """A store shared by the processes: memory:// (each its own) or Redis."""
     if not storage.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
         raise ConfigError(
-            f"configuration error: {source}: security.rate_limits.storage: {storage!r} is not "
-            "supported; use memory:// (one process) or a redis:// address (several processes)"
+            f"configuration error: {source}: {key}: {storage!r} is not supported; use "
+            "memory:// (one process) or a redis:// address (several processes)"
         )
-    return SecuritySettings(**{**values, "rate_limits": RateLimits(**limits)})
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,12 @@ SLOT_SEARCH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 SLOTS_FOUND = Counter("bookwise_slots_found", "Free slots found by the slot searches")
+SLOT_CACHE_DAYS = Counter(
+    "bookwise_slot_cache_days",
+    "Days of slots the slot searches asked the slot cache for, by result (hit: kept; miss: "
+    "found, then kept)",
+    ["result"],
+)
 DELIVERIES = Counter(
     "bookwise_deliveries",
     "Messages handled by this process's outbox, by channel and result (sent, failed, dead, "

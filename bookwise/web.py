@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from bookwise.availability.cache import SlotCache
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings
 from bookwise.database import Database
@@ -35,11 +36,18 @@ class Bookwise:
     settings: Settings
     database: Database
     clock: Clock = system_clock
+    # The free slots found for clients, kept (bookwise.availability.cache); None: none kept.
+    slot_cache: SlotCache | None = None
 
 
 def instance() -> Bookwise:
     bookwise: Bookwise = current_app.extensions["bookwise"]
     return bookwise
+
+
+def slot_cache() -> SlotCache | None:
+    """The instance's slot cache, for the searches that show free times to clients."""
+    return instance().slot_cache
 
 
 def plugin_host() -> PluginHost:

@@ -89,6 +89,11 @@ def test_default_database_lives_in_the_instance_folder(tmp_path: Path) -> None:
         ("default_locale: it\n", "default_locale 'it' is not one of locales"),
         ("mail: {ssl: true, starttls: true}\n", "mail.ssl and mail.starttls exclude each other"),
         ("a: [1\n", "invalid YAML"),
+        (
+            "cache: {storage: memcached://x}\n",
+            "c.yaml: cache.storage: 'memcached://x' is not supported; use memory://",
+        ),
+        ("cache: {slots_seconds: 0}\n", "cache.slots_seconds"),
     ],
 )
 def test_bad_configuration_gives_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
@@ -115,3 +120,11 @@ def test_enabling_a_plugin_that_is_not_installed(tmp_path: Path) -> None:
     config = write(tmp_path / "c.yaml", "plugins: {enabled: [bookwise-nope]}\n")
     with pytest.raises(ConfigError, match=r"plugins\.enabled: no plugin named 'bookwise-nope'"):
         load_settings(config, environ={})
+
+
+def test_the_slot_cache_settings(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.yaml", "cache: {storage: 'redis+unix:///run/redis.sock'}\n")
+    cache = load_settings(config, environ={}).cache
+    assert cache.redis_url == "unix:///run/redis.sock"  # as the Redis client writes it
+    assert (cache.slots_seconds, cache.memory_entries) == (300, 4096)
+    assert load_settings(write(tmp_path / "d.yaml", ""), environ={}).cache.redis_url is None

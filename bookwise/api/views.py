@@ -108,7 +108,15 @@ from bookwise.notifications.context import consent_version, manage_url, referenc
 from bookwise.privacy.clients import erase_booking_client, export_booking_client, record_export
 from bookwise.text import UNSTORABLE, has_lone_surrogate
 from bookwise.timezones import FIRST_YEAR, LAST_YEAR, parse_zone, sane
-from bookwise.web import csrf, db_session, instance, now, plugin_host, read_session
+from bookwise.web import (
+    csrf,
+    db_session,
+    instance,
+    now,
+    plugin_host,
+    read_session,
+    slot_cache,
+)
 from bookwise.workflows.language import Field, Workflow
 
 logger = logging.getLogger(__name__)
@@ -837,7 +845,7 @@ def slots(calendar: str, service: str) -> Response:
         window_start,
         window_end,
         now(),
-        SlotSearch(answers=answers),
+        SlotSearch(answers=answers, cache=slot_cache()),
     )
     choose = context.workflow.staff.client_chooses
     out = []

@@ -66,6 +66,9 @@ class ExistingBooking:
     service_id: int
     booking_id: int = 0
     held: bool = False
+    # A held place: when the offer runs out (the engine counts it all the same: the caller
+    # reads only the offers held at its time; the slot cache keeps no day past it).
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -255,9 +258,7 @@ def _search(
     step = int(rules.slot_step.total_seconds())
     if duration <= 0 or step <= 0:
         raise ValueError("duration and slot_step must be positive")
-    now_s = _seconds(now)
-    earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
-    latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
+    earliest, latest = _bounds(rules, window_start, window_end, now)
     if latest < earliest:
         return None
     first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
@@ -277,6 +278,17 @@ def _search(
         fixed=fixed,
         fixed_set=frozenset(fixed or ()),
     )
+
+
+def _bounds(
+    rules: SlotRules, window_start: datetime, window_end: datetime, now: datetime
+) -> tuple[int, int]:
+    """The first and last start (UTC seconds) the window and the booking window allow at
+    ``now``."""
+    now_s = _seconds(now)
+    earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
+    latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
+    return earliest, latest
 
 
 @dataclass
@@ -396,6 +408,37 @@ def find_free_slots(
             offers[start][member.staff_id] = left
     elsewhere = {_seconds(k): v for k, v in (joined_elsewhere or {}).items()}
     return _slots(search, staff, offers, held, elsewhere)
+
+
+def find_slots_any_time(
+    rules: SlotRules,
+    staff: Sequence[StaffTime],
+    window_start: datetime,
+    window_end: datetime,
+    joined_elsewhere: Mapping[datetime, int] | None = None,
+) -> list[Slot]:
+    """:func:`find_free_slots` without the booking window: every start in the window that the
+    staff's time allows, whatever the time of asking. It reads no clock, so it can be kept (a
+    cache of the slots, bookwise.availability.cache) and narrowed when asked, by
+    :func:`in_booking_window`: the two give what :func:`find_free_slots` gives at that time.
+
+    Slots start on their working range's grid of ``slot_step`` (or at the fixed sessions), not
+    from ``now``: the booking window only cuts the list at both ends."""
+    anytime = replace(rules, min_notice=timedelta(0), max_ahead=window_end - window_start)
+    return find_free_slots(anytime, staff, window_start, window_end, window_start, joined_elsewhere)
+
+
+def in_booking_window(
+    rules: SlotRules,
+    slots: Iterable[Slot],
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+) -> list[Slot]:
+    """The ``slots`` that start in the window and that the booking window (``min_notice``,
+    ``max_ahead``) allows at ``now``."""
+    earliest, latest = _bounds(rules, window_start, window_end, now)
+    return [slot for slot in slots if earliest <= _seconds(slot.start) <= latest]
 
 
 def _slots(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache, cached_property
@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bookwise.availability.cache import SlotCache
 from bookwise.availability.engine import (
     BUSY,
     TIME_OFF,
@@ -44,6 +45,8 @@ from bookwise.availability.engine import (
     StaffTime,
     explain_start,
     find_free_slots,
+    find_slots_any_time,
+    in_booking_window,
     workflow_rules,
 )
 from bookwise.bookings.models import Booking, WaitlistEntry
@@ -60,7 +63,7 @@ from bookwise.calendars.models import (
     WorkingHours,
 )
 from bookwise.db import UTCDateTime
-from bookwise.metrics import SLOT_SEARCH_SECONDS, SLOTS_FOUND
+from bookwise.metrics import SLOT_CACHE_DAYS, SLOT_SEARCH_SECONDS, SLOTS_FOUND
 from bookwise.timezones import local_instant
 from bookwise.workflows.language import Workflow, route_tags
 
@@ -77,6 +80,8 @@ class PoolMember:
     # (0: never; None: not read).
     row: StaffMember | None = field(default=None, compare=False, repr=False)
     turn: int | None = None
+    # Read for the slot cache (:func:`read_pool_versions`): the member's ``slots_version``.
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,15 @@ def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime,
     )
 
 
+_POOL_COLUMNS = (
+    StaffMember.id,
+    StaffMember.slug,
+    StaffMember.name,
+    StaffMember.tags,
+    StaffMember.uses_calendar_hours,
+)
+
+
 def read_pool(
     session: Session, service: Service, workflow: Workflow, *, for_booking: bool = False
 ) -> list[PoolMember]:
@@ -130,16 +144,37 @@ def read_pool(
     to is then at hand, for its messages), with each member's last turn in the service's
     rotation (bookwise.calendars.models.AssignmentTurn)."""
     columns: tuple[Any, ...] = (
-        (StaffMember, func.coalesce(AssignmentTurn.turn, 0))
-        if for_booking
-        else (
-            StaffMember.id,
-            StaffMember.slug,
-            StaffMember.name,
-            StaffMember.tags,
-            StaffMember.uses_calendar_hours,
-        )
+        (StaffMember, func.coalesce(AssignmentTurn.turn, 0)) if for_booking else _POOL_COLUMNS
     )
+    rows = session.execute(_pool_query(service, columns, for_booking))
+    members = [
+        replace(_member(row[0]), turn=row[1]) if for_booking else _member(row) for row in rows
+    ]
+    return _tagged(members, service, workflow)
+
+
+def read_pool_versions(
+    session: Session, service: Service, workflow: Workflow
+) -> tuple[list[PoolMember], int]:
+    """:func:`read_pool` with each member's ``slots_version``, and the calendar's, in the same
+    query: what the slot cache names its entries after (bookwise.availability.cache)."""
+    calendar_version = (
+        select(Calendar.slots_version)
+        .where(Calendar.id == service.calendar_id)
+        .scalar_subquery()
+        .label("calendar_version")
+    )
+    columns = (*_POOL_COLUMNS, StaffMember.slots_version, calendar_version)
+    rows = session.execute(_pool_query(service, columns, for_booking=False)).all()
+    if not rows:
+        return [], 0  # no one: no slot to keep
+    members = [replace(_member(row), version=row.slots_version) for row in rows]
+    return _tagged(members, service, workflow), rows[0].calendar_version
+
+
+def _pool_query(
+    service: Service, columns: tuple[Any, ...], for_booking: bool
+) -> Select[*tuple[Any, ...]]:
     available = and_(StaffMember.bookable, StaffMember.invitation == "accepted")
     if service.pool_by_tags:
         query = (
@@ -162,10 +197,11 @@ def read_pool(
                 AssignmentTurn.service_id == service.id,
             ),
         )
-    members = [
-        replace(_member(row[0]), turn=row[1]) if for_booking else _member(row)
-        for row in session.execute(query)
-    ]
+    return query
+
+
+def _tagged(members: list[PoolMember], service: Service, workflow: Workflow) -> list[PoolMember]:
+    """The members with the workflow's tags, for a service whose pool is by tags."""
     if service.pool_by_tags:
         wanted = set(workflow.staff.tags)
         return [m for m in members if wanted <= set(m.tags)]
@@ -330,7 +366,8 @@ def _taken_query(
 ) -> tuple[CompoundSelect[*tuple[Any, ...]], dict[str, Any]]:
     """Time off, busy times and (``bookings``) the bookings and held offers of ``staff_ids``
     that meet ``[low, high)``, as one UNION ALL of rows (kind, staff_id, start_at, end_at,
-    blocked_from, blocked_until, service_id, booking_id, label, offered_start): the statement
+    blocked_from, blocked_until, service_id, booking_id, label, offered_start,
+    offer_expires_at): the statement
     (built once per shape: building it costs more than running it) and its parameters."""
     values: dict[str, Any] = {"staff_ids": staff_ids, "low": low, "high": high}
     if bookings is None:
@@ -370,6 +407,7 @@ def _taken_statement(
         nothing(number).label("booking_id"),
         cast(func.coalesce(TimeOff.reason, ""), text).label("label"),
         nothing(moment).label("offered_start"),
+        nothing(moment).label("offer_expires_at"),
     ).where(TimeOff.staff_id.in_(staff_ids), TimeOff.end_at > low, TimeOff.start_at < high)
     busy = (
         select(
@@ -382,6 +420,7 @@ def _taken_statement(
             nothing(number),
             nothing(number),
             cast(func.coalesce(CalendarSource.label, BusyTime.source), text),
+            nothing(moment),
             nothing(moment),
         )
         .outerjoin(CalendarSource, CalendarSource.id == BusyTime.source_id)
@@ -399,6 +438,7 @@ def _taken_statement(
         Booking.service_id,
         Booking.id,
         nothing(text),
+        nothing(moment),
         nothing(moment),
     ).where(
         Booking.staff_id.in_(staff_ids),
@@ -424,6 +464,7 @@ def _taken_statement(
         nothing(number),
         nothing(text),
         WaitlistEntry.offered_start,
+        WaitlistEntry.offer_expires_at,
         maintain_column_froms=True,
     )
     return union_all(time_off, busy, taken, held)
@@ -440,6 +481,7 @@ def _held(row: Any) -> ExistingBooking:
         start + (row.blocked_until - row.start_at),
         row.service_id,
         held=True,
+        held_until=row.offer_expires_at,
     )
 
 
@@ -458,6 +500,7 @@ def _held_offers_query(
         select(
             WaitlistEntry.offered_staff_id.label("staff_id"),
             WaitlistEntry.offered_start,
+            WaitlistEntry.offer_expires_at,
             WaitlistEntry.service_id,
             Booking.start_at,
             Booking.end_at,
@@ -534,6 +577,9 @@ class SlotSearch:
     # The service's pool, when the caller read it already in this transaction (a booking):
     # not read again.
     pool: tuple[PoolMember, ...] | None = None
+    # Where a client's search keeps the days it found, and finds them again (see
+    # :func:`service_availability`); None: found anew.
+    cache: SlotCache | None = field(default=None, compare=False, repr=False)
 
 
 def service_availability(
@@ -548,11 +594,20 @@ def service_availability(
 ) -> Availability:
     """Free slots of ``service`` starting in ``[window_start, window_end)``, counting what
     ``search`` says (by default: the whole pool, every booking, the workflow's window). Timed,
-    and the slots counted, for /metrics (bookwise.metrics)."""
+    and the slots counted, for /metrics (bookwise.metrics).
+    With ``search.cache``, days found before are read from it and the days found are kept
+    there (bookwise.availability.cache), for the searches that show times to clients (not those
+    of a booking, of a reschedule, nor staff's: the cache is not used for them)."""
     started = time.perf_counter()
-    found = _service_availability(
-        session, calendar, service, workflow, window_start, window_end, now, search
-    )
+    search = search or SlotSearch()
+    if _cacheable(search):
+        found = _cached_availability(
+            session, calendar, service, workflow, (window_start, window_end), now, search
+        )
+    else:
+        found = _service_availability(
+            session, calendar, service, workflow, window_start, window_end, now, search
+        )
     SLOT_SEARCH_SECONDS.observe(time.perf_counter() - started)
     SLOTS_FOUND.inc(len(found.slots))
     return found
@@ -570,10 +625,7 @@ def _service_availability(
 ) -> Availability:
     search = search or SlotSearch()
     pool = list(search.pool) if search.pool is not None else read_pool(session, service, workflow)
-    if search.answers is not None and workflow.route:
-        pool, _excluded = routed_pool(pool, workflow, search.answers)
-    if search.staff_ids is not None:
-        pool = [m for m in pool if m.id in search.staff_ids]
+    pool = _narrowed(pool, workflow, search)
     rules = slot_rules(calendar, service, workflow, search.by_staff)
     if search.max_ahead is not None and search.max_ahead > rules.max_ahead:
         rules = replace(rules, max_ahead=search.max_ahead)
@@ -600,6 +652,133 @@ def _service_availability(
     )
 
 
+def _cacheable(search: SlotSearch) -> bool:
+    """Searches whose days the slot cache keeps: a client's (the workflow's window, no booking
+    left out, the pool read here)."""
+    return (
+        search.cache is not None
+        and search.exclude_booking is None
+        and not search.by_staff
+        and search.max_ahead is None
+        and search.pool is None
+    )
+
+
+def _narrowed(pool: list[PoolMember], workflow: Workflow, search: SlotSearch) -> list[PoolMember]:
+    """The pool as ``search`` narrows it: by the workflow's route, then to the staff asked for."""
+    if search.answers is not None and workflow.route:
+        pool, _excluded = routed_pool(pool, workflow, search.answers)
+    if search.staff_ids is not None:
+        pool = [m for m in pool if m.id in search.staff_ids]
+    return pool
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A slot search through the cache: where it reads, what it is of, and when."""
+
+    session: Session
+    calendar: Calendar
+    service: Service
+    workflow: Workflow
+    now: datetime
+    search: SlotSearch
+
+
+def _cached_availability(
+    session: Session,
+    calendar: Calendar,
+    service: Service,
+    workflow: Workflow,
+    window: tuple[datetime, datetime],
+    now: datetime,
+    search: SlotSearch,
+) -> Availability:
+    """:func:`_service_availability` through the slot cache: the versions first, with the pool
+    (one query); then the local days of the window that the cache does not hold are found, in
+    runs of days, and kept; then the booking window cuts them at ``now``."""
+    cache = search.cache
+    assert cache is not None
+    asked = _Asked(session, calendar, service, workflow, now, search)
+    whole, calendar_version = read_pool_versions(session, service, workflow)
+    pool = _narrowed(whole, workflow, search)
+    rules = slot_rules(calendar, service, workflow)
+    zone = ZoneInfo(rules.timezone)
+    # The local days (of the calendar's zone) that may hold a start the window and the booking
+    # window allow: each found whole.
+    low = max(window[0], now + rules.min_notice)
+    high = min(window[1], now + rules.max_ahead + timedelta(seconds=1))
+    if not pool or low >= high:
+        return Availability([], pool)
+    first = low.astimezone(zone).date()
+    last = (high - timedelta(microseconds=1)).astimezone(zone).date()  # high: not in it
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    found_from = (
+        rules,
+        calendar.id,
+        calendar_version,
+        tuple((m.id, m.version, m.uses_calendar_hours) for m in pool),
+        # One group per slot counts the bookings of the pool's other members too.
+        tuple((m.id, m.version) for m in whole) if rules.per_slot else (),
+        search.ignore_bookings,
+    )
+    names = cache.names(found_from, [local_day_bounds(d, d, zone)[0] for d in days])
+    kept = cache.get(names, now)
+    missing = [i for i, k in enumerate(kept) if k is None]
+    SLOT_CACHE_DAYS.labels("hit").inc(len(days) - len(missing))
+    SLOT_CACHE_DAYS.labels("miss").inc(len(missing))
+    for run in _runs(missing):
+        by_day: dict[date, list[Slot]] = {days[i]: [] for i in run}
+        bounds = local_day_bounds(days[run[0]], days[run[-1]], zone)
+        slots, until = _any_time(asked, rules, pool, bounds)
+        for slot in slots:
+            by_day[slot.start.astimezone(zone).date()].append(slot)
+        found = {i: tuple(by_day[days[i]]) for i in run}
+        cache.put({names[i]: day_slots for i, day_slots in found.items()}, now, until)
+        for i, day_slots in found.items():
+            kept[i] = day_slots
+    every = [slot for day in kept for slot in day or ()]
+    return Availability(in_booking_window(rules, every, *window, now), pool)
+
+
+def _runs(indexes: list[int]) -> list[list[int]]:
+    """Consecutive indexes, grouped: [1, 2, 5] -> [[1, 2], [5]]."""
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _any_time(
+    asked: _Asked, rules: SlotRules, pool: list[PoolMember], window: tuple[datetime, datetime]
+) -> tuple[list[Slot], datetime | None]:
+    """The slots of the pool in the window whatever the time of asking (the cache's days), and
+    until when they hold: when the first waitlist offer they count runs out (None: always)."""
+    workflow, search = asked.workflow, asked.search
+    margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+    ids = [m.id for m in pool]
+    staff_time = _read_time(
+        asked.session,
+        asked.calendar.id,
+        ids,
+        window[0] - margin,
+        window[1] + margin,
+        {m.id: m.uses_calendar_hours for m in pool},
+        None if search.ignore_bookings else _Bookings(None, asked.now),
+    )
+    joined_elsewhere: dict[datetime, int] = {}
+    until = _first_expiry(b for member in staff_time for b in member.bookings)
+    if rules.per_slot and not search.ignore_bookings:
+        joined_elsewhere, joined_until = _joined_elsewhere(
+            asked.session, asked.service, ids, *window, None, asked.now
+        )
+        until = min((t for t in (until, joined_until) if t is not None), default=None)
+    return find_slots_any_time(rules, staff_time, *window, joined_elsewhere), until
+
+
 def read_joined_elsewhere(
     session: Session,
     service: Service,
@@ -612,6 +791,23 @@ def read_joined_elsewhere(
     """Bookings of ``service`` starting in the window, by start, held by staff other than
     ``staff_ids`` (places offered to the waitlist too): with one group per slot they take its
     places too, whoever teaches them."""
+    joined, _until = _joined_elsewhere(
+        session, service, staff_ids, window_start, window_end, exclude_booking, now
+    )
+    return joined
+
+
+def _joined_elsewhere(
+    session: Session,
+    service: Service,
+    staff_ids: list[int],
+    window_start: datetime,
+    window_end: datetime,
+    exclude_booking: int | None,
+    now: datetime | None,
+) -> tuple[dict[datetime, int], datetime | None]:
+    """:func:`read_joined_elsewhere`, and when the first offer it counts runs out (None: no
+    offer)."""
     query = (
         select(Booking.start_at, func.count())
         .where(
@@ -636,10 +832,15 @@ def read_joined_elsewhere(
         service_id=service.id,
         other_staff=True,
     )
-    for _member, held in offers:
-        if window_start <= held.start < window_end:
-            joined[held.start] += 1
-    return dict(joined)
+    counted = [held for _member, held in offers if window_start <= held.start < window_end]
+    for held in counted:
+        joined[held.start] += 1
+    return dict(joined), _first_expiry(counted)
+
+
+def _first_expiry(bookings: Iterable[ExistingBooking]) -> datetime | None:
+    """When the first of the held offers among ``bookings`` runs out (None: none held)."""
+    return min((b.held_until for b in bookings if b.held_until is not None), default=None)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ class Calendar(Base):
     quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
     )
+    # Raised by the database (triggers, migration 0022) in the transaction that changes the
+    # calendar's working hours: the slot cache's entries name the version they were found at
+    # (bookwise.availability.cache). Never written by the code.
+    slots_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -106,6 +110,9 @@ class StaffMember(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Removed in the back office: kept for the history of their bookings, never bookable again.
     removed_at: Mapped[datetime | None]
+    # Raised by the database (triggers, migration 0022) in the transaction that changes the
+    # member's bookings, time off, busy times or held waitlist offers (see Calendar's).
+    slots_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -131,7 +131,15 @@ from bookwise.timezones import (
     offered_zones,
     sane,
 )
-from bookwise.web import csrf, db_session, instance, now, plugin_host, read_session
+from bookwise.web import (
+    csrf,
+    db_session,
+    instance,
+    now,
+    plugin_host,
+    read_session,
+    slot_cache,
+)
 from bookwise.workflows.language import Text, Workflow
 
 blueprint = Blueprint("public", __name__, template_folder="templates")
@@ -474,7 +482,12 @@ def _picker(
                 context.workflow,
                 *local_day_bounds(first, min(month_end, last), tz),
                 now(),
-                SlotSearch(staff_ids=staff_ids, exclude_booking=exclude_booking, answers=answers),
+                SlotSearch(
+                    staff_ids=staff_ids,
+                    exclude_booking=exclude_booking,
+                    answers=answers,
+                    cache=slot_cache(),
+                ),
             )
             for slot in found.slots:
                 by_day[slot.start.astimezone(tz).date()].append(slot)
@@ -570,9 +583,9 @@ def _full_times(
     if staff_ids is None:
         free = {s.start for day_slots in shown.values() for s in day_slots}
     else:
-        free = {s.start for s in slots(SlotSearch(answers=answers))}
+        free = {s.start for s in slots(SlotSearch(answers=answers, cache=slot_cache()))}
     full: dict[date, list[Slot]] = defaultdict(list)
-    for slot in slots(SlotSearch(answers=answers, ignore_bookings=True)):
+    for slot in slots(SlotSearch(answers=answers, ignore_bookings=True, cache=slot_cache())):
         if slot.start not in free:
             full[slot.start.astimezone(tz).date()].append(slot)
     return full

@@ -1,0 +1,228 @@
+"""The slot cache: a service's free slots, a local day at a time, as found whatever the time of
+asking (bookwise.availability.engine.find_slots_any_time), kept in the process and, when
+``cache.storage`` is a ``redis://`` address, in Redis for every web process.
+
+An entry is never invalidated: it is named after everything the day's slots were found from,
+so that a change makes a new name and the old entry is no longer asked for (it runs out after
+``cache.slots_seconds``). The name holds:
+
+- the versions of the staff's time and of the calendar's hours (``slots_version``, raised by
+  the database in the transaction of any change: migration 0022), read in the same session as,
+  and before, the rows the slots are found from;
+- the pool, in its order, with whose hours each member keeps;
+- the service's rules (duration, step, buffers, capacity, sessions, time zone);
+- what the search counts (the staff asked for, bookings or not), and the day.
+
+So a search that reads a version after a booking's commit never reads an entry found before
+it, on any process; an entry read from a lagging replica was found from that replica. What is
+kept does not depend on the clock: the booking window (notice, how far ahead) cuts it when
+asked (``in_booking_window``). The one thing the versions do not follow is a waitlist offer
+running out: the slot it held stays held here until the job that ends offers has run, or the
+entry has run out (a slot shown taken that is free, never the reverse).
+
+A Redis that fails is left alone for :data:`REDIS_REST` seconds, said once in the log: the
+process keeps its own entries meanwhile. Entries in Redis are JSON, never pickles: a value read
+from Redis must not be able to run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import redis
+from cachetools import TTLCache
+
+from bookwise.availability.engine import Slot
+from bookwise.config import CacheSettings
+
+log = logging.getLogger(__name__)
+
+# Raised when what an entry holds, or how it is found, changes: entries of older code are not
+# read by newer (several versions of Bookwise may share a Redis during a rolling upgrade).
+FORMAT = b"slots/1"
+# How long a Redis that failed is left alone (seconds).
+REDIS_REST = 30
+# How long Bookwise waits for Redis before doing without it (seconds): a slow cache must not
+# slow the page more than the search it saves.
+REDIS_TIMEOUT = 0.25
+
+
+class SlotCache:
+    """Days of slots by name, in this process (the ``entries`` last used) and, with
+    ``redis_url``, in Redis, shared. Safe to use from several threads."""
+
+    def __init__(
+        self,
+        *,
+        seconds: int = 300,
+        entries: int = 4096,
+        redis_url: str | None = None,
+        namespace: str = "bookwise",
+    ) -> None:
+        self.seconds = seconds
+        self.namespace = namespace
+        # name -> (until when it holds, UTC seconds; the day's slots)
+        self._local: TTLCache[str, tuple[float, tuple[Slot, ...]]] = TTLCache(
+            maxsize=entries, ttl=seconds
+        )
+        self._lock = threading.Lock()
+        self._redis = (
+            redis.Redis.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                health_check_interval=30,
+            )
+            if redis_url
+            else None
+        )
+        self._redis_down_until = 0.0
+
+    @property
+    def shared(self) -> bool:
+        """Whether entries are shared with other processes (Redis configured)."""
+        return self._redis is not None
+
+    def names(self, found_from: Iterable[object], days: Sequence[datetime]) -> list[str]:
+        """The entries' names of ``days`` (each a day's start) for a search that reads
+        ``found_from`` (versions, pool, rules, what it counts: see the module's docstring)."""
+        digest = hashlib.blake2b(FORMAT, digest_size=16)
+        digest.update(repr(tuple(found_from)).encode())
+        prefix = f"{self.namespace}:slots:"
+        names = []
+        for day in days:
+            one = digest.copy()
+            one.update(str(int(day.timestamp())).encode())
+            names.append(prefix + one.hexdigest())
+        return names
+
+    def get(self, names: Sequence[str], now: datetime) -> list[tuple[Slot, ...] | None]:
+        """The days kept under ``names`` (None: not kept, or kept until before ``now``), from
+        this process, then Redis."""
+        at = now.timestamp()
+        with self._lock:
+            entries = [self._local.get(name) for name in names]
+        found = [e[1] if e is not None and at < e[0] else None for e in entries]
+        missing = [i for i, days in enumerate(found) if days is None]
+        client = self._client()
+        if not missing or client is None:
+            return found
+        try:
+            values: list[bytes | None] = client.mget([names[i] for i in missing])  # type: ignore[assignment]
+        except redis.RedisError as exc:
+            self._rest(exc)
+            return found
+        kept = {}
+        for i, value in zip(missing, values, strict=True):
+            if value is None:
+                continue
+            until, slots = _decode(value)
+            if at < until:
+                found[i] = slots
+                kept[names[i]] = (until, slots)
+        if kept:
+            with self._lock:
+                self._local.update(kept)
+        return found
+
+    def put(
+        self, days: dict[str, tuple[Slot, ...]], now: datetime, until: datetime | None = None
+    ) -> None:
+        """Keep ``days`` (name to slots) here and in Redis, for ``seconds`` from ``now`` or
+        until ``until`` (a waitlist offer they count runs out), whichever comes first."""
+        end = math.inf if until is None else until.timestamp()
+        seconds = (
+            self.seconds if until is None else min(self.seconds, math.ceil(end - now.timestamp()))
+        )
+        if seconds <= 0 or not days:
+            return
+        with self._lock:
+            self._local.update({name: (end, slots) for name, slots in days.items()})
+        client = self._client()
+        if client is None:
+            return
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for name, slots in days.items():
+                    pipe.set(name, _encode(end, slots), ex=seconds)
+                pipe.execute()
+        except redis.RedisError as exc:
+            self._rest(exc)
+
+    def clear(self) -> None:
+        """Forget this process's entries (Redis's run out by themselves)."""
+        with self._lock:
+            self._local.clear()
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+    def _client(self) -> redis.Redis | None:
+        if self._redis is None or time.monotonic() < self._redis_down_until:
+            return None
+        return self._redis
+
+    def _rest(self, exc: Exception) -> None:
+        self._redis_down_until = time.monotonic() + REDIS_REST
+        log.warning(
+            "the slot cache's Redis (cache.storage) does not answer (%s): each process keeps "
+            "its own slots for %d s",
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            REDIS_REST,
+        )
+
+
+def _encode(until: float, slots: Iterable[Slot]) -> bytes:
+    """A day's slots as JSON: until when they hold (UTC seconds, null: until they run out), and
+    each slot as ``[start, end, [staff], remaining, [remaining by staff]]``, times in UTC
+    seconds."""
+    return json.dumps(
+        {
+            "until": None if until == math.inf else until,
+            "slots": [
+                [
+                    int(s.start.timestamp()),
+                    int(s.end.timestamp()),
+                    s.staff,
+                    s.remaining,
+                    [s.remaining_by_staff[m] for m in s.staff],
+                ]
+                for s in slots
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _decode(value: bytes) -> tuple[float, tuple[Slot, ...]]:
+    entry = json.loads(value)
+    until = math.inf if entry["until"] is None else float(entry["until"])
+    return until, tuple(
+        Slot(
+            start=datetime.fromtimestamp(start, UTC),
+            end=datetime.fromtimestamp(end, UTC),
+            staff=tuple(staff),
+            remaining=remaining,
+            remaining_by_staff=dict(zip(staff, by_staff, strict=True)),
+        )
+        for start, end, staff, remaining, by_staff in entry["slots"]
+    )
+
+
+def slot_cache_for(settings: CacheSettings, database_url: str) -> SlotCache:
+    """The instance's slot cache; its names in Redis carry the database's digest, so that
+    instances sharing a Redis never read each other's."""
+    return SlotCache(
+        seconds=settings.slots_seconds,
+        entries=settings.memory_entries,
+        redis_url=settings.redis_url,
+        namespace="bookwise-" + hashlib.sha256(database_url.encode()).hexdigest()[:12],
+    )
