@@ -11,21 +11,24 @@ client address sends everything).
 
 1. ``GET /healthz``, the trivial endpoint, served the same way: the baseline of every ratio.
 2. Slots: ``GET .../slots`` for 31 days, 8 connections.
-3. Bookings: 64 connections ``POST .../bookings`` at 200 start times (10 days of half hours, 50
-   staff each), each request a random one of them; then an SQL check that no staff member holds
-   two bookings at once.
+3. Bookings: 8, then 64 connections ``POST .../bookings`` at 200 start times (10 days of half
+   hours, 50 staff each), each request a random one of them; then an SQL check that no staff
+   member holds two bookings at once.
 4. Mixed, 64 connections: 90% slot reads (one day), 9% bookings, 1% cancellations (of bookings
    this run made, by their manage tokens); every answer but 200, 201 and 409 is an error.
 
 20 seconds a scenario and 2 minutes for the mixed one (``--quick``: 5 and 10 seconds). Each
 figure is given with its ratio to the trivial endpoint's requests per second: "costs N trivial
-requests". The outbox's drain by two workers is measured by benchmarks/outbox.py.
+requests"; and the CPU each request (or booking) cost, by who spent it: the web processes, the
+worker (the messages a booking plans), PostgreSQL, wrk, the rest of the machine. The outbox's
+drain by two workers is measured by benchmarks/outbox.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -141,6 +144,65 @@ def half_hours(first: date, days: int) -> list[str]:
     return starts
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by the web processes (``bookwise serve`` and its children), the
+    ``bookwise worker``, the PostgreSQL server processes, wrk, and the whole machine, between
+    two readings of /proc."""
+
+    def __init__(self, server: int, worker: int) -> None:
+        self.server, self.worker = server, worker
+
+    def read(self) -> dict[str, float]:
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        names: dict[int, str] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+            fields = rest.split()
+            parents[pid], names[pid] = int(fields[1]), name
+            times[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+        def under(root: int) -> float:
+            family, changed = {root}, True
+            while changed:
+                grown = family | {pid for pid, parent in parents.items() if parent in family}
+                changed, family = grown != family, grown
+            return sum(times.get(pid, 0.0) for pid in family)
+
+        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        idle = int(busy[3]) + int(busy[4])  # idle + iowait
+        return {
+            "web": under(self.server),
+            "worker": under(self.worker),
+            "postgres": sum(t for pid, t in times.items() if names[pid].startswith("postgres")),
+            "machine": (sum(int(v) for v in busy[:8]) - idle) / TICK,
+        }
+
+    def spent(self, before: dict[str, float], wrk_cpu: float, count: float) -> str:
+        """Milliseconds of CPU per ``count`` (request or booking), by who spent them."""
+        after = self.read()
+        delta = {k: after[k] - before[k] for k in before}
+        delta["wrk"] = wrk_cpu
+        delta["rest"] = delta["machine"] - sum(
+            delta[k] for k in ("web", "worker", "postgres", "wrk")
+        )
+        parts = ", ".join(
+            f"{k} {delta[k] * 1000 / count:.2f}"
+            for k in ("web", "worker", "postgres", "wrk", "rest", "machine")
+        )
+        return f"  CPU ms each: {parts}"
+
+
 def wrk(
     url: str, seconds: int, connections: int, script: str | None, folder: Path
 ) -> dict[str, Any]:
@@ -148,10 +210,13 @@ def wrk(
     path = folder / "load.lua"
     path.write_text(f'SERVICE = "{SERVICE}"\n' + LUA_COMMON + (script or ""))
     command += ["-s", str(path), url]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["wrk_cpu"] = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     return result
 
 
@@ -219,40 +284,51 @@ def run(url: str | None, quick: bool) -> None:
             )
             try:
                 wait_ready(base, server)
+                meter = CpuMeter(server.pid, worker.pid)
                 print(
                     f"{'PostgreSQL' if url else 'SQLite'}: bookwise serve (2 processes x 4 "
                     f"threads) and bookwise worker; wrk, 2 threads; {seconds} s a scenario"
                 )
+                before = meter.read()
                 trivial = wrk(f"{base}/healthz", seconds, 8, None, folder)
                 report("GET /healthz (trivial)", trivial, trivial["rps"])
+                print(meter.spent(before, trivial["wrk_cpu"], trivial["requests"]))
                 last = first + timedelta(days=30)
+                before = meter.read()
                 slots = wrk(
                     f"{base}{SERVICE}/slots?from={first}&to={last}", seconds, 8, None, folder
                 )
                 report("GET slots, 50 staff x 31 days", slots, trivial["rps"])
+                print(meter.spent(before, slots["wrk_cpu"], slots["requests"]))
 
                 starts = half_hours(first + timedelta(days=40), 10)
                 assert len(starts) == 200
-                booked = wrk(
-                    f"{base}/",
-                    seconds,
-                    64,
-                    lua_list("STARTS", starts) + LUA_BOOKINGS,
-                    folder,
-                )
-                made = booked["statuses"].get("201", 0)
-                rate = made / (booked["duration_us"] / 1e6)
-                report(
-                    "POST bookings, 64 clients, 200 times",
-                    booked,
-                    trivial["rps"],
-                    f"; {rate:.1f} bookings/s = 1/{trivial['rps'] / rate:.1f}",
-                )
-                held, pairs = overlaps(database_url)
-                print(f"  after it: {held} bookings hold their time; {pairs} overlap (must be 0)")
+                for clients in (8, 64):
+                    before = meter.read()
+                    booked = wrk(
+                        f"{base}/",
+                        seconds,
+                        clients,
+                        lua_list("STARTS", starts) + LUA_BOOKINGS,
+                        folder,
+                    )
+                    made = booked["statuses"].get("201", 0)
+                    rate = made / (booked["duration_us"] / 1e6)
+                    report(
+                        f"POST bookings, {clients} clients, 200 times",
+                        booked,
+                        trivial["rps"],
+                        f"; {rate:.1f} bookings/s = 1/{trivial['rps'] / rate:.1f}",
+                    )
+                    print(meter.spent(before, booked["wrk_cpu"], made))
+                    held, pairs = overlaps(database_url)
+                    print(
+                        f"  after it: {held} bookings hold their time; {pairs} overlap (must be 0)"
+                    )
 
                 days = [(first + timedelta(days=n)).isoformat() for n in range(31)]
                 later = half_hours(first + timedelta(days=60), 30)
+                before = meter.read()
                 mixed = wrk(
                     f"{base}/",
                     mixed_seconds,
@@ -260,6 +336,7 @@ def run(url: str | None, quick: bool) -> None:
                     lua_list("DAYS", days) + lua_list("STARTS", later) + LUA_MIXED,
                     folder,
                 )
+                print(meter.spent(before, mixed["wrk_cpu"], mixed["requests"]))
                 bad = sum(
                     n
                     for status, n in mixed["statuses"].items()

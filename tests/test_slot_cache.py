@@ -25,7 +25,14 @@ from bookwise.app import create_app
 from bookwise.availability.cache import SlotCache
 from bookwise.availability.engine import Slot
 from bookwise.bookings.models import Booking, WaitlistEntry
-from bookwise.calendars.models import BusyTime, Calendar, StaffMember, TimeOff, WorkingHours
+from bookwise.calendars.models import (
+    BusyTime,
+    Calendar,
+    SlotVersion,
+    StaffMember,
+    TimeOff,
+    WorkingHours,
+)
 from bookwise.db import unit_of_work
 from bookwise.metrics import SLOT_CACHE_DAYS
 from bookwise.testing import overlapping_bookings
@@ -399,8 +406,38 @@ def test_a_hit_reads_only_the_versions(app: Any, reader: Reader) -> None:
     hits = SLOT_CACHE_DAYS.labels("hit")._value.get()
     reader.cached()
     assert SLOT_CACHE_DAYS.labels("hit")._value.get() - hits == 3  # days 2, 3 and 4
-    assert len([s for s in reader.statements if s.startswith("SELECT")]) == 2
+    # The service; the pool with its versions; the versions of the days' blocks.
+    assert len([s for s in reader.statements if s.startswith("SELECT")]) == 3
     assert not any("bookings" in s or "working_hours" in s for s in reader.statements)
+
+
+def test_a_booking_makes_only_its_day_be_found_again(app: Any, reader: Reader) -> None:
+    """Days 2 to 4 kept; a booking on day 3: days 2 and 4 still come from the cache."""
+    reader.cached()
+    book(app, at(3, 10))
+    hits = SLOT_CACHE_DAYS.labels("hit")._value.get()
+    misses = SLOT_CACHE_DAYS.labels("miss")._value.get()
+    after = reader.cached()
+    assert SLOT_CACHE_DAYS.labels("miss")._value.get() - misses == 1
+    assert SLOT_CACHE_DAYS.labels("hit")._value.get() - hits == 2
+    assert remaining(after, at(3, 10)) == 2
+    assert after == reader.afresh()
+
+
+def test_a_long_leave_counts_for_every_day(app: Any, reader: Reader, scenario: Loaded) -> None:
+    """Time off longer than a month raises the member's version, not one per day."""
+    ana = staff_id(scenario, "ana")
+
+    def leave() -> None:
+        with unit_of_work(scenario.database.sessions) as session:
+            session.add(TimeOff(staff_id=ana, start_at=at(-30, 0), end_at=at(60, 0)))
+
+    check_change(reader, leave)
+    assert remaining(reader.cached(), at(2, 9)) == 2
+    with scenario.database.sessions() as session:
+        member = session.get(StaffMember, ana)
+        assert member is not None and member.slots_version == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(SlotVersion)) == 0
 
 
 # --- racing: bookings and reads at once ------------------------------------------------------
@@ -517,9 +554,13 @@ def _full(slots: tuple[Slot, ...] | None) -> list[tuple[Any, ...]]:
 
 def test_two_processes_share_days_through_redis(redis_cache: Callable[..., SlotCache]) -> None:
     one, two = redis_cache(), redis_cache()
-    names = one.names(("rules", 1, ((1, 7, True),)), [at(2, 0), at(3, 0)])
-    assert names == two.names(("rules", 1, ((1, 7, True),)), [at(2, 0), at(3, 0)])
-    assert names != one.names(("rules", 1, ((1, 8, True),)), [at(2, 0), at(3, 0)])
+    days = [(at(2, 0), ()), (at(3, 0), ((1, 81234, 4),))]
+    names = one.names(("rules", 1, ((1, 7, True),)), days)
+    assert names == two.names(("rules", 1, ((1, 7, True),)), days)
+    assert names != one.names(("rules", 1, ((1, 8, True),)), days)
+    later = [days[0], (at(3, 0), ((1, 81234, 5),))]
+    assert one.names(("rules", 1, ((1, 7, True),)), later)[0] == names[0]
+    assert one.names(("rules", 1, ((1, 7, True),)), later)[1] != names[1]
     assert two.get(names, TEST_NOW) == [None, None]
     one.put({names[0]: _slots(), names[1]: ()}, TEST_NOW)
     found = two.get(names, TEST_NOW)
@@ -530,7 +571,7 @@ def test_two_processes_share_days_through_redis(redis_cache: Callable[..., SlotC
 
 def test_a_day_held_by_an_offer_runs_out_with_it(redis_cache: Callable[..., SlotCache]) -> None:
     one, two = redis_cache(), redis_cache()
-    names = one.names(("x",), [at(2, 0)])
+    names = one.names(("x",), [(at(2, 0), ())])
     one.put({names[0]: _slots()}, TEST_NOW, until=TEST_NOW + timedelta(seconds=90))
     assert 0 < redis.Redis.from_url(REDIS_URL).ttl(names[0]) <= 90
     assert two.get(names, TEST_NOW + timedelta(seconds=89))[0] is not None
@@ -543,7 +584,7 @@ def test_a_redis_that_does_not_answer(
 ) -> None:
     """A Redis down leaves each process its own entries, said once in the log."""
     cache = redis_cache(redis_url="redis://127.0.0.1:1/0")
-    names = cache.names(("x",), [at(2, 0)])
+    names = cache.names(("x",), [(at(2, 0), ())])
     with caplog.at_level("WARNING", logger="bookwise.availability.cache"):
         assert cache.get(names, TEST_NOW) == [None]
         cache.put({names[0]: _slots()}, TEST_NOW)
@@ -554,7 +595,7 @@ def test_a_redis_that_does_not_answer(
 
 def test_a_value_in_redis_is_json_not_code(redis_cache: Callable[..., SlotCache]) -> None:
     cache = redis_cache()
-    names = cache.names(("x",), [at(2, 0)])
+    names = cache.names(("x",), [(at(2, 0), ())])
     cache.put({names[0]: _slots()}, TEST_NOW)
     raw = redis.Redis.from_url(REDIS_URL).get(names[0])
     assert raw is not None and raw.startswith(b'{"until":null,"slots":[[')
@@ -580,3 +621,31 @@ def test_the_app_uses_redis_when_configured(scenario: Loaded, moved: Clock) -> N
                 client.delete(name)
             client.close()
             application.extensions["bookwise"].database.dispose()
+
+
+def test_versions_of_days_past_are_purged(app: Any, scenario: Loaded, bookwise_cli: Any) -> None:
+    book(app, at(2, 10))
+
+    def kept() -> int:
+        with scenario.database.sessions() as session:
+            return int(session.scalar(sa.select(sa.func.count()).select_from(SlotVersion)) or 0)
+
+    def run(days: int) -> str:
+        instant = (TEST_NOW + timedelta(days=days)).isoformat()
+        result = bookwise_cli(
+            "jobs",
+            "run",
+            "purge-slot-versions",
+            "--config",
+            scenario.settings.source,
+            "--at",
+            instant,
+        )
+        assert result.exit_code == 0, result.stderr
+        return str(result.stdout)
+
+    assert kept() >= 1
+    assert "purged" not in run(8)  # the booking's day is 6 days past: kept
+    assert kept() >= 1
+    assert run(10).strip().endswith("slot version(s) purged")
+    assert kept() == 0

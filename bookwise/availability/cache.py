@@ -6,9 +6,12 @@ An entry is never invalidated: it is named after everything the day's slots were
 so that a change makes a new name and the old entry is no longer asked for (it runs out after
 ``cache.slots_seconds``). The name holds:
 
-- the versions of the staff's time and of the calendar's hours (``slots_version``, raised by
-  the database in the transaction of any change: migration 0022), read in the same session as,
-  and before, the rows the slots are found from;
+- the versions of the staff's time (``slot_versions``: per member and block of six hours; a
+  member's ``slots_version`` for changes longer than a month) and of the calendar's hours
+  (``calendars.slots_version``), raised by the database in the transaction of any change
+  (migration 0022), read in the same session as, and before, the rows the slots are found
+  from. A day's name holds the versions of the blocks its starts, their length and buffers
+  reach: a booking makes its own day be found again, not the month;
 - the pool, in its order, with whose hours each member keeps;
 - the service's rules (duration, step, buffers, capacity, sessions, time zone);
 - what the search counts (the staff asked for, bookings or not), and the day.
@@ -90,16 +93,19 @@ class SlotCache:
         """Whether entries are shared with other processes (Redis configured)."""
         return self._redis is not None
 
-    def names(self, found_from: Iterable[object], days: Sequence[datetime]) -> list[str]:
-        """The entries' names of ``days`` (each a day's start) for a search that reads
-        ``found_from`` (versions, pool, rules, what it counts: see the module's docstring)."""
+    def names(
+        self, found_from: Iterable[object], days: Sequence[tuple[datetime, object]]
+    ) -> list[str]:
+        """The entries' names of ``days`` (each a day's start, and the versions of the days its
+        slots are found from) for a search that reads ``found_from`` (the calendar's version,
+        the pool, the rules, what it counts: see the module's docstring)."""
         digest = hashlib.blake2b(FORMAT, digest_size=16)
         digest.update(repr(tuple(found_from)).encode())
         prefix = f"{self.namespace}:slots:"
         names = []
-        for day in days:
+        for start, versions in days:
             one = digest.copy()
-            one.update(str(int(day.timestamp())).encode())
+            one.update(repr((int(start.timestamp()), versions)).encode())
             names.append(prefix + one.hexdigest())
         return names
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
     func,
     literal,
     null,
@@ -58,6 +59,7 @@ from bookwise.calendars.models import (
     CalendarSource,
     Service,
     ServiceStaff,
+    SlotVersion,
     StaffMember,
     TimeOff,
     WorkingHours,
@@ -629,7 +631,7 @@ def _service_availability(
     rules = slot_rules(calendar, service, workflow, search.by_staff)
     if search.max_ahead is not None and search.max_ahead > rules.max_ahead:
         rules = replace(rules, max_ahead=search.max_ahead)
-    margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+    margin = _margin(workflow)
     ids = [m.id for m in pool]
     joined_elsewhere: dict[datetime, int] = {}
     # Whose hours are the calendar's is known from the pool: the time in two queries.
@@ -713,6 +715,17 @@ def _cached_availability(
     first = low.astimezone(zone).date()
     last = (high - timedelta(microseconds=1)).astimezone(zone).date()  # high: not in it
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    bounds = [local_day_bounds(d, d, zone) for d in days]
+    # The blocks of time each local day's slots are found from (where a booking or time off
+    # takes a slot of the day: its starts, their length and buffers), and the changes in them.
+    before, after = workflow.buffer_before, workflow.duration + workflow.buffer_after
+    reach = [(_block(start - before), _block(end + after)) for start, end in bounds]
+    changed = read_slot_versions(
+        session,
+        [m.id for m in (whole if rules.per_slot else pool)],
+        reach[0][0],
+        reach[-1][1],
+    )
     found_from = (
         rules,
         calendar.id,
@@ -722,15 +735,20 @@ def _cached_availability(
         tuple((m.id, m.version) for m in whole) if rules.per_slot else (),
         search.ignore_bookings,
     )
-    names = cache.names(found_from, [local_day_bounds(d, d, zone)[0] for d in days])
+    names = cache.names(
+        found_from,
+        [
+            (start, tuple(c for c in changed if low <= c[1] <= high))
+            for (start, _end), (low, high) in zip(bounds, reach, strict=True)
+        ],
+    )
     kept = cache.get(names, now)
     missing = [i for i, k in enumerate(kept) if k is None]
     SLOT_CACHE_DAYS.labels("hit").inc(len(days) - len(missing))
     SLOT_CACHE_DAYS.labels("miss").inc(len(missing))
     for run in _runs(missing):
         by_day: dict[date, list[Slot]] = {days[i]: [] for i in run}
-        bounds = local_day_bounds(days[run[0]], days[run[-1]], zone)
-        slots, until = _any_time(asked, rules, pool, bounds)
+        slots, until = _any_time(asked, rules, pool, (bounds[run[0]][0], bounds[run[-1]][1]))
         for slot in slots:
             by_day[slot.start.astimezone(zone).date()].append(slot)
         found = {i: tuple(by_day[days[i]]) for i in run}
@@ -739,6 +757,50 @@ def _cached_availability(
             kept[i] = day_slots
     every = [slot for day in kept for slot in day or ()]
     return Availability(in_booking_window(rules, every, *window, now), pool)
+
+
+def _margin(workflow: Workflow) -> timedelta:
+    """How far around a window the staff's time is read: what a slot's length and buffers reach,
+    and a day (working ranges are read from the day before)."""
+    return workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+
+
+def _block(moment: datetime) -> int:
+    """The block of six hours (SlotVersion) ``moment`` falls in."""
+    return int(moment.timestamp()) // SlotVersion.BLOCK_SECONDS
+
+
+def read_slot_versions(
+    session: Session, staff_ids: list[int], first: int, last: int
+) -> list[tuple[int, int, int]]:
+    """The changes counted in the blocks ``first`` to ``last`` of ``staff_ids``: (staff id,
+    block, version), by staff then block; a block without a row never changed (SlotVersion)."""
+    if not staff_ids:
+        return []
+    rows = session.execute(
+        select(SlotVersion.staff_id, SlotVersion.block, SlotVersion.version)
+        .where(
+            SlotVersion.staff_id.in_(staff_ids),
+            SlotVersion.block >= first,
+            SlotVersion.block <= last,
+        )
+        .order_by(SlotVersion.staff_id, SlotVersion.block)
+    )
+    return [(staff, block, version) for staff, block, version in rows]
+
+
+# How long the versions of a past block are kept: a day's slots are never found from blocks
+# further back (the buffers before a start are shorter), nor kept longer (cache.slots_seconds
+# is at most a day), so a version counted again from 1 can never name a kept day.
+SLOT_VERSIONS_KEPT = timedelta(days=7)
+
+
+def purge_slot_versions(session: Session, now: datetime) -> int:
+    """Delete the versions of the blocks more than :data:`SLOT_VERSIONS_KEPT` past; how many."""
+    done = session.execute(
+        delete(SlotVersion).where(SlotVersion.block < _block(now - SLOT_VERSIONS_KEPT))
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
 
 
 def _runs(indexes: list[int]) -> list[list[int]]:
@@ -758,7 +820,7 @@ def _any_time(
     """The slots of the pool in the window whatever the time of asking (the cache's days), and
     until when they hold: when the first waitlist offer they count runs out (None: always)."""
     workflow, search = asked.workflow, asked.search
-    margin = workflow.duration + workflow.buffer_before + workflow.buffer_after + timedelta(days=1)
+    margin = _margin(workflow)
     ids = [m.id for m in pool]
     staff_time = _read_time(
         asked.session,

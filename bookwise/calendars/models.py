@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -110,8 +111,9 @@ class StaffMember(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Removed in the back office: kept for the history of their bookings, never bookable again.
     removed_at: Mapped[datetime | None]
-    # Raised by the database (triggers, migration 0022) in the transaction that changes the
-    # member's bookings, time off, busy times or held waitlist offers (see Calendar's).
+    # Raised by the database (triggers, migration 0022) in the transaction of a change of the
+    # member's time longer than a month (a long leave); shorter ones count per day
+    # (SlotVersion). See Calendar's.
     slots_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -306,6 +308,24 @@ class AssignmentTurn(Base):
     turn: Mapped[int] = mapped_column(Integer)
 
 
+class SlotVersion(Base):
+    """How many times something that takes a staff member's time changed in a block of six hours
+    (UTC, counted from 1970: ``block = epoch seconds // BLOCK_SECONDS``): their bookings, time
+    off, busy times, held waitlist offers. Written only by the database's triggers (migration
+    0022), in the transaction of the change; the slot cache names its days after these
+    (bookwise.availability.cache). No row: never changed."""
+
+    __tablename__ = "slot_versions"
+
+    BLOCK_SECONDS = 6 * 3600
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 class ServiceStaff(Base):
     """A listed member of a service's pool; ``position`` orders the ``priority`` assignment."""
 
@@ -328,6 +348,7 @@ __all__ = [
     "FeedLink",
     "Service",
     "ServiceStaff",
+    "SlotVersion",
     "StaffMember",
     "TimeOff",
     "WorkingHours",

@@ -19,6 +19,7 @@ REFRESH_FEEDS_EVERY = 60  # seconds
 RETENTION_AT = time(3, 30)
 WAITLIST_OFFERS_EVERY = 60  # seconds: a held place waits at most this long past its hold
 PURGE_IDEMPOTENCY_KEYS_EVERY = 3600  # seconds: a key lives at most this long past its hours
+PURGE_SLOT_VERSIONS_AT = time(3, 45)  # UTC, daily: a quiet hour, after the retention
 
 
 def deliver_outbox(context: JobContext) -> str | None:
@@ -91,6 +92,17 @@ def purge_idempotency_keys(context: JobContext) -> str | None:
     return f"{purged} idempotency key(s) purged" if purged else None
 
 
+def purge_slot_versions(context: JobContext) -> str | None:
+    """Delete the slot cache's versions of past days (see
+    bookwise.availability.services.purge_slot_versions); one DELETE."""
+    from bookwise.availability.services import purge_slot_versions as purge
+    from bookwise.db import unit_of_work
+
+    with unit_of_work(context.database.sessions, write=True) as session:
+        purged = purge(session, context.now)
+    return f"{purged} slot version(s) purged" if purged else None
+
+
 def core_jobs(settings: Settings) -> list[Job]:
     return [
         Job(
@@ -140,6 +152,14 @@ def core_jobs(settings: Settings) -> list[Job]:
             once=True,
             lease=timedelta(minutes=10),
             description="delete the API's idempotency keys older than api.idempotency_hours",
+        ),
+        Job(
+            "purge-slot-versions",
+            purge_slot_versions,
+            Daily(PURGE_SLOT_VERSIONS_AT),
+            once=True,
+            lease=timedelta(minutes=10),
+            description="delete the slot cache's versions of days past",
         ),
     ]
 

@@ -29,6 +29,7 @@ CORE_JOB_NAMES: tuple[str, ...] = (
     "apply-retention",
     "waitlist-offers",
     "purge-idempotency-keys",
+    "purge-slot-versions",
 )
 
 
