@@ -339,6 +339,19 @@ def validate(ctx: click.Context, config_path: Path | None, paths: tuple[Path, ..
 # --- run, worker --------------------------------------------------------------------------------
 
 
+def _quiet_handler() -> type:
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Quiet(WSGIRequestHandler):
+        """werkzeug's request handler without its request lines (Bookwise's access log says
+        them, without the secret tokens of the paths)."""
+
+        def log_request(self, *_args: object) -> None:
+            return
+
+    return Quiet
+
+
 @cli.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -371,12 +384,15 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
         click.echo("new instance: demo calendars loaded")
     email, password = instance.demo_login(settings, database)
     database.dispose()
+    # Each request is told by Bookwise's access log, which leaves the manage links' tokens out
+    # (werkzeug's own line would print them).
+    settings = dataclasses.replace(settings, access_log=True)
     app = create_app(settings, clock=clock)
     configure_logging(settings.log_level, settings.log_format)
     # APScheduler tells of every tick at INFO: a line every few seconds would bury the banner.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True, request_handler=_quiet_handler())
     except OSError as exc:
         raise _cannot_listen(host, port, exc) from None
     if settings.scheduler.enabled:

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "cache": {"storage": "memory://", "slots_seconds": 300, "memory_entries": 4096},
     "log_level": "INFO",
     "log_format": "text",
+    "access_log": False,
     "security": {
         "behind_proxies": 0,
         "session_idle_minutes": 480,
@@ -238,6 +239,8 @@ class Settings:
     log_level: str
     # text: plain lines; json: one JSON object per line, with the request id (bookwise.tracing).
     log_format: str
+    # One line per request (bookwise.access), its secret tokens left out (bookwise.health).
+    access_log: bool = False
     feeds: FeedSettings = field(default_factory=lambda: FeedSettings(**DEFAULTS["feeds"]))
     security: SecuritySettings = field(default_factory=_default_security)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -360,6 +363,7 @@ def load_settings(
         plugins=values["plugins"],
         log_level=values["log_level"],
         log_format=values["log_format"],
+        access_log=values["access_log"],
         raw=values,
         encryption_keys=_encryption_keys(values, environ, source),
     )

@@ -16,6 +16,7 @@ log lines and the messages it plans carry (bookwise.tracing).
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -116,12 +117,48 @@ def _timed(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.request_id
     started = g.pop("request_started", None)
     if started is not None:
+        spent = time.perf_counter() - started
         REQUEST_SECONDS.labels(
             endpoint=request.endpoint or "unmatched",
             method=request.method if request.method in _METHODS else "other",
             status=status_class(response.status_code),
-        ).observe(time.perf_counter() - started)
+        ).observe(spent)
+        if instance().settings.access_log:
+            _log_access(response, spent)
     return response
+
+
+ACCESS_LOG = logging.getLogger("bookwise.access")
+# The route arguments that are secrets (a manage link's, a calendar feed's, an invitation's).
+_SECRET_ARGUMENTS = frozenset({"token"})
+
+
+def logged_path() -> str:
+    """The request's path as the access log writes it: each secret argument of its route
+    replaced by its name (``/manage/<token>/cancel``), no query string."""
+    path = request.path
+    for name, value in (request.view_args or {}).items():
+        if name in _SECRET_ARGUMENTS and isinstance(value, str) and value:
+            path = path.replace(f"/{value}", f"/<{name}>")
+    return path
+
+
+def _log_access(response: Response, spent: float) -> None:
+    path, milliseconds = logged_path(), round(spent * 1000, 1)
+    ACCESS_LOG.info(
+        "%s %s %s %.1f ms",
+        request.method,
+        path,
+        response.status_code,
+        milliseconds,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": response.status_code,
+            "duration_ms": milliseconds,
+            "client": request.remote_addr,
+        },
+    )
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

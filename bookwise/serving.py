@@ -53,6 +53,24 @@ def _worker_ready(_worker: Any) -> None:
     gc.freeze()
 
 
+def _json_logger() -> type:
+    """gunicorn's logger, writing JSON lines with Bookwise's formatter (log_format: json), so
+    that a log collector reads one format."""
+    from gunicorn.glogging import Logger
+
+    from bookwise.tracing import RequestIdFilter, json_formatter
+
+    class JsonLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(json_formatter())
+                    handler.addFilter(RequestIdFilter())
+
+    return JsonLogger
+
+
 def serve_with_gunicorn(
     settings: Settings, *, host: str, port: int, workers: int, threads: int
 ) -> None:
@@ -74,8 +92,13 @@ def serve_with_gunicorn(
         # A request stuck this long is a bug or a dead database: the process is replaced.
         "timeout": 60,
         "graceful_timeout": 30,
+        # Bookwise writes its own (access_log), with the secret tokens of paths left out.
         "accesslog": None,
         "errorlog": "-",
+        # gunicorn's own lines (a worker started, restarted, timed out) as Bookwise's are.
+        "logger_class": _json_logger()
+        if settings.log_format == "json"
+        else "gunicorn.glogging.Logger",
         "loglevel": settings.log_level.lower(),
         # Which proxies' X-Forwarded-* to trust is the app's (security.behind_proxies, ProxyFix).
         "forwarded_allow_ips": "*" if settings.security.behind_proxies else "127.0.0.1",

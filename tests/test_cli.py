@@ -220,6 +220,7 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path, now: datetime) 
     with ``--at`` it stands at the test's instant (its pages and its demo bookings)."""
     import socket
     import time
+    import urllib.error
     import urllib.request
 
     with socket.socket() as probe:
@@ -263,6 +264,12 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path, now: datetime) 
             except OSError:
                 time.sleep(0.2)
         assert "Cabinet médical des Lilas".encode() in page
+        # A manage link's token is a key to a client's booking: never in the log.
+        secret = "x7Qm2" * 8
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/manage/{secret}", timeout=5)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 404
         # The demo's sample bookings lie around the instant it stands at (ten days before to a
         # week after), not around today.
         engine = sa.create_engine(f"sqlite:///{folder / 'instance' / 'bookwise.db'}")
@@ -276,9 +283,12 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path, now: datetime) 
     finally:
         process.terminate()
         rest, _ = process.communicate(timeout=10)
-    # The banner is the last thing said at start-up: only the requests' log lines come after it.
+    # The banner is the last thing said at start-up: only the requests' log lines come after it,
+    # written by Bookwise's access log (werkzeug's would print the token).
     after = [line for line in rest.splitlines() if line.strip()]
-    assert all('"GET /' in line for line in after), after
+    assert all("bookwise.access: GET /" in line for line in after), after
+    assert any("GET /manage/<token> 404" in line for line in after), after
+    assert secret not in rest
 
 
 def test_run_on_a_busy_port_is_one_line(bookwise_cli: Any, config_file: Path) -> None:
