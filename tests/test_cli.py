@@ -266,10 +266,9 @@ def test_run_serves_the_demo_on_a_fresh_checkout(tmp_path: Path, now: datetime) 
         assert "Cabinet médical des Lilas".encode() in page
         # A manage link's token is a key to a client's booking: never in the log.
         secret = "x7Qm2" * 8
-        try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/manage/{secret}", timeout=5)
-        except urllib.error.HTTPError as refused:
-            assert refused.code == 404
+        assert refused.value.code == 404
         # The demo's sample bookings lie around the instant it stands at (ten days before to a
         # week after), not around today.
         engine = sa.create_engine(f"sqlite:///{folder / 'instance' / 'bookwise.db'}")

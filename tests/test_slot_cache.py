@@ -517,6 +517,28 @@ def test_reads_racing_bookings_never_show_a_time_booked_before_them(
     assert overlapping_bookings(scenario.database.engine) == 0
 
 
+def test_threads_missing_the_same_days_find_them_once(app: Any, reader: Reader) -> None:
+    """Eight visitors at once on days nobody kept: the staff's time is read once, the others
+    wait for it and read the cache."""
+    barrier = threading.Barrier(8)
+    answers: list[list[dict[str, Any]]] = []
+
+    def visit(number: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        answer = client.get(f"{URL}/slots?from={day(2)}&to={day(4)}")
+        answers.append(answer.get_json()["slots"])
+
+    reader.statements.clear()
+    threads = [threading.Thread(target=visit, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 8 and all(a == answers[0] for a in answers)
+    assert len([s for s in reader.statements if "FROM time_off" in s]) == 1
+
+
 # --- the store itself --------------------------------------------------------------------------
 
 

@@ -850,13 +850,13 @@ def slots(calendar: str, service: str) -> Response:
     choose = context.workflow.staff.client_chooses
     out = []
     for slot in found.slots:
-        members = [found.slug_of(s) for s in slot.staff]
+        remaining = slot.remaining
+        # The staff's names only where the client chooses (a pool's whole diary otherwise).
+        members = [found.slug_of(s) for s in slot.staff] if choose else []
         if staff_slug is not None:
             if staff_slug not in members:
                 continue
             remaining = slot.remaining_by_staff[slot.staff[members.index(staff_slug)]]
-        else:
-            remaining = slot.remaining
         item: dict[str, Any] = {
             "start": slot.start.astimezone(zone).isoformat(),
             "end": slot.end.astimezone(zone).isoformat(),

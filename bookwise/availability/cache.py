@@ -36,7 +36,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import redis
@@ -76,6 +77,9 @@ class SlotCache:
             maxsize=entries, ttl=seconds
         )
         self._lock = threading.Lock()
+        # The days being found in this process: name -> (its lock, the threads holding or
+        # waiting for it).
+        self._finding: dict[str, tuple[threading.Lock, int]] = {}
         self._redis = (
             redis.Redis.from_url(
                 redis_url,
@@ -161,6 +165,25 @@ class SlotCache:
                 pipe.execute()
         except redis.RedisError as exc:
             self._rest(exc)
+
+    @contextmanager
+    def finding(self, name: str) -> Iterator[None]:
+        """Held while this process finds the day ``name``: a second thread that misses the
+        same day waits, then reads what the first kept, instead of finding it too (after a
+        booking, every visitor of its day misses at once)."""
+        with self._lock:
+            lock, users = self._finding.get(name, (threading.Lock(), 0))
+            self._finding[name] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._finding[name]
+                if users == 1:
+                    del self._finding[name]
+                else:
+                    self._finding[name] = (lock, users - 1)
 
     def clear(self) -> None:
         """Forget this process's entries (Redis's run out by themselves)."""

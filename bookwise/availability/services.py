@@ -738,21 +738,29 @@ def _cached_availability(
     names = cache.names(
         found_from,
         [
-            (start, tuple(c for c in changed if low <= c[1] <= high))
+            (start, sum(changed.get(block, 0) for block in range(low, high + 1)))
             for (start, _end), (low, high) in zip(bounds, reach, strict=True)
         ],
     )
     kept = cache.get(names, now)
     missing = [i for i, k in enumerate(kept) if k is None]
     SLOT_CACHE_DAYS.labels("hit").inc(len(days) - len(missing))
-    SLOT_CACHE_DAYS.labels("miss").inc(len(missing))
     for run in _runs(missing):
-        by_day: dict[date, list[Slot]] = {days[i]: [] for i in run}
-        slots, until = _any_time(asked, rules, pool, (bounds[run[0]][0], bounds[run[-1]][1]))
-        for slot in slots:
-            by_day[slot.start.astimezone(zone).date()].append(slot)
-        found = {i: tuple(by_day[days[i]]) for i in run}
-        cache.put({names[i]: day_slots for i, day_slots in found.items()}, now, until)
+        with cache.finding(names[run[0]]):
+            # Another thread may have found them meanwhile.
+            again = cache.get([names[i] for i in run], now)
+            if all(day is not None for day in again):
+                kept[run[0] : run[-1] + 1] = again
+                SLOT_CACHE_DAYS.labels("hit").inc(len(run))
+                continue
+            SLOT_CACHE_DAYS.labels("miss").inc(len(run))
+            by_day: dict[date, list[Slot]] = {days[i]: [] for i in run}
+            bounds_of_run = (bounds[run[0]][0], bounds[run[-1]][1])
+            slots, until = _any_time(asked, rules, pool, bounds_of_run)
+            for slot in slots:
+                by_day[slot.start.astimezone(zone).date()].append(slot)
+            found = {i: tuple(by_day[days[i]]) for i in run}
+            cache.put({names[i]: day_slots for i, day_slots in found.items()}, now, until)
         for i, day_slots in found.items():
             kept[i] = day_slots
     every = [slot for day in kept for slot in day or ()]
@@ -772,21 +780,26 @@ def _block(moment: datetime) -> int:
 
 def read_slot_versions(
     session: Session, staff_ids: list[int], first: int, last: int
-) -> list[tuple[int, int, int]]:
-    """The changes counted in the blocks ``first`` to ``last`` of ``staff_ids``: (staff id,
-    block, version), by staff then block; a block without a row never changed (SlotVersion)."""
+) -> dict[int, int]:
+    """How many changes of the time of ``staff_ids`` were counted in each of the blocks
+    ``first`` to ``last`` (SlotVersion): the sum of their versions, by block (none: 0).
+
+    A sum names the state of a block as well as the versions do: each change raises one
+    version by one, and a version never goes down (the purge deletes only blocks no kept day
+    is found from), so the sum of a given pool's versions rises at every change. One row per
+    block is read instead of one per member and block."""
     if not staff_ids:
-        return []
+        return {}
     rows = session.execute(
-        select(SlotVersion.staff_id, SlotVersion.block, SlotVersion.version)
+        select(SlotVersion.block, func.sum(SlotVersion.version))
         .where(
             SlotVersion.staff_id.in_(staff_ids),
             SlotVersion.block >= first,
             SlotVersion.block <= last,
         )
-        .order_by(SlotVersion.staff_id, SlotVersion.block)
+        .group_by(SlotVersion.block)
     )
-    return [(staff, block, version) for staff, block, version in rows]
+    return {int(block): int(total) for block, total in rows}
 
 
 # How long the versions of a past block are kept: a day's slots are never found from blocks
