@@ -18,8 +18,12 @@ late in the evening: blocks are UTC's, days the calendar's).
 
 PostgreSQL: a trigger per statement (a feed's refresh replaces many busy times at once), which
 reads the statement's rows from its transition tables; an update counts only when a column that
-matters changed. The rows are upserted in (staff, day) order, so that two statements never wait
-for each other in opposite orders. SQLite: a trigger per row.
+matters changed. The rows are upserted in (staff, block) order, so that two statements never wait
+for each other in opposite orders; before them, the staff members' rows are locked (in id
+order): a transaction that changes a member's time in several statements (a cancellation, then
+the offer of its place) takes the member's blocks while no other can, else two such
+transactions would each hold blocks the other wants. A booking holds its member's row already
+(its claim). SQLite: a trigger per row (one writer at a time).
 
 Revision ID: 0022
 Revises: 0021
@@ -86,7 +90,12 @@ def _postgresql_staff(table: str) -> None:
     long = f"{block.format(high)} - {block.format(low)} > {LONGEST_BLOCKS}"
 
     def touched(rows: str) -> str:
+        # The members' rows first, in order: two transactions that change one member's time
+        # then take its blocks one after the other, never each some of them (a deadlock).
         return f"""
+            PERFORM 1 FROM staff_members
+            WHERE id IN (SELECT r.{column} FROM {rows} AS r WHERE r.{column} IS NOT NULL)
+            ORDER BY id FOR NO KEY UPDATE;
             INSERT INTO slot_versions AS v (staff_id, block, version)
             SELECT DISTINCT r.{column}, b, 1
             FROM {rows} AS r, generate_series({block.format(low)}, {block.format(high)}) AS b
