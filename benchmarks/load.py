@@ -1,6 +1,7 @@
 """Load on the real servers (issue 20). Run:
 
-    .venv/bin/python benchmarks/load.py [--quick] [POSTGRES_URL]
+    .venv/bin/python benchmarks/load.py [--quick] [--workers=2] [--threads=4] [POSTGRES_URL]
+    .venv/bin/python benchmarks/load.py --postgresql-only POSTGRES_URL
 
 Needs wrk (Debian: ``apt-get install wrk``). For SQLite, then PostgreSQL when a URL is given (a
 schema of its own, dropped after): the calendar of benchmarks/availability.py (50 staff working
@@ -234,7 +235,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
             with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:
                 if answer.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset, timed out (processes still starting)
             pass
         time.sleep(0.2)
     raise SystemExit("bookwise serve did not become ready")
@@ -261,7 +262,7 @@ def report(label: str, result: dict[str, Any], baseline: float, counted: str = "
     )
 
 
-def run(url: str | None, quick: bool) -> None:
+def run(url: str | None, quick: bool, workers: int = 2, threads: int = 4) -> None:
     seconds, mixed_seconds = (5, 10) if quick else (20, 120)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -275,7 +276,16 @@ def run(url: str | None, quick: bool) -> None:
             base = f"http://127.0.0.1:{port}"
             environment = {**os.environ, "BOOKWISE_CONFIG": str(config)}
             server = subprocess.Popen(
-                [str(BIN / "bookwise"), "serve", "--port", str(port), "--workers", "2"],
+                [
+                    str(BIN / "bookwise"),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--threads",
+                    str(threads),
+                ],
                 env=environment,
                 stdout=subprocess.DEVNULL,
             )
@@ -286,8 +296,9 @@ def run(url: str | None, quick: bool) -> None:
                 wait_ready(base, server)
                 meter = CpuMeter(server.pid, worker.pid)
                 print(
-                    f"{'PostgreSQL' if url else 'SQLite'}: bookwise serve (2 processes x 4 "
-                    f"threads) and bookwise worker; wrk, 2 threads; {seconds} s a scenario"
+                    f"{'PostgreSQL' if url else 'SQLite'}: bookwise serve ({workers} processes "
+                    f"x {threads} threads) and bookwise worker; wrk, 2 threads; {seconds} s a "
+                    "scenario"
                 )
                 before = meter.read()
                 trivial = wrk(f"{base}/healthz", seconds, 8, None, folder)
@@ -364,10 +375,13 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     quick = "--quick" in sys.argv
+    options = dict(a.removeprefix("--").split("=", 1) for a in sys.argv[1:] if "=" in a)
+    workers, threads = int(options.get("workers", 2)), int(options.get("threads", 4))
     urls = [argument for argument in sys.argv[1:] if not argument.startswith("--")]
-    run(None, quick)
+    if "--postgresql-only" not in sys.argv:
+        run(None, quick, workers, threads)
     if urls:
-        run(urls[0], quick)
+        run(urls[0], quick, workers, threads)
 
 
 if __name__ == "__main__":
