@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "monitoring": {"metrics_from": ["127.0.0.1/32", "::1/128"]},
     "database_replica_url": None,
     "database_pool": {"size": 5, "max_overflow": 10, "timeout": 30, "recycle": 1800},
-    "cache": {"storage": "memory://", "slots_seconds": 300, "memory_entries": 4096},
+    "cache": {"storage": "memory://", "slots_seconds": 300, "memory_mb": 64},
     "log_level": "INFO",
     "log_format": "text",
     "access_log": False,
@@ -127,11 +127,12 @@ class PoolSettings:
 class CacheSettings:
     """The slot cache (bookwise.availability.cache): ``storage`` is ``memory://`` (each process
     its own) or a ``redis://`` address every web process shares; each entry is kept
-    ``slots_seconds``, and each process keeps at most ``memory_entries`` days of slots."""
+    ``slots_seconds``, and each process keeps about ``memory_mb`` megabytes of days at most
+    (a day of 50 staff on a 15-minute step: about 90 KB)."""
 
     storage: str = "memory://"
     slots_seconds: int = 300
-    memory_entries: int = 4096
+    memory_mb: int = 64
 
     @property
     def redis_url(self) -> str | None:

@@ -126,5 +126,5 @@ def test_the_slot_cache_settings(tmp_path: Path) -> None:
     config = write(tmp_path / "c.yaml", "cache: {storage: 'redis+unix:///run/redis.sock'}\n")
     cache = load_settings(config, environ={}).cache
     assert cache.redis_url == "unix:///run/redis.sock"  # as the Redis client writes it
-    assert (cache.slots_seconds, cache.memory_entries) == (300, 4096)
+    assert (cache.slots_seconds, cache.memory_mb) == (300, 64)
     assert load_settings(write(tmp_path / "d.yaml", ""), environ={}).cache.redis_url is None

@@ -671,3 +671,18 @@ def test_versions_of_days_past_are_purged(app: Any, scenario: Loaded, bookwise_c
     assert kept() >= 1
     assert run(10).strip().endswith("slot version(s) purged")
     assert kept() == 0
+
+
+def test_each_process_keeps_at_most_its_memory() -> None:
+    """Days beyond cache.memory_mb push out the least used; a day too big is not kept."""
+    from bookwise.availability.cache import _size
+
+    day = _slots()
+    cache = SlotCache(memory_bytes=2 * _size(day) + 10)
+    names = cache.names(("x",), [(at(n, 0), ()) for n in range(2, 5)])
+    for name in names:
+        cache.put({name: day}, TEST_NOW)
+    assert [found is not None for found in cache.get(names, TEST_NOW)] == [False, True, True]
+    small = SlotCache(memory_bytes=_size(day) - 1)
+    small.put({names[0]: day}, TEST_NOW)  # no error: simply not kept
+    assert small.get(names[:1], TEST_NOW) == [None]

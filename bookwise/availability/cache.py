@@ -1,5 +1,6 @@
 """The slot cache: a service's free slots, a local day at a time, as found whatever the time of
-asking (bookwise.availability.engine.find_slots_any_time), kept in the process and, when
+asking (bookwise.availability.engine.find_slots_any_time), kept in the process (at most
+``cache.memory_mb``, the least used forgotten first) and, when
 ``cache.storage`` is a ``redis://`` address, in Redis for every web process.
 
 An entry is never invalidated: it is named after everything the day's slots were found from,
@@ -59,22 +60,23 @@ REDIS_TIMEOUT = 0.25
 
 
 class SlotCache:
-    """Days of slots by name, in this process (the ``entries`` last used) and, with
+    """Days of slots by name, in this process (the last used, up to ``memory_bytes``) and, with
     ``redis_url``, in Redis, shared. Safe to use from several threads."""
 
     def __init__(
         self,
         *,
         seconds: int = 300,
-        entries: int = 4096,
+        memory_bytes: int = 64 * 2**20,
         redis_url: str | None = None,
         namespace: str = "bookwise",
     ) -> None:
         self.seconds = seconds
         self.namespace = namespace
-        # name -> (until when it holds, UTC seconds; the day's slots)
+        # name -> (until when it holds, UTC seconds; the day's slots), at most ``memory_bytes``
+        # of them as _size counts, the least recently used forgotten first.
         self._local: TTLCache[str, tuple[float, tuple[Slot, ...]]] = TTLCache(
-            maxsize=entries, ttl=seconds
+            maxsize=memory_bytes, ttl=seconds, getsizeof=lambda entry: _size(entry[1])
         )
         self._lock = threading.Lock()
         # The days being found in this process: name -> (its lock, the threads holding or
@@ -139,7 +141,9 @@ class SlotCache:
                 kept[names[i]] = (until, slots)
         if kept:
             with self._lock:
-                self._local.update(kept)
+                for name, entry in kept.items():
+                    if _size(entry[1]) <= self._local.maxsize:
+                        self._local[name] = entry
         return found
 
     def put(
@@ -154,7 +158,9 @@ class SlotCache:
         if seconds <= 0 or not days:
             return
         with self._lock:
-            self._local.update({name: (end, slots) for name, slots in days.items()})
+            for name, slots in days.items():
+                if _size(slots) <= self._local.maxsize:  # else cachetools refuses it
+                    self._local[name] = (end, slots)
         client = self._client()
         if client is None:
             return
@@ -209,6 +215,12 @@ class SlotCache:
         )
 
 
+def _size(slots: tuple[Slot, ...]) -> int:
+    """About how many bytes a day's slots take in memory (measured with tracemalloc: a day of
+    33 starts of 50 staff each, about 88 KB): most of it is each slot's staff and places."""
+    return 100 + sum(150 + 56 * len(slot.staff) for slot in slots)
+
+
 def _encode(until: float, slots: Iterable[Slot]) -> bytes:
     """A day's slots as JSON: until when they hold (UTC seconds, null: until they run out), and
     each slot as ``[start, end, [staff], remaining, [remaining by staff]]``, times in UTC
@@ -251,7 +263,7 @@ def slot_cache_for(settings: CacheSettings, database_url: str) -> SlotCache:
     instances sharing a Redis never read each other's."""
     return SlotCache(
         seconds=settings.slots_seconds,
-        entries=settings.memory_entries,
+        memory_bytes=settings.memory_mb * 2**20,
         redis_url=settings.redis_url,
         namespace="bookwise-" + hashlib.sha256(database_url.encode()).hexdigest()[:12],
     )
