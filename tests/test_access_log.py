@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from bookwise.app import create_app
 from bookwise.tracing import RequestIdFilter, json_formatter
 from tests.conftest import TEST_NOW, Loaded
+from tests.test_slot_cache import book
 
 URL = "/api/v1/calendars/acme/services/consult"
 
@@ -39,16 +40,7 @@ def test_a_manage_link_is_logged_without_its_token(
     client = logged.test_client()
     day = (TEST_NOW + timedelta(days=2)).date().isoformat()
     slots = client.get(f"{URL}/slots?from={day}&to={day}").get_json()["slots"]
-    made = client.post(
-        f"{URL}/bookings",
-        json={
-            "start": slots[0]["start"],
-            "client": {"name": "Zoé", "email": "zoe@example.org"},
-            "answers": {"topic": "Maths"},
-            "consent": True,
-        },
-    ).get_json()
-    token = made["manage_token"]
+    token = book(logged, datetime.fromisoformat(slots[0]["start"]))["manage_token"]
     caplog.clear()
     with caplog.at_level("INFO", logger="bookwise.access"):
         assert client.get(f"/manage/{token}").status_code == 200

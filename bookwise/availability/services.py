@@ -738,8 +738,8 @@ def _cached_availability(
     names = cache.names(
         found_from,
         [
-            (start, sum(changed.get(block, 0) for block in range(low, high + 1)))
-            for (start, _end), (low, high) in zip(bounds, reach, strict=True)
+            (start, sum(changed.get(block, 0) for block in range(first_block, last_block + 1)))
+            for (start, _end), (first_block, last_block) in zip(bounds, reach, strict=True)
         ],
     )
     kept = cache.get(names, now)

@@ -30,6 +30,8 @@ Revises: 0021
 Create Date: 2026-12-05
 """
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -106,6 +108,24 @@ def _postgresql_staff(table: str) -> None:
             WHERE id IN (SELECT r.{column} FROM {rows} AS r WHERE {long});
         """
 
+    _postgresql_function(table, touched, columns)
+
+
+def _postgresql_hours() -> None:
+    def raised(rows: str) -> str:
+        return (
+            "UPDATE calendars SET slots_version = slots_version + 1 "
+            f"WHERE id IN (SELECT r.calendar_id FROM {rows} AS r);"
+        )
+
+    _postgresql_function("working_hours", raised, HOURS_COLUMNS)
+
+
+def _postgresql_function(
+    table: str, touched: Callable[[str], str], columns: tuple[str, ...]
+) -> None:
+    """The function of ``table``'s triggers: ``touched`` (SQL for a set of rows) run on the rows
+    inserted, deleted, or updated in a column of ``columns`` (their old and new values)."""
     before = ", ".join(f"o.{c}" for c in columns)
     after = ", ".join(f"n.{c}" for c in columns)
     changed = (
@@ -128,38 +148,6 @@ def _postgresql_staff(table: str) -> None:
         """
     )
     _postgresql_triggers(table)
-
-
-def _postgresql_hours() -> None:
-    before = ", ".join(f"o.{c}" for c in HOURS_COLUMNS)
-    after = ", ".join(f"n.{c}" for c in HOURS_COLUMNS)
-
-    def raised(ids: str) -> str:
-        return f"UPDATE calendars SET slots_version = slots_version + 1 WHERE id IN ({ids});"
-
-    op.execute(
-        f"""
-        CREATE FUNCTION slots_working_hours_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                {raised("SELECT calendar_id FROM new_rows")}
-            ELSIF TG_OP = 'DELETE' THEN
-                {raised("SELECT calendar_id FROM old_rows")}
-            ELSE
-                {
-            raised(
-                "SELECT o.calendar_id FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id "
-                f"WHERE ({before}) IS DISTINCT FROM ({after}) UNION SELECT n.calendar_id "
-                "FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id "
-                f"WHERE ({before}) IS DISTINCT FROM ({after})"
-            )
-        }
-            END IF;
-            RETURN NULL;
-        END $$
-        """
-    )
-    _postgresql_triggers("working_hours")
 
 
 def _postgresql_triggers(table: str) -> None:
