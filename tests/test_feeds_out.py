@@ -123,7 +123,9 @@ def test_a_new_address_ends_the_old_one_and_stopping_ends_it(
     assert api.get(path_of(second)).status_code == 404
     with scenario.database.sessions() as session:
         actions = session.scalars(
-            sa.select(AuditEntry.action).where(AuditEntry.action.like("feed.%"))
+            sa.select(AuditEntry.action)
+            .where(AuditEntry.action.like("feed.%"))
+            .order_by(AuditEntry.id)
         ).all()
         assert actions == ["feed.created", "feed.replaced", "feed.stopped"]
         # Only hashes are stored.

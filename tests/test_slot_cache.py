@@ -22,7 +22,7 @@ import redis
 import sqlalchemy as sa
 
 from bookwise.app import create_app
-from bookwise.availability.cache import SlotCache
+from bookwise.availability.cache import Day, SlotCache
 from bookwise.availability.engine import Slot
 from bookwise.bookings.models import Booking, WaitlistEntry
 from bookwise.calendars.models import (
@@ -570,8 +570,9 @@ def redis_cache() -> Iterator[Callable[..., SlotCache]]:
         cache.close()
 
 
-def _full(slots: tuple[Slot, ...] | None) -> list[tuple[Any, ...]]:
-    return [(s.start, s.end, s.staff, s.remaining, s.remaining_by_staff) for s in slots or ()]
+def _full(day: Day | None) -> list[tuple[Any, ...]]:
+    assert day is not None
+    return [(s.start, s.end, s.staff, s.remaining, s.remaining_by_staff) for s in day.slots]
 
 
 def test_two_processes_share_days_through_redis(redis_cache: Callable[..., SlotCache]) -> None:
@@ -586,7 +587,10 @@ def test_two_processes_share_days_through_redis(redis_cache: Callable[..., SlotC
     assert two.get(names, TEST_NOW) == [None, None]
     one.put({names[0]: _slots(), names[1]: ()}, TEST_NOW)
     found = two.get(names, TEST_NOW)
-    assert _full(found[0]) == _full(_slots()) and found[1] == ()
+    assert _full(found[0]) == _full(Day.of("x", _slots())) and _full(found[1]) == []
+    assert found[0] is not None and found[0].starts == tuple(
+        int(s.start.timestamp()) for s in _slots()
+    )
     ttl = redis.Redis.from_url(REDIS_URL).ttl(names[0])
     assert 0 < ttl <= 300
 
@@ -610,9 +614,60 @@ def test_a_redis_that_does_not_answer(
     with caplog.at_level("WARNING", logger="bookwise.availability.cache"):
         assert cache.get(names, TEST_NOW) == [None]
         cache.put({names[0]: _slots()}, TEST_NOW)
-        assert _full(cache.get(names, TEST_NOW)[0]) == _full(_slots())
+        assert _full(cache.get(names, TEST_NOW)[0]) == _full(Day.of("x", _slots()))
     warnings = [r for r in caplog.records if "does not answer" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_what_is_made_of_a_day_is_made_once_and_only_of_that_day() -> None:
+    cache = SlotCache()
+    names = cache.names(("x",), [(at(2, 0), ())])
+    cache.put({names[0]: _slots()}, TEST_NOW)
+    day = cache.get(names, TEST_NOW)[0]
+    assert day is not None
+    made: list[str] = []
+
+    def render(of: Day) -> list[str]:
+        made.append(of.name)
+        return [f"{s.remaining}" for s in of.slots]
+
+    assert cache.rendered(day, "Europe/Paris", render) == ["2", "4"]
+    assert cache.rendered(day, "Europe/Paris", render) == ["2", "4"]
+    assert cache.rendered(day, "UTC", render) == ["2", "4"]
+    assert len(made) == 2  # once per view
+    # Found again under the same name (an offer it counted ran out): made again, of it.
+    cache.put({names[0]: _slots()[:1]}, TEST_NOW)
+    again = cache.get(names, TEST_NOW)[0]
+    assert again is not None and again is not day
+    assert cache.rendered(again, "Europe/Paris", render) == ["2"]
+    assert len(made) == 3
+    # What is made is counted in the memory bound: a cache too small keeps nothing made.
+    small = SlotCache(memory_bytes=60)
+    small_day = Day.of(names[0], _slots())
+    small.rendered(small_day, "Europe/Paris", render)
+    small.rendered(small_day, "Europe/Paris", render)
+    assert len(made) == 5
+
+
+@pytest.mark.parametrize("service", ["consult", "workshop", "review"])
+@pytest.mark.parametrize("zone", ["", "&tz=America/New_York"])
+def test_a_reply_from_the_cache_is_the_reply_without_it(app: Any, service: str, zone: str) -> None:
+    """The same bytes, from days found afresh, kept, or with no cache at all: from today (the
+    notice cuts the day) and in another zone (the window cuts the calendar's days)."""
+    path = f"/api/v1/calendars/acme/services/{service}/slots?from={day(0)}&to={day(6)}{zone}"
+    client = app.test_client()
+    found, kept = client.get(path), client.get(path)
+    bookwise = app.extensions["bookwise"]
+    app.extensions["bookwise"] = dataclasses.replace(bookwise, slot_cache=None)
+    try:
+        plain = client.get(path)
+    finally:
+        app.extensions["bookwise"] = bookwise
+    assert found.status_code == kept.status_code == plain.status_code == 200
+    assert found.data == kept.data == plain.data
+    assert found.mimetype == plain.mimetype == "application/json"
+    slots = plain.get_json()["slots"]
+    assert slots and all(("staff" in s) == (service == "review") for s in slots)
 
 
 def test_a_value_in_redis_is_json_not_code(redis_cache: Callable[..., SlotCache]) -> None:
@@ -678,11 +733,12 @@ def test_each_process_keeps_at_most_its_memory() -> None:
     from bookwise.availability.cache import _size
 
     day = _slots()
-    cache = SlotCache(memory_bytes=2 * _size(day) + 10)
+    size = _size(Day.of("x", day))
+    cache = SlotCache(memory_bytes=2 * size + 10)
     names = cache.names(("x",), [(at(n, 0), ()) for n in range(2, 5)])
     for name in names:
         cache.put({name: day}, TEST_NOW)
     assert [found is not None for found in cache.get(names, TEST_NOW)] == [False, True, True]
-    small = SlotCache(memory_bytes=_size(day) - 1)
+    small = SlotCache(memory_bytes=size - 1)
     small.put({names[0]: day}, TEST_NOW)  # no error: simply not kept
     assert small.get(names[:1], TEST_NOW) == [None]

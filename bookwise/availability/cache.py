@@ -37,8 +37,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
@@ -59,6 +61,25 @@ REDIS_REST = 30
 REDIS_TIMEOUT = 0.25
 
 
+@dataclass(frozen=True)
+class Day:
+    """A day of slots as kept: its name, its slots by start, and their starts in UTC seconds
+    (to cut the day at the booking window by bisection, without reading each slot)."""
+
+    name: str
+    slots: tuple[Slot, ...]
+    starts: tuple[int, ...] = field(repr=False, default=())
+
+    @classmethod
+    def of(cls, name: str, slots: Sequence[Slot]) -> Day:
+        return cls(name, tuple(slots), tuple(int(slot.start.timestamp()) for slot in slots))
+
+
+# What a caller made of a day (SlotCache.rendered): the day, weakly (a day forgotten by the cache
+# is not kept alive by what was made of it), and the texts.
+_Made = tuple[weakref.ref[Day], list[str]]
+
+
 class SlotCache:
     """Days of slots by name, in this process (the last used, up to ``memory_bytes``) and, with
     ``redis_url``, in Redis, shared. Safe to use from several threads."""
@@ -73,9 +94,10 @@ class SlotCache:
     ) -> None:
         self.seconds = seconds
         self.namespace = namespace
-        # name -> (until when it holds, UTC seconds; the day's slots), at most ``memory_bytes``
-        # of them as _size counts, the least recently used forgotten first.
-        self._local: TTLCache[str, tuple[float, tuple[Slot, ...]]] = TTLCache(
+        # name -> (until when it holds, UTC seconds; the day), and (name, view) -> what a
+        # caller made of that day (:meth:`rendered`): at most ``memory_bytes`` of them as
+        # _size counts, the least recently used forgotten first.
+        self._local: TTLCache[Hashable, tuple[float, Day | _Made]] = TTLCache(
             maxsize=memory_bytes, ttl=seconds, getsizeof=lambda entry: _size(entry[1])
         )
         self._lock = threading.Lock()
@@ -115,14 +137,16 @@ class SlotCache:
             names.append(prefix + one.hexdigest())
         return names
 
-    def get(self, names: Sequence[str], now: datetime) -> list[tuple[Slot, ...] | None]:
+    def get(self, names: Sequence[str], now: datetime) -> list[Day | None]:
         """The days kept under ``names`` (None: not kept, or kept until before ``now``), from
         this process, then Redis."""
         at = now.timestamp()
         with self._lock:
             entries = [self._local.get(name) for name in names]
-        found = [e[1] if e is not None and at < e[0] else None for e in entries]
-        missing = [i for i, days in enumerate(found) if days is None]
+        found: list[Day | None] = [
+            e[1] if e is not None and at < e[0] and isinstance(e[1], Day) else None for e in entries
+        ]
+        missing = [i for i, day in enumerate(found) if day is None]
         client = self._client()
         if not missing or client is None:
             return found
@@ -137,8 +161,8 @@ class SlotCache:
                 continue
             until, slots = _decode(value)
             if at < until:
-                found[i] = slots
-                kept[names[i]] = (until, slots)
+                found[i] = day = Day.of(names[i], slots)
+                kept[names[i]] = (until, day)
         if kept:
             with self._lock:
                 for name, entry in kept.items():
@@ -147,30 +171,50 @@ class SlotCache:
         return found
 
     def put(
-        self, days: dict[str, tuple[Slot, ...]], now: datetime, until: datetime | None = None
-    ) -> None:
+        self, days: dict[str, Sequence[Slot]], now: datetime, until: datetime | None = None
+    ) -> list[Day]:
         """Keep ``days`` (name to slots) here and in Redis, for ``seconds`` from ``now`` or
-        until ``until`` (a waitlist offer they count runs out), whichever comes first."""
+        until ``until`` (a waitlist offer they count runs out), whichever comes first; the
+        days, as :meth:`get` gives them."""
+        made = [Day.of(name, slots) for name, slots in days.items()]
         end = math.inf if until is None else until.timestamp()
         seconds = (
             self.seconds if until is None else min(self.seconds, math.ceil(end - now.timestamp()))
         )
         if seconds <= 0 or not days:
-            return
+            return made
         with self._lock:
-            for name, slots in days.items():
-                if _size(slots) <= self._local.maxsize:  # else cachetools refuses it
-                    self._local[name] = (end, slots)
+            for day in made:
+                if _size(day) <= self._local.maxsize:  # else cachetools refuses it
+                    self._local[day.name] = (end, day)
         client = self._client()
         if client is None:
-            return
+            return made
         try:
             with client.pipeline(transaction=False) as pipe:
-                for name, slots in days.items():
-                    pipe.set(name, _encode(end, slots), ex=seconds)
+                for day in made:
+                    pipe.set(day.name, _encode(end, day.slots), ex=seconds)
                 pipe.execute()
         except redis.RedisError as exc:
             self._rest(exc)
+        return made
+
+    def rendered(self, day: Day, view: Hashable, render: Callable[[Day], list[str]]) -> list[str]:
+        """What ``render`` makes of ``day`` for ``view`` (a client's time zone, say: one JSON
+        text per slot), made once and kept in this process beside the day. It is kept for that
+        very day: a day found again under the same name (its waitlist offer ran out) is made
+        again. Each process makes its own: it is cheap beside a search."""
+        key = (day.name, view)
+        with self._lock:
+            entry = self._local.get(key)
+        if entry is not None and isinstance(entry[1], tuple) and entry[1][0]() is day:
+            return entry[1][1]
+        made = render(day)
+        kept: _Made = (weakref.ref(day), made)
+        with self._lock:
+            if _size(kept) <= self._local.maxsize:
+                self._local[key] = (math.inf, kept)
+        return made
 
     @contextmanager
     def finding(self, name: str) -> Iterator[None]:
@@ -215,10 +259,13 @@ class SlotCache:
         )
 
 
-def _size(slots: tuple[Slot, ...]) -> int:
-    """About how many bytes a day's slots take in memory (measured with tracemalloc: a day of
-    33 starts of 50 staff each, about 88 KB): most of it is each slot's staff and places."""
-    return 100 + sum(150 + 56 * len(slot.staff) for slot in slots)
+def _size(kept: Day | _Made) -> int:
+    """About how many bytes a day (or what was made of it) takes in memory. A day, measured
+    with tracemalloc (33 starts of 50 staff each, about 88 KB): most of it is each slot's staff
+    and places; a text, its length and a string's header."""
+    if isinstance(kept, tuple):
+        return 56 + sum(49 + len(text) for text in kept[1])
+    return 100 + sum(186 + 56 * len(slot.staff) for slot in kept.slots)
 
 
 def _encode(until: float, slots: Iterable[Slot]) -> bytes:

@@ -258,7 +258,7 @@ def _search(
     step = int(rules.slot_step.total_seconds())
     if duration <= 0 or step <= 0:
         raise ValueError("duration and slot_step must be positive")
-    earliest, latest = _bounds(rules, window_start, window_end, now)
+    earliest, latest = booking_window_bounds(rules, window_start, window_end, now)
     if latest < earliest:
         return None
     first_day = datetime.fromtimestamp(earliest, zone).date() - timedelta(days=1)
@@ -280,11 +280,12 @@ def _search(
     )
 
 
-def _bounds(
+def booking_window_bounds(
     rules: SlotRules, window_start: datetime, window_end: datetime, now: datetime
 ) -> tuple[int, int]:
-    """The first and last start (UTC seconds) the window and the booking window allow at
-    ``now``."""
+    """The first and last start (UTC seconds, both included) the window and the booking window
+    allow at ``now``: what :func:`in_booking_window` keeps, for a caller holding starts sorted
+    (a cut by bisection)."""
     now_s = _seconds(now)
     earliest = max(_seconds(window_start), now_s + int(rules.min_notice.total_seconds()))
     latest = min(_seconds(window_end) - 1, now_s + int(rules.max_ahead.total_seconds()))
@@ -437,7 +438,7 @@ def in_booking_window(
 ) -> list[Slot]:
     """The ``slots`` that start in the window and that the booking window (``min_notice``,
     ``max_ahead``) allows at ``now``."""
-    earliest, latest = _bounds(rules, window_start, window_end, now)
+    earliest, latest = booking_window_bounds(rules, window_start, window_end, now)
     return [slot for slot in slots if earliest <= _seconds(slot.start) <= latest]
 
 

@@ -8,15 +8,17 @@ every query is bounded by the pool's staff ids and by the time window (indexes o
 from __future__ import annotations
 
 import time
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     CompoundSelect,
     Integer,
     Select,
@@ -34,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from bookwise.availability.cache import SlotCache
+from bookwise.availability.cache import Day, SlotCache
 from bookwise.availability.engine import (
     BUSY,
     TIME_OFF,
@@ -44,10 +46,10 @@ from bookwise.availability.engine import (
     Slot,
     SlotRules,
     StaffTime,
+    booking_window_bounds,
     explain_start,
     find_free_slots,
     find_slots_any_time,
-    in_booking_window,
     workflow_rules,
 )
 from bookwise.bookings.models import Booking, WaitlistEntry
@@ -92,6 +94,10 @@ class Availability:
 
     slots: list[Slot]
     pool: list[PoolMember]
+    # Read through the slot cache: the days the slots are, each with the range of its slots
+    # that the window and the booking window keep (``slots`` is those, in order). A caller can
+    # keep what it makes of a day beside it (SlotCache.rendered).
+    days: tuple[tuple[Day, int, int], ...] = ()
 
     def slug_of(self, staff_id: int) -> str:
         return self._slugs[staff_id]
@@ -119,8 +125,10 @@ def slot_rules(
     return workflow_rules(workflow, calendar.timezone, service.id)
 
 
+@lru_cache(maxsize=4096)
 def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The real-time window of the local days ``first`` to ``last`` (inclusive) in ``zone``."""
+    """The real-time window of the local days ``first`` to ``last`` (inclusive) in ``zone``.
+    Kept (a cached search asks for the bounds of each day it reads, at every request)."""
     start = local_instant(first, 0, zone, earliest=True)
     end = local_instant(last + timedelta(days=1), 0, zone, earliest=True)
     return datetime.fromtimestamp(start, ZoneInfo("UTC")), datetime.fromtimestamp(
@@ -148,7 +156,9 @@ def read_pool(
     columns: tuple[Any, ...] = (
         (StaffMember, func.coalesce(AssignmentTurn.turn, 0)) if for_booking else _POOL_COLUMNS
     )
-    rows = session.execute(_pool_query(service, columns, for_booking))
+    rows = session.execute(
+        _pool_query(service.calendar_id, service.id, service.pool_by_tags, columns, for_booking)
+    )
     members = [
         replace(_member(row[0]), turn=row[1]) if for_booking else _member(row) for row in rows
     ]
@@ -160,35 +170,61 @@ def read_pool_versions(
 ) -> tuple[list[PoolMember], int]:
     """:func:`read_pool` with each member's ``slots_version``, and the calendar's, in the same
     query: what the slot cache names its entries after (bookwise.availability.cache)."""
+    rows = session.execute(
+        _pool_versions_statement(service.pool_by_tags),
+        {"calendar_id": service.calendar_id, "service_id": service.id},
+    ).all()
+    if not rows:
+        return [], 0  # no one: no slot to keep
+    members = [
+        PoolMember(
+            row.id,
+            row.slug,
+            row.name,
+            tuple(row.tags or ()),
+            bool(row.uses_calendar_hours),
+            version=row.slots_version,
+        )
+        for row in rows
+    ]
+    return _tagged(members, service, workflow), rows[0].calendar_version
+
+
+@cache
+def _pool_versions_statement(by_tags: bool) -> Select[*tuple[Any, ...]]:
+    """The statement of :func:`read_pool_versions`, built once (a cached search runs it at
+    every request), with bind parameters ``calendar_id`` and ``service_id``."""
+    calendar_id = bindparam("calendar_id", type_=Integer())
     calendar_version = (
         select(Calendar.slots_version)
-        .where(Calendar.id == service.calendar_id)
+        .where(Calendar.id == calendar_id)
         .scalar_subquery()
         .label("calendar_version")
     )
     columns = (*_POOL_COLUMNS, StaffMember.slots_version, calendar_version)
-    rows = session.execute(_pool_query(service, columns, for_booking=False)).all()
-    if not rows:
-        return [], 0  # no one: no slot to keep
-    members = [replace(_member(row), version=row.slots_version) for row in rows]
-    return _tagged(members, service, workflow), rows[0].calendar_version
+    return _pool_query(
+        calendar_id, bindparam("service_id", type_=Integer()), by_tags, columns, for_booking=False
+    )
 
 
 def _pool_query(
-    service: Service, columns: tuple[Any, ...], for_booking: bool
+    calendar_id: Any, service_id: Any, by_tags: bool, columns: tuple[Any, ...], for_booking: bool
 ) -> Select[*tuple[Any, ...]]:
+    """The pool of the service ``service_id`` of the calendar ``calendar_id`` (values, or bind
+    parameters), in priority order: its calendar's staff when ``by_tags`` (the tags are
+    matched by :func:`_tagged`), else its own list."""
     available = and_(StaffMember.bookable, StaffMember.invitation == "accepted")
-    if service.pool_by_tags:
+    if by_tags:
         query = (
             select(*columns)
-            .where(StaffMember.calendar_id == service.calendar_id, available)
+            .where(StaffMember.calendar_id == calendar_id, available)
             .order_by(StaffMember.id)
         )
     else:
         query = (
             select(*columns)
             .join(ServiceStaff, ServiceStaff.staff_id == StaffMember.id)
-            .where(ServiceStaff.service_id == service.id, available)
+            .where(ServiceStaff.service_id == service_id, available)
             .order_by(ServiceStaff.position)
         )
     if for_booking:
@@ -196,7 +232,7 @@ def _pool_query(
             AssignmentTurn,
             and_(
                 AssignmentTurn.staff_id == StaffMember.id,
-                AssignmentTurn.service_id == service.id,
+                AssignmentTurn.service_id == service_id,
             ),
         )
     return query
@@ -759,12 +795,17 @@ def _cached_availability(
             slots, until = _any_time(asked, rules, pool, bounds_of_run)
             for slot in slots:
                 by_day[slot.start.astimezone(zone).date()].append(slot)
-            found = {i: tuple(by_day[days[i]]) for i in run}
-            cache.put({names[i]: day_slots for i, day_slots in found.items()}, now, until)
-        for i, day_slots in found.items():
-            kept[i] = day_slots
-    every = [slot for day in kept for slot in day or ()]
-    return Availability(in_booking_window(rules, every, *window, now), pool)
+            made = cache.put({names[i]: by_day[days[i]] for i in run}, now, until)
+        kept[run[0] : run[-1] + 1] = made
+    # The booking window's cut (in_booking_window), by bisection of each day's starts.
+    earliest, latest = booking_window_bounds(rules, *window, now)
+    cut = []
+    for day in kept:
+        assert day is not None
+        first_kept, after_kept = bisect_left(day.starts, earliest), bisect_right(day.starts, latest)
+        if first_kept < after_kept:
+            cut.append((day, first_kept, after_kept))
+    return Availability([slot for day, i, j in cut for slot in day.slots[i:j]], pool, tuple(cut))
 
 
 def _margin(workflow: Workflow) -> timedelta:
@@ -791,15 +832,24 @@ def read_slot_versions(
     if not staff_ids:
         return {}
     rows = session.execute(
+        _slot_versions_statement(), {"staff_ids": staff_ids, "first": first, "last": last}
+    )
+    return {int(block): int(total) for block, total in rows}
+
+
+@cache
+def _slot_versions_statement() -> Select[int, int]:
+    """The statement of :func:`read_slot_versions`, built once, with bind parameters
+    ``staff_ids`` (expanding), ``first`` and ``last``."""
+    return (
         select(SlotVersion.block, func.sum(SlotVersion.version))
         .where(
-            SlotVersion.staff_id.in_(staff_ids),
-            SlotVersion.block >= first,
-            SlotVersion.block <= last,
+            SlotVersion.staff_id.in_(bindparam("staff_ids", expanding=True)),
+            SlotVersion.block >= bindparam("first", type_=BigInteger()),
+            SlotVersion.block <= bindparam("last", type_=BigInteger()),
         )
         .group_by(SlotVersion.block)
     )
-    return {int(block): int(total) for block, total in rows}
 
 
 # How long the versions of a past block are kept: a day's slots are never found from blocks

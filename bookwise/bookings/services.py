@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from bookwise.availability.assignment import (
     STRATEGIES,
@@ -244,6 +244,9 @@ def _service_statement() -> Select[Calendar, Service, WorkflowVersion, bool]:
             Calendar.slug == bindparam("calendar_slug"),
             WorkflowRecord.slug == bindparam("workflow_slug"),
         )
+        # The version's texts are read when used: its definition once per process
+        # (workflow_of keeps what it builds), not at every request.
+        .options(defer(WorkflowVersion.definition), defer(WorkflowVersion.source_text))
     )
 
 
