@@ -12,12 +12,15 @@ from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from bookwise.availability.cache import slot_cache_for
 from bookwise.clock import Clock, system_clock
 from bookwise.config import Settings, load_settings, secret_key_of
 from bookwise.database import open_database
+from bookwise.db import is_busy
 from bookwise.errors import NotFound
 from bookwise.formatting import LOCALE_DIR
 from bookwise.i18n import (
@@ -200,6 +203,10 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+# Seconds a client is asked to wait when the database was too busy to answer (a 503).
+BUSY_RETRY_AFTER = 2
+
+
 def _register_error_pages(app: Flask) -> None:
     def render_error(code: int, title: str, message: str) -> tuple[str, int]:
         return render_template("error.html", code=code, title=title, message=message), code
@@ -283,6 +290,26 @@ def _register_error_pages(app: Flask) -> None:
                 {"Retry-After": str(retry_after_seconds())},
             )
         return render_error(code, title, message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def database_busy(error: Exception) -> tuple[Any, ...]:
+        """A database too busy to answer in time (SQLite's writer lock held past its busy
+        timeout, a PostgreSQL lock timeout or deadlock, no pooled connection free): the
+        transaction was rolled back, so the same request may be sent again. 503 with
+        Retry-After, never a 500."""
+        if isinstance(error, OperationalError) and not is_busy(error):
+            return internal_error(error)
+        app.logger.warning("the database is busy, %s answered 503: %s", request.path, error)
+        retry = {"Retry-After": str(BUSY_RETRY_AFTER)}
+        if request.path.startswith("/api/"):
+            message = (
+                "the database is busy with other requests; nothing was changed: send the same "
+                "request again after the seconds in Retry-After"
+            )
+            return (*api_error(503, "busy", message), retry)
+        title, message = gettext("Something went wrong"), gettext("Please try again in a moment.")
+        return (*render_error(503, title, message), retry)
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> tuple[str, int] | tuple[Response, int]:
