@@ -413,26 +413,20 @@ def run(ctx: click.Context, config_path: Path | None, host: str, port: int, cloc
     server.serve_forever()  # returns on Ctrl+C, the server closed
 
 
-def _default_workers() -> int:
-    from bookwise.serving import cores_here, default_workers
-
-    return default_workers(cores_here())
-
-
 @cli.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers",
-    default=_default_workers,
-    show_default="two per core, at most 8",
+    default=2,
+    show_default=True,
     type=click.IntRange(1, 64),
-    help="Web processes (each holds its own database pool and slot cache).",
+    help="Web processes (about two per core; each holds its own database pool).",
 )
 @click.option(
     "--threads",
-    default=2,
+    default=4,
     show_default=True,
     type=click.IntRange(1, 64),
     help="Threads per process (requests waiting on the database overlap).",

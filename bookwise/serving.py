@@ -24,26 +24,6 @@ from bookwise.errors import BookwiseError
 METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 
 
-# The most web processes `bookwise serve` starts by default, whatever the machine: each holds its
-# own database pool and slot cache.
-MOST_DEFAULT_WORKERS = 8
-
-
-def default_workers(cores: int) -> int:
-    """The web processes `bookwise serve` starts on a machine of ``cores`` cores: two per core
-    (a request's Python holds its process's interpreter, so processes, not threads, use the
-    cores), at most :data:`MOST_DEFAULT_WORKERS`."""
-    return max(1, min(MOST_DEFAULT_WORKERS, 2 * cores))
-
-
-def cores_here() -> int:
-    """The cores this process may run on (its CPU affinity, a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def prepare_metrics_folder(settings: Settings) -> Path:
     """The folder the processes write their metrics to (``PROMETHEUS_MULTIPROC_DIR``, else
     ``metrics/`` in the instance folder), emptied: the figures of a previous run would be added

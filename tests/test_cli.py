@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import sqlalchemy as sa
 
@@ -387,18 +385,3 @@ def test_init_warns_of_a_missing_workflows_folder(bookwise_cli: Any, tmp_path: P
     result = bookwise_cli("init", "--config", str(config))
     assert result.exit_code == 0, result.stderr
     assert f"warning: the workflows folder {tmp_path / 'flows'} does not exist" in result.stderr
-
-
-def test_serve_starts_two_processes_per_core_by_default_and_at_most_eight() -> None:
-    """A request's Python holds its process's interpreter: processes use the cores, threads
-    overlap the waits (benchmarks/load.py, docs/performance.md). Capped, since each process
-    holds its own database pool and slot cache."""
-    from bookwise.cli import serve
-    from bookwise.serving import cores_here, default_workers
-
-    assert [default_workers(n) for n in (1, 2, 3, 4, 16, 64)] == [2, 4, 6, 8, 8, 8]
-    options = {p.name: p for p in serve.params}
-    with click.Context(serve) as ctx:
-        assert options["workers"].get_default(ctx) == default_workers(cores_here())
-        assert options["threads"].get_default(ctx) == 2
-    assert 1 <= cores_here() <= (os.cpu_count() or 1)
