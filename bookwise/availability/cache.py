@@ -68,7 +68,7 @@ class Day:
 
     name: str
     slots: tuple[Slot, ...]
-    starts: tuple[int, ...] = field(repr=False, default=())
+    starts: tuple[int, ...] = field(repr=False)
 
     @classmethod
     def of(cls, name: str, slots: Sequence[Slot]) -> Day:
